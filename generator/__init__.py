@@ -1,0 +1,1 @@
+"""The generator worker: fills the Word templates into pseudonymised documents."""

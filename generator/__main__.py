@@ -1,0 +1,3 @@
+from generator.worker import main
+
+main()

@@ -1,0 +1,105 @@
+"""RQ entry points: ids in, a stored encrypted document out; never personal data in Redis.
+
+Deterministic failures (a broken template) are recorded on the job row in French and not
+retried; anything else is released for RQ's retry, and a killed worker's row is picked up
+again by the sweep once its lease expires.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+
+from sqlalchemy.orm import Session
+
+from generator import runtime
+from generator.contexts import BUILDERS
+from generator.render import RenderError, render, template_path
+from shared import audit
+from shared.domain import documents
+from shared.encrypted import Vault
+from shared.models import DocumentJob, GeneratedDocument, Meeting, User
+from shared.queue import PayloadError, verify_payload
+
+log = logging.getLogger(__name__)
+
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+FILENAMES = {"agenda": "ordre-du-jour"}
+
+
+def run_document_job(payload: dict) -> dict | None:
+    """Build the document of one DocumentJob row; returns ids only."""
+    rt = runtime.current()
+    with rt.sessions() as session:
+        try:
+            verify_payload(rt.keyring, payload)
+        except PayloadError as exc:
+            log.warning("refused job payload: %s", exc)
+            audit.record(session, rt.keyring, audit.WORKER, "job_refused", purpose=str(exc))
+            session.commit()
+            return None
+        job = documents.claim(session, str(payload["job"]))
+        session.commit()
+        if job is None:  # done already, or another worker holds a live lease: single use
+            log.info("job %s not claimable, skipped", payload["job"])
+            return None
+        try:
+            document = _build(session, rt, job, payload["requester"])
+        except RenderError as exc:
+            session.rollback()
+            documents.fail(session, job, "template",
+                           f"Le modèle de document est invalide ({exc.place}). "
+                           "Le document précédent reste disponible.")
+            session.commit()
+            log.error("job %s failed: template %s", job.id, exc.template)
+            return {"job": job.uuid, "status": "failed"}
+        except PermissionError:
+            session.rollback()
+            documents.fail(session, job, "forbidden",
+                           "Le demandeur n'a plus le droit de générer ce document.")
+            session.commit()
+            return {"job": job.uuid, "status": "failed"}
+        except Exception:
+            session.rollback()
+            documents.release_for_retry(session, job)
+            session.commit()
+            log.exception("job %s: transient failure, released for retry", job.id)
+            raise
+        log.info("job %s done: document %s", job.id, document.id)
+        return {"job": job.uuid, "document": document.uuid, "status": "done"}
+
+
+def _requester_may_generate(session: Session, requester_id: int | None, meeting: Meeting) -> bool:
+    if requester_id is None:  # the CLI on the server itself
+        return True
+    user = session.get(User, requester_id)
+    return bool(user and user.active and meeting.circonscription_id in user.circonscription_ids)
+
+
+def _build(session: Session, rt: runtime.Runtime, job: DocumentJob,
+           requester_id: int | None) -> GeneratedDocument:
+    meeting = session.get(Meeting, job.meeting_id)
+    if meeting is None or not _requester_may_generate(session, requester_id, meeting):
+        raise PermissionError
+    builder, _keys = BUILDERS[job.kind]
+    documents.set_step(session, job, "préparation des données")
+    session.commit()
+    context = builder(session, meeting, job.content_version, date.today())
+    documents.set_step(session, job, "mise en page")
+    session.commit()
+    body = render(template_path(rt.settings.templates_dir, job.kind), context)
+    documents.set_step(session, job, "chiffrement et enregistrement")
+    document = GeneratedDocument(
+        meeting_id=meeting.id, kind=job.kind, content_version=job.content_version,
+        filename=f"{FILENAMES[job.kind]}-{meeting.starts_at:%Y-%m-%d}-v{job.content_version}.docx",
+        media_type=DOCX, size=len(body), body=b"",
+    )
+    session.add(document)
+    session.flush()
+    Vault(session, rt.keyring, audit.WORKER).seal_blob(document, "body", body)
+    documents.complete(session, job, document)
+    audit.record(session, rt.keyring, audit.WORKER, "document_generated",
+                 object_type="generated_documents", object_ids=[document.id],
+                 purpose=f"job {job.id}")
+    session.commit()
+    return document

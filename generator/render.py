@@ -1,0 +1,43 @@
+"""render(template, context) -> .docx bytes, with docxtpl and autoescape; no DB, no Redis."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from docxtpl import DocxTemplate
+from jinja2 import TemplateError
+
+TEMPLATES = {"agenda": "ordre_du_jour.docx"}
+
+
+class RenderError(Exception):
+    """A deterministic template failure; ``place`` says where, for the user-facing message."""
+
+    def __init__(self, template: str, place: str) -> None:
+        super().__init__(f"template {template}: {place}")
+        self.template = template
+        self.place = place
+
+
+def template_path(templates_dir: Path, kind: str) -> Path:
+    return templates_dir / TEMPLATES[kind]
+
+
+def render(path: Path, context: dict) -> bytes:
+    """Fill one template; values are XML-escaped (autoescape), never evaluated."""
+    template = DocxTemplate(str(path))
+    try:
+        template.render(context, autoescape=True)
+    except TemplateError as exc:
+        line = getattr(exc, "lineno", None)
+        where = f"ligne {line} du modèle" if line else "modèle"
+        raise RenderError(path.name, f"{where} : {type(exc).__name__}") from None
+    out = io.BytesIO()
+    template.save(out)
+    return out.getvalue()
+
+
+def undeclared_variables(path: Path) -> set[str]:
+    """The top-level names a template uses (compared with its context builder in tests)."""
+    return DocxTemplate(str(path)).get_undeclared_template_variables()

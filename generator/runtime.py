@@ -1,0 +1,50 @@
+"""What a worker process holds: settings, its database engine, its keyring (no identity chain).
+
+Initialised once by ``worker.main`` before any fork; a forked work horse re-opens its own
+database connections instead of sharing the parent's sockets.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared.config import Settings
+from shared.crypto import KeyRing
+from shared.db import make_engine, make_session_factory
+from shared.keys import load_keyring
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    keyring: KeyRing
+    pid: int
+
+
+_runtime: Runtime | None = None
+
+
+def init(settings: Settings) -> Runtime:
+    """Load the worker's keyring (content, audit, jobs chains only) and database engine."""
+    global _runtime
+    settings = settings.for_worker()
+    engine = make_engine(settings)
+    _runtime = Runtime(settings, engine, make_session_factory(engine), load_keyring(settings),
+                       os.getpid())
+    return _runtime
+
+
+def current() -> Runtime:
+    if _runtime is None:
+        raise RuntimeError("generator runtime not initialised (start it with python -m generator)")
+    if _runtime.pid != os.getpid():
+        # In a forked child: drop the parent's pooled connections without closing them.
+        _runtime.engine.dispose(close=False)
+        _runtime.pid = os.getpid()
+    return _runtime

@@ -1,0 +1,73 @@
+"""The worker process: an RQ Worker on the documents queue with the JSON serializer.
+
+docxtpl is imported before forking so each job's work horse starts warm. Between jobs the
+worker sweeps the outbox: jobs never sent (Redis was down), lost, or abandoned by a killed
+worker past their lease are sent again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import docxtpl  # noqa: F401  (preloaded before fork: each job starts warm)
+import redis
+from rq import Worker
+from rq.serializers import JSONSerializer
+
+from generator import runtime
+from shared.config import Settings, load_settings
+from shared.domain import documents
+from shared.keys import record_key_versions
+from shared.logs import configure_logging
+from shared.queue import document_queue, enqueue_document_job, redis_connection
+
+log = logging.getLogger(__name__)
+
+SWEEP_INTERVAL = 15  # seconds between outbox sweeps
+
+
+def sweep(rt: runtime.Runtime, connection: redis.Redis) -> int:
+    """Send every job that needs it; returns how many were sent."""
+    sent = 0
+    with rt.sessions() as session:
+        for job in documents.jobs_to_send(session):
+            enqueue_document_job(connection, rt.keyring, job.uuid, job.requested_by)
+            documents.mark_sent(session, job)
+            session.commit()
+            sent += 1
+    if sent:
+        log.info("sweep sent %d document job(s)", sent)
+    return sent
+
+
+class DocumentWorker(Worker):
+    """RQ's forking worker plus the outbox sweep in its maintenance step."""
+
+    def run_maintenance_tasks(self) -> None:
+        super().run_maintenance_tasks()
+        try:
+            sweep(runtime.current(), self.connection)
+        except redis.RedisError:
+            log.warning("sweep skipped: Redis unavailable")
+
+
+def main(settings: Settings | None = None) -> None:
+    settings = settings or load_settings()
+    configure_logging(settings, "worker")
+    rt = runtime.init(settings)
+    with rt.sessions() as session:
+        record_key_versions(session, rt.keyring)
+        session.commit()
+    connection = redis_connection(rt.settings)
+    while True:  # wait for Redis instead of dying when it is not up yet
+        try:
+            connection.ping()
+            break
+        except redis.RedisError:
+            log.warning("Redis unavailable, retrying in 2 s")
+            time.sleep(2)
+    sweep(rt, connection)
+    worker = DocumentWorker([document_queue(connection)], connection=connection,
+                            serializer=JSONSerializer, maintenance_interval=SWEEP_INTERVAL)
+    worker.work(with_scheduler=True, logging_level=settings.log_level)

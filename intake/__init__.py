@@ -1,0 +1,69 @@
+"""The intake web app: create_app(settings) builds it in a short list of steps."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Flask
+
+from shared.config import Settings, load_settings
+from shared.db import make_engine, make_session_factory
+from shared.keys import load_keyring
+from shared.logs import configure_logging
+from shared.passwords import use_fast_hashing
+from shared.queue import redis_connection
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or load_settings()
+    configure_logging(settings, "web")
+    use_fast_hashing(settings.fast_password_hashing)
+
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.is_production,
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=10),
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
+        MAX_CONTENT_LENGTH=2 * 1024 * 1024,
+    )
+    engine = make_engine(settings)
+    app.extensions["icli"] = Services(
+        settings=settings,
+        engine=engine,
+        sessions=make_session_factory(engine),
+        keyring=load_keyring(settings),
+        redis=redis_connection(settings),
+    )
+
+    from intake import access, dbsession, errors, extensions
+
+    extensions.init_app(app)
+    dbsession.init_app(app)
+    access.init_app(app)
+    errors.register_error_handlers(app)
+    _register_blueprints(app)
+    return app
+
+
+def _register_blueprints(app: Flask) -> None:
+    from intake.admin.views import bp as admin
+    from intake.auth.views import bp as auth
+    from intake.main.views import bp as main
+    from intake.meetings.views import bp as meetings
+
+    for blueprint in (main, auth, admin, meetings):
+        app.register_blueprint(blueprint)
+
+
+class Services:
+    """Process-wide objects the views reach through ``current_app.extensions["icli"]``."""
+
+    def __init__(self, *, settings, engine, sessions, keyring, redis) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.sessions = sessions
+        self.keyring = keyring
+        self.redis = redis

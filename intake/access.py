@@ -1,0 +1,71 @@
+"""Who may do what: the user loader, role checks as decorators, scope checks as helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+
+from flask import Flask, abort, redirect, request, url_for
+from flask_login import current_user, login_required
+from sqlalchemy.orm import selectinload
+
+from intake.dbsession import db
+from intake.extensions import login_manager
+from shared.models import Meeting, User
+
+# Endpoints a user who must change their password can still reach.
+_PASSWORD_CHANGE_ALLOWED = {"auth.change_password", "auth.logout", "static", "main.healthz"}
+
+
+def role_required(*roles: str) -> Callable:
+    """Logged in, active, and holding one of ``roles``; 403 otherwise."""
+
+    def decorator(view: Callable) -> Callable:
+        @wraps(view)
+        @login_required
+        def wrapped(*args, **kwargs):
+            if not any(current_user.has_role(role) for role in roles):
+                abort(403)
+            return view(*args, **kwargs)
+
+        wrapped.required_roles = roles  # read by the route-walking test
+        return wrapped
+
+    return decorator
+
+
+def meeting_in_scope(meeting_id: int) -> Meeting:
+    """A meeting of one of the facilitator's circonscriptions; 404 for anything else."""
+    meeting = db().get(Meeting, meeting_id)
+    if meeting is None or meeting.circonscription_id not in current_user.circonscription_ids:
+        abort(404)
+    return meeting
+
+
+def init_app(app: Flask) -> None:
+    @login_manager.user_loader
+    def load_user(user_id: str) -> User | None:
+        if not user_id.isdigit():
+            return None
+        user = db().get(User, int(user_id), options=[selectinload(User.roles)])
+        return user if user is not None and user.active else None
+
+    @app.before_request
+    def _force_password_change():
+        if (current_user.is_authenticated and current_user.must_change_password
+                and request.endpoint not in _PASSWORD_CHANGE_ALLOWED):
+            return redirect(url_for("auth.change_password"))
+        return None
+
+    @app.after_request
+    def _security_headers(response):
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+            "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        )
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        # Pages may show personal data: never keep them in a shared or browser cache.
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response

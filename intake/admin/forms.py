@@ -1,0 +1,46 @@
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    EmailField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    SubmitField,
+)
+from wtforms.validators import DataRequired, Length, Optional, Regexp
+
+from shared.models.reference import STRUCTURE_TYPES
+from shared.models.user import ROLES
+
+
+class UserForm(FlaskForm):
+    email = EmailField("Adresse e-mail professionnelle",
+                       validators=[DataRequired("L'adresse e-mail est obligatoire."),
+                                   Length(max=254)])
+    full_name = StringField("Nom et prénom",
+                            validators=[DataRequired("Le nom est obligatoire."), Length(max=160)])
+    role = SelectField("Rôle", choices=list(ROLES.items()))
+    structure_id = SelectField("Structure (référent·e)", coerce=int, validators=[Optional()])
+    circonscription_ids = SelectMultipleField("Circonscriptions (animation)", coerce=int,
+                                              validators=[Optional()])
+    submit = SubmitField("Créer le compte")
+
+
+class CirconscriptionForm(FlaskForm):
+    code = StringField("Code (ex. C07)",
+                       validators=[DataRequired("Le code est obligatoire."),
+                                   Regexp(r"^[A-Z0-9]{2,8}$",
+                                          message="2 à 8 lettres majuscules ou chiffres.")])
+    name = StringField("Nom", validators=[DataRequired("Le nom est obligatoire."),
+                                          Length(max=120)])
+    active = BooleanField("Active", default=True)
+    submit = SubmitField("Enregistrer")
+
+
+class StructureForm(FlaskForm):
+    name = StringField("Nom", validators=[DataRequired("Le nom est obligatoire."),
+                                          Length(max=160)])
+    type = SelectField("Type", choices=list(STRUCTURE_TYPES.items()))
+    circonscription_id = SelectField("Circonscription", coerce=int)
+    active = BooleanField("Active", default=True)
+    submit = SubmitField("Enregistrer")

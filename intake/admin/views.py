@@ -1,0 +1,144 @@
+"""Administrators: accounts and reference data. No access to beneficiaries' data."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from intake.access import role_required
+from intake.admin.forms import CirconscriptionForm, StructureForm, UserForm
+from intake.dbsession import db, record
+from shared.domain import reference, users
+from shared.errors import DomainError
+from shared.models import Circonscription, Structure, User
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+def _choices(form: UserForm | StructureForm) -> None:
+    session = db()
+    circs = session.scalars(select(Circonscription).order_by(Circonscription.code)).all()
+    circ_choices = [(c.id, f"{c.code} – {c.name}") for c in circs]
+    if isinstance(form, UserForm):
+        structures = session.scalars(select(Structure).order_by(Structure.name)).all()
+        form.structure_id.choices = [(0, "—")] + [(s.id, s.name) for s in structures]
+        form.circonscription_ids.choices = circ_choices
+    else:
+        form.circonscription_id.choices = [(0, "— (aucune)"), *circ_choices]
+
+
+@bp.route("/utilisateurs")
+@role_required("admin")
+def users_list():
+    accounts = db().scalars(select(User).order_by(User.full_name)).all()
+    return render_template("admin/users.html", accounts=accounts)
+
+
+@bp.route("/utilisateurs/nouveau", methods=["GET", "POST"])
+@role_required("admin")
+def user_new():
+    form = UserForm()
+    _choices(form)
+    if form.validate_on_submit():
+        password = users.generate_password()
+        spec = users.RoleSpec(form.role.data, structure_id=form.structure_id.data or None,
+                              circonscription_ids=tuple(form.circonscription_ids.data or ()))
+        try:
+            user = users.create_user(db(), email=form.email.data, full_name=form.full_name.data,
+                                     password=password, role=spec, must_change_password=True)
+        except DomainError as exc:
+            flash(exc.message, "error")
+        else:
+            record("user_created", object_type="users", object_ids=[user.id],
+                   fields=[form.role.data])
+            db().commit()
+            return render_template("admin/password_shown.html", account=user, password=password)
+    return render_template("admin/user_new.html", form=form)
+
+
+@bp.route("/utilisateurs/<int:user_id>/<any(activer, desactiver):action>", methods=["POST"])
+@role_required("admin")
+def user_set_active(user_id: int, action: str):
+    user = db().get(User, user_id) or abort(404)
+    if user.id == current_user.id:
+        flash("Vous ne pouvez pas désactiver votre propre compte.", "error")
+        return redirect(url_for("admin.users_list"))
+    users.set_active(db(), user, action == "activer")
+    record("user_activated" if user.active else "user_deactivated", object_type="users",
+           object_ids=[user.id])
+    db().commit()
+    flash("Compte réactivé." if user.active else "Compte désactivé.", "success")
+    return redirect(url_for("admin.users_list"))
+
+
+@bp.route("/utilisateurs/<int:user_id>/reinitialiser", methods=["POST"])
+@role_required("admin")
+def user_reset(user_id: int):
+    user = db().get(User, user_id) or abort(404)
+    password = users.reset_password(db(), user)
+    record("password_reset", object_type="users", object_ids=[user.id])
+    db().commit()
+    return render_template("admin/password_shown.html", account=user, password=password)
+
+
+@bp.route("/circonscriptions")
+@role_required("admin")
+def circonscriptions():
+    rows = db().scalars(select(Circonscription).order_by(Circonscription.code)).all()
+    return render_template("admin/circonscriptions.html", rows=rows)
+
+
+@bp.route("/circonscriptions/nouvelle", methods=["GET", "POST"], defaults={"circ_id": None})
+@bp.route("/circonscriptions/<int:circ_id>", methods=["GET", "POST"])
+@role_required("admin")
+def circonscription_edit(circ_id: int | None):
+    circ = (db().get(Circonscription, circ_id) or abort(404)) if circ_id else None
+    form = CirconscriptionForm(obj=circ)
+    if form.validate_on_submit():
+        try:
+            saved = reference.save_circonscription(db(), circ, code=form.code.data,
+                                                   name=form.name.data, active=form.active.data)
+        except DomainError as exc:
+            flash(exc.message, "error")
+        else:
+            record("circonscription_saved", object_type="circonscriptions",
+                   object_ids=[saved.id])
+            db().commit()
+            flash("Circonscription enregistrée.", "success")
+            return redirect(url_for("admin.circonscriptions"))
+    return render_template("admin/edit.html", form=form,
+                           title="Circonscription" if circ else "Nouvelle circonscription")
+
+
+@bp.route("/structures")
+@role_required("admin")
+def structures():
+    rows = db().scalars(select(Structure).order_by(Structure.name)).all()
+    return render_template("admin/structures.html", rows=rows)
+
+
+@bp.route("/structures/nouvelle", methods=["GET", "POST"], defaults={"structure_id": None})
+@bp.route("/structures/<int:structure_id>", methods=["GET", "POST"])
+@role_required("admin")
+def structure_edit(structure_id: int | None):
+    structure = (db().get(Structure, structure_id) or abort(404)) if structure_id else None
+    form = StructureForm(obj=structure)
+    _choices(form)
+    if structure is not None and not form.is_submitted():
+        form.circonscription_id.data = structure.circonscription_id or 0
+    if form.validate_on_submit():
+        try:
+            saved = reference.save_structure(
+                db(), structure, name=form.name.data, type=form.type.data,
+                circonscription_id=form.circonscription_id.data or None,
+                active=form.active.data)
+        except DomainError as exc:
+            flash(exc.message, "error")
+        else:
+            record("structure_saved", object_type="structures", object_ids=[saved.id])
+            db().commit()
+            flash("Structure enregistrée.", "success")
+            return redirect(url_for("admin.structures"))
+    return render_template("admin/edit.html", form=form,
+                           title="Structure" if structure else "Nouvelle structure")

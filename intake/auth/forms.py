@@ -1,0 +1,23 @@
+from flask_wtf import FlaskForm
+from wtforms import EmailField, PasswordField, SubmitField
+from wtforms.validators import DataRequired, EqualTo, Length
+
+
+class LoginForm(FlaskForm):
+    email = EmailField("Adresse e-mail professionnelle",
+                       validators=[DataRequired("Indiquez votre adresse e-mail."), Length(max=254)])
+    password = PasswordField("Mot de passe",
+                             validators=[DataRequired("Indiquez votre mot de passe."),
+                                         Length(max=256)])
+    submit = SubmitField("Se connecter")
+
+
+class ChangePasswordForm(FlaskForm):
+    current = PasswordField("Mot de passe actuel",
+                            validators=[DataRequired("Indiquez votre mot de passe actuel.")])
+    new = PasswordField("Nouveau mot de passe (12 caractères au moins)",
+                        validators=[DataRequired("Choisissez un nouveau mot de passe."),
+                                    Length(max=256)])
+    confirm = PasswordField("Confirmez le nouveau mot de passe",
+                            validators=[EqualTo("new", "Les deux mots de passe diffèrent.")])
+    submit = SubmitField("Changer le mot de passe")

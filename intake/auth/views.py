@@ -1,0 +1,61 @@
+"""Login, logout and password change."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+
+from intake.auth.forms import ChangePasswordForm, LoginForm
+from intake.dbsession import db, record
+from shared.domain import users
+from shared.errors import InvalidInput
+
+bp = Blueprint("auth", __name__)
+
+
+@bp.route("/connexion", methods=["GET", "POST"])
+def login():
+    if current_user.is_authenticated:
+        return redirect(url_for("main.home"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        session = db()
+        try:
+            user = users.authenticate(session, form.email.data, form.password.data,
+                                      request.remote_addr or "")
+        except InvalidInput as exc:
+            # Counted per hashed account and address; the e-mail itself is not logged.
+            record("login_failed", purpose=type(exc).__name__)
+            session.commit()
+            flash(exc.message, "error")
+            return render_template("auth/login.html", form=form), 401
+        login_user(user)
+        record("login", object_type="users", object_ids=[user.id])
+        session.commit()
+        return redirect(url_for("main.home"))
+    return render_template("auth/login.html", form=form)
+
+
+@bp.route("/deconnexion", methods=["POST"])
+@login_required
+def logout():
+    logout_user()
+    flash("Vous êtes déconnecté·e.", "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/mot-de-passe", methods=["GET", "POST"])
+@login_required
+def change_password():
+    form = ChangePasswordForm()
+    if form.validate_on_submit():
+        try:
+            users.change_password(db(), current_user, form.current.data, form.new.data)
+        except InvalidInput as exc:
+            flash(exc.message, "error")
+        else:
+            record("password_changed", object_type="users", object_ids=[current_user.id])
+            db().commit()
+            flash("Votre mot de passe a été changé.", "success")
+            return redirect(url_for("main.home"))
+    return render_template("auth/change_password.html", form=form)

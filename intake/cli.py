@@ -1,0 +1,351 @@
+"""The ``icli`` command: run the instance, migrate, manage users, seed a demo, check integrity."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+
+from shared import audit
+from shared.config import ConfigError, Settings, load_settings
+from shared.db import make_engine, make_session_factory
+from shared.keys import ensure_keyring, load_keyring, record_key_versions
+
+DEFAULT_PORT = 8000
+_PR_SET_PDEATHSIG = 1
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Children get SIGTERM if `icli run` dies, even by SIGKILL: nothing is left behind."""
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _spawn(args: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(args, preexec_fn=_die_with_parent)
+
+
+@contextlib.contextmanager
+def _session(settings: Settings) -> Iterator:
+    engine = make_engine(settings)
+    try:
+        with make_session_factory(engine)() as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+@click.group()
+def main() -> None:
+    """ICL-I Seine-Saint-Denis: situation sheets, sessions and their documents."""
+
+
+# -- database ---------------------------------------------------------------
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the migrations up to the latest version."""
+    settings = _settings()
+    _upgrade(settings)
+    click.echo("database is up to date")
+
+
+def _upgrade(settings: Settings) -> None:
+    from shared.migrate import upgrade
+
+    engine = make_engine(settings)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+
+
+# -- running ------------------------------------------------------------------
+def _prepare(settings: Settings) -> None:
+    """First run: keyring (development only), schema, demo data when the database is empty."""
+    ensure_keyring(settings)
+    _upgrade(settings)
+    from shared.demo import database_is_empty
+
+    with _session(settings) as session:
+        empty = database_is_empty(session)
+    if empty:
+        click.echo("Empty database: seeding demo data (synthetic people only).")
+        _seed_demo(settings, password=None, people_file=None, sheets=12)
+
+
+def _start_bundled_redis(settings: Settings) -> subprocess.Popen | None:
+    from shared.redis_server import bundled_redis_running, start_bundled_redis
+
+    if not settings.uses_bundled_redis or bundled_redis_running(settings):
+        return None
+    return start_bundled_redis(settings.bundled_redis_socket, settings.instance / "redis",
+                               preexec_fn=_die_with_parent)
+
+
+def _gunicorn_args(port: int, host: str = "127.0.0.1") -> list[str]:
+    return [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", "2",
+            "--threads", "4", "--access-logfile", "-",
+            "--access-logformat", '%(h)s "%(m)s %(U)s" %(s)s %(M)sms',  # no query strings
+            "intake.wsgi:app"]
+
+
+@main.command()
+@click.option("--port", default=DEFAULT_PORT, show_default=True, help="HTTP port of the web app.")
+def run(port: int) -> None:
+    """Everything on one machine: Redis (bundled), one worker and the web app."""
+    settings = _settings()
+    _prepare(settings)
+    processes: list[subprocess.Popen] = []
+    stopping = False
+
+    def stop(_signum=None, _frame=None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    redis_process = None
+    try:
+        redis_process = _start_bundled_redis(settings)
+        processes.append(_spawn([sys.executable, "-m", "generator"]))
+        processes.append(_spawn(_gunicorn_args(port)))
+        click.echo(f"\nICL-I is running on http://127.0.0.1:{port}  (Ctrl-C to stop)")
+        _print_accounts(settings)
+        while not stopping and all(p.poll() is None for p in processes):
+            time.sleep(0.2)
+    finally:
+        if redis_process is not None:
+            processes.append(redis_process)  # stopped last: the others use it
+        _stop_all(processes)
+    if not stopping:
+        raise click.ClickException("a process of the instance stopped; everything was shut down")
+
+
+def _stop_all(processes: list[subprocess.Popen], timeout: float = 20) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _print_accounts(settings: Settings) -> None:
+    from sqlalchemy import select
+
+    from shared.models import User
+
+    with _session(settings) as session:
+        accounts = session.scalars(select(User).where(User.email.like("%@icli.example"))).all()
+        if accounts:
+            click.echo("Demo accounts (password printed when the demo was seeded):")
+            for user in accounts:
+                click.echo(f"  {user.email:32} {', '.join(user.role_labels)}")
+
+
+@main.command()
+@click.option("--port", default=DEFAULT_PORT, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+def web(port: int, host: str) -> None:
+    """The web app alone (gunicorn)."""
+    settings = _settings()
+    ensure_keyring(settings)
+    redis_process = _start_bundled_redis(settings)
+    try:
+        subprocess.run(_gunicorn_args(port, host), check=False)
+    finally:
+        _stop_all([redis_process] if redis_process else [])
+
+
+@main.command()
+def worker() -> None:
+    """The document worker alone."""
+    settings = _settings()
+    ensure_keyring(settings)
+    redis_process = _start_bundled_redis(settings)
+    try:
+        from generator.worker import main as worker_main
+
+        worker_main(settings)
+    finally:
+        _stop_all([redis_process] if redis_process else [])
+
+
+# -- users ----------------------------------------------------------------------
+@main.group()
+def users() -> None:
+    """Accounts."""
+
+
+@users.command("create")
+@click.option("--email", required=True)
+@click.option("--name", "full_name", required=True)
+@click.option("--role", type=click.Choice(["referent", "facilitator", "director", "admin"]),
+              required=True)
+@click.option("--structure", "structure_id", type=int, help="Structure id (referents).")
+@click.option("--circonscription", "circonscription_ids", type=int, multiple=True,
+              help="Circonscription id (facilitators; repeat for several).")
+def users_create(email: str, full_name: str, role: str, structure_id: int | None,
+                 circonscription_ids: tuple[int, ...]) -> None:
+    """Create an account with a one-time password, to change at first login."""
+    from shared.domain.users import RoleSpec, create_user, generate_password
+    from shared.errors import DomainError
+
+    settings = _settings()
+    keyring = load_keyring(settings)
+    password = generate_password()
+    with _session(settings) as session:
+        try:
+            user = create_user(session, email=email, full_name=full_name, password=password,
+                               role=RoleSpec(role, structure_id, circonscription_ids),
+                               must_change_password=True)
+        except DomainError as exc:
+            raise click.ClickException(exc.message) from None
+        audit.record(session, keyring, audit.CLI, "user_created", object_type="users",
+                     object_ids=[user.id], fields=[role])
+        session.commit()
+        click.echo(f"created user {user.id}; one-time password (shown once): {password}")
+
+
+def _user_by_email(session, email: str):
+    from sqlalchemy import select
+
+    from shared.domain.users import normalise_email
+    from shared.models import User
+
+    user = session.scalar(select(User).where(User.email == normalise_email(email)))
+    if user is None:
+        raise click.ClickException("no such user")
+    return user
+
+
+@users.command("deactivate")
+@click.argument("email")
+def users_deactivate(email: str) -> None:
+    """Deactivate an account (it can no longer log in)."""
+    from shared.domain.users import set_active
+
+    settings = _settings()
+    keyring = load_keyring(settings)
+    with _session(settings) as session:
+        user = _user_by_email(session, email)
+        set_active(session, user, False)
+        audit.record(session, keyring, audit.CLI, "user_deactivated", object_type="users",
+                     object_ids=[user.id])
+        session.commit()
+        click.echo(f"user {user.id} deactivated")
+
+
+@users.command("reset")
+@click.argument("email")
+def users_reset(email: str) -> None:
+    """Give an account a new one-time password and reactivate it."""
+    from shared.domain.users import reset_password, set_active
+
+    settings = _settings()
+    keyring = load_keyring(settings)
+    with _session(settings) as session:
+        user = _user_by_email(session, email)
+        password = reset_password(session, user)
+        set_active(session, user, True)
+        audit.record(session, keyring, audit.CLI, "password_reset", object_type="users",
+                     object_ids=[user.id])
+        session.commit()
+        click.echo(f"user {user.id}: one-time password (shown once): {password}")
+
+
+# -- demo and check ---------------------------------------------------------------
+@main.command()
+@click.option("--people", "people_file", type=click.Path(exists=True, dir_okay=False,
+                                                           path_type=Path),
+              help="UTF-8 CSV of synthetic identities (see README).")
+@click.option("--sheets", default=12, show_default=True, type=click.IntRange(0, 10000))
+@click.option("--password", default=None, help="Password of every demo account.")
+def demo(people_file: Path | None, sheets: int, password: str | None) -> None:
+    """Seed an empty database with demo data; never prints personal data."""
+    settings = _settings()
+    ensure_keyring(settings)
+    _upgrade(settings)
+    _seed_demo(settings, password=password, people_file=people_file, sheets=sheets)
+
+
+def _seed_demo(settings: Settings, *, password: str | None, people_file: Path | None,
+               sheets: int) -> None:
+    from shared.demo import database_is_empty, read_people_csv, seed_demo
+    from shared.encrypted import Vault
+    from shared.errors import DomainError
+    from shared.passwords import password_problem
+
+    if password is not None and (problem := password_problem(password)):
+        raise click.ClickException(f"--password refused: {problem}")
+    people = None
+    if people_file is not None:
+        people, rejected = read_people_csv(people_file)
+        for line, reason in rejected:
+            click.echo(f"{people_file.name}, line {line}: refused ({reason})", err=True)
+        click.echo(f"{len(people)} people imported, {len(rejected)} line(s) refused")
+    keyring = load_keyring(settings)
+    with _session(settings) as session:
+        if not database_is_empty(session):
+            raise click.ClickException("the database already has accounts: demo seeds an "
+                                       "empty database only")
+        record_key_versions(session, keyring)
+        try:
+            result = seed_demo(session, Vault(session, keyring, audit.CLI), password=password,
+                               people=people, sheets=sheets)
+        except DomainError as exc:
+            raise click.ClickException(exc.message) from None
+        audit.record(session, keyring, audit.CLI, "demo_seeded",
+                     purpose=f"{result.people} people, {result.sheets} sheets")
+        session.commit()
+    click.echo(f"Demo: {result.people} people, {result.sheets} sheets, one session.")
+    for email, role in result.accounts:
+        click.echo(f"  {email:32} {role}")
+    if result.password_generated:
+        click.echo(f"Password of every demo account (shown once): {result.password}")
+
+
+@main.command()
+@click.option("--quiet", is_flag=True, help="Print failures only.")
+def check(quiet: bool) -> None:
+    """Decrypt every protected value; exit non-zero on any failure (ids only)."""
+    from shared.integrity import check_all
+
+    settings = _settings()
+    keyring = load_keyring(settings)
+    with _session(settings) as session:
+        reports = check_all(session, keyring)
+        session.commit()
+    failures = 0
+    for table, report in reports.items():
+        if not quiet:
+            click.echo(f"{table:22} {report.rows:7} rows {report.values:8} values "
+                       f"{len(report.failures):5} failures")
+        for row_id, field in report.failures:
+            click.echo(f"  FAILED {table} id={row_id} field={field}", err=True)
+        failures += len(report.failures)
+    if failures:
+        raise click.ClickException(f"{failures} protected value(s) failed to decrypt")
+    if not quiet:
+        click.echo("all protected values decrypt")

@@ -1,0 +1,48 @@
+"""One database session and one Vault per request, closed at teardown."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app, g
+from flask_login import current_user
+from sqlalchemy.orm import Session
+
+from shared import audit
+from shared.encrypted import Vault
+
+
+def services():
+    return current_app.extensions["icli"]
+
+
+def db() -> Session:
+    if "db" not in g:
+        g.db = services().sessions()
+    return g.db
+
+
+def vault() -> Vault:
+    """The request's Vault, acting as the logged-in user (audit rows name them)."""
+    if "vault" not in g:
+        g.vault = Vault(db(), services().keyring, actor())
+    return g.vault
+
+
+def actor() -> audit.Actor:
+    if current_user.is_authenticated:
+        return audit.Actor(current_user.id, "user")
+    return audit.Actor(None, "anonymous")
+
+
+def record(action: str, **kwargs) -> None:
+    """Write an audit row as the current user (in the request's transaction)."""
+    audit.record(db(), services().keyring, actor(), action, **kwargs)
+
+
+def init_app(app: Flask) -> None:
+    @app.teardown_appcontext
+    def _close(_exc: BaseException | None) -> None:
+        session = g.pop("db", None)
+        g.pop("vault", None)
+        if session is not None:
+            session.rollback()  # views commit explicitly; anything left is abandoned
+            session.close()

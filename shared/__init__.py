@@ -1,0 +1,1 @@
+"""Code shared by the intake web app and the generator worker (no Flask imports here)."""

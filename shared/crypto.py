@@ -1,0 +1,344 @@
+"""The only module that touches key material (SECURITY.md rules 2-5, 8, 12).
+
+- Fields: AES-256-GCM under a per-record data key (DEK), associated data binding the
+  ciphertext to table, record uuid, field and versions. Format (base64 text):
+  ``version byte ‖ algorithm byte ‖ 12-byte nonce ‖ ciphertext ‖ tag``.
+- DEKs are wrapped (same format, raw bytes) by the primary key-encryption key (KEK) of
+  their chain; KEKs are versioned and live in a keyring file outside the database.
+- Separate purpose secrets (blind index, audit chain, job signing), never derived from a KEK.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import stat
+import struct
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from shared.files import write_private
+
+FORMAT_VERSION = 1
+ALG_AES256GCM = 1
+NONCE_BYTES = 12
+TAG_BYTES = 16
+KEY_BYTES = 32
+HEADER_BYTES = 2
+
+DATA_CHAINS = ("identity", "content")  # wrap DEKs
+SECRET_CHAINS = ("index", "audit", "jobs")  # keyed hashes / MACs
+ALL_CHAINS = DATA_CHAINS + SECRET_CHAINS
+
+# Blind indexes keep 14 bits: at the scale of the département (~83,000 people) each value is
+# shared by several records, so an index alone never singles a person out (rule 8).
+BLIND_INDEX_BITS = 14
+
+_FIELD_LABEL = "icli.field.v1"
+_WRAP_LABEL = "icli.wrap.v1"
+_INDEX_LABEL = "icli.index.v1"
+KEYRING_FORMAT = 1
+
+
+class CryptoError(Exception):
+    """Base of every crypto failure; messages never carry plaintext or key material."""
+
+
+class IntegrityError(CryptoError):
+    """A ciphertext is malformed, tampered with, or bound to another place."""
+
+
+class KeyNotFoundError(CryptoError):
+    """A key version or chain this process does not hold."""
+
+
+class KeyringError(CryptoError):
+    """The keyring file is missing, unsafe or unreadable."""
+
+
+class Secret:
+    """A decrypted value whose ``str``/``repr`` are redacted until ``reveal()`` is called."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret(<redacted>)"
+
+    def __str__(self) -> str:
+        return "<redacted>"
+
+    def __html__(self) -> str:  # Jinja: a forgotten reveal() shows nothing personal
+        return "[donnée protégée]"
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __reduce__(self):  # never pickled, cached or serialised by accident
+        raise TypeError("Secret values cannot be serialised")
+
+
+def _encode_parts(*parts: str | int) -> bytes:
+    """Canonical length-prefixed encoding: no two part lists give the same bytes."""
+    out = bytearray()
+    for part in parts:
+        data = str(part).encode("utf-8")
+        out += struct.pack(">I", len(data)) + data
+    return bytes(out)
+
+
+def _field_aad(table: str, record_uuid: str, field: str, dek_version: int) -> bytes:
+    return _encode_parts(
+        _FIELD_LABEL, FORMAT_VERSION, ALG_AES256GCM, table, record_uuid, field, dek_version
+    )
+
+
+def _wrap_aad(record_uuid: str, chain: str, dek_version: int, kek_version: int) -> bytes:
+    return _encode_parts(
+        _WRAP_LABEL, FORMAT_VERSION, ALG_AES256GCM, record_uuid, chain, dek_version, kek_version
+    )
+
+
+def _seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    nonce = os.urandom(NONCE_BYTES)
+    header = bytes((FORMAT_VERSION, ALG_AES256GCM))
+    # The header is authenticated twice: in the AAD encoding and as literal prefix.
+    return header + nonce + AESGCM(key).encrypt(nonce, plaintext, header + aad)
+
+
+def _open(key: bytes, blob: bytes, aad: bytes) -> bytes:
+    if len(blob) < HEADER_BYTES + NONCE_BYTES + TAG_BYTES:
+        raise IntegrityError("ciphertext too short")
+    version, algorithm = blob[0], blob[1]
+    if version != FORMAT_VERSION:
+        raise IntegrityError(f"unknown ciphertext format version {version}")
+    if algorithm != ALG_AES256GCM:
+        raise IntegrityError(f"unknown ciphertext algorithm {algorithm}")
+    nonce = blob[HEADER_BYTES : HEADER_BYTES + NONCE_BYTES]
+    try:
+        return AESGCM(key).decrypt(nonce, blob[HEADER_BYTES + NONCE_BYTES :], blob[:2] + aad)
+    except InvalidTag:
+        raise IntegrityError("ciphertext failed authentication") from None
+
+
+def new_dek() -> bytes:
+    """A fresh random 256-bit data key."""
+    return AESGCM.generate_key(bit_length=256)
+
+
+def seal_bytes(
+    dek: bytes, *, table: str, record_uuid: str, field: str, dek_version: int, data: bytes
+) -> bytes:
+    """Encrypt raw bytes bound to (table, record, field, DEK version)."""
+    return _seal(dek, data, _field_aad(table, record_uuid, field, dek_version))
+
+
+def open_bytes(
+    dek: bytes, *, table: str, record_uuid: str, field: str, dek_version: int, blob: bytes
+) -> bytes:
+    """Decrypt raw bytes; any defect raises IntegrityError."""
+    if not blob:
+        raise IntegrityError("empty ciphertext")
+    return _open(dek, bytes(blob), _field_aad(table, record_uuid, field, dek_version))
+
+
+def seal_field(
+    dek: bytes, *, table: str, record_uuid: str, field: str, dek_version: int, value: str
+) -> str:
+    """Encrypt one text field value (empty strings too) into base64 text."""
+    if not isinstance(value, str):
+        raise TypeError("only text values are sealed")
+    blob = seal_bytes(dek, table=table, record_uuid=record_uuid, field=field,
+                      dek_version=dek_version, data=value.encode("utf-8"))
+    return base64.b64encode(blob).decode("ascii")
+
+
+def open_field(
+    dek: bytes, *, table: str, record_uuid: str, field: str, dek_version: int, token: str
+) -> Secret:
+    """Decrypt one text field; any defect raises IntegrityError, never returns a guess."""
+    if not isinstance(token, str) or not token:
+        raise IntegrityError("empty ciphertext")
+    try:
+        blob = base64.b64decode(token.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        raise IntegrityError("ciphertext is not base64") from None
+    plaintext = open_bytes(dek, table=table, record_uuid=record_uuid, field=field,
+                           dek_version=dek_version, blob=blob)
+    try:
+        return Secret(plaintext.decode("utf-8"))
+    except UnicodeDecodeError:  # authenticated yet not UTF-8: only a broken writer does this
+        raise IntegrityError("decrypted value is not UTF-8") from None
+
+
+def blind_index(secret: bytes, label: str, normalised: str, bits: int = BLIND_INDEX_BITS) -> int:
+    """Truncated HMAC-SHA256 of a normalised value: a bucket, not an identifier."""
+    digest = hmac.new(secret, _encode_parts(_INDEX_LABEL, label, normalised), hashlib.sha256)
+    return int.from_bytes(digest.digest()[:4], "big") >> (32 - bits)
+
+
+def normalise_name(value: str) -> str:
+    """NFKD, accents stripped, upper case, letters only (rule 8)."""
+    decomposed = unicodedata.normalize("NFKD", value)
+    return "".join(c for c in decomposed if c.isalpha() and c.isascii()).upper()
+
+
+def normalise_digits(value: str) -> str:
+    return "".join(c for c in value if c.isdigit() and c.isascii())
+
+
+def mac(secret: bytes, *parts: str | int) -> str:
+    """Hex HMAC-SHA256 over the canonical encoding of ``parts`` (audit chain, job payloads)."""
+    return hmac.new(secret, _encode_parts(*parts), hashlib.sha256).hexdigest()
+
+
+def mac_matches(secret: bytes, expected: str, *parts: str | int) -> bool:
+    return hmac.compare_digest(mac(secret, *parts), expected)
+
+
+def fingerprint(key: bytes) -> str:
+    """A public identifier of a key (never the key): 16 hex digits of its SHA-256."""
+    return hashlib.sha256(b"icli.fingerprint.v1" + key).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class KeyVersion:
+    chain: str
+    version: int
+    key: bytes
+    created_at: str
+
+    def __repr__(self) -> str:
+        return f"KeyVersion({self.chain!r}, {self.version}, fp={fingerprint(self.key)})"
+
+
+class KeyRing:
+    """Versioned keys per chain, loaded from a keyring file (the file provider).
+
+    ``wrap``/``unwrap`` are the provider interface: a KMS or Vault Transit adapter can
+    replace this class without touching callers.
+    """
+
+    def __init__(self, versions: Iterable[KeyVersion], primaries: dict[str, int]) -> None:
+        self._keys = {(v.chain, v.version): v for v in versions}
+        self._primaries = dict(primaries)
+
+    def __repr__(self) -> str:
+        return f"KeyRing(chains={sorted(self._primaries)})"
+
+    # -- loading -------------------------------------------------------------
+    @classmethod
+    def load(cls, path: Path, chains: Iterable[str] = ALL_CHAINS) -> KeyRing:
+        """Load the requested chains only; refuse a file others can read."""
+        wanted = set(chains)
+        try:
+            mode = path.stat().st_mode
+        except FileNotFoundError:
+            raise KeyringError(f"keyring file not found: {path}") from None
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise KeyringError(f"keyring file {path} is readable by others: chmod 600 it")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("format") != KEYRING_FORMAT:
+                raise KeyringError(f"keyring {path}: unknown format")
+            versions, primaries = [], {}
+            for chain, entry in data["chains"].items():
+                if chain not in wanted:
+                    continue
+                primaries[chain] = int(entry["primary"])
+                for number, item in entry["versions"].items():
+                    key = base64.b64decode(item["key"], validate=True)
+                    if len(key) != KEY_BYTES:
+                        raise KeyringError(f"keyring {path}: bad key length in {chain}")
+                    versions.append(KeyVersion(chain, int(number), key, item["created_at"]))
+        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+            raise KeyringError(f"keyring {path} is unreadable ({type(exc).__name__})") from None
+        missing = wanted - set(primaries)
+        if missing:
+            raise KeyringError(f"keyring {path} lacks chain(s): {', '.join(sorted(missing))}")
+        ring = cls(versions, primaries)
+        for chain, version in primaries.items():
+            ring.key(chain, version)  # the primary must exist
+        return ring
+
+    @classmethod
+    def create_file(cls, path: Path) -> bool:
+        """Write a new keyring with version 1 of every chain; False if one already exists."""
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        chains = {
+            chain: {
+                "primary": 1,
+                "versions": {
+                    "1": {"key": base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode(),
+                          "created_at": now}
+                },
+            }
+            for chain in ALL_CHAINS
+        }
+        body = json.dumps({"format": KEYRING_FORMAT, "chains": chains}, indent=2)
+        return write_private(path, body + "\n", exclusive=True)
+
+    # -- queries -------------------------------------------------------------
+    @property
+    def chains(self) -> tuple[str, ...]:
+        return tuple(sorted(self._primaries))
+
+    def holds(self, chain: str, version: int) -> bool:
+        return (chain, version) in self._keys
+
+    def versions(self, chain: str) -> list[KeyVersion]:
+        return sorted((v for v in self._keys.values() if v.chain == chain),
+                      key=lambda v: v.version)
+
+    def primary_version(self, chain: str) -> int:
+        try:
+            return self._primaries[chain]
+        except KeyError:
+            raise KeyNotFoundError(f"this process does not hold the {chain} chain") from None
+
+    def key(self, chain: str, version: int) -> bytes:
+        try:
+            return self._keys[(chain, version)].key
+        except KeyError:
+            raise KeyNotFoundError(f"this process does not hold {chain} key v{version}") from None
+
+    def secret(self, chain: str) -> bytes:
+        """The primary key of a secret chain (index, audit, jobs)."""
+        if chain not in SECRET_CHAINS:
+            raise KeyNotFoundError(f"{chain} is not a secret chain")
+        return self.key(chain, self.primary_version(chain))
+
+    # -- provider interface --------------------------------------------------
+    def wrap(self, chain: str, record_uuid: str, dek_version: int, dek: bytes) -> tuple[int, bytes]:
+        """Wrap a DEK under the chain's primary KEK; returns (kek_version, wrapped bytes)."""
+        if chain not in DATA_CHAINS:
+            raise KeyNotFoundError(f"{chain} does not wrap data keys")
+        kek_version = self.primary_version(chain)
+        aad = _wrap_aad(record_uuid, chain, dek_version, kek_version)
+        return kek_version, _seal(self.key(chain, kek_version), dek, aad)
+
+    def unwrap(
+        self, chain: str, record_uuid: str, dek_version: int, kek_version: int, wrapped: bytes
+    ) -> bytes:
+        """Unwrap a DEK; the AAD ties it to its record, chain and versions."""
+        aad = _wrap_aad(record_uuid, chain, dek_version, kek_version)
+        dek = _open(self.key(chain, kek_version), bytes(wrapped), aad)
+        if len(dek) != KEY_BYTES:
+            raise IntegrityError("unwrapped data key has a wrong length")
+        return dek

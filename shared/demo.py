@@ -1,0 +1,193 @@
+"""Demo data for a fresh instance: reference data, one account per role, synthetic people.
+
+Every value is synthetic. Identities come from small built-in lists, or from a CSV file
+(``icli demo --people``) whose bad rows are reported by line number, never by value.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from shared.domain.beneficiaries import Identity, create_beneficiary, validate_identity
+from shared.domain.meetings import add_partnership_item, create_meeting, inscribe_sheet
+from shared.domain.sheets import create_sheet
+from shared.domain.users import RoleSpec, create_user, generate_password
+from shared.encrypted import Vault
+from shared.models import Circonscription, Structure, User
+
+CIRCONSCRIPTIONS = [
+    ("C01", "Saint-Denis"), ("C02", "Aubervilliers"), ("C03", "Montreuil"),
+    ("C04", "Bobigny"), ("C05", "Sevran"),
+]
+POSTCODES = {"Saint-Denis": "93200", "Aubervilliers": "93300", "Montreuil": "93100",
+             "Bobigny": "93000", "Sevran": "93270"}
+
+PEOPLE_HEADER = ["nom", "prenom", "date_naissance", "numero_caf", "identifiant_france_travail",
+                 "adresse", "code_postal", "commune", "telephone", "email"]
+
+_SURNAMES = ["Marchetti", "Benali", "Nguyen", "Diallo", "Lefort", "Kowalczyk", "Haddad",
+             "Fernandes", "Traoré", "Da Silva", "Moreau", "Ben Youssef", "Okafor", "Petitjean"]
+_FIRST_NAMES = ["Inès", "Karim", "Aminata", "Jean-Luc", "Sofia", "Mamadou", "Léa", "Yacine",
+                "Hélène", "Dragan", "Fatoumata", "Noé", "Chloé", "Rachid"]
+_STREETS = ["rue de la République", "avenue Jean Jaurès", "allée des Tilleuls",
+            "boulevard Félix Faure", "rue Gabriel Péri"]
+_MOTIFS = ["reorientation", "situation_complexe", "parcours_bloque", "acco_glo", "adhesion"]
+_SITUATIONS = [
+    "Personne isolée, au RSA depuis plus de cinq ans, en parcours social. Freins de santé et "
+    "de mobilité ; démarches d'accès aux soins engagées.",
+    "Parent isolé avec deux enfants, recherche d'un mode de garde pour engager une formation "
+    "qualifiante dans la logistique.",
+    "Parcours professionnel interrompu ; hébergement chez un tiers ; souhaite reprendre une "
+    "activité dans le bâtiment.",
+]
+_QUESTIONS = [
+    "Une réorientation vers l'ALI est-elle pertinente au regard des freins identifiés ?",
+    "L'instance peut-elle appuyer une entrée en accompagnement global ?",
+    "Quelles ressources partenariales mobiliser pour lever le frein de garde d'enfants ?",
+]
+
+
+@dataclass
+class DemoResult:
+    accounts: list[tuple[str, str]] = field(default_factory=list)  # (e-mail, role label)
+    password: str = ""
+    password_generated: bool = False
+    people: int = 0
+    sheets: int = 0
+    rejected_rows: list[tuple[int, str]] = field(default_factory=list)
+
+
+def database_is_empty(session: Session) -> bool:
+    return session.scalar(select(func.count()).select_from(User)) == 0
+
+
+def read_people_csv(path: Path) -> tuple[list[Identity], list[tuple[int, str]]]:
+    """Valid identities, and (line number, reason) for every refused row."""
+    identities: list[Identity] = []
+    errors: list[tuple[int, str]] = []
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None or [h.strip() for h in header] != PEOPLE_HEADER:
+            return [], [(1, "en-tête attendu : " + ",".join(PEOPLE_HEADER))]
+        for row in reader:
+            line = reader.line_num
+            if not any(cell.strip() for cell in row):
+                continue
+            if len(row) != len(PEOPLE_HEADER):
+                errors.append((line, f"{len(PEOPLE_HEADER)} colonnes attendues, {len(row)} lues"))
+                continue
+            identity = Identity(**{k: v.strip() for k, v in zip(PEOPLE_HEADER, row, strict=True)})
+            problems = validate_identity(identity)
+            if problems:
+                errors.append((line, " ; ".join(problems)))
+            else:
+                identities.append(identity)
+    return identities, errors
+
+
+def synthetic_people(count: int, rng: random.Random) -> list[Identity]:
+    people = []
+    for n in range(count):
+        commune = rng.choice(list(POSTCODES))
+        nom, prenom = rng.choice(_SURNAMES), rng.choice(_FIRST_NAMES)
+        born = date(1960, 1, 1) + timedelta(days=rng.randrange(0, 365 * 42))
+        people.append(Identity(
+            nom=nom, prenom=prenom, date_naissance=born.isoformat(),
+            numero_caf=f"{rng.randrange(10**6, 10**7)}",
+            identifiant_france_travail=f"{rng.randrange(10**6, 10**7)}{'ABCDEFGHJK'[n % 10]}",
+            adresse=f"{rng.randrange(1, 120)} {rng.choice(_STREETS)}",
+            code_postal=POSTCODES[commune], commune=commune,
+            telephone=f"06{rng.randrange(10**7, 10**8)}",
+            email=f"{prenom[0].lower()}.{n}@exemple.invalid",
+        ))
+    return people
+
+
+def seed_reference_data(session: Session) -> dict[str, Structure]:
+    circs = {}
+    for code, name in CIRCONSCRIPTIONS:
+        circ = Circonscription(code=code, name=name)
+        session.add(circ)
+        circs[name] = circ
+    session.flush()
+    structures = {}
+    for name, circ in circs.items():
+        for kind, label in [
+            ("service_social_departemental", f"Service social départemental de {name}"),
+            ("ali", f"ALI de {name}"),
+            ("agence_france_travail", f"France Travail {name}"),
+        ]:
+            structure = Structure(name=label, type=kind, circonscription=circ)
+            session.add(structure)
+            structures[label] = structure
+    structures["association"] = Structure(name="Association Rebonds 93", type="association_rsa",
+                                          circonscription=circs["Saint-Denis"])
+    structures["dieess"] = Structure(name="DIEESS", type="dieess")
+    session.add_all([structures["association"], structures["dieess"]])
+    session.flush()
+    return structures
+
+
+def seed_demo(session: Session, vault: Vault, *, password: str | None = None,
+              people: list[Identity] | None = None, sheets: int = 12,
+              seed: int | None = None) -> DemoResult:
+    """Fill an empty database; the caller commits."""
+    rng = random.Random(seed)  # noqa: S311 - synthetic demo values, not secrets
+    result = DemoResult(password=password or generate_password(),
+                        password_generated=password is None)
+    structures = seed_reference_data(session)
+    saint_denis = structures["ALI de Saint-Denis"].circonscription
+    aubervilliers = structures["ALI de Aubervilliers"].circonscription
+    referent_structure = structures["Service social départemental de Saint-Denis"]
+    accounts = [
+        ("referente@icli.example", "Inès Référente (démo)",
+         RoleSpec("referent", structure_id=referent_structure.id)),
+        ("referent.ali@icli.example", "Karim Référent ALI (démo)",
+         RoleSpec("referent", structure_id=structures["ALI de Saint-Denis"].id)),
+        ("animatrice@icli.example", "Sofia Animatrice (démo)",
+         RoleSpec("facilitator", circonscription_ids=(saint_denis.id, aubervilliers.id))),
+        ("directrice@icli.example", "Hélène Directrice (démo)", RoleSpec("director")),
+        ("admin@icli.example", "Admin (démo)", RoleSpec("admin")),
+    ]
+    users = {}
+    for email, name, role in accounts:
+        users[email] = create_user(session, email=email, full_name=name,
+                                   password=result.password, role=role)
+        result.accounts.append((email, users[email].role_labels[0]))
+
+    identities = people if people is not None else synthetic_people(max(sheets, 1), rng)
+    beneficiaries = [create_beneficiary(session, vault, identity) for identity in identities]
+    result.people = len(beneficiaries)
+
+    filing = [referent_structure, structures["ALI de Saint-Denis"],
+              structures["France Travail Saint-Denis"], structures["association"]]
+    created = []
+    for n in range(min(sheets, len(beneficiaries)) if beneficiaries else 0):
+        structure = filing[n % len(filing)]
+        author = users["referente@icli.example"] if structure is referent_structure else None
+        created.append(create_sheet(
+            session, vault, beneficiary=beneficiaries[n], structure=structure,
+            author_id=author.id if author else None, motif=_MOTIFS[n % len(_MOTIFS)],
+            content={"situation": _SITUATIONS[n % 3], "question": _QUESTIONS[n % 3],
+                     "proposition": "Réorientation vers l'ALI avec appui de l'instance."},
+            status="recevable" if n % 2 == 0 else "soumise",
+        ))
+    result.sheets = len(created)
+
+    next_month = (date.today().replace(day=1) + timedelta(days=32)).replace(day=10)
+    meeting = create_meeting(session, saint_denis, datetime.combine(next_month, time(14, 0)),
+                             "Maison de l'emploi, salle 2, 12 place du Caquet, Saint-Denis")
+    add_partnership_item(session, meeting, "Présentation du dispositif de garde solidaire")
+    slot = datetime.combine(next_month, time(14, 30))
+    for sheet in [s for s in created if s.status == "recevable"][:4]:
+        inscribe_sheet(session, meeting, sheet, slot.strftime("%H:%M"))
+        slot += timedelta(minutes=20)
+    return result

@@ -1,0 +1,174 @@
+"""Accounts: creation, deactivation, password reset, authentication with throttling."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from shared.db import utcnow
+from shared.errors import InvalidInput, NotFound
+from shared.models import Circonscription, LoginThrottle, RoleAssignment, Structure, User
+from shared.models.user import ROLES
+from shared.passwords import hash_password, needs_rehash, password_problem, verify_password
+
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+# Throttling: failures allowed in a window, then the key is locked for LOCK_TIME.
+WINDOW = timedelta(minutes=15)
+LOCK_TIME = timedelta(minutes=15)
+MAX_FAILURES_PER_ACCOUNT = 5
+MAX_FAILURES_PER_ADDRESS = 20
+
+
+@dataclass(frozen=True)
+class RoleSpec:
+    role: str
+    structure_id: int | None = None
+    circonscription_ids: tuple[int, ...] = ()
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def generate_password() -> str:
+    """A random password that meets the policy, shown once to whoever resets it."""
+    return secrets.token_urlsafe(12)
+
+
+def create_user(session: Session, *, email: str, full_name: str, password: str,
+                role: RoleSpec, must_change_password: bool = False) -> User:
+    email = normalise_email(email)
+    if not EMAIL_RE.match(email) or len(email) > 254:
+        raise InvalidInput("L'adresse e-mail n'est pas valide.")
+    if not full_name.strip() or len(full_name) > 160:
+        raise InvalidInput("Le nom est obligatoire (160 caractères au plus).")
+    problem = password_problem(password)
+    if problem:
+        raise InvalidInput(problem)
+    if session.scalar(select(User.id).where(User.email == email)) is not None:
+        raise InvalidInput("Un compte existe déjà avec cette adresse e-mail.")
+    user = User(email=email, full_name=full_name.strip(), password_hash=hash_password(password),
+                must_change_password=must_change_password)
+    user.roles = _assignments(session, role)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def _assignments(session: Session, spec: RoleSpec) -> list[RoleAssignment]:
+    if spec.role not in ROLES:
+        raise InvalidInput("Rôle inconnu.")
+    if spec.role == "referent":
+        if spec.structure_id is None or session.get(Structure, spec.structure_id) is None:
+            raise InvalidInput("Un·e référent·e doit être rattaché·e à une structure.")
+        return [RoleAssignment(role="referent", structure_id=spec.structure_id)]
+    if spec.role == "facilitator":
+        ids = sorted(set(spec.circonscription_ids))
+        found = session.scalar(select(func.count()).select_from(Circonscription)
+                               .where(Circonscription.id.in_(ids))) if ids else 0
+        if not ids or found != len(ids):
+            raise InvalidInput("Choisissez au moins une circonscription existante.")
+        return [RoleAssignment(role="facilitator", circonscription_id=i) for i in ids]
+    return [RoleAssignment(role=spec.role)]
+
+
+def get_user(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound("Compte introuvable.")
+    return user
+
+
+def set_active(session: Session, user: User, active: bool) -> None:
+    user.active = active
+    session.flush()
+
+
+def reset_password(session: Session, user: User) -> str:
+    """Give the user a new random password, to change at next login; returns it once."""
+    password = generate_password()
+    user.password_hash = hash_password(password)
+    user.must_change_password = True
+    session.flush()
+    return password
+
+
+def change_password(session: Session, user: User, current: str, new: str) -> None:
+    if not verify_password(user.password_hash, current):
+        raise InvalidInput("Le mot de passe actuel est incorrect.")
+    problem = password_problem(new)
+    if problem:
+        raise InvalidInput(problem)
+    if new == current:
+        raise InvalidInput("Le nouveau mot de passe doit être différent de l'actuel.")
+    user.password_hash = hash_password(new)
+    user.must_change_password = False
+    session.flush()
+
+
+class LoginThrottled(InvalidInput):
+    pass
+
+
+def _throttle_key(kind: str, value: str) -> str:
+    # The counter names a hash, not the e-mail or address itself.
+    return f"{kind}:{hashlib.sha256(value.encode()).hexdigest()[:40]}"
+
+
+def _throttle(session: Session, key: str, now: datetime) -> LoginThrottle:
+    row = session.get(LoginThrottle, key)
+    if row is None:
+        row = LoginThrottle(key=key, failures=0, window_started_at=now)
+        session.add(row)
+    elif row.window_started_at < now - WINDOW:
+        row.failures, row.window_started_at = 0, now
+    return row
+
+
+def authenticate(session: Session, email: str, password: str, address: str,
+                 now: datetime | None = None) -> User:
+    """The active user with these credentials, else InvalidInput with a French message.
+
+    Failures are counted per account and per client address; past the limit the key is
+    locked for a while, with the same message whether or not the account exists.
+    """
+    now = now or utcnow()
+    keys = [(_throttle_key("account", normalise_email(email)), MAX_FAILURES_PER_ACCOUNT),
+            (_throttle_key("address", address or "unknown"), MAX_FAILURES_PER_ADDRESS)]
+    rows = [(_throttle(session, key, now), limit) for key, limit in keys]
+    for row, _ in rows:
+        if row.locked_until and row.locked_until > now:
+            minutes = max(1, int((row.locked_until - now).total_seconds() // 60) + 1)
+            raise LoginThrottled(
+                f"Trop de tentatives de connexion. Réessayez dans {minutes} minute(s)."
+            )
+    user = session.scalar(select(User).where(User.email == normalise_email(email)))
+    valid = user is not None and verify_password(user.password_hash, password)
+    if not valid:
+        if user is None:
+            verify_password(_DUMMY_HASH, password)  # same time whether the account exists
+        for row, limit in rows:
+            row.failures += 1
+            if row.failures >= limit:
+                row.locked_until = now + LOCK_TIME
+        session.flush()
+        raise InvalidInput("Adresse e-mail ou mot de passe incorrect.")
+    if not user.active:
+        raise InvalidInput("Ce compte est désactivé. Contactez votre administrateur·rice.")
+    account_row = rows[0][0]  # the address counter is kept: one good login must not reset it
+    account_row.failures, account_row.locked_until = 0, None
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    user.last_login_at = now
+    session.flush()
+    return user
+
+
+_DUMMY_HASH = hash_password("not-a-real-password-0000")

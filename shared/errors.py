@@ -1,0 +1,27 @@
+"""Domain errors carry a French message that can be shown to the user as is."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of errors the user can understand; ``message`` is French and has no personal data."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(DomainError):
+    pass
+
+
+class Forbidden(DomainError):
+    pass
+
+
+class InvalidInput(DomainError):
+    pass
+
+
+class InvalidTransition(DomainError):
+    pass

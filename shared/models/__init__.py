@@ -1,0 +1,29 @@
+"""SQLAlchemy models, one module per aggregate; importing this package registers them all."""
+
+from shared.models.audit import AuditEvent, AuditHead
+from shared.models.beneficiary import Beneficiary
+from shared.models.document import DocumentJob, GeneratedDocument
+from shared.models.keys import KeyVersionRecord, RecordKey
+from shared.models.meeting import AgendaItem, Decision, Meeting
+from shared.models.reference import Circonscription, Structure
+from shared.models.sheet import Sheet
+from shared.models.user import LoginThrottle, RoleAssignment, User
+
+__all__ = [
+    "AgendaItem",
+    "AuditEvent",
+    "AuditHead",
+    "Beneficiary",
+    "Circonscription",
+    "Decision",
+    "DocumentJob",
+    "GeneratedDocument",
+    "KeyVersionRecord",
+    "LoginThrottle",
+    "Meeting",
+    "RecordKey",
+    "RoleAssignment",
+    "Sheet",
+    "Structure",
+    "User",
+]

@@ -1,0 +1,36 @@
+"""Audit events, MAC-chained: each row's MAC covers its content and the previous MAC."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.db import Base, utcnow
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, unique=True)  # chain order
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    actor_id: Mapped[int | None] = mapped_column(Integer, index=True)  # users.id, kept on purge
+    actor_label: Mapped[str] = mapped_column(String(40))  # "user", "cli", "worker"
+    action: Mapped[str] = mapped_column(String(40), index=True)
+    object_type: Mapped[str] = mapped_column(String(40), default="")
+    object_ids: Mapped[str] = mapped_column(Text, default="")  # comma-separated ids, no values
+    fields: Mapped[str] = mapped_column(Text, default="")
+    purpose: Mapped[str] = mapped_column(String(200), default="")
+    mac: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """One row holding the chain's last sequence number and MAC; its row lock orders writers."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+    mac: Mapped[str] = mapped_column(String(64), default="")

@@ -1,0 +1,43 @@
+"""The person a situation sheet is about: identity encrypted, pseudonym in the clear."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.db import Base, new_uuid, utcnow
+
+
+class Beneficiary(Base):
+    __tablename__ = "beneficiaries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
+    pseudonym: Mapped[str] = mapped_column(String(20), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_activity_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    # Blind indexes (truncated HMAC buckets) for duplicate candidates, versioned for rotation.
+    index_version: Mapped[int] = mapped_column(Integer, default=1)
+    idx_name_birth: Mapped[int | None] = mapped_column(Integer, index=True)
+    idx_caf: Mapped[int | None] = mapped_column(Integer, index=True)
+    idx_france_travail: Mapped[int | None] = mapped_column(Integer, index=True)
+
+    # Identity chain ciphertexts (see shared/protected.py).
+    nom: Mapped[str | None] = mapped_column(Text)
+    prenom: Mapped[str | None] = mapped_column(Text)
+    nom_naissance: Mapped[str | None] = mapped_column(Text)
+    date_naissance: Mapped[str | None] = mapped_column(Text)
+    numero_caf: Mapped[str | None] = mapped_column(Text)
+    identifiant_france_travail: Mapped[str | None] = mapped_column(Text)
+    adresse: Mapped[str | None] = mapped_column(Text)
+    code_postal: Mapped[str | None] = mapped_column(Text)
+    commune: Mapped[str | None] = mapped_column(Text)
+    telephone: Mapped[str | None] = mapped_column(Text)
+    email: Mapped[str | None] = mapped_column(Text)
+
+    @property
+    def key_owner_uuid(self) -> str:
+        return self.uuid

@@ -1,0 +1,89 @@
+"""Accounts, their roles with scopes, and login throttling counters."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from shared.db import Base, new_uuid, utcnow
+from shared.models.reference import Circonscription, Structure
+
+ROLES = {
+    "referent": "Référent·e de parcours",
+    "facilitator": "Chargé·e d'animation territoriale",
+    "director": "Direction signataire",
+    "admin": "Administrateur·rice",
+}
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
+    email: Mapped[str] = mapped_column(String(254), unique=True)  # professional login
+    full_name: Mapped[str] = mapped_column(String(160))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    roles: Mapped[list[RoleAssignment]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+    def has_role(self, role: str) -> bool:
+        return any(r.role == role for r in self.roles)
+
+    @property
+    def structure_ids(self) -> set[int]:
+        return {r.structure_id for r in self.roles if r.role == "referent" and r.structure_id}
+
+    @property
+    def circonscription_ids(self) -> set[int]:
+        return {
+            r.circonscription_id
+            for r in self.roles
+            if r.role == "facilitator" and r.circonscription_id
+        }
+
+    @property
+    def role_labels(self) -> list[str]:
+        return sorted({ROLES[r.role] for r in self.roles})
+
+
+class RoleAssignment(Base):
+    __tablename__ = "role_assignments"
+    __table_args__ = (
+        CheckConstraint(
+            "role IN ('referent', 'facilitator', 'director', 'admin')", name="known_role"
+        ),
+        CheckConstraint("role != 'referent' OR structure_id IS NOT NULL", name="referent_scope"),
+        CheckConstraint(
+            "role != 'facilitator' OR circonscription_id IS NOT NULL", name="facilitator_scope"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(20))
+    structure_id: Mapped[int | None] = mapped_column(ForeignKey("structures.id"))
+    circonscription_id: Mapped[int | None] = mapped_column(ForeignKey("circonscriptions.id"))
+
+    user: Mapped[User] = relationship(back_populates="roles")
+    structure: Mapped[Structure | None] = relationship()
+    circonscription: Mapped[Circonscription | None] = relationship()
+
+
+class LoginThrottle(Base):
+    """Failed-login counters keyed by a hash of the account or address (never the value)."""
+
+    __tablename__ = "login_throttles"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime)

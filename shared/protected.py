@@ -1,0 +1,66 @@
+"""The one place that declares which columns are encrypted, under which chain and class.
+
+Classes (DOMAIN.md §3): IDENTIFYING fields use the identity chain; SENSITIVE and
+SITUATIONAL ones the content chain. Decrypting an identifying or sensitive field is audited.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+IDENTIFYING = "identifying"
+SENSITIVE = "sensitive"
+SITUATIONAL = "situational"
+
+CHAIN_OF_CLASS = {IDENTIFYING: "identity", SENSITIVE: "content", SITUATIONAL: "content"}
+
+
+@dataclass(frozen=True)
+class ProtectedField:
+    table: str
+    name: str
+    data_class: str
+
+    @property
+    def chain(self) -> str:
+        return CHAIN_OF_CLASS[self.data_class]
+
+    @property
+    def audited(self) -> bool:
+        return self.data_class in (IDENTIFYING, SENSITIVE)
+
+
+_DECLARATIONS: dict[str, dict[str, str]] = {
+    "beneficiaries": {
+        "nom": IDENTIFYING,
+        "prenom": IDENTIFYING,
+        "nom_naissance": IDENTIFYING,
+        "date_naissance": IDENTIFYING,
+        "numero_caf": IDENTIFYING,
+        "identifiant_france_travail": IDENTIFYING,
+        "adresse": IDENTIFYING,
+        "code_postal": IDENTIFYING,
+        "commune": IDENTIFYING,
+        "telephone": IDENTIFYING,
+        "email": IDENTIFYING,
+    },
+    "sheets": {
+        "situation": SITUATIONAL,
+        "question": SITUATIONAL,
+        "proposition": SITUATIONAL,
+    },
+    "decisions": {"motivation": SITUATIONAL},
+    "generated_documents": {"body": SITUATIONAL},
+}
+
+PROTECTED_FIELDS: dict[str, dict[str, ProtectedField]] = {
+    table: {name: ProtectedField(table, name, cls) for name, cls in fields.items()}
+    for table, fields in _DECLARATIONS.items()
+}
+
+IDENTITY_FIELDS = tuple(PROTECTED_FIELDS["beneficiaries"])
+
+
+def protected_field(table: str, name: str) -> ProtectedField:
+    """The declaration of one protected column; KeyError for anything undeclared."""
+    return PROTECTED_FIELDS[table][name]

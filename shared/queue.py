@@ -1,0 +1,87 @@
+"""The RQ queues and the signed, ids-only payloads they carry (SECURITY.md rule 9).
+
+Jobs are enqueued by dotted name so intake never imports the generator, with the JSON
+serializer so nobody who can write to Redis can make a worker run code.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+import redis
+from rq import Queue, Retry
+from rq.serializers import JSONSerializer
+
+from shared.config import Settings
+from shared.crypto import KeyRing, mac, mac_matches
+
+DOCUMENTS_QUEUE = "documents"
+DOCUMENT_JOB_FUNCTION = "generator.jobs.run_document_job"
+DOCUMENT_JOB_TIMEOUT = 300  # seconds; a render that takes longer is stuck
+PAYLOAD_TTL = 24 * 3600  # a payload older than this is refused, the sweep re-sends one
+
+
+class PayloadError(Exception):
+    """A job payload is forged, expired or malformed."""
+
+
+def redis_connection(settings: Settings) -> redis.Redis:
+    return redis.Redis.from_url(settings.effective_redis_url, socket_connect_timeout=3,
+                                socket_timeout=10, health_check_interval=30)
+
+
+def document_queue(connection: redis.Redis) -> Queue:
+    return Queue(DOCUMENTS_QUEUE, connection=connection, serializer=JSONSerializer)
+
+
+def sign_payload(keyring: KeyRing, job_uuid: str, requester_id: int | None,
+                 ttl: int = PAYLOAD_TTL) -> dict[str, Any]:
+    """Ids + requester + expiry + nonce, with an HMAC under the job-signing secret."""
+    payload = {
+        "job": job_uuid,
+        "requester": requester_id,
+        "expires": int(time.time()) + ttl,
+        "nonce": secrets.token_hex(8),
+    }
+    payload["sig"] = mac(keyring.secret("jobs"), *_signed_parts(payload))
+    return payload
+
+
+def verify_payload(keyring: KeyRing, payload: Any) -> dict[str, Any]:
+    """Return the payload if its signature and expiry hold; PayloadError otherwise."""
+    if not isinstance(payload, dict) or set(payload) != {"job", "requester", "expires",
+                                                         "nonce", "sig"}:
+        raise PayloadError("malformed payload")
+    try:
+        parts = _signed_parts(payload)
+        if not mac_matches(keyring.secret("jobs"), str(payload["sig"]), *parts):
+            raise PayloadError("bad signature")
+    except (TypeError, ValueError):
+        raise PayloadError("malformed payload") from None
+    if int(payload["expires"]) < time.time():
+        raise PayloadError("expired payload")
+    return payload
+
+
+def _signed_parts(payload: dict[str, Any]) -> tuple:
+    requester = payload["requester"]
+    if requester is not None and not isinstance(requester, int):
+        raise TypeError("requester")
+    return ("icli.job.v1", str(payload["job"]), "" if requester is None else requester,
+            int(payload["expires"]), str(payload["nonce"]))
+
+
+def enqueue_document_job(connection: redis.Redis, keyring: KeyRing, job_uuid: str,
+                         requester_id: int | None) -> str:
+    """Push one signed payload; returns the RQ job id. Raises redis errors when Redis is down."""
+    job = document_queue(connection).enqueue(
+        DOCUMENT_JOB_FUNCTION,
+        sign_payload(keyring, job_uuid, requester_id),
+        job_timeout=DOCUMENT_JOB_TIMEOUT,
+        result_ttl=3600,
+        failure_ttl=7 * 24 * 3600,
+        retry=Retry(max=3, interval=[5, 30, 120]),
+    )
+    return job.id
