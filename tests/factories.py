@@ -1,0 +1,83 @@
+"""Synthetic test data. Canary values are distinctive so leak scans cannot miss them."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from shared.domain.beneficiaries import Identity, create_beneficiary
+from shared.domain.meetings import add_partnership_item, create_meeting, inscribe_sheet
+from shared.domain.sheets import create_sheet
+from shared.domain.users import RoleSpec, create_user
+from shared.models import Circonscription, Structure
+
+PASSWORD = "correct-horse-battery-93"
+
+
+def canary_identity(n: int = 0) -> Identity:
+    """An identity made of values found nowhere else, to scan files and Redis for."""
+    return Identity(
+        nom=f"Zyxcanari{n}", prenom=f"Qwertinette{n}", nom_naissance=f"Vorpalnee{n}",
+        date_naissance="1981-04-0" + str(1 + n % 9), numero_caf=f"97{n:05d}31",
+        identifiant_france_travail=f"8{n:05d}7Q",
+        adresse=f"{n + 7} impasse Xylocanari", code_postal="93200", commune="Saint-Denis",
+        telephone=f"07{n:08d}", email=f"canari.{n}@leak-probe.invalid",
+    )
+
+
+def canary_values(identity: Identity) -> list[str]:
+    return [identity.nom, identity.prenom, identity.nom_naissance, identity.numero_caf,
+            identity.identifiant_france_travail, identity.adresse, identity.telephone,
+            identity.email]
+
+
+def reference_data(session):
+    north = Circonscription(code="C01", name="Saint-Denis")
+    south = Circonscription(code="C02", name="Montreuil")
+    session.add_all([north, south])
+    session.flush()
+    structures = {
+        "ssd": Structure(name="Service social départemental de Saint-Denis",
+                         type="service_social_departemental", circonscription=north),
+        "ali": Structure(name="ALI de Saint-Denis", type="ali", circonscription=north),
+        "other": Structure(name="ALI de Montreuil", type="ali", circonscription=south),
+    }
+    session.add_all(structures.values())
+    session.flush()
+    return north, south, structures
+
+
+def users_for_every_role(session, north, south, structures):
+    specs = {
+        "referent": RoleSpec("referent", structure_id=structures["ssd"].id),
+        "other_referent": RoleSpec("referent", structure_id=structures["other"].id),
+        "facilitator": RoleSpec("facilitator", circonscription_ids=(north.id,)),
+        "other_facilitator": RoleSpec("facilitator", circonscription_ids=(south.id,)),
+        "director": RoleSpec("director"),
+        "admin": RoleSpec("admin"),
+    }
+    return {
+        name: create_user(session, email=f"{name.replace('_', '.')}@test.invalid",
+                          full_name=f"Test {name}", password=PASSWORD, role=spec)
+        for name, spec in specs.items()
+    }
+
+
+def meeting_with_agenda(session, vault, north, structures, people: int = 2):
+    """A session of ``north`` with a partnership item and ``people`` inscribed sheets."""
+    meeting = create_meeting(session, north, datetime(2026, 12, 15, 14, 0),
+                             "Salle 2 & \"annexe\" <rdc>")
+    add_partnership_item(session, meeting, "Présentation de l'ALI")
+    identities = [canary_identity(n) for n in range(people)]
+    sheets = []
+    for n, identity in enumerate(identities):
+        beneficiary = create_beneficiary(session, vault, identity)
+        sheet = create_sheet(session, vault, beneficiary=beneficiary, structure=structures["ssd"],
+                             author_id=None, motif="reorientation",
+                             content={"situation": "Parcours social long.",
+                                      "question": "Réorientation ?"}, status="recevable")
+        inscribe_sheet(session, meeting, sheet,
+                       (datetime(2026, 12, 15, 14, 30) + timedelta(minutes=20 * n))
+                       .strftime("%H:%M"))
+        sheets.append(sheet)
+    session.flush()
+    return meeting, sheets, identities

@@ -1,0 +1,108 @@
+"""Walk every route as every role: access is checked on the server for each of them."""
+
+import pytest
+
+from shared.domain import documents
+from shared.models import GeneratedDocument
+from tests.conftest import csrf_token
+from tests.factories import PASSWORD
+
+ROLES = ["anonymous", "referent", "other_referent", "facilitator", "other_facilitator",
+         "director", "admin"]
+PUBLIC = {"auth.login", "main.healthz", "static"}
+# Meeting-scoped endpoints: a facilitator of another circonscription gets 404, not 403.
+SCOPED = {"meetings.show", "meetings.generate", "meetings.job_status", "meetings.download"}
+
+
+@pytest.fixture
+def routes(app, world, db_session, vault):
+    meeting = world["meeting"]
+    document = GeneratedDocument(meeting_id=meeting.id, kind="agenda", content_version=1,
+                                 filename="odj.docx", media_type="application/octet-stream",
+                                 size=3, body=b"")
+    db_session.add(document)
+    db_session.flush()
+    vault.seal_blob(document, "body", b"doc")
+    documents.request_document(db_session, meeting, "agenda", None)
+    db_session.commit()
+    values = {"meeting_id": meeting.id, "document_id": document.id, "kind": "agenda",
+              "user_id": world["users"]["director"].id, "action": "desactiver",
+              "circ_id": world["north"].id, "structure_id": world["structures"]["ali"].id,
+              "filename": "app.css"}
+    out = []
+    for rule in app.url_map.iter_rules():
+        url = rule.build({k: values[k] for k in rule.arguments}, append_unknown=False)[1]
+        method = "GET" if "GET" in rule.methods else "POST"
+        out.append((rule.endpoint, url, method))
+    return out
+
+
+def client_as(app, role):
+    client = app.test_client()
+    if role != "anonymous":
+        token = csrf_token(client, "/connexion")
+        email = f"{role.replace('_', '.')}@test.invalid"
+        response = client.post("/connexion", data={"csrf_token": token, "email": email,
+                                                    "password": PASSWORD})
+        assert response.status_code == 302, role
+    return client
+
+
+def expected_status(app, endpoint, role):
+    if endpoint in PUBLIC:
+        return None  # anyone; checked separately
+    if role == "anonymous":
+        return 302
+    required = getattr(app.view_functions[endpoint], "required_roles", None)
+    if required is None:
+        return None  # any logged-in user
+    base_role = role.removeprefix("other_")
+    if base_role not in required:
+        return 403
+    if role == "other_facilitator" and endpoint in SCOPED:
+        return 404
+    return "allowed"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_route_checks_access_for_every_role(app, routes, world, role):
+    client = client_as(app, role)
+    secrets = [world["meeting"].place, *(s.reference for s in world["sheets"]),
+               *(s.beneficiary.pseudonym for s in world["sheets"])]
+    checked = 0
+    for endpoint, url, method in routes:
+        expected = expected_status(app, endpoint, role)
+        if expected is None:
+            continue
+        if method == "GET":
+            response = client.get(url)
+        else:
+            token = csrf_token(client, "/connexion" if role == "anonymous" else "/")
+            response = client.post(url, data={"csrf_token": token})
+        body = response.get_data(as_text=True)
+        if expected == "allowed":
+            assert response.status_code not in (401, 403, 404), (endpoint, role)
+        else:
+            assert response.status_code == expected, (endpoint, role, response.status_code)
+            if expected == 302:
+                assert response.headers["Location"].startswith("/connexion")
+            assert not any(secret in body for secret in secrets), (endpoint, role)
+        checked += 1
+    assert checked >= 15
+
+
+def test_public_routes_answer_without_login(app, world):
+    client = app.test_client()
+    assert client.get("/connexion").status_code == 200
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+
+
+def test_admin_never_sees_beneficiary_data(app, world):
+    client = client_as(app, "admin")
+    for url in ["/", "/admin/utilisateurs", "/admin/structures", "/admin/circonscriptions"]:
+        body = client.get(url).get_data(as_text=True)
+        for sheet in world["sheets"]:
+            assert sheet.reference not in body
+            assert sheet.beneficiary.pseudonym not in body
+        for identity in world["identities"]:
+            assert identity.nom not in body

@@ -1,0 +1,111 @@
+import re
+
+from sqlalchemy import select
+
+from shared.models import AuditEvent, Circonscription, Structure, User
+from tests.conftest import csrf_token
+from tests.factories import PASSWORD
+
+
+def create_account(client, **fields):
+    token = csrf_token(client, "/admin/utilisateurs/nouveau")
+    return client.post("/admin/utilisateurs/nouveau", data={"csrf_token": token, **fields})
+
+
+def test_admin_creates_a_facilitator_who_must_change_the_one_time_password(
+        app, client, auth, world, db_session):
+    auth.login("admin@test.invalid", PASSWORD)
+    response = create_account(client, email="Nouvelle.CAT@Test.Invalid", full_name="Nouvelle CAT",
+                              role="facilitator", structure_id="0",
+                              circonscription_ids=[str(world["north"].id)])
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200 and "Mot de passe provisoire" in body
+    password = re.search(r"<code>([^<]+)</code>", body).group(1)
+    user = db_session.scalar(select(User).where(User.email == "nouvelle.cat@test.invalid"))
+    assert user.must_change_password and user.circonscription_ids == {world["north"].id}
+    assert password not in user.password_hash
+    newcomer = app.test_client()
+    token = csrf_token(newcomer, "/connexion")
+    newcomer.post("/connexion", data={"csrf_token": token, "email": "nouvelle.cat@test.invalid",
+                                      "password": password})
+    assert newcomer.get("/").headers["Location"] == "/mot-de-passe"
+
+
+def test_referent_without_structure_is_refused_with_a_french_message(client, auth, world,
+                                                                     db_session):
+    auth.login("admin@test.invalid", PASSWORD)
+    before = db_session.scalar(select(User.id).order_by(User.id.desc()))
+    response = create_account(client, email="ref@test.invalid", full_name="Réf",
+                              role="referent", structure_id="0")
+    assert "doit être rattaché·e à une structure" in response.get_data(as_text=True)
+    assert db_session.scalar(select(User.id).order_by(User.id.desc())) == before
+
+
+def test_duplicate_email_is_refused(client, auth, world):
+    auth.login("admin@test.invalid", PASSWORD)
+    response = create_account(client, email="DIRECTOR@test.invalid", full_name="Doublon",
+                              role="director", structure_id="0")
+    assert "Un compte existe déjà" in response.get_data(as_text=True)
+
+
+def test_admin_deactivates_then_reactivates_an_account(client, auth, world, db_session):
+    auth.login("admin@test.invalid", PASSWORD)
+    director = world["users"]["director"]
+    response = auth.post(f"/admin/utilisateurs/{director.id}/desactiver")
+    assert response.status_code == 302
+    db_session.expire_all()
+    assert db_session.get(User, director.id).active is False
+    auth.post(f"/admin/utilisateurs/{director.id}/activer")
+    db_session.expire_all()
+    assert db_session.get(User, director.id).active is True
+    actions = db_session.scalars(select(AuditEvent.action)).all()
+    assert {"user_deactivated", "user_activated"} <= set(actions)
+
+
+def test_admin_cannot_deactivate_their_own_account(client, auth, world, db_session):
+    auth.login("admin@test.invalid", PASSWORD)
+    admin = world["users"]["admin"]
+    auth.post(f"/admin/utilisateurs/{admin.id}/desactiver")
+    db_session.expire_all()
+    assert db_session.get(User, admin.id).active is True
+
+
+def test_admin_resets_a_password(app, client, auth, world, db_session):
+    auth.login("admin@test.invalid", PASSWORD)
+    director = world["users"]["director"]
+    body = auth.post(f"/admin/utilisateurs/{director.id}/reinitialiser").get_data(as_text=True)
+    password = re.search(r"<code>([^<]+)</code>", body).group(1)
+    other = app.test_client()
+    token = csrf_token(other, "/connexion")
+    assert other.post("/connexion", data={"csrf_token": token, "email": "director@test.invalid",
+                                          "password": PASSWORD}).status_code == 401
+    token = csrf_token(other, "/connexion")
+    assert other.post("/connexion", data={"csrf_token": token, "email": "director@test.invalid",
+                                          "password": password}).status_code == 302
+
+
+def test_admin_edits_circonscriptions_and_refuses_a_duplicate_code(client, auth, world,
+                                                                   db_session):
+    auth.login("admin@test.invalid", PASSWORD)
+    token = csrf_token(client, "/admin/circonscriptions/nouvelle")
+    response = client.post("/admin/circonscriptions/nouvelle", data={
+        "csrf_token": token, "code": "C09", "name": "Aulnay-sous-Bois", "active": "y"})
+    assert response.status_code == 302
+    assert db_session.scalar(select(Circonscription).where(Circonscription.code == "C09"))
+    response = client.post(f"/admin/circonscriptions/{world['south'].id}", data={
+        "csrf_token": token, "code": "C09", "name": "Montreuil", "active": "y"})
+    assert "Une autre circonscription porte déjà ce code." in response.get_data(as_text=True)
+    response = client.post("/admin/circonscriptions/nouvelle", data={
+        "csrf_token": token, "code": "c 9!", "name": "X"})
+    assert "2 à 8 lettres majuscules ou chiffres." in response.get_data(as_text=True)
+
+
+def test_admin_creates_a_structure(client, auth, world, db_session):
+    auth.login("admin@test.invalid", PASSWORD)
+    token = csrf_token(client, "/admin/structures/nouvelle")
+    response = client.post("/admin/structures/nouvelle", data={
+        "csrf_token": token, "name": "CCAS de Stains", "type": "service_social_municipal",
+        "circonscription_id": str(world["north"].id), "active": "y"})
+    assert response.status_code == 302
+    structure = db_session.scalar(select(Structure).where(Structure.name == "CCAS de Stains"))
+    assert structure.circonscription_id == world["north"].id

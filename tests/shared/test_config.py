@@ -1,0 +1,69 @@
+import pytest
+
+from shared.config import ConfigError, load_settings
+
+
+def production_env(tmp_path, **overrides):
+    keyring = tmp_path / "keyring.json"
+    keyring.write_text("{}")
+    env = {"ICLI_ENV": "production", "ICLI_INSTANCE": str(tmp_path),
+           "ICLI_SECRET_KEY": "s" * 40, "ICLI_REDIS_URL": "redis://redis:6379/0",
+           "ICLI_KEYRING": str(keyring),
+           "ICLI_DATABASE_URL": "postgresql://icli@db/icli"}
+    env.update(overrides)
+    return {k: v for k, v in env.items() if v is not None}
+
+
+def test_development_defaults_need_nothing(tmp_path):
+    settings = load_settings({"ICLI_INSTANCE": str(tmp_path)})
+    assert settings.database_url == f"sqlite:///{tmp_path / 'icli.sqlite3'}"
+    assert settings.uses_bundled_redis
+    assert settings.effective_redis_url == f"unix://{tmp_path / 'redis.sock'}"
+    assert settings.keyring_path == tmp_path / "keyring.json"
+    assert len(settings.secret_key) > 40
+    assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
+    # the same secret on the next start: sessions survive a restart
+    assert load_settings({"ICLI_INSTANCE": str(tmp_path)}).secret_key == settings.secret_key
+
+
+def test_production_settings_are_accepted_when_complete(tmp_path):
+    settings = load_settings(production_env(tmp_path))
+    assert settings.is_production
+    assert settings.database_url == "postgresql+psycopg://icli@db/icli"
+
+
+@pytest.mark.parametrize(("missing", "named"), [
+    ("ICLI_SECRET_KEY", "ICLI_SECRET_KEY"),
+    ("ICLI_REDIS_URL", "ICLI_REDIS_URL"),
+    ("ICLI_DATABASE_URL", "ICLI_DATABASE_URL"),
+])
+def test_production_refuses_to_start_and_names_the_variable(tmp_path, missing, named):
+    with pytest.raises(ConfigError, match=named):
+        load_settings(production_env(tmp_path, **{missing: None}))
+
+
+def test_production_never_creates_a_keyring(tmp_path):
+    env = production_env(tmp_path, ICLI_KEYRING=str(tmp_path / "absent.json"))
+    with pytest.raises(ConfigError, match="ICLI_KEYRING"):
+        load_settings(env)
+    assert not (tmp_path / "absent.json").exists()
+
+
+def test_secret_key_can_come_from_a_docker_secret_file(tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("f" * 48 + "\n")
+    settings = load_settings(production_env(tmp_path, ICLI_SECRET_KEY=None,
+                                            ICLI_SECRET_KEY_FILE=str(secret)))
+    assert settings.secret_key == "f" * 48
+
+
+def test_unknown_environment_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="ICLI_ENV"):
+        load_settings({"ICLI_ENV": "staging", "ICLI_INSTANCE": str(tmp_path)})
+
+
+def test_worker_settings_never_include_the_identity_chain(tmp_path):
+    settings = load_settings({"ICLI_INSTANCE": str(tmp_path)}).for_worker()
+    assert "identity" not in settings.key_chains
+    assert "index" not in settings.key_chains
+    assert "content" in settings.key_chains
