@@ -67,7 +67,7 @@ def agenda_context(session: Session, meeting: Meeting, version: int, today: date
             items.append({"time_slot": clean(item.time_slot), "label": clean(label),
                           "presenter": clean(presenter), "motif": clean(motif)})
         if items:
-            parts.append({"number": number, "title": title, "items": items})
+            parts.append({"number": number, "title": title, "entries": items})
     return {
         "circonscription": clean(meeting.circonscription.name),
         "meeting_date": french_date(meeting.starts_at.date()),

@@ -29,8 +29,8 @@ def render(path: Path, context: dict) -> bytes:
     template = DocxTemplate(str(path))
     try:
         template.render(context, autoescape=True)
-    except TemplateError as exc:
-        line = getattr(exc, "lineno", None)
+    except Exception as exc:  # inputs are plain dicts: any failure here is the template's
+        line = getattr(exc, "lineno", None) if isinstance(exc, TemplateError) else None
         where = f"ligne {line} du modèle" if line else "modèle"
         raise RenderError(path.name, f"{where} : {type(exc).__name__}") from None
     out = io.BytesIO()

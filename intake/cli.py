@@ -349,3 +349,7 @@ def check(quiet: bool) -> None:
         raise click.ClickException(f"{failures} protected value(s) failed to decrypt")
     if not quiet:
         click.echo("all protected values decrypt")
+
+
+if __name__ == "__main__":
+    main()

@@ -67,7 +67,7 @@ def build_agenda(path: Path) -> None:
     for cell, label in zip(table.rows[0].cells, ["Horaire", "Point", "Présenté par", "Motif"],
                            strict=True):
         cell.text = label
-    table.rows[1].cells[0].text = "{%tr for item in part.items %}"
+    table.rows[1].cells[0].text = "{%tr for item in part.entries %}"
     for cell, tag in zip(table.rows[2].cells,
                          ["{{ item.time_slot }}", "{{ item.label }}", "{{ item.presenter }}",
                           "{{ item.motif }}"], strict=True):

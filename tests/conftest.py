@@ -25,6 +25,7 @@ from shared.encrypted import Vault
 from shared.keys import load_keyring
 from shared.migrate import upgrade
 from shared.redis_server import start_bundled_redis
+from tests.factories import meeting_with_agenda, reference_data, users_for_every_role
 
 
 @pytest.fixture(scope="session")
@@ -85,16 +86,14 @@ def keyring(settings):
 
 
 @pytest.fixture(autouse=True)
-def _clean_state(request):
-    """Empty every table and the test Redis database after each test that used them."""
+def _clean_database(request):
+    """Empty every table after each test that used the database (after its other fixtures)."""
+    engine = request.getfixturevalue("engine") if "engine" in request.fixturenames else None
     yield
-    if "engine" in request.fixturenames:
-        engine = request.getfixturevalue("engine")
+    if engine is not None:
         with engine.begin() as conn:
             for table in reversed(Base.metadata.sorted_tables):
                 conn.execute(table.delete())
-    if "redis" in request.fixturenames:
-        request.getfixturevalue("redis").flushdb()
 
 
 @pytest.fixture
@@ -113,6 +112,7 @@ def redis(settings):
     connection = redis_lib.Redis.from_url(settings.effective_redis_url)
     connection.flushdb()
     yield connection
+    connection.flushdb()
     connection.close()
 
 
@@ -192,3 +192,14 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.2):
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout} s")
+
+
+@pytest.fixture
+def world(db_session, vault):
+    """Two circonscriptions, users of every role, a session of the first with its agenda."""
+    north, south, structures = reference_data(db_session)
+    accounts = users_for_every_role(db_session, north, south, structures)
+    meeting, sheets, identities = meeting_with_agenda(db_session, vault, north, structures)
+    db_session.commit()
+    return {"north": north, "south": south, "structures": structures, "users": accounts,
+            "meeting": meeting, "sheets": sheets, "identities": identities}

@@ -35,16 +35,16 @@ from shared.crypto import KeyRing, KeyVersion, blind_index, mac, normalise_name,
 KAT_PATH = Path(__file__).resolve().parent / "data" / "kat.json"
 
 
-def test_only_key(label: str) -> bytes:
+def fixed_test_key(label: str) -> bytes:
     """A 32-byte TEST-ONLY key derived from a public label (never a real key)."""
     return hashlib.sha256(f"icli TEST-ONLY key, never use for real data: {label}".encode()).digest()
 
 
-DEK = test_only_key("field DEK")
-KEK = test_only_key("identity KEK v3")
-INDEX_SECRET = test_only_key("blind index secret")
-MAC_SECRET = test_only_key("audit MAC secret")
-WRAPPED_DEK = test_only_key("DEK to wrap")
+DEK = fixed_test_key("field DEK")
+KEK = fixed_test_key("identity KEK v3")
+INDEX_SECRET = fixed_test_key("blind index secret")
+MAC_SECRET = fixed_test_key("audit MAC secret")
+WRAPPED_DEK = fixed_test_key("DEK to wrap")
 
 RECORD_UUID = "00000000-0000-4000-8000-00000000c0de"
 OTHER_UUID = "00000000-0000-4000-8000-0000000beef0"

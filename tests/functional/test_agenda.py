@@ -1,0 +1,202 @@
+"""The thin end-to-end path: a facilitator's button, the outbox row, a real worker, a .docx."""
+
+import io
+import os
+import pickle
+import zipfile
+
+import redis as redis_lib
+from docx import Document
+from rq import Queue, SimpleWorker
+from rq.serializers import JSONSerializer
+from sqlalchemy import func, select
+
+from generator import runtime
+from shared.domain import documents
+from shared.models import AuditEvent, DocumentJob, GeneratedDocument
+from shared.queue import DOCUMENT_JOB_FUNCTION, DOCUMENTS_QUEUE, sign_payload
+from tests.conftest import csrf_token, wait_for
+from tests.factories import PASSWORD, canary_values
+
+
+def docx_xml(data: bytes) -> str:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return "".join(archive.read(n).decode("utf-8", "replace") for n in archive.namelist()
+                       if n.endswith(".xml"))
+
+
+def request_agenda(client, meeting_id):
+    token = csrf_token(client, f"/seances/{meeting_id}")
+    return client.post(f"/seances/{meeting_id}/documents/agenda", data={"csrf_token": token})
+
+
+def test_facilitator_generates_the_agenda_through_the_real_worker(
+        client, auth, world, worker_process, db_session):
+    meeting = world["meeting"]
+    auth.login("facilitator@test.invalid", PASSWORD)
+    response = request_agenda(client, meeting.id)
+    assert response.status_code == 302
+
+    def finished():
+        status = client.get(f"/seances/{meeting.id}/documents/agenda/statut").get_json()
+        return status if status["status"] in ("done", "failed") else None
+
+    status = wait_for(finished, timeout=60)
+    assert status["status"] == "done", status
+    page = client.get(f"/seances/{meeting.id}").get_data(as_text=True)
+    assert "Télécharger" in page
+
+    download = client.get(status["download"])
+    assert download.status_code == 200
+    assert download.headers["Content-Disposition"].startswith("attachment")
+    document = Document(io.BytesIO(download.data))
+    cells = [c.text for t in document.tables for r in t.rows for c in r.cells]
+    for sheet in world["sheets"]:
+        assert any(sheet.reference in c and sheet.beneficiary.pseudonym in c for c in cells)
+    assert any("Présentation de l'ALI" in c for c in cells)
+    text = "\n".join(p.text for p in document.paragraphs)
+    assert "Saint-Denis" in text and 'Salle 2 & "annexe" <rdc>' in text
+
+    xml = docx_xml(download.data)
+    for identity in world["identities"]:
+        for value in canary_values(identity):
+            assert value not in xml
+
+    # Stored encrypted: the database holds no .docx (zip) and no readable text.
+    stored = db_session.scalars(select(GeneratedDocument)).one()
+    assert not stored.body.startswith(b"PK") and b"Ordre du jour" not in stored.body
+    actions = set(db_session.scalars(select(AuditEvent.action)))
+    assert {"document_requested", "document_generated", "document_downloaded"} <= actions
+    worker_log = worker_process.log_path.read_text()
+    for identity in world["identities"]:
+        assert not any(value in worker_log for value in canary_values(identity))
+
+
+def test_asking_twice_for_the_same_content_gives_one_job(client, auth, world, db_session,
+                                                         redis):
+    auth.login("facilitator@test.invalid", PASSWORD)
+    request_agenda(client, world["meeting"].id)
+    request_agenda(client, world["meeting"].id)
+    assert db_session.scalar(select(func.count()).select_from(DocumentJob)) == 1
+    assert Queue(DOCUMENTS_QUEUE, connection=redis).count == 1
+
+
+def test_redis_payload_carries_ids_only_with_the_json_serializer(client, auth, world, redis):
+    auth.login("facilitator@test.invalid", PASSWORD)
+    request_agenda(client, world["meeting"].id)
+    blobs = b"".join(redis.dump(key) or b"" for key in redis.keys("*"))
+    for identity in world["identities"]:
+        assert not any(value.encode() in blobs for value in canary_values(identity))
+    job = Queue(DOCUMENTS_QUEUE, connection=redis, serializer=JSONSerializer).jobs[0]
+    assert job.func_name == DOCUMENT_JOB_FUNCTION
+    assert set(job.args[0]) == {"job", "requester", "expires", "nonce", "sig"}
+
+
+def test_request_survives_a_redis_outage_and_is_sent_when_redis_is_back(
+        app, client, auth, world, db_session, redis, settings, monkeypatch):
+    services = app.extensions["icli"]
+    monkeypatch.setattr(services, "redis", redis_lib.Redis(unix_socket_path="/nonexistent/sock",
+                                                           socket_connect_timeout=0.2))
+    auth.login("facilitator@test.invalid", PASSWORD)
+    response = request_agenda(client, world["meeting"].id)
+    assert response.status_code == 302
+    job = db_session.scalars(select(DocumentJob)).one()
+    assert job.status == "queued" and job.enqueued_at is None  # waiting in the outbox
+    page = client.get(f"/seances/{world['meeting'].id}").get_data(as_text=True)
+    assert "En attente" in page
+
+    monkeypatch.undo()  # Redis is back: the next page view (or the worker's sweep) sends it
+    client.get(f"/seances/{world['meeting'].id}")
+    db_session.expire_all()
+    assert db_session.get(DocumentJob, job.id).enqueued_at is not None
+    run_queue(settings, redis)
+    db_session.expire_all()
+    assert db_session.get(DocumentJob, job.id).status == "done"
+
+
+def run_queue(settings, redis):
+    runtime.init(settings)
+    queue = Queue(DOCUMENTS_QUEUE, connection=redis, serializer=JSONSerializer)
+    SimpleWorker([queue], connection=redis, serializer=JSONSerializer).work(burst=True)
+
+
+def test_forged_and_replayed_payloads_are_refused_and_audited(
+        world, db_session, redis, settings, keyring):
+    job = documents.request_document(db_session, world["meeting"], "agenda", None)
+    db_session.commit()
+    queue = Queue(DOCUMENTS_QUEUE, connection=redis, serializer=JSONSerializer)
+    forged = sign_payload(keyring, job.uuid, None)
+    forged["requester"] = world["users"]["facilitator"].id  # changed after signing
+    queue.enqueue(DOCUMENT_JOB_FUNCTION, forged)
+    expired = sign_payload(keyring, job.uuid, None, ttl=-10)
+    queue.enqueue(DOCUMENT_JOB_FUNCTION, expired)
+    run_queue(settings, redis)
+    db_session.expire_all()
+    assert db_session.get(DocumentJob, job.id).status == "queued"  # nothing ran
+    refused = db_session.scalars(select(AuditEvent.purpose)
+                                 .where(AuditEvent.action == "job_refused")).all()
+    assert sorted(refused) == ["bad signature", "expired payload"]
+
+    valid = sign_payload(keyring, job.uuid, None)
+    queue.enqueue(DOCUMENT_JOB_FUNCTION, valid)
+    queue.enqueue(DOCUMENT_JOB_FUNCTION, valid)  # replayed: single use
+    run_queue(settings, redis)
+    assert db_session.scalar(select(func.count()).select_from(GeneratedDocument)) == 1
+
+
+class _Evil:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_pickle_payloads_never_run(world, db_session, redis, settings, tmp_path):
+    # Whoever writes to Redis must not make the worker run code: JSON cannot load a pickle.
+    marker = tmp_path / "pwned"
+    redis.hset("rq:job:evil", mapping={"data": pickle.dumps(_Evil(marker)), "status": "queued",
+                                       "created_at": "2026-01-01T00:00:00.000000Z"})
+    redis.rpush(f"rq:queue:{DOCUMENTS_QUEUE}", "evil")
+    run_queue(settings, redis)
+    assert not marker.exists()
+
+
+def test_a_requester_who_lost_the_right_gets_a_clear_failure(world, db_session, redis, settings,
+                                                             keyring):
+    facilitator = world["users"]["facilitator"]
+    job = documents.request_document(db_session, world["meeting"], "agenda", facilitator.id)
+    facilitator.active = False
+    db_session.commit()
+    Queue(DOCUMENTS_QUEUE, connection=redis, serializer=JSONSerializer).enqueue(
+        DOCUMENT_JOB_FUNCTION, sign_payload(keyring, job.uuid, facilitator.id))
+    run_queue(settings, redis)
+    db_session.expire_all()
+    job = db_session.get(DocumentJob, job.id)
+    assert job.status == "failed" and "n'a plus le droit" in job.error_message
+
+
+def test_a_broken_template_fails_in_french_and_can_be_relaunched(
+        client, auth, world, db_session, redis, settings, tmp_path, monkeypatch):
+    import dataclasses
+    import shutil
+
+    from docx import Document as NewDocument
+
+    broken_dir = tmp_path / "templates"
+    shutil.copytree(settings.templates_dir, broken_dir)
+    document = NewDocument()
+    document.add_paragraph("{% for x in %}")
+    document.save(broken_dir / "ordre_du_jour.docx")
+
+    auth.login("facilitator@test.invalid", PASSWORD)
+    request_agenda(client, world["meeting"].id)
+    run_queue(dataclasses.replace(settings, templates_dir=broken_dir), redis)
+    page = client.get(f"/seances/{world['meeting'].id}").get_data(as_text=True)
+    assert "Le modèle de document est invalide" in page and "Relancer" in page
+
+    request_agenda(client, world["meeting"].id)  # relancer, with the template repaired
+    run_queue(settings, redis)
+    db_session.expire_all()
+    job = db_session.scalars(select(DocumentJob)).one()
+    assert job.status == "done" and job.attempts == 2

@@ -1,0 +1,62 @@
+"""`icli run` on a fresh instance with the embedded defaults, as `make run` starts it."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - localhost
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def test_icli_run_serves_a_fresh_instance_and_sigterm_stops_every_process(tmp_path):
+    instance = Path(tempfile.mkdtemp(prefix="icli-run-"))  # short: unix socket path limit
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ICLI_")}
+    env["ICLI_INSTANCE"] = str(instance)
+    port = free_port()
+    log = (tmp_path / "run.log").open("wb")
+    process = subprocess.Popen([sys.executable, "-m", "intake.cli", "run", "--port", str(port)],
+                               env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        started = time.monotonic()
+        while not answers(f"http://127.0.0.1:{port}/healthz"):
+            assert process.poll() is None, (tmp_path / "run.log").read_text()
+            assert time.monotonic() - started < 60, "no answer within a minute"
+            time.sleep(0.5)
+        assert answers(f"http://127.0.0.1:{port}/connexion")
+        children = psutil.Process(process.pid).children(recursive=True)
+        names = " ".join(" ".join(c.cmdline()) for c in children)
+        assert "redis-server" in names and "generator" in names and "gunicorn" in names
+
+        assert (instance / "keyring.json").stat().st_mode & 0o777 == 0o600
+        assert (instance / "icli.sqlite3").exists()
+        output = (tmp_path / "run.log").read_text()
+        assert f"http://127.0.0.1:{port}" in output and "animatrice@icli.example" in output
+
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0
+        gone, alive = psutil.wait_procs(children, timeout=30)
+        assert alive == [], [p.cmdline() for p in alive]
+    finally:
+        if process.poll() is None:
+            process.kill()
+        log.close()
+        subprocess.run(["rm", "-rf", str(instance)], check=False)
