@@ -84,12 +84,9 @@ def _locked_head(session: Session) -> AuditHead:
 @dataclass(frozen=True)
 class ChainReport:
     rows: int
-    first_broken_id: int | None
+    ok: bool
+    first_broken_id: int | None = None  # None when the break is after the last row
     reason: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.first_broken_id is None
 
 
 def verify_chain(session: Session, keyring: KeyRing, batch: int = 5000) -> ChainReport:
@@ -106,14 +103,17 @@ def verify_chain(session: Session, keyring: KeyRing, batch: int = 5000) -> Chain
         for event in rows:
             count += 1
             if event.seq != expected_seq:
-                return ChainReport(count, event.id, f"sequence gap before seq {event.seq}")
+                return ChainReport(count, False, event.id, f"sequence gap before seq {event.seq}")
             if not mac_matches(secret, event.mac, *_mac_parts(prev_mac, event)):
-                return ChainReport(count, event.id, "MAC mismatch")
+                return ChainReport(count, False, event.id, "MAC mismatch")
             prev_mac, expected_seq, last_id = event.mac, expected_seq + 1, event.id
+    # The head row anchors the end: rows deleted at the tail leave it ahead of the chain.
     head = session.get(AuditHead, 1)
-    if head is not None and (head.seq != expected_seq - 1 or head.mac != prev_mac):
-        return ChainReport(count, last_id or None, "chain truncated after this row")
-    return ChainReport(count, None)
+    head_seq, head_mac = (head.seq, head.mac) if head is not None else (None, None)
+    if (head is None and count) or (head is not None and (head_seq, head_mac) != (count, prev_mac)):
+        return ChainReport(count, False, last_id or None,
+                           "chain truncated after the last row" if count else "chain emptied")
+    return ChainReport(count, True)
 
 
 def _mac_parts(prev_mac: str, event: AuditEvent) -> tuple:

@@ -193,10 +193,16 @@ def blind_index(secret: bytes, label: str, normalised: str, bits: int = BLIND_IN
     return int.from_bytes(digest.digest()[:4], "big") >> (32 - bits)
 
 
+# Letters NFKD does not decompose into a base letter and an accent.
+_LIGATURES = str.maketrans({"œ": "oe", "Œ": "OE", "æ": "ae", "Æ": "AE", "ß": "ss", "ł": "l",
+                            "Ł": "L", "ø": "o", "Ø": "O", "đ": "d", "Đ": "D", "þ": "th",
+                            "Þ": "TH", "ı": "i"})
+
+
 def normalise_name(value: str) -> str:
-    """NFKD, accents stripped, upper case, letters only (rule 8)."""
-    decomposed = unicodedata.normalize("NFKD", value)
-    return "".join(c for c in decomposed if c.isalpha() and c.isascii()).upper()
+    """NFKD, accents stripped, upper case, letters only (rule 8); other scripts are kept."""
+    decomposed = unicodedata.normalize("NFKD", value.translate(_LIGATURES))
+    return "".join(c for c in decomposed if c.isalpha() and not unicodedata.combining(c)).upper()
 
 
 def normalise_digits(value: str) -> str:
@@ -267,7 +273,7 @@ class KeyRing:
                     if len(key) != KEY_BYTES:
                         raise KeyringError(f"keyring {path}: bad key length in {chain}")
                     versions.append(KeyVersion(chain, int(number), key, item["created_at"]))
-        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+        except (AttributeError, KeyError, TypeError, ValueError, binascii.Error) as exc:
             raise KeyringError(f"keyring {path} is unreadable ({type(exc).__name__})") from None
         missing = wanted - set(primaries)
         if missing:

@@ -53,7 +53,7 @@ def test_icli_run_serves_a_fresh_instance_and_sigterm_stops_every_process(tmp_pa
 
         process.send_signal(signal.SIGTERM)
         assert process.wait(60) == 0
-        gone, alive = psutil.wait_procs(children, timeout=30)
+        _gone, alive = psutil.wait_procs(children, timeout=30)
         assert alive == [], [p.cmdline() for p in alive]
     finally:
         if process.poll() is None:

@@ -87,6 +87,19 @@ def test_editing_any_column_of_a_row_names_that_row(db_session, keyring, events,
     assert report.rows == index + 1
 
 
+def test_an_edited_row_given_a_valid_new_mac_still_breaks_the_chain_at_the_next_row(
+        db_session, keyring, events):
+    # Even a writer holding the audit secret cannot rewrite one row in place: the next
+    # row's MAC covers the old MAC.
+    target = events[2]
+    target.purpose = "réécrit"
+    target.mac = audit._row_mac(keyring.secret("audit"), events[1].mac, target)
+    db_session.commit()
+    report = audit.verify_chain(db_session, keyring)
+    assert report.first_broken_id == events[3].id
+    assert report.rows == 4
+
+
 def test_deleting_a_middle_row_names_the_next_row(db_session, keyring, events):
     db_session.execute(delete(AuditEvent).where(AuditEvent.id == events[2].id))
     db_session.commit()
@@ -111,20 +124,14 @@ def test_deleting_the_last_row_breaks_the_chain(db_session, keyring, events):
     assert "truncated" in report.reason
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG shared/audit.py:114-115: with every row deleted last_id is 0, so the report is "
-    "ChainReport(0, None, 'chain truncated...') and .ok (first_broken_id is None) is True"))
 def test_deleting_every_row_breaks_the_chain(db_session, keyring, events):
     db_session.execute(delete(AuditEvent))
     db_session.commit()
     report = audit.verify_chain(db_session, keyring)
-    assert report.reason  # the truncation is seen...
-    assert not report.ok  # ...yet reported as ok
+    assert not report.ok
+    assert report.reason == "chain emptied"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG shared/audit.py:113-114: a missing audit_head row is accepted, so deleting the "
-    "last rows together with the head row goes unnoticed"))
 def test_deleting_the_last_row_and_the_head_breaks_the_chain(db_session, keyring, events):
     db_session.execute(delete(AuditEvent).where(AuditEvent.id == events[-1].id))
     db_session.execute(delete(AuditHead))

@@ -93,6 +93,9 @@ def unwrap_kat(ring: KeyRing, wrapped: bytes = WRAPPED, **overrides) -> bytes:
 
 def assert_clean(exc: BaseException, *secrets: str) -> None:
     """Neither the message, the repr nor the printed traceback carries a secret value."""
+    # no chained exception either (a UnicodeDecodeError would hold the decrypted bytes)
+    assert exc.__cause__ is None
+    assert exc.__context__ is None or exc.__suppress_context__
     printed = "".join(traceback.format_exception(exc))
     for secret in secrets:
         for text in (str(exc), repr(exc), printed):
@@ -422,3 +425,18 @@ def test_key_versions_and_rings_never_show_their_keys():
         assert key.hex() not in text
         assert base64.b64encode(key).decode() not in text
     assert crypto.fingerprint(key) in repr(version)
+
+
+@pytest.mark.parametrize(("typed", "same_as"), [
+    ("Lœtitia", "LOETITIA"),
+    ("Straße", "STRASSE"),
+    ("Łukasz", "LUKASZ"),
+    ("Bjørn", "BJORN"),
+])
+def test_letters_without_decomposition_are_spelled_out(typed, same_as):
+    assert normalise_name(typed) == same_as
+
+
+def test_names_in_other_scripts_are_kept_not_emptied():
+    assert normalise_name("Иванова") == "ИВАНОВА"
+    assert normalise_name("王 芳") == "王芳"
