@@ -69,5 +69,6 @@ def main(settings: Settings | None = None) -> None:
             time.sleep(2)
     sweep(rt, connection)
     worker = DocumentWorker([document_queue(connection)], connection=connection,
-                            serializer=JSONSerializer, maintenance_interval=SWEEP_INTERVAL)
+                            serializer=JSONSerializer, maintenance_interval=SWEEP_INTERVAL,
+                            log_job_description=False)  # payloads stay out of the logs
     worker.work(with_scheduler=True, logging_level=settings.log_level)

@@ -198,6 +198,21 @@ def users() -> None:
     """Accounts."""
 
 
+@contextlib.contextmanager
+def _audited_session() -> Iterator[tuple]:
+    """A session and a `record(action, user)` writing an audit row as the CLI; commits."""
+    settings = _settings()
+    keyring = load_keyring(settings)
+    with _session(settings) as session:
+
+        def record(action: str, user, **kwargs) -> None:
+            audit.record(session, keyring, audit.CLI, action, object_type="users",
+                         object_ids=[user.id], **kwargs)
+
+        yield session, record
+        session.commit()
+
+
 @users.command("create")
 @click.option("--email", required=True)
 @click.option("--name", "full_name", required=True)
@@ -212,20 +227,16 @@ def users_create(email: str, full_name: str, role: str, structure_id: int | None
     from shared.domain.users import RoleSpec, create_user, generate_password
     from shared.errors import DomainError
 
-    settings = _settings()
-    keyring = load_keyring(settings)
     password = generate_password()
-    with _session(settings) as session:
+    with _audited_session() as (session, record):
         try:
             user = create_user(session, email=email, full_name=full_name, password=password,
                                role=RoleSpec(role, structure_id, circonscription_ids),
                                must_change_password=True)
         except DomainError as exc:
             raise click.ClickException(exc.message) from None
-        audit.record(session, keyring, audit.CLI, "user_created", object_type="users",
-                     object_ids=[user.id], fields=[role])
-        session.commit()
-        click.echo(f"created user {user.id}; one-time password (shown once): {password}")
+        record("user_created", user, fields=[role])
+    click.echo(f"created user {user.id}; one-time password (shown once): {password}")
 
 
 def _user_by_email(session, email: str):
@@ -246,15 +257,11 @@ def users_deactivate(email: str) -> None:
     """Deactivate an account (it can no longer log in)."""
     from shared.domain.users import set_active
 
-    settings = _settings()
-    keyring = load_keyring(settings)
-    with _session(settings) as session:
+    with _audited_session() as (session, record):
         user = _user_by_email(session, email)
         set_active(session, user, False)
-        audit.record(session, keyring, audit.CLI, "user_deactivated", object_type="users",
-                     object_ids=[user.id])
-        session.commit()
-        click.echo(f"user {user.id} deactivated")
+        record("user_deactivated", user)
+    click.echo(f"user {user.id} deactivated")
 
 
 @users.command("reset")
@@ -263,16 +270,36 @@ def users_reset(email: str) -> None:
     """Give an account a new one-time password and reactivate it."""
     from shared.domain.users import reset_password, set_active
 
-    settings = _settings()
-    keyring = load_keyring(settings)
-    with _session(settings) as session:
+    with _audited_session() as (session, record):
         user = _user_by_email(session, email)
         password = reset_password(session, user)
         set_active(session, user, True)
-        audit.record(session, keyring, audit.CLI, "password_reset", object_type="users",
-                     object_ids=[user.id])
-        session.commit()
-        click.echo(f"user {user.id}: one-time password (shown once): {password}")
+        record("password_reset", user)
+    click.echo(f"user {user.id}: one-time password (shown once): {password}")
+
+
+# -- keys -------------------------------------------------------------------------
+@main.group()
+def keys() -> None:
+    """Key material (the keyring file never enters the database)."""
+
+
+@keys.command("worker-keyring")
+@click.option("--out", "destination", required=True,
+              type=click.Path(dir_okay=False, path_type=Path))
+def keys_worker_keyring(destination: Path) -> None:
+    """Write the keyring a worker gets: content, audit and jobs chains, never identity."""
+    from shared.crypto import CryptoError, KeyRing
+
+    settings = _settings()
+    chains = settings.for_worker().key_chains
+    try:
+        written = KeyRing.export_chains(settings.keyring_path, destination, chains)
+    except CryptoError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not written:
+        raise click.ClickException(f"{destination} exists already; not overwritten")
+    click.echo(f"wrote {destination} (mode 0600): chains {', '.join(chains)}")
 
 
 # -- demo and check ---------------------------------------------------------------

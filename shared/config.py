@@ -35,6 +35,9 @@ class Settings:
     key_chains: tuple[str, ...] = ("identity", "content", "index", "audit", "jobs")
     # Fast argon2 parameters in tests; the library defaults otherwise.
     fast_password_hashing: bool = False
+    # Reverse proxies in front of the web app whose X-Forwarded-For / -Proto are trusted:
+    # login throttling counts per client address, not per proxy.
+    proxy_hops: int = 0
     log_level: str = "INFO"
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -110,7 +113,17 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         secret_key=secret_key,
         templates_dir=templates_dir,
         log_level=environ.get("ICLI_LOG_LEVEL", "INFO").upper(),
+        proxy_hops=_int(environ, "ICLI_PROXY_HOPS", 0),
     )
+
+
+def _int(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit():
+        raise ConfigError(f"{name} must be a whole number (got {raw!r})")
+    return int(raw)
 
 
 def _normalise_database_url(url: str) -> str:

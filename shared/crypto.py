@@ -300,6 +300,20 @@ class KeyRing:
         body = json.dumps({"format": KEYRING_FORMAT, "chains": chains}, indent=2)
         return write_private(path, body + "\n", exclusive=True)
 
+    @staticmethod
+    def export_chains(source: Path, destination: Path, chains: Iterable[str]) -> bool:
+        """Copy some chains of a keyring into a new file (the worker's: no identity chain)."""
+        wanted = set(chains)
+        try:
+            data = json.loads(source.read_text(encoding="utf-8"))
+            missing = wanted - set(data["chains"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise KeyringError(f"keyring {source} is unreadable ({type(exc).__name__})") from None
+        if missing:
+            raise KeyringError(f"keyring {source} lacks chain(s): {', '.join(sorted(missing))}")
+        data["chains"] = {name: data["chains"][name] for name in sorted(wanted)}
+        return write_private(destination, json.dumps(data, indent=2) + "\n", exclusive=True)
+
     # -- queries -------------------------------------------------------------
     @property
     def chains(self) -> tuple[str, ...]:

@@ -9,6 +9,7 @@ from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from shared.config import Settings
+from shared.files import private_dir
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -35,7 +36,7 @@ def new_uuid() -> str:
 def make_engine(settings: Settings) -> Engine:
     """One engine per process; SQLite gets WAL, foreign keys and a busy timeout."""
     if settings.is_sqlite:
-        settings.instance.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.instance)
         engine = create_engine(settings.database_url, connect_args={"timeout": 30},
                                hide_parameters=True)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import redis
 
 from shared.config import Settings
+from shared.files import private_dir
 
 
 class BundledRedisError(RuntimeError):
@@ -29,7 +30,7 @@ def redis_server_binary() -> str:
 def start_bundled_redis(socket: Path, data_dir: Path, timeout: float = 10.0,
                         preexec_fn: Callable[[], None] | None = None) -> subprocess.Popen:
     """Start redis-server on ``socket``; returns the process once it answers PING."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     if socket.exists():
         socket.unlink()  # stale socket of a process that died
     config = "\n".join([

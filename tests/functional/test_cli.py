@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from sqlalchemy import MetaData, select, update
 
 from shared.models import Beneficiary, User
@@ -132,3 +133,19 @@ def test_users_create_deactivate_and_reset(test_env, engine, db_session, app):
     refused = icli(test_env, "users", "create", "--email", "x@test.invalid", "--name", "X",
                    "--role", "referent", check=False)
     assert refused.returncode != 0 and "structure" in refused.stderr
+
+
+def test_worker_keyring_holds_no_identity_key_and_serves_the_worker(test_env, engine, tmp_path):
+    import json
+
+    from shared.crypto import KeyNotFoundError, KeyRing
+
+    out = tmp_path / "keyring_worker.json"
+    icli(test_env, "keys", "worker-keyring", "--out", str(out))
+    assert out.stat().st_mode & 0o777 == 0o600
+    assert set(json.loads(out.read_text())["chains"]) == {"content", "audit", "jobs"}
+    ring = KeyRing.load(out, ("content", "audit", "jobs"))
+    with pytest.raises(KeyNotFoundError):
+        ring.primary_version("identity")
+    again = icli(test_env, "keys", "worker-keyring", "--out", str(out), check=False)
+    assert again.returncode != 0 and "not overwritten" in again.stderr
