@@ -11,6 +11,7 @@ from datetime import date, datetime
 
 from sqlalchemy.orm import Session
 
+from shared.domain.reference import reference_labels
 from shared.models import Meeting
 from shared.models.meeting import AGENDA_PARTS
 
@@ -19,20 +20,6 @@ _MONTHS = ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "ao
 _DAYS = ["lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"]
 # XML 1.0 forbids most control characters: they would make the .docx unreadable.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-
-MOTIF_LABELS = {
-    "reorientation": "Demande de réorientation de parcours",
-    "changement_referent": "Changement de référent ou de structure",
-    "acco_glo": "Accompagnement global (entrée, renouvellement, sortie)",
-    "situation_complexe": "Situation complexe / cumul de freins",
-    "parcours_bloque": "Parcours bloqué",
-    "adhesion": "Difficulté d'adhésion",
-    "amenagement_15h": "Aménagement de la durée d'activité",
-    "contrat_complexe": "Contrat complexe",
-    "ressource_partenariale": "Mobilisation d'une ressource partenariale",
-    "retour": "Retour d'une situation déjà examinée",
-    "autre": "Autre",
-}
 
 AGENDA_KEYS = {"circonscription", "meeting_date", "meeting_time", "place", "parts",
                "version", "generated_on"}
@@ -53,7 +40,7 @@ def french_time(moment: datetime) -> str:
 
 def agenda_context(session: Session, meeting: Meeting, version: int, today: date) -> dict:
     """The ordre du jour: parts with their items, situations by reference and pseudonym."""
-    del session  # everything needed is reachable from the meeting
+    motifs = reference_labels(session)["motif"]
     parts = []
     for number, (part, title) in enumerate(AGENDA_PARTS.items(), start=1):
         items = []
@@ -61,7 +48,7 @@ def agenda_context(session: Session, meeting: Meeting, version: int, today: date
             if item.sheet is not None:
                 label = f"{item.sheet.reference} – {item.sheet.beneficiary.pseudonym}"
                 presenter = item.sheet.structure.name
-                motif = MOTIF_LABELS.get(item.sheet.motif or "", "")
+                motif = motifs.get(item.sheet.motif or "", "")
             else:
                 label, presenter, motif = item.title, "", ""
             items.append({"time_slot": clean(item.time_slot), "label": clean(label),

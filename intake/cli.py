@@ -69,11 +69,16 @@ def db_upgrade() -> None:
 
 
 def _upgrade(settings: Settings) -> None:
+    """Migrations, then the default reference data of kinds that have none."""
+    from shared.domain.reference import ensure_reference_defaults
     from shared.migrate import upgrade
 
     engine = make_engine(settings)
     try:
         upgrade(engine)
+        with make_session_factory(engine)() as session:
+            ensure_reference_defaults(session)
+            session.commit()
     finally:
         engine.dispose()
 

@@ -17,7 +17,9 @@ from sqlalchemy.orm import Session
 
 from shared.domain.beneficiaries import Identity, create_beneficiary, validate_identity
 from shared.domain.meetings import add_partnership_item, create_meeting, inscribe_sheet
-from shared.domain.sheets import create_sheet
+from shared.domain.reference import ensure_reference_defaults, reference_labels
+from shared.domain.sheet_workflow import submit, transition
+from shared.domain.sheets import start_sheet, write_values
 from shared.domain.users import RoleSpec, create_user, generate_password
 from shared.encrypted import Vault
 from shared.models import Circonscription, Structure, User
@@ -62,6 +64,25 @@ class DemoResult:
     people: int = 0
     sheets: int = 0
     rejected_rows: list[tuple[int, str]] = field(default_factory=list)
+
+
+def demo_values(n: int) -> dict:
+    """Complete, pseudonymous sheet content (no name, address or number in the texts)."""
+    return {
+        "referent_fonction": "Assistante sociale", "situation_familiale": "isole",
+        "enfants_a_charge": n % 3, "anciennete_rsa": ["moins_1", "2_5", "plus_5"][n % 3],
+        "orientation": ["social", "socio_pro", "pro"][n % 3], "contrat": "contrat_engagement",
+        "contrat_signe": "oui", "duree_activite": "15h", "inscription_ft": "inscrit",
+        "formation": "5", "experience": "intermittence", "logement": "temporaire",
+        "parcours": _SITUATIONS[n % 3],
+        "freins": {"mobilite": "important", "garde": "leger"} if n % 2 else {"sante": "bloquant"},
+        "actions": [{"action": "Atelier de recherche d'emploi", "structure": "ALI",
+                     "debut": "2026-03-02", "fin": "", "resultat": "En cours"}],
+        "motif": _MOTIFS[n % len(_MOTIFS)], "question": _QUESTIONS[n % 3],
+        "proposition": "Réorientation vers l'ALI avec appui de l'instance.",
+        "personne_informee": "oui", "date_information": "2026-10-01",
+        "position_personne": "accord", "urgent": "non",
+    }
 
 
 def database_is_empty(session: Session) -> bool:
@@ -143,13 +164,14 @@ def seed_demo(session: Session, vault: Vault, *, password: str | None = None,
     rng = random.Random(seed)  # noqa: S311 - synthetic demo values, not secrets
     result = DemoResult(password=password or generate_password(),
                         password_generated=password is None)
+    ensure_reference_defaults(session)
     structures = seed_reference_data(session)
     saint_denis = structures["ALI de Saint-Denis"].circonscription
     aubervilliers = structures["ALI de Aubervilliers"].circonscription
     referent_structure = structures["Service social départemental de Saint-Denis"]
     accounts = [
         ("referente@icli.example", "Inès Référente (démo)",
-         RoleSpec("referent", structure_id=referent_structure.id)),
+         RoleSpec("referent", structure_id=referent_structure.id, manager=True)),
         ("referent.ali@icli.example", "Karim Référent ALI (démo)",
          RoleSpec("referent", structure_id=structures["ALI de Saint-Denis"].id)),
         ("animatrice@icli.example", "Sofia Animatrice (démo)",
@@ -164,22 +186,27 @@ def seed_demo(session: Session, vault: Vault, *, password: str | None = None,
         result.accounts.append((email, users[email].role_labels[0]))
 
     identities = people if people is not None else synthetic_people(max(sheets, 1), rng)
-    beneficiaries = [create_beneficiary(session, vault, identity) for identity in identities]
-    result.people = len(beneficiaries)
+    for identity in identities[sheets:]:  # people without a sheet yet
+        create_beneficiary(session, vault, identity)
+    result.people = len(identities)
 
     filing = [referent_structure, structures["ALI de Saint-Denis"],
               structures["France Travail Saint-Denis"], structures["association"]]
+    labels = reference_labels(session)
     created = []
-    for n in range(min(sheets, len(beneficiaries)) if beneficiaries else 0):
+    for n, identity in enumerate(identities[:sheets]):
         structure = filing[n % len(filing)]
-        author = users["referente@icli.example"] if structure is referent_structure else None
-        created.append(create_sheet(
-            session, vault, beneficiary=beneficiaries[n], structure=structure,
-            author_id=author.id if author else None, motif=_MOTIFS[n % len(_MOTIFS)],
-            content={"situation": _SITUATIONS[n % 3], "question": _QUESTIONS[n % 3],
-                     "proposition": "Réorientation vers l'ALI avec appui de l'instance."},
-            status="recevable" if n % 2 == 0 else "soumise",
-        ))
+        author = {referent_structure.id: users["referente@icli.example"],
+                  structures["ALI de Saint-Denis"].id: users["referent.ali@icli.example"],
+                  }.get(structure.id)
+        started = start_sheet(session, vault, structure=structure,
+                              author_id=author.id if author else None, identity=identity)
+        write_values(vault, started.sheet, demo_values(n))
+        if n % 3 != 2:  # two thirds submitted, half of those screened
+            submit(session, vault, started.sheet, labels, actor_id=None)
+            if n % 2 == 0:
+                transition(session, vault, started.sheet, "accept", actor_id=None)
+        created.append(started.sheet)
     result.sheets = len(created)
 
     next_month = (date.today().replace(day=1) + timedelta(days=32)).replace(day=10)
@@ -188,6 +215,6 @@ def seed_demo(session: Session, vault: Vault, *, password: str | None = None,
     add_partnership_item(session, meeting, "Présentation du dispositif de garde solidaire")
     slot = datetime.combine(next_month, time(14, 30))
     for sheet in [s for s in created if s.status == "recevable"][:4]:
-        inscribe_sheet(session, meeting, sheet, slot.strftime("%H:%M"))
+        inscribe_sheet(session, vault, meeting, sheet, slot.strftime("%H:%M"), actor_id=None)
         slot += timedelta(minutes=20)
     return result

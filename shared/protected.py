@@ -44,11 +44,14 @@ _DECLARATIONS: dict[str, dict[str, str]] = {
         "telephone": IDENTIFYING,
         "email": IDENTIFYING,
     },
+    # One encrypted JSON column per data class; each field's class: shared/sheet_schema.py.
     "sheets": {
-        "situation": SITUATIONAL,
-        "question": SITUATIONAL,
-        "proposition": SITUATIONAL,
+        "situation_data": SITUATIONAL,
+        "sensitive_data": SENSITIVE,
+        "referent_data": IDENTIFYING,
     },
+    "sheet_events": {"comment": SITUATIONAL},
+    "form_stashes": {"payload": IDENTIFYING},  # may hold anything typed, identity included
     "decisions": {"motivation": SITUATIONAL},
     "generated_documents": {"body": SITUATIONAL},
 }

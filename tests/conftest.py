@@ -21,6 +21,7 @@ from sqlalchemy import text
 from shared import audit
 from shared.config import load_settings
 from shared.db import Base, make_engine, make_session_factory
+from shared.domain.reference import ensure_reference_defaults
 from shared.encrypted import Vault
 from shared.keys import load_keyring
 from shared.migrate import upgrade
@@ -76,8 +77,15 @@ def engine(settings):
         Base.metadata.drop_all(conn)
         conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
     upgrade(engine)
+    _seed_reference_data(engine)
     yield engine
     engine.dispose()
+
+
+def _seed_reference_data(engine) -> None:
+    with make_session_factory(engine)() as session:
+        ensure_reference_defaults(session)
+        session.commit()
 
 
 @pytest.fixture(scope="session")
@@ -94,6 +102,7 @@ def _clean_database(request):
         with engine.begin() as conn:
             for table in reversed(Base.metadata.sorted_tables):
                 conn.execute(table.delete())
+        _seed_reference_data(engine)
 
 
 @pytest.fixture

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from shared.domain.beneficiaries import Identity, create_beneficiary
+from shared.demo import demo_values
+from shared.domain.beneficiaries import Identity
 from shared.domain.meetings import add_partnership_item, create_meeting, inscribe_sheet
-from shared.domain.sheets import create_sheet
+from shared.domain.reference import reference_labels
+from shared.domain.sheet_workflow import submit, transition
+from shared.domain.sheets import start_sheet, write_values
 from shared.domain.users import RoleSpec, create_user
 from shared.models import Circonscription, Structure
 
@@ -70,14 +73,27 @@ def meeting_with_agenda(session, vault, north, structures, people: int = 2):
     identities = [canary_identity(n) for n in range(people)]
     sheets = []
     for n, identity in enumerate(identities):
-        beneficiary = create_beneficiary(session, vault, identity)
-        sheet = create_sheet(session, vault, beneficiary=beneficiary, structure=structures["ssd"],
-                             author_id=None, motif="reorientation",
-                             content={"situation": "Parcours social long.",
-                                      "question": "Réorientation ?"}, status="recevable")
-        inscribe_sheet(session, meeting, sheet,
+        sheet = make_sheet(session, vault, structures["ssd"], identity, status="recevable")
+        inscribe_sheet(session, vault, meeting, sheet,
                        (datetime(2026, 12, 15, 14, 30) + timedelta(minutes=20 * n))
-                       .strftime("%H:%M"))
+                       .strftime("%H:%M"), actor_id=None)
         sheets.append(sheet)
     session.flush()
     return meeting, sheets, identities
+
+
+def make_sheet(session, vault, structure, identity, *, author_id=None, status="brouillon",
+               values=None):
+    """A sheet with complete pseudonymous content, moved along the workflow to ``status``."""
+    sheet = start_sheet(session, vault, structure=structure, author_id=author_id,
+                        identity=identity).sheet
+    write_values(vault, sheet, values if values is not None else demo_values(0))
+    path = {"brouillon": [], "soumise": ["submit"], "recevable": ["submit", "accept"],
+            "a_completer": ["submit", "return"]}[status]
+    for action in path:
+        if action == "submit":
+            submit(session, vault, sheet, reference_labels(session), actor_id=author_id)
+        else:
+            transition(session, vault, sheet, action, actor_id=None, reason="Test.")
+    session.flush()
+    return sheet

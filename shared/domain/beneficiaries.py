@@ -125,3 +125,9 @@ def create_beneficiary(session: Session, vault: Vault, identity: Identity) -> Be
         vault.seal(beneficiary, name, getattr(identity, name).strip())
     session.flush()
     return beneficiary
+
+
+def reindex(vault: Vault, beneficiary: Beneficiary, identity: Identity) -> None:
+    """Recompute the blind indexes after an identity change."""
+    for name, value in _indexes(vault, identity).items():
+        setattr(beneficiary, name, value)

@@ -7,6 +7,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from shared.domain.sheet_workflow import transition
+from shared.encrypted import Vault
 from shared.errors import InvalidInput
 from shared.models import AgendaItem, Circonscription, Meeting, Sheet
 from shared.models.meeting import AGENDA_PARTS
@@ -50,18 +52,19 @@ def add_partnership_item(session: Session, meeting: Meeting, title: str,
     return item
 
 
-def inscribe_sheet(session: Session, meeting: Meeting, sheet: Sheet, time_slot: str,
-                   part: str = "situation", duration_minutes: int = 20) -> AgendaItem:
+def inscribe_sheet(session: Session, vault: Vault, meeting: Meeting, sheet: Sheet,
+                   time_slot: str, *, actor_id: int | None, part: str = "situation",
+                   duration_minutes: int = 20) -> AgendaItem:
     """Put a screened sheet on the agenda at a time slot (each referent attends their own)."""
     if part not in AGENDA_PARTS or part == "partenariat":
         raise InvalidInput("Partie de l'ordre du jour inconnue.")
     if sheet.circonscription_id != meeting.circonscription_id:
         raise InvalidInput("La fiche relève d'une autre circonscription.")
+    transition(session, vault, sheet, "inscribe", actor_id=actor_id)
     item = AgendaItem(meeting=meeting, part=part, sheet=sheet, time_slot=time_slot,
                       duration_minutes=duration_minutes,
                       position=_next_position(session, meeting))
     session.add(item)
-    sheet.status = "inscrite"
     _agenda_changed(meeting)
     session.flush()
     return item

@@ -1,13 +1,17 @@
-"""Reference data edited by administrators: circonscriptions and structures."""
+"""Reference data edited by administrators: circonscriptions, structures, enumerations."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import re
+
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shared.errors import InvalidInput
-from shared.models import Circonscription, Structure
+from shared.models import Circonscription, ReferenceItem, Structure
 from shared.models.reference import STRUCTURE_TYPES
+from shared.reference_defaults import DEFAULT_ITEMS
+from shared.sheet_schema import EDITABLE_KINDS
 
 
 def save_circonscription(session: Session, circonscription: Circonscription | None, *,
@@ -37,3 +41,58 @@ def save_structure(session: Session, structure: Structure | None, *, name: str, 
     structure.circonscription_id = circonscription_id or None
     session.flush()
     return structure
+
+
+def ensure_reference_defaults(session: Session) -> int:
+    """Insert the default entries of every kind that has none; returns how many were added."""
+    added = 0
+    for kind, entries in DEFAULT_ITEMS.items():
+        if session.scalar(select(ReferenceItem.id).where(ReferenceItem.kind == kind).limit(1)):
+            continue
+        for position, (code, label) in enumerate(entries, start=1):
+            session.add(ReferenceItem(kind=kind, code=code, label=label, position=position))
+            added += 1
+    session.flush()
+    return added
+
+
+def reference_items(session: Session, kind: str, *, include_inactive: bool = False
+                    ) -> list[ReferenceItem]:
+    query = select(ReferenceItem).where(ReferenceItem.kind == kind)
+    if not include_inactive:
+        query = query.where(ReferenceItem.active.is_(True))
+    return list(session.scalars(query.order_by(ReferenceItem.position, ReferenceItem.id)))
+
+
+def reference_labels(session: Session) -> dict[str, dict[str, str]]:
+    """Every kind's code -> label, inactive entries included (old sheets still show them)."""
+    labels: dict[str, dict[str, str]] = {kind: {} for kind in EDITABLE_KINDS}
+    for item in session.scalars(select(ReferenceItem)):
+        labels.setdefault(item.kind, {})[item.code] = item.label
+    return labels
+
+
+CODE_RE = re.compile(r"^[a-z0-9_]{2,40}$")
+
+
+def save_reference_item(session: Session, item: ReferenceItem | None, *, kind: str, code: str,
+                        label: str, active: bool) -> ReferenceItem:
+    """Create an entry, or change the label / activity of one (its code never changes)."""
+    if kind not in EDITABLE_KINDS:
+        raise InvalidInput("Référentiel inconnu.")
+    label = label.strip()
+    if not label or len(label) > 200:
+        raise InvalidInput("Le libellé est obligatoire (200 caractères au plus).")
+    if item is None:
+        if not CODE_RE.match(code):
+            raise InvalidInput("Le code : 2 à 40 lettres minuscules, chiffres ou « _ ».")
+        if session.scalar(select(ReferenceItem.id).where(ReferenceItem.kind == kind,
+                                                         ReferenceItem.code == code)):
+            raise InvalidInput("Ce code existe déjà dans ce référentiel.")
+        last = session.scalar(select(func.max(ReferenceItem.position))
+                              .where(ReferenceItem.kind == kind)) or 0
+        item = ReferenceItem(kind=kind, code=code, position=last + 1)
+        session.add(item)
+    item.label, item.active = label, active
+    session.flush()
+    return item

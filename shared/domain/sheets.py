@@ -1,38 +1,353 @@
-"""Situation sheets: creation with a readable reference (the lifecycle grows in issue 3)."""
+"""Situation sheets: content, validation, the free-text guard, duplicates and who may see what.
+
+Values travel as a plain dict keyed by the field names of ``shared.sheet_schema``: strings for
+text, choices and ISO dates, ints, lists for multiple choices, ``{code: intensity}`` for freins
+and a list of dicts for the actions engagées.
+"""
 
 from __future__ import annotations
 
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from shared.crypto import normalise_digits, normalise_name
 from shared.db import utcnow
+from shared.domain.beneficiaries import (
+    Identity,
+    create_beneficiary,
+    find_duplicates,
+    reindex,
+    validate_identity,
+)
 from shared.encrypted import Vault
 from shared.errors import InvalidInput
-from shared.models import Beneficiary, Sheet, Structure
+from shared.models import Beneficiary, Sheet, Structure, User
+from shared.protected import IDENTITY_FIELDS
 from shared.pseudonym import next_sheet_reference
+from shared.sheet_schema import (
+    ACTION_KEYS,
+    ACTION_ROWS,
+    COLUMN_OF_CLASS,
+    FIELDS,
+    INTENSITE,
+    METADATA,
+    SheetField,
+)
 
-CONTENT_LIMITS = {"situation": 4000, "question": 1000, "proposition": 1000}
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Dates that can only be in the past; others may be up to a few years ahead.
+PAST_ONLY = {"debut_accompagnement", "contrat_debut", "radiation_date", "date_information"}
+EARLIEST = date(1990, 1, 1)
+# States in which the referent may still change the sheet.
+EDITABLE_STATES = {"brouillon", "a_completer"}
 
 
-def create_sheet(session: Session, vault: Vault, *, beneficiary: Beneficiary,
-                 structure: Structure, author_id: int | None, motif: str | None,
-                 content: dict[str, str], status: str = "brouillon") -> Sheet:
-    """A sheet for ``beneficiary`` filed by ``structure``, routed to its circonscription."""
+class SheetInvalid(InvalidInput):
+    """Field errors in French, keyed by field name; the messages never quote a value."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("La fiche contient des erreurs : corrigez les champs signalés.")
+        self.errors = errors
+
+
+# -- values ------------------------------------------------------------------------
+def empty_value(spec: SheetField) -> Any:
+    if spec.kind == "multichoice":
+        return []
+    if spec.kind == "freins":
+        return {}
+    if spec.kind == "actions":
+        return []
+    if spec.kind == "int":
+        return None
+    return ""
+
+
+def _is_empty(value: Any) -> bool:
+    return value in ("", None, [], {})
+
+
+def _date(value: str) -> date | None:
+    try:
+        return date.fromisoformat(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _text_problem(text: str, limit: int) -> str | None:
+    if _CONTROL.search(text):
+        return "Caractères de contrôle non autorisés : retirez-les."
+    if limit and len(text) > limit:
+        return f"{limit} caractères au plus ({len(text)} saisis)."
+    return None
+
+
+def validate_values(values: dict[str, Any], labels: dict[str, dict[str, str]], *,
+                    submitting: bool, today: date | None = None) -> dict[str, str]:
+    """French error per field; required fields and cross-field rules only when submitting."""
+    today = today or date.today()
+    errors: dict[str, str] = {}
+    for spec in FIELDS:
+        value = values.get(spec.name, empty_value(spec))
+        problem = _field_problem(spec, value, labels, today)
+        if problem is None and submitting and spec.required and _is_empty(value):
+            problem = "Ce champ est obligatoire pour soumettre la fiche."
+        if problem:
+            errors[spec.name] = problem
+    if submitting:
+        if values.get("personne_informee") == "oui" and not values.get("date_information"):
+            errors.setdefault("date_information", "Indiquez la date à laquelle la personne "
+                                                  "a été informée.")
+        if values.get("personne_informee") == "non":
+            errors.setdefault("personne_informee", "La personne doit être informée avant que "
+                                                   "sa situation soit examinée.")
+        if values.get("duree_activite") in ("reduite", "aucune") and not values.get("motif_duree"):
+            errors.setdefault("motif_duree", "Précisez la raison de la durée réduite ou de "
+                                             "la dispense.")
+    return errors
+
+
+def _allowed(spec: SheetField, labels: dict[str, dict[str, str]]) -> dict[str, str]:
+    return spec.choices if spec.choices is not None else labels.get(spec.ref or "", {})
+
+
+def _field_problem(spec: SheetField, value: Any, labels: dict[str, dict[str, str]],
+                   today: date) -> str | None:
+    if _is_empty(value):
+        return None
+    if spec.kind in ("text", "textarea"):
+        return _text_problem(str(value), spec.max_length)
+    if spec.kind in ("choice", "yesno"):
+        return None if value in _allowed(spec, labels) else "Choix invalide."
+    if spec.kind == "multichoice":
+        allowed = _allowed(spec, labels)
+        return None if all(v in allowed for v in value) else "Choix invalide."
+    if spec.kind == "int":
+        if not isinstance(value, int) or isinstance(value, bool):
+            return "Nombre entier attendu."
+        if not (spec.minimum or 0) <= value <= (spec.maximum or 10**6):
+            return f"Valeur entre {spec.minimum} et {spec.maximum} attendue."
+        return None
+    if spec.kind == "date":
+        return _date_problem(spec.name, value, today)
+    if spec.kind == "freins":
+        allowed = labels.get("frein", {})
+        if not all(code in allowed and level in INTENSITE for code, level in value.items()):
+            return "Frein ou intensité invalide."
+        return None
+    if spec.kind == "actions":
+        if len(value) > ACTION_ROWS:
+            return f"{ACTION_ROWS} actions au plus."
+        for row in value:
+            for key in ACTION_KEYS:
+                text = str(row.get(key, ""))
+                if key in ("debut", "fin"):
+                    problem = _date_problem(key, text, today) if text else None
+                else:
+                    problem = _text_problem(text, spec.max_length)
+                if problem:
+                    return f"Action « {key} » : {problem}"
+        return None
+    raise ValueError(f"unknown field kind {spec.kind}")
+
+
+def _date_problem(name: str, value: str, today: date) -> str | None:
+    parsed = _date(value)
+    if parsed is None:
+        return "Date invalide (format JJ/MM/AAAA)."
+    latest = today if name in PAST_ONLY else today + timedelta(days=3 * 365)
+    if not EARLIEST <= parsed <= latest:
+        return ("La date ne peut pas être dans le futur." if parsed > latest
+                else "La date est trop ancienne.")
+    return None
+
+
+def write_values(vault: Vault, sheet: Sheet, values: dict[str, Any]) -> None:
+    """Seal the values, one JSON document per data class; metadata goes to its column."""
+    groups: dict[str, dict[str, Any]] = {column: {} for column in COLUMN_OF_CLASS.values()}
+    for spec in FIELDS:
+        value = values.get(spec.name, empty_value(spec))
+        if spec.data_class == METADATA:
+            setattr(sheet, spec.name, (value == "oui") if spec.kind == "yesno" else (value or None))
+        else:
+            groups[spec.column][spec.name] = value
+    for column, group in groups.items():
+        vault.seal(sheet, column, json.dumps(group, ensure_ascii=False, sort_keys=True))
+    sheet.updated_at = utcnow()
+
+
+def read_values(vault: Vault, sheet: Sheet, *, purpose: str,
+                columns: tuple[str, ...] = tuple(COLUMN_OF_CLASS.values())) -> dict[str, Any]:
+    """Open the requested class columns (sensitive and referent ones are audited)."""
+    values: dict[str, Any] = {spec.name: empty_value(spec) for spec in FIELDS
+                              if spec.data_class == METADATA or spec.column in columns}
+    values["urgent"] = "oui" if sheet.urgent else "non"
+    values["motif"] = sheet.motif or ""
+    opened = vault.open_many([sheet], columns, purpose=purpose)[0]
+    for column in columns:
+        secret = opened[column]
+        if secret is not None:
+            values.update(json.loads(secret.reveal()))
+    return values
+
+
+# -- the free-text guard ---------------------------------------------------------------
+GUARD_LABELS = {
+    "nom": "le nom de la personne",
+    "prenom": "le prénom de la personne",
+    "nom_naissance": "le nom de naissance de la personne",
+    "numero_caf": "le numéro CAF",
+    "identifiant_france_travail": "l'identifiant France Travail",
+    "telephone": "le numéro de téléphone",
+    "email": "l'adresse e-mail",
+    "adresse": "l'adresse",
+}
+_STREET_WORDS = {"RUE", "AVENUE", "BOULEVARD", "ALLEE", "IMPASSE", "PLACE", "CHEMIN", "ROUTE",
+                 "QUAI", "COURS", "SQUARE", "VILLA", "CITE", "RESIDENCE", "BATIMENT", "BAT",
+                 "ESCALIER", "ETAGE", "APPARTEMENT", "APPT", "BIS", "TER", "DES", "DU", "DE",
+                 "LA", "LE", "LES", "SAINT", "SAINTE"}
+_NUMBER_RUN = re.compile(r"\+?\d[\d .\-/]{3,}\d")
+
+
+def _words(text: str) -> set[str]:
+    return {normalise_name(w) for w in re.split(r"[^\w]+", text) if w} - {""}
+
+
+def _free_texts(values: dict[str, Any]) -> dict[str, str]:
+    texts = {}
+    for spec in FIELDS:
+        if not spec.free_text:
+            continue
+        value = values.get(spec.name)
+        if spec.kind == "actions":
+            value = " ".join(str(v) for row in value or [] for v in row.values())
+        if value:
+            texts[spec.name] = str(value)
+    return texts
+
+
+def identity_hits(identity: dict[str, str], values: dict[str, Any]) -> dict[str, list[str]]:
+    """Which free-text fields contain which part of the person's own identity.
+
+    Names and address words match as whole words (accents and case ignored); numbers match
+    whatever their spacing; the result names kinds (``GUARD_LABELS``), never the values.
+    """
+    needles: dict[str, set[str]] = {}
+    for key in ("nom", "prenom", "nom_naissance"):
+        needles[key] = {w for w in _words(identity.get(key, "")) if len(w) >= 2}
+    needles["adresse"] = {w for w in _words(identity.get("adresse", ""))
+                          if len(w) >= 4 and w not in _STREET_WORDS and not w.isdigit()}
+    digits = {
+        "numero_caf": normalise_digits(identity.get("numero_caf", "")),
+        "telephone": normalise_digits(identity.get("telephone", ""))[-9:],
+        "identifiant_france_travail": normalise_digits(
+            identity.get("identifiant_france_travail", "")),
+    }
+    email = identity.get("email", "").strip().lower()
+    hits: dict[str, list[str]] = {}
+    for name, text in _free_texts(values).items():
+        words = _words(text)
+        numbers = {normalise_digits(m) for m in _NUMBER_RUN.findall(text)}
+        found = [key for key, needle in needles.items() if needle & words]
+        found += [key for key, needle in digits.items()
+                  if len(needle) >= 5 and any(needle in n for n in numbers)]
+        if email and email in text.lower():
+            found.append("email")
+        if found:
+            hits[name] = [GUARD_LABELS[k] for k in GUARD_LABELS if k in found]
+    return hits
+
+
+# -- creating a sheet, with duplicate detection ---------------------------------------
+@dataclass
+class StartedSheet:
+    sheet: Sheet
+    notice: str | None = None  # French, reveals no detail of another structure's file
+    existing: list[Sheet] = field(default_factory=list)
+
+
+def start_sheet(session: Session, vault: Vault, *, structure: Structure, author_id: int | None,
+                identity: Identity) -> StartedSheet:
+    """A draft sheet for this person; an existing beneficiary is reused (blind index +
+    confirmed by decryption), with a notice about the sheets that already exist."""
+    problems = validate_identity(identity)
+    if problems:
+        raise InvalidInput("Identité invalide : " + " ; ".join(problems))
     if structure.circonscription is None:
-        raise InvalidInput("La structure n'est rattachée à aucune circonscription.")
-    for field, text in content.items():
-        if len(text) > CONTENT_LIMITS[field]:
-            raise InvalidInput(f"Le champ {field} dépasse {CONTENT_LIMITS[field]} caractères.")
+        raise InvalidInput("Votre structure n'est rattachée à aucune circonscription : "
+                           "contactez l'administrateur·rice.")
+    matches = find_duplicates(session, vault, identity)
+    notice, existing = None, []
+    if matches:
+        beneficiary = matches[0]
+        update_identity(vault, beneficiary, identity, only_empty=True)
+        others = list(session.scalars(select(Sheet).where(
+            Sheet.beneficiary_id == beneficiary.id,
+            Sheet.status.not_in(("retiree", "close", "non_recevable")))))
+        existing = [s for s in others if s.structure_id == structure.id]
+        if existing:
+            notice = ("Une fiche existe déjà pour cette personne dans votre structure : "
+                      + ", ".join(f"{s.reference} ({s.status_label})" for s in existing)
+                      + ". La nouvelle fiche est rattachée à la même personne.")
+        elif others:
+            notice = ("Cette personne est déjà suivie par une autre structure. La nouvelle "
+                      "fiche est rattachée à la même personne.")
+    else:
+        beneficiary = create_beneficiary(session, vault, identity)
     now = utcnow()
-    sheet = Sheet(
-        reference=next_sheet_reference(session, structure.circonscription.code, now.year),
-        beneficiary=beneficiary, structure_id=structure.id,
-        circonscription_id=structure.circonscription.id, author_id=author_id, motif=motif,
-        status=status, submitted_at=now if status != "brouillon" else None,
-    )
+    sheet = Sheet(reference=next_sheet_reference(session, structure.circonscription.code,
+                                                 now.year),
+                  beneficiary=beneficiary, structure_id=structure.id,
+                  circonscription_id=structure.circonscription_id, author_id=author_id,
+                  status="brouillon")
     session.add(sheet)
     session.flush()
-    for field, text in content.items():
-        vault.seal(sheet, field, text)
+    write_values(vault, sheet, {})
     beneficiary.last_activity_at = now
     session.flush()
-    return sheet
+    return StartedSheet(sheet, notice, existing)
+
+
+def update_identity(vault: Vault, beneficiary: Beneficiary, identity: Identity, *,
+                    only_empty: bool = False) -> None:
+    """Re-seal the identity fields typed (all, or only those still empty) and its indexes."""
+    current = {k: (v.reveal() if v else "") for k, v in vault.open_many(
+        [beneficiary], IDENTITY_FIELDS, purpose="mise à jour de l'identité")[0].items()}
+    merged = {}
+    for name in IDENTITY_FIELDS:
+        typed = getattr(identity, name).strip()
+        keep = current[name] if (only_empty and current[name]) or not typed else typed
+        merged[name] = keep
+        if keep != current[name]:
+            vault.seal(beneficiary, name, keep)
+    reindex(vault, beneficiary, Identity(**merged))
+
+
+# -- who may see what -------------------------------------------------------------------
+def referent_may_edit(user: User, sheet: Sheet) -> bool:
+    """The author, or a manager of the structure (chef·fe de service)."""
+    return sheet.structure_id in user.structure_ids and (
+        sheet.author_id == user.id or sheet.structure_id in user.managed_structure_ids)
+
+
+def facilitator_may_see(user: User, sheet: Sheet) -> bool:
+    """Sheets addressed to the facilitator's circonscriptions, once submitted."""
+    return sheet.circonscription_id in user.circonscription_ids and sheet.status != "brouillon"
+
+
+def referent_sheets_query(user: User):
+    own = Sheet.author_id == user.id
+    managed = Sheet.structure_id.in_(user.managed_structure_ids or {-1})
+    return select(Sheet).where(Sheet.structure_id.in_(user.structure_ids or {-1}),
+                               own | managed)
+
+
+def facilitator_sheets_query(user: User):
+    return select(Sheet).where(Sheet.circonscription_id.in_(user.circonscription_ids or {-1}),
+                               Sheet.status != "brouillon")

@@ -31,6 +31,7 @@ class RoleSpec:
     role: str
     structure_id: int | None = None
     circonscription_ids: tuple[int, ...] = ()
+    manager: bool = False  # a referent who sees all the structure's sheets
 
 
 def normalise_email(email: str) -> str:
@@ -68,7 +69,8 @@ def _assignments(session: Session, spec: RoleSpec) -> list[RoleAssignment]:
     if spec.role == "referent":
         if spec.structure_id is None or session.get(Structure, spec.structure_id) is None:
             raise InvalidInput("Un·e référent·e doit être rattaché·e à une structure.")
-        return [RoleAssignment(role="referent", structure_id=spec.structure_id)]
+        return [RoleAssignment(role="referent", structure_id=spec.structure_id,
+                               is_manager=spec.manager)]
     if spec.role == "facilitator":
         ids = sorted(set(spec.circonscription_ids))
         found = session.scalar(select(func.count()).select_from(Circonscription)

@@ -5,8 +5,8 @@ from shared.models.beneficiary import Beneficiary
 from shared.models.document import DocumentJob, GeneratedDocument
 from shared.models.keys import KeyVersionRecord, RecordKey
 from shared.models.meeting import AgendaItem, Decision, Meeting
-from shared.models.reference import Circonscription, Structure
-from shared.models.sheet import Sheet
+from shared.models.reference import Circonscription, ReferenceItem, Structure
+from shared.models.sheet import FormStash, Sheet, SheetEvent
 from shared.models.user import LoginThrottle, RoleAssignment, User
 
 __all__ = [
@@ -17,13 +17,16 @@ __all__ = [
     "Circonscription",
     "Decision",
     "DocumentJob",
+    "FormStash",
     "GeneratedDocument",
     "KeyVersionRecord",
     "LoginThrottle",
     "Meeting",
     "RecordKey",
+    "ReferenceItem",
     "RoleAssignment",
     "Sheet",
+    "SheetEvent",
     "Structure",
     "User",
 ]

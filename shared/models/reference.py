@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, ForeignKey, String
+from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shared.db import Base
@@ -42,3 +42,21 @@ class Structure(Base):
     @property
     def type_label(self) -> str:
         return STRUCTURE_TYPES.get(self.type, self.type)
+
+
+class ReferenceItem(Base):
+    """An entry of an enumeration administrators edit (motifs, freins, avis, contrats…).
+
+    Codes are stable (sheets store them); labels change with the vocabulary; an entry in
+    use is deactivated, never deleted.
+    """
+
+    __tablename__ = "reference_items"
+    __table_args__ = (UniqueConstraint("kind", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), index=True)
+    code: Mapped[str] = mapped_column(String(40))
+    label: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)

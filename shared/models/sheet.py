@@ -44,12 +44,15 @@ class Sheet(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
     submitted_at: Mapped[datetime | None] = mapped_column(DateTime)
 
-    # Content chain ciphertexts (see shared/protected.py).
-    situation: Mapped[str | None] = mapped_column(Text)
-    question: Mapped[str | None] = mapped_column(Text)
-    proposition: Mapped[str | None] = mapped_column(Text)
+    # Encrypted JSON of the sheet's fields, one column per data class (shared/sheet_schema.py).
+    situation_data: Mapped[str | None] = mapped_column(Text)
+    sensitive_data: Mapped[str | None] = mapped_column(Text)
+    referent_data: Mapped[str | None] = mapped_column(Text)
 
     beneficiary: Mapped[Beneficiary] = relationship(lazy="joined")
+    events: Mapped[list[SheetEvent]] = relationship(
+        back_populates="sheet", order_by="SheetEvent.id", cascade="all, delete-orphan"
+    )
     structure: Mapped[Structure] = relationship()
     circonscription: Mapped[Circonscription] = relationship()
 
@@ -60,3 +63,43 @@ class Sheet(Base):
     @property
     def status_label(self) -> str:
         return SHEET_STATES.get(self.status, self.status)
+
+
+class SheetEvent(Base):
+    """One step of a sheet's life: who moved it from which state to which, and why."""
+
+    __tablename__ = "sheet_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
+    sheet_id: Mapped[int] = mapped_column(ForeignKey("sheets.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    action: Mapped[str] = mapped_column(String(30))
+    from_status: Mapped[str] = mapped_column(String(20))
+    to_status: Mapped[str] = mapped_column(String(20))
+    comment: Mapped[str | None] = mapped_column(Text)  # content chain: may describe the case
+
+    sheet: Mapped[Sheet] = relationship(back_populates="events")
+
+    @property
+    def key_owner_uuid(self) -> str:
+        return self.sheet.beneficiary.uuid
+
+
+class FormStash(Base):
+    """What a referent typed when their session had expired, kept encrypted for a day so
+    that it can be restored after they log in again (never applied without their click)."""
+
+    __tablename__ = "form_stashes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    sheet_id: Mapped[int] = mapped_column(ForeignKey("sheets.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    payload: Mapped[str] = mapped_column(Text)  # content chain, own data key
+
+    @property
+    def key_owner_uuid(self) -> str:
+        return self.uuid

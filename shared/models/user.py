@@ -54,6 +54,11 @@ class User(Base):
         return {r.structure_id for r in self.roles if r.role == "referent" and r.structure_id}
 
     @property
+    def managed_structure_ids(self) -> set[int]:
+        return {r.structure_id for r in self.roles
+                if r.role == "referent" and r.structure_id and r.is_manager}
+
+    @property
     def circonscription_ids(self) -> set[int]:
         return {
             r.circonscription_id
@@ -83,6 +88,8 @@ class RoleAssignment(Base):
     role: Mapped[str] = mapped_column(String(20))
     structure_id: Mapped[int | None] = mapped_column(ForeignKey("structures.id"))
     circonscription_id: Mapped[int | None] = mapped_column(ForeignKey("circonscriptions.id"))
+    # A referent who manages the structure (chef·fe de service) sees all its sheets.
+    is_manager: Mapped[bool] = mapped_column(Boolean, default=False)
 
     user: Mapped[User] = relationship(back_populates="roles")
     structure: Mapped[Structure | None] = relationship()

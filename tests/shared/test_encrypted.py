@@ -3,6 +3,7 @@ closed, tamper detection in the database, the worker's blindness to identity, du
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 
 import pytest
@@ -13,9 +14,9 @@ from shared import audit
 from shared.crypto import CryptoError, IntegrityError, KeyNotFoundError, KeyRing
 from shared.domain import beneficiaries
 from shared.domain.beneficiaries import Identity, create_beneficiary, find_duplicates
-from shared.domain.sheets import create_sheet
+from shared.domain.sheets import write_values
 from shared.encrypted import Vault
-from shared.models import AuditEvent, AuditHead, Beneficiary, RecordKey
+from shared.models import AuditEvent, AuditHead, Beneficiary, RecordKey, Sheet
 from shared.protected import IDENTITY_FIELDS
 from tests.factories import canary_identity, canary_values, reference_data
 
@@ -52,10 +53,12 @@ def people(db_session, vault):
 def sheet(db_session, vault, people):
     _, _, structures = reference_data(db_session)
     beneficiary = people[0][0]
-    created = create_sheet(db_session, vault, beneficiary=beneficiary,
-                           structure=structures["ssd"], author_id=None, motif="reorientation",
-                           content={"situation": SITUATION, "question": QUESTION},
-                           status="recevable")
+    created = Sheet(reference="ICL-C01-2026-0001", beneficiary=beneficiary,
+                    structure_id=structures["ssd"].id,
+                    circonscription_id=structures["ssd"].circonscription_id, status="recevable")
+    db_session.add(created)
+    db_session.flush()
+    write_values(vault, created, {"parcours": SITUATION, "question": QUESTION})
     db_session.commit()
     return created
 
@@ -157,10 +160,11 @@ def test_no_audit_column_holds_a_decrypted_value(db_session, keyring, people):
 def test_opening_situational_content_needs_no_purpose_and_is_not_audited(
         db_session, keyring, sheet):
     vault = fresh_vault(db_session, keyring)
-    opened = vault.open_many([sheet], ["situation", "question", "proposition"])[0]
-    assert opened["situation"].reveal() == SITUATION
-    assert opened["question"].reveal() == QUESTION
-    assert opened["proposition"] is None
+    opened = json.loads(vault.open_many([sheet], ["situation_data"])[0]["situation_data"]
+                        .reveal())
+    assert opened["parcours"] == SITUATION
+    assert opened["question"] == QUESTION
+    assert opened["proposition"] == ""
     assert audit_rows(db_session) == []
 
 
@@ -261,8 +265,8 @@ def test_a_worker_vault_opens_sheet_content_but_never_identity(
     worker_ring = KeyRing.load(settings.keyring_path, WORKER_CHAINS)
     worker = Vault(db_session, worker_ring, audit.WORKER)
     db_session.expire_all()
-    assert worker.open(sheet, "situation").reveal() == SITUATION
-    assert worker.open(sheet, "question").reveal() == QUESTION
+    opened = json.loads(worker.open(sheet, "situation_data").reveal())
+    assert (opened["parcours"], opened["question"]) == (SITUATION, QUESTION)
     identity = people[0][1]
     for field in ("nom", "prenom", "date_naissance"):
         with pytest.raises(CryptoError) as info:

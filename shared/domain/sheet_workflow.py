@@ -1,0 +1,120 @@
+"""The sheet lifecycle: guarded transitions, each with a history event and an audit row.
+
+brouillon → soumise → (à compléter ↔ soumise) → recevable → inscrite → examinée →
+avis rendu | ajournée → suivi → close, plus retirée and non recevable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from shared import audit
+from shared.db import utcnow
+from shared.domain.sheets import (
+    SheetInvalid,
+    identity_hits,
+    read_values,
+    validate_values,
+)
+from shared.encrypted import Vault
+from shared.errors import InvalidInput, InvalidTransition
+from shared.models import Sheet, SheetEvent
+from shared.models.sheet import SHEET_STATES
+
+
+@dataclass(frozen=True)
+class Transition:
+    sources: frozenset[str]
+    target: str
+    label: str  # French, for messages
+    needs_reason: bool = False
+
+
+TRANSITIONS = {
+    "submit": Transition(frozenset({"brouillon", "a_completer"}), "soumise", "soumettre"),
+    "withdraw": Transition(frozenset({"brouillon", "soumise", "a_completer", "recevable"}),
+                           "retiree", "retirer", needs_reason=True),
+    "return": Transition(frozenset({"soumise"}), "a_completer", "renvoyer pour complément",
+                         needs_reason=True),
+    "accept": Transition(frozenset({"soumise"}), "recevable", "déclarer recevable"),
+    "reject": Transition(frozenset({"soumise"}), "non_recevable", "déclarer non recevable",
+                         needs_reason=True),
+    "inscribe": Transition(frozenset({"recevable", "ajournee"}), "inscrite", "inscrire"),
+    "examine": Transition(frozenset({"inscrite"}), "examinee", "marquer examinée"),
+    "record_avis": Transition(frozenset({"examinee"}), "avis_rendu", "enregistrer l'avis"),
+    "adjourn": Transition(frozenset({"inscrite", "examinee"}), "ajournee", "ajourner",
+                          needs_reason=True),
+    "follow": Transition(frozenset({"avis_rendu"}), "suivi", "passer en suivi"),
+    "close": Transition(frozenset({"avis_rendu", "suivi"}), "close", "clore"),
+}
+
+REASON_LIMIT = 1000
+
+
+def allowed_actions(sheet: Sheet) -> set[str]:
+    return {name for name, t in TRANSITIONS.items() if sheet.status in t.sources}
+
+
+def transition(session: Session, vault: Vault, sheet: Sheet, action: str, *,
+               actor_id: int | None, reason: str = "") -> SheetEvent:
+    """Move the sheet, or raise a French error and change nothing."""
+    rule = TRANSITIONS[action]
+    if sheet.status not in rule.sources:
+        raise InvalidTransition(
+            f"Impossible de {rule.label} une fiche « {SHEET_STATES[sheet.status]} »."
+        )
+    reason = reason.strip()
+    if rule.needs_reason and not reason:
+        raise InvalidInput(f"Indiquez le motif pour {rule.label} la fiche.")
+    if len(reason) > REASON_LIMIT:
+        raise InvalidInput(f"Le motif fait {REASON_LIMIT} caractères au plus.")
+    event = SheetEvent(sheet=sheet, actor_id=actor_id, action=action,
+                       from_status=sheet.status, to_status=rule.target)
+    session.add(event)
+    session.flush()
+    if reason:
+        vault.seal(event, "comment", reason)
+    sheet.status = rule.target
+    if action == "submit":
+        sheet.submitted_at = utcnow()
+    sheet.beneficiary.last_activity_at = utcnow()
+    audit.record(session, vault.keyring, vault.actor, f"sheet_{action}", object_type="sheets",
+                 object_ids=[sheet.id])
+    session.flush()
+    return event
+
+
+class GuardHits(InvalidInput):
+    """Free texts contain the person's own identity; ``hits`` maps field -> kinds found."""
+
+    def __init__(self, hits: dict[str, list[str]]) -> None:
+        super().__init__("Certains textes semblent contenir l'identité de la personne : "
+                         "reformulez-les avant de soumettre.")
+        self.hits = hits
+
+
+def submit(session: Session, vault: Vault, sheet: Sheet, labels: dict[str, dict[str, str]], *,
+           actor_id: int | None, guard_confirmed: bool = False) -> SheetEvent:
+    """Check completeness and the free-text guard, then submit."""
+    if sheet.status not in TRANSITIONS["submit"].sources:
+        return transition(session, vault, sheet, "submit", actor_id=actor_id)  # raises
+    values = read_values(vault, sheet, purpose="soumission de la fiche")
+    errors = validate_values(values, labels, submitting=True)
+    if errors:
+        raise SheetInvalid(errors)
+    identity = {k: (v.reveal() if v else "") for k, v in vault.open_many(
+        [sheet.beneficiary], list(_GUARDED_IDENTITY), purpose="contrôle des textes libres"
+    )[0].items()}
+    hits = identity_hits(identity, values)
+    if hits and not guard_confirmed:
+        raise GuardHits(hits)
+    if hits:  # the referent confirmed these words do not designate the person: counted
+        audit.record(session, vault.keyring, vault.actor, "guard_overridden",
+                     object_type="sheets", object_ids=[sheet.id], fields=sorted(hits))
+    return transition(session, vault, sheet, "submit", actor_id=actor_id)
+
+
+_GUARDED_IDENTITY = ("nom", "prenom", "nom_naissance", "numero_caf",
+                     "identifiant_france_travail", "telephone", "email", "adresse")

@@ -1,0 +1,72 @@
+"""Default entries of the enumerations administrators edit (DOMAIN.md §3.2-3.4).
+
+Inserted by ``icli db upgrade`` for a kind that has no entry yet; afterwards the
+administrators' edits win (labels change with the vocabulary, codes stay).
+"""
+
+DEFAULT_ITEMS: dict[str, list[tuple[str, str]]] = {
+    "motif": [
+        ("reorientation", "Demande de réorientation de parcours"),
+        ("changement_referent", "Demande de changement de référent ou de structure référente"),
+        ("acco_glo", "Accompagnement global : orientation, renouvellement ou sortie (ICAG)"),
+        ("situation_complexe", "Situation complexe / cumul de freins (appui, regards croisés)"),
+        ("parcours_bloque", "Parcours bloqué / absence d'évolution / fin d'une action"),
+        ("adhesion", "Difficulté d'adhésion (rendez-vous non honorés, contrat non signé)"),
+        ("amenagement_15h", "Aménagement de la durée hebdomadaire d'activité (15 h)"),
+        ("contrat_complexe", "Contrat complexe / validation d'un contrat atypique"),
+        ("ressource_partenariale", "Mobilisation d'une ressource partenariale"),
+        ("retour", "Retour d'une situation déjà examinée (suivi d'une préconisation)"),
+        ("autre", "Autre motif"),
+    ],
+    "frein": [
+        ("sante", "Santé (physique, psychique, addictions)"),
+        ("handicap", "Handicap / RQTH / invalidité"),
+        ("logement", "Logement / hébergement"),
+        ("mobilite", "Mobilité (permis, transport, périmètre)"),
+        ("garde", "Garde d'enfant(s) / charge d'un proche dépendant"),
+        ("langue", "Langue : lecture, écriture ou compréhension du français"),
+        ("illettrisme", "Illettrisme / savoirs de base"),
+        ("numerique", "Numérique (équipement, usages)"),
+        ("budget", "Budget / endettement"),
+        ("demarches", "Démarches administratives / accès aux droits"),
+        ("sejour", "Situation administrative (séjour)"),
+        ("familial", "Situation familiale / lien familial / séparation"),
+        ("violences", "Violences"),
+        ("justice", "Justice"),
+        ("qualification", "Qualification (absence ou trop spécifique)"),
+        ("discrimination", "Discrimination (âge, sexe, origine)"),
+        ("mobilisation", "Mobilisation / motivation / isolement"),
+        ("acces_emploi", "Accès à l'emploi (marché, expérience)"),
+        ("autre", "Autre frein"),
+    ],
+    "avis": [
+        ("maintien", "Maintien du parcours et du référent, avec préconisations"),
+        ("reorientation_social", "Réorientation vers le parcours social (service social)"),
+        ("reorientation_socio_pro", "Réorientation vers le parcours socio-professionnel (ALI)"),
+        ("reorientation_pro", "Réorientation vers le parcours professionnel (France Travail)"),
+        ("changement_referent", "Changement de référent (même structure)"),
+        ("changement_structure", "Changement de structure référente"),
+        ("entree_ag", "Entrée en accompagnement global"),
+        ("maintien_ag", "Maintien en accompagnement global"),
+        ("sortie_ag", "Sortie de l'accompagnement global"),
+        ("preconisation_actions", "Préconisation d'action(s)"),
+        ("amenagement_15h", "Préconisation d'aménagement des 15 h"),
+        ("autre_instance", "Orientation vers une autre instance (EP, MDPH, FSL, CCAPEX…)"),
+        ("ajournement", "Ajournement : complément d'information demandé"),
+        ("remobilisation", "Remobilisation"),
+        ("sans_suite", "Sans suite / situation résolue"),
+    ],
+    "contrat": [
+        ("contrat_engagement", "Contrat d'engagement"),
+        ("cer", "CER (contrat d'engagement réciproque)"),
+        ("ppae", "PPAE (projet personnalisé d'accès à l'emploi)"),
+        ("aucun", "Aucun contrat"),
+    ],
+    "orientation": [
+        ("social", "Parcours social (service social)"),
+        ("socio_pro", "Parcours socio-professionnel (ALI)"),
+        ("pro", "Parcours professionnel (France Travail)"),
+        ("ag", "Accompagnement global"),
+        ("non_oriente", "Non orienté·e"),
+    ],
+}

@@ -1,0 +1,254 @@
+"""Page objects: each public method is something a user does or sees on a page."""
+
+from __future__ import annotations
+
+import urllib.request
+from pathlib import Path
+
+from selenium.common.exceptions import (
+    NoSuchElementException,
+    StaleElementReferenceException,
+    WebDriverException,
+)
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+TIMEOUT = 15
+
+# Console noise that is not the page's fault to test here: the app serves no favicon, so
+# Chromium's automatic request for /favicon.ico logs a 404 on every page (reported).
+KNOWN_CONSOLE_NOISE = ("/favicon.ico - Failed to load resource",)
+
+
+def _literal(text: str) -> str:
+    """``text`` as an XPath string literal (apostrophes included: "l'ALI")."""
+    return "concat('" + "', \"'\", '".join(text.split("'")) + "', '')"
+
+
+def _text_is(text: str) -> str:
+    """An XPath predicate: the element's whitespace-normalised text equals ``text``."""
+    return f"normalize-space()={_literal(text)}"
+
+
+class Page:
+    def __init__(self, driver: WebDriver, base_url: str) -> None:
+        self.driver = driver
+        self.base_url = base_url
+
+    # -- what the user sees ------------------------------------------------------------
+    @property
+    def heading(self) -> str:
+        return self.driver.find_element(By.TAG_NAME, "h1").text
+
+    @property
+    def title(self) -> str:
+        return self.driver.title
+
+    @property
+    def path(self) -> str:
+        return self.driver.current_url.removeprefix(self.base_url)
+
+    def flash_messages(self) -> list[str]:
+        return [e.text for e in self.driver.find_elements(By.CSS_SELECTOR, "p.flash")]
+
+    def error_message(self) -> str:
+        """The page's error banner (role="alert")."""
+        return self.driver.find_element(By.CSS_SELECTOR, "p.flash-error[role=alert]").text
+
+    def menu_entries(self) -> list[str]:
+        return [e.text for e in self.driver.find_elements(By.CSS_SELECTOR, "nav li > a")]
+
+    def console_errors(self, *, expected: tuple[str, ...] = ()) -> list[str]:
+        """Console errors since the last call: CSP violations (source "security"), script
+        errors ("javascript"), failed loads ("network"), but the ``expected`` ones."""
+        ignored = (*KNOWN_CONSOLE_NOISE, *expected)
+        return [f"{e['source']}: {e['message']}" for e in self.driver.get_log("browser")
+                if e["level"] == "SEVERE" and not any(i in e["message"] for i in ignored)]
+
+    def save_screenshot(self, path: Path, *, full_page: bool = True) -> Path:
+        if full_page:  # grow the window to the document's height, then shoot
+            height = self.driver.execute_script(
+                "return document.documentElement.scrollHeight")
+            width = self.driver.get_window_size()["width"]
+            self.driver.set_window_size(width, max(height + 150, 600))
+        assert self.driver.save_screenshot(str(path)), f"no screenshot written to {path}"
+        return path
+
+    # -- what the user does ------------------------------------------------------------
+    def visit(self, path: str) -> None:
+        self.driver.get(self.base_url + path)
+
+    def open_menu(self, label: str) -> None:
+        """Click an entry of the main navigation."""
+        link = self.driver.find_element(By.XPATH, f"//nav//a[{_text_is(label)}]")
+        self._follow(link)
+
+    def log_out(self) -> LoginPage:
+        self._follow(self.driver.find_element(
+            By.XPATH, "//nav//button[starts-with(normalize-space(), 'Se déconnecter')]"))
+        return LoginPage(self.driver, self.base_url)
+
+    # -- helpers ---------------------------------------------------------------------
+    def _wait(self, timeout: float = TIMEOUT, *, across_reloads: bool = False) -> WebDriverWait:
+        """A wait that retries while elements are missing or stale; ``across_reloads``: also
+        while the page replaces its document (chromedriver then reports errors such as "Node
+        with given id does not belong to the document" as plain WebDriverExceptions)."""
+        ignored = (WebDriverException,) if across_reloads else (
+            NoSuchElementException, StaleElementReferenceException)
+        return WebDriverWait(self.driver, timeout, ignored_exceptions=ignored)
+
+    def _follow(self, element: WebElement) -> None:
+        """Click ``element`` and wait until the next page has loaded."""
+        old_page = self.driver.find_element(By.TAG_NAME, "html")
+        element.click()
+        self._wait().until(ec.staleness_of(old_page))
+        self._wait().until(
+            lambda d: d.execute_script("return document.readyState") == "complete")
+
+    def _fill(self, label: str, value: str) -> None:
+        """Type into the field whose <label> reads ``label``."""
+        field = self._field(label)
+        field.clear()
+        field.send_keys(value)
+
+    def _field(self, label: str) -> WebElement:
+        label_element = self.driver.find_element(By.XPATH, f"//label[{_text_is(label)}]")
+        return self.driver.find_element(By.ID, label_element.get_attribute("for"))
+
+    def _press(self, button_label: str) -> None:
+        button = self.driver.find_element(
+            By.XPATH, f"//main//*[(self::button or self::input[@type='submit'])"
+                      f" and ({_text_is(button_label)} or @value={_literal(button_label)})]")
+        self._follow(button)
+
+
+class LoginPage(Page):
+    def open(self) -> LoginPage:
+        self.visit("/connexion")
+        return self
+
+    def login(self, email: str, password: str) -> Page:
+        self._fill("Adresse e-mail professionnelle", email)
+        self._fill("Mot de passe", password)
+        self._press("Se connecter")
+        return HomePage(self.driver, self.base_url)
+
+
+class HomePage(Page):
+    def open_meetings_from_menu(self) -> MeetingsPage:
+        self.open_menu("Séances")
+        return MeetingsPage(self.driver, self.base_url)
+
+    def open_accounts_from_menu(self) -> AdminUsersPage:
+        self.open_menu("Comptes")
+        return AdminUsersPage(self.driver, self.base_url)
+
+
+class MeetingsPage(Page):
+    def meeting_dates(self) -> list[str]:
+        return [e.text for e in self.driver.find_elements(By.CSS_SELECTOR, "tbody td:first-child a")]
+
+    def open_meeting(self, date_label: str) -> MeetingPage:
+        """Click the session whose date reads ``date_label`` (e.g. "15/12/2026 14:00")."""
+        self._follow(self.driver.find_element(By.XPATH, f"//tbody//a[{_text_is(date_label)}]"))
+        return MeetingPage(self.driver, self.base_url)
+
+
+class MeetingPage(Page):
+    AGENDA = "Ordre du jour"
+
+    def _document_row(self, label: str) -> WebElement:
+        return self.driver.find_element(
+            By.XPATH, f"//table[contains(@class, 'documents')]//tr[td[1][{_text_is(label)}]]")
+
+    def document_status(self, label: str = AGENDA) -> str:
+        """The state cell of a document as displayed (label, step, link)."""
+        return self._document_row(label).find_element(By.CSS_SELECTOR, "td.job-status").text
+
+    def agenda_points(self) -> list[str]:
+        """The "Point" column of every agenda table (sheet reference – pseudonym, or title)."""
+        return [e.text for e in self.driver.find_elements(
+            By.XPATH, "//h2[normalize-space()='Ordre du jour']/following::table/tbody/tr/td[2]")]
+
+    def generate_agenda(self) -> None:
+        """Click "Générer" on the agenda's row and wait for the confirmation."""
+        row = self._document_row(self.AGENDA)
+        self._follow(row.find_element(By.XPATH, f".//button[{_text_is('Générer')}]"))
+        assert any("génération demandée" in m for m in self.flash_messages()), \
+            self.flash_messages()
+
+    def remember_this_page_load(self) -> None:
+        """Tag the loaded document, to tell later whether the page reloaded itself."""
+        self.driver.execute_script("window.__sameDocument = true;")
+
+    def was_reloaded(self) -> bool:
+        return not self.driver.execute_script("return window.__sameDocument === true;")
+
+    def wait_for_document_ready(self, label: str = AGENDA, timeout: float = 90) -> str:
+        """Wait, hands off, until the page shows the document "Terminé"; its download URL.
+
+        Fails at once if the page shows "Échec" with the error it displays.
+        """
+
+        def ready(driver: WebDriver) -> str | None:
+            row = self._document_row(label)
+            state = row.find_element(By.CSS_SELECTOR, ".status").text
+            if state == "Échec":
+                raise AssertionError(f"generation failed: {self.document_status(label)}")
+            if state != "Terminé":
+                return None
+            links = row.find_elements(By.PARTIAL_LINK_TEXT, "Télécharger")
+            return links[0].get_attribute("href") if links else None
+
+        return self._wait(timeout, across_reloads=True).until(
+            ready, f"{label} not shown as ready in {timeout} s")
+
+    def download(self, url: str) -> tuple[dict[str, str], bytes]:
+        """Fetch ``url`` as this browser would: its cookies and its User-Agent.
+
+        The User-Agent matters: flask-login's "strong" session protection binds the session
+        to the client's address and User-Agent.
+        """
+        cookies = "; ".join(f"{c['name']}={c['value']}" for c in self.driver.get_cookies())
+        agent = self.driver.execute_script("return navigator.userAgent")
+        request = urllib.request.Request(url, headers={"Cookie": cookies, "User-Agent": agent})
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - localhost
+            return dict(response.headers.items()), response.read()
+
+
+class AdminUsersPage(Page):
+    def open(self) -> AdminUsersPage:
+        self.visit("/admin/utilisateurs")
+        return self
+
+    def account_rows(self) -> list[str]:
+        return [e.text for e in self.driver.find_elements(By.CSS_SELECTOR, "tbody tr")]
+
+    def create_account(self, *, email: str, full_name: str, role: str,
+                       circonscriptions: tuple[str, ...] = (),
+                       structure: str | None = None) -> OneTimePasswordPage:
+        """Fill in "Créer un compte" (role and options by their visible French labels)."""
+        self._follow(self.driver.find_element(By.LINK_TEXT, "Créer un compte"))
+        self._fill("Adresse e-mail professionnelle", email)
+        self._fill("Nom et prénom", full_name)
+        Select(self._field("Rôle")).select_by_visible_text(role)
+        if structure is not None:
+            Select(self._field("Structure (référent·e)")).select_by_visible_text(structure)
+        circs = Select(self._field("Circonscriptions (animation)"))
+        for label in circonscriptions:
+            circs.select_by_visible_text(label)
+        self._press("Créer le compte")
+        return OneTimePasswordPage(self.driver, self.base_url)
+
+
+class OneTimePasswordPage(Page):
+    @property
+    def password(self) -> str:
+        return self.driver.find_element(By.CSS_SELECTOR, ".secret code").text
+
+    def back_to_accounts(self) -> AdminUsersPage:
+        self._follow(self.driver.find_element(By.LINK_TEXT, "Retour aux comptes"))
+        return AdminUsersPage(self.driver, self.base_url)
