@@ -26,7 +26,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.is_production,
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=10),
+        # Idle timeout (sliding): what was being typed survives it (sheets' form stash).
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=2),
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
         MAX_CONTENT_LENGTH=2 * 1024 * 1024,
     )
@@ -57,8 +58,9 @@ def _register_blueprints(app: Flask) -> None:
     from intake.auth.views import bp as auth
     from intake.main.views import bp as main
     from intake.meetings.views import bp as meetings
+    from intake.sheets.views import bp as sheets
 
-    for blueprint in (main, auth, admin, meetings):
+    for blueprint in (main, auth, admin, meetings, sheets):
         app.register_blueprint(blueprint)
 
 

@@ -6,7 +6,7 @@ import logging
 import secrets
 import traceback
 
-from flask import Flask, render_template
+from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,11 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def _csrf(_error):
+        if request.endpoint == "sheets.edit" and request.view_args:
+            # An expired session must not lose a sheet being typed: keep it for review.
+            from intake.sheets.views import stash_and_relogin
+
+            return stash_and_relogin(request.view_args["sheet_id"])
         return page(400, "Formulaire expiré",
                     "Le formulaire a expiré ou n'est pas valide. Rechargez la page et "
                     "recommencez : rien n'a été enregistré.")

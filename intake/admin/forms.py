@@ -45,3 +45,12 @@ class StructureForm(FlaskForm):
     circonscription_id = SelectField("Circonscription", coerce=int)
     active = BooleanField("Active", default=True)
     submit = SubmitField("Enregistrer")
+
+
+class ReferenceItemForm(FlaskForm):
+    code = StringField("Code (stable, lettres minuscules, chiffres, « _ »)",
+                       validators=[Length(max=40)])
+    label = StringField("Libellé", validators=[DataRequired("Le libellé est obligatoire."),
+                                               Length(max=200)])
+    active = BooleanField("Proposé dans les formulaires", default=True)
+    submit = SubmitField("Enregistrer")

@@ -7,12 +7,18 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from intake.access import role_required
-from intake.admin.forms import CirconscriptionForm, StructureForm, UserForm
+from intake.admin.forms import (
+    CirconscriptionForm,
+    ReferenceItemForm,
+    StructureForm,
+    UserForm,
+)
 from intake.choices import choices
 from intake.dbsession import db, record
 from shared.domain import reference, users
 from shared.errors import DomainError
-from shared.models import Circonscription, Structure, User
+from shared.models import Circonscription, ReferenceItem, Structure, User
+from shared.sheet_schema import EDITABLE_KINDS
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -143,3 +149,41 @@ def structure_edit(structure_id: int | None):
             return redirect(url_for("admin.structures"))
     return render_template("admin/edit.html", form=form,
                            title="Structure" if structure else "Nouvelle structure")
+
+
+@bp.route("/referentiels")
+@role_required("admin")
+def references():
+    kinds = {kind: (label, reference.reference_items(db(), kind, include_inactive=True))
+             for kind, label in EDITABLE_KINDS.items()}
+    return render_template("admin/references.html", kinds=kinds)
+
+
+@bp.route("/referentiels/<kind>/nouveau", methods=["GET", "POST"], defaults={"item_id": None})
+@bp.route("/referentiels/<kind>/<int:item_id>", methods=["GET", "POST"])
+@role_required("admin")
+def reference_edit(kind: str, item_id: int | None):
+    if kind not in EDITABLE_KINDS:
+        abort(404)
+    item = None
+    if item_id is not None:
+        item = db().get(ReferenceItem, item_id)
+        if item is None or item.kind != kind:
+            abort(404)
+    form = ReferenceItemForm(obj=item)
+    if item is not None:
+        del form.code  # codes are stored in sheets: they never change
+    if form.validate_on_submit():
+        try:
+            saved = reference.save_reference_item(
+                db(), item, kind=kind, code=form.code.data.strip() if item is None else "",
+                label=form.label.data, active=form.active.data)
+        except DomainError as exc:
+            flash(exc.message, "error")
+        else:
+            record("reference_saved", object_type="reference_items", object_ids=[saved.id])
+            db().commit()
+            flash("Entrée enregistrée.", "success")
+            return redirect(url_for("admin.references"))
+    title = f"{EDITABLE_KINDS[kind]} : " + ("modifier une entrée" if item else "nouvelle entrée")
+    return render_template("admin/edit.html", form=form, title=title)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import session as flask_session
 from flask_login import current_user, login_required, login_user, logout_user
 
 from intake.auth.forms import ChangePasswordForm, LoginForm
@@ -30,10 +31,18 @@ def login():
             flash(exc.message, "error")
             return render_template("auth/login.html", form=form), 401
         login_user(user)
+        flask_session.permanent = True  # idle timeout: PERMANENT_SESSION_LIFETIME, sliding
         record("login", object_type="users", object_ids=[user.id])
         session.commit()
-        return redirect(url_for("main.home"))
+        return redirect(_safe_next(request.args.get("next")) or url_for("main.home"))
     return render_template("auth/login.html", form=form)
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only a path of this site (no scheme, no host): never an open redirect."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return None
 
 
 @bp.route("/deconnexion", methods=["POST"])

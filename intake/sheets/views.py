@@ -1,0 +1,350 @@
+"""Situation sheets: referents file and follow them, facilitators screen them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from datetime import timedelta
+
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_login import current_user
+from sqlalchemy import delete, func, or_, select
+from werkzeug.datastructures import MultiDict
+
+from intake.access import role_required
+from intake.dbsession import db, record, services, vault
+from intake.sheets.forms import (
+    IDENTITY_LABELS,
+    ReasonForm,
+    ScreeningForm,
+    fill_form,
+    identity_form_class,
+    sheet_form_class,
+    values_from_form,
+)
+from shared import audit
+from shared.db import utcnow
+from shared.domain import sheet_workflow as workflow
+from shared.domain import sheets as domain
+from shared.domain.beneficiaries import Identity, validate_identity
+from shared.domain.reference import reference_labels
+from shared.encrypted import Vault
+from shared.errors import DomainError
+from shared.models import Beneficiary, FormStash, RecordKey, Sheet, Structure
+from shared.models.sheet import SHEET_STATES
+from shared.protected import IDENTIFYING, IDENTITY_FIELDS, SENSITIVE, SITUATIONAL
+from shared.sheet_schema import COLUMN_OF_CLASS, FIELDS, SECTIONS
+
+bp = Blueprint("sheets", __name__, url_prefix="/fiches")
+
+STASH_LIFETIME = timedelta(hours=24)
+PAGE_SIZE = 50
+
+
+# -- helpers -------------------------------------------------------------------------------
+def _sheet_for_referent(sheet_id: int) -> Sheet:
+    sheet = db().get(Sheet, sheet_id)
+    if sheet is None or not domain.referent_may_edit(current_user, sheet):
+        abort(404)
+    return sheet
+
+
+def _sheet_for_viewer(sheet_id: int) -> Sheet:
+    sheet = db().get(Sheet, sheet_id)
+    if sheet is None:
+        abort(404)
+    if current_user.has_role("referent") and domain.referent_may_edit(current_user, sheet):
+        return sheet
+    if current_user.has_role("facilitator") and domain.facilitator_may_see(current_user, sheet):
+        return sheet
+    abort(404)
+
+
+def _identity_of(sheet: Sheet, purpose: str) -> dict[str, str]:
+    opened = vault().open_many([sheet.beneficiary], IDENTITY_FIELDS, purpose=purpose)[0]
+    return {k: (v.reveal() if v else "") for k, v in opened.items()}
+
+
+def _labels() -> dict[str, dict[str, str]]:
+    return reference_labels(db())
+
+
+def _referent_structure() -> Structure:
+    structure_ids = sorted(current_user.structure_ids)
+    return db().get(Structure, structure_ids[0])
+
+
+# -- lists --------------------------------------------------------------------------------
+@bp.route("/")
+@role_required("referent", "facilitator")
+def index():
+    as_facilitator = current_user.has_role("facilitator") and (
+        request.args.get("vue") == "instance" or not current_user.has_role("referent"))
+    base = (domain.facilitator_sheets_query(current_user) if as_facilitator
+            else domain.referent_sheets_query(current_user))
+    state = request.args.get("etat", "")
+    search = request.args.get("q", "").strip()[:40]
+    query = base
+    if state in SHEET_STATES:
+        query = query.where(Sheet.status == state)
+    elif as_facilitator and "etat" not in request.args:
+        state = "soumise"  # the facilitator's inbox: sheets to screen first
+        query = query.where(Sheet.status == state)
+    if search:
+        pattern = f"%{search.upper()}%"
+        query = query.join(Beneficiary).where(or_(
+            func.upper(Sheet.reference).like(pattern), Beneficiary.pseudonym.like(pattern)))
+    rows = db().scalars(query.order_by(Sheet.urgent.desc(), Sheet.updated_at.desc())
+                        .limit(PAGE_SIZE)).all()
+    counted = base.with_only_columns(Sheet.status, func.count()).group_by(Sheet.status)
+    counts = dict(db().execute(counted.order_by(None)).all())
+    return render_template("sheets/index.html", sheets=rows, counts=counts, state=state,
+                           search=search, states=SHEET_STATES, as_facilitator=as_facilitator,
+                           labels=_labels())
+
+
+# -- creating -------------------------------------------------------------------------------
+@bp.route("/nouvelle", methods=["GET", "POST"])
+@role_required("referent")
+def new():
+    form = identity_form_class()()
+    errors: dict[str, str] = {}
+    if form.validate_on_submit():
+        identity = Identity(**{k: (form[k].data or "").strip() for k in IDENTITY_LABELS})
+        errors = _identity_errors(identity)
+        if not errors:
+            try:
+                started = domain.start_sheet(db(), vault(), structure=_referent_structure(),
+                                             author_id=current_user.id, identity=identity)
+            except DomainError as exc:
+                flash(exc.message, "error")
+            else:
+                record("sheet_created", object_type="sheets", object_ids=[started.sheet.id])
+                db().commit()
+                if started.notice:
+                    flash(started.notice, "info")
+                flash(f"Brouillon {started.sheet.reference} créé. Complétez la fiche.", "success")
+                return redirect(url_for("sheets.edit", sheet_id=started.sheet.id))
+    return render_template("sheets/new.html", form=form, errors=errors, labels=IDENTITY_LABELS)
+
+
+def _identity_errors(identity: Identity) -> dict[str, str]:
+    """validate_identity's reasons ("field : reason") keyed by field for the form."""
+    errors = {}
+    for problem in validate_identity(identity):
+        name, _, reason = problem.partition(" : ")
+        errors.setdefault(name, reason[:1].upper() + reason[1:] + ".")
+    return errors
+
+
+# -- editing ---------------------------------------------------------------------------------
+@bp.route("/<int:sheet_id>/modifier", methods=["GET", "POST"])
+def edit(sheet_id: int):
+    if not current_user.is_authenticated:
+        if request.method == "POST":
+            return stash_and_relogin(sheet_id)
+        return redirect(url_for("auth.login", next=request.path))
+    if not current_user.has_role("referent"):
+        abort(403)
+    sheet = _sheet_for_referent(sheet_id)
+    if sheet.status not in domain.EDITABLE_STATES:
+        flash(f"La fiche est « {sheet.status_label} » : elle n'est plus modifiable.", "error")
+        return redirect(url_for("sheets.show", sheet_id=sheet.id))
+    labels = _labels()
+    form = sheet_form_class(labels)()
+    errors: dict[str, str] = {}
+    hits: dict[str, list[str]] = {}
+    if form.validate_on_submit():
+        values, errors = values_from_form(form)
+        identity = Identity(**{k: (form[k].data or "").strip() for k in IDENTITY_LABELS})
+        errors.update(_identity_errors(identity))
+        errors.update(domain.validate_values(values, labels, submitting=False))
+        if not errors:
+            session_db = db()
+            domain.update_identity(vault(), sheet.beneficiary, identity)
+            domain.write_values(vault(), sheet, values)
+            record("sheet_saved", object_type="sheets", object_ids=[sheet.id])
+            if request.form.get("action") == "submit":
+                try:
+                    workflow.submit(session_db, vault(), sheet, labels, actor_id=current_user.id,
+                                    guard_confirmed=form.guard_confirmed.data)
+                except domain.SheetInvalid as exc:
+                    errors = exc.errors
+                except workflow.GuardHits as exc:
+                    hits = exc.hits
+                except DomainError as exc:
+                    flash(exc.message, "error")
+                else:
+                    session_db.commit()
+                    flash(f"Fiche {sheet.reference} soumise à l'instance.", "success")
+                    return redirect(url_for("sheets.show", sheet_id=sheet.id))
+            session_db.commit()  # the draft is saved even when submission is refused
+            if not errors and not hits:
+                flash(f"Brouillon enregistré à {_paris_time(sheet.updated_at)}.", "success")
+                return redirect(url_for("sheets.edit", sheet_id=sheet.id))
+        if errors:
+            flash("La fiche contient des erreurs : corrigez les champs signalés.", "error")
+    elif request.method == "GET":
+        restored = _restore_stash(sheet)
+        if restored is not None:
+            form.process(formdata=restored)
+            flash("Votre saisie précédente a été restaurée : vérifiez-la puis enregistrez.",
+                  "info")
+        else:
+            fill_form(form, domain.read_values(vault(), sheet, purpose="modification de la fiche"),
+                      _identity_of(sheet, "modification de la fiche"))
+            db().commit()  # the decryption audit rows
+    return render_template("sheets/edit.html", sheet=sheet, form=form, errors=errors, hits=hits,
+                           sections=SECTIONS, fields=FIELDS, identity_labels=IDENTITY_LABELS,
+                           labels=labels, saved_at=_paris_time(sheet.updated_at))
+
+
+edit.required_roles = ("referent",)  # checked inside: an anonymous POST is stashed first
+
+
+def _paris_time(moment) -> str:
+    from zoneinfo import ZoneInfo
+
+    local = moment.replace(tzinfo=ZoneInfo("UTC")).astimezone(ZoneInfo("Europe/Paris"))
+    return local.strftime("%H h %M")
+
+
+# -- session expiry: keep what was typed --------------------------------------------------------
+def stash_and_relogin(sheet_id: int):
+    """Keep the form of an expired session, encrypted, and send the user to log in again."""
+    payload = [(k, v) for k, v in request.form.items(multi=True) if k != "csrf_token"]
+    if db().get(Sheet, sheet_id) is None or not payload:
+        return redirect(url_for("auth.login"))
+    token = secrets.token_urlsafe(24)
+    stash = FormStash(token_hash=hashlib.sha256(token.encode()).hexdigest(), sheet_id=sheet_id)
+    stash.payload = ""
+    db().add(stash)
+    db().flush()
+    system_vault = Vault(db(), services().keyring, audit.Actor(None, "anonymous"))
+    system_vault.seal(stash, "payload", json.dumps(payload, ensure_ascii=False))
+    _purge_stashes()
+    db().commit()
+    session["stash"] = token
+    edit_url = url_for("sheets.edit", sheet_id=sheet_id)
+    if current_user.is_authenticated:  # the form had expired, not the session
+        return redirect(edit_url)
+    flash("Votre session a expiré. Ce que vous aviez saisi est conservé : reconnectez-vous "
+          "pour le retrouver.", "info")
+    return redirect(url_for("auth.login", next=edit_url))
+
+
+def _restore_stash(sheet: Sheet) -> MultiDict | None:
+    token = session.pop("stash", None)
+    if not token:
+        return None
+    stash = db().scalar(select(FormStash).where(
+        FormStash.token_hash == hashlib.sha256(token.encode()).hexdigest()))
+    if stash is None or stash.sheet_id != sheet.id or stash.created_at < utcnow() - STASH_LIFETIME:
+        return None
+    pairs = json.loads(vault().open(stash, "payload", purpose="restauration d'une saisie")
+                       .reveal())
+    _delete_stash(stash)
+    db().commit()
+    return MultiDict([tuple(pair) for pair in pairs])
+
+
+def _delete_stash(stash: FormStash) -> None:
+    db().execute(delete(RecordKey).where(RecordKey.record_uuid == stash.uuid))
+    db().delete(stash)
+
+
+def _purge_stashes() -> None:
+    for stash in db().scalars(select(FormStash).where(
+            FormStash.created_at < utcnow() - STASH_LIFETIME)):
+        _delete_stash(stash)
+
+
+# -- viewing ---------------------------------------------------------------------------------
+@bp.route("/<int:sheet_id>")
+@role_required("referent", "facilitator")
+def show(sheet_id: int):
+    sheet = _sheet_for_viewer(sheet_id)
+    is_referent = current_user.has_role("referent") and domain.referent_may_edit(
+        current_user, sheet)
+    purpose = "consultation de la fiche"
+    columns = (COLUMN_OF_CLASS[SITUATIONAL],) + ((COLUMN_OF_CLASS[IDENTIFYING],)
+                                                  if is_referent else ())
+    values = domain.read_values(vault(), sheet, purpose=purpose, columns=columns)
+    # Sensitive details: the author structure, or the instance when the referent shared them.
+    show_sensitive = is_referent or values.get("partager_sensible") == "oui"
+    if show_sensitive:
+        values.update(domain.read_values(vault(), sheet, purpose=purpose,
+                                         columns=(COLUMN_OF_CLASS[SENSITIVE],)))
+    identity = _identity_of(sheet, "consultation de la fiche") if is_referent else None
+    events = [(e, vault().open(e, "comment")) for e in sheet.events]
+    db().commit()  # decryption audit rows before the page leaves
+    allowed = workflow.allowed_actions(sheet)
+    return render_template(
+        "sheets/show.html", sheet=sheet, values=values, identity=identity, events=events,
+        is_referent=is_referent, show_sensitive=show_sensitive, allowed=allowed,
+        sections=SECTIONS, fields=FIELDS, labels=_labels(), identity_labels=IDENTITY_LABELS,
+        reason_form=ReasonForm(), screening_form=ScreeningForm(), states=SHEET_STATES)
+
+
+@bp.route("/<int:sheet_id>/retirer", methods=["POST"])
+@role_required("referent")
+def withdraw(sheet_id: int):
+    sheet = _sheet_for_referent(sheet_id)
+    form = ReasonForm()
+    return _transition(sheet, "withdraw", form.reason.data or "" if form.validate() else "",
+                       "Fiche retirée.")
+
+
+@bp.route("/<int:sheet_id>/examen", methods=["POST"])
+@role_required("facilitator")
+def screen(sheet_id: int):
+    sheet = _sheet_for_viewer(sheet_id)
+    form = ScreeningForm()
+    if not form.validate() or form.decision.data not in ("accept", "return", "reject"):
+        flash("Décision invalide.", "error")
+        return redirect(url_for("sheets.show", sheet_id=sheet.id))
+    messages = {"accept": "Fiche déclarée recevable.",
+                "return": "Fiche renvoyée au référent pour complément.",
+                "reject": "Fiche déclarée non recevable."}
+    return _transition(sheet, form.decision.data, form.reason.data or "",
+                       messages[form.decision.data])
+
+
+def _transition(sheet: Sheet, action: str, reason: str, success: str):
+    try:
+        workflow.transition(db(), vault(), sheet, action, actor_id=current_user.id,
+                            reason=reason)
+    except DomainError as exc:
+        db().rollback()
+        flash(exc.message, "error")
+    else:
+        db().commit()
+        flash(success, "success")
+    return redirect(url_for("sheets.show", sheet_id=sheet.id))
+
+
+@bp.route("/<int:sheet_id>/identite", methods=["POST"])
+@role_required("facilitator")
+def reveal_identity(sheet_id: int):
+    """The facilitator's explicit, audited look at the identity, with a reason."""
+    sheet = _sheet_for_viewer(sheet_id)
+    form = ReasonForm()
+    reason = (form.reason.data or "").strip() if form.validate() else ""
+    if len(reason) < 5:
+        flash("Indiquez pourquoi vous avez besoin de l'identité (5 caractères au moins).",
+              "error")
+        return redirect(url_for("sheets.show", sheet_id=sheet.id))
+    identity = _identity_of(sheet, f"levée du pseudonyme : {reason}")
+    db().commit()
+    return render_template("sheets/identity.html", sheet=sheet, identity=identity,
+                           labels=IDENTITY_LABELS)
