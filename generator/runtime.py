@@ -33,6 +33,8 @@ _runtime: Runtime | None = None
 def init(settings: Settings) -> Runtime:
     """Load the worker's keyring (content, audit, jobs chains only) and database engine."""
     global _runtime
+    if _runtime is not None:  # re-initialised (tests): close the previous pool
+        _runtime.engine.dispose()
     settings = settings.for_worker()
     engine = make_engine(settings)
     _runtime = Runtime(settings, engine, make_session_factory(engine), load_keyring(settings),

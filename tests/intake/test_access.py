@@ -1,9 +1,10 @@
 """Walk every route as every role: access is checked on the server for each of them."""
 
 import pytest
+from sqlalchemy import select
 
 from shared.domain import documents
-from shared.models import GeneratedDocument
+from shared.models import GeneratedDocument, ReferenceItem
 from tests.conftest import csrf_token
 from tests.factories import PASSWORD, canary_identity, canary_values, make_sheet
 
@@ -31,7 +32,8 @@ def routes(app, world, db_session, vault):
                        author_id=referent.id, status="soumise")
     db_session.commit()
     values = {"meeting_id": meeting.id, "document_id": document.id, "kind": "agenda",
-              "sheet_id": sheet.id, "item_id": 1,
+              "sheet_id": sheet.id, "item_id": db_session.scalar(
+                  select(ReferenceItem.id).where(ReferenceItem.kind == "motif").limit(1)),
               "user_id": world["users"]["director"].id, "action": "desactiver",
               "circ_id": world["north"].id, "structure_id": world["structures"]["ali"].id,
               "filename": "app.css"}
