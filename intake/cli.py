@@ -226,8 +226,9 @@ def _audited_session() -> Iterator[tuple]:
 @click.option("--structure", "structure_id", type=int, help="Structure id (referents).")
 @click.option("--circonscription", "circonscription_ids", type=int, multiple=True,
               help="Circonscription id (facilitators; repeat for several).")
+@click.option("--manager", is_flag=True, help="Referent who sees all the structure's sheets.")
 def users_create(email: str, full_name: str, role: str, structure_id: int | None,
-                 circonscription_ids: tuple[int, ...]) -> None:
+                 circonscription_ids: tuple[int, ...], manager: bool) -> None:
     """Create an account with a one-time password, to change at first login."""
     from shared.domain.users import RoleSpec, create_user, generate_password
     from shared.errors import DomainError
@@ -236,7 +237,7 @@ def users_create(email: str, full_name: str, role: str, structure_id: int | None
     with _audited_session() as (session, record):
         try:
             user = create_user(session, email=email, full_name=full_name, password=password,
-                               role=RoleSpec(role, structure_id, circonscription_ids),
+                               role=RoleSpec(role, structure_id, circonscription_ids, manager),
                                must_change_password=True)
         except DomainError as exc:
             raise click.ClickException(exc.message) from None

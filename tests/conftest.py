@@ -131,7 +131,9 @@ def app(settings, engine, keyring):
 
     application = create_app(settings)
     application.config["TESTING"] = True  # CSRF stays on: tests post real tokens
-    return application
+    yield application
+    application.extensions["icli"].engine.dispose()
+    application.extensions["icli"].redis.close()
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ class UserForm(FlaskForm):
                             validators=[DataRequired("Le nom est obligatoire."), Length(max=160)])
     role = SelectField("Rôle", choices=choices(ROLES.items()))
     structure_id = SelectField("Structure (référent·e)", coerce=int, validators=[Optional()])
+    manager = BooleanField("Responsable de la structure (voit toutes ses fiches)")
     circonscription_ids = SelectMultipleField("Circonscriptions (animation)", coerce=int,
                                               validators=[Optional()])
     submit = SubmitField("Créer le compte")

@@ -50,7 +50,8 @@ def user_new():
     if form.validate_on_submit():
         password = users.generate_password()
         spec = users.RoleSpec(form.role.data, structure_id=form.structure_id.data or None,
-                              circonscription_ids=tuple(form.circonscription_ids.data or ()))
+                              circonscription_ids=tuple(form.circonscription_ids.data or ()),
+                              manager=form.manager.data)
         try:
             user = users.create_user(db(), email=form.email.data, full_name=form.full_name.data,
                                      password=password, role=spec, must_change_password=True)

@@ -255,8 +255,11 @@ def identity_hits(identity: dict[str, str], values: dict[str, Any]) -> dict[str,
         words = _words(text)
         numbers = {normalise_digits(m) for m in _NUMBER_RUN.findall(text)}
         found = [key for key, needle in needles.items() if needle & words]
+        # Whole numbers only: a CAF number inside a longer phone number is not a hit.
         found += [key for key, needle in digits.items()
-                  if len(needle) >= 5 and any(needle in n for n in numbers)]
+                  if len(needle) >= 5 and any(n == needle or (key == "telephone"
+                                                               and n[-9:] == needle)
+                                              for n in numbers)]
         if email and email in text.lower():
             found.append("email")
         if found:
