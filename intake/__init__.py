@@ -50,7 +50,15 @@ def create_app(settings: Settings | None = None) -> Flask:
     access.init_app(app)
     errors.register_error_handlers(app)
     _register_blueprints(app)
+    app.add_template_filter(french_date, "date_fr")
     return app
+
+
+def french_date(value: str | None) -> str:
+    """ISO date text (as stored) -> JJ/MM/AAAA; anything else is shown unchanged."""
+    if value and len(value) == 10 and value[4] == "-" and value[7] == "-":
+        return f"{value[8:10]}/{value[5:7]}/{value[0:4]}"
+    return value or ""
 
 
 def _register_blueprints(app: Flask) -> None:

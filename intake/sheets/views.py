@@ -43,7 +43,7 @@ from shared.errors import DomainError
 from shared.models import Beneficiary, FormStash, RecordKey, Sheet, Structure
 from shared.models.sheet import SHEET_STATES
 from shared.protected import IDENTIFYING, IDENTITY_FIELDS, SENSITIVE, SITUATIONAL
-from shared.sheet_schema import COLUMN_OF_CLASS, FIELDS, SECTIONS
+from shared.sheet_schema import COLUMN_OF_CLASS, FIELDS, INTENSITE, SECTIONS
 
 bp = Blueprint("sheets", __name__, url_prefix="/fiches")
 
@@ -293,7 +293,8 @@ def show(sheet_id: int):
         "sheets/show.html", sheet=sheet, values=values, identity=identity, events=events,
         is_referent=is_referent, show_sensitive=show_sensitive, allowed=allowed,
         sections=SECTIONS, fields=FIELDS, labels=_labels(), identity_labels=IDENTITY_LABELS,
-        reason_form=ReasonForm(), screening_form=ScreeningForm(), states=SHEET_STATES)
+        reason_form=ReasonForm(), screening_form=ScreeningForm(), states=SHEET_STATES,
+        intensities=INTENSITE)
 
 
 @bp.route("/<int:sheet_id>/retirer", methods=["POST"])
