@@ -161,7 +161,8 @@ def edit(sheet_id: int):
         flash(f"La fiche est « {sheet.status_label} » : elle n'est plus modifiable.", "error")
         return redirect(url_for("sheets.show", sheet_id=sheet.id))
     labels = _labels()
-    form = sheet_form_class(labels)()
+    stored = domain.read_values(vault(), sheet, purpose="modification de la fiche")
+    form = sheet_form_class(_offered_labels(labels, stored))()
     errors: dict[str, str] = {}
     hits: dict[str, list[str]] = {}
     if form.validate_on_submit():
@@ -201,15 +202,28 @@ def edit(sheet_id: int):
             flash("Votre saisie précédente a été restaurée : vérifiez-la puis enregistrez.",
                   "info")
         else:
-            fill_form(form, domain.read_values(vault(), sheet, purpose="modification de la fiche"),
-                      _identity_of(sheet, "modification de la fiche"))
-            db().commit()  # the decryption audit rows
+            fill_form(form, stored, _identity_of(sheet, "modification de la fiche"))
+    db().commit()  # the decryption audit rows
     return render_template("sheets/edit.html", sheet=sheet, form=form, errors=errors, hits=hits,
                            sections=SECTIONS, fields=FIELDS, identity_labels=IDENTITY_LABELS,
                            labels=labels, saved_at=_paris_time(sheet.updated_at))
 
 
 edit.required_roles = ("referent",)  # checked inside: an anonymous POST is stashed first
+
+
+def _offered_labels(labels: dict[str, dict[str, str]], stored: dict) -> dict[str, dict[str, str]]:
+    """Active entries, plus any retired entry this sheet still uses (so a save keeps it)."""
+    offered = reference_labels(db(), active_only=True)
+    for spec in FIELDS:
+        if not spec.ref:
+            continue
+        value = stored.get(spec.name)
+        used = value if isinstance(value, (list, dict)) else [value]
+        for code in used:
+            if code and code not in offered[spec.ref]:
+                offered[spec.ref][code] = labels[spec.ref].get(code, code)
+    return offered
 
 
 def _paris_time(moment) -> str:

@@ -64,10 +64,15 @@ def reference_items(session: Session, kind: str, *, include_inactive: bool = Fal
     return list(session.scalars(query.order_by(ReferenceItem.position, ReferenceItem.id)))
 
 
-def reference_labels(session: Session) -> dict[str, dict[str, str]]:
-    """Every kind's code -> label, inactive entries included (old sheets still show them)."""
+def reference_labels(session: Session, *, active_only: bool = False
+                     ) -> dict[str, dict[str, str]]:
+    """Every kind's code -> label in order; inactive entries too unless ``active_only``
+    (old sheets still show and keep them, forms no longer offer them)."""
     labels: dict[str, dict[str, str]] = {kind: {} for kind in EDITABLE_KINDS}
-    for item in session.scalars(select(ReferenceItem)):
+    query = select(ReferenceItem).order_by(ReferenceItem.position, ReferenceItem.id)
+    if active_only:
+        query = query.where(ReferenceItem.active.is_(True))
+    for item in session.scalars(query):
         labels.setdefault(item.kind, {})[item.code] = item.label
     return labels
 

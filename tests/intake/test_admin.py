@@ -4,7 +4,8 @@ from sqlalchemy import select
 
 from shared.models import AuditEvent, Circonscription, Structure, User
 from tests.conftest import csrf_token
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, canary_identity, make_sheet
+from tests.intake.test_access import client_as
 
 
 def create_account(client, **fields):
@@ -109,3 +110,36 @@ def test_admin_creates_a_structure(client, auth, world, db_session):
     assert response.status_code == 302
     structure = db_session.scalar(select(Structure).where(Structure.name == "CCAS de Stains"))
     assert structure.circonscription_id == world["north"].id
+
+
+def test_admin_renames_adds_and_deactivates_reference_entries(app, client, auth, world,
+                                                              db_session, vault):
+    from shared.models import ReferenceItem
+
+    auth.login("admin@test.invalid", PASSWORD)
+    cer = db_session.scalar(select(ReferenceItem).where(ReferenceItem.kind == "contrat",
+                                                        ReferenceItem.code == "cer"))
+    token = csrf_token(client, f"/admin/referentiels/contrat/{cer.id}")
+    response = client.post(f"/admin/referentiels/contrat/{cer.id}", data={
+        "csrf_token": token, "label": "CER (ancien régime, avant 2025)", "code": "hacked"})
+    assert response.status_code == 302
+    db_session.expire_all()
+    cer = db_session.get(ReferenceItem, cer.id)
+    assert cer.label == "CER (ancien régime, avant 2025)" and cer.code == "cer"
+    assert cer.active is False  # the box was not ticked: no longer offered
+
+    token = csrf_token(client, "/admin/referentiels/motif/nouveau")
+    response = client.post("/admin/referentiels/motif/nouveau", data={
+        "csrf_token": token, "code": "sortie_rsa", "label": "Sortie du RSA", "active": "y"})
+    assert response.status_code == 302
+    duplicate = client.post("/admin/referentiels/motif/nouveau", data={
+        "csrf_token": token, "code": "sortie_rsa", "label": "Encore", "active": "y"})
+    assert "Ce code existe déjà" in duplicate.get_data(as_text=True)
+    assert client.get("/admin/referentiels/inconnu/nouveau").status_code == 404
+
+    sheet = make_sheet(db_session, vault, world["structures"]["ssd"], canary_identity(1),
+                       author_id=world["users"]["referent"].id)
+    db_session.commit()
+    form = client_as(app, "referent").get(f"/fiches/{sheet.id}/modifier")
+    body = form.get_data(as_text=True)
+    assert "Sortie du RSA" in body and "CER (ancien régime" not in body
