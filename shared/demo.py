@@ -212,9 +212,9 @@ def seed_demo(session: Session, vault: Vault, *, password: str | None = None,
     next_month = (date.today().replace(day=1) + timedelta(days=32)).replace(day=10)
     meeting = create_meeting(session, saint_denis, datetime.combine(next_month, time(14, 0)),
                              "Maison de l'emploi, salle 2, 12 place du Caquet, Saint-Denis")
-    add_partnership_item(session, meeting, "Présentation du dispositif de garde solidaire")
+    add_partnership_item(session, vault, meeting, "Présentation du dispositif de garde solidaire")
     slot = datetime.combine(next_month, time(14, 30))
     for sheet in [s for s in created if s.status == "recevable"][:4]:
-        inscribe_sheet(session, vault, meeting, sheet, slot.strftime("%H:%M"), actor_id=None)
+        inscribe_sheet(session, vault, meeting, sheet, slot.strftime("%H:%M"))
         slot += timedelta(minutes=20)
     return result

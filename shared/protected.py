@@ -53,6 +53,7 @@ _DECLARATIONS: dict[str, dict[str, str]] = {
     "sheet_events": {"comment": SITUATIONAL},
     "form_stashes": {"payload": IDENTIFYING},  # may hold anything typed, identity included
     "decisions": {"motivation": SITUATIONAL},
+    "decision_actions": {"label": SITUATIONAL},
     "generated_documents": {"body": SITUATIONAL},
 }
 

@@ -69,14 +69,14 @@ def meeting_with_agenda(session, vault, north, structures, people: int = 2):
     """A session of ``north`` with a partnership item and ``people`` inscribed sheets."""
     meeting = create_meeting(session, north, datetime(2026, 12, 15, 14, 0),
                              "Salle 2 & \"annexe\" <rdc>")
-    add_partnership_item(session, meeting, "Présentation de l'ALI")
+    add_partnership_item(session, vault, meeting, "Présentation de l'ALI")
     identities = [canary_identity(n) for n in range(people)]
     sheets = []
     for n, identity in enumerate(identities):
         sheet = make_sheet(session, vault, structures["ssd"], identity, status="recevable")
         inscribe_sheet(session, vault, meeting, sheet,
                        (datetime(2026, 12, 15, 14, 30) + timedelta(minutes=20 * n))
-                       .strftime("%H:%M"), actor_id=None)
+                       .strftime("%H:%M"))
         sheets.append(sheet)
     session.flush()
     return meeting, sheets, identities

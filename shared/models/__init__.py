@@ -4,7 +4,15 @@ from shared.models.audit import AuditEvent, AuditHead
 from shared.models.beneficiary import Beneficiary
 from shared.models.document import DocumentJob, GeneratedDocument
 from shared.models.keys import KeyVersionRecord, RecordKey
-from shared.models.meeting import AgendaItem, Decision, Meeting
+from shared.models.meeting import (
+    AgendaItem,
+    Decision,
+    DecisionAction,
+    Meeting,
+    MeetingMember,
+    Member,
+    Schedule,
+)
 from shared.models.reference import Circonscription, ReferenceItem, Structure
 from shared.models.sheet import FormStash, Sheet, SheetEvent
 from shared.models.user import LoginThrottle, RoleAssignment, User
@@ -16,15 +24,19 @@ __all__ = [
     "Beneficiary",
     "Circonscription",
     "Decision",
+    "DecisionAction",
     "DocumentJob",
     "FormStash",
     "GeneratedDocument",
     "KeyVersionRecord",
     "LoginThrottle",
     "Meeting",
+    "MeetingMember",
+    "Member",
     "RecordKey",
     "ReferenceItem",
     "RoleAssignment",
+    "Schedule",
     "Sheet",
     "SheetEvent",
     "Structure",

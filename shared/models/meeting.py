@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shared.db import Base, new_uuid, utcnow
-from shared.models.reference import Circonscription
+from shared.models.reference import Circonscription, Structure
 from shared.models.sheet import Sheet
 
 MEETING_STATES = {
@@ -24,6 +33,15 @@ MEETING_STATES = {
     "annulee": "Annulée",
     "reportee": "Reportée",
 }
+
+ANSWERS = {"non_renseigne": "Non renseigné", "confirme": "Confirmé", "decline": "Décliné",
+           "remplace": "Remplacé par"}
+ATTENDANCE = {"present": "Présent·e", "excuse": "Excusé·e", "absent": "Absent·e",
+              "remplace": "Remplacé·e par"}
+MEMBER_KINDS = {"permanent": "Membre permanent", "invite": "Invité"}
+ICAG_KINDS = {"entree": "Entrée", "renouvellement": "Renouvellement", "sortie": "Sortie"}
+FORMAL_DECISION = {"": "Non : avis définitif", "departement": "Oui, par le Département",
+                   "france_travail": "Oui, par France Travail"}
 
 AGENDA_PARTS = {
     "partenariat": "Partenariat, interconnaissance, projets territoriaux",
@@ -41,19 +59,91 @@ class Meeting(Base):
     circonscription_id: Mapped[int] = mapped_column(ForeignKey("circonscriptions.id"), index=True)
     starts_at: Mapped[datetime] = mapped_column(DateTime, index=True)
     place: Mapped[str] = mapped_column(String(200), default="")
+    video_link: Mapped[str] = mapped_column(String(300), default="")
     state: Mapped[str] = mapped_column(String(24), default="planifiee")
+    # Deadlines in days before the session: sheets cut-off (J-x), dossier sent (J-y).
+    cutoff_days: Mapped[int] = mapped_column(Integer, default=10)
+    dossier_days: Mapped[int] = mapped_column(Integer, default=5)
+    # Why it was cancelled or postponed (organisational, never about a person).
+    state_reason: Mapped[str] = mapped_column(String(500), default="")
+    postponed_to_id: Mapped[int | None] = mapped_column(ForeignKey("meetings.id"))
     # Bumped on every agenda change: document jobs are idempotent per content version.
     content_version: Mapped[int] = mapped_column(Integer, default=1)
+    # The version sent with the convocations; a later change is a late addition.
+    frozen_version: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     circonscription: Mapped[Circonscription] = relationship()
     items: Mapped[list[AgendaItem]] = relationship(
         back_populates="meeting", order_by="AgendaItem.position", cascade="all, delete-orphan"
     )
+    members: Mapped[list[MeetingMember]] = relationship(
+        back_populates="meeting", order_by="MeetingMember.id", cascade="all, delete-orphan"
+    )
 
     @property
     def state_label(self) -> str:
         return MEETING_STATES.get(self.state, self.state)
+
+    @property
+    def day(self) -> date:
+        return self.starts_at.date()
+
+
+class Schedule(Base):
+    """The monthly rhythm of a circonscription's ICL-I (e.g. the 2nd Tuesday at 14:00)."""
+
+    __tablename__ = "meeting_schedules"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    circonscription_id: Mapped[int] = mapped_column(ForeignKey("circonscriptions.id"),
+                                                    unique=True)
+    weekday: Mapped[int] = mapped_column(Integer)  # 0 = Monday
+    week_of_month: Mapped[int] = mapped_column(Integer)  # 1..4, or -1 for the last one
+    time: Mapped[str] = mapped_column(String(5))  # "14:00"
+    place: Mapped[str] = mapped_column(String(200), default="")
+    video_link: Mapped[str] = mapped_column(String(300), default="")
+    cutoff_days: Mapped[int] = mapped_column(Integer, default=10)
+    dossier_days: Mapped[int] = mapped_column(Integer, default=5)
+
+    circonscription: Mapped[Circonscription] = relationship()
+
+
+class Member(Base):
+    """A usual member of a circonscription's instance (professional contact, not a case)."""
+
+    __tablename__ = "members"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    circonscription_id: Mapped[int] = mapped_column(ForeignKey("circonscriptions.id"),
+                                                    index=True)
+    structure_id: Mapped[int | None] = mapped_column(ForeignKey("structures.id"))
+    name: Mapped[str] = mapped_column(String(160))
+    function: Mapped[str] = mapped_column(String(160), default="")
+    kind: Mapped[str] = mapped_column(String(10), default="permanent")
+    # The France Travail "ACCO GLO" counsellor: invited when AG items are on the agenda.
+    acco_glo: Mapped[bool] = mapped_column(Boolean, default=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    structure: Mapped[Structure | None] = relationship()
+
+
+class MeetingMember(Base):
+    """A member invited to one session: their answer, then their attendance."""
+
+    __tablename__ = "meeting_members"
+    __table_args__ = (UniqueConstraint("meeting_id", "member_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"),
+                                            index=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    answer: Mapped[str] = mapped_column(String(15), default="non_renseigne")
+    attendance: Mapped[str] = mapped_column(String(10), default="")
+    replacement: Mapped[str] = mapped_column(String(160), default="")  # "remplacé par"
+
+    meeting: Mapped[Meeting] = relationship(back_populates="members")
+    member: Mapped[Member] = relationship(lazy="joined")
 
 
 class AgendaItem(Base):
@@ -69,6 +159,11 @@ class AgendaItem(Base):
     title: Mapped[str] = mapped_column(String(200), default="")
     time_slot: Mapped[str] = mapped_column(String(5), default="")  # "14:30"
     duration_minutes: Mapped[int] = mapped_column(Integer, default=15)
+    icag_kind: Mapped[str] = mapped_column(String(15), default="")  # key of ICAG_KINDS
+    late: Mapped[bool] = mapped_column(Boolean, default=False)  # added after the freeze
+    # "" while pending; "examine" or "ajourne" once the session dealt with it.
+    outcome: Mapped[str] = mapped_column(String(10), default="")
+    adjourn_reason: Mapped[str] = mapped_column(Text, default="")  # organisational
 
     meeting: Mapped[Meeting] = relationship(back_populates="items")
     sheet: Mapped[Sheet | None] = relationship()
@@ -84,12 +179,40 @@ class Decision(Base):
     meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id"), index=True)
     sheet_id: Mapped[int] = mapped_column(ForeignKey("sheets.id"), index=True)
     avis: Mapped[str] = mapped_column(String(40))  # code of reference data
-    needs_formal_decision: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Still to be decided formally by: "" (the avis is final), "departement", "france_travail"
+    formal_decision_by: Mapped[str] = mapped_column(String(20), default="")
+    come_back_on: Mapped[date | None] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     motivation: Mapped[str | None] = mapped_column(Text)  # content chain
 
     sheet: Mapped[Sheet] = relationship()
+    meeting: Mapped[Meeting] = relationship()
+    actions: Mapped[list[DecisionAction]] = relationship(
+        back_populates="decision", order_by="DecisionAction.id", cascade="all, delete-orphan"
+    )
 
     @property
     def key_owner_uuid(self) -> str:
         return self.sheet.beneficiary.uuid
+
+
+class DecisionAction(Base):
+    """A préconisation: an action, the structure that carries it, a due date, its state."""
+
+    __tablename__ = "decision_actions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
+    decision_id: Mapped[int] = mapped_column(ForeignKey("decisions.id", ondelete="CASCADE"),
+                                             index=True)
+    owner_structure_id: Mapped[int | None] = mapped_column(ForeignKey("structures.id"))
+    due_on: Mapped[date | None] = mapped_column(Date, index=True)
+    done_on: Mapped[date | None] = mapped_column(Date)
+    label: Mapped[str | None] = mapped_column(Text)  # content chain: may describe the case
+
+    decision: Mapped[Decision] = relationship(back_populates="actions")
+    owner: Mapped[Structure | None] = relationship()
+
+    @property
+    def key_owner_uuid(self) -> str:
+        return self.decision.sheet.beneficiary.uuid

@@ -69,9 +69,12 @@ def answers(url: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def live_server(test_env, engine, keyring, tmp_path_factory):
     """The app under gunicorn, on the test instance's database and Redis; yields its base URL.
+
+    One server for the browser tests (stopped after the last of them): each test's data is
+    committed before the browser acts and emptied after it, as for every database test.
 
     ``engine`` builds (and the autouse cleaner empties) the schema; ``keyring`` creates the
     development keyring before the server's workers would race to create it.

@@ -104,8 +104,8 @@ class Page:
         """Click ``element`` and wait until the next page has loaded."""
         old_page = self.driver.find_element(By.TAG_NAME, "html")
         element.click()
-        self._wait().until(ec.staleness_of(old_page))
-        self._wait().until(
+        self._wait(across_reloads=True).until(ec.staleness_of(old_page))
+        self._wait(across_reloads=True).until(
             lambda d: d.execute_script("return document.readyState") == "complete")
 
     def _fill(self, label: str, value: str) -> None:
@@ -130,7 +130,8 @@ class LoginPage(Page):
         self.visit("/connexion")
         return self
 
-    def login(self, email: str, password: str) -> Page:
+    def login(self, email: str, password: str) -> HomePage:
+        """Sign in; the next page is the home page, or this one again with an error."""
         self._fill("Adresse e-mail professionnelle", email)
         self._fill("Mot de passe", password)
         self._press("Se connecter")
@@ -149,7 +150,8 @@ class HomePage(Page):
 
 class MeetingsPage(Page):
     def meeting_dates(self) -> list[str]:
-        return [e.text for e in self.driver.find_elements(By.CSS_SELECTOR, "tbody td:first-child a")]
+        links = self.driver.find_elements(By.CSS_SELECTOR, "tbody td:first-child a")
+        return [e.text for e in links]
 
     def open_meeting(self, date_label: str) -> MeetingPage:
         """Click the session whose date reads ``date_label`` (e.g. "15/12/2026 14:00")."""
@@ -212,10 +214,12 @@ class MeetingPage(Page):
         The User-Agent matters: flask-login's "strong" session protection binds the session
         to the client's address and User-Agent.
         """
+        assert url.startswith(self.base_url + "/"), url  # the app's own http URL, nothing else
         cookies = "; ".join(f"{c['name']}={c['value']}" for c in self.driver.get_cookies())
         agent = self.driver.execute_script("return navigator.userAgent")
-        request = urllib.request.Request(url, headers={"Cookie": cookies, "User-Agent": agent})
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - localhost
+        request = urllib.request.Request(  # noqa: S310 - checked above
+            url, headers={"Cookie": cookies, "User-Agent": agent})
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
             return dict(response.headers.items()), response.read()
 
 

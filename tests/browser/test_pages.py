@@ -17,6 +17,7 @@ def test_a_facilitator_generates_the_agenda_and_the_page_shows_it_ready_by_itsel
     home = LoginPage(browser, live_server).open().login("facilitator@test.invalid", PASSWORD)
     meetings = home.open_meetings_from_menu()
     assert meetings.heading == "Séances"
+    assert meetings.meeting_dates() == [MEETING_DATE]
     meeting = meetings.open_meeting(MEETING_DATE)
     assert meeting.heading == "ICL-I Saint-Denis – 15/12/2026 à 14:00"
     assert meeting.document_status() == "Pas encore généré"
