@@ -187,7 +187,7 @@ def seed_demo(session: Session, vault: Vault, *, password: str | None = None,
 
     identities = people if people is not None else synthetic_people(max(sheets, 1), rng)
     for identity in identities[sheets:]:  # people without a sheet yet
-        create_beneficiary(session, vault, identity)
+        create_beneficiary(session, vault, identity, referent_structure.id)
     result.people = len(identities)
 
     filing = [referent_structure, structures["ALI de Saint-Denis"],

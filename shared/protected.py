@@ -31,7 +31,7 @@ class ProtectedField:
 
 
 _DECLARATIONS: dict[str, dict[str, str]] = {
-    "beneficiaries": {
+    "identity_records": {
         "nom": IDENTIFYING,
         "prenom": IDENTIFYING,
         "nom_naissance": IDENTIFYING,
@@ -62,7 +62,7 @@ PROTECTED_FIELDS: dict[str, dict[str, ProtectedField]] = {
     for table, fields in _DECLARATIONS.items()
 }
 
-IDENTITY_FIELDS = tuple(PROTECTED_FIELDS["beneficiaries"])
+IDENTITY_FIELDS = tuple(PROTECTED_FIELDS["identity_records"])
 
 
 def protected_field(table: str, name: str) -> ProtectedField:

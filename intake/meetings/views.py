@@ -1,23 +1,48 @@
-"""Facilitators: their sessions, the agenda, document generation and downloads."""
+"""Facilitators: calendar, members, agenda, attendance, avis, documents of their sessions."""
 
 from __future__ import annotations
 
 import io
 import logging
+from datetime import date, datetime, time
 
 import redis
-from flask import Blueprint, abort, flash, redirect, render_template, send_file, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 
 from intake.access import meeting_in_scope, role_required
+from intake.choices import choices
 from intake.dbsession import db, record, services, vault
+from intake.meetings.forms import (
+    ACTION_ROWS,
+    AdjournForm,
+    AvisForm,
+    InscribeForm,
+    ItemForm,
+    MeetingForm,
+    MemberForm,
+    PostponeForm,
+    ReasonForm,
+    ScheduleForm,
+)
 from shared.domain import documents
+from shared.domain import meetings as domain
+from shared.domain.reference import reference_labels
 from shared.errors import DomainError
-from shared.models import GeneratedDocument, Meeting
+from shared.models import (
+    Circonscription,
+    Decision,
+    GeneratedDocument,
+    Meeting,
+    Member,
+    Schedule,
+    Sheet,
+    Structure,
+)
 from shared.models.document import DOCUMENT_KINDS
-from shared.models.meeting import AGENDA_PARTS
+from shared.models.meeting import AGENDA_PARTS, ANSWERS, ATTENDANCE, ICAG_KINDS
 from shared.queue import enqueue_document_job
 
 log = logging.getLogger(__name__)
@@ -39,25 +64,366 @@ def send_pending(meeting_id: int) -> None:
         session.commit()
 
 
-@bp.route("/")
+def _circonscription_in_scope(circ_id: int) -> Circonscription:
+    circ = db().get(Circonscription, circ_id)
+    if circ is None or circ.id not in current_user.circonscription_ids:
+        abort(404)
+    return circ
+
+
+def _done(meeting: Meeting, message: str, anchor: str = ""):
+    """Commit and go back to the session page with a French confirmation."""
+    db().commit()
+    flash(message, "success")
+    return redirect(url_for("meetings.show", meeting_id=meeting.id) + anchor)
+
+
+def _refused(meeting: Meeting, exc: DomainError, anchor: str = ""):
+    db().rollback()
+    flash(exc.message, "error")
+    return redirect(url_for("meetings.show", meeting_id=meeting.id) + anchor)
+
+
+def _parse_day(day: str, at: str = "00:00") -> datetime | None:
+    try:
+        return datetime.combine(date.fromisoformat(day), time.fromisoformat(at))
+    except (TypeError, ValueError):
+        return None
+
+
+# -- calendar -------------------------------------------------------------------------------
+@bp.route("/", methods=["GET", "POST"])
 @role_required("facilitator")
 def index():
+    circs = db().scalars(select(Circonscription).where(
+        Circonscription.id.in_(current_user.circonscription_ids)).order_by(Circonscription.code)
+    ).all()
+    form = MeetingForm()
+    form.circonscription_id.choices = choices((c.id, c.name) for c in circs)
+    if form.validate_on_submit():
+        circ = _circonscription_in_scope(form.circonscription_id.data)
+        starts_at = _parse_day(form.day.data, form.at.data)
+        if starts_at is None or starts_at.date() < date.today():
+            flash("Date ou heure invalide (la séance ne peut être dans le passé).", "error")
+        else:
+            try:
+                meeting = domain.create_meeting(db(), circ, starts_at, form.place.data or "",
+                                                video_link=form.video_link.data or "")
+            except DomainError as exc:
+                flash(exc.message, "error")
+            else:
+                record("meeting_created", object_type="meetings", object_ids=[meeting.id])
+                db().commit()
+                flash("Séance planifiée.", "success")
+                return redirect(url_for("meetings.show", meeting_id=meeting.id))
     rows = db().scalars(select(Meeting).where(
         Meeting.circonscription_id.in_(current_user.circonscription_ids))
         .order_by(Meeting.starts_at.desc())).all()
-    return render_template("meetings/index.html", meetings=rows)
+    return render_template("meetings/index.html", meetings=rows, form=form, circs=circs)
 
 
+@bp.route("/calendrier/<int:circ_id>", methods=["GET", "POST"])
+@role_required("facilitator")
+def schedule(circ_id: int):
+    circ = _circonscription_in_scope(circ_id)
+    current = db().scalar(select(Schedule).where(Schedule.circonscription_id == circ.id))
+    form = ScheduleForm(obj=current)
+    if current is not None and not form.is_submitted():
+        form.at.data = current.time
+    if form.validate_on_submit():
+        try:
+            saved = domain.save_schedule(
+                db(), circ, weekday=form.weekday.data, week_of_month=form.week_of_month.data,
+                at=form.at.data, place=form.place.data or "",
+                video_link=form.video_link.data or "", cutoff_days=form.cutoff_days.data,
+                dossier_days=form.dossier_days.data)
+            created = domain.plan_from_schedule(db(), saved, months=3)
+        except DomainError as exc:
+            db().rollback()
+            flash(exc.message, "error")
+        else:
+            record("schedule_saved", object_type="circonscriptions", object_ids=[circ.id])
+            db().commit()
+            flash(f"Calendrier enregistré ; {len(created)} séance(s) planifiée(s) sur trois mois.",
+                  "success")
+            return redirect(url_for("meetings.index"))
+    return render_template("meetings/schedule.html", form=form, circ=circ)
+
+
+# -- members --------------------------------------------------------------------------------
+@bp.route("/membres/<int:circ_id>", methods=["GET", "POST"])
+@role_required("facilitator")
+def members(circ_id: int):
+    circ = _circonscription_in_scope(circ_id)
+    form = MemberForm()
+    structures = db().scalars(select(Structure).where(Structure.active.is_(True))
+                              .order_by(Structure.name)).all()
+    form.structure_id.choices = choices([(0, "—"), *((s.id, s.name) for s in structures)])
+    if form.validate_on_submit():
+        try:
+            member = domain.save_member(
+                db(), None, circonscription_id=circ.id, structure_id=form.structure_id.data or None,
+                name=form.name.data, function=form.function.data or "", kind=form.kind.data,
+                acco_glo=form.acco_glo.data == "oui", active=True)
+        except DomainError as exc:
+            flash(exc.message, "error")
+        else:
+            record("member_saved", object_type="members", object_ids=[member.id])
+            db().commit()
+            flash("Membre ajouté.", "success")
+            return redirect(url_for("meetings.members", circ_id=circ.id))
+    rows = db().scalars(select(Member).where(Member.circonscription_id == circ.id)
+                        .order_by(Member.active.desc(), Member.name)).all()
+    return render_template("meetings/members.html", circ=circ, form=form, rows=rows,
+                           toggle=FlaskForm())
+
+
+@bp.route("/membres/<int:circ_id>/<int:member_id>/<any(activer, desactiver):action>",
+          methods=["POST"])
+@role_required("facilitator")
+def member_toggle(circ_id: int, member_id: int, action: str):
+    circ = _circonscription_in_scope(circ_id)
+    member = db().get(Member, member_id)
+    if member is None or member.circonscription_id != circ.id:
+        abort(404)
+    member.active = action == "activer"
+    record("member_saved", object_type="members", object_ids=[member.id])
+    db().commit()
+    flash("Membre réactivé." if member.active else "Membre désactivé.", "success")
+    return redirect(url_for("meetings.members", circ_id=circ.id))
+
+
+# -- the session page -------------------------------------------------------------------------
 @bp.route("/<int:meeting_id>")
 @role_required("facilitator")
 def show(meeting_id: int):
     meeting = meeting_in_scope(meeting_id)
     send_pending(meeting.id)
-    jobs = documents.latest_jobs(db(), meeting.id)
-    return render_template("meetings/show.html", meeting=meeting, jobs=jobs, parts=AGENDA_PARTS,
-                           kinds=DOCUMENT_KINDS, form=FlaskForm())
+    allowed = domain.allowed_actions(meeting)
+    inscribe = InscribeForm()
+    inscribe.sheet_id.choices = choices(
+        (s.id, f"{s.reference} – {s.beneficiary.pseudonym}"
+               f"{' (ajournée)' if s.status == 'ajournee' else ''}")
+        for s in domain.candidate_sheets(db(), meeting))
+    adjourn = AdjournForm()
+    adjourn.target_id.choices = choices([(0, "Non : proposée à la prochaine séance"), *(
+        (m.id, m.starts_at.strftime("%d/%m/%Y")) for m in _other_open_meetings(meeting))])
+    labels = reference_labels(db())
+    decisions = {d.sheet_id: d for d in meeting_decisions(meeting)}
+    return render_template(
+        "meetings/show.html", meeting=meeting, allowed=allowed, parts=AGENDA_PARTS,
+        jobs=documents.latest_jobs(db(), meeting.id), kinds=DOCUMENT_KINDS, form=FlaskForm(),
+        reason_form=ReasonForm(), postpone_form=PostponeForm(), item_form=ItemForm(),
+        inscribe_form=inscribe, adjourn_form=adjourn, answers=ANSWERS, attendance=ATTENDANCE,
+        counts=domain.attendance_counts(meeting), deadlines=domain.deadlines(meeting),
+        icag_kinds=ICAG_KINDS, labels=labels, decisions=decisions,
+        transitions=domain.TRANSITIONS, today=date.today())
 
 
+def meeting_decisions(meeting: Meeting) -> list[Decision]:
+    return db().scalars(select(Decision).where(Decision.meeting_id == meeting.id)).all()
+
+
+def _other_open_meetings(meeting: Meeting) -> list[Meeting]:
+    return list(db().scalars(select(Meeting).where(
+        Meeting.circonscription_id == meeting.circonscription_id, Meeting.id != meeting.id,
+        Meeting.state.in_(("planifiee", "odj_en_construction", "convoquee")),
+        Meeting.starts_at > meeting.starts_at).order_by(Meeting.starts_at)))
+
+
+@bp.route("/<int:meeting_id>/etat/<action>", methods=["POST"])
+@role_required("facilitator")
+def change_state(meeting_id: int, action: str):
+    meeting = meeting_in_scope(meeting_id)
+    if action not in domain.TRANSITIONS or action == "postpone":
+        abort(404)
+    form = ReasonForm()
+    reason = (form.reason.data or "") if form.validate() else ""
+    try:
+        domain.transition(db(), vault(), meeting, action, reason=reason)
+    except DomainError as exc:
+        return _refused(meeting, exc)
+    return _done(meeting, f"Séance : {meeting.state_label}.")
+
+
+@bp.route("/<int:meeting_id>/reporter", methods=["POST"])
+@role_required("facilitator")
+def postpone(meeting_id: int):
+    meeting = meeting_in_scope(meeting_id)
+    form = PostponeForm()
+    new_start = _parse_day(form.day.data or "", form.at.data or "00:00") if form.validate() \
+        else None
+    if new_start is None:
+        flash("Indiquez la nouvelle date et l'heure de la séance.", "error")
+        return redirect(url_for("meetings.show", meeting_id=meeting.id))
+    try:
+        replacement = domain.postpone(db(), vault(), meeting, new_start, form.reason.data or "")
+    except DomainError as exc:
+        return _refused(meeting, exc)
+    db().commit()
+    flash("Séance reportée : les points en attente ont été repris à la nouvelle date.",
+          "success")
+    return redirect(url_for("meetings.show", meeting_id=replacement.id))
+
+
+# -- agenda -----------------------------------------------------------------------------------
+@bp.route("/<int:meeting_id>/points", methods=["POST"])
+@role_required("facilitator")
+def add_item(meeting_id: int):
+    meeting = meeting_in_scope(meeting_id)
+    form = ItemForm()
+    try:
+        if not form.validate():
+            raise DomainError("L'intitulé fait 200 caractères au plus.")
+        domain.add_partnership_item(db(), vault(), meeting, form.title.data or "",
+                                    form.duration.data or 20)
+    except DomainError as exc:
+        return _refused(meeting, exc, "#odj")
+    return _done(meeting, "Point ajouté à l'ordre du jour.", "#odj")
+
+
+@bp.route("/<int:meeting_id>/inscrire", methods=["POST"])
+@role_required("facilitator")
+def inscribe(meeting_id: int):
+    meeting = meeting_in_scope(meeting_id)
+    form = InscribeForm()
+    sheet = db().get(Sheet, request.form.get("sheet_id", type=int) or 0)
+    if sheet is None:
+        flash("Choisissez une fiche recevable.", "error")
+        return redirect(url_for("meetings.show", meeting_id=meeting.id) + "#odj")
+    if sheet.circonscription_id != meeting.circonscription_id:
+        abort(404)
+    try:
+        domain.inscribe_sheet(db(), vault(), meeting, sheet, form.time_slot.data or "",
+                              part=form.part.data or "situation",
+                              icag_kind=form.icag_kind.data or "")
+    except DomainError as exc:
+        return _refused(meeting, exc, "#odj")
+    return _done(meeting, f"Fiche {sheet.reference} inscrite.", "#odj")
+
+
+@bp.route("/<int:meeting_id>/points/<int:item_id>/<any(monter, descendre):direction>",
+          methods=["POST"])
+@role_required("facilitator")
+def move_item(meeting_id: int, item_id: int, direction: str):
+    meeting = meeting_in_scope(meeting_id)
+    try:
+        domain.move_item(db(), vault(), meeting, item_id, -1 if direction == "monter" else 1)
+    except DomainError as exc:
+        return _refused(meeting, exc, "#odj")
+    return _done(meeting, "Ordre du jour réordonné.", "#odj")
+
+
+@bp.route("/<int:meeting_id>/points/<int:item_id>/retirer", methods=["POST"])
+@role_required("facilitator")
+def remove_item(meeting_id: int, item_id: int):
+    meeting = meeting_in_scope(meeting_id)
+    try:
+        domain.remove_item(db(), vault(), meeting, item_id)
+    except DomainError as exc:
+        return _refused(meeting, exc, "#odj")
+    return _done(meeting, "Point retiré de l'ordre du jour.", "#odj")
+
+
+@bp.route("/<int:meeting_id>/points/<int:item_id>/ajourner", methods=["POST"])
+@role_required("facilitator")
+def adjourn(meeting_id: int, item_id: int):
+    meeting = meeting_in_scope(meeting_id)
+    form = AdjournForm()
+    target_id = request.form.get("target_id", type=int) or 0
+    target = meeting_in_scope(target_id) if target_id else None
+    try:
+        domain.adjourn(db(), vault(), meeting, item_id, form.reason.data or "", target)
+    except DomainError as exc:
+        return _refused(meeting, exc, "#odj")
+    return _done(meeting, "Situation ajournée : elle sera proposée à nouveau.", "#odj")
+
+
+# -- answers, attendance ----------------------------------------------------------------------
+def _member_entries(meeting: Meeting, prefix: str) -> dict[int, tuple[str, str]]:
+    return {row.id: (request.form.get(f"{prefix}_{row.id}", ""),
+                     request.form.get(f"replacement_{row.id}", ""))
+            for row in meeting.members if f"{prefix}_{row.id}" in request.form}
+
+
+@bp.route("/<int:meeting_id>/reponses", methods=["POST"])
+@role_required("facilitator")
+def answers(meeting_id: int):
+    meeting = meeting_in_scope(meeting_id)
+    FlaskForm().validate()  # CSRF is checked globally; nothing else to validate here
+    try:
+        domain.record_answers(db(), vault(), meeting, _member_entries(meeting, "answer"))
+    except DomainError as exc:
+        return _refused(meeting, exc, "#membres")
+    return _done(meeting, "Réponses aux invitations enregistrées.", "#membres")
+
+
+@bp.route("/<int:meeting_id>/presences", methods=["POST"])
+@role_required("facilitator")
+def attendance(meeting_id: int):
+    meeting = meeting_in_scope(meeting_id)
+    try:
+        domain.record_attendance(db(), vault(), meeting,
+                                 _member_entries(meeting, "attendance"))
+    except DomainError as exc:
+        return _refused(meeting, exc, "#membres")
+    return _done(meeting, "Présences enregistrées.", "#membres")
+
+
+# -- examination ----------------------------------------------------------------------------
+@bp.route("/<int:meeting_id>/points/<int:item_id>/avis", methods=["GET", "POST"])
+@role_required("facilitator")
+def avis(meeting_id: int, item_id: int):
+    meeting = meeting_in_scope(meeting_id)
+    item = next((i for i in meeting.items if i.id == item_id and i.sheet is not None), None)
+    if item is None:
+        abort(404)
+    labels = reference_labels(db(), active_only=True)
+    form = AvisForm()
+    form.avis.choices = choices([("", "—"), *labels["avis"].items()])
+    structures = db().scalars(select(Structure).where(Structure.active.is_(True))
+                              .order_by(Structure.name)).all()
+    if form.validate_on_submit():
+        try:
+            actions = _actions_from_request()
+            come_back = _optional_date(form.come_back_on.data, "date de retour en instance")
+            domain.record_avis(db(), vault(), meeting, item.id, avis=form.avis.data or "",
+                               avis_codes=set(labels["avis"]),
+                               motivation=form.motivation.data or "", actions=actions,
+                               come_back_on=come_back,
+                               formal_decision_by=form.formal_decision_by.data or "")
+        except DomainError as exc:
+            db().rollback()
+            flash(exc.message, "error")
+        else:
+            return _done(meeting, f"Avis enregistré pour {item.sheet.reference}.", "#odj")
+    return render_template("meetings/avis.html", meeting=meeting, item=item, form=form,
+                           structures=structures, rows=ACTION_ROWS,
+                           allowed=domain.allowed_actions(meeting))
+
+
+def _optional_date(value: str | None, label: str) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise DomainError(f"La {label} est invalide.") from None
+
+
+def _actions_from_request() -> list[domain.ActionInput]:
+    actions = []
+    for row in range(ACTION_ROWS):
+        label = (request.form.get(f"action_{row}_label") or "").strip()
+        if not label:
+            continue
+        owner = request.form.get(f"action_{row}_owner", type=int) or None
+        due = _optional_date(request.form.get(f"action_{row}_due"), "échéance d'une action")
+        actions.append(domain.ActionInput(label, owner, due))
+    return actions
+
+
+# -- documents --------------------------------------------------------------------------------
 @bp.route("/<int:meeting_id>/documents/<kind>", methods=["POST"])
 @role_required("facilitator")
 def generate(meeting_id: int, kind: str):

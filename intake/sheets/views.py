@@ -36,13 +36,13 @@ from shared import audit
 from shared.db import utcnow
 from shared.domain import sheet_workflow as workflow
 from shared.domain import sheets as domain
-from shared.domain.beneficiaries import Identity, validate_identity
+from shared.domain.beneficiaries import Identity, save_identity, validate_identity
 from shared.domain.reference import reference_labels
 from shared.encrypted import Vault
 from shared.errors import DomainError
 from shared.models import Beneficiary, FormStash, RecordKey, Sheet, Structure
 from shared.models.sheet import SHEET_STATES
-from shared.protected import IDENTIFYING, IDENTITY_FIELDS, SENSITIVE, SITUATIONAL
+from shared.protected import IDENTIFYING, SENSITIVE, SITUATIONAL
 from shared.sheet_schema import COLUMN_OF_CLASS, FIELDS, INTENSITE, SECTIONS
 
 bp = Blueprint("sheets", __name__, url_prefix="/fiches")
@@ -71,8 +71,7 @@ def _sheet_for_viewer(sheet_id: int) -> Sheet:
 
 
 def _identity_of(sheet: Sheet, purpose: str) -> dict[str, str]:
-    opened = vault().open_many([sheet.beneficiary], IDENTITY_FIELDS, purpose=purpose)[0]
-    return {k: (v.reveal() if v else "") for k, v in opened.items()}
+    return domain.sheet_identity(db(), vault(), sheet, purpose)
 
 
 def _labels() -> dict[str, dict[str, str]]:
@@ -172,7 +171,7 @@ def edit(sheet_id: int):
         errors.update(domain.validate_values(values, labels, submitting=False))
         if not errors:
             session_db = db()
-            domain.update_identity(vault(), sheet.beneficiary, identity)
+            save_identity(session_db, vault(), sheet.beneficiary, sheet.structure_id, identity)
             domain.write_values(vault(), sheet, values)
             record("sheet_saved", object_type="sheets", object_ids=[sheet.id])
             if request.form.get("action") == "submit":

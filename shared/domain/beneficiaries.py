@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from shared.crypto import blind_index, normalise_digits, normalise_name
 from shared.encrypted import Vault
 from shared.errors import InvalidInput
-from shared.models import Beneficiary
+from shared.models import Beneficiary, IdentityRecord
 from shared.protected import IDENTITY_FIELDS
 from shared.pseudonym import new_pseudonym
 
@@ -78,56 +78,74 @@ def validate_identity(identity: Identity, today: date | None = None) -> list[str
 
 def _indexes(vault: Vault, identity: Identity) -> dict[str, int | None]:
     secret = vault.keyring.secret("index")
-    name_birth = "|".join([normalise_name(identity.nom), normalise_name(identity.prenom),
-                           identity.date_naissance.strip()])
     caf = normalise_digits(identity.numero_caf)
     ft = normalise_name(identity.identifiant_france_travail) + normalise_digits(
         identity.identifiant_france_travail)
     return {
-        "idx_name_birth": blind_index(secret, "name_birth", name_birth),
+        "idx_name_birth": blind_index(secret, "name_birth", _name_birth(identity)),
         "idx_caf": blind_index(secret, "caf", caf) if caf else None,
         "idx_france_travail": blind_index(secret, "france_travail", ft) if ft else None,
     }
 
 
-def find_duplicates(session: Session, vault: Vault, identity: Identity) -> list[Beneficiary]:
-    """Beneficiaries with the same person: blind-index candidates confirmed by decryption."""
+def _name_birth(identity: Identity) -> str:
+    return "|".join([normalise_name(identity.nom), normalise_name(identity.prenom),
+                     identity.date_naissance.strip()])
+
+
+def find_duplicates(session: Session, vault: Vault, identity: Identity) -> list[IdentityRecord]:
+    """Records of the same person: blind-index candidates (name and birth date, CAF or
+    France Travail number) confirmed by an audited decryption of name and birth date.
+
+    A number alone never confirms: a typo in it must not attach a sheet to a stranger.
+    """
     idx = _indexes(vault, identity)
-    conditions = [getattr(Beneficiary, k) == v for k, v in idx.items() if v is not None]
-    candidates = list(session.scalars(select(Beneficiary).where(or_(*conditions))))
+    conditions = [getattr(IdentityRecord, k) == v for k, v in idx.items() if v is not None]
+    candidates = list(session.scalars(select(IdentityRecord).where(or_(*conditions))
+                                      .order_by(IdentityRecord.id)))
     if not candidates:
         return []
-    opened = vault.open_many(candidates, ["nom", "prenom", "date_naissance", "numero_caf"],
-                             purpose="dedup")
-    wanted_name = (normalise_name(identity.nom), normalise_name(identity.prenom),
-                   identity.date_naissance.strip())
-    wanted_caf = normalise_digits(identity.numero_caf)
-    matches = []
-    for beneficiary, values in zip(candidates, opened, strict=True):
-        name = tuple(normalise_name(values[k].reveal()) if values[k] else ""
-                     for k in ("nom", "prenom"))
-        same_person = (*name, values["date_naissance"].reveal()) == wanted_name
-        caf = normalise_digits(values["numero_caf"].reveal()) if values["numero_caf"] else ""
-        if same_person or (wanted_caf and caf == wanted_caf):
-            matches.append(beneficiary)
-    return matches
+    opened = vault.open_many(candidates, ["nom", "prenom", "date_naissance"], purpose="dedup")
+    wanted = _name_birth(identity)
+    return [record for record, values in zip(candidates, opened, strict=True)
+            if _name_birth(Identity(**{k: (v.reveal() if v else "")
+                                       for k, v in values.items()})) == wanted]
 
 
-def create_beneficiary(session: Session, vault: Vault, identity: Identity) -> Beneficiary:
-    """Seal a new beneficiary's identity; the caller has checked for duplicates."""
+def create_beneficiary(session: Session, vault: Vault, identity: Identity,
+                       structure_id: int | None = None) -> IdentityRecord:
+    """A new person (pseudonym, keys) with the filing structure's record of their identity."""
     problems = validate_identity(identity)
     if problems:
         raise InvalidInput("Identité invalide : " + " ; ".join(problems))
-    beneficiary = Beneficiary(pseudonym=new_pseudonym(session), **_indexes(vault, identity))
+    beneficiary = Beneficiary(pseudonym=new_pseudonym(session))
     session.add(beneficiary)
-    session.flush()  # uuid and id exist from here on
-    for name in IDENTITY_FIELDS:
-        vault.seal(beneficiary, name, getattr(identity, name).strip())
     session.flush()
-    return beneficiary
+    return save_identity(session, vault, beneficiary, structure_id, identity)
 
 
-def reindex(vault: Vault, beneficiary: Beneficiary, identity: Identity) -> None:
-    """Recompute the blind indexes after an identity change."""
+def identity_record(session: Session, beneficiary: Beneficiary,
+                    structure_id: int | None) -> IdentityRecord | None:
+    return session.scalar(select(IdentityRecord).where(
+        IdentityRecord.beneficiary_id == beneficiary.id,
+        IdentityRecord.structure_id.is_(None) if structure_id is None
+        else IdentityRecord.structure_id == structure_id))
+
+
+def save_identity(session: Session, vault: Vault, beneficiary: Beneficiary,
+                  structure_id: int | None, identity: Identity) -> IdentityRecord:
+    """Seal exactly what the structure typed (an emptied field is emptied) into its record."""
+    problems = validate_identity(identity)
+    if problems:
+        raise InvalidInput("Identité invalide : " + " ; ".join(problems))
+    record = identity_record(session, beneficiary, structure_id)
+    if record is None:
+        record = IdentityRecord(beneficiary=beneficiary, structure_id=structure_id)
+        session.add(record)
+        session.flush()  # uuid and id exist from here on
+    for name in IDENTITY_FIELDS:
+        vault.seal(record, name, getattr(identity, name).strip())
     for name, value in _indexes(vault, identity).items():
-        setattr(beneficiary, name, value)
+        setattr(record, name, value)
+    session.flush()
+    return record

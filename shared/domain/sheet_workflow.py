@@ -16,6 +16,7 @@ from shared.domain.sheets import (
     SheetInvalid,
     identity_hits,
     read_values,
+    sheet_identity,
     validate_values,
 )
 from shared.encrypted import Vault
@@ -104,9 +105,7 @@ def submit(session: Session, vault: Vault, sheet: Sheet, labels: dict[str, dict[
     errors = validate_values(values, labels, submitting=True)
     if errors:
         raise SheetInvalid(errors)
-    identity = {k: (v.reveal() if v else "") for k, v in vault.open_many(
-        [sheet.beneficiary], list(_GUARDED_IDENTITY), purpose="contrôle des textes libres"
-    )[0].items()}
+    identity = sheet_identity(session, vault, sheet, "contrôle des textes libres")
     hits = identity_hits(identity, values)
     if hits and not guard_confirmed:
         raise GuardHits(hits)
@@ -115,6 +114,3 @@ def submit(session: Session, vault: Vault, sheet: Sheet, labels: dict[str, dict[
                      object_type="sheets", object_ids=[sheet.id], fields=sorted(hits))
     return transition(session, vault, sheet, "submit", actor_id=actor_id)
 
-
-_GUARDED_IDENTITY = ("nom", "prenom", "nom_naissance", "numero_caf",
-                     "identifiant_france_travail", "telephone", "email", "adresse")

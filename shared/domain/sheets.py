@@ -22,12 +22,13 @@ from shared.domain.beneficiaries import (
     Identity,
     create_beneficiary,
     find_duplicates,
-    reindex,
+    identity_record,
+    save_identity,
     validate_identity,
 )
 from shared.encrypted import Vault
 from shared.errors import InvalidInput
-from shared.models import Beneficiary, Sheet, Structure, User
+from shared.models import Sheet, Structure, User
 from shared.protected import IDENTITY_FIELDS
 from shared.pseudonym import next_sheet_reference
 from shared.sheet_schema import (
@@ -288,8 +289,10 @@ def start_sheet(session: Session, vault: Vault, *, structure: Structure, author_
     matches = find_duplicates(session, vault, identity)
     notice, existing = None, []
     if matches:
-        beneficiary = matches[0]
-        update_identity(vault, beneficiary, identity, only_empty=True)
+        # The same person: the sheet joins them; this structure keeps its own record of
+        # the identity and never sees another structure's.
+        beneficiary = matches[0].beneficiary
+        save_identity(session, vault, beneficiary, structure.id, identity)
         others = list(session.scalars(select(Sheet).where(
             Sheet.beneficiary_id == beneficiary.id,
             Sheet.status.not_in(("retiree", "close", "non_recevable")))))
@@ -302,7 +305,7 @@ def start_sheet(session: Session, vault: Vault, *, structure: Structure, author_
             notice = ("Cette personne est déjà suivie par une autre structure. La nouvelle "
                       "fiche est rattachée à la même personne.")
     else:
-        beneficiary = create_beneficiary(session, vault, identity)
+        beneficiary = create_beneficiary(session, vault, identity, structure.id).beneficiary
     now = utcnow()
     sheet = Sheet(reference=next_sheet_reference(session, structure.circonscription.code,
                                                  now.year),
@@ -317,19 +320,13 @@ def start_sheet(session: Session, vault: Vault, *, structure: Structure, author_
     return StartedSheet(sheet, notice, existing)
 
 
-def update_identity(vault: Vault, beneficiary: Beneficiary, identity: Identity, *,
-                    only_empty: bool = False) -> None:
-    """Re-seal the identity fields typed (all, or only those still empty) and its indexes."""
-    current = {k: (v.reveal() if v else "") for k, v in vault.open_many(
-        [beneficiary], IDENTITY_FIELDS, purpose="mise à jour de l'identité")[0].items()}
-    merged = {}
-    for name in IDENTITY_FIELDS:
-        typed = getattr(identity, name).strip()
-        keep = current[name] if (only_empty and current[name]) or not typed else typed
-        merged[name] = keep
-        if keep != current[name]:
-            vault.seal(beneficiary, name, keep)
-    reindex(vault, beneficiary, Identity(**merged))
+def sheet_identity(session: Session, vault: Vault, sheet: Sheet, purpose: str) -> dict[str, str]:
+    """The identity as the sheet's own structure recorded it (audited decryption)."""
+    record = identity_record(session, sheet.beneficiary, sheet.structure_id)
+    if record is None:
+        return dict.fromkeys(IDENTITY_FIELDS, "")
+    opened = vault.open_many([record], IDENTITY_FIELDS, purpose=purpose)[0]
+    return {k: (v.reveal() if v else "") for k, v in opened.items()}
 
 
 # -- who may see what -------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """SQLAlchemy models, one module per aggregate; importing this package registers them all."""
 
 from shared.models.audit import AuditEvent, AuditHead
-from shared.models.beneficiary import Beneficiary
+from shared.models.beneficiary import Beneficiary, IdentityRecord
 from shared.models.document import DocumentJob, GeneratedDocument
 from shared.models.keys import KeyVersionRecord, RecordKey
 from shared.models.meeting import (
@@ -28,6 +28,7 @@ __all__ = [
     "DocumentJob",
     "FormStash",
     "GeneratedDocument",
+    "IdentityRecord",
     "KeyVersionRecord",
     "LoginThrottle",
     "Meeting",

@@ -1,11 +1,16 @@
-"""The person a situation sheet is about: identity encrypted, pseudonym in the clear."""
+"""The person a situation sheet is about, and each structure's own record of their identity.
+
+A beneficiary is the pseudonym and the data keys (one purge shreds everything about them).
+Their identity is kept per structure: a structure sees what it typed, never what another
+structure following the same person recorded.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shared.db import Base, new_uuid, utcnow
 
@@ -18,6 +23,23 @@ class Beneficiary(Base):
     pseudonym: Mapped[str] = mapped_column(String(20), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_activity_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    @property
+    def key_owner_uuid(self) -> str:
+        return self.uuid
+
+
+class IdentityRecord(Base):
+    """One structure's record of a beneficiary's identity (identity chain, their DEK)."""
+
+    __tablename__ = "identity_records"
+    __table_args__ = (UniqueConstraint("beneficiary_id", "structure_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
+    beneficiary_id: Mapped[int] = mapped_column(ForeignKey("beneficiaries.id"), index=True)
+    structure_id: Mapped[int | None] = mapped_column(ForeignKey("structures.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     # Blind indexes (truncated HMAC buckets) for duplicate candidates, versioned for rotation.
     index_version: Mapped[int] = mapped_column(Integer, default=1)
@@ -38,6 +60,8 @@ class Beneficiary(Base):
     telephone: Mapped[str | None] = mapped_column(Text)
     email: Mapped[str | None] = mapped_column(Text)
 
+    beneficiary: Mapped[Beneficiary] = relationship(lazy="joined")
+
     @property
     def key_owner_uuid(self) -> str:
-        return self.uuid
+        return self.beneficiary.uuid

@@ -8,7 +8,7 @@ import sys
 import pytest
 from sqlalchemy import MetaData, select, update
 
-from shared.models import Beneficiary, User
+from shared.models import IdentityRecord, User
 from tests.factories import canary_identity, canary_values
 
 HEADER = ["nom", "prenom", "date_naissance", "numero_caf", "identifiant_france_travail",
@@ -84,7 +84,7 @@ def test_demo_with_people_then_check_leaves_no_value_anywhere(
         assert not any(value in output for value in canary_values(identity))
 
     checked = icli(test_env, "check")
-    assert "beneficiaries                3 rows" in checked.stdout
+    assert "identity_records             3 rows" in checked.stdout
     assert "all protected values decrypt" in checked.stdout
 
     haystack = database_dump(engine, settings) + instance_files(instance_dir) + redis_dump(redis)
@@ -95,13 +95,13 @@ def test_demo_with_people_then_check_leaves_no_value_anywhere(
 
 def test_check_names_a_tampered_value_by_id_and_fails(test_env, engine, db_session):
     icli(test_env, "demo", "--password", "demo-password-2026", "--sheets", "2")
-    first, second = db_session.scalars(select(Beneficiary).order_by(Beneficiary.id)).all()[:2]
-    db_session.execute(update(Beneficiary).where(Beneficiary.id == first.id)
+    first, second = db_session.scalars(select(IdentityRecord).order_by(IdentityRecord.id)).all()[:2]
+    db_session.execute(update(IdentityRecord).where(IdentityRecord.id == first.id)
                        .values(nom=second.nom))  # a ciphertext moved to another row
     db_session.commit()
     result = icli(test_env, "check", check=False)
     assert result.returncode != 0
-    assert f"FAILED beneficiaries id={first.id} field=nom" in result.stderr
+    assert f"FAILED identity_records id={first.id} field=nom" in result.stderr
 
 
 def test_demo_refuses_a_database_that_has_accounts(test_env, engine):

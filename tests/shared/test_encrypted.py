@@ -16,7 +16,7 @@ from shared.domain import beneficiaries
 from shared.domain.beneficiaries import Identity, create_beneficiary, find_duplicates
 from shared.domain.sheets import write_values
 from shared.encrypted import Vault
-from shared.models import AuditEvent, AuditHead, Beneficiary, RecordKey, Sheet
+from shared.models import AuditEvent, AuditHead, IdentityRecord, RecordKey, Sheet
 from shared.protected import IDENTITY_FIELDS
 from tests.factories import canary_identity, canary_values, reference_data
 
@@ -52,7 +52,7 @@ def people(db_session, vault):
 @pytest.fixture
 def sheet(db_session, vault, people):
     _, _, structures = reference_data(db_session)
-    beneficiary = people[0][0]
+    beneficiary = people[0][0].beneficiary
     created = Sheet(reference="ICL-C01-2026-0001", beneficiary=beneficiary,
                     structure_id=structures["ssd"].id,
                     circonscription_id=structures["ssd"].circonscription_id, status="recevable")
@@ -91,7 +91,7 @@ def test_a_sealed_identity_opens_to_the_values_typed(db_session, keyring, people
 
 
 def test_the_database_holds_only_ciphertext_of_identity_fields(db_session, people):
-    rows = db_session.execute(text("SELECT * FROM beneficiaries ORDER BY id")).mappings().all()
+    rows = db_session.execute(text("SELECT * FROM identity_records ORDER BY id")).mappings().all()
     stored = " ".join(str(v) for row in rows for v in row.values())
     assert len(rows) == 2
     for _, identity in people:
@@ -112,7 +112,7 @@ def test_two_records_with_the_same_value_get_different_ciphertexts(db_session, k
 
 def test_each_record_gets_its_own_wrapped_data_key(db_session, people):
     keys = db_session.scalars(select(RecordKey).where(RecordKey.chain == "identity")).all()
-    assert {k.record_uuid for k in keys} == {b.uuid for b, _ in people}
+    assert {k.record_uuid for k in keys} == {b.beneficiary.uuid for b, _ in people}
     assert len({bytes(k.wrapped_dek) for k in keys}) == 2
 
 
@@ -139,7 +139,7 @@ def test_opening_identity_fields_writes_exactly_one_audit_event_naming_ids_field
     assert len(rows) == 1
     event = rows[0]
     assert event.action == "decrypt"
-    assert event.object_type == "beneficiaries"
+    assert event.object_type == "identity_records"
     assert event.object_ids == ",".join(str(b.id) for b in objs)
     assert event.fields == "nom,telephone"
     assert event.purpose == "test"
@@ -213,8 +213,8 @@ def test_swapping_the_nom_ciphertexts_of_two_beneficiaries_fails_integrity(
         db_session, keyring, people):
     (a, _), (b, identity_b) = people
     a_nom, b_nom = a.nom, b.nom
-    db_session.execute(update(Beneficiary).where(Beneficiary.id == a.id).values(nom=b_nom))
-    db_session.execute(update(Beneficiary).where(Beneficiary.id == b.id).values(nom=a_nom))
+    db_session.execute(update(IdentityRecord).where(IdentityRecord.id == a.id).values(nom=b_nom))
+    db_session.execute(update(IdentityRecord).where(IdentityRecord.id == b.id).values(nom=a_nom))
     vault = fresh_vault(db_session, keyring)
     for victim in (a, b):
         with pytest.raises(IntegrityError) as info:
@@ -229,7 +229,7 @@ def test_swapping_the_nom_ciphertexts_of_two_beneficiaries_fails_integrity(
 def test_moving_a_ciphertext_to_another_field_of_the_same_record_fails_integrity(
         db_session, keyring, people):
     (a, _), _ = people
-    db_session.execute(update(Beneficiary).where(Beneficiary.id == a.id).values(prenom=a.nom))
+    db_session.execute(update(IdentityRecord).where(IdentityRecord.id == a.id).values(prenom=a.nom))
     vault = fresh_vault(db_session, keyring)
     with pytest.raises(IntegrityError):
         vault.open(a, "prenom", purpose="test")
@@ -238,8 +238,8 @@ def test_moving_a_ciphertext_to_another_field_of_the_same_record_fails_integrity
 def test_swapping_the_wrapped_data_keys_of_two_beneficiaries_fails_integrity(
         db_session, keyring, people):
     (a, _), (b, _) = people
-    key_a = db_session.get(RecordKey, (a.uuid, "identity", 1))
-    key_b = db_session.get(RecordKey, (b.uuid, "identity", 1))
+    key_a = db_session.get(RecordKey, (a.beneficiary.uuid, "identity", 1))
+    key_b = db_session.get(RecordKey, (b.beneficiary.uuid, "identity", 1))
     key_a.wrapped_dek, key_b.wrapped_dek = bytes(key_b.wrapped_dek), bytes(key_a.wrapped_dek)
     vault = fresh_vault(db_session, keyring)
     for victim in (a, b):
@@ -251,7 +251,7 @@ def test_swapping_the_wrapped_data_keys_of_two_beneficiaries_fails_integrity(
 
 def test_a_missing_wrapped_data_key_fails_integrity(db_session, keyring, people):
     (a, _), _ = people
-    db_session.delete(db_session.get(RecordKey, (a.uuid, "identity", 1)))
+    db_session.delete(db_session.get(RecordKey, (a.beneficiary.uuid, "identity", 1)))
     vault = fresh_vault(db_session, keyring)
     with pytest.raises(IntegrityError):
         vault.open(a, "nom", purpose="test")
@@ -270,7 +270,7 @@ def test_a_worker_vault_opens_sheet_content_but_never_identity(
     identity = people[0][1]
     for field in ("nom", "prenom", "date_naissance"):
         with pytest.raises(CryptoError) as info:
-            worker.open(sheet.beneficiary, field, purpose="test")
+            worker.open(people[0][0], field, purpose="test")
         assert identity.nom not in str(info.value)
     with pytest.raises(KeyNotFoundError):
         find_duplicates(db_session, worker, identity)  # no blind-index secret either
@@ -298,11 +298,14 @@ def test_a_person_born_another_day_is_not_a_duplicate(db_session, vault):
     assert find_duplicates(db_session, vault, other_day) == []
 
 
-def test_the_same_caf_number_typed_with_spaces_is_found(db_session, vault):
-    person = create_beneficiary(db_session, vault, canary_identity(4))
+def test_a_caf_number_alone_never_attaches_a_sheet_to_someone_else(db_session, vault):
+    # A mistyped name with the right number, or the right number typed for a stranger:
+    # the number makes a candidate, only name and birth date confirm it.
+    create_beneficiary(db_session, vault, canary_identity(4))
     typed = Identity(nom="Autrenom", prenom="Autreprenom", date_naissance="1990-01-01",
                      numero_caf=" ".join(canary_identity(4).numero_caf))
-    assert find_duplicates(db_session, vault, typed) == [person]
+    assert find_duplicates(db_session, vault, typed) == []
+    assert audit_rows(db_session)  # the candidate was decrypted to be ruled out
 
 
 def test_a_different_person_sharing_a_blind_index_bucket_is_not_confirmed(
@@ -331,9 +334,9 @@ def test_a_dedup_decryption_is_audited_with_purpose_dedup(db_session, vault, key
     assert len(rows) == 1
     assert rows[0].action == "decrypt"
     assert rows[0].purpose == "dedup"
-    assert rows[0].object_type == "beneficiaries"
+    assert rows[0].object_type == "identity_records"
     assert rows[0].object_ids == str(person.id)
-    assert rows[0].fields == "nom,prenom,date_naissance,numero_caf"
+    assert rows[0].fields == "nom,prenom,date_naissance"
     assert audit.verify_chain(db_session, keyring).ok
 
 

@@ -1,0 +1,88 @@
+"""Facilitator forms. Per-member tables (answers, attendance) are read from the request by
+name (``answer_<id>``), their values checked by the domain."""
+
+from flask_wtf import FlaskForm
+from wtforms import IntegerField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
+
+from intake.choices import choices
+from shared.models.meeting import FORMAL_DECISION, ICAG_KINDS, MEMBER_KINDS
+
+WEEKDAYS = ["Lundi", "Mardi", "Mercredi", "Jeudi", "Vendredi"]
+WEEKS = [(1, "1re semaine"), (2, "2e semaine"), (3, "3e semaine"), (4, "4e semaine"),
+         (-1, "Dernière semaine")]
+
+
+class MeetingForm(FlaskForm):
+    circonscription_id = SelectField("Circonscription", coerce=int)
+    day = StringField("Date", validators=[DataRequired("La date est obligatoire.")],
+                      render_kw={"type": "date"})
+    at = StringField("Heure", validators=[DataRequired("L'heure est obligatoire.")],
+                     render_kw={"type": "time"})
+    place = StringField("Lieu", validators=[Length(max=200)])
+    video_link = StringField("Lien de visioconférence (https://…)", validators=[Length(max=300)])
+
+
+class ScheduleForm(FlaskForm):
+    weekday = SelectField("Jour", coerce=int, choices=choices(enumerate(WEEKDAYS)))
+    week_of_month = SelectField("Semaine du mois", coerce=int, choices=choices(WEEKS))
+    at = StringField("Heure", validators=[DataRequired("L'heure est obligatoire.")],
+                     render_kw={"type": "time"})
+    place = StringField("Lieu", validators=[Length(max=200)])
+    video_link = StringField("Lien de visioconférence (https://…)", validators=[Length(max=300)])
+    cutoff_days = IntegerField("Date limite des fiches (jours avant : J-x)", default=10,
+                               validators=[NumberRange(1, 60, "Entre 1 et 60 jours.")])
+    dossier_days = IntegerField("Envoi du dossier (jours avant : J-y)", default=5,
+                                validators=[NumberRange(1, 60, "Entre 1 et 60 jours.")])
+
+
+class MemberForm(FlaskForm):
+    name = StringField("Nom et prénom", validators=[DataRequired("Le nom est obligatoire."),
+                                                    Length(max=160)])
+    function = StringField("Fonction", validators=[Length(max=160)])
+    structure_id = SelectField("Structure", coerce=int)
+    kind = SelectField("Statut", choices=choices(MEMBER_KINDS.items()))
+    acco_glo = SelectField("Conseiller·ère ACCO GLO (invité·e pour les points ICAG)",
+                           choices=choices([("non", "Non"), ("oui", "Oui")]))
+
+
+class ReasonForm(FlaskForm):
+    reason = TextAreaField("Motif", validators=[Length(max=500)])
+
+
+class PostponeForm(FlaskForm):
+    day = StringField("Nouvelle date", render_kw={"type": "date"})
+    at = StringField("Heure", render_kw={"type": "time"})
+    reason = TextAreaField("Motif du report", validators=[Length(max=500)])
+
+
+class ItemForm(FlaskForm):
+    title = StringField("Intitulé (sans nom de personne accompagnée)",
+                        validators=[Length(max=200)])
+    duration = IntegerField("Durée (minutes)", default=20, validators=[Optional()])
+
+
+class InscribeForm(FlaskForm):
+    sheet_id = SelectField("Fiche recevable", coerce=int)
+    time_slot = StringField("Créneau", render_kw={"type": "time"})
+    part = SelectField("Partie", choices=choices([("situation", "Étude de situation"),
+                                                  ("icag", "ICAG")]))
+    icag_kind = SelectField("Type ICAG", choices=choices([("", "—"), *ICAG_KINDS.items()]))
+
+
+class AdjournForm(FlaskForm):
+    reason = TextAreaField("Motif de l'ajournement", validators=[Length(max=500)])
+    target_id = SelectField("Inscrire directement à la séance", coerce=int)
+
+
+class AvisForm(FlaskForm):
+    avis = SelectField("Avis / préconisation")
+    motivation = TextAreaField("Motivation", validators=[Length(max=2000)],
+                               render_kw={"rows": 5})
+    come_back_on = StringField("Date de retour en instance (facultatif)",
+                               render_kw={"type": "date"})
+    formal_decision_by = SelectField("Décision formelle encore nécessaire",
+                                     choices=choices(FORMAL_DECISION.items()))
+
+
+ACTION_ROWS = 3
