@@ -20,10 +20,14 @@ MESSAGES = {
 }
 
 
+def error_page(code: int, title: str, message: str, reference: str | None = None):
+    """A French error page (title, message, optional support reference) with its status."""
+    return render_template("errors/error.html", code=code, title=title, message=message,
+                           reference=reference), code
+
+
 def register_error_handlers(app: Flask) -> None:
-    def page(code: int, title: str, message: str, reference: str | None = None):
-        return render_template("errors/error.html", code=code, title=title, message=message,
-                               reference=reference), code
+    page = error_page
 
     for code, (title, message) in MESSAGES.items():
         app.register_error_handler(code, lambda _e, c=code, t=title, m=message: page(c, t, m))

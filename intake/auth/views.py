@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask import session as flask_session
 from flask_login import current_user, login_required, login_user, logout_user
@@ -38,9 +40,13 @@ def login():
     return render_template("auth/login.html", form=form)
 
 
+_SAFE_PATH = re.compile(r"/[A-Za-z0-9\-._~/]*")
+
+
 def _safe_next(target: str | None) -> str | None:
-    """Only a path of this site (no scheme, no host): never an open redirect."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    """A plain path of this site only (no scheme, host, whitespace or query): never an open
+    redirect, whatever the browser would make of backslashes or control characters."""
+    if target and _SAFE_PATH.fullmatch(target) and not target.startswith("//"):
         return target
     return None
 

@@ -10,6 +10,7 @@ from datetime import timedelta
 from flask import (
     Blueprint,
     abort,
+    current_app,
     flash,
     redirect,
     render_template,
@@ -18,11 +19,13 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import delete, func, or_, select
 from werkzeug.datastructures import MultiDict
 
 from intake.access import role_required
 from intake.dbsession import db, record, services, vault
+from intake.errors import error_page
 from intake.sheets.forms import (
     IDENTITY_LABELS,
     ReasonForm,
@@ -55,6 +58,14 @@ PAGE_SIZE = 50
 def _sheet_for_referent(sheet_id: int) -> Sheet:
     sheet = db().get(Sheet, sheet_id)
     if sheet is None or not domain.referent_may_edit(current_user, sheet):
+        abort(404)
+    return sheet
+
+
+def _sheet_for_facilitator(sheet_id: int) -> Sheet:
+    """Screening and identity reveal: the facilitator's scope only, never the referent's."""
+    sheet = db().get(Sheet, sheet_id)
+    if sheet is None or not domain.facilitator_may_see(current_user, sheet):
         abort(404)
     return sheet
 
@@ -161,10 +172,14 @@ def edit(sheet_id: int):
         return redirect(url_for("sheets.show", sheet_id=sheet.id))
     labels = _labels()
     stored = domain.read_values(vault(), sheet, purpose="modification de la fiche")
-    form = sheet_form_class(_offered_labels(labels, stored))()
+    offered = _offered_labels(labels, stored)
+    form = sheet_form_class(offered)()
     errors: dict[str, str] = {}
     hits: dict[str, list[str]] = {}
-    if form.validate_on_submit():
+    if form.is_submitted() and not form.validate():
+        # Only transport limits fail here (5,000 characters); nothing is quoted back.
+        errors = {name: "Texte trop long." for name in form.errors if name != "csrf_token"}
+    elif form.is_submitted():
         values, errors = values_from_form(form)
         identity = Identity(**{k: (form[k].data or "").strip() for k in IDENTITY_LABELS})
         errors.update(_identity_errors(identity))
@@ -192,9 +207,9 @@ def edit(sheet_id: int):
             if not errors and not hits:
                 flash(f"Brouillon enregistré à {_paris_time(sheet.updated_at)}.", "success")
                 return redirect(url_for("sheets.edit", sheet_id=sheet.id))
-        if errors:
-            flash("La fiche contient des erreurs : corrigez les champs signalés.", "error")
-    elif request.method == "GET":
+    if errors:
+        flash("La fiche contient des erreurs : corrigez les champs signalés.", "error")
+    if request.method == "GET":
         restored = _restore_stash(sheet)
         if restored is not None:
             form.process(formdata=restored)
@@ -205,7 +220,8 @@ def edit(sheet_id: int):
     db().commit()  # the decryption audit rows
     return render_template("sheets/edit.html", sheet=sheet, form=form, errors=errors, hits=hits,
                            sections=SECTIONS, fields=FIELDS, identity_labels=IDENTITY_LABELS,
-                           labels=labels, saved_at=_paris_time(sheet.updated_at))
+                           labels=offered, saved_at=_paris_time(sheet.updated_at),
+                           ticket=stash_ticket(sheet))
 
 
 edit.required_roles = ("referent",)  # checked inside: an anonymous POST is stashed first
@@ -233,21 +249,49 @@ def _paris_time(moment) -> str:
 
 
 # -- session expiry: keep what was typed --------------------------------------------------------
+# The edit form carries a ticket signed with the app secret (user, sheet, 24 h). A POST whose
+# session expired is stashed only with a valid ticket for that sheet, and restored only to
+# that user: a forged cross-site POST cannot plant text in someone's form.
+STASH_SALT = "icli.sheet-stash.v1"
+STASH_MAX_CHARS = 100_000
+
+
+def stash_ticket(sheet: Sheet) -> str:
+    serializer = URLSafeTimedSerializer(current_app.secret_key, salt=STASH_SALT)
+    return serializer.dumps({"u": current_user.id, "s": sheet.id})
+
+
+def _ticket_owner(sheet_id: int) -> int | None:
+    serializer = URLSafeTimedSerializer(current_app.secret_key, salt=STASH_SALT)
+    try:
+        data = serializer.loads(request.form.get("stash_ticket", ""),
+                                max_age=int(STASH_LIFETIME.total_seconds()))
+    except BadSignature:
+        return None
+    return data["u"] if data.get("s") == sheet_id else None
+
+
 def stash_and_relogin(sheet_id: int):
     """Keep the form of an expired session, encrypted, and send the user to log in again."""
-    payload = [(k, v) for k, v in request.form.items(multi=True) if k != "csrf_token"]
-    if db().get(Sheet, sheet_id) is None or not payload:
-        return redirect(url_for("auth.login"))
+    user_id = _ticket_owner(sheet_id)
+    payload = [(k, v) for k, v in request.form.items(multi=True)
+               if k not in ("csrf_token", "stash_ticket")]
+    body = json.dumps(payload, ensure_ascii=False)
+    if user_id is None or not payload or len(body) > STASH_MAX_CHARS:
+        return error_page(400, "Formulaire expiré", "Le formulaire a expiré ou n'est pas "
+                          "valide. Rechargez la page et recommencez : rien n'a été enregistré.")
+    for old in db().scalars(select(FormStash).where(FormStash.user_id == user_id,
+                                                    FormStash.sheet_id == sheet_id)):
+        _delete_stash(old)  # one stash per user and sheet: the latest typing wins
     token = secrets.token_urlsafe(24)
-    stash = FormStash(token_hash=hashlib.sha256(token.encode()).hexdigest(), sheet_id=sheet_id)
-    stash.payload = ""
+    stash = FormStash(token_hash=hashlib.sha256(token.encode()).hexdigest(), sheet_id=sheet_id,
+                      user_id=user_id, payload="")
     db().add(stash)
     db().flush()
-    system_vault = Vault(db(), services().keyring, audit.Actor(None, "anonymous"))
-    system_vault.seal(stash, "payload", json.dumps(payload, ensure_ascii=False))
+    Vault(db(), services().keyring, audit.Actor(None, "anonymous")).seal(stash, "payload", body)
     _purge_stashes()
     db().commit()
-    session["stash"] = token
+    session["stash"] = {"token": token, "sheet": sheet_id}
     edit_url = url_for("sheets.edit", sheet_id=sheet_id)
     if current_user.is_authenticated:  # the form had expired, not the session
         return redirect(edit_url)
@@ -257,12 +301,14 @@ def stash_and_relogin(sheet_id: int):
 
 
 def _restore_stash(sheet: Sheet) -> MultiDict | None:
-    token = session.pop("stash", None)
-    if not token:
-        return None
+    ticket = session.get("stash")
+    if not isinstance(ticket, dict) or ticket.get("sheet") != sheet.id:
+        return None  # kept for the sheet it belongs to
+    session.pop("stash")
     stash = db().scalar(select(FormStash).where(
-        FormStash.token_hash == hashlib.sha256(token.encode()).hexdigest()))
-    if stash is None or stash.sheet_id != sheet.id or stash.created_at < utcnow() - STASH_LIFETIME:
+        FormStash.token_hash == hashlib.sha256(str(ticket.get("token")).encode()).hexdigest()))
+    if (stash is None or stash.sheet_id != sheet.id or stash.user_id != current_user.id
+            or stash.created_at < utcnow() - STASH_LIFETIME):
         return None
     pairs = json.loads(vault().open(stash, "payload", purpose="restauration d'une saisie")
                        .reveal())
@@ -322,7 +368,7 @@ def withdraw(sheet_id: int):
 @bp.route("/<int:sheet_id>/examen", methods=["POST"])
 @role_required("facilitator")
 def screen(sheet_id: int):
-    sheet = _sheet_for_viewer(sheet_id)
+    sheet = _sheet_for_facilitator(sheet_id)
     form = ScreeningForm()
     if not form.validate() or form.decision.data not in ("accept", "return", "reject"):
         flash("Décision invalide.", "error")
@@ -351,14 +397,17 @@ def _transition(sheet: Sheet, action: str, reason: str, success: str):
 @role_required("facilitator")
 def reveal_identity(sheet_id: int):
     """The facilitator's explicit, audited look at the identity, with a reason."""
-    sheet = _sheet_for_viewer(sheet_id)
+    sheet = _sheet_for_facilitator(sheet_id)
     form = ReasonForm()
     reason = (form.reason.data or "").strip() if form.validate() else ""
     if len(reason) < 5:
         flash("Indiquez pourquoi vous avez besoin de l'identité (5 caractères au moins).",
               "error")
         return redirect(url_for("sheets.show", sheet_id=sheet.id))
-    identity = _identity_of(sheet, f"levée du pseudonyme : {reason}")
+    # The reason may describe the case: sealed in the sheet's history, the audit names it.
+    event = workflow.note(db(), vault(), sheet, "reveal_identity", actor_id=current_user.id,
+                          comment=reason)
+    identity = _identity_of(sheet, f"levée du pseudonyme (motif : événement {event.id})")
     db().commit()
     return render_template("sheets/identity.html", sheet=sheet, identity=identity,
                            labels=IDENTITY_LABELS)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from shared import audit
@@ -71,18 +72,42 @@ def transition(session: Session, vault: Vault, sheet: Sheet, action: str, *,
         raise InvalidInput(f"Indiquez le motif pour {rule.label} la fiche.")
     if len(reason) > REASON_LIMIT:
         raise InvalidInput(f"Le motif fait {REASON_LIMIT} caractères au plus.")
-    event = SheetEvent(sheet=sheet, actor_id=actor_id, action=action,
-                       from_status=sheet.status, to_status=rule.target)
-    session.add(event)
-    session.flush()
-    if reason:
-        vault.seal(event, "comment", reason)
+    # Compare-and-swap: of two concurrent transitions from the same state, one wins.
+    moved = session.execute(update(Sheet).where(Sheet.id == sheet.id,
+                                                Sheet.status == sheet.status)
+                            .values(status=rule.target)).rowcount
+    if moved != 1:
+        session.refresh(sheet)
+        raise InvalidTransition("La fiche vient d'être modifiée par quelqu'un d'autre : "
+                                "rechargez la page.")
+    event = _event(session, vault, sheet, action, rule.target, actor_id, reason)
     sheet.status = rule.target
     if action == "submit":
         sheet.submitted_at = utcnow()
     sheet.beneficiary.last_activity_at = utcnow()
     audit.record(session, vault.keyring, vault.actor, f"sheet_{action}", object_type="sheets",
                  object_ids=[sheet.id])
+    session.flush()
+    return event
+
+
+def _event(session: Session, vault: Vault, sheet: Sheet, action: str, target: str,
+           actor_id: int | None, comment: str) -> SheetEvent:
+    event = SheetEvent(sheet=sheet, actor_id=actor_id, action=action,
+                       from_status=sheet.status, to_status=target)
+    session.add(event)
+    session.flush()
+    if comment:
+        vault.seal(event, "comment", comment)
+    return event
+
+
+def note(session: Session, vault: Vault, sheet: Sheet, action: str, *, actor_id: int | None,
+         comment: str) -> SheetEvent:
+    """A history entry that changes no state (e.g. why the identity was looked at)."""
+    if len(comment) > REASON_LIMIT:
+        raise InvalidInput(f"Le motif fait {REASON_LIMIT} caractères au plus.")
+    event = _event(session, vault, sheet, action, sheet.status, actor_id, comment.strip())
     session.flush()
     return event
 

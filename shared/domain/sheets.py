@@ -337,8 +337,9 @@ def referent_may_edit(user: User, sheet: Sheet) -> bool:
 
 
 def facilitator_may_see(user: User, sheet: Sheet) -> bool:
-    """Sheets addressed to the facilitator's circonscriptions, once submitted."""
-    return sheet.circonscription_id in user.circonscription_ids and sheet.status != "brouillon"
+    """Sheets addressed to the facilitator's circonscriptions, once submitted (a draft the
+    referent withdrew before submitting never reaches the instance)."""
+    return sheet.circonscription_id in user.circonscription_ids and sheet.submitted_at is not None
 
 
 def referent_sheets_query(user: User):
@@ -350,4 +351,4 @@ def referent_sheets_query(user: User):
 
 def facilitator_sheets_query(user: User):
     return select(Sheet).where(Sheet.circonscription_id.in_(user.circonscription_ids or {-1}),
-                               Sheet.status != "brouillon")
+                               Sheet.submitted_at.is_not(None))

@@ -97,6 +97,8 @@ class FormStash(Base):
     uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     sheet_id: Mapped[int] = mapped_column(ForeignKey("sheets.id", ondelete="CASCADE"))
+    # Restored only to this user (named by the signed ticket the form carried).
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     payload: Mapped[str] = mapped_column(Text)  # content chain, own data key
 

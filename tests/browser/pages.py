@@ -171,9 +171,11 @@ class MeetingPage(Page):
         return self._document_row(label).find_element(By.CSS_SELECTOR, "td.job-status").text
 
     def agenda_points(self) -> list[str]:
-        """The "Point" column of every agenda table (sheet reference – pseudonym, or title)."""
+        """The "Point" column of the agenda's tables (sheet reference – pseudonym, or title):
+        the tables under the "Ordre du jour" heading, before the next heading of its level."""
         return [e.text for e in self.driver.find_elements(
-            By.XPATH, "//h2[normalize-space()='Ordre du jour']/following::table/tbody/tr/td[2]")]
+            By.XPATH, "//table[preceding::h2[1][normalize-space()='Ordre du jour']]"
+                      "/tbody/tr/td[2]")]
 
     def generate_agenda(self) -> None:
         """Click "Générer" on the agenda's row and wait for the confirmation."""

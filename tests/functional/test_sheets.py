@@ -1,6 +1,7 @@
 """Referents file situation sheets and facilitators screen them, through the real forms."""
 
 import logging
+import re
 
 import pytest
 from markupsafe import escape
@@ -8,7 +9,7 @@ from sqlalchemy import func, select
 
 from shared.demo import demo_values
 from shared.models import AuditEvent, Beneficiary, FormStash, Sheet, SheetEvent
-from tests.conftest import csrf_token
+from tests.conftest import CSRF_RE, csrf_token
 from tests.factories import PASSWORD, canary_identity, canary_values, make_sheet
 from tests.functional.test_cli import database_dump, redis_dump
 
@@ -48,6 +49,14 @@ def post_sheet(client, sheet_id, data, action="save"):
     token = csrf_token(client, f"/fiches/{sheet_id}/modifier")
     return client.post(f"/fiches/{sheet_id}/modifier",
                        data={"csrf_token": token, "action": action, **data})
+
+
+TICKET_RE = re.compile(r'name="stash_ticket" value="([^"]+)"')
+
+
+def form_tokens(client, sheet_id):
+    page = client.get(f"/fiches/{sheet_id}/modifier").get_data(as_text=True)
+    return CSRF_RE.search(page).group(1), TICKET_RE.search(page).group(1)
 
 
 def status_of(db_session, sheet_id):
@@ -121,7 +130,7 @@ def test_a_sheet_goes_from_draft_to_screening_and_back_through_the_forms(
 
 
 def test_the_facilitator_sees_the_pseudonym_and_reveals_identity_only_with_a_reason(
-        referent, facilitator, db_session):
+        referent, facilitator, db_session, vault):
     identity = canary_identity(4)
     sheet_id = create_draft(referent, identity)
     post_sheet(referent, sheet_id, sheet_form(demo_values(2), identity), "submit")
@@ -135,9 +144,13 @@ def test_the_facilitator_sees_the_pseudonym_and_reveals_identity_only_with_a_rea
     shown = facilitator.post(f"/fiches/{sheet_id}/identite", data={
         "csrf_token": token, "reason": "Vérifier un doublon signalé"})
     assert identity.nom in shown.get_data(as_text=True)
-    purposes = db_session.scalars(select(AuditEvent.purpose).where(
-        AuditEvent.action == "decrypt")).all()
-    assert "levée du pseudonyme : Vérifier un doublon signalé" in purposes
+    # The reason is sealed in the sheet's history; the audit row names that entry only.
+    event = db_session.scalars(select(SheetEvent).where(
+        SheetEvent.action == "reveal_identity")).one()
+    assert vault.open(event, "comment").reveal() == "Vérifier un doublon signalé"
+    purposes = db_session.scalars(select(AuditEvent.purpose)).all()
+    assert f"levée du pseudonyme (motif : événement {event.id})" in purposes
+    assert not any("doublon" in p for p in purposes)
 
 
 def test_sensitive_details_reach_the_instance_only_when_the_referent_shares_them(
@@ -277,11 +290,11 @@ def test_unacceptable_text_is_refused_with_a_clear_message_and_nothing_changes(
 def test_what_was_typed_survives_an_expired_session(app, referent, db_session, world):
     identity = canary_identity(10)
     sheet_id = create_draft(referent, identity)
-    token = csrf_token(referent, f"/fiches/{sheet_id}/modifier")
+    token, ticket = form_tokens(referent, sheet_id)
     referent.delete_cookie("session")  # the session expired while the referent was typing
     typed = sheet_form({"parcours": "Texte long tapé pendant une heure."}, identity)
-    response = referent.post(f"/fiches/{sheet_id}/modifier",
-                             data={"csrf_token": token, "action": "save", **typed})
+    response = referent.post(f"/fiches/{sheet_id}/modifier", data={
+        "csrf_token": token, "stash_ticket": ticket, "action": "save", **typed})
     assert response.status_code == 302 and "/connexion" in response.headers["Location"]
     stash = db_session.scalars(select(FormStash)).one()
     assert "Texte long" not in stash.payload  # kept encrypted
@@ -319,3 +332,112 @@ def test_directors_and_admins_never_reach_sheets(app, world, db_session, vault):
             response = client.get(url)
             assert response.status_code == 403
             assert sheet.reference not in response.get_data(as_text=True)
+
+
+def test_a_forged_cross_site_post_is_neither_stashed_nor_restored(app, referent, db_session):
+    identity = canary_identity(13)
+    sheet_id = create_draft(referent, identity)
+    attacker = app.test_client()  # no session, no ticket: a page elsewhere posting the form
+    response = attacker.post(f"/fiches/{sheet_id}/modifier", data={
+        "action": "save", "question": "Texte injecté"})
+    assert response.status_code == 400
+    missing = attacker.post("/fiches/999999/modifier", data={"question": "x"})
+    assert missing.status_code == 400  # the same answer: no oracle on sheet ids
+    assert db_session.scalar(select(func.count()).select_from(FormStash)) == 0
+
+
+def test_a_stash_is_restored_only_to_the_user_who_typed_it(app, referent, db_session, world,
+                                                           vault):
+    from tests.intake.test_access import client_as
+
+    manager_spec = world["users"]["referent"]
+    sheet_id = create_draft(referent, canary_identity(14))
+    token, ticket = form_tokens(referent, sheet_id)
+    thief = app.test_client()
+    response = thief.post(f"/fiches/{sheet_id}/modifier", data={
+        "csrf_token": token, "stash_ticket": ticket, "parcours": "Saisie de la référente"})
+    assert response.status_code == 302  # stashed for its owner
+    # Someone else logs in with that browser session: nothing is restored to them.
+    login = csrf_token(thief, "/connexion")
+    thief.post("/connexion", data={"csrf_token": login, "email": "facilitator@test.invalid",
+                                   "password": PASSWORD})
+    assert thief.get(f"/fiches/{sheet_id}/modifier").status_code == 403
+    assert manager_spec.id and client_as(app, "referent").get(
+        f"/fiches/{sheet_id}/modifier").get_data(as_text=True).count("Saisie de la") == 0
+
+
+def test_a_withdrawn_draft_never_reaches_the_facilitator(referent, facilitator, db_session):
+    sheet_id = create_draft(referent, canary_identity(15))
+    token = csrf_token(referent, f"/fiches/{sheet_id}")
+    referent.post(f"/fiches/{sheet_id}/retirer", data={"csrf_token": token,
+                                                       "reason": "Erreur de saisie."})
+    assert status_of(db_session, sheet_id) == "retiree"
+    assert facilitator.get(f"/fiches/{sheet_id}").status_code == 404
+    listing = facilitator.get("/fiches/?vue=instance&etat=retiree").get_data(as_text=True)
+    assert db_session.get(Sheet, sheet_id).reference not in listing
+
+
+def test_retiring_a_frein_keeps_every_draft_editable(app, referent, db_session):
+    from shared.models import ReferenceItem
+
+    sheet_id = create_draft(referent, canary_identity(16))
+    frein = db_session.scalar(select(ReferenceItem).where(ReferenceItem.kind == "frein",
+                                                          ReferenceItem.code == "numerique"))
+    frein.active = False
+    db_session.commit()
+    page = referent.get(f"/fiches/{sheet_id}/modifier")
+    assert page.status_code == 200 and "Numérique" not in page.get_data(as_text=True)
+
+
+def test_an_identity_field_can_be_emptied(referent, db_session, world, vault):
+    from shared.domain.sheets import sheet_identity
+
+    identity = canary_identity(17)
+    sheet_id = create_draft(referent, identity)
+    post_sheet(referent, sheet_id, identity_form(identity) | {"telephone": "", "email": ""})
+    found = sheet_identity(db_session, vault, db_session.get(Sheet, sheet_id), "test")
+    assert found["telephone"] == "" and found["email"] == ""
+    assert found["nom"] == identity.nom
+
+
+def test_an_oversized_field_is_reported_not_silently_dropped(referent, db_session):
+    identity = canary_identity(18)
+    sheet_id = create_draft(referent, identity)
+    body = post_sheet(referent, sheet_id, identity_form(identity) | {"commune": "x" * 5001}) \
+        .get_data(as_text=True)
+    assert "Commune : Texte trop long." in body  # in the summary, not silently dropped
+    db_session.expire_all()
+    assert status_of(db_session, sheet_id) == "brouillon"
+
+
+@pytest.mark.parametrize("target", ["//evil.example", "/%09/evil.example", "/\\evil.example",
+                                    "https://evil.example", "/%0a", "/ok?x=//evil"])
+def test_login_never_redirects_outside_the_site(app, world, target):
+    client = app.test_client()
+    token = csrf_token(client, "/connexion")
+    response = client.post(f"/connexion?next={target}", data={
+        "csrf_token": token, "email": "referent@test.invalid", "password": PASSWORD})
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+
+
+def test_of_two_concurrent_screenings_only_one_wins(engine, world, db_session, vault, keyring):
+    from shared import audit
+    from shared.db import make_session_factory
+    from shared.domain.sheet_workflow import transition
+    from shared.encrypted import Vault
+    from shared.errors import InvalidTransition
+
+    sheet = make_sheet(db_session, vault, world["structures"]["ssd"], canary_identity(19),
+                       status="soumise")
+    db_session.commit()
+    other = make_session_factory(engine)()
+    stale = other.get(Sheet, sheet.id)
+    assert stale.status == "soumise"  # loaded before the first decision
+    transition(db_session, vault, sheet, "accept", actor_id=None)
+    db_session.commit()
+    with pytest.raises(InvalidTransition, match="modifiée par quelqu'un d'autre"):
+        transition(other, Vault(other, keyring, audit.CLI), stale, "reject", actor_id=None,
+                   reason="Trop tard")
+    other.rollback()
+    other.close()
+    assert status_of(db_session, sheet.id) == "recevable"

@@ -4,7 +4,7 @@ import pytest
 from sqlalchemy import select
 
 from shared.domain import documents
-from shared.models import GeneratedDocument, Member, ReferenceItem
+from shared.models import Decision, DecisionAction, GeneratedDocument, Member, ReferenceItem
 from tests.conftest import csrf_token
 from tests.factories import PASSWORD, canary_identity, canary_values, make_sheet
 
@@ -15,7 +15,7 @@ PUBLIC = {"auth.login", "main.healthz", "static"}
 # Scoped endpoints: a facilitator of another circonscription (or a referent of another
 # structure) gets 404, not 403: nothing tells them the record exists.
 SCOPED = {"sheets.show", "sheets.edit", "sheets.withdraw", "sheets.screen",
-          "sheets.reveal_identity"}
+          "sheets.reveal_identity", "followup.mark_done"}
 
 
 def scoped(endpoint):
@@ -36,6 +36,11 @@ def routes(app, world, db_session, vault):
     referent = world["users"]["referent"]
     sheet = make_sheet(db_session, vault, world["structures"]["ssd"], canary_identity(9),
                        author_id=referent.id, status="soumise")
+    decision = Decision(meeting_id=meeting.id, sheet=world["sheets"][0], avis="maintien")
+    action = DecisionAction(decision=decision)
+    db_session.add_all([decision, action])
+    db_session.flush()
+    vault.seal(action, "label", "Préconisation de test")
     member = Member(circonscription_id=world["north"].id, name="Membre Test", kind="permanent")
     db_session.add(member)
     db_session.commit()
@@ -47,7 +52,7 @@ def routes(app, world, db_session, vault):
                   select(ReferenceItem.id).where(ReferenceItem.kind == "motif").limit(1)),
               "user_id": world["users"]["director"].id, "action": "desactiver",
               "circ_id": world["north"].id, "structure_id": world["structures"]["ali"].id,
-              "filename": "app.css"}
+              "filename": "app.css", "action_id": action.id}
     out = []
     for rule in app.url_map.iter_rules():
         args = {k: values.get(k, meeting_values.get(k)) for k in rule.arguments}

@@ -1,0 +1,1 @@
+"""Facilitators' follow-up: open préconisations, situations to bring back, statistics."""
