@@ -18,6 +18,7 @@ from intake.dbsession import db, record
 from shared.domain import reference, users
 from shared.errors import DomainError
 from shared.models import Circonscription, ReferenceItem, Structure, User
+from shared.models.user import ROLES
 from shared.sheet_schema import EDITABLE_KINDS
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -39,7 +40,7 @@ def _choices(form: UserForm | StructureForm) -> None:
 @role_required("admin")
 def users_list():
     accounts = db().scalars(select(User).order_by(User.full_name)).all()
-    return render_template("admin/users.html", accounts=accounts)
+    return render_template("admin/users.html", accounts=accounts, roles=ROLES)
 
 
 @bp.route("/utilisateurs/nouveau", methods=["GET", "POST"])

@@ -5,7 +5,11 @@ document.addEventListener("DOMContentLoaded", () => {
     const poll = async () => {
       try {
         const response = await fetch(cell.dataset.statusUrl, { credentials: "same-origin" });
-        if (!response.ok) return;
+        if (!response.ok || response.redirected) {
+          cell.querySelector(".status").textContent =
+            "Suivi interrompu (session expirée ?) : rechargez la page.";
+          return;
+        }
         const job = await response.json();
         if (job.status === "done" || job.status === "failed") { window.location.reload(); return; }
         cell.querySelector(".status").textContent = job.label + (job.step ? " – " + job.step : "");
