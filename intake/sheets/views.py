@@ -40,10 +40,12 @@ from shared.db import utcnow
 from shared.domain import sheet_workflow as workflow
 from shared.domain import sheets as domain
 from shared.domain.beneficiaries import Identity, save_identity, validate_identity
+from shared.domain.meetings import previous_passages
 from shared.domain.reference import reference_labels
 from shared.encrypted import Vault
 from shared.errors import DomainError
-from shared.models import Beneficiary, FormStash, RecordKey, Sheet, Structure
+from shared.models import Beneficiary, Decision, FormStash, RecordKey, Sheet, Structure
+from shared.models.meeting import FORMAL_DECISION
 from shared.models.sheet import SHEET_STATES
 from shared.protected import IDENTIFYING, SENSITIVE, SITUATIONAL
 from shared.sheet_schema import COLUMN_OF_CLASS, FIELDS, INTENSITE, SECTIONS
@@ -346,6 +348,11 @@ def show(sheet_id: int):
                                          columns=(COLUMN_OF_CLASS[SENSITIVE],)))
     identity = _identity_of(sheet, "consultation de la fiche") if is_referent else None
     events = [(e, vault().open(e, "comment")) for e in sheet.events]
+    passages = previous_passages(db(), sheet)
+    decisions = [(d, vault().open(d, "motivation"),
+                  [(a, vault().open(a, "label")) for a in d.actions])
+                 for d in db().scalars(select(Decision).where(Decision.sheet_id == sheet.id)
+                                       .order_by(Decision.id))]
     db().commit()  # decryption audit rows before the page leaves
     allowed = workflow.allowed_actions(sheet)
     return render_template(
@@ -353,7 +360,8 @@ def show(sheet_id: int):
         is_referent=is_referent, show_sensitive=show_sensitive, allowed=allowed,
         sections=SECTIONS, fields=FIELDS, labels=_labels(), identity_labels=IDENTITY_LABELS,
         reason_form=ReasonForm(), screening_form=ScreeningForm(), states=SHEET_STATES,
-        intensities=INTENSITE)
+        intensities=INTENSITE, passages=passages, decisions=decisions,
+        formal=FORMAL_DECISION)
 
 
 @bp.route("/<int:sheet_id>/retirer", methods=["POST"])

@@ -140,6 +140,7 @@ def transition(session: Session, vault: Vault, meeting: Meeting, action: str, *,
         if pending:
             raise InvalidInput(f"{len(pending)} situation(s) sans avis ni ajournement.")
     if action == "convene":
+        invite_members(session, meeting)  # members added since the session was planned
         meeting.frozen_version = meeting.content_version
     if action in ("cancel", "postpone"):
         meeting.state_reason = reason

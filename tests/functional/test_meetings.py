@@ -1,0 +1,228 @@
+"""A whole month of a facilitator's work, through the real forms (CSRF on)."""
+
+import re
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from shared.models import AgendaItem, Decision, Meeting, MeetingMember, Member, Sheet
+from tests.conftest import csrf_token
+from tests.factories import PASSWORD, canary_identity, make_sheet
+
+
+@pytest.fixture
+def facilitator(app, world):
+    client = app.test_client()
+    token = csrf_token(client, "/connexion")
+    client.post("/connexion", data={"csrf_token": token, "email": "facilitator@test.invalid",
+                                    "password": PASSWORD})
+    return client
+
+
+def post(client, url, data=None, form_url=None):
+    """Post a form with a fresh CSRF token; returns the page it lands on."""
+    token = csrf_token(client, form_url or url)
+    return client.post(url, data={"csrf_token": token, **(data or {})},
+                       follow_redirects=True)
+
+
+def flash_text(response) -> str:
+    return " ".join(re.findall(r'class="flash [^"]*"[^>]*>([^<]*)<', response.get_data(
+        as_text=True)))
+
+
+def reload(db_session, model, id_):
+    db_session.expire_all()
+    return db_session.get(model, id_)
+
+
+def test_a_whole_month_of_one_instance(facilitator, app, world, db_session, vault):
+    north = world["north"]
+    structures = world["structures"]
+    referent = world["users"]["referent"]
+    sheets = [make_sheet(db_session, vault, structures["ssd"], canary_identity(20 + n),
+                         author_id=referent.id, status="recevable") for n in range(3)]
+    db_session.commit()
+
+    # The monthly rhythm plans the coming sessions.
+    page = post(facilitator, f"/seances/calendrier/{north.id}", {
+        "weekday": "1", "week_of_month": "2", "at": "14:00", "place": "Maison de l'emploi",
+        "video_link": "", "cutoff_days": "10", "dossier_days": "5"})
+    assert "séance(s) planifiée(s)" in flash_text(page)
+    planned = db_session.scalars(select(Meeting).where(Meeting.circonscription_id == north.id,
+                                                       Meeting.state == "planifiee")).all()
+    assert planned  # December has its session already (world); the following months get one
+    assert all(m.starts_at.weekday() == 1 and 8 <= m.starts_at.day <= 14 for m in planned)
+    future = max(planned, key=lambda m: m.starts_at)
+
+    # Members: two permanent, the ACCO GLO counsellor invited for ICAG items.
+    for name, kind, acco in [("Chef de circonscription", "permanent", "non"),
+                             ("Directrice ALI", "permanent", "non"),
+                             ("Conseillère ACCO GLO", "invite", "oui")]:
+        post(facilitator, f"/seances/membres/{north.id}", {
+            "name": name, "function": "", "structure_id": "0", "kind": kind,
+            "acco_glo": acco})
+    assert db_session.scalar(select(func.count()).select_from(Member)) == 3
+
+    # Today's session, planned through the form.
+    page = post(facilitator, "/seances/", {"circonscription_id": str(north.id),
+                                           "day": date.today().isoformat(), "at": "09:30",
+                                           "place": "Salle du conseil", "video_link": ""})
+    assert "Séance planifiée." in flash_text(page)
+    meeting = db_session.scalars(select(Meeting).where(Meeting.place == "Salle du conseil")
+                                 ).one()
+    url = f"/seances/{meeting.id}"
+    assert len(meeting.members) == 2  # permanent members invited
+
+    # Agenda: a partnership item, two situations (one ICAG entry).
+    post(facilitator, f"{url}/points", {"title": "Présentation du PLIE", "duration": "20"}, url)
+    post(facilitator, f"{url}/inscrire", {"sheet_id": str(sheets[0].id), "time_slot": "10:00",
+                                          "part": "situation", "icag_kind": ""}, url)
+    page = post(facilitator, f"{url}/inscrire", {"sheet_id": str(sheets[1].id),
+                                                 "time_slot": "10:20", "part": "icag",
+                                                 "icag_kind": "entree"}, url)
+    assert f"Fiche {sheets[1].reference} inscrite." in flash_text(page)
+    meeting = reload(db_session, Meeting, meeting.id)
+    assert [i.part for i in meeting.items] == ["partenariat", "situation", "icag"]
+    assert len(meeting.members) == 3  # the ACCO GLO counsellor joins for the ICAG entry
+    assert reload(db_session, Sheet, sheets[0].id).status == "inscrite"
+
+    # Reorder: the first situation goes up.
+    situation_item = meeting.items[1]
+    post(facilitator, f"{url}/points/{situation_item.id}/monter", form_url=url)
+    meeting = reload(db_session, Meeting, meeting.id)
+    assert meeting.items[0].id == situation_item.id
+
+    # Answers to the invitation.
+    rows = {row.member.name: row for row in meeting.members}
+    answers = {f"answer_{rows['Chef de circonscription'].id}": "confirme",
+               f"answer_{rows['Directrice ALI'].id}": "remplace",
+               f"replacement_{rows['Directrice ALI'].id}": "Adjointe ALI",
+               f"answer_{rows['Conseillère ACCO GLO'].id}": "confirme"}
+    page = post(facilitator, f"{url}/reponses", answers, url)
+    assert "Réponses aux invitations enregistrées." in flash_text(page)
+
+    # Convened: the agenda is frozen; an urgent late addition makes a new version.
+    post(facilitator, f"{url}/etat/convene", form_url=url)
+    meeting = reload(db_session, Meeting, meeting.id)
+    assert meeting.state == "convoquee" and meeting.frozen_version == meeting.content_version
+    post(facilitator, f"{url}/inscrire", {"sheet_id": str(sheets[2].id), "time_slot": "10:40",
+                                          "part": "situation", "icag_kind": ""}, url)
+    meeting = reload(db_session, Meeting, meeting.id)
+    late = next(i for i in meeting.items if i.sheet_id == sheets[2].id)
+    assert late.late and meeting.content_version > meeting.frozen_version
+
+    # Attendance: refused before the day (the planned future session), taken on the day.
+    future_url = f"/seances/{future.id}"
+    post(facilitator, f"{future_url}/points", {"title": "Bilan", "duration": "10"}, future_url)
+    post(facilitator, f"{future_url}/etat/convene", form_url=future_url)
+    future_row = reload(db_session, Meeting, future.id).members[0]
+    page = post(facilitator, f"/seances/{future.id}/presences",
+                {f"attendance_{future_row.id}": "present"}, f"/seances/{future.id}")
+    assert "le jour de la séance ou après" in flash_text(page)
+    assert reload(db_session, MeetingMember, future_row.id).attendance == ""
+
+    attendance = {f"attendance_{rows['Chef de circonscription'].id}": "present",
+                  f"attendance_{rows['Directrice ALI'].id}": "remplace",
+                  f"replacement_{rows['Directrice ALI'].id}": "Adjointe ALI",
+                  f"attendance_{rows['Conseillère ACCO GLO'].id}": "excuse"}
+    page = post(facilitator, f"{url}/presences", attendance, url)
+    assert "Présences enregistrées." in flash_text(page)
+    assert "Présents : 1 · excusés : 1 · absents : 0 · remplacés : 1" in page.get_data(
+        as_text=True)
+    post(facilitator, f"{url}/etat/hold", form_url=url)
+    assert reload(db_session, Meeting, meeting.id).state == "tenue"
+
+    # Examination: an avis with two actions, one adjournment, an avis on the late sheet.
+    items = {i.sheet_id: i for i in reload(db_session, Meeting, meeting.id).items if i.sheet_id}
+    due = (date.today() + timedelta(days=30)).isoformat()
+    page = post(facilitator, f"{url}/points/{items[sheets[0].id].id}/avis", {
+        "avis": "reorientation_socio_pro", "motivation": "Freins levés, projet d'emploi.",
+        "come_back_on": "", "formal_decision_by": "departement",
+        "action_0_label": "Prise de contact avec l'ALI", "action_0_owner":
+            str(structures["ali"].id), "action_0_due": due,
+        "action_1_label": "Bilan de compétences", "action_1_owner": "", "action_1_due": ""})
+    assert f"Avis enregistré pour {sheets[0].reference}." in flash_text(page)
+    page = post(facilitator, f"{url}/points/{items[sheets[1].id].id}/ajourner", {
+        "reason": "Diagnostic partagé à compléter.", "target_id": "0"}, url)
+    assert "Situation ajournée" in flash_text(page)
+    post(facilitator, f"{url}/points/{items[sheets[2].id].id}/avis", {
+        "avis": "sans_suite", "motivation": "", "come_back_on": "",
+        "formal_decision_by": ""})
+    decision = db_session.scalars(select(Decision).where(Decision.sheet_id == sheets[0].id)
+                                  ).one()
+    assert decision.formal_decision_by == "departement" and len(decision.actions) == 2
+    assert vault.open(decision.actions[0], "label").reveal() == "Prise de contact avec l'ALI"
+
+    # The adjourned sheet is proposed first for the next session.
+    page = facilitator.get(f"/seances/{future.id}").get_data(as_text=True)
+    assert f"{sheets[1].reference} – {sheets[1].beneficiary.pseudonym} (ajournée)" in page
+
+    # The minutes' steps, then closing: sheets go to follow-up or close.
+    for action in ("finish_avis", "write_minutes", "send_minutes", "sign_minutes", "close"):
+        page = post(facilitator, f"{url}/etat/{action}", form_url=url)
+        assert "Séance :" in flash_text(page), (action, flash_text(page))
+    assert reload(db_session, Meeting, meeting.id).state == "cloturee"
+    assert reload(db_session, Sheet, sheets[0].id).status == "suivi"  # open actions
+    assert reload(db_session, Sheet, sheets[1].id).status == "ajournee"
+    assert reload(db_session, Sheet, sheets[2].id).status == "close"
+
+    # The referent sees the avis and the préconisations on their sheet.
+    from tests.intake.test_access import client_as
+
+    sheet_page = client_as(app, "referent").get(f"/fiches/{sheets[0].id}").get_data(
+        as_text=True)
+    assert "Réorientation vers le parcours socio-professionnel" in sheet_page
+    assert "Prise de contact avec l&#39;ALI" in sheet_page and "Freins levés" in sheet_page
+
+
+def test_disallowed_session_actions_are_refused_clearly_and_change_nothing(
+        facilitator, world, db_session):
+    meeting = world["meeting"]  # agenda under construction
+    url = f"/seances/{meeting.id}"
+    version = meeting.content_version
+    for action in ("hold", "close", "sign_minutes"):
+        page = post(facilitator, f"{url}/etat/{action}", form_url=url)
+        assert "Action impossible : la séance est « ODJ en construction »." in flash_text(page)
+    page = post(facilitator, f"{url}/etat/cancel", {"reason": ""}, url)
+    assert "Indiquez le motif pour annuler la séance." in flash_text(page)
+    item = meeting.items[1]
+    page = post(facilitator, f"{url}/points/{item.id}/avis", {
+        "avis": "maintien", "motivation": "", "come_back_on": "", "formal_decision_by": ""},
+        f"{url}/points/{item.id}/avis")
+    assert "Action impossible" in flash_text(page)
+    meeting = reload(db_session, Meeting, meeting.id)
+    assert meeting.state == "odj_en_construction" and meeting.content_version == version
+    assert db_session.scalar(select(func.count()).select_from(Decision)) == 0
+
+
+def test_a_cancelled_session_gives_its_sheets_back_with_the_reason(facilitator, world,
+                                                                   db_session):
+    meeting = world["meeting"]
+    url = f"/seances/{meeting.id}"
+    page = post(facilitator, f"{url}/etat/cancel", {"reason": "Grève des transports"}, url)
+    assert "Séance : Annulée." in flash_text(page)
+    for sheet in world["sheets"]:
+        assert reload(db_session, Sheet, sheet.id).status == "ajournee"
+    body = facilitator.get(url).get_data(as_text=True)
+    assert "Motif : Grève des transports" in body
+    assert "Convoquer" not in body  # only the actions allowed in the state are offered
+
+
+def test_a_postponed_session_moves_its_pending_agenda_to_the_new_date(facilitator, world,
+                                                                      db_session):
+    meeting = world["meeting"]
+    new_day = (meeting.starts_at + timedelta(days=7)).date().isoformat()
+    page = post(facilitator, f"/seances/{meeting.id}/reporter", {
+        "day": new_day, "at": "14:00", "reason": "Salle indisponible"},
+        f"/seances/{meeting.id}")
+    assert "Séance reportée" in flash_text(page)
+    old = reload(db_session, Meeting, meeting.id)
+    assert old.state == "reportee" and old.postponed_to_id
+    new = db_session.get(Meeting, old.postponed_to_id)
+    assert {i.sheet_id for i in new.items if i.sheet_id} == {s.id for s in world["sheets"]}
+    assert [i.title for i in new.items if not i.sheet_id] == ["Présentation de l'ALI"]
+    assert db_session.scalar(select(func.count()).select_from(AgendaItem)
+                             .where(AgendaItem.meeting_id == old.id,
+                                    AgendaItem.outcome == "ajourne")) == 2
