@@ -352,7 +352,7 @@ def _seed_demo(settings: Settings, *, password: str | None, people_file: Path | 
         audit.record(session, keyring, audit.CLI, "demo_seeded",
                      purpose=f"{result.people} people, {result.sheets} sheets")
         session.commit()
-    click.echo(f"Demo: {result.people} people, {result.sheets} sheets, one session.")
+    click.echo(f"Demo: {result.people} people, {result.sheets} sheets, three sessions.")
     for email, role in result.accounts:
         click.echo(f"  {email:32} {role}")
     if result.password_generated:

@@ -16,7 +16,22 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shared.domain.beneficiaries import Identity, create_beneficiary, validate_identity
-from shared.domain.meetings import add_partnership_item, create_meeting, inscribe_sheet
+from shared.domain.meetings import (
+    ActionInput,
+    add_partnership_item,
+    adjourn,
+    candidate_sheets,
+    create_meeting,
+    inscribe_sheet,
+    nth_weekday,
+    plan_from_schedule,
+    record_answers,
+    record_attendance,
+    record_avis,
+    save_member,
+    save_schedule,
+)
+from shared.domain.meetings import transition as meeting_transition
 from shared.domain.reference import ensure_reference_defaults, reference_labels
 from shared.domain.sheet_workflow import submit, transition
 from shared.domain.sheets import start_sheet, write_values
@@ -209,12 +224,63 @@ def seed_demo(session: Session, vault: Vault, *, password: str | None = None,
         created.append(started.sheet)
     result.sheets = len(created)
 
-    next_month = (date.today().replace(day=1) + timedelta(days=32)).replace(day=10)
-    meeting = create_meeting(session, saint_denis, datetime.combine(next_month, time(14, 0)),
-                             "Maison de l'emploi, salle 2, 12 place du Caquet, Saint-Denis")
-    add_partnership_item(session, vault, meeting, "Présentation du dispositif de garde solidaire")
-    slot = datetime.combine(next_month, time(14, 30))
-    for sheet in [s for s in created if s.status == "recevable"][:4]:
-        inscribe_sheet(session, vault, meeting, sheet, slot.strftime("%H:%M"))
-        slot += timedelta(minutes=20)
+    _demo_sessions(session, vault, saint_denis, structures, created)
     return result
+
+
+def _demo_sessions(session: Session, vault: Vault, circ: Circonscription,
+                   structures: dict[str, Structure], sheets: list) -> None:
+    """A past session held and closed, the next one with sheets inscribed, one planned."""
+    for name, function, key, kind, acco in [
+        ("Chef de circonscription (démo)", "Responsable", "Service social départemental de "
+         "Saint-Denis", "permanent", False),
+        ("Directrice ALI (démo)", "Direction", "ALI de Saint-Denis", "permanent", False),
+        ("Conseiller France Travail (démo)", "Conseiller", "France Travail Saint-Denis",
+         "permanent", False),
+        ("Conseillère ACCO GLO (démo)", "Accompagnement global", "France Travail Saint-Denis",
+         "invite", True),
+    ]:
+        save_member(session, None, circonscription_id=circ.id, structure_id=structures[key].id,
+                    name=name, function=function, kind=kind, acco_glo=acco, active=True)
+    schedule = save_schedule(session, circ, weekday=1, week_of_month=2, at="14:00",
+                             place="Maison de l'emploi, salle 2, Saint-Denis", video_link="",
+                             cutoff_days=10, dossier_days=5)
+    screened = [s for s in sheets if s.status == "recevable"]
+
+    today = date.today()
+    past_day = nth_weekday(today.year, today.month, 1, 2)  # this month's, if already held
+    if past_day >= today:
+        last_month = today.replace(day=1) - timedelta(days=1)
+        past_day = nth_weekday(last_month.year, last_month.month, 1, 2)
+    past = create_meeting(session, circ, datetime.combine(past_day, time(14, 0)),
+                          schedule.place)
+    add_partnership_item(session, vault, past, "Présentation du dispositif de garde solidaire")
+    for sheet, slot in zip(screened[:2], ("14:30", "14:50"), strict=False):
+        inscribe_sheet(session, vault, past, sheet, slot)
+    record_answers(session, vault, past, {m.id: ("confirme", "") for m in past.members})
+    meeting_transition(session, vault, past, "convene")
+    record_attendance(session, vault, past, {m.id: ("present" if n else "excuse", "")
+                                             for n, m in enumerate(past.members)})
+    meeting_transition(session, vault, past, "hold")
+    situations = [i for i in past.items if i.sheet is not None]
+    if situations:
+        record_avis(session, vault, past, situations[0].id, avis="reorientation_socio_pro",
+                    avis_codes={"reorientation_socio_pro"},
+                    motivation="Freins de garde levés ; projet de formation à consolider.",
+                    actions=[ActionInput("Prendre contact avec l'ALI", structures[
+                        "ALI de Saint-Denis"].id, past_day + timedelta(days=21)),
+                             ActionInput("Bilan de la formation", None,
+                                         past_day + timedelta(days=60))],
+                    come_back_on=None, formal_decision_by="departement")
+    for item in situations[1:]:
+        adjourn(session, vault, past, item.id, "Diagnostic partagé à compléter.")
+    for action in ("finish_avis", "write_minutes", "send_minutes", "sign_minutes", "close"):
+        meeting_transition(session, vault, past, action)
+
+    upcoming, *_later = sorted(plan_from_schedule(session, schedule, months=3),
+                               key=lambda m: m.starts_at)
+    add_partnership_item(session, vault, upcoming, "Présentation du PLIE de Plaine Commune")
+    slot = datetime.combine(upcoming.day, time(14, 30))
+    for sheet in candidate_sheets(session, upcoming)[:4]:
+        inscribe_sheet(session, vault, upcoming, sheet, slot.strftime("%H:%M"))
+        slot += timedelta(minutes=20)

@@ -210,6 +210,10 @@ def show(meeting_id: int):
         (m.id, m.starts_at.strftime("%d/%m/%Y")) for m in _other_open_meetings(meeting))])
     labels = reference_labels(db())
     decisions = {d.sheet_id: d for d in meeting_decisions(meeting)}
+    # Part 4 of the agenda: the préconisations of earlier sessions still open.
+    follow_up = [(a, vault().open(a, "label"))
+                 for a in domain.open_actions(db(), {meeting.circonscription_id})
+                 if a.decision.meeting_id != meeting.id]
     return render_template(
         "meetings/show.html", meeting=meeting, allowed=allowed, parts=AGENDA_PARTS,
         jobs=documents.latest_jobs(db(), meeting.id), kinds=DOCUMENT_KINDS, form=FlaskForm(),
@@ -217,7 +221,7 @@ def show(meeting_id: int):
         inscribe_form=inscribe, adjourn_form=adjourn, answers=ANSWERS, attendance=ATTENDANCE,
         counts=domain.attendance_counts(meeting), deadlines=domain.deadlines(meeting),
         icag_kinds=ICAG_KINDS, labels=labels, decisions=decisions,
-        transitions=domain.TRANSITIONS, today=date.today())
+        transitions=domain.TRANSITIONS, today=date.today(), follow_up=follow_up)
 
 
 def meeting_decisions(meeting: Meeting) -> list[Decision]:
