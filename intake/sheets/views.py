@@ -49,6 +49,7 @@ from shared.models.meeting import FORMAL_DECISION
 from shared.models.sheet import SHEET_STATES
 from shared.protected import IDENTIFYING, SENSITIVE, SITUATIONAL
 from shared.sheet_schema import COLUMN_OF_CLASS, FIELDS, INTENSITE, SECTIONS
+from shared.text import CONTROL
 
 bp = Blueprint("sheets", __name__, url_prefix="/fiches")
 
@@ -105,7 +106,7 @@ def index():
     base = (domain.facilitator_sheets_query(current_user) if as_facilitator
             else domain.referent_sheets_query(current_user))
     state = request.args.get("etat", "")
-    search = request.args.get("q", "").strip()[:40]
+    search = CONTROL.sub("", request.args.get("q", "")).strip()[:40]
     query = base
     if state in SHEET_STATES:
         query = query.where(Sheet.status == state)

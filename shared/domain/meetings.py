@@ -38,6 +38,7 @@ from shared.models.meeting import (
     ICAG_KINDS,
     MEETING_STATES,
 )
+from shared.text import clean_text
 
 TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 TEXT_LIMIT = 200
@@ -125,11 +126,9 @@ def transition(session: Session, vault: Vault, meeting: Meeting, action: str, *,
     """Move the session, or raise a French error and change nothing."""
     rule = TRANSITIONS[action]
     _require(meeting, action, today)
-    reason = reason.strip()
+    reason = clean_text(reason, label="Motif", limit=500)
     if rule.needs_reason and not reason:
         raise InvalidInput(f"Indiquez le motif pour {rule.label}.")
-    if len(reason) > 500:
-        raise InvalidInput("Le motif fait 500 caractères au plus.")
     if action == "convene" and not meeting.items:
         raise InvalidInput("L'ordre du jour est vide : inscrivez au moins un point.")
     if action == "hold" and not any(m.attendance in ("present", "remplace")
@@ -189,7 +188,8 @@ def save_schedule(session: Session, circonscription: Circonscription, *, weekday
         raise InvalidInput("Semaine du mois : 1re à 4e, ou dernière.")
     if not TIME_RE.match(at):
         raise InvalidInput("Heure au format HH:MM.")
-    if not place.strip() and not video_link.strip():
+    place = clean_text(place, label="Lieu", limit=TEXT_LIMIT)
+    if not place and not video_link.strip():
         raise InvalidInput("Indiquez un lieu ou un lien de visioconférence.")
     _check_link(video_link)
     if not (1 <= dossier_days <= cutoff_days <= 60):
@@ -201,7 +201,7 @@ def save_schedule(session: Session, circonscription: Circonscription, *, weekday
         schedule = Schedule(circonscription_id=circonscription.id)
         session.add(schedule)
     schedule.weekday, schedule.week_of_month, schedule.time = weekday, week_of_month, at
-    schedule.place, schedule.video_link = place.strip()[:200], video_link.strip()
+    schedule.place, schedule.video_link = place, video_link.strip()
     schedule.cutoff_days, schedule.dossier_days = cutoff_days, dossier_days
     session.flush()
     return schedule
@@ -240,13 +240,12 @@ def plan_from_schedule(session: Session, schedule: Schedule, months: int = 3,
 def create_meeting(session: Session, circonscription: Circonscription, starts_at: datetime,
                    place: str, *, video_link: str = "", cutoff_days: int = 10,
                    dossier_days: int = 5) -> Meeting:
-    if len(place) > TEXT_LIMIT:
-        raise InvalidInput("Le lieu fait 200 caractères au plus.")
-    if not place.strip() and not video_link.strip():
+    place = clean_text(place, label="Lieu", limit=TEXT_LIMIT)
+    if not place and not video_link.strip():
         raise InvalidInput("Indiquez un lieu ou un lien de visioconférence.")
     _check_link(video_link)
     meeting = Meeting(circonscription_id=circonscription.id, starts_at=starts_at,
-                      place=place.strip(), video_link=video_link.strip(), state="planifiee",
+                      place=place, video_link=video_link.strip(), state="planifiee",
                       cutoff_days=cutoff_days, dossier_days=dossier_days)
     session.add(meeting)
     session.flush()
@@ -284,8 +283,8 @@ def deadlines(meeting: Meeting) -> dict[str, date]:
 def save_member(session: Session, member: Member | None, *, circonscription_id: int,
                 structure_id: int | None, name: str, function: str, kind: str, acco_glo: bool,
                 active: bool) -> Member:
-    if not name.strip() or len(name) > 160 or len(function) > 160:
-        raise InvalidInput("Nom obligatoire ; nom et fonction : 160 caractères au plus.")
+    name = clean_text(name, label="Nom", limit=160, required=True)
+    function = clean_text(function, label="Fonction", limit=160)
     if kind not in ("permanent", "invite"):
         raise InvalidInput("Statut inconnu.")
     if structure_id and session.get(Structure, structure_id) is None:
@@ -293,7 +292,7 @@ def save_member(session: Session, member: Member | None, *, circonscription_id: 
     if member is None:
         member = Member(circonscription_id=circonscription_id)
         session.add(member)
-    member.structure_id, member.name, member.function = structure_id, name.strip(), function
+    member.structure_id, member.name, member.function = structure_id, name, function
     member.kind, member.acco_glo, member.active = kind, acco_glo, active
     session.flush()
     return member
@@ -336,11 +335,9 @@ def _set_each(meeting: Meeting, entries: dict[int, tuple[str, str]], attribute: 
             raise InvalidInput("Membre inconnu pour cette séance.")
         if value not in allowed and not (allow_empty and value == ""):
             raise InvalidInput("Réponse invalide.")
-        replacement = replacement.strip()
+        replacement = clean_text(replacement, label="Remplaçant·e", limit=160)
         if value == "remplace" and not replacement:
             raise InvalidInput(f"Indiquez qui remplace {row.member.name}.")
-        if len(replacement) > 160:
-            raise InvalidInput("Le nom du remplaçant fait 160 caractères au plus.")
         setattr(row, attribute, value)
         if value == "remplace" or attribute == "answer":
             row.replacement = replacement if value == "remplace" else ""
@@ -373,9 +370,7 @@ def add_partnership_item(session: Session, vault: Vault, meeting: Meeting, title
                          duration_minutes: int = 20) -> AgendaItem:
     """A non-case item (partenariat, interconnaissance): a title that names no beneficiary."""
     _require(meeting, "add_item")
-    title = title.strip()
-    if not title or len(title) > TEXT_LIMIT:
-        raise InvalidInput("L'intitulé est obligatoire (200 caractères au plus).")
+    title = clean_text(title, label="Intitulé", limit=TEXT_LIMIT, required=True)
     if not 5 <= duration_minutes <= 240:
         raise InvalidInput("Durée entre 5 et 240 minutes.")
     item = AgendaItem(meeting=meeting, part="partenariat", title=title,
@@ -469,11 +464,9 @@ def adjourn(session: Session, vault: Vault, meeting: Meeting, item_id: int, reas
     time, or inscribed straight away on ``target``."""
     _require(meeting, "adjourn")
     item = _item(meeting, item_id)
-    reason = reason.strip()
     if item.sheet is None or item.outcome:
         raise InvalidInput("Seule une situation non encore examinée peut être ajournée.")
-    if not reason or len(reason) > 500:
-        raise InvalidInput("Indiquez le motif de l'ajournement (500 caractères au plus).")
+    reason = clean_text(reason, label="Motif de l'ajournement", limit=500, required=True)
     if target is not None and (target.id == meeting.id
                                or target.circonscription_id != meeting.circonscription_id):
         raise InvalidInput("Choisissez une autre séance de la même circonscription.")
@@ -504,18 +497,19 @@ def record_avis(session: Session, vault: Vault, meeting: Meeting, item_id: int, 
     item = _item(meeting, item_id)
     if item.sheet is None or item.outcome:
         raise InvalidInput("Cette situation a déjà un avis ou a été ajournée.")
+    motivation = clean_text(motivation, label="Motivation", limit=MOTIVATION_LIMIT)
+    actions = [ActionInput(clean_text(a.label, label="Action", limit=ACTION_LIMIT),
+                           a.owner_structure_id, a.due_on) for a in actions]
     problems = []
     if avis not in avis_codes:
         problems.append("choisissez un avis")
-    if len(motivation) > MOTIVATION_LIMIT:
-        problems.append(f"la motivation fait {MOTIVATION_LIMIT} caractères au plus")
     if formal_decision_by not in FORMAL_DECISION:
         problems.append("décision formelle : choix invalide")
     if come_back_on is not None and come_back_on <= meeting.day:
         problems.append("la date de retour en instance doit suivre la séance")
     for action in actions:
-        if not action.label.strip() or len(action.label) > ACTION_LIMIT:
-            problems.append(f"chaque action a un intitulé de {ACTION_LIMIT} caractères au plus")
+        if not action.label:
+            problems.append("chaque action a un intitulé")
         if action.due_on is not None and action.due_on < meeting.day:
             problems.append("l'échéance d'une action ne peut précéder la séance")
         if action.owner_structure_id and session.get(Structure,
@@ -529,13 +523,13 @@ def record_avis(session: Session, vault: Vault, meeting: Meeting, item_id: int, 
                         formal_decision_by=formal_decision_by, come_back_on=come_back_on)
     session.add(decision)
     session.flush()
-    vault.seal(decision, "motivation", motivation.strip())
+    vault.seal(decision, "motivation", motivation)
     for action in actions:
         row = DecisionAction(decision=decision, owner_structure_id=action.owner_structure_id,
                              due_on=action.due_on)
         session.add(row)
         session.flush()
-        vault.seal(row, "label", action.label.strip())
+        vault.seal(row, "label", action.label)
     sheet_transition(session, vault, sheet, "record_avis", actor_id=vault.actor.user_id)
     item.outcome = "examine"
     _record(session, vault, "avis_recorded", meeting, fields=[str(sheet.id)])

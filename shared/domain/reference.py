@@ -12,24 +12,27 @@ from shared.models import Circonscription, ReferenceItem, Structure
 from shared.models.reference import STRUCTURE_TYPES
 from shared.reference_defaults import DEFAULT_ITEMS
 from shared.sheet_schema import EDITABLE_KINDS
+from shared.text import clean_text
 
 
 def save_circonscription(session: Session, circonscription: Circonscription | None, *,
                          code: str, name: str, active: bool) -> Circonscription:
     code = code.strip().upper()
+    name = clean_text(name, label="Nom", limit=120, required=True)
     clash = session.scalar(select(Circonscription.id).where(Circonscription.code == code))
     if clash is not None and (circonscription is None or clash != circonscription.id):
         raise InvalidInput("Une autre circonscription porte déjà ce code.")
     if circonscription is None:
         circonscription = Circonscription()
         session.add(circonscription)
-    circonscription.code, circonscription.name, circonscription.active = code, name.strip(), active
+    circonscription.code, circonscription.name, circonscription.active = code, name, active
     session.flush()
     return circonscription
 
 
 def save_structure(session: Session, structure: Structure | None, *, name: str, type: str,
                    circonscription_id: int | None, active: bool) -> Structure:
+    name = clean_text(name, label="Nom", limit=160, required=True)
     if type not in STRUCTURE_TYPES:
         raise InvalidInput("Type de structure inconnu.")
     if circonscription_id and session.get(Circonscription, circonscription_id) is None:
@@ -37,7 +40,7 @@ def save_structure(session: Session, structure: Structure | None, *, name: str, 
     if structure is None:
         structure = Structure()
         session.add(structure)
-    structure.name, structure.type, structure.active = name.strip(), type, active
+    structure.name, structure.type, structure.active = name, type, active
     structure.circonscription_id = circonscription_id or None
     session.flush()
     return structure
@@ -85,9 +88,7 @@ def save_reference_item(session: Session, item: ReferenceItem | None, *, kind: s
     """Create an entry, or change the label / activity of one (its code never changes)."""
     if kind not in EDITABLE_KINDS:
         raise InvalidInput("Référentiel inconnu.")
-    label = label.strip()
-    if not label or len(label) > 200:
-        raise InvalidInput("Le libellé est obligatoire (200 caractères au plus).")
+    label = clean_text(label, label="Libellé", limit=200, required=True)
     if item is None:
         if not CODE_RE.match(code):
             raise InvalidInput("Le code : 2 à 40 lettres minuscules, chiffres ou « _ ».")

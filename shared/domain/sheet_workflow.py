@@ -24,6 +24,7 @@ from shared.encrypted import Vault
 from shared.errors import InvalidInput, InvalidTransition
 from shared.models import Sheet, SheetEvent
 from shared.models.sheet import SHEET_STATES
+from shared.text import clean_text
 
 
 @dataclass(frozen=True)
@@ -67,11 +68,9 @@ def transition(session: Session, vault: Vault, sheet: Sheet, action: str, *,
         raise InvalidTransition(
             f"Impossible de {rule.label} une fiche « {SHEET_STATES[sheet.status]} »."
         )
-    reason = reason.strip()
+    reason = clean_text(reason, label="Motif", limit=REASON_LIMIT)
     if rule.needs_reason and not reason:
         raise InvalidInput(f"Indiquez le motif pour {rule.label} la fiche.")
-    if len(reason) > REASON_LIMIT:
-        raise InvalidInput(f"Le motif fait {REASON_LIMIT} caractères au plus.")
     # Compare-and-swap: of two concurrent transitions from the same state, one wins.
     moved = session.execute(update(Sheet).where(Sheet.id == sheet.id,
                                                 Sheet.status == sheet.status)
@@ -105,9 +104,8 @@ def _event(session: Session, vault: Vault, sheet: Sheet, action: str, target: st
 def note(session: Session, vault: Vault, sheet: Sheet, action: str, *, actor_id: int | None,
          comment: str) -> SheetEvent:
     """A history entry that changes no state (e.g. why the identity was looked at)."""
-    if len(comment) > REASON_LIMIT:
-        raise InvalidInput(f"Le motif fait {REASON_LIMIT} caractères au plus.")
-    event = _event(session, vault, sheet, action, sheet.status, actor_id, comment.strip())
+    comment = clean_text(comment, label="Motif", limit=REASON_LIMIT)
+    event = _event(session, vault, sheet, action, sheet.status, actor_id, comment)
     session.flush()
     return event
 

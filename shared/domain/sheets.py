@@ -216,6 +216,21 @@ _STREET_WORDS = {"RUE", "AVENUE", "BOULEVARD", "ALLEE", "IMPASSE", "PLACE", "CHE
 _NUMBER_RUN = re.compile(r"\+?\d[\d .\-/]{3,}\d")
 
 
+# Particles of names ("Le Gall", "Ben Youssef", "Da Silva") are ordinary words of French text.
+_PARTICLES = {"DE", "DU", "DES", "LE", "LA", "LES", "D", "L", "DA", "DAS", "DO", "DOS", "DI",
+              "VAN", "VON", "DER", "DEN", "BEN", "BEL", "BIN", "EL", "AL", "AIT", "MC", "MAC",
+              "ET", "Y", "SAINT", "SAINTE"}
+
+
+def _name_tokens(name: str) -> set[str]:
+    """Distinctive words of a name; a short name that is all particles is kept whole."""
+    words = _words(name)
+    tokens = {w for w in words if len(w) >= 3 and w not in _PARTICLES}
+    if not tokens and words:
+        tokens = {"".join(sorted(words, key=len, reverse=True)[:1])}
+    return tokens
+
+
 def _words(text: str) -> set[str]:
     return {normalise_name(w) for w in re.split(r"[^\w]+", text) if w} - {""}
 
@@ -239,9 +254,8 @@ def identity_hits(identity: dict[str, str], values: dict[str, Any]) -> dict[str,
     Names and address words match as whole words (accents and case ignored); numbers match
     whatever their spacing; the result names kinds (``GUARD_LABELS``), never the values.
     """
-    needles: dict[str, set[str]] = {}
-    for key in ("nom", "prenom", "nom_naissance"):
-        needles[key] = {w for w in _words(identity.get(key, "")) if len(w) >= 2}
+    needles: dict[str, set[str]] = {key: _name_tokens(identity.get(key, ""))
+                                     for key in ("nom", "prenom", "nom_naissance")}
     needles["adresse"] = {w for w in _words(identity.get("adresse", ""))
                           if len(w) >= 4 and w not in _STREET_WORDS and not w.isdigit()}
     digits = {

@@ -16,6 +16,7 @@ from shared.errors import InvalidInput, NotFound
 from shared.models import Circonscription, LoginThrottle, RoleAssignment, Structure, User
 from shared.models.user import ROLES
 from shared.passwords import hash_password, needs_rehash, password_problem, verify_password
+from shared.text import clean_text, has_control
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -46,16 +47,15 @@ def generate_password() -> str:
 def create_user(session: Session, *, email: str, full_name: str, password: str,
                 role: RoleSpec, must_change_password: bool = False) -> User:
     email = normalise_email(email)
-    if not EMAIL_RE.match(email) or len(email) > 254:
+    if not EMAIL_RE.match(email) or len(email) > 254 or has_control(email):
         raise InvalidInput("L'adresse e-mail n'est pas valide.")
-    if not full_name.strip() or len(full_name) > 160:
-        raise InvalidInput("Le nom est obligatoire (160 caractères au plus).")
+    full_name = clean_text(full_name, label="Nom", limit=160, required=True)
     problem = password_problem(password)
     if problem:
         raise InvalidInput(problem)
     if session.scalar(select(User.id).where(User.email == email)) is not None:
         raise InvalidInput("Un compte existe déjà avec cette adresse e-mail.")
-    user = User(email=email, full_name=full_name.strip(), password_hash=hash_password(password),
+    user = User(email=email, full_name=full_name, password_hash=hash_password(password),
                 must_change_password=must_change_password)
     user.roles = _assignments(session, role)
     session.add(user)
@@ -142,6 +142,8 @@ def authenticate(session: Session, email: str, password: str, address: str,
     locked for a while, with the same message whether or not the account exists.
     """
     now = now or utcnow()
+    if has_control(email):  # a NUL byte would reach the database query
+        email = ""
     keys = [(_throttle_key("account", normalise_email(email)), MAX_FAILURES_PER_ACCOUNT),
             (_throttle_key("address", address or "unknown"), MAX_FAILURES_PER_ADDRESS)]
     rows = [(_throttle(session, key, now), limit) for key, limit in keys]

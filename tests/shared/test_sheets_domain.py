@@ -88,3 +88,16 @@ def test_every_state_is_reachable_and_every_transition_targets_a_known_state():
     assert targets | {"brouillon"} == set(SHEET_STATES)
     assert sources <= set(SHEET_STATES)
     assert {"retiree", "non_recevable", "close"}.isdisjoint(sources)  # final states
+
+
+@pytest.mark.parametrize(("name", "text", "flagged"), [
+    ("Le Gall", "Il est suivi par le service depuis la rentrée.", False),
+    ("Le Gall", "M. GALL souhaite une formation.", True),
+    ("Ben Youssef", "Elle a été orientée par le CCAS.", False),
+    ("Da Silva", "Recherche d'emploi dans la logistique.", False),
+    ("Da Silva", "Mme da silva est motivée.", True),
+    ("Ng", "Mme Ng est motivée.", True),
+])
+def test_name_particles_are_not_taken_for_the_name(name, text, flagged):
+    hits = identity_hits({"nom": name}, {"question": text})
+    assert bool(hits) is flagged

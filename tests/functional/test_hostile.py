@@ -1,0 +1,78 @@
+"""Hostile text in every form outside the sheet: stored and shown back escaped, or refused in
+French; never a crash, on SQLite and on PostgreSQL (which refuses NUL bytes)."""
+
+import pytest
+from markupsafe import escape
+from sqlalchemy import select
+
+from shared.models import AgendaItem, Member, User
+from tests.conftest import csrf_token
+from tests.intake.test_access import client_as
+
+SHOWN_BACK = ["& < > \" ' <script>x</script>", "{{ 7*7 }} {% if 1 %}x{% endif %}",
+              "\u202eRTL", "Émoji 🙂"]
+REFUSED = ["nul\x00byte", "bell\x07", "x" * 5000]
+
+
+def post(client, url, data, form_url=None):
+    token = csrf_token(client, form_url or url)
+    return client.post(url, data={"csrf_token": token, **data}, follow_redirects=True)
+
+
+@pytest.mark.parametrize("value", SHOWN_BACK + REFUSED)
+def test_the_facilitator_forms_survive_hostile_text(app, world, db_session, value):
+    client = client_as(app, "facilitator")
+    meeting = world["meeting"]
+    url = f"/seances/{meeting.id}"
+    responses = [
+        post(client, f"{url}/points", {"title": value, "duration": "20"}, url),
+        post(client, f"/seances/membres/{world['north'].id}", {
+            "name": value, "function": value, "structure_id": "0", "kind": "permanent",
+            "acco_glo": "non"}),
+        post(client, f"{url}/etat/cancel", {"reason": value}, url),
+    ]
+    for response in responses:
+        assert response.status_code == 200, response.status_code
+    body = client.get(url).get_data(as_text=True)
+    titles = db_session.scalars(select(AgendaItem.title).where(
+        AgendaItem.meeting_id == meeting.id)).all()
+    if value in SHOWN_BACK:
+        assert value in titles and str(escape(value)) in body
+        assert "<script>x</script>" not in body
+    else:
+        assert value not in titles
+        assert any("caractères" in r.get_data(as_text=True) for r in responses)
+        assert value not in db_session.scalars(select(Member.name)).all()
+
+
+@pytest.mark.parametrize("value", [*REFUSED, "<b>gras</b>"])
+def test_the_admin_forms_survive_hostile_text(app, world, db_session, value):
+    client = client_as(app, "admin")
+    for url, data in [
+        ("/admin/utilisateurs/nouveau", {"email": "h@test.invalid", "full_name": value,
+                                         "role": "director", "structure_id": "0"}),
+        ("/admin/circonscriptions/nouvelle", {"code": "C42", "name": value, "active": "y"}),
+        ("/admin/structures/nouvelle", {"name": value, "type": "ali",
+                                        "circonscription_id": "0", "active": "y"}),
+        ("/admin/referentiels/motif/nouveau", {"code": "hostile", "label": value,
+                                                "active": "y"}),
+    ]:
+        assert post(client, url, data).status_code == 200, url
+    created = db_session.scalar(select(User).where(User.email == "h@test.invalid"))
+    if value.startswith("<b>"):
+        assert created is not None and created.full_name == value
+        assert "&lt;b&gt;gras&lt;/b&gt;" in client.get("/admin/utilisateurs").get_data(
+            as_text=True)
+    else:
+        assert created is None
+
+
+@pytest.mark.parametrize("email", ["a\x00b@test.invalid", "x" * 3000, "' OR 1=1 --"])
+def test_login_and_search_survive_hostile_text(app, world, email):
+    client = app.test_client()
+    token = csrf_token(client, "/connexion")
+    response = client.post("/connexion", data={"csrf_token": token, "email": email,
+                                               "password": "p\x00w"})
+    assert response.status_code in (200, 401)
+    referent = client_as(app, "referent")
+    assert referent.get("/fiches/", query_string={"q": "ICL\x00%_'"}).status_code == 200
