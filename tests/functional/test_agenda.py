@@ -200,3 +200,26 @@ def test_a_broken_template_fails_in_french_and_can_be_relaunched(
     db_session.expire_all()
     job = db_session.scalars(select(DocumentJob)).one()
     assert job.status == "done" and job.attempts == 2
+
+
+def test_a_job_abandoned_by_a_killed_worker_is_run_again_once_its_lease_expires(
+        world, db_session, redis, settings, keyring):
+    from datetime import timedelta
+
+    from generator.worker import sweep
+    from shared.db import utcnow
+
+    job = documents.request_document(db_session, world["meeting"], "agenda", None)
+    db_session.commit()
+    claimed = documents.claim(db_session, job.uuid)  # a worker took it, then was killed
+    db_session.commit()
+    assert claimed.status == "running"
+    assert sweep(runtime.init(settings), redis) == 0  # its lease still runs: not resent
+    claimed.lease_until = utcnow() - timedelta(seconds=1)
+    db_session.commit()
+    assert sweep(runtime.current(), redis) == 1
+    run_queue(settings, redis)
+    db_session.expire_all()
+    done = db_session.get(DocumentJob, job.id)
+    assert done.status == "done" and done.attempts == 2
+    assert db_session.scalar(select(func.count()).select_from(GeneratedDocument)) == 1
