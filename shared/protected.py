@@ -54,7 +54,7 @@ _DECLARATIONS: dict[str, dict[str, str]] = {
     "form_stashes": {"payload": IDENTIFYING},  # may hold anything typed, identity included
     "decisions": {"motivation": SITUATIONAL},
     "decision_actions": {"label": SITUATIONAL},
-    "generated_documents": {"body": SITUATIONAL},
+    "generated_documents": {"body": SITUATIONAL, "pdf_body": SITUATIONAL},
 }
 
 PROTECTED_FIELDS: dict[str, dict[str, ProtectedField]] = {

@@ -2,7 +2,12 @@
 
 from shared.models.audit import AuditEvent, AuditHead
 from shared.models.beneficiary import Beneficiary, IdentityRecord
-from shared.models.document import DocumentJob, GeneratedDocument
+from shared.models.document import (
+    DocumentJob,
+    GeneratedDocument,
+    MinutesVisa,
+    TemplateVersion,
+)
 from shared.models.keys import KeyVersionRecord, RecordKey
 from shared.models.meeting import (
     AgendaItem,
@@ -34,6 +39,7 @@ __all__ = [
     "Meeting",
     "MeetingMember",
     "Member",
+    "MinutesVisa",
     "RecordKey",
     "ReferenceItem",
     "RoleAssignment",
@@ -41,5 +47,6 @@ __all__ = [
     "Sheet",
     "SheetEvent",
     "Structure",
+    "TemplateVersion",
     "User",
 ]

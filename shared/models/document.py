@@ -4,12 +4,31 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shared.db import Base, new_uuid, utcnow
+from shared.models.sheet import Sheet
 
-DOCUMENT_KINDS = {"agenda": "Ordre du jour"}
+DOCUMENT_KINDS = {
+    "agenda": "Ordre du jour",
+    "dossier": "Dossier de séance",
+    "attendance": "Feuille d'émargement",
+    "minutes": "Procès-verbal / relevé de décisions",
+    "feedback": "Fiche retour au référent",
+}
+# Documents about one situation: one per inscribed sheet, keyed by it.
+PER_SHEET_KINDS = {"feedback"}
+INSTITUTIONS = {"departement": "Département (DGA ou délégataire)",
+                "france_travail": "France Travail (Directrice territoriale ou délégataire)"}
 
 JOB_STATES = {
     "queued": "En attente",
@@ -25,30 +44,41 @@ class GeneratedDocument(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
     meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id"), index=True)
+    sheet_id: Mapped[int | None] = mapped_column(ForeignKey("sheets.id"), index=True)
     kind: Mapped[str] = mapped_column(String(20))
     content_version: Mapped[int] = mapped_column(Integer)
     filename: Mapped[str] = mapped_column(String(120))
     media_type: Mapped[str] = mapped_column(String(100))
     size: Mapped[int] = mapped_column(Integer)
+    # The uploaded template version used; None for the built-in one.
+    template_version_id: Mapped[int | None] = mapped_column(ForeignKey("template_versions.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    body: Mapped[bytes] = mapped_column(LargeBinary)  # content chain, own DEK
+    body: Mapped[bytes] = mapped_column(LargeBinary)  # content chain
+    pdf_body: Mapped[bytes | None] = mapped_column(LargeBinary)  # content chain, when converted
+    pdf_size: Mapped[int | None] = mapped_column(Integer)
+
+    sheet: Mapped[Sheet | None] = relationship()
 
     @property
     def key_owner_uuid(self) -> str:
-        return self.uuid
+        # About one person: their keys, so that a purge shreds it with the rest.
+        return self.sheet.beneficiary.uuid if self.sheet is not None else self.uuid
 
 
 class DocumentJob(Base):
     """Source of truth for a document request; the RQ job only carries its id."""
 
     __tablename__ = "document_jobs"
-    __table_args__ = (UniqueConstraint("meeting_id", "kind", "content_version"),)
+    __table_args__ = (UniqueConstraint("meeting_id", "kind", "content_version", "subject"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
     meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id"), index=True)
     kind: Mapped[str] = mapped_column(String(20))
     content_version: Mapped[int] = mapped_column(Integer)
+    # "" for a session document, the sheet id for a per-sheet one (unique with NULL-free key).
+    subject: Mapped[str] = mapped_column(String(20), default="")
+    sheet_id: Mapped[int | None] = mapped_column(ForeignKey("sheets.id"))
     status: Mapped[str] = mapped_column(String(10), default="queued", index=True)
     step: Mapped[str] = mapped_column(String(40), default="")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -67,3 +97,38 @@ class DocumentJob(Base):
     @property
     def status_label(self) -> str:
         return JOB_STATES.get(self.status, self.status)
+
+
+class TemplateVersion(Base):
+    """A Word template uploaded by an administrator; checked before use, one active per kind.
+
+    Templates hold no personal data: stored as they are."""
+
+    __tablename__ = "template_versions"
+    __table_args__ = (UniqueConstraint("kind", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    filename: Mapped[str] = mapped_column(String(200))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    uploaded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class MinutesVisa(Base):
+    """A director's authenticated approval of the exact minutes file (its SHA-256)."""
+
+    __tablename__ = "minutes_visas"
+    __table_args__ = (UniqueConstraint("document_id", "institution"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id"), index=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("generated_documents.id"))
+    institution: Mapped[str] = mapped_column(String(20))  # key of INSTITUTIONS
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    signed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    sha256: Mapped[str] = mapped_column(String(64))

@@ -67,6 +67,10 @@ class User(Base):
         }
 
     @property
+    def institutions(self) -> set[str]:
+        return {r.institution for r in self.roles if r.role == "director" and r.institution}
+
+    @property
     def role_labels(self) -> list[str]:
         return sorted({ROLES[r.role] for r in self.roles})
 
@@ -90,6 +94,8 @@ class RoleAssignment(Base):
     circonscription_id: Mapped[int | None] = mapped_column(ForeignKey("circonscriptions.id"))
     # A referent who manages the structure (chef·fe de service) sees all its sheets.
     is_manager: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A director signs the minutes for one institution ("departement" or "france_travail").
+    institution: Mapped[str | None] = mapped_column(String(20))
 
     user: Mapped[User] = relationship(back_populates="roles")
     structure: Mapped[Structure | None] = relationship()
