@@ -8,23 +8,34 @@ again by the sweep once its lease expires.
 from __future__ import annotations
 
 import logging
-from datetime import date
+from datetime import date, timedelta
+from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from generator import runtime
 from generator.contexts import BUILDERS
-from generator.render import RenderError, render, template_path
+from generator.render import TEMPLATES, RenderError, render, template_path
 from shared import audit
 from shared.domain import documents
 from shared.encrypted import Vault
-from shared.models import DocumentJob, GeneratedDocument, Meeting, User
+from shared.models import (
+    DocumentJob,
+    GeneratedDocument,
+    Meeting,
+    Sheet,
+    TemplateVersion,
+    User,
+)
 from shared.queue import PayloadError, verify_payload
 
 log = logging.getLogger(__name__)
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
-FILENAMES = {"agenda": "ordre-du-jour"}
+FILENAMES = {"agenda": "ordre-du-jour", "dossier": "dossier-de-seance",
+             "attendance": "feuille-emargement", "minutes": "proces-verbal",
+             "feedback": "fiche-retour"}
 
 
 def run_document_job(payload: dict) -> dict | None:
@@ -38,7 +49,8 @@ def run_document_job(payload: dict) -> dict | None:
             audit.record(session, rt.keyring, audit.WORKER, "job_refused", purpose=str(exc))
             session.commit()
             return None
-        job = documents.claim(session, str(payload["job"]))
+        job = documents.claim(session, str(payload["job"]),
+                              lease=timedelta(seconds=rt.settings.job_lease_seconds))
         session.commit()
         if job is None:  # done already, or another worker holds a live lease: single use
             log.info("job %s not claimable, skipped", payload["job"])
@@ -69,34 +81,65 @@ def run_document_job(payload: dict) -> dict | None:
         return {"job": job.uuid, "document": document.uuid, "status": "done"}
 
 
-def _requester_may_generate(session: Session, requester_id: int | None, meeting: Meeting) -> bool:
+def _requester_may_generate(session: Session, requester_id: int | None, meeting: Meeting,
+                            kind: str) -> bool:
     if requester_id is None:  # the CLI on the server itself
         return True
     user = session.get(User, requester_id)
-    return bool(user and user.active and meeting.circonscription_id in user.circonscription_ids)
+    if user is None or not user.active:
+        return False
+    # Directors sign the minutes: their visa regenerates the final version.
+    return meeting.circonscription_id in user.circonscription_ids or (
+        kind == "minutes" and user.has_role("director"))
+
+
+def template_source(session: Session, settings, kind: str) -> tuple[int | None, Path | bytes]:
+    """The active uploaded version of a template, else the built-in file."""
+    version = session.scalar(select(TemplateVersion).where(
+        TemplateVersion.kind == kind, TemplateVersion.active.is_(True)))
+    if version is not None:
+        return version.id, version.body
+    return None, template_path(settings.templates_dir, kind)
 
 
 def _build(session: Session, rt: runtime.Runtime, job: DocumentJob,
            requester_id: int | None) -> GeneratedDocument:
     meeting = session.get(Meeting, job.meeting_id)
-    if meeting is None or not _requester_may_generate(session, requester_id, meeting):
+    if meeting is None or not _requester_may_generate(session, requester_id, meeting, job.kind):
         raise PermissionError
+    sheet = session.get(Sheet, job.sheet_id) if job.sheet_id else None
+    vault = Vault(session, rt.keyring, audit.WORKER)
     builder, _keys = BUILDERS[job.kind]
     documents.set_step(session, job, "préparation des données")
     session.commit()
-    context = builder(session, meeting, job.content_version, date.today())
+    context = builder(session, vault, meeting, job.content_version, date.today(), sheet)
     documents.set_step(session, job, "mise en page")
     session.commit()
-    body = render(template_path(rt.settings.templates_dir, job.kind), context)
+    version_id, source = template_source(session, rt.settings, job.kind)
+    body = render(source, context, TEMPLATES[job.kind])
+    pdf = None
+    if rt.pdf is not None and rt.pdf.available:
+        documents.set_step(session, job, "conversion PDF")
+        session.commit()
+        try:
+            pdf = rt.pdf.convert(body)
+        except Exception as exc:  # the .docx stays available; the PDF can be asked again
+            log.warning("job %s: PDF conversion failed (%s)", job.id, type(exc).__name__)
     documents.set_step(session, job, "chiffrement et enregistrement")
+    stem = f"{FILENAMES[job.kind]}-{meeting.starts_at:%Y-%m-%d}"
+    if sheet is not None:
+        stem += f"-{sheet.reference}"
     document = GeneratedDocument(
         meeting_id=meeting.id, kind=job.kind, content_version=job.content_version,
-        filename=f"{FILENAMES[job.kind]}-{meeting.starts_at:%Y-%m-%d}-v{job.content_version}.docx",
-        media_type=DOCX, size=len(body), body=b"",
+        sheet_id=sheet.id if sheet is not None else None, template_version_id=version_id,
+        filename=f"{stem}-v{job.content_version}.docx", media_type=DOCX, size=len(body),
+        body=b"", pdf_size=len(pdf) if pdf is not None else None,
     )
     session.add(document)
     session.flush()
-    Vault(session, rt.keyring, audit.WORKER).seal_blob(document, "body", body)
+    vault.seal_blob(document, "body", body)
+    if pdf is not None:
+        vault.seal_blob(document, "pdf_body", pdf)
     documents.complete(session, job, document)
     audit.record(session, rt.keyring, audit.WORKER, "document_generated",
                  object_type="generated_documents", object_ids=[document.id],

@@ -24,15 +24,17 @@ def template_path(templates_dir: Path, kind: str) -> Path:
     return templates_dir / TEMPLATES[kind]
 
 
-def render(path: Path, context: dict) -> bytes:
-    """Fill one template; values are XML-escaped (autoescape), never evaluated."""
-    template = DocxTemplate(str(path))
+def render(source: Path | bytes, context: dict, name: str = "") -> bytes:
+    """Fill one template (a file, or the bytes of an uploaded version); values are
+    XML-escaped (autoescape), never evaluated."""
+    template = DocxTemplate(str(source) if isinstance(source, Path) else io.BytesIO(source))
+    name = name or (source.name if isinstance(source, Path) else "modèle")
     try:
         template.render(context, autoescape=True)
     except Exception as exc:  # inputs are plain dicts: any failure here is the template's
         line = getattr(exc, "lineno", None) if isinstance(exc, TemplateError) else None
         where = f"ligne {line} du modèle" if line else "modèle"
-        raise RenderError(path.name, f"{where} : {type(exc).__name__}") from None
+        raise RenderError(name, f"{where} : {type(exc).__name__}") from None
     out = io.BytesIO()
     template.save(out)
     return out.getvalue()

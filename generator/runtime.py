@@ -25,6 +25,7 @@ class Runtime:
     sessions: sessionmaker[Session]
     keyring: KeyRing
     pid: int
+    pdf: object | None = None  # generator.pdf.PdfConverter when LibreOffice is installed
 
 
 _runtime: Runtime | None = None

@@ -68,8 +68,9 @@ def _register_blueprints(app: Flask) -> None:
     from intake.main.views import bp as main
     from intake.meetings.views import bp as meetings
     from intake.sheets.views import bp as sheets
+    from intake.signatures.views import bp as signatures
 
-    for blueprint in (main, auth, admin, meetings, sheets, followup):
+    for blueprint in (main, auth, admin, meetings, sheets, followup, signatures):
         app.register_blueprint(blueprint)
 
 

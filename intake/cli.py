@@ -227,8 +227,11 @@ def _audited_session() -> Iterator[tuple]:
 @click.option("--circonscription", "circonscription_ids", type=int, multiple=True,
               help="Circonscription id (facilitators; repeat for several).")
 @click.option("--manager", is_flag=True, help="Referent who sees all the structure's sheets.")
+@click.option("--institution", type=click.Choice(["departement", "france_travail"]),
+              help="Institution a director signs the minutes for.")
 def users_create(email: str, full_name: str, role: str, structure_id: int | None,
-                 circonscription_ids: tuple[int, ...], manager: bool) -> None:
+                 circonscription_ids: tuple[int, ...], manager: bool,
+                 institution: str | None) -> None:
     """Create an account with a one-time password, to change at first login."""
     from shared.domain.users import RoleSpec, create_user, generate_password
     from shared.errors import DomainError
@@ -237,7 +240,8 @@ def users_create(email: str, full_name: str, role: str, structure_id: int | None
     with _audited_session() as (session, record):
         try:
             user = create_user(session, email=email, full_name=full_name, password=password,
-                               role=RoleSpec(role, structure_id, circonscription_ids, manager),
+                               role=RoleSpec(role, structure_id, circonscription_ids, manager,
+                                             institution),
                                must_change_password=True)
         except DomainError as exc:
             raise click.ClickException(exc.message) from None

@@ -38,6 +38,9 @@ class Settings:
     # Reverse proxies in front of the web app whose X-Forwarded-For / -Proto are trusted:
     # login throttling counts per client address, not per proxy.
     proxy_hops: int = 0
+    # How long a running document job may go without finishing before another worker takes
+    # it over (a killed worker never finishes it).
+    job_lease_seconds: int = 360
     log_level: str = "INFO"
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -114,6 +117,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         templates_dir=templates_dir,
         log_level=environ.get("ICLI_LOG_LEVEL", "INFO").upper(),
         proxy_hops=_int(environ, "ICLI_PROXY_HOPS", 0),
+        job_lease_seconds=_int(environ, "ICLI_JOB_LEASE", 360),
     )
 
 

@@ -191,7 +191,10 @@ def seed_demo(session: Session, vault: Vault, *, password: str | None = None,
          RoleSpec("referent", structure_id=structures["ALI de Saint-Denis"].id)),
         ("animatrice@icli.example", "Sofia Animatrice (démo)",
          RoleSpec("facilitator", circonscription_ids=(saint_denis.id, aubervilliers.id))),
-        ("directrice@icli.example", "Hélène Directrice (démo)", RoleSpec("director")),
+        ("directrice@icli.example", "Hélène Directrice territoriale (démo)",
+         RoleSpec("director", institution="france_travail")),
+        ("dga@icli.example", "Directeur général adjoint (démo)",
+         RoleSpec("director", institution="departement")),
         ("admin@icli.example", "Admin (démo)", RoleSpec("admin")),
     ]
     users = {}
@@ -230,7 +233,8 @@ def seed_demo(session: Session, vault: Vault, *, password: str | None = None,
 
 def _demo_sessions(session: Session, vault: Vault, circ: Circonscription,
                    structures: dict[str, Structure], sheets: list) -> None:
-    """A past session held and closed, the next one with sheets inscribed, one planned."""
+    """A past session held (minutes written), the next one with sheets inscribed, one
+    planned."""
     for name, function, key, kind, acco in [
         ("Chef de circonscription (démo)", "Responsable", "Service social départemental de "
          "Saint-Denis", "permanent", False),
@@ -274,7 +278,8 @@ def _demo_sessions(session: Session, vault: Vault, circ: Circonscription,
                     come_back_on=None, formal_decision_by="departement")
     for item in situations[1:]:
         adjourn(session, vault, past, item.id, "Diagnostic partagé à compléter.")
-    for action in ("finish_avis", "write_minutes", "send_minutes", "sign_minutes", "close"):
+    # Its minutes are written: the facilitator generates them and sends them for the visas.
+    for action in ("finish_avis", "write_minutes"):
         meeting_transition(session, vault, past, action)
 
     upcoming, *_later = sorted(plan_from_schedule(session, schedule, months=3),

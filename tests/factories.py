@@ -55,7 +55,8 @@ def users_for_every_role(session, north, south, structures):
         "other_referent": RoleSpec("referent", structure_id=structures["other"].id),
         "facilitator": RoleSpec("facilitator", circonscription_ids=(north.id,)),
         "other_facilitator": RoleSpec("facilitator", circonscription_ids=(south.id,)),
-        "director": RoleSpec("director"),
+        "director": RoleSpec("director", institution="departement"),
+        "other_director": RoleSpec("director", institution="france_travail"),
         "admin": RoleSpec("admin"),
     }
     return {

@@ -10,6 +10,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
 from intake.choices import choices
+from shared.models.document import INSTITUTIONS
 from shared.models.reference import STRUCTURE_TYPES
 from shared.models.user import ROLES
 
@@ -23,6 +24,9 @@ class UserForm(FlaskForm):
     role = SelectField("Rôle", choices=choices(ROLES.items()))
     structure_id = SelectField("Structure (référent·e)", coerce=int, validators=[Optional()])
     manager = BooleanField("Responsable de la structure (voit toutes ses fiches)")
+    institution = SelectField("Institution (direction signataire)",
+                              choices=choices([("", "—"), *INSTITUTIONS.items()]),
+                              validate_choice=False)
     circonscription_ids = SelectMultipleField("Circonscriptions (animation)", coerce=int,
                                               validators=[Optional()])
     submit = SubmitField("Créer le compte")

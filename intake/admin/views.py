@@ -52,7 +52,8 @@ def user_new():
         password = users.generate_password()
         spec = users.RoleSpec(form.role.data, structure_id=form.structure_id.data or None,
                               circonscription_ids=tuple(form.circonscription_ids.data or ()),
-                              manager=form.manager.data)
+                              manager=form.manager.data,
+                              institution=form.institution.data or None)
         try:
             user = users.create_user(db(), email=form.email.data, full_name=form.full_name.data,
                                      password=password, role=spec, must_change_password=True)

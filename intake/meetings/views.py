@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import logging
+import shutil
+import zipfile
 from datetime import date, datetime, time
 
 import redis
@@ -41,8 +44,8 @@ from shared.models import (
     Sheet,
     Structure,
 )
-from shared.models.document import DOCUMENT_KINDS
-from shared.models.meeting import AGENDA_PARTS, ANSWERS, ATTENDANCE, ICAG_KINDS
+from shared.models.document import DOCUMENT_KINDS, PER_SHEET_KINDS
+from shared.models.meeting import AGENDA_PARTS, ANSWERS, ATTENDANCE, FORMAL_DECISION, ICAG_KINDS
 from shared.queue import enqueue_document_job
 
 log = logging.getLogger(__name__)
@@ -217,11 +220,17 @@ def show(meeting_id: int):
     return render_template(
         "meetings/show.html", meeting=meeting, allowed=allowed, parts=AGENDA_PARTS,
         jobs=documents.latest_jobs(db(), meeting.id), kinds=DOCUMENT_KINDS, form=FlaskForm(),
+        per_sheet=PER_SHEET_KINDS, pdf_note=not _pdf_possible(),
         reason_form=ReasonForm(), postpone_form=PostponeForm(), item_form=ItemForm(),
         inscribe_form=inscribe, adjourn_form=adjourn, answers=ANSWERS, attendance=ATTENDANCE,
         counts=domain.attendance_counts(meeting), deadlines=domain.deadlines(meeting),
         icag_kinds=ICAG_KINDS, labels=labels, decisions=decisions,
         transitions=domain.TRANSITIONS, today=date.today(), follow_up=follow_up)
+
+
+def _pdf_possible() -> bool:
+    """Whether this machine converts to PDF (the worker does it with LibreOffice)."""
+    return shutil.which("soffice") is not None or shutil.which("libreoffice") is not None
 
 
 def meeting_decisions(meeting: Meeting) -> list[Decision]:
@@ -239,7 +248,8 @@ def _other_open_meetings(meeting: Meeting) -> list[Meeting]:
 @role_required("facilitator")
 def change_state(meeting_id: int, action: str):
     meeting = meeting_in_scope(meeting_id)
-    if action not in domain.TRANSITIONS or action == "postpone":
+    # Postponing needs a date; the minutes are signed by the directors' visas only.
+    if action not in domain.TRANSITIONS or action in ("postpone", "sign_minutes"):
         abort(404)
     form = ReasonForm()
     reason = (form.reason.data or "") if form.validate() else ""
@@ -428,29 +438,38 @@ def _actions_from_request() -> list[domain.ActionInput]:
 
 
 # -- documents --------------------------------------------------------------------------------
+def _sheet_of_meeting(meeting: Meeting, sheet_id: int | None) -> Sheet | None:
+    if not sheet_id:
+        return None
+    if not any(i.sheet_id == sheet_id for i in meeting.items):
+        abort(404)
+    return db().get(Sheet, sheet_id)
+
+
 @bp.route("/<int:meeting_id>/documents/<kind>", methods=["POST"])
 @role_required("facilitator")
 def generate(meeting_id: int, kind: str):
     meeting = meeting_in_scope(meeting_id)
     if kind not in DOCUMENT_KINDS:
         abort(404)
+    sheet = _sheet_of_meeting(meeting, request.form.get("sheet_id", type=int))
     try:
-        job = documents.request_document(db(), meeting, kind, current_user.id)
+        job = documents.request_document(db(), meeting, kind, current_user.id, sheet)
     except DomainError as exc:
-        flash(exc.message, "error")
-        return redirect(url_for("meetings.show", meeting_id=meeting.id))
+        return _refused(meeting, exc, "#documents")
     record("document_requested", object_type="document_jobs", object_ids=[job.id])
     db().commit()  # the outbox row exists before anything is sent to Redis
     send_pending(meeting.id)
     flash(f"{DOCUMENT_KINDS[kind]} : génération demandée.", "success")
-    return redirect(url_for("meetings.show", meeting_id=meeting.id))
+    return redirect(url_for("meetings.show", meeting_id=meeting.id) + "#documents")
 
 
 @bp.route("/<int:meeting_id>/documents/<kind>/statut")
 @role_required("facilitator")
 def job_status(meeting_id: int, kind: str):
     meeting = meeting_in_scope(meeting_id)
-    job = documents.latest_jobs(db(), meeting.id).get(kind) or abort(404)
+    subject = str(request.args.get("fiche", type=int) or "")
+    job = documents.latest_jobs(db(), meeting.id).get((kind, subject)) or abort(404)
     return {"status": job.status, "label": job.status_label, "step": job.step,
             "error": job.error_message or "",
             "download": url_for("meetings.download", document_id=job.document_id)
@@ -462,8 +481,61 @@ def job_status(meeting_id: int, kind: str):
 def download(document_id: int):
     document = db().get(GeneratedDocument, document_id) or abort(404)
     meeting_in_scope(document.meeting_id)
-    body = vault().open_blob(document, "body")
-    record("document_downloaded", object_type="generated_documents", object_ids=[document.id])
-    db().commit()  # audited before the file leaves
-    return send_file(io.BytesIO(body), mimetype=document.media_type, as_attachment=True,
-                     download_name=document.filename, max_age=0)
+    return send_document(document, request.args.get("format") == "pdf")
+
+
+def send_document(document: GeneratedDocument, as_pdf: bool):
+    """Decrypt and stream one file, audited before it leaves (rule 10: no file on disk)."""
+    if as_pdf and document.pdf_body is None:
+        abort(404)
+    field = "pdf_body" if as_pdf else "body"
+    body = vault().open_blob(document, field)
+    record("document_downloaded", object_type="generated_documents", object_ids=[document.id],
+           fields=[field])
+    db().commit()
+    name = document.filename.removesuffix(".docx") + ".pdf" if as_pdf else document.filename
+    return send_file(io.BytesIO(body), as_attachment=True, download_name=name, max_age=0,
+                     mimetype="application/pdf" if as_pdf else document.media_type)
+
+
+@bp.route("/<int:meeting_id>/archive")
+@role_required("facilitator")
+def archive(meeting_id: int):
+    """The session's archive: latest dossier and minutes (Word and PDF) and a CSV of the
+    decisions, by reference only."""
+    meeting = meeting_in_scope(meeting_id)
+    buffer = io.BytesIO()
+    included = []
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive_file:
+        for kind in ("dossier", "minutes"):
+            document = documents.latest_document(db(), meeting.id, kind)
+            if document is None:
+                continue
+            archive_file.writestr(document.filename, vault().open_blob(document, "body"))
+            if document.pdf_body is not None:
+                archive_file.writestr(document.filename.removesuffix(".docx") + ".pdf",
+                                      vault().open_blob(document, "pdf_body"))
+            included.append(document.id)
+        archive_file.writestr("decisions.csv", _decisions_csv(meeting))
+    record("archive_downloaded", object_type="meetings", object_ids=[meeting.id],
+           fields=[str(i) for i in included])
+    db().commit()
+    buffer.seek(0)
+    return send_file(buffer, mimetype="application/zip", as_attachment=True, max_age=0,
+                     download_name=f"archive-seance-{meeting.starts_at:%Y-%m-%d}.zip")
+
+
+def _decisions_csv(meeting: Meeting) -> str:
+    labels = reference_labels(db())
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=";")
+    writer.writerow(["Référence", "Motif", "Structure", "Avis", "Décision formelle",
+                     "Retour en instance", "Préconisations"])
+    for decision in meeting_decisions(meeting):
+        sheet = decision.sheet
+        writer.writerow([sheet.reference, labels["motif"].get(sheet.motif or "", ""),
+                         sheet.structure.name, labels["avis"].get(decision.avis, decision.avis),
+                         FORMAL_DECISION[decision.formal_decision_by],
+                         decision.come_back_on.strftime("%d/%m/%Y")
+                         if decision.come_back_on else "", len(decision.actions)])
+    return "\ufeff" + out.getvalue()

@@ -7,35 +7,61 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from shared import audit
 from shared.db import utcnow
-from shared.errors import InvalidTransition
-from shared.models import DocumentJob, GeneratedDocument, Meeting
+from shared.encrypted import Vault
+from shared.errors import InvalidInput, InvalidTransition
+from shared.models import (
+    Decision,
+    DocumentJob,
+    GeneratedDocument,
+    Meeting,
+    MinutesVisa,
+    Sheet,
+    User,
+)
+from shared.models.document import DOCUMENT_KINDS, INSTITUTIONS, PER_SHEET_KINDS
 
 # A running job whose lease has passed belongs to a dead worker and is run again.
 LEASE = timedelta(minutes=6)
 # A queued job sent to Redis this long ago without starting is sent again (Redis lost it).
 RESEND_AFTER = timedelta(minutes=10)
 
-# The states in which the facilitator may (re)generate the agenda.
-AGENDA_STATES = {"planifiee", "odj_en_construction", "convoquee"}
+# The session states in which each document can be (re)generated.
+KIND_STATES = {
+    "agenda": {"planifiee", "odj_en_construction", "convoquee", "tenue"},
+    "dossier": {"odj_en_construction", "convoquee", "tenue"},
+    "attendance": {"convoquee", "tenue"},
+    "minutes": {"avis_saisis", "pv_redige", "pv_en_signature", "pv_signe"},
+    "feedback": {"avis_saisis", "pv_redige", "pv_en_signature", "pv_signe", "cloturee"},
+}
 
 
 def request_document(session: Session, meeting: Meeting, kind: str,
-                     requester_id: int | None) -> DocumentJob:
-    """Return the job for (meeting, kind, content version), creating or re-arming it.
+                     requester_id: int | None, sheet: Sheet | None = None) -> DocumentJob:
+    """Return the job for (meeting, kind, content version[, sheet]), creating or re-arming it.
 
     Idempotent: asking twice for the same content gives the same job; a failed job is
     queued again ("relancer").
     """
-    if kind == "agenda" and meeting.state not in AGENDA_STATES:
-        raise InvalidTransition(
-            f"L'ordre du jour ne peut plus être généré : la séance est « {meeting.state_label} »."
-        )
+    if kind not in KIND_STATES:
+        raise InvalidInput("Type de document inconnu.")
+    if meeting.state not in KIND_STATES[kind]:
+        raise InvalidTransition(f"« {DOCUMENT_KINDS[kind]} » ne peut pas être généré : la "
+                                f"séance est « {meeting.state_label} ».")
+    if (kind in PER_SHEET_KINDS) != (sheet is not None):
+        raise InvalidInput("Ce document se génère pour une situation de la séance.")
+    if sheet is not None and not session.scalar(select(Decision.id).where(
+            Decision.meeting_id == meeting.id, Decision.sheet_id == sheet.id)):
+        raise InvalidInput("Pas d'avis enregistré pour cette situation à cette séance.")
+    subject = str(sheet.id) if sheet is not None else ""
     job = session.scalars(select(DocumentJob).where(
         DocumentJob.meeting_id == meeting.id, DocumentJob.kind == kind,
-        DocumentJob.content_version == meeting.content_version)).first()
+        DocumentJob.content_version == meeting.content_version,
+        DocumentJob.subject == subject)).first()
     if job is None:
-        job = DocumentJob(meeting_id=meeting.id, kind=kind,
+        job = DocumentJob(meeting_id=meeting.id, kind=kind, subject=subject,
+                          sheet_id=sheet.id if sheet is not None else None,
                           content_version=meeting.content_version, requested_by=requester_id)
         session.add(job)
     elif job.status == "failed":
@@ -65,7 +91,8 @@ def mark_sent(session: Session, job: DocumentJob) -> None:
     session.flush()
 
 
-def claim(session: Session, job_uuid: str, now: datetime | None = None) -> DocumentJob | None:
+def claim(session: Session, job_uuid: str, now: datetime | None = None,
+          lease: timedelta = LEASE) -> DocumentJob | None:
     """Compare-and-swap queued (or expired running) → running; None if another run has it."""
     now = now or utcnow()
     result = session.execute(
@@ -73,7 +100,7 @@ def claim(session: Session, job_uuid: str, now: datetime | None = None) -> Docum
         .where(DocumentJob.uuid == job_uuid)
         .where(or_(DocumentJob.status == "queued",
                    (DocumentJob.status == "running") & (DocumentJob.lease_until < now)))
-        .values(status="running", started_at=now, lease_until=now + LEASE,
+        .values(status="running", started_at=now, lease_until=now + lease,
                 attempts=DocumentJob.attempts + 1, step="démarrage")
     )
     if result.rowcount != 1:
@@ -107,8 +134,52 @@ def release_for_retry(session: Session, job: DocumentJob) -> None:
     session.flush()
 
 
-def latest_jobs(session: Session, meeting_id: int) -> dict[str, DocumentJob]:
-    """The most recent job of each kind for a meeting."""
+def latest_jobs(session: Session, meeting_id: int) -> dict[tuple[str, str], DocumentJob]:
+    """The most recent job of each (kind, subject) for a meeting."""
     jobs = session.scalars(select(DocumentJob).where(DocumentJob.meeting_id == meeting_id)
                            .order_by(DocumentJob.id)).all()
-    return {job.kind: job for job in jobs}
+    return {(job.kind, job.subject): job for job in jobs}
+
+
+def latest_document(session: Session, meeting_id: int, kind: str,
+                    sheet_id: int | None = None) -> GeneratedDocument | None:
+    query = select(GeneratedDocument).where(GeneratedDocument.meeting_id == meeting_id,
+                                            GeneratedDocument.kind == kind)
+    query = query.where(GeneratedDocument.sheet_id.is_(None) if sheet_id is None
+                        else GeneratedDocument.sheet_id == sheet_id)
+    return session.scalars(query.order_by(GeneratedDocument.id.desc()).limit(1)).first()
+
+
+def minutes_visas(session: Session, document: GeneratedDocument) -> list[MinutesVisa]:
+    return list(session.scalars(select(MinutesVisa).where(
+        MinutesVisa.document_id == document.id).order_by(MinutesVisa.id)))
+
+
+def apply_visa(session: Session, vault: Vault, meeting: Meeting, document: GeneratedDocument,
+               user: User, institution: str, sha256: str) -> bool:
+    """A director's visa on the exact minutes file; True once both institutions signed, when
+    the session moves to « PV signé » and the final minutes carrying both visas are built."""
+    if meeting.state != "pv_en_signature":
+        raise InvalidTransition("Ce procès-verbal n'attend pas de visa.")
+    if institution not in user.institutions:
+        raise InvalidInput("Vous ne signez pas pour cette institution.")
+    latest = latest_document(session, meeting.id, "minutes")
+    if latest is None or latest.id != document.id:
+        raise InvalidTransition("Une version plus récente du procès-verbal existe : "
+                                "visez la dernière.")
+    if any(v.institution == institution for v in minutes_visas(session, document)):
+        raise InvalidTransition("Le visa de cette institution est déjà apposé.")
+    visa = MinutesVisa(meeting_id=meeting.id, document_id=document.id, institution=institution,
+                       user_id=user.id, sha256=sha256)
+    session.add(visa)
+    session.flush()
+    audit.record(session, vault.keyring, vault.actor, "minutes_visa",
+                 object_type="minutes_visas", object_ids=[visa.id], fields=[institution])
+    if {v.institution for v in minutes_visas(session, document)} != set(INSTITUTIONS):
+        return False
+    from shared.domain.meetings import transition  # the session lifecycle, one level up
+
+    transition(session, vault, meeting, "sign_minutes")
+    meeting.content_version += 1  # the final version carries both visas
+    request_document(session, meeting, "minutes", user.id)
+    return True

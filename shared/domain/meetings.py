@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shared import audit
+from shared.domain import documents
 from shared.domain.sheet_workflow import transition as sheet_transition
 from shared.encrypted import Vault
 from shared.errors import InvalidInput, InvalidTransition
@@ -134,6 +135,10 @@ def transition(session: Session, vault: Vault, meeting: Meeting, action: str, *,
     if action == "hold" and not any(m.attendance in ("present", "remplace")
                                     for m in meeting.members):
         raise InvalidInput("Saisissez d'abord les présences : aucun membre n'est présent.")
+    if action == "send_minutes" and documents.latest_document(session, meeting.id,
+                                                              "minutes") is None:
+        raise InvalidInput("Générez d'abord le procès-verbal : c'est lui que les directions "
+                           "viseront.")
     if action == "finish_avis":
         pending = [i for i in meeting.items if i.sheet_id and not i.outcome]
         if pending:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from shared.db import utcnow
 from shared.errors import InvalidInput, NotFound
 from shared.models import Circonscription, LoginThrottle, RoleAssignment, Structure, User
+from shared.models.document import INSTITUTIONS
 from shared.models.user import ROLES
 from shared.passwords import hash_password, needs_rehash, password_problem, verify_password
 from shared.text import clean_text, has_control
@@ -33,6 +34,7 @@ class RoleSpec:
     structure_id: int | None = None
     circonscription_ids: tuple[int, ...] = ()
     manager: bool = False  # a referent who sees all the structure's sheets
+    institution: str | None = None  # a director signs for "departement" or "france_travail"
 
 
 def normalise_email(email: str) -> str:
@@ -78,6 +80,10 @@ def _assignments(session: Session, spec: RoleSpec) -> list[RoleAssignment]:
         if not ids or found != len(ids):
             raise InvalidInput("Choisissez au moins une circonscription existante.")
         return [RoleAssignment(role="facilitator", circonscription_id=i) for i in ids]
+    if spec.role == "director":
+        if spec.institution not in INSTITUTIONS:
+            raise InvalidInput("Précisez l'institution pour laquelle la direction signe.")
+        return [RoleAssignment(role="director", institution=spec.institution)]
     return [RoleAssignment(role=spec.role)]
 
 

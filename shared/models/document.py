@@ -53,8 +53,9 @@ class GeneratedDocument(Base):
     # The uploaded template version used; None for the built-in one.
     template_version_id: Mapped[int | None] = mapped_column(ForeignKey("template_versions.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    body: Mapped[bytes] = mapped_column(LargeBinary)  # content chain
-    pdf_body: Mapped[bytes | None] = mapped_column(LargeBinary)  # content chain, when converted
+    # Deferred: lists of documents never load the files themselves.
+    body: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)  # content chain
+    pdf_body: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)  # when converted
     pdf_size: Mapped[int | None] = mapped_column(Integer)
 
     sheet: Mapped[Sheet | None] = relationship()
@@ -113,7 +114,7 @@ class TemplateVersion(Base):
     filename: Mapped[str] = mapped_column(String(200))
     sha256: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(Integer)
-    body: Mapped[bytes] = mapped_column(LargeBinary)
+    body: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     uploaded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     active: Mapped[bool] = mapped_column(Boolean, default=False)

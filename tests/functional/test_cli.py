@@ -118,7 +118,8 @@ def test_demo_prints_a_random_password_once_when_none_is_given(test_env, engine)
 def test_users_create_deactivate_and_reset(test_env, engine, db_session, app):
     icli(test_env, "demo", "--password", "demo-password-2026", "--sheets", "0")
     created = icli(test_env, "users", "create", "--email", "dir@test.invalid", "--name",
-                   "Directrice Test", "--role", "director")
+                   "Directrice Test", "--role", "director", "--institution",
+                   "france_travail")
     password = created.stdout.strip().rsplit(" ", 1)[1]
     user = db_session.scalar(select(User).where(User.email == "dir@test.invalid"))
     assert user.must_change_password and user.has_role("director")

@@ -50,7 +50,8 @@ def test_the_admin_forms_survive_hostile_text(app, world, db_session, value):
     client = client_as(app, "admin")
     for url, data in [
         ("/admin/utilisateurs/nouveau", {"email": "h@test.invalid", "full_name": value,
-                                         "role": "director", "structure_id": "0"}),
+                                         "role": "director", "structure_id": "0",
+                                         "institution": "departement"}),
         ("/admin/circonscriptions/nouvelle", {"code": "C42", "name": value, "active": "y"}),
         ("/admin/structures/nouvelle", {"name": value, "type": "ali",
                                         "circonscription_id": "0", "active": "y"}),

@@ -32,6 +32,12 @@ def routes(app, world, db_session, vault):
     db_session.add(document)
     db_session.flush()
     vault.seal_blob(document, "body", b"doc")
+    minutes = GeneratedDocument(meeting_id=meeting.id, kind="minutes", content_version=1,
+                                filename="pv.docx", media_type="application/octet-stream",
+                                size=3, body=b"")
+    db_session.add(minutes)
+    db_session.flush()
+    vault.seal_blob(minutes, "body", b"pv")
     documents.request_document(db_session, meeting, "agenda", None)
     referent = world["users"]["referent"]
     sheet = make_sheet(db_session, vault, world["structures"]["ssd"], canary_identity(9),
@@ -48,7 +54,7 @@ def routes(app, world, db_session, vault):
     meeting_values = {"item_id": meeting.items[-1].id, "action": "cancel",
                       "member_id": member.id, "direction": "monter"}
     values = {"meeting_id": meeting.id, "document_id": document.id, "kind": "agenda",
-              "sheet_id": sheet.id, "item_id": db_session.scalar(
+              "sheet_id": sheet.id, "institution": "departement", "item_id": db_session.scalar(
                   select(ReferenceItem.id).where(ReferenceItem.kind == "motif").limit(1)),
               "user_id": world["users"]["director"].id, "action": "desactiver",
               "circ_id": world["north"].id, "structure_id": world["structures"]["ali"].id,
@@ -60,6 +66,8 @@ def routes(app, world, db_session, vault):
             args["kind"] = "motif"
         if rule.endpoint.startswith("meetings."):
             args.update({k: v for k, v in meeting_values.items() if k in rule.arguments})
+        if rule.endpoint == "signatures.download":
+            args["document_id"] = minutes.id
         if rule.endpoint == "meetings.member_toggle":
             args["action"] = "desactiver"
         if rule.endpoint == "meetings.remove_item":  # keep the situations for later routes
@@ -113,7 +121,7 @@ def test_every_route_checks_access_for_every_role(app, routes, world, role):
         else:
             token = csrf_token(client, "/connexion" if role == "anonymous" else "/")
             response = client.post(url, data={"csrf_token": token})
-        body = response.get_data(as_text=True)
+        body = response.get_data().decode("utf-8", "replace")  # archives are binary
         if expected == "allowed":
             assert response.status_code not in (401, 403, 404), (endpoint, role)
         else:

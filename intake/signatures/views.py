@@ -1,0 +1,72 @@
+"""Directors: the minutes awaiting their visa, and the visa itself (authenticated approval of
+the exact file, recorded with its SHA-256)."""
+
+from __future__ import annotations
+
+import hashlib
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+
+from intake.access import role_required
+from intake.dbsession import db, vault
+from intake.meetings.views import send_document
+from shared.domain import documents
+from shared.errors import DomainError
+from shared.models import GeneratedDocument, Meeting
+from shared.models.document import INSTITUTIONS
+
+bp = Blueprint("signatures", __name__, url_prefix="/visas")
+
+
+@bp.route("/")
+@role_required("director")
+def inbox():
+    meetings = db().scalars(select(Meeting).where(
+        Meeting.state.in_(("pv_en_signature", "pv_signe", "cloturee")))
+        .order_by(Meeting.state != "pv_en_signature", Meeting.starts_at.desc()).limit(50)).all()
+    rows = []
+    for meeting in meetings:
+        document = documents.latest_document(db(), meeting.id, "minutes")
+        visas = documents.minutes_visas(db(), document) if document else []
+        rows.append((meeting, document, {v.institution: v for v in visas}))
+    return render_template("signatures/inbox.html", rows=rows, institutions=INSTITUTIONS,
+                           mine=current_user.institutions, form=FlaskForm())
+
+
+@bp.route("/documents/<int:document_id>")
+@role_required("director")
+def download(document_id: int):
+    document = db().get(GeneratedDocument, document_id)
+    if document is None or document.kind != "minutes":
+        abort(404)  # directors read the minutes only (pseudonymous, by reference)
+    return send_document(document, request.args.get("format") == "pdf")
+
+
+@bp.route("/<int:meeting_id>/<institution>", methods=["POST"])
+@role_required("director")
+def sign(meeting_id: int, institution: str):
+    meeting = db().get(Meeting, meeting_id)
+    document = documents.latest_document(db(), meeting_id, "minutes") if meeting else None
+    if document is None or institution not in INSTITUTIONS:
+        abort(404)
+    FlaskForm().validate()
+    # The hash of the exact file the director could download and read.
+    digest = hashlib.sha256(vault().open_blob(document, "body")).hexdigest()
+    try:
+        both = documents.apply_visa(db(), vault(), meeting, document, current_user,
+                                    institution, digest)
+    except DomainError as exc:
+        db().rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("signatures.inbox"))
+    db().commit()
+    if both:
+        from intake.meetings.views import send_pending
+
+        send_pending(meeting.id)  # the final minutes, carrying both visas
+    flash("Visa apposé." + (" Le procès-verbal est signé : la version finale est en cours de "
+                            "génération." if both else ""), "success")
+    return redirect(url_for("signatures.inbox"))
