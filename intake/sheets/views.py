@@ -26,6 +26,7 @@ from werkzeug.datastructures import MultiDict
 from intake.access import role_required
 from intake.dbsession import db, record, services, vault
 from intake.errors import error_page
+from intake.meetings.views import send_document
 from intake.sheets.forms import (
     IDENTITY_LABELS,
     ReasonForm,
@@ -37,6 +38,7 @@ from intake.sheets.forms import (
 )
 from shared import audit
 from shared.db import utcnow
+from shared.domain import documents
 from shared.domain import sheet_workflow as workflow
 from shared.domain import sheets as domain
 from shared.domain.beneficiaries import Identity, save_identity, validate_identity
@@ -44,7 +46,15 @@ from shared.domain.meetings import previous_passages
 from shared.domain.reference import reference_labels
 from shared.encrypted import Vault
 from shared.errors import DomainError
-from shared.models import Beneficiary, Decision, FormStash, RecordKey, Sheet, Structure
+from shared.models import (
+    Beneficiary,
+    Decision,
+    FormStash,
+    GeneratedDocument,
+    RecordKey,
+    Sheet,
+    Structure,
+)
 from shared.models.meeting import FORMAL_DECISION
 from shared.models.sheet import SHEET_STATES
 from shared.protected import IDENTIFYING, SENSITIVE, SITUATIONAL
@@ -350,6 +360,8 @@ def show(sheet_id: int):
     identity = _identity_of(sheet, "consultation de la fiche") if is_referent else None
     events = [(e, vault().open(e, "comment")) for e in sheet.events]
     passages = previous_passages(db(), sheet)
+    feedback = [documents.latest_document(db(), item.meeting_id, "feedback", sheet.id)
+                for item in passages] if is_referent else []
     decisions = [(d, vault().open(d, "motivation"),
                   [(a, vault().open(a, "label")) for a in d.actions])
                  for d in db().scalars(select(Decision).where(Decision.sheet_id == sheet.id)
@@ -362,7 +374,19 @@ def show(sheet_id: int):
         sections=SECTIONS, fields=FIELDS, labels=_labels(), identity_labels=IDENTITY_LABELS,
         reason_form=ReasonForm(), screening_form=ScreeningForm(), states=SHEET_STATES,
         intensities=INTENSITE, passages=passages, decisions=decisions,
-        formal=FORMAL_DECISION)
+        formal=FORMAL_DECISION, feedback=[d for d in feedback if d is not None])
+
+
+@bp.route("/<int:sheet_id>/documents/<int:document_id>")
+@role_required("referent")
+def feedback_download(sheet_id: int, document_id: int):
+    """The referent's fiche retour: pseudonymous like every document; the identity is on the
+    page beside the link, never in the file (the worker cannot read it)."""
+    sheet = _sheet_for_referent(sheet_id)
+    document = db().get(GeneratedDocument, document_id)
+    if document is None or document.kind != "feedback" or document.sheet_id != sheet.id:
+        abort(404)
+    return send_document(document, request.args.get("format") == "pdf")
 
 
 @bp.route("/<int:sheet_id>/retirer", methods=["POST"])

@@ -15,7 +15,7 @@ PUBLIC = {"auth.login", "main.healthz", "static"}
 # Scoped endpoints: a facilitator of another circonscription (or a referent of another
 # structure) gets 404, not 403: nothing tells them the record exists.
 SCOPED = {"sheets.show", "sheets.edit", "sheets.withdraw", "sheets.screen",
-          "sheets.reveal_identity", "followup.mark_done"}
+          "sheets.reveal_identity", "sheets.feedback_download", "followup.mark_done"}
 
 
 def scoped(endpoint):
@@ -47,6 +47,12 @@ def routes(app, world, db_session, vault):
     db_session.add_all([decision, action])
     db_session.flush()
     vault.seal(action, "label", "Préconisation de test")
+    feedback = GeneratedDocument(meeting_id=meeting.id, kind="feedback", content_version=1,
+                                 sheet_id=sheet.id, filename="fr.docx", size=2, body=b"",
+                                 media_type="application/octet-stream")
+    db_session.add(feedback)
+    db_session.flush()
+    vault.seal_blob(feedback, "body", b"fr")
     member = Member(circonscription_id=world["north"].id, name="Membre Test", kind="permanent")
     db_session.add(member)
     db_session.commit()
@@ -66,6 +72,8 @@ def routes(app, world, db_session, vault):
             args["kind"] = "motif"
         if rule.endpoint.startswith("meetings."):
             args.update({k: v for k, v in meeting_values.items() if k in rule.arguments})
+        if rule.endpoint == "sheets.feedback_download":
+            args["document_id"] = feedback.id
         if rule.endpoint == "signatures.download":
             args["document_id"] = minutes.id
         if rule.endpoint == "meetings.member_toggle":
