@@ -16,11 +16,11 @@ from rq import Worker
 from rq.serializers import JSONSerializer
 
 from generator import runtime
+from shared import outbox
 from shared.config import Settings, load_settings
-from shared.domain import documents
 from shared.keys import record_key_versions
 from shared.logs import configure_logging
-from shared.queue import document_queue, enqueue_document_job, redis_connection
+from shared.queue import document_queue, redis_connection
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +29,8 @@ SWEEP_INTERVAL = 15  # seconds between outbox sweeps
 
 def sweep(rt: runtime.Runtime, connection: redis.Redis) -> int:
     """Send every job that needs it; returns how many were sent."""
-    sent = 0
     with rt.sessions() as session:
-        for job in documents.jobs_to_send(session):
-            enqueue_document_job(connection, rt.keyring, job.uuid, job.requested_by)
-            documents.mark_sent(session, job)
-            session.commit()
-            sent += 1
+        sent = outbox.send_pending(session, connection, rt.keyring)
     if sent:
         log.info("sweep sent %d document job(s)", sent)
     return sent

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import signal
 import subprocess
 import sys
@@ -286,6 +287,102 @@ def users_reset(email: str) -> None:
         set_active(session, user, True)
         record("password_reset", user)
     click.echo(f"user {user.id}: one-time password (shown once): {password}")
+
+
+# -- sessions and documents ---------------------------------------------------------------
+@main.group()
+def sessions() -> None:
+    """Sessions (séances)."""
+
+
+@sessions.command("list")
+@click.option("--json", "as_json", is_flag=True, help="A JSON list, for scripts.")
+def sessions_list(as_json: bool) -> None:
+    """Every session: id, circonscription, date, state, number of situations."""
+    from sqlalchemy import select
+
+    from shared.models import Meeting
+
+    with _session(_settings()) as session:
+        rows = [{"id": m.id, "circonscription": m.circonscription.name,
+                 "date": m.starts_at.isoformat(timespec="minutes"), "state": m.state,
+                 "situations": sum(1 for i in m.items if i.sheet_id)}
+                for m in session.scalars(select(Meeting).order_by(Meeting.starts_at))]
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    for row in rows:
+        click.echo(f"{row['id']:5}  {row['date']}  {row['circonscription']:20} "
+                   f"{row['state']:20} {row['situations']} situation(s)")
+
+
+@main.command()
+@click.option("--session", "meeting_id", type=int, required=True, help="Session id.")
+@click.option("--kind", type=click.Choice(["agenda", "dossier", "attendance", "minutes",
+                                           "feedback"]), required=True)
+@click.option("--sheet", "sheet_id", type=int, help="Sheet id (feedback only).")
+@click.option("--pdf", is_flag=True, help="Write the PDF instead of the .docx.")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False,
+                                                                 path_type=Path))
+@click.option("--timeout", default=120, show_default=True, help="Seconds to wait.")
+def generate(meeting_id: int, kind: str, sheet_id: int | None, pdf: bool, out_path: Path,
+             timeout: int) -> None:
+    """Build a document through the queue, like the button, and write it to --out."""
+    from rq import Worker
+
+    from shared import outbox
+    from shared.domain import documents
+    from shared.encrypted import Vault
+    from shared.errors import DomainError
+    from shared.models import DocumentJob, Meeting, Sheet
+    from shared.queue import DOCUMENTS_QUEUE, redis_connection
+
+    settings = _settings()
+    keyring = load_keyring(settings)
+    connection = redis_connection(settings)
+    try:
+        workers = [w for w in Worker.all(connection=connection)
+                   if DOCUMENTS_QUEUE in w.queue_names()]
+    except Exception:
+        workers = []
+    if not workers:
+        raise click.ClickException("no worker is running: start `icli worker` first")
+    with _session(settings) as session:
+        meeting = session.get(Meeting, meeting_id)
+        sheet = session.get(Sheet, sheet_id) if sheet_id else None
+        if meeting is None or (sheet_id and sheet is None):
+            raise click.ClickException("no such session or sheet")
+        try:
+            job = documents.request_document(session, meeting, kind, None, sheet)
+        except DomainError as exc:
+            raise click.ClickException(exc.message) from None
+        audit.record(session, keyring, audit.CLI, "document_requested",
+                     object_type="document_jobs", object_ids=[job.id])
+        session.commit()
+        outbox.send_pending(session, connection, keyring, meeting.id)
+        deadline = time.monotonic() + timeout
+        while True:
+            session.expire_all()
+            job = session.get(DocumentJob, job.id)
+            if job.status in ("done", "failed"):
+                break
+            if time.monotonic() > deadline:
+                raise click.ClickException(f"the document was not built within {timeout} s "
+                                           f"(state: {job.status}, step: {job.step})")
+            time.sleep(0.3)
+        if job.status == "failed":
+            raise click.ClickException(f"generation failed: {job.error_message}")
+        document = job.document
+        if pdf and document.pdf_body is None:
+            raise click.ClickException("PDF unavailable: LibreOffice is not installed on the "
+                                       "worker's machine (the .docx is available)")
+        vault = Vault(session, keyring, audit.CLI)
+        body = vault.open_blob(document, "pdf_body" if pdf else "body")
+        audit.record(session, keyring, audit.CLI, "document_exported",
+                     object_type="generated_documents", object_ids=[document.id])
+        session.commit()
+    out_path.write_bytes(body)
+    click.echo(f"wrote {out_path} ({len(body)} bytes, version {document.content_version})")
 
 
 # -- keys -------------------------------------------------------------------------

@@ -9,7 +9,6 @@ import shutil
 import zipfile
 from datetime import date, datetime, time
 
-import redis
 from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
@@ -30,6 +29,7 @@ from intake.meetings.forms import (
     ReasonForm,
     ScheduleForm,
 )
+from shared import outbox
 from shared.domain import documents
 from shared.domain import meetings as domain
 from shared.domain.reference import reference_labels
@@ -46,7 +46,6 @@ from shared.models import (
 )
 from shared.models.document import DOCUMENT_KINDS, PER_SHEET_KINDS
 from shared.models.meeting import AGENDA_PARTS, ANSWERS, ATTENDANCE, FORMAL_DECISION, ICAG_KINDS
-from shared.queue import enqueue_document_job
 
 log = logging.getLogger(__name__)
 
@@ -55,16 +54,7 @@ bp = Blueprint("meetings", __name__, url_prefix="/seances")
 
 def send_pending(meeting_id: int) -> None:
     """Hand the meeting's unsent jobs to Redis; if it is down they wait (outbox)."""
-    session = db()
-    for job in documents.jobs_to_send(session, meeting_id=meeting_id):
-        try:
-            enqueue_document_job(services().redis, services().keyring, job.uuid,
-                                 job.requested_by)
-        except redis.RedisError:
-            log.warning("Redis unavailable: document job %s stays queued", job.id)
-            return
-        documents.mark_sent(session, job)
-        session.commit()
+    outbox.send_pending(db(), services().redis, services().keyring, meeting_id)
 
 
 def _circonscription_in_scope(circ_id: int) -> Circonscription:
