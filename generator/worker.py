@@ -63,7 +63,9 @@ def main(settings: Settings | None = None) -> None:
             log.warning("Redis unavailable, retrying in 2 s")
             time.sleep(2)
     sweep(rt, connection)
+    # Sweep at least twice per lease, so an abandoned job is taken over soon after it expires.
+    interval = max(1, min(SWEEP_INTERVAL, settings.job_lease_seconds // 2))
     worker = DocumentWorker([document_queue(connection)], connection=connection,
-                            serializer=JSONSerializer, maintenance_interval=SWEEP_INTERVAL,
+                            serializer=JSONSerializer, maintenance_interval=interval,
                             log_job_description=False)  # payloads stay out of the logs
     worker.work(with_scheduler=True, logging_level=settings.log_level)

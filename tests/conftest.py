@@ -214,3 +214,11 @@ def world(db_session, vault):
     db_session.commit()
     return {"north": north, "south": south, "structures": structures, "users": accounts,
             "meeting": meeting, "sheets": sheets, "identities": identities}
+
+
+@pytest.fixture
+def short_tmp():
+    """A temporary folder with a short path (unix socket paths are limited to 108 bytes)."""
+    path = Path(tempfile.mkdtemp(prefix="icli-t-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

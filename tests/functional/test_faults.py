@@ -1,0 +1,134 @@
+"""Faults, for real: a worker killed mid-job, Redis stopped during a request."""
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+from datetime import datetime
+
+import psutil
+import redis as redis_lib
+from rq import Queue, SimpleWorker
+from rq.serializers import JSONSerializer
+from sqlalchemy import func, select
+
+from generator import runtime
+from shared.domain.meetings import add_partnership_item, create_meeting
+from shared.models import DocumentJob, GeneratedDocument
+from shared.queue import DOCUMENTS_QUEUE
+from shared.redis_server import start_bundled_redis
+from tests.conftest import csrf_token, wait_for
+from tests.factories import PASSWORD
+
+
+def start_worker(test_env, log_path, lease_seconds):
+    env = {**os.environ, **test_env, "ICLI_JOB_LEASE": str(lease_seconds)}
+    with log_path.open("ab") as log:
+        return subprocess.Popen([sys.executable, "-m", "generator"], env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def kill_group(process):
+    """SIGKILL the worker and its work horse: nothing gets to clean up."""
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(10)
+
+
+def test_a_worker_killed_mid_job_leaves_a_job_that_another_worker_finishes_once(
+        test_env, engine, redis, world, db_session, vault, tmp_path):
+    from shared.domain import documents
+
+    # Given an agenda long enough for the render to take a moment
+    meeting = create_meeting(db_session, world["north"], datetime(2027, 2, 9, 14, 0), "Salle")
+    for n in range(400):
+        add_partnership_item(db_session, vault, meeting, f"Point partenarial n°{n}", 10)
+    job = documents.request_document(db_session, meeting, "agenda", None)
+    db_session.commit()
+    first = start_worker(test_env, tmp_path / "worker.log", lease_seconds=3)
+    try:
+        def running():
+            db_session.expire_all()
+            return db_session.get(DocumentJob, job.id).status in ("running", "done")
+        wait_for(running, timeout=60, interval=0.01)
+    finally:
+        kill_group(first)  # killed while it renders (or just after: the result is the same)
+    second = start_worker(test_env, tmp_path / "worker.log", lease_seconds=3)
+    try:
+        def done():
+            db_session.expire_all()
+            return db_session.get(DocumentJob, job.id).status == "done"
+        wait_for(done, timeout=90, interval=0.2)
+    finally:
+        second.terminate()
+        second.wait(30)
+    assert db_session.scalar(select(func.count()).select_from(GeneratedDocument)
+                             .where(GeneratedDocument.meeting_id == meeting.id)) == 1
+    assert not any("generator" in " ".join(p.cmdline()) and p.pid in (first.pid, second.pid)
+                   for p in psutil.process_iter(["cmdline"]))
+
+
+def test_a_request_made_while_redis_is_down_completes_once_redis_is_back(
+        settings, engine, world, db_session, tmp_path, short_tmp):
+    from intake import create_app
+
+    socket, data = short_tmp / "r.sock", short_tmp / "redis"
+    server = start_bundled_redis(socket, data)
+    own = dataclasses.replace(settings, redis_url=f"unix://{socket}")
+    app = create_app(own)
+    client = app.test_client()
+    token = csrf_token(client, "/connexion")
+    client.post("/connexion", data={"csrf_token": token, "email": "facilitator@test.invalid",
+                                    "password": PASSWORD})
+    url = f"/seances/{world['meeting'].id}"
+    try:
+        server.terminate()
+        server.wait(10)  # Redis goes down
+        token = csrf_token(client, url)
+        response = client.post(f"{url}/documents/agenda", data={"csrf_token": token})
+        assert response.status_code == 302
+        job = db_session.scalars(select(DocumentJob)).one()
+        assert job.status == "queued" and job.enqueued_at is None  # kept in the outbox
+        assert "En attente" in client.get(url).get_data(as_text=True)
+
+        server = start_bundled_redis(socket, data)  # Redis is back
+        client.get(url)  # the next page view sends what waited
+        connection = redis_lib.Redis(unix_socket_path=str(socket))
+        runtime.init(own)
+        queue = Queue(DOCUMENTS_QUEUE, connection=connection, serializer=JSONSerializer)
+        SimpleWorker([queue], connection=connection, serializer=JSONSerializer).work(burst=True)
+        db_session.expire_all()
+        assert db_session.get(DocumentJob, job.id).status == "done"
+        connection.close()
+    finally:
+        server.terminate()
+        server.wait(10)
+        app.extensions["icli"].engine.dispose()
+        app.extensions["icli"].redis.close()
+
+
+def test_sessions_list_and_generate_work_from_the_command_line(
+        test_env, engine, world, worker_process, tmp_path):
+    import json
+
+    from docx import Document
+
+    from tests.functional.test_cli import icli
+
+    listed = json.loads(icli(test_env, "sessions", "list", "--json").stdout)
+    assert listed[0].keys() == {"id", "circonscription", "date", "state", "situations"}
+    assert {(r["id"], r["situations"]) for r in listed} == {(world["meeting"].id, 2)}
+    out = tmp_path / "odj.docx"
+    result = icli(test_env, "generate", "--session", str(world["meeting"].id), "--kind",
+                  "agenda", "--out", str(out))
+    assert "wrote" in result.stdout
+    text = "\n".join(c.text for t in Document(str(out)).tables for r in t.rows for c in r.cells)
+    assert world["sheets"][0].reference in text
+
+
+def test_generate_says_when_no_worker_is_running(test_env, engine, world, redis, tmp_path):
+    from tests.functional.test_cli import icli
+
+    result = icli(test_env, "generate", "--session", str(world["meeting"].id), "--kind",
+                  "agenda", "--out", str(tmp_path / "x.docx"), check=False)
+    assert result.returncode != 0 and "no worker is running" in result.stderr
