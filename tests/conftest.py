@@ -26,7 +26,12 @@ from shared.encrypted import Vault
 from shared.keys import load_keyring
 from shared.migrate import upgrade
 from shared.redis_server import start_bundled_redis
-from tests.factories import meeting_with_agenda, reference_data, users_for_every_role
+from tests.factories import (
+    PASSWORD,
+    meeting_with_agenda,
+    reference_data,
+    users_for_every_role,
+)
 
 
 @pytest.fixture(scope="session")
@@ -222,3 +227,32 @@ def short_tmp():
     path = Path(tempfile.mkdtemp(prefix="icli-t-"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+def logged_in(app, email: str):
+    """A test client with that account logged in through the real login form."""
+    client = app.test_client()
+    token = csrf_token(client, "/connexion")
+    response = client.post("/connexion", data={"csrf_token": token, "email": email,
+                                                "password": PASSWORD})
+    assert response.status_code == 302, email
+    return client
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def answers(url: str) -> bool:
+    """Whether ``url`` answers 200 (a server of the tests, on localhost)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - localhost
+            return response.status == 200
+    except OSError:
+        return False

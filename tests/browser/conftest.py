@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import answers, free_port
 from tests.factories import reference_data, users_for_every_role
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -53,20 +52,6 @@ def _chromium_is_installed():
     if in_ci():
         pytest.fail(f"CI is set and {reason}", pytrace=False)
     pytest.skip(reason)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - localhost
-            return response.status == 200
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="package")

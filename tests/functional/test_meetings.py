@@ -18,19 +18,15 @@ from shared.models import (
     MinutesVisa,
     Sheet,
 )
-from tests.conftest import csrf_token
-from tests.factories import PASSWORD, canary_identity, make_sheet
+from tests.conftest import csrf_token, logged_in
+from tests.factories import canary_identity, make_sheet
 from tests.functional.test_agenda import docx_xml, run_queue
 from tests.intake.test_access import client_as
 
 
 @pytest.fixture
 def facilitator(app, world):
-    client = app.test_client()
-    token = csrf_token(client, "/connexion")
-    client.post("/connexion", data={"csrf_token": token, "email": "facilitator@test.invalid",
-                                    "password": PASSWORD})
-    return client
+    return logged_in(app, "facilitator@test.invalid")
 
 
 def post(client, url, data=None, form_url=None):

@@ -2,29 +2,15 @@
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import psutil
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - localhost
-            return response.status == 200
-    except OSError:
-        return False
+from tests.conftest import answers, free_port
 
 
 def test_icli_run_serves_a_fresh_instance_and_sigterm_stops_every_process(tmp_path):

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from shared.demo import demo_values
 from shared.models import AuditEvent, Beneficiary, FormStash, Sheet, SheetEvent
-from tests.conftest import CSRF_RE, csrf_token
+from tests.conftest import CSRF_RE, csrf_token, logged_in
 from tests.factories import PASSWORD, canary_identity, canary_values, make_sheet
 from tests.functional.test_cli import database_dump, redis_dump
 
@@ -66,20 +66,12 @@ def status_of(db_session, sheet_id):
 
 @pytest.fixture
 def referent(app, world):
-    client = app.test_client()
-    token = csrf_token(client, "/connexion")
-    client.post("/connexion", data={"csrf_token": token, "email": "referent@test.invalid",
-                                    "password": PASSWORD})
-    return client
+    return logged_in(app, "referent@test.invalid")
 
 
 @pytest.fixture
 def facilitator(app, world):
-    client = app.test_client()
-    token = csrf_token(client, "/connexion")
-    client.post("/connexion", data={"csrf_token": token, "email": "facilitator@test.invalid",
-                                    "password": PASSWORD})
-    return client
+    return logged_in(app, "facilitator@test.invalid")
 
 
 def test_a_sheet_goes_from_draft_to_screening_and_back_through_the_forms(

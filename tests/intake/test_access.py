@@ -5,8 +5,8 @@ from sqlalchemy import select
 
 from shared.domain import documents
 from shared.models import Decision, DecisionAction, GeneratedDocument, Member, ReferenceItem
-from tests.conftest import csrf_token
-from tests.factories import PASSWORD, canary_identity, canary_values, make_sheet
+from tests.conftest import csrf_token, logged_in
+from tests.factories import canary_identity, canary_values, make_sheet
 
 ROLES = ["anonymous", "referent", "other_referent", "facilitator", "other_facilitator",
          "director", "admin"]
@@ -87,14 +87,9 @@ def routes(app, world, db_session, vault):
 
 
 def client_as(app, role):
-    client = app.test_client()
-    if role != "anonymous":
-        token = csrf_token(client, "/connexion")
-        email = f"{role.replace('_', '.')}@test.invalid"
-        response = client.post("/connexion", data={"csrf_token": token, "email": email,
-                                                    "password": PASSWORD})
-        assert response.status_code == 302, role
-    return client
+    if role == "anonymous":
+        return app.test_client()
+    return logged_in(app, f"{role.replace('_', '.')}@test.invalid")
 
 
 def expected_status(app, endpoint, role):
