@@ -23,7 +23,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from shared.domain import documents
 from shared.domain.meetings import attendance_counts, open_actions
 from shared.domain.reference import reference_labels
 from shared.domain.sheets import read_values
@@ -34,6 +33,7 @@ from shared.models import (
     DecisionAction,
     Meeting,
     MeetingMember,
+    MinutesVisa,
     RoleAssignment,
     Sheet,
     User,
@@ -71,16 +71,28 @@ SITUATION_FIELDS = (
 # Sensitive details: printed only when the referent chose to share them (partager_sensible).
 SENSITIVE_DETAIL_FIELDS = ("motif_duree", "situation_administrative", "surendettement",
                            "sante_detail", "justice_detail")
-for _name in SITUATION_FIELDS:
-    assert FIELDS_BY_NAME[_name].data_class == SITUATIONAL, _name
-for _name in (*SENSITIVE_DETAIL_FIELDS, "freins"):
-    assert FIELDS_BY_NAME[_name].data_class == SENSITIVE, _name
+
+
+def _check_allowlists() -> None:
+    """Refuse to start if the schema moved a field to another class (e.g. identifying)."""
+    for name in (*SITUATION_FIELDS, "parcours", "question", "proposition",
+                 "motifs_secondaires", "actions", "partager_sensible", "personne_informee",
+                 "date_information", "position_personne", "commentaire_personne"):
+        if FIELDS_BY_NAME[name].data_class != SITUATIONAL:
+            raise RuntimeError(f"sheet field {name} is no longer situational")
+    for name in (*SENSITIVE_DETAIL_FIELDS, "freins"):
+        if FIELDS_BY_NAME[name].data_class != SENSITIVE:
+            raise RuntimeError(f"sheet field {name} is no longer sensitive")
+
+
+_check_allowlists()
 
 SIGNATORIES = (
     ("departement", "Pour le Département : le DGA ou son délégataire"),
     ("france_travail", "Pour France Travail : la Directrice territoriale ou sa délégataire"),
 )
-assert {code for code, _label in SIGNATORIES} == set(INSTITUTIONS)
+if {code for code, _label in SIGNATORIES} != set(INSTITUTIONS):
+    raise RuntimeError("SIGNATORIES must name every institution of INSTITUTIONS")
 
 # -- keys per kind ----------------------------------------------------------------------------
 BASE_KEYS = {"circonscription", "meeting_date", "version", "generated_on"}
@@ -267,10 +279,7 @@ def _entry(item: AgendaItem, number: str, labels: dict[str, dict[str, str]],
     """One situation of the agenda: reference and pseudonym, never an identity."""
     sheet = item.sheet
     pseudonym = sheet.beneficiary.pseudonym
-    if passages:
-        passage = f"Retour (passage du {passages[-1]['date']})"
-    else:
-        passage = "Nouvelle situation"
+    passage = f"Retour (passage du {passages[-1]['date']})" if passages else "Nouvelle situation"
     return {
         "number": number,
         "time_slot": slot_time(item.time_slot),
@@ -519,13 +528,12 @@ def _outcome(item: AgendaItem, decision: Decision | None, labels: dict[str, dict
 
 
 def minutes_visas(session: Session, meeting: Meeting) -> list[dict]:
-    """The two signature blocks, in order: each with the visa applied to the latest minutes
-    file when there is one (name, Paris date and time, SHA-256), else empty strings."""
-    latest = documents.latest_document(session, meeting.id, "minutes")
-    found = {}
-    if latest is not None:
-        for visa in documents.minutes_visas(session, latest):
-            found[visa.institution] = visa
+    """The two signature blocks, in order: each with the visa of the session's minutes
+    (name, Paris date and time, SHA-256), else empty strings. Visas bear on the version the
+    directors read; every later version (the final one included) reproduces them."""
+    found = {visa.institution: visa for visa in session.scalars(
+        select(MinutesVisa).where(MinutesVisa.meeting_id == meeting.id)
+        .order_by(MinutesVisa.id))}
     blocks = []
     for code, label in SIGNATORIES:
         visa = found.get(code)
@@ -643,10 +651,10 @@ def feedback_context(session: Session, vault: Vault, meeting: Meeting, version: 
         information.append("Convenir avec elle de la mise en œuvre des préconisations et de "
                            "leurs échéances.")
     if decision is not None and decision.formal_decision_by:
-        who = {"departement": "le Département", "france_travail": "France Travail"}.get(
-            decision.formal_decision_by, "l'institution compétente")
+        who = {"departement": "du Département", "france_travail": "de France Travail"}.get(
+            decision.formal_decision_by, "de l'institution compétente")
         information.append(f"Lui préciser que cet avis doit encore faire l'objet d'une décision "
-                           f"formelle de {who}, qui lui sera notifiée.")
+                           f"formelle {who}, qui lui sera notifiée.")
     if next_passage:
         information.append(f"Lui indiquer que sa situation sera de nouveau examinée "
                            f"({next_passage}).")

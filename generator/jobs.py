@@ -57,6 +57,13 @@ def run_document_job(payload: dict) -> dict | None:
             return None
         try:
             document = _build(session, rt, job, payload["requester"])
+        except (LookupError, ValueError) as exc:  # data that can never build this document
+            session.rollback()
+            documents.fail(session, job, "data", "Les données de la séance ne permettent pas "
+                           "ce document (situation absente de l'ordre du jour ?).")
+            session.commit()
+            log.error("job %s failed: %s", job.id, type(exc).__name__)
+            return {"job": job.uuid, "status": "failed"}
         except RenderError as exc:
             session.rollback()
             documents.fail(session, job, "template",

@@ -7,8 +7,15 @@ from pathlib import Path
 
 from docxtpl import DocxTemplate
 from jinja2 import TemplateError
+from jinja2.sandbox import SandboxedEnvironment
 
-TEMPLATES = {"agenda": "ordre_du_jour.docx"}
+TEMPLATES = {
+    "agenda": "ordre_du_jour.docx",
+    "dossier": "dossier_de_seance.docx",
+    "attendance": "feuille_emargement.docx",
+    "minutes": "proces_verbal.docx",
+    "feedback": "fiche_retour.docx",
+}
 
 
 class RenderError(Exception):
@@ -26,17 +33,20 @@ def template_path(templates_dir: Path, kind: str) -> Path:
 
 def render(source: Path | bytes, context: dict, name: str = "") -> bytes:
     """Fill one template (a file, or the bytes of an uploaded version); values are
-    XML-escaped (autoescape), never evaluated."""
-    template = DocxTemplate(str(source) if isinstance(source, Path) else io.BytesIO(source))
+    XML-escaped (autoescape), never evaluated. The Jinja sandbox keeps an uploaded template
+    (code an administrator wrote) away from Python internals in the worker."""
     name = name or (source.name if isinstance(source, Path) else "modèle")
     try:
-        template.render(context, autoescape=True)
+        template = DocxTemplate(str(source) if isinstance(source, Path)
+                                else io.BytesIO(source))
+        template.render(context, jinja_env=SandboxedEnvironment(autoescape=True),
+                        autoescape=True)
+        out = io.BytesIO()
+        template.save(out)
     except Exception as exc:  # inputs are plain dicts: any failure here is the template's
         line = getattr(exc, "lineno", None) if isinstance(exc, TemplateError) else None
         where = f"ligne {line} du modèle" if line else "modèle"
         raise RenderError(name, f"{where} : {type(exc).__name__}") from None
-    out = io.BytesIO()
-    template.save(out)
     return out.getvalue()
 
 

@@ -213,9 +213,12 @@ def test_disallowed_session_actions_are_refused_clearly_and_change_nothing(
     meeting = world["meeting"]  # agenda under construction
     url = f"/seances/{meeting.id}"
     version = meeting.content_version
-    for action in ("hold", "close", "sign_minutes"):
+    for action in ("hold", "close", "write_minutes"):
         page = post(facilitator, f"{url}/etat/{action}", form_url=url)
         assert "Action impossible : la séance est « ODJ en construction »." in flash_text(page)
+    token = csrf_token(facilitator, url)  # only the directors' visas sign the minutes
+    assert facilitator.post(f"{url}/etat/sign_minutes",
+                            data={"csrf_token": token}).status_code == 404
     page = post(facilitator, f"{url}/etat/cancel", {"reason": ""}, url)
     assert "Indiquez le motif pour annuler la séance." in flash_text(page)
     item = meeting.items[1]

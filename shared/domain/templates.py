@@ -1,0 +1,381 @@
+"""Word templates uploaded by administrators: checked before use, kept as versions, one active
+per kind (the worker uses it, else the built-in file of ``templates_docx/``).
+
+Plain functions, no Flask. docxtpl and the generator are imported inside the functions: the
+web app loads them only when a template is checked or listed.
+
+An uploaded template is Jinja code that the worker will run: besides compiling it and
+comparing its variables with the context builder's keys, the check refuses access to internal
+attributes (``__class__``, ``|attr``…) and renders it once with fictitious data in Jinja's
+sandbox, so that the web process never runs it unsandboxed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import io
+import re
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from shared.errors import DomainError
+from shared.models import TemplateVersion
+from shared.models.document import DOCUMENT_KINDS
+
+# The web app refuses request bodies over 2 MB (MAX_CONTENT_LENGTH): the same limit here.
+MAX_SIZE = 2 * 1024 * 1024
+MAX_SIZE_LABEL = "2 Mo"
+# Against zip bombs: what the archive may hold once decompressed.
+MAX_UNCOMPRESSED = 40 * 1024 * 1024
+MAX_ENTRIES = 2000
+
+DOCX_MAIN = "application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"
+FOOTNOTES = "application/vnd.openxmlformats-officedocument.wordprocessingml.footnotes+xml"
+HEADER_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/header"
+FOOTER_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/footer"
+# Core properties that docxtpl renders as templates too.
+PROPERTIES = {"title": "titre", "subject": "objet", "author": "auteur",
+              "comments": "commentaires", "identifier": "identifiant", "language": "langue"}
+
+_MACRO_NAMES = re.compile(r"(^|/)(vbaProject\.bin|vbaData\.xml)$|(^|/)activeX/", re.IGNORECASE)
+_MACRO_TYPES = re.compile(rb"macroEnabled|vbaProject|vbaData|activeX", re.IGNORECASE)
+_OVERRIDE = re.compile(rb"<(?:\w+:)?Override\b[^>]*>", re.IGNORECASE)
+_ATTRIBUTE = re.compile(rb'(PartName|ContentType)\s*=\s*["\']([^"\']*)["\']')
+_TAGS = re.compile(r"<[^>]+>")
+# "_x", "a.__b", "{0.__class__}" name internals; "____" (a line to fill in by hand) does not.
+_INTERNAL_NAME = re.compile(r"(^|[.\[{(])_+[A-Za-z0-9]|__[A-Za-z]")
+_FORBIDDEN_ATTRIBUTES = {"format", "format_map", "mro"}  # str.format reaches attributes
+_FILENAME_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\"]")
+
+
+class TemplateRejected(DomainError):
+    """An uploaded template that cannot be used; ``message`` says why and where, in French.
+
+    ``code`` is a short, stable reason for the audit log."""
+
+    def __init__(self, message: str, code: str = "invalid") -> None:
+        super().__init__(f"Modèle refusé : {message}")
+        self.code = code
+
+
+# -- checks -----------------------------------------------------------------------------------
+def check_template(kind: str, data: bytes) -> None:
+    """Raise TemplateRejected unless ``data`` is a .docx the worker can fill for ``kind``."""
+    if kind not in DOCUMENT_KINDS:
+        raise TemplateRejected(f"type de document inconnu (« {kind[:40]} »).", "kind")
+    if len(data) > MAX_SIZE:
+        raise TemplateRejected(f"le fichier dépasse {MAX_SIZE_LABEL} "
+                               f"({_size_label(len(data))}).", "size")
+    names, content_types = _archive(data)
+    _no_macros(names, content_types)
+    _docx_structure(names, content_types)
+    document = _open_docx(data)
+    parts = list(_jinja_parts(document))
+    from generator.contexts import BUILDERS
+
+    _builder, keys = BUILDERS[kind]
+    unknown: dict[str, set[str]] = {}
+    for place, source in parts:
+        used = _variables(place, source)
+        for name in used - keys:
+            unknown.setdefault(name, set()).add(place)
+    if unknown:
+        listed = ", ".join(f"« {name} » ({', '.join(sorted(places))})"
+                           for name, places in sorted(unknown.items()))
+        plural = "s" if len(unknown) > 1 else ""
+        raise TemplateRejected(
+            f"variable{plural} inconnue{plural} : {listed}. Variables disponibles pour ce "
+            f"document : {', '.join(sorted(keys))}.", "variables")
+    _test_render(kind, data)
+
+
+def _size_label(size: int) -> str:
+    return f"{-(-size // 1024)} Ko"
+
+
+def _archive(data: bytes) -> tuple[list[str], bytes]:
+    """The entry names and the [Content_Types].xml of a zip archive within the limits."""
+    not_docx = "ce n'est pas un fichier Word .docx ({}). Enregistrez-le depuis Word au " \
+               "format « Document Word (*.docx) »."
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            infos = archive.infolist()
+            if len(infos) > MAX_ENTRIES or sum(i.file_size for i in infos) > MAX_UNCOMPRESSED:
+                raise TemplateRejected("l'archive décompressée est trop volumineuse.", "size")
+            names = [info.filename for info in infos]
+            content_types = (archive.read("[Content_Types].xml")
+                             if "[Content_Types].xml" in names else b"")
+    except TemplateRejected:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError,
+            NotImplementedError, RuntimeError):
+        raise TemplateRejected(not_docx.format("le fichier n'est pas une archive lisible"),
+                               "not_docx") from None
+    return names, content_types
+
+
+def _no_macros(names: list[str], content_types: bytes) -> None:
+    found = [name for name in names if _MACRO_NAMES.search(name)]
+    if found or _MACRO_TYPES.search(content_types):
+        where = found[0] if found else "[Content_Types].xml"
+        raise TemplateRejected(
+            f"le fichier contient des macros ou des contrôles actifs ({where}). Enregistrez-le "
+            "au format « Document Word (*.docx) », sans macros.", "macro")
+
+
+def _docx_structure(names: list[str], content_types: bytes) -> None:
+    missing = [n for n in ("[Content_Types].xml", "word/document.xml") if n not in names]
+    if missing:
+        raise TemplateRejected(
+            f"ce n'est pas un fichier Word .docx (partie {missing[0]} absente).", "not_docx")
+    main = None
+    for override in _OVERRIDE.findall(content_types):
+        attributes = {key.lower(): value for key, value in _ATTRIBUTE.findall(override)}
+        if attributes.get(b"partname", b"").lower() == b"/word/document.xml":
+            main = attributes.get(b"contenttype", b"").decode("ascii", "replace")
+    if main != DOCX_MAIN:
+        shown = f"« {main} »" if main else "absent"
+        raise TemplateRejected(
+            "le document principal (word/document.xml) n'a pas le type d'un document .docx "
+            f"(type {shown} ; un modèle .dotx ou un autre format n'est pas accepté).",
+            "not_docx")
+
+
+def _open_docx(data: bytes):
+    from docx import Document
+
+    try:
+        return Document(io.BytesIO(data))
+    except Exception:  # any parsing failure of a foreign file
+        raise TemplateRejected("le fichier Word est illisible (XML invalide ou parties "
+                               "manquantes).", "not_docx") from None
+
+
+def _jinja_parts(document) -> Iterator[tuple[str, str]]:
+    """(place, Jinja source) for every part docxtpl renders, prepared as docxtpl does
+    (one line per paragraph, so that a line number points to a paragraph)."""
+    from docx.oxml import parse_xml
+    from docxtpl import DocxTemplate
+
+    helper = DocxTemplate(io.BytesIO())  # only its XML clean-up methods are used
+
+    def prepared(xml: str) -> str:
+        return re.sub(r"<w:p([ >])", r"\n<w:p\1", helper.patch_xml(xml))
+
+    main = document.part
+    yield (str(main.partname).lstrip("/"),
+           prepared(helper.xml_to_string(document.element.body)))
+    for rel in main.rels.values():
+        if rel.is_external or rel.reltype not in (HEADER_REL, FOOTER_REL):
+            continue
+        if rel.target_part.blob:
+            yield (str(rel.target_part.partname).lstrip("/"),
+                   prepared(helper.xml_to_string(parse_xml(rel.target_part.blob))))
+    for part in main.package.iter_parts():
+        if part.content_type == FOOTNOTES:
+            blob = part.blob.decode("utf-8") if isinstance(part.blob, bytes) else part.blob
+            yield str(part.partname).lstrip("/"), prepared(blob)
+    properties = document.core_properties
+    for name, label in PROPERTIES.items():
+        value = getattr(properties, name, None)
+        if value:
+            yield f"propriétés du document ({label})", str(value)
+
+
+def _variables(place: str, source: str) -> set[str]:
+    """Parse one part: its undeclared variables, or TemplateRejected with the line."""
+    from jinja2 import Environment, TemplateSyntaxError, meta
+
+    try:
+        tree = Environment(autoescape=True).parse(source)
+    except TemplateSyntaxError as exc:
+        line = exc.lineno or 0
+        text = _line_text(source, line)
+        near = f", près de « {text} »" if text else ""
+        raise TemplateRejected(
+            f"erreur de syntaxe dans les balises du modèle ({place}, ligne {line}{near}) : "
+            f"{(exc.message or 'balise invalide').rstrip('.')}.", "syntax") from None
+    _no_internal_access(place, tree)
+    return meta.find_undeclared_variables(tree)
+
+
+def _line_text(source: str, line: int) -> str:
+    lines = source.splitlines()
+    if not 1 <= line <= len(lines):
+        return ""
+    text = html.unescape(_TAGS.sub("", lines[line - 1])).strip()
+    return text if len(text) <= 80 else text[:77] + "…"
+
+
+def _no_internal_access(place: str, tree) -> None:
+    """Refuse what could reach Python internals when the worker renders the template: names
+    starting with "_" (``x.__class__``, ``x["_y"]``, ``attribute="_y"``), the ``attr``
+    filter, ``str.format``, and subscripts or ``attribute=`` computed at render time (they
+    could build such a name). Templates only need ``item.field``, ``item["field"]`` and
+    ``list[0]``."""
+    from jinja2 import nodes
+
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter, nodes.Test,
+                               nodes.Const)):
+        bad = ""
+        if isinstance(node, nodes.Getattr) and (node.attr.startswith("_")
+                                                or node.attr in _FORBIDDEN_ATTRIBUTES):
+            bad = node.attr
+        elif isinstance(node, nodes.Filter | nodes.Test) and node.name == "attr":
+            bad = "attr"
+        elif isinstance(node, nodes.Filter | nodes.Test) and any(
+                kw.key == "attribute" and not isinstance(kw.value, nodes.Const)
+                for kw in node.kwargs):
+            bad = f"{node.name}(attribute=…)"
+        elif isinstance(node, nodes.Getitem) and not isinstance(node.arg,
+                                                                nodes.Const | nodes.Slice):
+            raise TemplateRejected(
+                f"index calculé interdit dans {place}, ligne {node.lineno} : utilisez les "
+                "champs du document (par exemple « element.nom » ou « liste[0] »).", "unsafe")
+        elif isinstance(node, nodes.Const) and isinstance(node.value, str) and (
+                _INTERNAL_NAME.search(node.value) or node.value == "attr"):
+            bad = node.value
+        if bad:
+            raise TemplateRejected(
+                f"accès interdit à un élément interne (« {bad[:40]} ») dans {place}, ligne "
+                f"{node.lineno}. Un modèle n'utilise que les variables du document.",
+                "unsafe")
+
+
+def _test_render(kind: str, data: bytes) -> None:
+    """Fill the template with fictitious data in Jinja's sandbox, as the worker would."""
+    from docx import Document
+    from docxtpl import DocxTemplate
+    from jinja2.sandbox import SandboxedEnvironment, SecurityError
+
+    from generator.contexts import sample_context
+
+    template = DocxTemplate(io.BytesIO(data))
+    out = io.BytesIO()
+    try:
+        template.render(sample_context(kind), jinja_env=SandboxedEnvironment(autoescape=True),
+                        autoescape=True)
+        template.save(out)
+    except SecurityError:
+        raise TemplateRejected("le rendu d'essai a tenté d'accéder à un élément interne, ce "
+                               "qui est interdit.", "unsafe") from None
+    except Exception as exc:  # the sample context is valid: any failure is the template's
+        raise TemplateRejected(f"le rendu d'essai avec des données fictives échoue "
+                               f"({_render_place(template, exc)}).", "render") from None
+    try:
+        Document(io.BytesIO(out.getvalue()))
+    except Exception:
+        raise TemplateRejected("le document produit par le rendu d'essai est illisible "
+                               "(balises qui coupent la structure du document, par exemple une "
+                               "boucle ouverte et fermée dans deux paragraphes différents sans "
+                               "« {%p »).", "render") from None
+
+
+def _render_place(template, exc: Exception) -> str:
+    """Where a render failed: the XML part, the template line (from Jinja's traceback, as
+    the worker reports it) and the error."""
+    from jinja2 import TemplateError
+
+    line = getattr(exc, "lineno", None) if isinstance(exc, TemplateError) else None
+    trace = exc.__traceback__
+    while trace is not None:  # Jinja maps template frames to "<template>" and their line
+        if trace.tb_frame.f_code.co_filename == "<template>":
+            line = trace.tb_lineno
+        trace = trace.tb_next
+    part = getattr(template, "current_rendering_part", None)
+    where = [str(part.partname).lstrip("/")] if part is not None else []
+    if line:
+        where.append(f"ligne {line}")
+    detail = str(exc) if isinstance(exc, TemplateError) else ""
+    detail = detail if len(detail) <= 160 else detail[:157] + "…"
+    return f"{', '.join(where) or 'modèle'} : {type(exc).__name__}" + (
+        f" – {detail}" if detail else "")
+
+
+# -- versions ---------------------------------------------------------------------------------
+def clean_filename(filename: str, kind: str) -> str:
+    """The last path component, without control characters, at most 200 characters."""
+    name = _FILENAME_CONTROL.sub("", re.split(r"[\\/]", filename or "")[-1]).strip()
+    if not name:
+        return f"{kind}.docx"
+    if len(name) > 200:
+        stem, dot, extension = name.rpartition(".")
+        name = (stem[:195 - len(extension)] + dot + extension) if dot else name[:200]
+    return name
+
+
+def upload_template(session: Session, kind: str, filename: str, data: bytes,
+                    user_id: int | None) -> TemplateVersion:
+    """Check ``data`` and store it as the next version of ``kind`` (not active yet)."""
+    check_template(kind, data)
+    sha256 = hashlib.sha256(data).hexdigest()
+    same = session.scalar(select(TemplateVersion.version).where(
+        TemplateVersion.kind == kind, TemplateVersion.sha256 == sha256))
+    if same is not None:
+        raise TemplateRejected(f"ce fichier est identique à la version {same} déjà "
+                               "enregistrée : activez-la plutôt.", "duplicate")
+    last = session.scalar(select(func.max(TemplateVersion.version))
+                          .where(TemplateVersion.kind == kind))
+    version = TemplateVersion(kind=kind, version=(last or 0) + 1,
+                              filename=clean_filename(filename, kind), sha256=sha256,
+                              size=len(data), body=data, uploaded_by=user_id, active=False)
+    session.add(version)
+    session.flush()
+    return version
+
+
+def activate(session: Session, version: TemplateVersion) -> None:
+    """Make ``version`` the one the worker uses for its kind (every other one inactive).
+
+    Checked again first: the context builders may have changed since the upload."""
+    check_template(version.kind, version.body)
+    # One statement: two administrators activating at once still leave one active version.
+    session.execute(update(TemplateVersion).where(TemplateVersion.kind == version.kind)
+                    .values(active=TemplateVersion.id == version.id)
+                    .execution_options(synchronize_session=False))
+    session.flush()
+    _expire_active(session, version.kind)
+
+
+def deactivate_all(session: Session, kind: str) -> list[int]:
+    """Back to the built-in template of ``kind``; returns the ids that were active."""
+    ids = list(session.scalars(select(TemplateVersion.id).where(
+        TemplateVersion.kind == kind, TemplateVersion.active.is_(True))))
+    if ids:
+        session.execute(update(TemplateVersion).where(TemplateVersion.id.in_(ids))
+                        .values(active=False).execution_options(synchronize_session=False))
+        session.flush()
+        _expire_active(session, kind)
+    return ids
+
+
+def _expire_active(session: Session, kind: str) -> None:
+    """Versions already loaded reread their flag after a bulk update."""
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, TemplateVersion) and obj.kind == kind:
+            session.expire(obj, ["active"])
+
+
+def versions_by_kind(session: Session) -> dict[str, list[TemplateVersion]]:
+    """Every uploaded version, newest first, for each document kind."""
+    out: dict[str, list[TemplateVersion]] = {kind: [] for kind in DOCUMENT_KINDS}
+    rows = session.scalars(select(TemplateVersion).order_by(TemplateVersion.kind,
+                                                            TemplateVersion.version.desc()))
+    for version in rows:
+        out.setdefault(version.kind, []).append(version)
+    return out
+
+
+def builtin_template(templates_dir: Path, kind: str) -> Path | None:
+    """The built-in file of ``kind``, if there is one."""
+    from generator.render import TEMPLATES
+
+    if kind not in TEMPLATES:
+        return None
+    path = templates_dir / TEMPLATES[kind]
+    return path if path.is_file() else None
