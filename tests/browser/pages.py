@@ -204,7 +204,7 @@ class MeetingPage(Page):
                 raise AssertionError(f"generation failed: {self.document_status(label)}")
             if state != "Terminé":
                 return None
-            links = row.find_elements(By.PARTIAL_LINK_TEXT, "Télécharger")
+            links = row.find_elements(By.PARTIAL_LINK_TEXT, "Word")
             return links[0].get_attribute("href") if links else None
 
         return self._wait(timeout, across_reloads=True).until(

@@ -32,7 +32,7 @@ def test_a_facilitator_generates_the_agenda_and_the_page_shows_it_ready_by_itsel
     assert meeting.was_reloaded(), "the page showed the result without reloading itself?"
     assert "Terminé" in meeting.document_status()
     version = world["meeting"].content_version
-    assert f"Télécharger (.docx, version {version})" in meeting.document_status()
+    assert f"Word (version {version})" in meeting.document_status()
 
     headers, body = meeting.download(download_url)
     assert headers["Content-Disposition"].startswith("attachment")
