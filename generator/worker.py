@@ -16,6 +16,7 @@ from rq import Worker
 from rq.serializers import JSONSerializer
 
 from generator import runtime
+from generator.pdf import PdfConverter
 from shared import outbox
 from shared.config import Settings, load_settings
 from shared.keys import record_key_versions
@@ -63,9 +64,20 @@ def main(settings: Settings | None = None) -> None:
             log.warning("Redis unavailable, retrying in 2 s")
             time.sleep(2)
     sweep(rt, connection)
+    rt.pdf = PdfConverter()  # one resident LibreOffice, started before RQ forks
+    if rt.pdf.available:
+        try:
+            rt.pdf.start()
+        except Exception as exc:
+            log.warning("LibreOffice did not start (%s): PDF unavailable", type(exc).__name__)
+    else:
+        log.info("LibreOffice not installed: documents are built as .docx only")
     # Sweep at least twice per lease, so an abandoned job is taken over soon after it expires.
     interval = max(1, min(SWEEP_INTERVAL, settings.job_lease_seconds // 2))
     worker = DocumentWorker([document_queue(connection)], connection=connection,
                             serializer=JSONSerializer, maintenance_interval=interval,
                             log_job_description=False)  # payloads stay out of the logs
-    worker.work(with_scheduler=True, logging_level=settings.log_level)
+    try:
+        worker.work(with_scheduler=True, logging_level=settings.log_level)
+    finally:
+        rt.pdf.close()

@@ -2,6 +2,7 @@
 
 import io
 import os
+import shutil
 import pickle
 import zipfile
 
@@ -67,6 +68,12 @@ def test_facilitator_generates_the_agenda_through_the_real_worker(
     assert not stored.body.startswith(b"PK") and b"Ordre du jour" not in stored.body
     actions = set(db_session.scalars(select(AuditEvent.action)))
     assert {"document_requested", "document_generated", "document_downloaded"} <= actions
+    if shutil.which("soffice") or os.environ.get("CI"):  # CI installs LibreOffice
+        assert stored.pdf_size, "the worker did not convert to PDF"
+        pdf = client.get(status["download"] + "?format=pdf")
+        assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
+        for identity in world["identities"]:
+            assert not any(value.encode() in pdf.data for value in canary_values(identity))
     worker_log = worker_process.log_path.read_text()
     for identity in world["identities"]:
         assert not any(value in worker_log for value in canary_values(identity))
