@@ -1,0 +1,99 @@
+"""Every document kind through the forms and a real worker process, opened with python-docx."""
+
+import io
+from datetime import date, datetime, time
+
+from docx import Document
+from sqlalchemy import select
+
+from shared.models import GeneratedDocument, Meeting
+from tests.conftest import csrf_token, logged_in, wait_for
+from tests.factories import canary_values
+from tests.functional.test_agenda import docx_xml
+
+
+def generate(client, meeting_id, kind, sheet_id=None):
+    url = f"/seances/{meeting_id}"
+    data = {"csrf_token": csrf_token(client, url)}
+    if sheet_id:
+        data["sheet_id"] = str(sheet_id)
+    assert client.post(f"{url}/documents/{kind}", data=data).status_code == 302
+    query = f"?fiche={sheet_id}" if sheet_id else ""
+
+    def finished():
+        status = client.get(f"{url}/documents/{kind}/statut{query}").get_json()
+        return status if status["status"] in ("done", "failed") else None
+
+    status = wait_for(finished, timeout=120)
+    assert status["status"] == "done", status
+    response = client.get(status["download"])
+    assert response.status_code == 200
+    return response.data
+
+
+def step(client, meeting_id, action, data=None):
+    url = f"/seances/{meeting_id}"
+    client.post(f"{url}/etat/{action}", data={"csrf_token": csrf_token(client, url),
+                                              **(data or {})})
+
+
+def test_every_document_is_built_by_the_worker_pseudonymised(
+        app, world, db_session, vault, worker_process):
+    from shared.domain.meetings import ActionInput, record_avis
+
+    meeting = world["meeting"]
+    meeting.starts_at = datetime.combine(date.today(), time(9, 0))  # held today
+    db_session.commit()
+    facilitator = logged_in(app, "facilitator@test.invalid")
+    references = [s.reference for s in world["sheets"]]
+    pseudonyms = [s.beneficiary.pseudonym for s in world["sheets"]]
+    canaries = [v for identity in world["identities"] for v in canary_values(identity)]
+
+    built = {"agenda": generate(facilitator, meeting.id, "agenda"),
+             "dossier": generate(facilitator, meeting.id, "dossier")}
+    step(facilitator, meeting.id, "convene")
+    built["attendance"] = generate(facilitator, meeting.id, "attendance")
+
+    meeting = db_session.get(Meeting, meeting.id)
+    db_session.refresh(meeting)
+    for row in meeting.members:
+        row.attendance = "present"
+    meeting.state = "tenue"
+    for item in [i for i in meeting.items if i.sheet_id]:
+        record_avis(db_session, vault, meeting, item.id, avis="maintien",
+                    avis_codes={"maintien"}, motivation="Poursuivre l'accompagnement.",
+                    actions=[ActionInput("Atelier CV", None, None)], come_back_on=None,
+                    formal_decision_by="")
+    db_session.commit()
+    step(facilitator, meeting.id, "finish_avis")
+    built["minutes"] = generate(facilitator, meeting.id, "minutes")
+    built["feedback"] = generate(facilitator, meeting.id, "feedback", world["sheets"][0].id)
+
+    for kind, data in built.items():
+        Document(io.BytesIO(data))  # a .docx Word opens
+        xml = docx_xml(data)
+        assert not [v for v in canaries if v in xml], kind
+        assert "L.262-44" in xml, kind
+    for kind in ("agenda", "dossier"):
+        assert all(r in docx_xml(built[kind]) for r in references + pseudonyms), kind
+    assert all(r in docx_xml(built["minutes"]) for r in references)
+    assert not any(p in docx_xml(built["minutes"]) for p in pseudonyms)  # by reference only
+    assert not any(r in docx_xml(built["attendance"]) for r in references + pseudonyms)
+    feedback = docx_xml(built["feedback"])
+    assert references[0] in feedback and pseudonyms[0] in feedback
+    assert references[1] not in feedback and "Atelier CV" in feedback
+
+    stored = db_session.scalars(select(GeneratedDocument)).all()
+    assert {d.kind for d in stored} == set(built)
+    assert all(not d.body.startswith(b"PK") for d in stored)  # encrypted at rest
+
+    # The referent finds the fiche retour on the sheet page, beside the identity.
+    referent_user = world["users"]["referent"]
+    referent_user.roles[0].is_manager = True  # sees every sheet of the structure
+    db_session.commit()
+    referent = logged_in(app, "referent@test.invalid")
+    page = referent.get(f"/fiches/{world['sheets'][0].id}").get_data(as_text=True)
+    assert "Fiches retour" in page and world["identities"][0].nom in page
+    link = page.split("/documents/")[1].split('"')[0]
+    fiche = referent.get(f"/fiches/{world['sheets'][0].id}/documents/{link}")
+    assert fiche.status_code == 200 and docx_xml(fiche.data) == feedback
