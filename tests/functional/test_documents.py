@@ -97,3 +97,15 @@ def test_every_document_is_built_by_the_worker_pseudonymised(
     link = page.split("/documents/")[1].split('"')[0]
     fiche = referent.get(f"/fiches/{world['sheets'][0].id}/documents/{link}")
     assert fiche.status_code == 200 and docx_xml(fiche.data) == feedback
+
+    # The session archive: dossier, minutes, decisions by reference only.
+    import zipfile
+
+    archive = facilitator.get(f"/seances/{meeting.id}/archive")
+    with zipfile.ZipFile(io.BytesIO(archive.data)) as bundle:
+        names = bundle.namelist()
+        decisions = bundle.read("decisions.csv").decode("utf-8-sig")
+    assert any(n.startswith("dossier-de-seance") for n in names)
+    assert any(n.startswith("proces-verbal") for n in names)
+    assert all(r in decisions for r in references)
+    assert not any(p in decisions for p in pseudonyms + canaries)
