@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from generator import runtime
 from generator.contexts import BUILDERS
+from generator.pdf import PdfError
 from generator.render import TEMPLATES, RenderError, render, template_path
 from shared import audit
 from shared.domain import documents
@@ -130,8 +131,8 @@ def _build(session: Session, rt: runtime.Runtime, job: DocumentJob,
         session.commit()
         try:
             pdf = rt.pdf.convert(body)
-        except Exception as exc:  # the .docx stays available; the PDF can be asked again
-            log.warning("job %s: PDF conversion failed (%s)", job.id, type(exc).__name__)
+        except PdfError as exc:  # the .docx stays available; "relancer" asks for it again
+            log.warning("job %s: PDF conversion failed (%s)", job.id, exc.reason)
     documents.set_step(session, job, "chiffrement et enregistrement")
     stem = f"{FILENAMES[job.kind]}-{meeting.starts_at:%Y-%m-%d}"
     if sheet is not None:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 import time
 
-import docxtpl  # noqa: F401  (preloaded before fork: each job starts warm)
 import redis
 from rq import Worker
 from rq.serializers import JSONSerializer
 
+import generator.jobs  # noqa: F401  (docxtpl and the builders loaded before fork: warm jobs)
 from generator import runtime
 from generator.pdf import PdfConverter
 from shared import outbox
