@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from shared.domain.meetings import attendance_counts, open_actions
 from shared.domain.reference import reference_labels
-from shared.domain.sheets import read_values
+from shared.domain.sheets import read_values_many
 from shared.encrypted import Vault
 from shared.models import (
     AgendaItem,
@@ -435,13 +435,14 @@ def dossier_context(session: Session, vault: Vault, meeting: Meeting, version: i
     labels = reference_labels(session)
     context, passages = _agenda(session, vault, meeting, version, today, labels)
     numbers = _numbered(meeting)
-    fiches = []
-    for item in _sheet_items(meeting, "situation") + _sheet_items(meeting, "icag"):
-        # Sensitive column opened for the freins categories (always printed); its details
-        # are copied only when the referent chose to share them (see _fiche).
-        values = read_values(vault, item.sheet, purpose=SENSITIVE_PURPOSE, columns=SHEET_COLUMNS)
-        fiches.append(_fiche(item, numbers[item.id], values, labels,
-                             passages.get(item.sheet.beneficiary_id, [])))
+    items = _sheet_items(meeting, "situation") + _sheet_items(meeting, "icag")
+    # Sensitive column opened for the freins categories (always printed); its details are
+    # copied only when the referent chose to share them (see _fiche). One audit row for all.
+    opened = read_values_many(vault, [i.sheet for i in items], purpose=SENSITIVE_PURPOSE,
+                              columns=SHEET_COLUMNS)
+    fiches = [_fiche(item, numbers[item.id], values, labels,
+                     passages.get(item.sheet.beneficiary_id, []))
+              for item, values in zip(items, opened, strict=True)]
     copies = [{"number": str(n)} | row for n, row in enumerate(context["members"], start=1)]
     return context | {
         "copies": copies,

@@ -186,16 +186,28 @@ def write_values(vault: Vault, sheet: Sheet, values: dict[str, Any]) -> None:
 def read_values(vault: Vault, sheet: Sheet, *, purpose: str,
                 columns: tuple[str, ...] = tuple(COLUMN_OF_CLASS.values())) -> dict[str, Any]:
     """Open the requested class columns (sensitive and referent ones are audited)."""
-    values: dict[str, Any] = {spec.name: empty_value(spec) for spec in FIELDS
-                              if spec.data_class == METADATA or spec.column in columns}
-    values["urgent"] = "oui" if sheet.urgent else "non"
-    values["motif"] = sheet.motif or ""
-    opened = vault.open_many([sheet], columns, purpose=purpose)[0]
-    for column in columns:
-        secret = opened[column]
-        if secret is not None:
-            values.update(json.loads(secret.reveal()))
-    return values
+    return read_values_many(vault, [sheet], purpose=purpose, columns=columns)[0]
+
+
+def read_values_many(vault: Vault, sheets: list[Sheet], *, purpose: str,
+                     columns: tuple[str, ...] = tuple(COLUMN_OF_CLASS.values())
+                     ) -> list[dict[str, Any]]:
+    """``read_values`` for several sheets with one audit row (a dossier's sheets)."""
+    if not sheets:
+        return []
+    result = []
+    for sheet, opened in zip(sheets, vault.open_many(sheets, columns, purpose=purpose),
+                             strict=True):
+        values: dict[str, Any] = {spec.name: empty_value(spec) for spec in FIELDS
+                                  if spec.data_class == METADATA or spec.column in columns}
+        values["urgent"] = "oui" if sheet.urgent else "non"
+        values["motif"] = sheet.motif or ""
+        for column in columns:
+            secret = opened[column]
+            if secret is not None:
+                values.update(json.loads(secret.reveal()))
+        result.append(values)
+    return result
 
 
 # -- the free-text guard ---------------------------------------------------------------
