@@ -2,8 +2,8 @@
 
 import io
 import os
-import shutil
 import pickle
+import shutil
 import zipfile
 
 import redis as redis_lib
