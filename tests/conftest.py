@@ -188,6 +188,11 @@ def worker_process(test_env, engine, redis, tmp_path):
                                    env={**os.environ, **test_env}, stdout=log,
                                    stderr=subprocess.STDOUT)
     process.log_path = log_path
+    from rq import Worker
+
+    # Ready once registered with Redis (after its keyring, and LibreOffice when installed).
+    wait_for(lambda: process.poll() is not None or Worker.all(connection=redis), timeout=90)
+    assert process.poll() is None, log_path.read_text()
     yield process
     process.terminate()
     try:
