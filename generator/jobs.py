@@ -7,10 +7,12 @@ again by the sweep once its lease expires.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import date, timedelta
 from pathlib import Path
 
+from rq.job import Job
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -29,9 +31,51 @@ from shared.models import (
     TemplateVersion,
     User,
 )
-from shared.queue import PayloadError, verify_payload
+from shared.queue import DOCUMENT_JOB_FUNCTION, PayloadError, verify_payload
 
 log = logging.getLogger(__name__)
+
+
+class RefusedJob(Exception):
+    """A job in Redis that names another function, a callback or an instance."""
+
+
+class AllowlistedJob(Job):
+    """Only ``run_document_job`` may run: RQ would otherwise import and call whatever
+    function name a job in Redis carries, so whoever can write to Redis could run code
+    (SECURITY.md rule 9). Callbacks and bound instances are refused too."""
+
+    def _refuse_if_foreign(self) -> None:
+        foreign = (self.func_name != DOCUMENT_JOB_FUNCTION or self.instance is not None
+                   or self._success_callback_name or self._failure_callback_name
+                   or self._stopped_callback_name)
+        if foreign:
+            log.warning("refused a job naming a function other than the document job")
+            with contextlib.suppress(Exception):  # the refusal stands even if this fails
+                rt = runtime.current()
+                with rt.sessions() as session:
+                    audit.record(session, rt.keyring, audit.WORKER, "job_refused",
+                                 purpose="fonction non autorisée")
+                    session.commit()
+            raise RefusedJob("job refused: only the document job may run")
+
+    @property
+    def func(self):
+        self._refuse_if_foreign()
+        return run_document_job
+
+    @property
+    def success_callback(self):
+        self._refuse_if_foreign()
+        return None
+
+    @property
+    def failure_callback(self):
+        return None  # never import a name from Redis, even to report a failure
+
+    @property
+    def stopped_callback(self):
+        return None
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 FILENAMES = {"agenda": "ordre-du-jour", "dossier": "dossier-de-seance",

@@ -14,8 +14,10 @@ import redis
 from rq import Worker
 from rq.serializers import JSONSerializer
 
-import generator.jobs  # noqa: F401  (docxtpl and the builders loaded before fork: warm jobs)
 from generator import runtime
+
+# Loaded before fork (docxtpl, the builders): each job starts warm.
+from generator.jobs import AllowlistedJob
 from generator.pdf import PdfConverter
 from shared import outbox
 from shared.config import Settings, load_settings
@@ -75,7 +77,8 @@ def main(settings: Settings | None = None) -> None:
     # Sweep at least twice per lease, so an abandoned job is taken over soon after it expires.
     interval = max(1, min(SWEEP_INTERVAL, settings.job_lease_seconds // 2))
     worker = DocumentWorker([document_queue(connection)], connection=connection,
-                            serializer=JSONSerializer, maintenance_interval=interval,
+                            serializer=JSONSerializer, job_class=AllowlistedJob,
+                            maintenance_interval=interval,
                             log_job_description=False)  # payloads stay out of the logs
     try:
         worker.work(with_scheduler=True, logging_level=settings.log_level)

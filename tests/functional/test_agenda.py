@@ -8,11 +8,12 @@ import zipfile
 
 import redis as redis_lib
 from docx import Document
-from rq import Queue, SimpleWorker
+from rq import Callback, Queue, SimpleWorker
 from rq.serializers import JSONSerializer
 from sqlalchemy import func, select
 
 from generator import runtime
+from generator.jobs import AllowlistedJob
 from shared.domain import documents
 from shared.models import AuditEvent, DocumentJob, GeneratedDocument
 from shared.queue import DOCUMENT_JOB_FUNCTION, DOCUMENTS_QUEUE, sign_payload
@@ -124,7 +125,8 @@ def test_request_survives_a_redis_outage_and_is_sent_when_redis_is_back(
 def run_queue(settings, redis):
     runtime.init(settings)
     queue = Queue(DOCUMENTS_QUEUE, connection=redis, serializer=JSONSerializer)
-    SimpleWorker([queue], connection=redis, serializer=JSONSerializer).work(burst=True)
+    SimpleWorker([queue], connection=redis, serializer=JSONSerializer,
+                 job_class=AllowlistedJob).work(burst=True)
 
 
 def test_forged_and_replayed_payloads_are_refused_and_audited(
@@ -230,3 +232,24 @@ def test_a_job_abandoned_by_a_killed_worker_is_run_again_once_its_lease_expires(
     done = db_session.get(DocumentJob, job.id)
     assert done.status == "done" and done.attempts == 2
     assert db_session.scalar(select(func.count()).select_from(GeneratedDocument)) == 1
+
+
+def test_a_job_naming_another_function_never_runs(world, db_session, redis, settings, tmp_path,
+                                                   worker_process):
+    # Whoever can write to Redis must not choose what the worker runs (rule 9).
+    marker = tmp_path / "pwned"
+    queue = Queue(DOCUMENTS_QUEUE, connection=redis, serializer=JSONSerializer)
+    queue.enqueue("subprocess.getoutput", f"touch {marker}")
+    queue.enqueue(DOCUMENT_JOB_FUNCTION, {"job": "x"}, on_success=Callback("os.system"))
+    run_queue(settings, redis)  # in this process
+
+    def refused_twice():
+        return db_session.scalar(select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.action == "job_refused")) >= 2
+
+    wait_for(refused_twice, timeout=30)
+    queue.enqueue("subprocess.getoutput", f"touch {marker}")  # and in the real worker
+    wait_for(lambda: queue.count == 0, timeout=30)
+    wait_for(lambda: db_session.scalar(select(func.count()).select_from(AuditEvent).where(
+        AuditEvent.action == "job_refused")) >= 3, timeout=30)
+    assert not marker.exists()
