@@ -7,7 +7,7 @@ from pathlib import Path
 
 from docxtpl import DocxTemplate
 from jinja2 import TemplateError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
 TEMPLATES = {
     "agenda": "ordre_du_jour.docx",
@@ -16,6 +16,29 @@ TEMPLATES = {
     "minutes": "proces_verbal.docx",
     "feedback": "fiche_retour.docx",
 }
+
+
+MAX_PRODUCT = 200_000  # characters (or items) a template may build with "*"
+
+
+class LimitedSandbox(SandboxedEnvironment):
+    """Jinja's sandbox, plus no "**" and no huge "text * n": an uploaded template cannot
+    exhaust the worker's memory that way (the job timeout bounds its loops)."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context, operator, left, right):
+        if operator == "**":
+            raise SecurityError("power operator not allowed in templates")
+        for sized, count in ((left, right), (right, left)):
+            if isinstance(sized, (str, list, tuple)) and isinstance(count, int) \
+                    and len(sized) * count > MAX_PRODUCT:
+                raise SecurityError("product too large")
+        return super().call_binop(context, operator, left, right)
+
+
+def sandbox() -> LimitedSandbox:
+    return LimitedSandbox(autoescape=True)
 
 
 class RenderError(Exception):
@@ -39,8 +62,7 @@ def render(source: Path | bytes, context: dict, name: str = "") -> bytes:
     try:
         template = DocxTemplate(str(source) if isinstance(source, Path)
                                 else io.BytesIO(source))
-        template.render(context, jinja_env=SandboxedEnvironment(autoescape=True),
-                        autoescape=True)
+        template.render(context, jinja_env=sandbox(), autoescape=True)
         out = io.BytesIO()
         template.save(out)
     except Exception as exc:  # inputs are plain dicts: any failure here is the template's

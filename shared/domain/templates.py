@@ -15,7 +15,11 @@ from __future__ import annotations
 import hashlib
 import html
 import io
+import json
 import re
+import resource
+import subprocess
+import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -279,19 +283,48 @@ def _no_internal_access(place: str, tree) -> None:
                 "unsafe")
 
 
+TRIAL_TIMEOUT = 30  # seconds for the test render
+TRIAL_MEMORY = 1024 * 1024 * 1024  # bytes of address space for it
+
+
+def _trial_limits() -> None:  # pragma: no cover - runs in the child before exec
+    resource.setrlimit(resource.RLIMIT_AS, (TRIAL_MEMORY, TRIAL_MEMORY))
+    resource.setrlimit(resource.RLIMIT_CPU, (TRIAL_TIMEOUT, TRIAL_TIMEOUT))
+
+
 def _test_render(kind: str, data: bytes) -> None:
-    """Fill the template with fictitious data in Jinja's sandbox, as the worker would."""
+    """The test render runs in a child process with CPU, memory and time limits: an
+    uploaded template (code) cannot hang or exhaust the web process."""
+    try:
+        result = subprocess.run([sys.executable, "-m", "generator.trial_render", kind],
+                                input=data, capture_output=True, timeout=TRIAL_TIMEOUT,
+                                preexec_fn=_trial_limits, check=False)
+    except subprocess.TimeoutExpired:
+        raise TemplateRejected("le rendu d'essai dépasse le temps autorisé (boucle trop "
+                               "longue ?).", "render") from None
+    if result.returncode == 0:
+        return
+    try:
+        refused = json.loads(result.stdout.decode("utf-8"))
+    except ValueError:
+        raise TemplateRejected("le rendu d'essai a dépassé la mémoire ou le temps autorisés.",
+                               "render") from None
+    raise TemplateRejected(refused["message"], refused["code"])
+
+
+def trial_render(kind: str, data: bytes) -> None:
+    """Fill the template with fictitious data in the worker's sandbox (in the child)."""
     from docx import Document
     from docxtpl import DocxTemplate
-    from jinja2.sandbox import SandboxedEnvironment, SecurityError
+    from jinja2.sandbox import SecurityError
 
     from generator.contexts import sample_context
+    from generator.render import sandbox
 
     template = DocxTemplate(io.BytesIO(data))
     out = io.BytesIO()
     try:
-        template.render(sample_context(kind), jinja_env=SandboxedEnvironment(autoescape=True),
-                        autoescape=True)
+        template.render(sample_context(kind), jinja_env=sandbox(), autoescape=True)
         template.save(out)
     except SecurityError:
         raise TemplateRejected("le rendu d'essai a tenté d'accéder à un élément interne, ce "

@@ -260,3 +260,24 @@ def test_templates_that_would_send_data_elsewhere_are_refused(settings, name, tr
     with pytest.raises(TemplateRejected, match=reason):
         check_template("agenda", _zip_with(builtin, name, transform))
     check_template("agenda", builtin)  # the built-in one passes
+
+
+@pytest.mark.parametrize(("jinja", "reason"), [
+    ("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+     "temps autorisé"),
+    ("{% for i in range(3000) %}{{ circonscription * 100000 }}{% endfor %}", "rendu d'essai"),
+    ("{{ 9 ** 9 ** 9 }}", "rendu d'essai"),
+])
+def test_a_template_that_would_hang_or_exhaust_memory_is_refused(settings, jinja, reason,
+                                                                  monkeypatch):
+    from docx import Document as NewDocument
+
+    from shared.domain import templates
+
+    monkeypatch.setattr(templates, "TRIAL_TIMEOUT", 5)
+    document = NewDocument()
+    document.add_paragraph("{{ circonscription }} " + jinja)
+    out = io.BytesIO()
+    document.save(out)
+    with pytest.raises(TemplateRejected, match=reason):
+        check_template("feedback", out.getvalue())
