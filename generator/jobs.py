@@ -21,6 +21,7 @@ from generator.contexts import BUILDERS
 from generator.pdf import PdfError
 from generator.render import TEMPLATES, RenderError, render, template_path
 from shared import audit
+from shared.crypto import CryptoError
 from shared.domain import documents
 from shared.encrypted import Vault
 from shared.models import (
@@ -77,6 +78,7 @@ class AllowlistedJob(Job):
     def stopped_callback(self):
         return None
 
+MAX_ATTEMPTS = 5  # runs of one job before it is reported as failed
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 FILENAMES = {"agenda": "ordre-du-jour", "dossier": "dossier-de-seance",
              "attendance": "feuille-emargement", "minutes": "proces-verbal",
@@ -101,8 +103,10 @@ def run_document_job(payload: dict) -> dict | None:
             log.info("job %s not claimable, skipped", payload["job"])
             return None
         try:
-            document = _build(session, rt, job, payload["requester"])
-        except (LookupError, ValueError) as exc:  # data that can never build this document
+            if payload["requester"] != job.requested_by:  # a stale payload of another request
+                raise PermissionError
+            document = _build(session, rt, job, job.requested_by)
+        except (LookupError, ValueError, CryptoError) as exc:  # can never build this document
             session.rollback()
             documents.fail(session, job, "data", "Les données de la séance ne permettent pas "
                            "ce document (situation absente de l'ordre du jour ?).")
@@ -125,6 +129,12 @@ def run_document_job(payload: dict) -> dict | None:
             return {"job": job.uuid, "status": "failed"}
         except Exception:
             session.rollback()
+            if job.attempts >= MAX_ATTEMPTS:  # not so transient after all: say so, stop
+                documents.fail(session, job, "attempts", "La génération a échoué plusieurs "
+                               "fois de suite. Réessayez plus tard ou contactez l'assistance.")
+                session.commit()
+                log.exception("job %s failed after %d attempts", job.id, job.attempts)
+                return {"job": job.uuid, "status": "failed"}
             documents.release_for_retry(session, job)
             session.commit()
             log.exception("job %s: transient failure, released for retry", job.id)
@@ -159,6 +169,8 @@ def _build(session: Session, rt: runtime.Runtime, job: DocumentJob,
     meeting = session.get(Meeting, job.meeting_id)
     if meeting is None or not _requester_may_generate(session, requester_id, meeting, job.kind):
         raise PermissionError
+    if meeting.state not in documents.KIND_STATES[job.kind]:  # e.g. cancelled while queued
+        raise ValueError("session state no longer allows this document")
     sheet = session.get(Sheet, job.sheet_id) if job.sheet_id else None
     vault = Vault(session, rt.keyring, audit.WORKER)
     builder, _keys = BUILDERS[job.kind]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -381,7 +382,10 @@ def generate(meeting_id: int, kind: str, sheet_id: int | None, pdf: bool, out_pa
         audit.record(session, keyring, audit.CLI, "document_exported",
                      object_type="generated_documents", object_ids=[document.id])
         session.commit()
-    out_path.write_bytes(body)
+    # Owner-only, never through a symlink: a plaintext document leaves the vault here.
+    fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(body)
     click.echo(f"wrote {out_path} ({len(body)} bytes, version {document.content_version})")
 
 

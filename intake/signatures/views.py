@@ -19,6 +19,7 @@ from shared.models import GeneratedDocument, Meeting
 from shared.models.document import INSTITUTIONS
 
 bp = Blueprint("signatures", __name__, url_prefix="/visas")
+SENT_STATES = {"pv_en_signature", "pv_signe", "cloturee"}
 
 
 @bp.route("/")
@@ -40,8 +41,9 @@ def inbox():
 @role_required("director")
 def download(document_id: int):
     document = db().get(GeneratedDocument, document_id)
-    if document is None or document.kind != "minutes":
-        abort(404)  # directors read the minutes only (pseudonymous, by reference)
+    meeting = db().get(Meeting, document.meeting_id) if document else None
+    if document is None or document.kind != "minutes" or meeting.state not in SENT_STATES:
+        abort(404)  # directors read the minutes only, once sent for their visa
     return send_document(document, request.args.get("format") == "pdf")
 
 
@@ -49,15 +51,20 @@ def download(document_id: int):
 @role_required("director")
 def sign(meeting_id: int, institution: str):
     meeting = db().get(Meeting, meeting_id)
-    document = documents.latest_document(db(), meeting_id, "minutes") if meeting else None
-    if document is None or institution not in INSTITUTIONS:
+    document = db().get(GeneratedDocument, request.form.get("document_id", type=int) or 0)
+    if meeting is None or institution not in INSTITUTIONS:
         abort(404)
+    if document is None or document.meeting_id != meeting.id or document.kind != "minutes":
+        flash("Ce procès-verbal n'est pas celui de la séance : rechargez la liste.", "error")
+        return redirect(url_for("signatures.inbox"))
     FlaskForm().validate()
-    # The hash of the exact file the director could download and read.
+    # The hashes of the exact files the director could download and read (Word, PDF).
     digest = hashlib.sha256(vault().open_blob(document, "body")).hexdigest()
+    pdf_digest = (hashlib.sha256(vault().open_blob(document, "pdf_body")).hexdigest()
+                  if document.pdf_body is not None else None)
     try:
         both = documents.apply_visa(db(), vault(), meeting, document, current_user,
-                                    institution, digest)
+                                    institution, digest, pdf_digest)
     except DomainError as exc:
         db().rollback()
         flash(exc.message, "error")

@@ -156,7 +156,8 @@ def minutes_visas(session: Session, document: GeneratedDocument) -> list[Minutes
 
 
 def apply_visa(session: Session, vault: Vault, meeting: Meeting, document: GeneratedDocument,
-               user: User, institution: str, sha256: str) -> bool:
+               user: User, institution: str, sha256: str,
+               pdf_sha256: str | None = None) -> bool:
     """A director's visa on the exact minutes file; True once both institutions signed, when
     the session moves to « PV signé » and the final minutes carrying both visas are built."""
     if meeting.state != "pv_en_signature":
@@ -170,7 +171,7 @@ def apply_visa(session: Session, vault: Vault, meeting: Meeting, document: Gener
     if any(v.institution == institution for v in minutes_visas(session, document)):
         raise InvalidTransition("Le visa de cette institution est déjà apposé.")
     visa = MinutesVisa(meeting_id=meeting.id, document_id=document.id, institution=institution,
-                       user_id=user.id, sha256=sha256)
+                       user_id=user.id, sha256=sha256, pdf_sha256=pdf_sha256)
     session.add(visa)
     session.flush()
     audit.record(session, vault.keyring, vault.actor, "minutes_visa",

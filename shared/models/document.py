@@ -132,4 +132,5 @@ class MinutesVisa(Base):
     institution: Mapped[str] = mapped_column(String(20))  # key of INSTITUTIONS
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     signed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    sha256: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64))  # of the .docx
+    pdf_sha256: Mapped[str | None] = mapped_column(String(64))  # of the PDF, when there is one

@@ -180,10 +180,13 @@ def test_a_whole_month_of_one_instance(facilitator, app, world, db_session, vaul
     page = post(facilitator, f"{url}/etat/send_minutes", form_url=url)
     assert "Séance : PV en signature." in flash_text(page)
     assert "sign_minutes" not in facilitator.get(url).get_data(as_text=True)
+    sent = db_session.scalars(select(GeneratedDocument).where(
+        GeneratedDocument.kind == "minutes")).one()
     for role, institution in (("director", "departement"), ("other_director", "france_travail")):
         director = client_as(app, role)
         assert "Apposer mon visa" in director.get("/visas/").get_data(as_text=True)
-        page = post(director, f"/visas/{meeting.id}/{institution}", form_url="/visas/")
+        page = post(director, f"/visas/{meeting.id}/{institution}",
+                    {"document_id": str(sent.id)}, form_url="/visas/")
         assert "Visa apposé." in flash_text(page)
     assert reload(db_session, Meeting, meeting.id).state == "pv_signe"
     visas = db_session.scalars(select(MinutesVisa)).all()

@@ -8,6 +8,7 @@ from shared.models import (
     Decision,
     DecisionAction,
     GeneratedDocument,
+    Meeting,
     Member,
     ReferenceItem,
     TemplateVersion,
@@ -39,7 +40,11 @@ def routes(app, world, db_session, vault):
     db_session.add(document)
     db_session.flush()
     vault.seal_blob(document, "body", b"doc")
-    minutes = GeneratedDocument(meeting_id=meeting.id, kind="minutes", content_version=1,
+    signing = Meeting(circonscription_id=world["north"].id, starts_at=meeting.starts_at,
+                      place="Salle", state="pv_en_signature")  # minutes sent to the directors
+    db_session.add(signing)
+    db_session.flush()
+    minutes = GeneratedDocument(meeting_id=signing.id, kind="minutes", content_version=1,
                                 filename="pv.docx", media_type="application/octet-stream",
                                 size=3, body=b"")
     db_session.add(minutes)
