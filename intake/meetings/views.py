@@ -444,7 +444,8 @@ def generate(meeting_id: int, kind: str):
         abort(404)
     sheet = _sheet_of_meeting(meeting, request.form.get("sheet_id", type=int))
     try:
-        job = documents.request_document(db(), meeting, kind, current_user.id, sheet)
+        job = documents.request_document(db(), meeting, kind, current_user.id, sheet,
+                                         rebuild=request.form.get("rebuild") == "1")
     except DomainError as exc:
         return _refused(meeting, exc, "#documents")
     record("document_requested", object_type="document_jobs", object_ids=[job.id])

@@ -38,11 +38,13 @@ KIND_STATES = {
 
 
 def request_document(session: Session, meeting: Meeting, kind: str,
-                     requester_id: int | None, sheet: Sheet | None = None) -> DocumentJob:
+                     requester_id: int | None, sheet: Sheet | None = None,
+                     rebuild: bool = False) -> DocumentJob:
     """Return the job for (meeting, kind, content version[, sheet]), creating or re-arming it.
 
     Idempotent: asking twice for the same content gives the same job; a failed job is
-    queued again ("relancer").
+    queued again ("relancer"); ``rebuild`` builds a finished one again (a new template, the
+    PDF now available, answers recorded since), keeping the earlier file.
     """
     if kind not in KIND_STATES:
         raise InvalidInput("Type de document inconnu.")
@@ -64,9 +66,10 @@ def request_document(session: Session, meeting: Meeting, kind: str,
                           sheet_id=sheet.id if sheet is not None else None,
                           content_version=meeting.content_version, requested_by=requester_id)
         session.add(job)
-    elif job.status == "failed":
+    elif job.status == "failed" or (rebuild and job.status == "done"):
         job.status, job.step, job.error_code, job.error_message = "queued", "", None, None
-        job.enqueued_at, job.requested_by = None, requester_id
+        job.enqueued_at, job.requested_by, job.attempts = None, requester_id, 0
+        job.document_id = None
     session.flush()
     return job
 

@@ -253,3 +253,18 @@ def test_a_job_naming_another_function_never_runs(world, db_session, redis, sett
     wait_for(lambda: db_session.scalar(select(func.count()).select_from(AuditEvent).where(
         AuditEvent.action == "job_refused")) >= 3, timeout=30)
     assert not marker.exists()
+
+
+def test_a_finished_document_can_be_built_again_and_the_earlier_file_is_kept(
+        client, auth, world, db_session, redis, settings):
+    auth.login("facilitator@test.invalid", PASSWORD)
+    request_agenda(client, world["meeting"].id)
+    run_queue(settings, redis)
+    assert "Regénérer" in client.get(f"/seances/{world['meeting'].id}").get_data(as_text=True)
+    url = f"/seances/{world['meeting'].id}"
+    client.post(f"{url}/documents/agenda", data={"csrf_token": csrf_token(client, url),
+                                                 "rebuild": "1"})
+    run_queue(settings, redis)
+    db_session.expire_all()
+    assert db_session.scalar(select(func.count()).select_from(GeneratedDocument)) == 2
+    assert db_session.scalar(select(func.count()).select_from(DocumentJob)) == 1
