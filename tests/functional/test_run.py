@@ -13,6 +13,14 @@ import psutil
 from tests.conftest import answers, free_port
 
 
+def command_line(process: psutil.Process) -> list[str]:
+    """A child's command line; a zombie (exited, not yet reaped) has none."""
+    try:
+        return process.cmdline()
+    except (psutil.ZombieProcess, psutil.NoSuchProcess):
+        return []
+
+
 def test_icli_run_serves_a_fresh_instance_and_sigterm_stops_every_process(tmp_path):
     instance = Path(tempfile.mkdtemp(prefix="icli-run-"))  # short: unix socket path limit
     env = {k: v for k, v in os.environ.items() if not k.startswith("ICLI_")}
@@ -29,7 +37,7 @@ def test_icli_run_serves_a_fresh_instance_and_sigterm_stops_every_process(tmp_pa
             time.sleep(0.5)
         assert answers(f"http://127.0.0.1:{port}/connexion")
         children = psutil.Process(process.pid).children(recursive=True)
-        names = " ".join(" ".join(c.cmdline()) for c in children)
+        names = " ".join(" ".join(command_line(c)) for c in children)
         assert "redis-server" in names and "generator" in names and "gunicorn" in names
 
         assert (instance / "keyring.json").stat().st_mode & 0o777 == 0o600
@@ -44,5 +52,6 @@ def test_icli_run_serves_a_fresh_instance_and_sigterm_stops_every_process(tmp_pa
     finally:
         if process.poll() is None:
             process.kill()
+            process.wait(30)
         log.close()
         subprocess.run(["rm", "-rf", str(instance)], check=False)
