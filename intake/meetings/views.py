@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import logging
 import shutil
 import zipfile
 from datetime import date, datetime, time
@@ -46,8 +45,6 @@ from shared.models import (
 )
 from shared.models.document import DOCUMENT_KINDS, PER_SHEET_KINDS
 from shared.models.meeting import AGENDA_PARTS, ANSWERS, ATTENDANCE, FORMAL_DECISION, ICAG_KINDS
-
-log = logging.getLogger(__name__)
 
 bp = Blueprint("meetings", __name__, url_prefix="/seances")
 
@@ -354,7 +351,6 @@ def _member_entries(meeting: Meeting, prefix: str) -> dict[int, tuple[str, str]]
 @role_required("facilitator")
 def answers(meeting_id: int):
     meeting = meeting_in_scope(meeting_id)
-    FlaskForm().validate()  # CSRF is checked globally; nothing else to validate here
     try:
         domain.record_answers(db(), vault(), meeting, _member_entries(meeting, "answer"))
     except DomainError as exc:
