@@ -186,11 +186,13 @@ def _facilitator_names(session: Session, meeting: Meeting) -> list[str]:
 
 
 def _load(session: Session, meeting: Meeting) -> None:
-    """Load the agenda's sheets in one query (lazy loads then hit the identity map)."""
-    ids = [item.sheet_id for item in meeting.items if item.sheet_id]
-    if ids:
-        session.scalars(select(Sheet).where(Sheet.id.in_(ids))
-                        .options(selectinload(Sheet.structure))).all()
+    """Load the agenda's items with their sheets, structures and people in a few queries.
+    The meeting holds them from then on (the session's identity map alone would let them go)."""
+    session.scalars(
+        select(Meeting).where(Meeting.id == meeting.id)
+        .options(selectinload(Meeting.items).selectinload(AgendaItem.sheet)
+                 .options(selectinload(Sheet.structure), selectinload(Sheet.beneficiary)))
+        .execution_options(populate_existing=True)).one()
 
 
 def _sheet_items(meeting: Meeting, part: str, *, with_adjourned: bool = False
