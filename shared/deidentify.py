@@ -61,6 +61,13 @@ REPLACEMENTS = {
 }
 OUTCOMES = ("accepted", "dismissed")
 
+_RELATIVES = (r"fils|filles?|enfants?|bébé|aînée?|cadette?|benjamine?|petite?-fils|"
+              r"petite?-fille|neveu|nièce|compagnon|compagne|conjointe?|mari|époux|épouse|"
+              r"sœur|soeur|frère|mère|père|cousine?|oncle|tante|voisine?|ex-mari|"
+              r"ex-compagnon|ex-compagne|ex-conjointe?")
+_BUSINESSES = (r"boulangerie|boucherie|pharmacie|garage|restaurant|supermarché|magasin|"
+               r"société|entreprise|cabinet|hôtel|salon|épicerie|pressing|auto-école")
+_LEGAL_FORMS = r"SARL|SAS|SASU|EURL|SA|SCI|SNC|Ets|Établissements|Etablissements"
 # The role a name plays, from the words just before it: the proposed replacement says it.
 _PERSON_ROLES = (
     ("[enfant]", r"fils|filles?|enfants?|bébé|aîné|aînée|cadet|cadette|benjamine?|neveu|"
@@ -75,8 +82,8 @@ _PERSON_ROLES = (
 _ORGANISATION_ROLES = (
     ("[établissement scolaire]", r"école|ecole|collège|college|lycée|lycee|crèche|creche|"
                                  r"scolaire|maternelle|scolarisée?"),
-    ("[employeur]", r"chez|employeur|embauchée?|salariée?|recrutée?|travaill\w*|société|"
-                    r"entreprise|intérim|cdd|cdi|contrat"),
+    ("[employeur]", rf"chez|employeur|embauchée?|salariée?|recrutée?|travaill\w*|intérim|"
+                    rf"cdd|cdi|contrat|{_BUSINESSES}|{_LEGAL_FORMS}"),
     ("[bailleur]", r"bailleur|propriétaire|logement|hlm|loyer"),
     ("[structure de soins]", r"hôpital|hopital|clinique|soins|santé|cmp|médical"),
 )
@@ -115,7 +122,8 @@ _COMMON_WORDS = {
     "les pavillons-sous-bois", "pierrefitte-sur-seine", "le pre-saint-gervais", "le raincy",
     "romainville", "rosny-sous-bois", "saint-denis", "saint-ouen", "saint-ouen-sur-seine",
     "sevran", "stains", "tremblay-en-france", "vaujours", "villemomble", "villepinte",
-    "villetaneuse", "janvier", "fevrier", "mars", "avril", "mai", "juin", "juillet", "aout",
+    "villetaneuse", "cdd", "cdi", "cui", "pec", "cnav", "carsat", "aspa", "ppre", "rased",
+    "clas", "asv", "janvier", "fevrier", "mars", "avril", "mai", "juin", "juillet", "aout",
     "septembre", "octobre", "novembre", "decembre", "lundi", "mardi", "mercredi", "jeudi",
     "vendredi", "samedi", "dimanche", "euros", "euro",
 }
@@ -135,6 +143,7 @@ _EMPLOYER_CUES = (r"\bchez|employeur|employée?\s+(?:par|chez|de)|embauchée?\s+
                   r"travaill\w*\s+(?:pour|chez|à|au)|en\s+(?:CDD|CDI|intérim|mission)\s+"
                   r"(?:chez|à|au)|la\s+société|l['’]entreprise|l['’]enseigne|"
                   r"l['’]agence\s+d['’]intérim|le\s+magasin|le\s+restaurant|le\s+garage")
+
 
 
 @dataclass(frozen=True)
@@ -173,10 +182,15 @@ _RULES = (
                           rf"primaire|professionnel|polyvalent|privée?|publique?|municipale)"
                           rf"\s)?(?:(?i:{_LINK})\s?)?{_NAME_WORD}"
                           rf"(?:\s(?:(?i:{_LINK})\s?)?{_NAME_WORD})*", 0.85),
-    _Rule("organisation", rf"(?<=(?i:{_EMPLOYER_CUES})\s+)"
+    _Rule("person", rf"(?<=\b(?i:{_RELATIVES})(?:\s(?i:de Madame|de Monsieur|de Mme|de M\.))?"
+                    rf"\s?[,:]?\s(?:{_NAME_WORD}(?:\s\(\d+\s?ans\))?(?:,\s|\set\s))*)"
+                    rf"{_NAME_WORD}", 0.85),
+    _Rule("organisation", rf"(?:\b(?i:{_BUSINESSES})\s|\b(?:{_LEGAL_FORMS})\s)"
+                          rf"{_NAME_WORD}(?:\s(?:&\s)?{_NAME_WORD})*", 0.9),
+    _Rule("organisation", rf"(?<=(?i:{_EMPLOYER_CUES})[,:]?\s+)"
                           rf"(?!(?i:m\.|mme|madame|monsieur|mr|mlle|dr|docteur|lui|elle|eux)\b)"
                           rf"{_NAME_WORD}(?:\s(?:&\s|(?i:de|du|des|et)\s)?{_NAME_WORD})*",
-          0.8),
+          0.86),
 )
 # NER labels of the French pipeline: persons are high confidence, organisations medium
 # (most named organisations in a sheet are partner institutions); places are left to the
@@ -327,6 +341,11 @@ def _common(span: str) -> bool:
     return all(w in _TITLES or w in _COMMON_WORDS for w in words)
 
 
+def _sentence_word(text: str, start: int, end: int) -> bool:
+    """One capitalised word opening a sentence: the model often takes it for a name."""
+    return " " not in text[start:end] and re.search(r"(?:^|[.!?:]\s+)$", text[:start]) is not None
+
+
 def _role(text: str, start: int, end: int, kind: str) -> str:
     roles, role_re = ((_PERSON_ROLES, _PERSON_ROLE_RE) if kind == "person"
                       else (_ORGANISATION_ROLES, _ORGANISATION_ROLE_RE))
@@ -347,12 +366,13 @@ def analyse(text: str) -> list[Detection]:
         if result.entity_type in _NER_KINDS:
             kind, score = _NER_KINDS[result.entity_type]
             start, end = _strip_titles(text, result.start, result.end)
-            if end - start < 2 or not text[start].isupper() or _common(text[start:end]):
+            if (end - start < 2 or not text[start].isupper() or _common(text[start:end])
+                    or (kind == "organisation" and _sentence_word(text, start, end))):
                 continue
         else:
             kind = result.entity_type.removeprefix("ICLI_").lower()
             start, end, score = result.start, result.end, result.score
-            if kind == "organisation" and _common(text[start:end]):
+            if kind in ("person", "organisation") and _common(text[start:end]):
                 continue
         replacement = (_role(text, start, end, kind) if kind in ("person", "organisation")
                        else REPLACEMENTS[kind])
