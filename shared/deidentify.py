@@ -494,3 +494,25 @@ def review_for_column(review: dict[str, Any], column: str) -> dict[str, Any]:
     """The review entries to seal in ``column`` (each unit's with its field's class)."""
     return {unit: entry for unit, entry in review.items()
             if FIELDS_BY_NAME[unit_field(unit)].column == column}
+
+
+def segments(text: str, found: list[Finding]) -> list[tuple[str, Finding | None]]:
+    """``text`` cut into plain parts and found parts, to highlight the findings in place."""
+    parts: list[tuple[str, Finding | None]] = []
+    last = 0
+    for finding in sorted(found, key=lambda f: f.detection.start):
+        d = finding.detection
+        parts += [(text[last:d.start], None), (text[d.start:d.end], finding)]
+        last = d.end
+    parts.append((text[last:], None))
+    return [(part, finding) for part, finding in parts if part]
+
+
+def apply(values: dict[str, Any], decision: str) -> dict[str, Any]:
+    """``accept|<key>`` or ``dismiss|<key>`` (a form button's value) applied to ``values``."""
+    action, _, key = decision.partition("|")
+    if action == "accept":
+        return accept(values, key)
+    if action == "dismiss":
+        return dismiss(values, key)
+    raise FindingGone(action)

@@ -46,11 +46,14 @@ def create_draft(client, identity):
 
 
 def post_sheet(client, sheet_id, data, action="save"):
+    """The edit form posted with one of its buttons (``action=None``: a finding's button)."""
     token = csrf_token(client, f"/fiches/{sheet_id}/modifier")
+    buttons = {"action": action} if action else {}
     return client.post(f"/fiches/{sheet_id}/modifier",
-                       data={"csrf_token": token, "action": action, **data})
+                       data={"csrf_token": token, **buttons, **data})
 
 
+FINDING_RE = re.compile(r'name="finding" value="([^"]+)"')
 TICKET_RE = re.compile(r'name="stash_ticket" value="([^"]+)"')
 
 
@@ -198,8 +201,17 @@ def test_the_free_text_guard_flags_the_persons_identity_until_rephrased_or_confi
     assert "Textes à reformuler" in body
     assert "le nom de la personne" in body and "le numéro de téléphone" in body
     assert status_of(db_session, sheet_id) == "brouillon"  # saved, not submitted
-    response = post_sheet(referent, sheet_id, {**sheet_form(leaky, identity),
-                                               "guard_confirmed": "y"}, "submit")
+    confirmed = {**sheet_form(leaky, identity), "guard_confirmed": "y"}
+    body = post_sheet(referent, sheet_id, confirmed, "submit").get_data(as_text=True)
+    # The de-identification review finds the same words: each is handled, one click each.
+    assert "2 élément(s) identifiant(s) à traiter" in body
+    for decision in FINDING_RE.findall(body):
+        assert decision.startswith(("accept|", "dismiss|"))
+    while decisions := [d for d in FINDING_RE.findall(
+            referent.get(f"/fiches/{sheet_id}/modifier").get_data(as_text=True))
+            if d.startswith("dismiss|")]:
+        post_sheet(referent, sheet_id, {**confirmed, "finding": decisions[0]}, None)
+    response = post_sheet(referent, sheet_id, confirmed, "submit")
     assert response.status_code == 302
     assert status_of(db_session, sheet_id) == "soumise"
     assert db_session.scalar(select(AuditEvent.fields).where(
