@@ -28,6 +28,7 @@ from intake.dbsession import db, record, services, vault
 from intake.errors import error_page
 from intake.meetings.views import send_document
 from intake.sheets.forms import (
+    ACTION_LABELS,
     IDENTITY_LABELS,
     ReasonForm,
     ScreeningForm,
@@ -36,7 +37,7 @@ from intake.sheets.forms import (
     sheet_form_class,
     values_from_form,
 )
-from shared import audit
+from shared import audit, deidentify
 from shared.db import utcnow
 from shared.domain import documents
 from shared.domain import sheet_workflow as workflow
@@ -58,7 +59,7 @@ from shared.models import (
 from shared.models.meeting import FORMAL_DECISION
 from shared.models.sheet import SHEET_STATES
 from shared.protected import IDENTIFYING, SENSITIVE, SITUATIONAL
-from shared.sheet_schema import COLUMN_OF_CLASS, FIELDS, INTENSITE, SECTIONS
+from shared.sheet_schema import COLUMN_OF_CLASS, FIELDS, FIELDS_BY_NAME, INTENSITE, SECTIONS
 from shared.text import CONTROL
 
 bp = Blueprint("sheets", __name__, url_prefix="/fiches")
@@ -189,14 +190,24 @@ def edit(sheet_id: int):
     form = sheet_form_class(offered)()
     errors: dict[str, str] = {}
     hits: dict[str, list[str]] = {}
+    shown = stored
     if form.is_submitted() and not form.validate():
         # Only transport limits fail here (5,000 characters); nothing is quoted back.
         errors = {name: "Texte trop long." for name in form.errors if name != "csrf_token"}
     elif form.is_submitted():
         values, errors = values_from_form(form)
+        values[deidentify.REVIEW_KEY] = stored[deidentify.REVIEW_KEY]
         identity = Identity(**{k: (form[k].data or "").strip() for k in IDENTITY_LABELS})
         errors.update(_identity_errors(identity))
         errors.update(domain.validate_values(values, labels, submitting=False))
+        shown = values
+        if not errors and request.form.get("finding"):
+            # One click on a finding: the form is saved with that replacement or dismissal.
+            try:
+                values = deidentify.apply(values, request.form["finding"])
+            except deidentify.FindingGone:
+                flash("Le texte a changé depuis l'affichage : vérifiez les éléments "
+                      "signalés.", "info")
         if not errors:
             session_db = db()
             save_identity(session_db, vault(), sheet.beneficiary, sheet.structure_id, identity)
@@ -210,16 +221,18 @@ def edit(sheet_id: int):
                     errors = exc.errors
                 except workflow.GuardHits as exc:
                     hits = exc.hits
-                except DomainError as exc:
+                except DomainError as exc:  # FindingsOpen among others: shown by the page
                     flash(exc.message, "error")
                 else:
                     session_db.commit()
                     flash(f"Fiche {sheet.reference} soumise à l'instance.", "success")
                     return redirect(url_for("sheets.show", sheet_id=sheet.id))
             session_db.commit()  # the draft is saved even when submission is refused
-            if not errors and not hits:
+            if not errors and not hits and request.form.get("action") != "submit":
                 flash(f"Brouillon enregistré à {_paris_time(sheet.updated_at)}.", "success")
-                return redirect(url_for("sheets.edit", sheet_id=sheet.id))
+                return redirect(url_for("sheets.edit", sheet_id=sheet.id)
+                                + _anchor(request.form.get("finding", "")))
+            shown = values
     if errors:
         flash("La fiche contient des erreurs : corrigez les champs signalés.", "error")
     if request.method == "GET":
@@ -234,7 +247,30 @@ def edit(sheet_id: int):
     return render_template("sheets/edit.html", sheet=sheet, form=form, errors=errors, hits=hits,
                            sections=SECTIONS, fields=FIELDS, identity_labels=IDENTITY_LABELS,
                            labels=offered, saved_at=_paris_time(sheet.updated_at),
-                           ticket=stash_ticket(sheet))
+                           ticket=stash_ticket(sheet), review=_review(shown))
+
+
+def _review(values: dict) -> dict:
+    """What the de-identification panels show: each unit's highlighted text and findings."""
+    texts = deidentify.text_units(values)
+    return {unit: {"segments": deidentify.segments(texts[unit], found), "findings": found,
+                   "label": _unit_label(unit),
+                   "open": sum(not f.dismissed for f in found)}
+            for unit, found in deidentify.findings(values).items()}
+
+
+def _unit_label(unit: str) -> str:
+    spec = FIELDS_BY_NAME.get(unit)
+    if spec is not None:
+        return spec.label
+    _, row, key = unit.split("_", 2)
+    return f"Actions engagées, ligne {int(row) + 1} ({ACTION_LABELS[key].lower()})"
+
+
+def _anchor(decision: str) -> str:
+    """Back to the field whose finding was just handled."""
+    unit = decision.partition("|")[2].split(":", 1)[0]
+    return f"#revue-{unit}" if unit else ""
 
 
 edit.required_roles = ("referent",)  # checked inside: an anonymous POST is stashed first
@@ -368,13 +404,15 @@ def show(sheet_id: int):
                                        .order_by(Decision.id))]
     db().commit()  # decryption audit rows before the page leaves
     allowed = workflow.allowed_actions(sheet)
+    # The facilitator's second pair of eyes on what the instance will read (issue #8).
+    review = _review(values) if not is_referent else {}
     return render_template(
         "sheets/show.html", sheet=sheet, values=values, identity=identity, events=events,
         is_referent=is_referent, show_sensitive=show_sensitive, allowed=allowed,
         sections=SECTIONS, fields=FIELDS, labels=_labels(), identity_labels=IDENTITY_LABELS,
         reason_form=ReasonForm(), screening_form=ScreeningForm(), states=SHEET_STATES,
         intensities=INTENSITE, passages=passages, decisions=decisions,
-        formal=FORMAL_DECISION, feedback=[d for d in feedback if d is not None])
+        formal=FORMAL_DECISION, feedback=[d for d in feedback if d is not None], review=review)
 
 
 @bp.route("/<int:sheet_id>/documents/<int:document_id>")

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
-from shared import audit
+from shared import audit, deidentify
 from shared.db import utcnow
 from shared.domain.sheets import (
     SheetInvalid,
@@ -22,7 +22,7 @@ from shared.domain.sheets import (
 )
 from shared.encrypted import Vault
 from shared.errors import InvalidInput, InvalidTransition
-from shared.models import Sheet, SheetEvent
+from shared.models import DeidentificationCount, Sheet, SheetEvent
 from shared.models.sheet import SHEET_STATES
 from shared.text import clean_text
 
@@ -119,9 +119,20 @@ class GuardHits(InvalidInput):
         self.hits = hits
 
 
+class FindingsOpen(InvalidInput):
+    """Free texts hold identifying words the referent has not handled yet (issue #8)."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(f"{count} élément(s) identifiant(s) à traiter dans les textes avant "
+                         "de soumettre : remplacez-les, reformulez ou indiquez qu'ils "
+                         "n'identifient personne.")
+        self.count = count
+
+
 def submit(session: Session, vault: Vault, sheet: Sheet, labels: dict[str, dict[str, str]], *,
            actor_id: int | None, guard_confirmed: bool = False) -> SheetEvent:
-    """Check completeness and the free-text guard, then submit."""
+    """Check completeness, the free-text guard and the de-identification review, then
+    submit; the referent's review decisions are counted for the statistics."""
     if sheet.status not in TRANSITIONS["submit"].sources:
         return transition(session, vault, sheet, "submit", actor_id=actor_id)  # raises
     values = read_values(vault, sheet, purpose="soumission de la fiche")
@@ -132,8 +143,22 @@ def submit(session: Session, vault: Vault, sheet: Sheet, labels: dict[str, dict[
     hits = identity_hits(identity, values)
     if hits and not guard_confirmed:
         raise GuardHits(hits)
+    open_findings = deidentify.unhandled(values)
+    if open_findings:
+        raise FindingsOpen(len(open_findings))
     if hits:  # the referent confirmed these words do not designate the person: counted
         audit.record(session, vault.keyring, vault.actor, "guard_overridden",
                      object_type="sheets", object_ids=[sheet.id], fields=sorted(hits))
+    _record_review_counts(session, sheet, deidentify.decision_counts(values))
     return transition(session, vault, sheet, "submit", actor_id=actor_id)
+
+
+def _record_review_counts(session: Session, sheet: Sheet,
+                          counts: dict[tuple[str, str], int]) -> None:
+    """The sheet's decisions as of this submission (a resubmission replaces them)."""
+    session.execute(delete(DeidentificationCount).where(
+        DeidentificationCount.sheet_id == sheet.id))
+    session.add_all(DeidentificationCount(sheet_id=sheet.id, kind=kind, outcome=outcome,
+                                          count=count)
+                    for (kind, outcome), count in sorted(counts.items()))
 

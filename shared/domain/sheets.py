@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from shared import deidentify
 from shared.crypto import normalise_digits, normalise_name
 from shared.db import utcnow
 from shared.domain.beneficiaries import (
@@ -178,7 +179,11 @@ def write_values(vault: Vault, sheet: Sheet, values: dict[str, Any]) -> None:
             setattr(sheet, spec.name, (value == "oui") if spec.kind == "yesno" else (value or None))
         else:
             groups[spec.column][spec.name] = value
+    review = values.get(deidentify.REVIEW_KEY) or {}
     for column, group in groups.items():
+        # The referent's de-identification decisions (dismissed words) stay with their
+        # field's class: a dismissed word of a sensitive text is sealed as sensitive.
+        group[deidentify.REVIEW_KEY] = deidentify.review_for_column(review, column)
         vault.seal(sheet, column, json.dumps(group, ensure_ascii=False, sort_keys=True))
     sheet.updated_at = utcnow()
 
@@ -202,10 +207,14 @@ def read_values_many(vault: Vault, sheets: list[Sheet], *, purpose: str,
                                   if spec.data_class == METADATA or spec.column in columns}
         values["urgent"] = "oui" if sheet.urgent else "non"
         values["motif"] = sheet.motif or ""
+        review: dict[str, Any] = {}
         for column in columns:
             secret = opened[column]
             if secret is not None:
-                values.update(json.loads(secret.reveal()))
+                group = json.loads(secret.reveal())
+                review.update(group.pop(deidentify.REVIEW_KEY, {}))
+                values.update(group)
+        values[deidentify.REVIEW_KEY] = review
         result.append(values)
     return result
 

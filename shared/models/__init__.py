@@ -19,7 +19,7 @@ from shared.models.meeting import (
     Schedule,
 )
 from shared.models.reference import Circonscription, ReferenceItem, Structure
-from shared.models.sheet import FormStash, Sheet, SheetEvent
+from shared.models.sheet import DeidentificationCount, FormStash, Sheet, SheetEvent
 from shared.models.user import LoginThrottle, RoleAssignment, User
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "Circonscription",
     "Decision",
     "DecisionAction",
+    "DeidentificationCount",
     "DocumentJob",
     "FormStash",
     "GeneratedDocument",

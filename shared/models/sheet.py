@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, String, Text
+from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shared.db import Base, new_uuid, utcnow
@@ -105,3 +105,17 @@ class FormStash(Base):
     @property
     def key_owner_uuid(self) -> str:
         return self.uuid
+
+
+class DeidentificationCount(Base):
+    """How many findings of one kind the referent replaced or dismissed in a sheet's free
+    texts (issue #8), as of its last submission: counts for the statistics, never words."""
+
+    __tablename__ = "deidentification_counts"
+    __table_args__ = (UniqueConstraint("sheet_id", "kind", "outcome"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sheet_id: Mapped[int] = mapped_column(ForeignKey("sheets.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20))
+    outcome: Mapped[str] = mapped_column(String(10))  # accepted | dismissed
+    count: Mapped[int] = mapped_column(Integer)

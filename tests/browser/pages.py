@@ -258,3 +258,31 @@ class OneTimePasswordPage(Page):
     def back_to_accounts(self) -> AdminUsersPage:
         self._follow(self.driver.find_element(By.LINK_TEXT, "Retour aux comptes"))
         return AdminUsersPage(self.driver, self.base_url)
+
+
+class SheetEditPage(Page):
+    """A referent's sheet form, with its de-identification review panels."""
+
+    def open(self, sheet_id: int) -> SheetEditPage:
+        self.visit(f"/fiches/{sheet_id}/modifier")
+        return self
+
+    def write(self, label: str, text: str) -> None:
+        self._fill(label, text)
+
+    def save_draft(self) -> None:
+        self._press("Enregistrer le brouillon")
+
+    def highlighted(self) -> list[tuple[str, str]]:
+        """(kind, words) of each finding highlighted in the texts, still to handle."""
+        return [(m.get_attribute("title"), m.text) for m in self.driver.find_elements(
+            By.CSS_SELECTOR, ".deid-text mark.open")]
+
+    def accept_replacement(self, replacement: str) -> None:
+        self._press(f"Remplacer par « {replacement} »")
+
+    def dismiss_first_finding(self) -> None:
+        self._press("N'identifie personne")
+
+    def text_of(self, label: str) -> str:
+        return self._field(label).get_attribute("value")

@@ -6,8 +6,8 @@ import io
 
 from docx import Document
 
-from tests.browser.pages import LoginPage, MeetingPage, Page
-from tests.factories import PASSWORD
+from tests.browser.pages import LoginPage, MeetingPage, Page, SheetEditPage
+from tests.factories import PASSWORD, canary_identity, make_sheet
 
 MEETING_DATE = "15/12/2026 14:00"  # factories.meeting_with_agenda
 
@@ -97,3 +97,22 @@ def test_an_anonymous_visitor_is_sent_to_the_login_page(browser, live_server, wo
     page.visit(f"/seances/{world['meeting'].id}")
     assert page.path.startswith("/connexion")
     assert "Connectez-vous pour accéder à cette page." in page.flash_messages()
+
+
+def test_a_referent_replaces_and_dismisses_findings_in_the_sheet_form(
+        browser, live_server, world, db_session, vault):
+    sheet = make_sheet(db_session, vault, world["structures"]["ssd"], canary_identity(30),
+                       author_id=world["users"]["referent"].id)
+    db_session.commit()
+    LoginPage(browser, live_server).open().login("referent@test.invalid", PASSWORD)
+    form = SheetEditPage(browser, live_server).open(sheet.id)
+    form.write("Parcours et situation (résumé)",
+               "Son fils Moussa est gardé par sa tante. Joignable au 06 12 48 73 95.")
+    form.save_draft()
+    assert form.highlighted() == [("nom d'une personne", "Moussa"),
+                                  ("numéro de téléphone", "06 12 48 73 95")]
+    form.accept_replacement("[téléphone]")
+    assert form.text_of("Parcours et situation (résumé)").endswith("au [téléphone].")
+    form.dismiss_first_finding()
+    assert form.highlighted() == []
+    assert form.console_errors() == []

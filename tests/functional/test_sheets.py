@@ -7,8 +7,17 @@ import pytest
 from markupsafe import escape
 from sqlalchemy import func, select
 
+from shared.deidentify import unhandled_high_confidence
 from shared.demo import demo_values
-from shared.models import AuditEvent, Beneficiary, FormStash, Sheet, SheetEvent
+from shared.domain.sheets import read_values, write_values
+from shared.models import (
+    AuditEvent,
+    Beneficiary,
+    DeidentificationCount,
+    FormStash,
+    Sheet,
+    SheetEvent,
+)
 from tests.conftest import CSRF_RE, csrf_token, logged_in
 from tests.factories import PASSWORD, canary_identity, canary_values, make_sheet
 from tests.functional.test_cli import database_dump, redis_dump
@@ -46,11 +55,14 @@ def create_draft(client, identity):
 
 
 def post_sheet(client, sheet_id, data, action="save"):
+    """The edit form posted with one of its buttons (``action=None``: a finding's button)."""
     token = csrf_token(client, f"/fiches/{sheet_id}/modifier")
+    buttons = {"action": action} if action else {}
     return client.post(f"/fiches/{sheet_id}/modifier",
-                       data={"csrf_token": token, "action": action, **data})
+                       data={"csrf_token": token, **buttons, **data})
 
 
+FINDING_RE = re.compile(r'name="finding" value="([^"]+)"')
 TICKET_RE = re.compile(r'name="stash_ticket" value="([^"]+)"')
 
 
@@ -198,8 +210,17 @@ def test_the_free_text_guard_flags_the_persons_identity_until_rephrased_or_confi
     assert "Textes à reformuler" in body
     assert "le nom de la personne" in body and "le numéro de téléphone" in body
     assert status_of(db_session, sheet_id) == "brouillon"  # saved, not submitted
-    response = post_sheet(referent, sheet_id, {**sheet_form(leaky, identity),
-                                               "guard_confirmed": "y"}, "submit")
+    confirmed = {**sheet_form(leaky, identity), "guard_confirmed": "y"}
+    body = post_sheet(referent, sheet_id, confirmed, "submit").get_data(as_text=True)
+    # The de-identification review finds the same words: each is handled, one click each.
+    assert "2 élément(s) identifiant(s) à traiter" in body
+    for decision in FINDING_RE.findall(body):
+        assert decision.startswith(("accept|", "dismiss|"))
+    while decisions := [d for d in FINDING_RE.findall(
+            referent.get(f"/fiches/{sheet_id}/modifier").get_data(as_text=True))
+            if d.startswith("dismiss|")]:
+        post_sheet(referent, sheet_id, {**confirmed, "finding": decisions[0]}, None)
+    response = post_sheet(referent, sheet_id, confirmed, "submit")
     assert response.status_code == 302
     assert status_of(db_session, sheet_id) == "soumise"
     assert db_session.scalar(select(AuditEvent.fields).where(
@@ -433,3 +454,75 @@ def test_of_two_concurrent_screenings_only_one_wins(engine, world, db_session, v
     other.rollback()
     other.close()
     assert status_of(db_session, sheet.id) == "recevable"
+
+
+def test_the_referent_replaces_dismisses_or_edits_each_finding_before_submitting(
+        referent, facilitator, db_session, vault, engine, settings):
+    identity = canary_identity(11)
+    sheet_id = create_draft(referent, identity)
+    parcours = ("Madame vit avec son fils Moussa, scolarisé à l'école Jules Ferry. "
+                "Joignable au 06 12 48 73 95.")
+    data = sheet_form({**demo_values(0), "parcours": parcours}, identity)
+
+    # On save, each finding is highlighted with its kind and a proposed replacement
+    post_sheet(referent, sheet_id, data)
+    page = referent.get(f"/fiches/{sheet_id}/modifier").get_data(as_text=True)
+    assert "3 élément(s) possiblement identifiant(s) à traiter" in page
+    assert '<mark class="open" title="numéro de téléphone">06 12 48 73 95</mark>' in page
+    assert "Remplacer par « [enfant] »" in page and "Remplacer par « [téléphone] »" in page
+    decisions = FINDING_RE.findall(page)
+    phone = next(d for d in decisions if d.startswith("accept|") and d.endswith(":phone"))
+    child = next(d for d in decisions if d.startswith("dismiss|") and d.endswith(":person"))
+
+    # Accept: the phone number is replaced in the stored text
+    response = post_sheet(referent, sheet_id, {**data, "finding": phone}, None)
+    assert response.headers["Location"].endswith("#revue-parcours")
+    stored = read_values(vault, db_session.get(Sheet, sheet_id), purpose="test")
+    db_session.commit()  # the decryption's audit row: the app writes next
+    assert stored["parcours"].endswith("Joignable au [téléphone].")
+    data["parcours"] = stored["parcours"]
+
+    # Dismiss: the name stays, marked as not identifying, and stays so after a new save
+    post_sheet(referent, sheet_id, {**data, "finding": child}, None)
+    post_sheet(referent, sheet_id, data)
+    page = referent.get(f"/fiches/{sheet_id}/modifier").get_data(as_text=True)
+    assert "jugé non identifiant" in page and "1 à traiter" in page
+
+    # Submission waits for the last finding; editing the text away handles it
+    body = post_sheet(referent, sheet_id, data, "submit").get_data(as_text=True)
+    assert "1 élément(s) identifiant(s) à traiter dans les textes" in body
+    assert status_of(db_session, sheet_id) == "brouillon"
+    data["parcours"] = data["parcours"].replace("l'école Jules Ferry", "l'école du quartier")
+    response = post_sheet(referent, sheet_id, data, "submit")
+    assert response.status_code == 302
+    assert status_of(db_session, sheet_id) == "soumise"
+
+    # Counts per kind only are recorded; the dismissed word is sealed, never in clear
+    counts = db_session.execute(select(DeidentificationCount.kind, DeidentificationCount.outcome,
+                                       DeidentificationCount.count)
+                                .where(DeidentificationCount.sheet_id == sheet_id)).all()
+    assert sorted(counts) == [("person", "dismissed", 1), ("phone", "accepted", 1)]
+    assert b"Moussa" not in database_dump(engine, settings)
+
+    # The facilitator's screening page shows the same findings, with the referent's decision
+    page = facilitator.get(f"/fiches/{sheet_id}").get_data(as_text=True)
+    assert "Relecture : éléments possiblement identifiants" in page
+    assert '<mark class="dismissed" title="nom d&#39;une personne">Moussa</mark>' in page
+    assert "jugé non identifiant par le ou la référent·e" in page
+    assert 'name="finding"' not in page
+
+
+def test_the_screening_page_flags_unhandled_findings_of_a_submitted_sheet(
+        facilitator, db_session, vault, world):
+    # Given a sheet submitted before the review existed, whose text names a doctor
+    sheet = make_sheet(db_session, vault, world["structures"]["ssd"], canary_identity(12),
+                       status="soumise")
+    values = read_values(vault, sheet, purpose="test")
+    write_values(vault, sheet, {**values, "question": "Le Dr Lambert soutient la demande."})
+    db_session.commit()
+    page = facilitator.get(f"/fiches/{sheet.id}").get_data(as_text=True)
+    assert '<mark class="open" title="nom d&#39;une personne">Lambert</mark>' in page
+    assert "non traité (remplacement proposé : « [médecin] »)" in page
+    values = read_values(vault, sheet, purpose="test")
+    db_session.commit()
+    assert [f.detection.kind for f in unhandled_high_confidence(values)] == ["person"]
