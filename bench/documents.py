@@ -274,7 +274,8 @@ def end_to_end(instance: Instance, kind: str, meeting_id: int) -> tuple[float, i
         meeting.content_version += 1  # a new version: the request is not deduplicated
         session.commit()
         start = time.perf_counter()
-        job = documents.request_document(session, meeting, kind, None)
+        job = documents.request_document(session, meeting, kind, None,
+                                         vault=Vault(session, instance.keyring, audit.CLI))
         session.commit()
         rq_id = enqueue_document_job(instance.redis, instance.keyring, job.uuid, None)
         documents.mark_sent(session, job)

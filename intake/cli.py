@@ -354,8 +354,10 @@ def generate(meeting_id: int, kind: str, sheet_id: int | None, pdf: bool, out_pa
         if meeting is None or (sheet_id and sheet is None):
             raise click.ClickException("no such session or sheet")
         try:
-            job = documents.request_document(session, meeting, kind, None, sheet)
+            job = documents.request_document(session, meeting, kind, None, sheet,
+                                             vault=Vault(session, keyring, audit.CLI))
         except DomainError as exc:
+            session.commit()  # a refused dossier keeps its review counts and audit rows
             raise click.ClickException(exc.message) from None
         audit.record(session, keyring, audit.CLI, "document_requested",
                      object_type="document_jobs", object_ids=[job.id])

@@ -440,8 +440,14 @@ def generate(meeting_id: int, kind: str):
         abort(404)
     sheet = _sheet_of_meeting(meeting, request.form.get("sheet_id", type=int))
     try:
+        if kind == "dossier":  # reviewed first, kept even when refused: counts and audit rows
+            try:
+                documents.check_dossier_texts(vault(), meeting)
+            finally:
+                db().commit()
         job = documents.request_document(db(), meeting, kind, current_user.id, sheet,
-                                         rebuild=request.form.get("rebuild") == "1")
+                                         rebuild=request.form.get("rebuild") == "1",
+                                         vault=vault())
     except DomainError as exc:
         return _refused(meeting, exc, "#documents")
     record("document_requested", object_type="document_jobs", object_ids=[job.id])

@@ -7,8 +7,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from shared import audit
+from shared import audit, deidentify
 from shared.db import utcnow
+from shared.domain.sheets import read_values_many
 from shared.encrypted import Vault
 from shared.errors import InvalidInput, InvalidTransition
 from shared.models import (
@@ -37,17 +38,46 @@ KIND_STATES = {
 }
 
 
+REVIEW_PURPOSE = "relecture des textes avant le dossier de séance"
+
+
+def check_dossier_texts(vault: Vault, meeting: Meeting) -> None:
+    """The dossier carries no free text with an unhandled high-confidence finding (a name,
+    a number…): refused naming the sheets. Runs where the model is (intake, the CLI); the
+    worker, which never analyses text, builds only what passed here."""
+    sheets = [item.sheet for item in meeting.items
+              if item.part in ("situation", "icag") and item.sheet is not None
+              and item.outcome != "ajourne"]
+    # Sheets reviewed at submission kept their count; only texts changed since are analysed.
+    unknown = [sheet for sheet in sheets if sheet.open_findings is None]
+    values = read_values_many(vault, unknown, purpose=REVIEW_PURPOSE,
+                              columns=("situation_data", "sensitive_data"))
+    for sheet, opened in zip(unknown, values, strict=True):
+        sheet.open_findings = len(deidentify.unhandled_high_confidence(opened))
+    blocked = [sheet.reference for sheet in sheets if sheet.open_findings]
+    if blocked:
+        raise InvalidInput(
+            "Le dossier de séance ne peut pas être généré : des textes contiennent encore des "
+            "éléments identifiants non traités (fiches " + ", ".join(blocked) + "). "
+            "Faites-les relire par le ou la référent·e, puis relancez la génération.")
+
+
 def request_document(session: Session, meeting: Meeting, kind: str,
                      requester_id: int | None, sheet: Sheet | None = None,
-                     rebuild: bool = False) -> DocumentJob:
+                     rebuild: bool = False, vault: Vault | None = None) -> DocumentJob:
     """Return the job for (meeting, kind, content version[, sheet]), creating or re-arming it.
 
     Idempotent: asking twice for the same content gives the same job; a failed job is
     queued again ("relancer"); ``rebuild`` builds a finished one again (a new template, the
-    PDF now available, answers recorded since), keeping the earlier file.
+    PDF now available, answers recorded since), keeping the earlier file. The dossier needs
+    ``vault`` (intake's) to check its texts first.
     """
     if kind not in KIND_STATES:
         raise InvalidInput("Type de document inconnu.")
+    if kind == "dossier":
+        if vault is None:
+            raise TypeError("the dossier's texts are checked with intake's vault")
+        check_dossier_texts(vault, meeting)
     if meeting.state not in KIND_STATES[kind]:
         raise InvalidTransition(f"« {DOCUMENT_KINDS[kind]} » ne peut pas être généré : la "
                                 f"séance est « {meeting.state_label} ».")

@@ -150,6 +150,7 @@ def submit(session: Session, vault: Vault, sheet: Sheet, labels: dict[str, dict[
         audit.record(session, vault.keyring, vault.actor, "guard_overridden",
                      object_type="sheets", object_ids=[sheet.id], fields=sorted(hits))
     _record_review_counts(session, sheet, deidentify.decision_counts(values))
+    sheet.open_findings = 0
     return transition(session, vault, sheet, "submit", actor_id=actor_id)
 
 

@@ -186,6 +186,7 @@ def write_values(vault: Vault, sheet: Sheet, values: dict[str, Any]) -> None:
         group[deidentify.REVIEW_KEY] = deidentify.review_for_column(review, column)
         vault.seal(sheet, column, json.dumps(group, ensure_ascii=False, sort_keys=True))
     sheet.updated_at = utcnow()
+    sheet.open_findings = None  # texts to review again before the next dossier
 
 
 def read_values(vault: Vault, sheet: Sheet, *, purpose: str,

@@ -43,6 +43,9 @@ class Sheet(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
     submitted_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # High-confidence identifying findings left in the free texts at their last review (a
+    # count, no text); None: the texts changed since. The dossier is refused while > 0.
+    open_findings: Mapped[int | None] = mapped_column(Integer)
 
     # Encrypted JSON of the sheet's fields, one column per data class (shared/sheet_schema.py).
     situation_data: Mapped[str | None] = mapped_column(Text)

@@ -109,3 +109,41 @@ def test_every_document_is_built_by_the_worker_pseudonymised(
     assert any(n.startswith("proces-verbal") for n in names)
     assert all(r in decisions for r in references)
     assert not any(p in decisions for p in pseudonyms + canaries)
+
+
+def test_the_dossier_is_refused_while_a_text_names_someone(app, world, db_session, vault):
+    from shared import deidentify
+    from shared.domain.sheets import read_values, write_values
+    from shared.models import DocumentJob
+    from tests.functional.test_meetings import flash_text
+
+    # Given an inscribed sheet whose text was changed after its review to name a doctor
+    meeting, sheet = world["meeting"], world["sheets"][1]
+    values = read_values(vault, sheet, purpose="test")
+    write_values(vault, sheet, {**values, "question": "Le Dr Lambert soutient la demande."})
+    db_session.commit()
+    facilitator = logged_in(app, "facilitator@test.invalid")
+    url = f"/seances/{meeting.id}"
+
+    def request_dossier():
+        return facilitator.post(f"{url}/documents/dossier", follow_redirects=True,
+                                data={"csrf_token": csrf_token(facilitator, url)})
+
+    # The dossier is refused, naming that sheet only, and nothing is queued
+    message = flash_text(request_dossier())
+    assert "éléments identifiants non traités" in message
+    assert sheet.reference in message and world["sheets"][0].reference not in message
+    assert "Lambert" not in message
+    db_session.expire_all()
+    assert db_session.scalar(select(DocumentJob.id)
+                             .where(DocumentJob.meeting_id == meeting.id)) is None
+    assert db_session.get(type(sheet), sheet.id).open_findings == 1  # kept for the next try
+
+    # Once the referent judged the name not identifying, the dossier is queued
+    values = read_values(vault, sheet, purpose="test")
+    (finding,) = deidentify.unhandled_high_confidence(values)
+    write_values(vault, sheet, deidentify.dismiss(values, finding.key))
+    db_session.commit()
+    assert "génération demandée" in flash_text(request_dossier())
+    assert db_session.scalar(select(DocumentJob.kind)
+                             .where(DocumentJob.meeting_id == meeting.id)) == "dossier"

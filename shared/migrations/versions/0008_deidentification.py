@@ -1,4 +1,4 @@
-"""deidentification counts
+"""deidentification counts, open findings per sheet
 
 Revision ID: 0008
 Revises: 0007
@@ -28,7 +28,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("sheet_id", "kind", "outcome"),
     )
+    with op.batch_alter_table("sheets") as batch:
+        batch.add_column(sa.Column("open_findings", sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("sheets") as batch:
+        batch.drop_column("open_findings")
     op.drop_table("deidentification_counts")
