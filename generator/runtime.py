@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared.config import Settings
 from shared.crypto import KeyRing
 from shared.db import make_engine, make_session_factory
+from shared.heartbeat import Heartbeat
 from shared.keys import load_keyring
 
 
@@ -25,6 +26,7 @@ class Runtime:
     sessions: sessionmaker[Session]
     keyring: KeyRing
     pid: int
+    heartbeat: Heartbeat
     pdf: object | None = None  # generator.pdf.PdfConverter when LibreOffice is installed
 
 
@@ -38,8 +40,9 @@ def init(settings: Settings) -> Runtime:
         _runtime.engine.dispose()
     settings = settings.for_worker()
     engine = make_engine(settings)
-    _runtime = Runtime(settings, engine, make_session_factory(engine), load_keyring(settings),
-                       os.getpid())
+    sessions, keyring = make_session_factory(engine), load_keyring(settings)
+    _runtime = Runtime(settings, engine, sessions, keyring, os.getpid(),
+                       Heartbeat("worker", keyring, sessions))
     return _runtime
 
 

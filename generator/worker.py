@@ -40,10 +40,12 @@ def sweep(rt: runtime.Runtime, connection: redis.Redis) -> int:
 
 
 class DocumentWorker(Worker):
-    """RQ's forking worker plus the outbox sweep in its maintenance step."""
+    """RQ's forking worker plus, in its maintenance step, the keyring heartbeat (work horses
+    fork with the keys reloaded) and the outbox sweep."""
 
     def run_maintenance_tasks(self) -> None:
         super().run_maintenance_tasks()
+        runtime.current().heartbeat.beat(force=True)
         try:
             sweep(runtime.current(), self.connection)
         except redis.RedisError:
@@ -57,6 +59,7 @@ def main(settings: Settings | None = None) -> None:
     with rt.sessions() as session:
         record_key_versions(session, rt.keyring)
         session.commit()
+    rt.heartbeat.beat(force=True)
     connection = redis_connection(rt.settings)
     while True:  # wait for Redis instead of dying when it is not up yet
         try:

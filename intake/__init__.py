@@ -9,6 +9,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from shared.config import Settings, load_settings
 from shared.db import make_engine, make_session_factory
+from shared.heartbeat import Heartbeat
 from shared.keys import load_keyring
 from shared.logs import configure_logging
 from shared.passwords import use_fast_hashing
@@ -35,12 +36,15 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops,
                                 x_proto=settings.proxy_hops)
     engine = make_engine(settings)
+    sessions = make_session_factory(engine)
+    keyring = load_keyring(settings)
     app.extensions["icli"] = Services(
         settings=settings,
         engine=engine,
-        sessions=make_session_factory(engine),
-        keyring=load_keyring(settings),
+        sessions=sessions,
+        keyring=keyring,
         redis=redis_connection(settings),
+        heartbeat=Heartbeat("intake", keyring, sessions),
     )
 
     from intake import access, dbsession, errors, extensions
@@ -83,9 +87,10 @@ class IntakeFlask(Flask):
 class Services:
     """Process-wide objects the views reach through ``current_app.extensions["icli"]``."""
 
-    def __init__(self, *, settings, engine, sessions, keyring, redis) -> None:
+    def __init__(self, *, settings, engine, sessions, keyring, redis, heartbeat) -> None:
         self.settings = settings
         self.engine = engine
         self.sessions = sessions
         self.keyring = keyring
         self.redis = redis
+        self.heartbeat = heartbeat

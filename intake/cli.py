@@ -400,19 +400,144 @@ def keys() -> None:
 @keys.command("worker-keyring")
 @click.option("--out", "destination", required=True,
               type=click.Path(dir_okay=False, path_type=Path))
-def keys_worker_keyring(destination: Path) -> None:
+@click.option("--replace", is_flag=True,
+              help="Overwrite an existing file (after `keys add`: the worker reloads it).")
+def keys_worker_keyring(destination: Path, replace: bool) -> None:
     """Write the keyring a worker gets: content, audit and jobs chains, never identity."""
     from shared.crypto import CryptoError, KeyRing
 
     settings = _settings()
     chains = settings.for_worker().key_chains
     try:
-        written = KeyRing.export_chains(settings.keyring_path, destination, chains)
+        written = KeyRing.export_chains(settings.keyring_path, destination, chains,
+                                        replace=replace)
     except CryptoError as exc:
         raise click.ClickException(str(exc)) from None
     if not written:
-        raise click.ClickException(f"{destination} exists already; not overwritten")
+        raise click.ClickException(f"{destination} exists already; not overwritten "
+                                   "(--replace to update it)")
     click.echo(f"wrote {destination} (mode 0600): chains {', '.join(chains)}")
+
+
+@contextlib.contextmanager
+def _key_operation() -> Iterator:
+    """Settings, keyring and a session for one key command; refusals become CLI errors."""
+    from shared.crypto import CryptoError
+    from shared.errors import DomainError
+
+    settings = _settings()
+    keyring = load_keyring(settings)
+    with _session(settings) as session:
+        try:
+            yield settings, keyring, session
+        except DomainError as exc:
+            session.rollback()
+            raise click.ClickException(exc.message) from None
+        except CryptoError as exc:
+            session.rollback()
+            raise click.ClickException(str(exc)) from None
+
+
+CHAIN = click.option("--chain", required=True, help="identity, content, index, audit or jobs")
+
+
+@keys.command("status")
+@click.option("--json", "as_json", is_flag=True, help="The stable JSON form, for scripts.")
+def keys_status(as_json: bool) -> None:
+    """Every key version per chain: state, rows using it, fingerprint, live holders."""
+    from shared import rotation
+
+    with _key_operation() as (_, keyring, session):
+        report = rotation.status(session, keyring)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    for chain, entry in report["chains"].items():
+        click.echo(f"{chain} (primary v{entry['primary']})")
+        for v in entry["versions"]:
+            click.echo(f"  v{v['version']:<3} {v['state']:<9} rows {v['rows']:>8}  "
+                       f"fp {v['fingerprint'] or '—':<16}  created {v['created_at'] or '—'}  "
+                       f"held by {len(v['held_by'])} live process(es)")
+    click.echo(f"live processes: {len(report['processes'])}")
+    for p in report["processes"]:
+        click.echo(f"  {p['kind']:<6} pid {p['pid']} on {p['host']}, seen {p['seen_at']}")
+
+
+@keys.command("add")
+@CHAIN
+def keys_add(chain: str) -> None:
+    """Add a new version to a chain: every process loads it, nothing uses it yet."""
+    from shared import rotation
+
+    with _key_operation() as (settings, keyring, session):
+        version = rotation.add(session, settings.keyring_path, keyring, chain, audit.CLI)
+        session.commit()
+    click.echo(f"added {chain} v{version}; wait until every process holds it "
+               f"(`icli keys status`), then `icli keys promote --chain {chain} "
+               f"--version {version}`")
+
+
+@keys.command("promote")
+@CHAIN
+@click.option("--version", "version", required=True, type=int)
+def keys_promote(chain: str, version: int) -> None:
+    """Make a version primary; refused while a live process does not hold it."""
+    from shared import rotation
+
+    with _key_operation() as (settings, keyring, session):
+        rotation.promote(session, settings.keyring_path, keyring, chain, version, audit.CLI)
+        session.commit()
+    click.echo(f"{chain} v{version} is primary; now `icli keys rotate --chain {chain}`")
+
+
+@keys.command("rotate")
+@click.option("--chain", "chains", multiple=True,
+              help="identity, content or index (default: all three)")
+@click.option("--batch", default=1000, show_default=True, type=click.IntRange(1, 100_000))
+def keys_rotate(chains: tuple[str, ...], batch: int) -> None:
+    """Move every row to the primary version, in checkpointed batches; resumable."""
+    from shared import rotation
+    from shared.errors import DomainError
+
+    settings = _settings()
+    keyring = load_keyring(settings)
+    engine = make_engine(settings)
+    try:
+        for chain in chains or rotation.ROTATED_CHAINS:
+            started = time.monotonic()
+            with click.progressbar(length=1, label=f"{chain}", show_pos=True,
+                                   file=sys.stderr) as bar:
+                def progress(done: int, total: int, bar=bar, started=started, chain=chain) -> None:
+                    bar.length = max(total, 1)
+                    bar.update(done - bar.pos)
+                    rate = done / max(time.monotonic() - started, 1e-6)
+                    bar.label = f"{chain} ({rate:,.0f} rows/s)"
+
+                try:
+                    result = rotation.rotate(make_session_factory(engine), keyring, chain,
+                                             audit.CLI, batch=batch, progress=progress)
+                except DomainError as exc:
+                    raise click.ClickException(exc.message) from None
+            elapsed = time.monotonic() - started
+            click.echo(f"{chain}: {result.rewrapped} row(s) moved to v{result.target_version} "
+                       f"in {elapsed:.1f} s ({result.passes} pass(es))")
+    finally:
+        engine.dispose()
+
+
+@keys.command("retire")
+@CHAIN
+@click.option("--version", "version", required=True, type=int)
+def keys_retire(chain: str, version: int) -> None:
+    """Remove a version nothing needs any more (verified first)."""
+    from shared import rotation
+
+    with _key_operation() as (settings, keyring, session):
+        verified = rotation.retire(session, settings.keyring_path, keyring, chain, version,
+                                   audit.CLI)
+        session.commit()
+    click.echo(f"{chain} v{version} retired ({verified} data key(s) verified without it); "
+               "backups made before this point can no longer be read with the keyring")
 
 
 # -- demo and check ---------------------------------------------------------------

@@ -39,6 +39,12 @@ def record(action: str, **kwargs) -> None:
 
 
 def init_app(app: Flask) -> None:
+    @app.before_request
+    def _heartbeat() -> None:
+        # Follow the keyring file and report the versions held (at most every 15 s); a
+        # process idle for long reloads here, before its first use of a key.
+        services().heartbeat.beat()
+
     @app.teardown_appcontext
     def _close(_exc: BaseException | None) -> None:
         session = g.pop("db", None)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import fcntl
 import hashlib
 import hmac
 import json
@@ -218,6 +220,45 @@ def mac_matches(secret: bytes, expected: str, *parts: str | int) -> bool:
     return hmac.compare_digest(mac(secret, *parts), expected)
 
 
+def _stamp(path: Path) -> tuple[int, int, int]:
+    """What tells a changed keyring file (it is replaced whole, never edited in place)."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise KeyringError(f"keyring file not found: {path}") from None
+    return info.st_ino, info.st_mtime_ns, info.st_size
+
+
+def _stamp_mode(path: Path) -> int:
+    try:
+        return path.stat().st_mode
+    except FileNotFoundError:
+        raise KeyringError(f"keyring file not found: {path}") from None
+
+
+@contextlib.contextmanager
+def _editing(path: Path):
+    """Read-modify-write of the keyring file under an exclusive lock; the new file replaces
+    the old atomically (readers see one or the other, never a mix)."""
+    lock_path = path.with_name(f".{path.name}.lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise KeyringError(f"keyring {path} is unreadable ({type(exc).__name__})") from None
+        if data.get("format") != KEYRING_FORMAT:
+            raise KeyringError(f"keyring {path}: unknown format")
+        try:
+            yield data
+        except KeyError as exc:
+            raise KeyringError(f"keyring {path} has no such chain") from exc
+        write_private(path, json.dumps(data, indent=2) + "\n", exclusive=False)
+    finally:
+        os.close(fd)
+
+
 def fingerprint(key: bytes) -> str:
     """A public identifier of a key (never the key): 16 hex digits of its SHA-256."""
     return hashlib.sha256(b"icli.fingerprint.v1" + key).hexdigest()[:16]
@@ -242,21 +283,49 @@ class KeyRing:
     """
 
     def __init__(self, versions: Iterable[KeyVersion], primaries: dict[str, int]) -> None:
-        self._keys = {(v.chain, v.version): v for v in versions}
-        self._primaries = dict(primaries)
+        # One attribute swapped whole by refresh(): a reader never sees half a reload.
+        self._state = ({(v.chain, v.version): v for v in versions}, dict(primaries))
+        self._source: tuple[Path, frozenset[str], tuple[int, int, int]] | None = None
 
     def __repr__(self) -> str:
         return f"KeyRing(chains={sorted(self._primaries)})"
+
+    @property
+    def _keys(self) -> dict[tuple[str, int], KeyVersion]:
+        return self._state[0]
+
+    @property
+    def _primaries(self) -> dict[str, int]:
+        return self._state[1]
 
     # -- loading -------------------------------------------------------------
     @classmethod
     def load(cls, path: Path, chains: Iterable[str] = ALL_CHAINS) -> KeyRing:
         """Load the requested chains only; refuse a file others can read."""
-        wanted = set(chains)
-        try:
-            mode = path.stat().st_mode
-        except FileNotFoundError:
-            raise KeyringError(f"keyring file not found: {path}") from None
+        wanted = frozenset(chains)
+        stamp = _stamp(path)
+        ring = cls(*cls._read(path, wanted))
+        ring._source = (path, wanted, stamp)
+        return ring
+
+    def refresh(self) -> bool:
+        """Reload the file this ring came from if it changed (a version added, promoted or
+        retired): running processes follow the keyring without a restart. True if reloaded;
+        a file that became unreadable leaves the ring as it was and raises."""
+        if self._source is None:
+            return False
+        path, wanted, stamp = self._source
+        current = _stamp(path)
+        if current == stamp:
+            return False
+        versions, primaries = self._read(path, wanted)
+        self._state = ({(v.chain, v.version): v for v in versions}, primaries)
+        self._source = (path, wanted, current)
+        return True
+
+    @staticmethod
+    def _read(path: Path, wanted: frozenset[str]) -> tuple[list[KeyVersion], dict[str, int]]:
+        mode = _stamp_mode(path)
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise KeyringError(f"keyring file {path} is readable by others: chmod 600 it")
         try:
@@ -278,10 +347,11 @@ class KeyRing:
         missing = wanted - set(primaries)
         if missing:
             raise KeyringError(f"keyring {path} lacks chain(s): {', '.join(sorted(missing))}")
-        ring = cls(versions, primaries)
+        held = {(v.chain, v.version) for v in versions}
         for chain, version in primaries.items():
-            ring.key(chain, version)  # the primary must exist
-        return ring
+            if (chain, version) not in held:
+                raise KeyringError(f"keyring {path}: {chain} primary v{version} is missing")
+        return versions, primaries
 
     @classmethod
     def create_file(cls, path: Path) -> bool:
@@ -301,7 +371,8 @@ class KeyRing:
         return write_private(path, body + "\n", exclusive=True)
 
     @staticmethod
-    def export_chains(source: Path, destination: Path, chains: Iterable[str]) -> bool:
+    def export_chains(source: Path, destination: Path, chains: Iterable[str], *,
+                      replace: bool = False) -> bool:
         """Copy some chains of a keyring into a new file (the worker's: no identity chain)."""
         wanted = set(chains)
         try:
@@ -312,7 +383,36 @@ class KeyRing:
         if missing:
             raise KeyringError(f"keyring {source} lacks chain(s): {', '.join(sorted(missing))}")
         data["chains"] = {name: data["chains"][name] for name in sorted(wanted)}
-        return write_private(destination, json.dumps(data, indent=2) + "\n", exclusive=True)
+        return write_private(destination, json.dumps(data, indent=2) + "\n",
+                             exclusive=not replace)
+
+    # -- editing the file (icli keys add / promote / retire) -----------------
+    @staticmethod
+    def add_version(path: Path, chain: str) -> int:
+        """A new random version of ``chain``, held but not used (not primary)."""
+        with _editing(path) as data:
+            versions = data["chains"][chain]["versions"]
+            number = max(int(n) for n in versions) + 1
+            versions[str(number)] = {
+                "key": base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode(),
+                "created_at": datetime.now(UTC).isoformat(timespec="seconds")}
+        return number
+
+    @staticmethod
+    def set_primary(path: Path, chain: str, version: int) -> None:
+        with _editing(path) as data:
+            if str(version) not in data["chains"][chain]["versions"]:
+                raise KeyringError(f"{chain} v{version} is not in the keyring")
+            data["chains"][chain]["primary"] = version
+
+    @staticmethod
+    def remove_version(path: Path, chain: str, version: int) -> bool:
+        """Delete the material of a retired version; False if the file no longer has it."""
+        with _editing(path) as data:
+            entry = data["chains"][chain]
+            if entry["primary"] == version:
+                raise KeyringError(f"{chain} v{version} is primary: it cannot be removed")
+            return entry["versions"].pop(str(version), None) is not None
 
     # -- queries -------------------------------------------------------------
     @property

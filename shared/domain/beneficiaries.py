@@ -6,10 +6,10 @@ import re
 from dataclasses import dataclass, fields
 from datetime import date
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from shared.crypto import blind_index, normalise_digits, normalise_name
+from shared.crypto import KeyRing, blind_index, normalise_digits, normalise_name
 from shared.encrypted import Vault
 from shared.errors import InvalidInput
 from shared.models import Beneficiary, IdentityRecord
@@ -76,8 +76,9 @@ def validate_identity(identity: Identity, today: date | None = None) -> list[str
     return problems
 
 
-def _indexes(vault: Vault, identity: Identity) -> dict[str, int | None]:
-    secret = vault.keyring.secret("index")
+def indexes(keyring: KeyRing, identity: Identity, version: int) -> dict[str, int | None]:
+    """The blind indexes of an identity under one version of the index secret."""
+    secret = keyring.key("index", version)
     caf = normalise_digits(identity.numero_caf)
     ft = normalise_name(identity.identifiant_france_travail) + normalise_digits(
         identity.identifiant_france_travail)
@@ -99,8 +100,15 @@ def find_duplicates(session: Session, vault: Vault, identity: Identity) -> list[
 
     A number alone never confirms: a typo in it must not attach a sheet to a stranger.
     """
-    idx = _indexes(vault, identity)
-    conditions = [getattr(IdentityRecord, k) == v for k, v in idx.items() if v is not None]
+    # Every held version is queried: during a rotation of the index secret, records are on
+    # the old version or the new one.
+    vault.keyring.primary_version("index")  # KeyNotFoundError where the chain is not held
+    conditions = []
+    for version in vault.keyring.versions("index"):
+        idx = indexes(vault.keyring, identity, version.version)
+        conditions.append(and_(IdentityRecord.index_version == version.version,
+                               or_(*(getattr(IdentityRecord, k) == v
+                                     for k, v in idx.items() if v is not None))))
     candidates = list(session.scalars(select(IdentityRecord).where(or_(*conditions))
                                       .order_by(IdentityRecord.id)))
     if not candidates:
@@ -145,7 +153,9 @@ def save_identity(session: Session, vault: Vault, beneficiary: Beneficiary,
         session.flush()  # uuid and id exist from here on
     for name in IDENTITY_FIELDS:
         vault.seal(record, name, getattr(identity, name).strip())
-    for name, value in _indexes(vault, identity).items():
+    version = vault.keyring.primary_version("index")
+    record.index_version = version
+    for name, value in indexes(vault.keyring, identity, version).items():
         setattr(record, name, value)
     session.flush()
     return record

@@ -8,7 +8,7 @@ from shared.models.document import (
     MinutesVisa,
     TemplateVersion,
 )
-from shared.models.keys import KeyVersionRecord, RecordKey
+from shared.models.keys import KeyRotation, KeyVersionRecord, ProcessHeartbeat, RecordKey
 from shared.models.meeting import (
     AgendaItem,
     Decision,
@@ -35,12 +35,14 @@ __all__ = [
     "FormStash",
     "GeneratedDocument",
     "IdentityRecord",
+    "KeyRotation",
     "KeyVersionRecord",
     "LoginThrottle",
     "Meeting",
     "MeetingMember",
     "Member",
     "MinutesVisa",
+    "ProcessHeartbeat",
     "RecordKey",
     "ReferenceItem",
     "RoleAssignment",

@@ -33,3 +33,36 @@ class KeyVersionRecord(Base):
     fingerprint: Mapped[str] = mapped_column(String(16))
     state: Mapped[str] = mapped_column(String(10), default="active")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ProcessHeartbeat(Base):
+    """A live intake or worker process and the key versions it holds (numbers, no key).
+    ``promote`` waits until every process seen recently holds the version."""
+
+    __tablename__ = "process_heartbeats"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # random per process
+    kind: Mapped[str] = mapped_column(String(10))  # intake | worker
+    host: Mapped[str] = mapped_column(String(64))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    held: Mapped[str] = mapped_column(String(400))  # JSON {"content": [1, 2], …}
+
+
+class KeyRotation(Base):
+    """Progress of rewrapping one chain's data keys to a version, committed with each batch:
+    a killed rotation resumes where its last batch ended."""
+
+    __tablename__ = "key_rotations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    chain: Mapped[str] = mapped_column(String(10), index=True)
+    target_version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(10), default="running")  # running | done
+    total: Mapped[int] = mapped_column(Integer, default=0)  # rows to rewrap at the start
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    position: Mapped[str] = mapped_column(String(36), default="")  # last row key rewrapped
+    started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)

@@ -1,0 +1,333 @@
+"""Key rotation, online and resumable (SECURITY.md rule 6): add → promote → rotate → retire.
+
+- ``add``: a new version in the keyring file, held by every process once it reloads, not used.
+- ``promote``: the new version becomes primary (new wraps, new blind indexes), refused until
+  every live intake and worker process reports holding it (``shared.heartbeat``).
+- ``rotate``: data chains rewrap their DEKs, field columns never read; the index chain
+  recomputes the blind indexes from the decrypted identity. Batches in keyset order, each
+  row updated only if it is still on the version it was read with (compare-and-swap), the
+  checkpoint committed in the same transaction: kill -9 at any moment, run again, it
+  resumes. Passes repeat until no row is left (a process that had not reloaded yet may
+  still have wrapped a new DEK under the old version meanwhile).
+- ``retire``: refused while the version is primary or any row needs it; then a verification
+  pass opens every data key of the chain without it; then its material leaves the file.
+
+Every step is an audit event. Plain functions: the CLI, the admin page and tests call them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared import audit, heartbeat
+from shared.crypto import DATA_CHAINS, KeyRing, fingerprint
+from shared.db import utcnow
+from shared.encrypted import Vault
+from shared.errors import InvalidInput, InvalidTransition
+from shared.keys import record_key_versions
+from shared.models import IdentityRecord, KeyRotation, KeyVersionRecord, RecordKey
+
+ROTATED_CHAINS = (*DATA_CHAINS, "index")  # chains whose rows name a version
+# The audit secret MACs the whole chain of rows: a new version would orphan the old rows.
+FIXED_CHAINS = ("audit",)
+INDEX_PURPOSE = "rotation de la clé des index de doublons"
+Progress = Callable[[int, int], None]
+
+
+# -- status ------------------------------------------------------------------------------
+def rows_by_version(session: Session, chain: str) -> dict[int, int]:
+    """How many rows each version of ``chain`` wraps (data) or indexes (index)."""
+    if chain in DATA_CHAINS:
+        query = (select(RecordKey.kek_version, func.count()).where(RecordKey.chain == chain)
+                 .group_by(RecordKey.kek_version))
+    elif chain == "index":
+        query = (select(IdentityRecord.index_version, func.count())
+                 .group_by(IdentityRecord.index_version))
+    else:
+        return {}
+    return {version: count for version, count in session.execute(query)}
+
+
+def version_state(chain: str, version: int, primary: int, retired: bool) -> str:
+    if retired:
+        return "retired"
+    if version == primary:
+        return "primary"
+    return "active" if version > primary else "retiring"
+
+
+def status(session: Session, keyring: KeyRing) -> dict[str, Any]:
+    """The stable JSON interface of ``icli keys status --json`` (never a key)."""
+    live = heartbeat.live_processes(session)
+    records = {(r.chain, r.version): r for r in session.scalars(select(KeyVersionRecord))}
+    chains: dict[str, Any] = {}
+    for chain in keyring.chains:
+        primary = keyring.primary_version(chain)
+        rows = rows_by_version(session, chain)
+        held = {v.version: v for v in keyring.versions(chain)}
+        numbers = sorted(set(held) | {v for (c, v) in records if c == chain})
+        versions = []
+        for number in numbers:
+            record = records.get((chain, number))
+            key = held.get(number)
+            versions.append({
+                "version": number,
+                "state": version_state(chain, number, primary, key is None),
+                "rows": rows.get(number, 0),
+                "fingerprint": fingerprint(key.key) if key else (record.fingerprint
+                                                                  if record else ""),
+                "created_at": key.created_at if key else "",
+                "held_by": [p.id for p in live if heartbeat.holds(p, chain, number)],
+            })
+        chains[chain] = {"primary": primary, "versions": versions}
+    processes = [{"id": p.id, "kind": p.kind, "host": p.host, "pid": p.pid,
+                  "seen_at": p.seen_at.isoformat(timespec="seconds") + "Z",
+                  "held": json.loads(p.held)} for p in live]
+    return {"chains": chains, "processes": processes}
+
+
+# -- add, promote, retire ----------------------------------------------------------------
+def _check_chain(keyring: KeyRing, chain: str) -> None:
+    if chain not in keyring.chains:
+        raise InvalidInput(f"unknown chain {chain!r} (known: {', '.join(keyring.chains)})")
+
+
+def add(session: Session, keyring_path: Path, keyring: KeyRing, chain: str,
+        actor: audit.Actor) -> int:
+    _check_chain(keyring, chain)
+    if chain in FIXED_CHAINS:
+        raise InvalidTransition(f"the {chain} secret is not rotated online (it MACs the "
+                                "existing audit rows)")
+    version = KeyRing.add_version(keyring_path, chain)
+    keyring.refresh()
+    record_key_versions(session, keyring)
+    audit.record(session, keyring, actor, "key_added", object_type="key_versions",
+                 object_ids=[f"{chain}:{version}"])
+    return version
+
+
+def promote_blockers(session: Session, chain: str, version: int) -> list[str]:
+    """Live processes that load ``chain`` but do not hold ``version`` yet."""
+    return [f"{p.kind} pid {p.pid} on {p.host}" for p in heartbeat.live_processes(session)
+            if heartbeat.holds(p, chain, version) is False]
+
+
+def promote(session: Session, keyring_path: Path, keyring: KeyRing, chain: str, version: int,
+            actor: audit.Actor) -> None:
+    _check_chain(keyring, chain)
+    keyring.refresh()
+    if not keyring.holds(chain, version):
+        raise InvalidInput(f"{chain} v{version} is not in the keyring")
+    if chain in FIXED_CHAINS:
+        raise InvalidTransition(f"the {chain} secret is not rotated online")
+    if keyring.primary_version(chain) == version:
+        raise InvalidTransition(f"{chain} v{version} is already primary")
+    blockers = promote_blockers(session, chain, version)
+    if blockers:
+        raise InvalidTransition(f"refused: {len(blockers)} live process(es) do not hold "
+                                f"{chain} v{version} yet: " + "; ".join(blockers))
+    KeyRing.set_primary(keyring_path, chain, version)
+    keyring.refresh()
+    _set_state(session, chain, version, "primary")
+    audit.record(session, keyring, actor, "key_promoted", object_type="key_versions",
+                 object_ids=[f"{chain}:{version}"])
+
+
+def _set_state(session: Session, chain: str, version: int, state: str) -> None:
+    if state == "primary":  # the previous primary is now retiring
+        session.execute(update(KeyVersionRecord).where(
+            KeyVersionRecord.chain == chain, KeyVersionRecord.state == "primary")
+            .values(state="retiring"))
+    session.execute(update(KeyVersionRecord).where(
+        KeyVersionRecord.chain == chain, KeyVersionRecord.version == version)
+        .values(state=state))
+
+
+def retire(session: Session, keyring_path: Path, keyring: KeyRing, chain: str, version: int,
+           actor: audit.Actor) -> int:
+    """Remove ``version`` once nothing needs it; returns the number of keys verified."""
+    _check_chain(keyring, chain)
+    keyring.refresh()
+    if keyring.primary_version(chain) == version:
+        raise InvalidTransition(f"refused: {chain} v{version} is primary")
+    if not keyring.holds(chain, version):
+        raise InvalidInput(f"{chain} v{version} is not in the keyring")
+    in_use = rows_by_version(session, chain).get(version, 0)
+    if in_use:
+        raise InvalidTransition(f"refused: {in_use} row(s) still need {chain} v{version}; "
+                                f"run `icli keys rotate --chain {chain}` first")
+    verified = verify_chain_keys(session, keyring, chain, without=version)
+    KeyRing.remove_version(keyring_path, chain, version)
+    keyring.refresh()
+    _set_state(session, chain, version, "retired")
+    audit.record(session, keyring, actor, "key_retired", object_type="key_versions",
+                 object_ids=[f"{chain}:{version}"], purpose=f"{verified} clés vérifiées")
+    return verified
+
+
+def verify_chain_keys(session: Session, keyring: KeyRing, chain: str, *, without: int,
+                      batch: int = 5000) -> int:
+    """Unwrap every data key of ``chain`` (none may need ``without``); raises on failure."""
+    if chain not in DATA_CHAINS:
+        return 0
+    count, after = 0, ("", 0)
+    while True:
+        rows = session.execute(
+            select(RecordKey.record_uuid, RecordKey.dek_version, RecordKey.kek_version,
+                   RecordKey.wrapped_dek)
+            .where(RecordKey.chain == chain,
+                   or_(RecordKey.record_uuid > after[0],
+                       and_(RecordKey.record_uuid == after[0],
+                            RecordKey.dek_version > after[1])))
+            .order_by(RecordKey.record_uuid, RecordKey.dek_version).limit(batch)).all()
+        if not rows:
+            return count
+        for uuid, dek_version, kek_version, wrapped in rows:
+            if kek_version == without:
+                raise InvalidTransition(f"refused: a key still needs {chain} v{without}")
+            keyring.unwrap(chain, uuid, dek_version, kek_version, wrapped)
+            count += 1
+        after = (rows[-1][0], rows[-1][1])
+
+
+# -- rotate ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RotationResult:
+    chain: str
+    target_version: int
+    rewrapped: int
+    passes: int
+
+
+def rotate(sessions: sessionmaker[Session], keyring: KeyRing, chain: str, actor: audit.Actor,
+           *, batch: int = 1000, progress: Progress | None = None) -> RotationResult:
+    """Move every row of ``chain`` to its primary version; resumable, beside live traffic."""
+    _check_chain(keyring, chain)
+    if chain not in ROTATED_CHAINS:
+        raise InvalidInput(f"{chain}: nothing to rotate (no row names a {chain} version)")
+    keyring.refresh()
+    target = keyring.primary_version(chain)
+    step = _rewrap_batch if chain in DATA_CHAINS else _reindex_batch
+    with sessions() as session:
+        checkpoint = _checkpoint(session, keyring, chain, target, actor)
+        session.commit()
+        rotation_id = checkpoint.id
+    passes, moved = 0, 0
+    while True:
+        passes += 1
+        pass_moved = 0
+        while True:
+            with sessions() as session:
+                checkpoint = session.get(KeyRotation, rotation_id)
+                if keyring.primary_version(chain) != target:
+                    raise InvalidTransition(f"{chain} primary changed during the rotation")
+                count, position = step(session, keyring, chain, target, checkpoint.position,
+                                       batch, actor)
+                if position is None:  # end of this pass
+                    checkpoint.position = ""
+                    session.commit()
+                    break
+                checkpoint.done += count
+                checkpoint.position, checkpoint.updated_at = position, utcnow()
+                session.commit()  # the batch and its checkpoint together
+                pass_moved += count
+                if progress:
+                    progress(checkpoint.done, checkpoint.total)
+        moved += pass_moved
+        with sessions() as session:
+            if rows_by_version(session, chain).keys() <= {target}:
+                checkpoint = session.get(KeyRotation, rotation_id)
+                checkpoint.status, checkpoint.finished_at = "done", utcnow()
+                audit.record(session, keyring, actor, "key_rotation_done",
+                             object_type="key_versions", object_ids=[f"{chain}:{target}"],
+                             purpose=f"{checkpoint.done} lignes")
+                session.commit()
+                return RotationResult(chain, target, moved, passes)
+
+
+def _checkpoint(session: Session, keyring: KeyRing, chain: str, target: int,
+                actor: audit.Actor) -> KeyRotation:
+    """The running rotation of ``chain`` to ``target``, or a new one (audited)."""
+    checkpoint = session.scalars(select(KeyRotation).where(
+        KeyRotation.chain == chain, KeyRotation.target_version == target,
+        KeyRotation.status == "running")).first()
+    remaining = sum(n for v, n in rows_by_version(session, chain).items() if v != target)
+    if checkpoint is None:
+        checkpoint = KeyRotation(chain=chain, target_version=target, total=remaining, done=0,
+                                 position="")
+        session.add(checkpoint)
+        audit.record(session, keyring, actor, "key_rotation_started",
+                     object_type="key_versions", object_ids=[f"{chain}:{target}"],
+                     purpose=f"{remaining} lignes")
+    else:  # resumed: the total becomes what was done plus what is left
+        checkpoint.total = checkpoint.done + remaining
+    session.flush()
+    return checkpoint
+
+
+def _rewrap_batch(session: Session, keyring: KeyRing, chain: str, target: int, position: str,
+                  batch: int, actor: audit.Actor) -> tuple[int, str | None]:
+    """Rewrap up to ``batch`` DEKs after ``position``; returns (rewrapped, new position),
+    position None when the pass is over. Field ciphertexts are never read."""
+    rows = session.execute(
+        select(RecordKey.record_uuid, RecordKey.dek_version, RecordKey.kek_version,
+               RecordKey.wrapped_dek)
+        .where(RecordKey.chain == chain, RecordKey.kek_version != target,
+               RecordKey.record_uuid > position)
+        .order_by(RecordKey.record_uuid, RecordKey.dek_version).limit(batch)).all()
+    if not rows:
+        return 0, None
+    params = []
+    for uuid, dek_version, kek_version, wrapped in rows:
+        dek = keyring.unwrap(chain, uuid, dek_version, kek_version, wrapped)
+        new_version, rewrapped = keyring.wrap(chain, uuid, dek_version, dek)
+        params.append({"u": uuid, "c": chain, "d": dek_version, "old": kek_version,
+                       "new": new_version, "w": rewrapped})
+    table = RecordKey.__table__
+    statement = (update(table).where(and_(
+        table.c.record_uuid == bindparam("u"), table.c.chain == bindparam("c"),
+        table.c.dek_version == bindparam("d"), table.c.kek_version == bindparam("old")))
+        .values(kek_version=bindparam("new"), wrapped_dek=bindparam("w")))
+    result = session.connection().execute(statement, params)
+    dialect = session.get_bind().dialect
+    moved = result.rowcount if dialect.supports_sane_multi_rowcount else len(params)
+    # Keyset on the record uuid: a record's other DEK versions cut off by the batch's end
+    # are left to the next pass (rotate repeats passes until no row is left).
+    return moved, rows[-1][0]
+
+
+def _reindex_batch(session: Session, keyring: KeyRing, chain: str, target: int, position: str,
+                   batch: int, actor: audit.Actor) -> tuple[int, str | None]:
+    """Recompute the blind indexes of up to ``batch`` identity records under ``target``
+    (the identity is decrypted for it, audited); CAS on the record's index version."""
+    from shared.domain.beneficiaries import Identity, indexes
+
+    after = int(position or 0)
+    records = list(session.scalars(
+        select(IdentityRecord).where(IdentityRecord.index_version != target,
+                                     IdentityRecord.id > after)
+        .order_by(IdentityRecord.id).limit(batch)))
+    if not records:
+        return 0, None
+    vault = Vault(session, keyring, actor)
+    fields = list(Identity.__dataclass_fields__)
+    opened = vault.open_many(records, fields, purpose=INDEX_PURPOSE)
+    moved = 0
+    for record, values in zip(records, opened, strict=True):
+        identity = Identity(**{k: (v.reveal() if v is not None else "")
+                               for k, v in values.items()})
+        result = session.execute(
+            update(IdentityRecord)
+            .where(IdentityRecord.id == record.id,
+                   IdentityRecord.index_version == record.index_version)
+            .values(index_version=target, **indexes(keyring, identity, target))
+            .execution_options(synchronize_session=False))
+        moved += result.rowcount
+    return moved, str(records[-1].id)
