@@ -494,7 +494,9 @@ def keys_promote(chain: str, version: int) -> None:
 @click.option("--chain", "chains", multiple=True,
               help="identity, content or index (default: all three)")
 @click.option("--batch", default=1000, show_default=True, type=click.IntRange(1, 100_000))
-def keys_rotate(chains: tuple[str, ...], batch: int) -> None:
+@click.option("--pause", default=0.0, show_default=True, type=click.FloatRange(0, 60),
+              help="Seconds between batches, to spare a busy database.")
+def keys_rotate(chains: tuple[str, ...], batch: int, pause: float) -> None:
     """Move every row to the primary version, in checkpointed batches; resumable."""
     from shared import rotation
     from shared.errors import DomainError
@@ -515,7 +517,8 @@ def keys_rotate(chains: tuple[str, ...], batch: int) -> None:
 
                 try:
                     result = rotation.rotate(make_session_factory(engine), keyring, chain,
-                                             audit.CLI, batch=batch, progress=progress)
+                                             audit.CLI, batch=batch, pause=pause,
+                                             progress=progress)
                 except DomainError as exc:
                     raise click.ClickException(exc.message) from None
             elapsed = time.monotonic() - started

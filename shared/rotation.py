@@ -18,6 +18,7 @@ Every step is an audit event. Plain functions: the CLI, the admin page and tests
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,8 +208,10 @@ class RotationResult:
 
 
 def rotate(sessions: sessionmaker[Session], keyring: KeyRing, chain: str, actor: audit.Actor,
-           *, batch: int = 1000, progress: Progress | None = None) -> RotationResult:
-    """Move every row of ``chain`` to its primary version; resumable, beside live traffic."""
+           *, batch: int = 1000, pause: float = 0.0,
+           progress: Progress | None = None) -> RotationResult:
+    """Move every row of ``chain`` to its primary version; resumable, beside live traffic
+    (``pause`` seconds between batches leave room to a busy database)."""
     _check_chain(keyring, chain)
     if chain not in ROTATED_CHAINS:
         raise InvalidInput(f"{chain}: nothing to rotate (no row names a {chain} version)")
@@ -240,6 +243,8 @@ def rotate(sessions: sessionmaker[Session], keyring: KeyRing, chain: str, actor:
                 pass_moved += count
                 if progress:
                     progress(checkpoint.done, checkpoint.total)
+                if pause:
+                    time.sleep(pause)
         moved += pass_moved
         with sessions() as session:
             if rows_by_version(session, chain).keys() <= {target}:
