@@ -98,23 +98,21 @@ class Secret:
 
 def _encode_parts(*parts: str | int) -> bytes:
     """Canonical length-prefixed encoding: no two part lists give the same bytes."""
-    out = bytearray()
-    for part in parts:
-        data = str(part).encode("utf-8")
-        out += struct.pack(">I", len(data)) + data
-    return bytes(out)
+    encoded = [str(part).encode("utf-8") for part in parts]
+    return b"".join(struct.pack(">I", len(data)) + data for data in encoded)
+
+
+# The constant leading parts, encoded once (a rotation builds two AADs per data key).
+_FIELD_PREFIX = _encode_parts(_FIELD_LABEL, FORMAT_VERSION, ALG_AES256GCM)
+_WRAP_PREFIX = _encode_parts(_WRAP_LABEL, FORMAT_VERSION, ALG_AES256GCM)
 
 
 def _field_aad(table: str, record_uuid: str, field: str, dek_version: int) -> bytes:
-    return _encode_parts(
-        _FIELD_LABEL, FORMAT_VERSION, ALG_AES256GCM, table, record_uuid, field, dek_version
-    )
+    return _FIELD_PREFIX + _encode_parts(table, record_uuid, field, dek_version)
 
 
 def _wrap_aad(record_uuid: str, chain: str, dek_version: int, kek_version: int) -> bytes:
-    return _encode_parts(
-        _WRAP_LABEL, FORMAT_VERSION, ALG_AES256GCM, record_uuid, chain, dek_version, kek_version
-    )
+    return _WRAP_PREFIX + _encode_parts(record_uuid, chain, dek_version, kek_version)
 
 
 def _seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:

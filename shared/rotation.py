@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared import audit, heartbeat
@@ -293,16 +293,19 @@ def _rewrap_batch(session: Session, keyring: KeyRing, chain: str, target: int, p
     for uuid, dek_version, kek_version, wrapped in rows:
         dek = keyring.unwrap(chain, uuid, dek_version, kek_version, wrapped)
         new_version, rewrapped = keyring.wrap(chain, uuid, dek_version, dek)
-        params.append({"u": uuid, "c": chain, "d": dek_version, "old": kek_version,
-                       "new": new_version, "w": rewrapped})
-    table = RecordKey.__table__
-    statement = (update(table).where(and_(
-        table.c.record_uuid == bindparam("u"), table.c.chain == bindparam("c"),
-        table.c.dek_version == bindparam("d"), table.c.kek_version == bindparam("old")))
-        .values(kek_version=bindparam("new"), wrapped_dek=bindparam("w")))
-    result = session.connection().execute(statement, params)
-    dialect = session.get_bind().dialect
-    moved = result.rowcount if dialect.supports_sane_multi_rowcount else len(params)
+        params.append((new_version, rewrapped, uuid, chain, dek_version, kek_version))
+    # The driver's executemany directly: per-row statement building would cost more than
+    # the crypto (SQLite and psycopg both run it as one prepared statement).
+    mark = "?" if session.get_bind().dialect.paramstyle == "qmark" else "%s"
+    cursor = session.connection().connection.cursor()
+    try:
+        cursor.executemany(
+            f"UPDATE record_keys SET kek_version = {mark}, wrapped_dek = {mark} "  # noqa: S608
+            f"WHERE record_uuid = {mark} AND chain = {mark} AND dek_version = {mark} "
+            f"AND kek_version = {mark}", params)
+        moved = cursor.rowcount if cursor.rowcount >= 0 else len(params)
+    finally:
+        cursor.close()
     # Keyset on the record uuid: a record's other DEK versions cut off by the batch's end
     # are left to the next pass (rotate repeats passes until no row is left).
     return moved, rows[-1][0]
