@@ -121,6 +121,10 @@ def run_document_job(payload: dict) -> dict | None:
             session.commit()
             log.error("job %s failed: template %s", job.id, exc.template)
             return {"job": job.uuid, "status": "failed"}
+        except documents.Superseded:
+            session.rollback()
+            log.warning("job %s: taken over by another run, this result dropped", job.id)
+            return {"job": job.uuid, "status": "superseded"}
         except PermissionError:
             session.rollback()
             documents.fail(session, job, "forbidden",

@@ -19,3 +19,29 @@ document.addEventListener("DOMContentLoaded", () => {
     setTimeout(poll, 1000);
   });
 });
+
+// The key rotations' progress on the admin keys page: reloaded while one is running.
+document.addEventListener("DOMContentLoaded", () => {
+  const box = document.querySelector("[data-rotations-url]");
+  if (!box || !Array.from(box.querySelectorAll(".rotation-status"))
+      .some((cell) => cell.textContent.trim() === "en cours")) return;
+  const poll = async () => {
+    try {
+      const response = await fetch(box.dataset.rotationsUrl, { credentials: "same-origin" });
+      if (response.ok && !response.redirected) {
+        const data = await response.json();
+        if (!data.rotations.some((r) => r.status === "en cours")) { window.location.reload(); return; }
+        box.querySelectorAll("tbody tr").forEach((row, i) => {
+          const r = data.rotations[i];
+          if (!r) return;
+          const bar = row.querySelector("progress");
+          bar.max = r.total || 1; bar.value = r.done;
+          bar.nextSibling.textContent = " " + r.done + " / " + r.total;
+          row.querySelector(".rotation-status").textContent = r.status;
+        });
+      }
+    } catch (e) { /* the next poll will tell */ }
+    setTimeout(poll, 1500);
+  };
+  setTimeout(poll, 1000);
+});

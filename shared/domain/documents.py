@@ -147,11 +147,25 @@ def set_step(session: Session, job: DocumentJob, step: str) -> None:
     session.flush()
 
 
+class Superseded(Exception):
+    """Another run took the job over: this one outlived its lease (a work horse left running
+    by a killed worker, a stalled machine). Its document is not stored."""
+
+
 def complete(session: Session, job: DocumentJob, document: GeneratedDocument) -> None:
-    job.status, job.step, job.document = "done", "terminé", document
-    job.finished_at, job.lease_until = utcnow(), None
-    job.error_code = job.error_message = None
-    session.flush()
+    """Done, only if this run still holds the job: compare-and-swap on the claim's attempt
+    number, so a document is stored once whatever outlives what."""
+    session.flush()  # the document row, for its id
+    result = session.execute(
+        update(DocumentJob)
+        .where(DocumentJob.id == job.id, DocumentJob.status == "running",
+               DocumentJob.attempts == job.attempts)
+        .values(status="done", step="terminé", document_id=document.id,
+                finished_at=utcnow(), lease_until=None, error_code=None, error_message=None)
+        .execution_options(synchronize_session=False))
+    if result.rowcount != 1:
+        raise Superseded
+    session.refresh(job)
 
 
 def fail(session: Session, job: DocumentJob, code: str, message: str) -> None:

@@ -80,7 +80,7 @@ def routes(app, world, db_session, vault):
                   select(ReferenceItem.id).where(ReferenceItem.kind == "motif").limit(1)),
               "user_id": world["users"]["director"].id, "action": "desactiver",
               "circ_id": world["north"].id, "structure_id": world["structures"]["ali"].id,
-              "filename": "app.css", "action_id": action.id}
+              "filename": "app.css", "action_id": action.id, "chain": "content", "version": 1}
     out = []
     for rule in app.url_map.iter_rules():
         args = {k: values.get(k, meeting_values.get(k)) for k in rule.arguments}

@@ -3,7 +3,7 @@ import re
 from sqlalchemy import select
 
 from shared.models import AuditEvent, Circonscription, Structure, User
-from tests.conftest import csrf_token
+from tests.conftest import csrf_token, logged_in, wait_for
 from tests.factories import PASSWORD, canary_identity, make_sheet
 from tests.intake.test_access import client_as
 
@@ -143,3 +143,68 @@ def test_admin_renames_adds_and_deactivates_reference_entries(app, client, auth,
     form = client_as(app, "referent").get(f"/fiches/{sheet.id}/modifier")
     body = form.get_data(as_text=True)
     assert "Sortie du RSA" in body and "CER (ancien régime" not in body
+
+
+def test_the_keys_page_runs_a_rotation_with_confirmations_and_shows_no_key(
+        settings, engine, db_session, tmp_path):
+    import dataclasses
+    import json
+
+    from intake import create_app
+    from shared import audit
+    from shared.crypto import KeyRing
+    from shared.domain.users import RoleSpec, create_user
+    from shared.encrypted import Vault
+    from shared.models import AuditEvent, RecordKey
+    from tests.factories import reference_data
+
+    # An instance with a keyring of its own (the suite's shared one is never edited)
+    path = tmp_path / "keyring.json"
+    KeyRing.create_file(path)
+    app = create_app(dataclasses.replace(settings, keyring_path=path))
+    app.config["TESTING"] = True
+    vault = Vault(db_session, KeyRing.load(path), audit.CLI)
+    _north, _south, structures = reference_data(db_session)
+    for n in range(3):
+        make_sheet(db_session, vault, structures["ssd"], canary_identity(n))
+    create_user(db_session, email="admin@test.invalid", full_name="Admin", password=PASSWORD,
+                role=RoleSpec("admin"))
+    db_session.commit()
+
+    admin = logged_in(app, "admin@test.invalid")
+    keyring_text = path.read_text()
+    page = admin.get("/admin/cles").get_data(as_text=True)
+    assert "Clés de chiffrement" in page and "Identité" in page
+    secrets = [v["key"] for c in json.loads(keyring_text)["chains"].values()
+               for v in c["versions"].values()]
+    assert not any(secret in page for secret in secrets)
+
+    # Without the confirmation box nothing happens
+    token = csrf_token(admin, "/admin/cles")
+    admin.post("/admin/cles/content/ajouter", data={"csrf_token": token})
+    assert path.read_text() == keyring_text
+
+    confirmed = {"csrf_token": token, "confirmer": "oui"}
+    admin.post("/admin/cles/content/ajouter", data=confirmed)
+    assert "2" in json.loads(path.read_text())["chains"]["content"]["versions"]
+    app.extensions["icli"].heartbeat.beat(force=True)  # this process reloaded: it holds v2
+    admin.post("/admin/cles/content/2/promouvoir", data=confirmed)
+    assert json.loads(path.read_text())["chains"]["content"]["primary"] == 2
+    admin.post("/admin/cles/content/rotation", data=confirmed)
+
+    def rotated():
+        db_session.expire_all()
+        versions = set(db_session.scalars(select(RecordKey.kek_version)
+                                          .where(RecordKey.chain == "content")))
+        db_session.commit()
+        return versions == {2}
+
+    wait_for(rotated, timeout=30)
+    wait_for(lambda: "terminée" in admin.get("/admin/cles/rotations.json")
+             .get_data(as_text=True), timeout=30)
+    admin.post("/admin/cles/content/1/retirer", data=confirmed)
+    assert list(json.loads(path.read_text())["chains"]["content"]["versions"]) == ["2"]
+    actions = set(db_session.scalars(select(AuditEvent.action)))
+    assert {"key_added", "key_promoted", "key_rotation_done", "key_retired"} <= actions
+    app.extensions["icli"].engine.dispose()
+    app.extensions["icli"].redis.close()
