@@ -200,8 +200,8 @@ def test_the_keys_page_runs_a_rotation_with_confirmations_and_shows_no_key(
         return versions == {2}
 
     wait_for(rotated, timeout=30)
-    wait_for(lambda: "terminée" in admin.get("/admin/cles/rotations.json")
-             .get_data(as_text=True), timeout=30)
+    wait_for(lambda: admin.get("/admin/cles/rotations.json").get_json()["rotations"][0][
+        "status"] == "terminée", timeout=30)
     admin.post("/admin/cles/content/1/retirer", data=confirmed)
     assert list(json.loads(path.read_text())["chains"]["content"]["versions"]) == ["2"]
     actions = set(db_session.scalars(select(AuditEvent.action)))
