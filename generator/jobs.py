@@ -12,17 +12,19 @@ import logging
 from datetime import date, timedelta
 from pathlib import Path
 
+import redis
 from rq.job import Job
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from generator import runtime
+from generator import mail, runtime
 from generator.contexts import BUILDERS
 from generator.pdf import PdfError
 from generator.render import TEMPLATES, RenderError, render, template_path
 from shared import audit
 from shared.crypto import CryptoError
-from shared.domain import documents
+from shared.db import utcnow
+from shared.domain import documents, notifications
 from shared.encrypted import Vault
 from shared.models import (
     DocumentJob,
@@ -32,7 +34,15 @@ from shared.models import (
     TemplateVersion,
     User,
 )
-from shared.queue import DOCUMENT_JOB_FUNCTION, PayloadError, verify_payload
+from shared.queue import (
+    DOCUMENT_JOB_FUNCTION,
+    MAIL_JOB_FUNCTION,
+    MAIL_QUEUE,
+    PayloadError,
+    enqueue_mail_job,
+    redis_connection,
+    verify_payload,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +52,12 @@ class RefusedJob(Exception):
 
 
 class AllowlistedJob(Job):
-    """Only ``run_document_job`` may run: RQ would otherwise import and call whatever
-    function name a job in Redis carries, so whoever can write to Redis could run code
-    (SECURITY.md rule 9). Callbacks and bound instances are refused too."""
+    """Only ``run_document_job`` and ``run_mail_job`` may run: RQ would otherwise import and
+    call whatever function name a job in Redis carries, so whoever can write to Redis could
+    run code (SECURITY.md rule 9). Callbacks and bound instances are refused too."""
 
     def _refuse_if_foreign(self) -> None:
-        foreign = (self.func_name != DOCUMENT_JOB_FUNCTION or self.instance is not None
+        foreign = (self.func_name not in ALLOWED or self.instance is not None
                    or self._success_callback_name or self._failure_callback_name
                    or self._stopped_callback_name)
         if foreign:
@@ -58,12 +68,12 @@ class AllowlistedJob(Job):
                     audit.record(session, rt.keyring, audit.WORKER, "job_refused",
                                  purpose="fonction non autorisée")
                     session.commit()
-            raise RefusedJob("job refused: only the document job may run")
+            raise RefusedJob("job refused: only the document and mail jobs may run")
 
     @property
     def func(self):
         self._refuse_if_foreign()
-        return run_document_job
+        return ALLOWED[self.func_name]
 
     @property
     def success_callback(self):
@@ -205,8 +215,95 @@ def _build(session: Session, rt: runtime.Runtime, job: DocumentJob,
     if pdf is not None:
         vault.seal_blob(document, "pdf_body", pdf)
     documents.complete(session, job, document)
+    if job.kind == "feedback":  # the referent learns it is ready, in this transaction
+        notifications.feedback_ready(session, job)
     audit.record(session, rt.keyring, audit.WORKER, "document_generated",
                  object_type="generated_documents", object_ids=[document.id],
                  purpose=f"job {job.id}")
     session.commit()
     return document
+
+
+def run_mail_job(payload: dict) -> dict | None:
+    """Send one notification: claimed, composed, handed over, then marked sent."""
+    rt = runtime.current()
+    with rt.sessions() as session:
+        try:
+            verify_payload(rt.keyring, payload, queue=MAIL_QUEUE)
+        except PayloadError as exc:
+            log.warning("refused mail payload: %s", exc)
+            audit.record(session, rt.keyring, audit.WORKER, "job_refused", purpose=str(exc))
+            session.commit()
+            return None
+        row = notifications.claim(session, str(payload["job"]),
+                                  lease=timedelta(seconds=rt.settings.job_lease_seconds))
+        session.commit()
+        if row is None:  # sent already, not due yet, or another worker is on it
+            return None
+        return _send_mail(session, rt, row)
+
+
+def _send_mail(session: Session, rt: runtime.Runtime, row) -> dict:
+    settings = rt.settings
+    recipient = notifications.recipient_address(row)
+    if not recipient:
+        notifications.fail(session, row, "recipient", "Destinataire désactivé ou sans adresse.")
+        session.commit()
+        return {"notification": row.uuid, "status": "failed"}
+    attachment = body = None
+    if row.document_job_id is not None:
+        job = session.get(DocumentJob, row.document_job_id)
+        if job.status == "failed":
+            notifications.fail(session, row, "attachment",
+                               "Le document à joindre n'a pas pu être généré.")
+            session.commit()
+            return {"notification": row.uuid, "status": "failed"}
+        if job.status != "done":  # the agenda is still being built
+            notifications.wait_for_attachment(session, row, settings.mail_retry_seconds)
+            session.commit()
+            _schedule(session, rt, row)
+            return {"notification": row.uuid, "status": "waiting"}
+        attachment = job.document
+        body = Vault(session, rt.keyring, audit.WORKER).open_blob(attachment, "body")
+    message = mail.compose(session, settings, row, recipient, attachment, body)
+    try:
+        mail.deliver(settings, message, recipient, row.uuid)
+    except mail.MailError as exc:
+        session.rollback()
+        text = f"Refusé par le serveur de messagerie (code {exc.code})."
+        if not exc.temporary:
+            notifications.fail(session, row, exc.code, text)
+            session.commit()
+            log.error("notification %s failed permanently (%s)", row.id, exc.code)
+            return {"notification": row.uuid, "status": "failed"}
+        delay = notifications.retry_later(session, row, settings.mail_retry_seconds,
+                                          exc.code, text)
+        session.commit()
+        log.warning("notification %s: temporary failure (%s), attempt %d", row.id, exc.code,
+                    row.attempts)
+        if delay is not None:
+            _schedule(session, rt, row)
+        return {"notification": row.uuid, "status": "retry" if delay else "failed"}
+    # Accepted by the server. A crash before this commit sends it again (same Message-ID).
+    if notifications.mark_sent(session, row):
+        session.commit()
+    else:
+        session.rollback()
+        log.warning("notification %s: lease lost while sending", row.id)
+    log.info("notification %s sent", row.id)
+    return {"notification": row.uuid, "status": "sent"}
+
+
+def _schedule(session: Session, rt: runtime.Runtime, row) -> None:
+    """Ask RQ's scheduler for the next attempt; if Redis is down the sweep sends it later."""
+    try:
+        enqueue_mail_job(redis_connection(rt.settings), rt.keyring, row.uuid,
+                         max(row.next_attempt_at - utcnow(), timedelta(seconds=1)))
+    except redis.RedisError:
+        log.warning("notification %s: next attempt left to the sweep", row.id)
+        return
+    row.enqueued_at = row.next_attempt_at  # the sweep leaves it to RQ's scheduler
+    session.commit()
+
+
+ALLOWED = {DOCUMENT_JOB_FUNCTION: run_document_job, MAIL_JOB_FUNCTION: run_mail_job}
