@@ -52,8 +52,8 @@ def _local(moment: datetime) -> datetime:
 
 
 def _when(moment: datetime) -> str:
-    local = _local(moment)
-    return f"{french_date(local.date())} à {french_time(local)}"
+    """A session's start, stored in local time."""
+    return f"{french_date(moment.date())} à {french_time(moment)}"
 
 
 def _sheet_label(n: Notification) -> str:

@@ -49,8 +49,9 @@ from shared.models.meeting import AGENDA_PARTS, ANSWERS, ATTENDANCE, FORMAL_DECI
 bp = Blueprint("meetings", __name__, url_prefix="/seances")
 
 
-def send_pending(meeting_id: int) -> None:
-    """Hand the meeting's unsent jobs to Redis; if it is down they wait (outbox)."""
+def send_pending(meeting_id: int | None = None) -> None:
+    """Hand unsent jobs (the meeting's, or all) and e-mails to Redis; if it is down they
+    wait (outbox)."""
     outbox.send_pending(db(), services().redis, services().keyring, meeting_id)
 
 
@@ -62,8 +63,10 @@ def _circonscription_in_scope(circ_id: int) -> Circonscription:
 
 
 def _done(meeting: Meeting, message: str, anchor: str = ""):
-    """Commit and go back to the session page with a French confirmation."""
+    """Commit, hand what it triggered (documents, e-mails) to the queue, and go back to the
+    session page with a French confirmation."""
     db().commit()
+    send_pending()
     flash(message, "success")
     return redirect(url_for("meetings.show", meeting_id=meeting.id) + anchor)
 
@@ -154,7 +157,7 @@ def members(circ_id: int):
             member = domain.save_member(
                 db(), None, circonscription_id=circ.id, structure_id=form.structure_id.data or None,
                 name=form.name.data, function=form.function.data or "", kind=form.kind.data,
-                acco_glo=form.acco_glo.data == "oui", active=True)
+                acco_glo=form.acco_glo.data == "oui", active=True, email=form.email.data or "")
         except DomainError as exc:
             flash(exc.message, "error")
         else:

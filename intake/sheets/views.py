@@ -26,7 +26,7 @@ from werkzeug.datastructures import MultiDict
 from intake.access import role_required
 from intake.dbsession import db, record, services, vault
 from intake.errors import error_page
-from intake.meetings.views import send_document
+from intake.meetings.views import send_document, send_pending
 from intake.sheets.forms import (
     IDENTITY_LABELS,
     ReasonForm,
@@ -214,6 +214,7 @@ def edit(sheet_id: int):
                     flash(exc.message, "error")
                 else:
                     session_db.commit()
+                    send_pending()  # the facilitators' e-mails
                     flash(f"Fiche {sheet.reference} soumise à l'instance.", "success")
                     return redirect(url_for("sheets.show", sheet_id=sheet.id))
             session_db.commit()  # the draft is saved even when submission is refused
@@ -422,6 +423,7 @@ def _transition(sheet: Sheet, action: str, reason: str, success: str):
         flash(exc.message, "error")
     else:
         db().commit()
+        send_pending()  # the referent's e-mail, if the transition tells them
         flash(success, "success")
     return redirect(url_for("sheets.show", sheet_id=sheet.id))
 

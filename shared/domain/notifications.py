@@ -34,6 +34,7 @@ from shared.models.notification import KINDS, MODES, TOPIC_ROLES, TOPICS
 
 LEASE = timedelta(minutes=5)  # a sending row older than this belongs to a dead worker
 RESEND_AFTER = timedelta(minutes=10)  # a queued row sent to Redis this long ago was lost
+SCHEDULER_SLACK = timedelta(seconds=2)
 MAX_ATTEMPTS = 8  # temporary failures before the message is reported as failed
 ANSWER_LINK_TTL = timedelta(days=21)
 ANSWER_SALT = "icli.convocation-answer.v1"
@@ -240,7 +241,9 @@ def claim(session: Session, uuid: str, now: datetime | None = None,
           lease: timedelta = LEASE) -> Notification | None:
     """Compare-and-swap queued and due (or abandoned) → sending; None when not claimable."""
     now = now or utcnow()
-    due = Notification.next_attempt_at.is_(None) | (Notification.next_attempt_at <= now)
+    # RQ's scheduler counts in whole seconds: a retry may wake up a moment early.
+    due = Notification.next_attempt_at.is_(None) | (
+        Notification.next_attempt_at <= now + SCHEDULER_SLACK)
     result = session.execute(
         update(Notification).where(Notification.uuid == uuid).where(or_(
             (Notification.status == "queued") & due,
@@ -321,11 +324,12 @@ def recipient_address(notification: Notification) -> str:
 def answer_token(secret: str, row: MeetingMember, now: datetime | None = None) -> str:
     """A link token for one member of one session: works until the session starts (at most
     ANSWER_LINK_TTL), once; it carries ids only."""
-    now = now or utcnow()
-    expires = min(now + ANSWER_LINK_TTL, row.meeting.starts_at)
+    now = (now or utcnow()).replace(tzinfo=UTC)
+    starts = row.meeting.starts_at.replace(tzinfo=PARIS)  # sessions are in local time
+    expires = min(now + ANSWER_LINK_TTL, starts)
     return URLSafeSerializer(secret, salt=ANSWER_SALT).dumps(
         {"m": row.meeting_id, "i": row.id, "n": row.answer_nonce or "",
-         "e": int(expires.replace(tzinfo=UTC).timestamp())})
+         "e": int(expires.timestamp())})
 
 
 def invitation_for(session: Session, secret: str, meeting_id: int, token: str,
