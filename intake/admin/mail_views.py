@@ -3,6 +3,7 @@ written when no SMTP server is configured)."""
 
 from __future__ import annotations
 
+import io
 import re
 from datetime import UTC, datetime
 
@@ -64,5 +65,5 @@ def mail_file(name: str):
     folder = services().settings.mail_outbox_dir
     if not EML_NAME.match(name) or not (folder / name).is_file():
         abort(404)
-    return send_file(folder / name, mimetype="message/rfc822", as_attachment=True,
-                     download_name=name, max_age=0)
+    return send_file(io.BytesIO((folder / name).read_bytes()), mimetype="message/rfc822",
+                     as_attachment=True, download_name=name, max_age=0)
