@@ -25,6 +25,7 @@ from shared import audit
 from shared.crypto import CryptoError
 from shared.db import utcnow
 from shared.domain import documents, notifications
+from shared.domain.sheets import referent_may_edit
 from shared.encrypted import Vault
 from shared.models import (
     DocumentJob,
@@ -34,6 +35,7 @@ from shared.models import (
     TemplateVersion,
     User,
 )
+from shared.models.document import SHEET_ONLY_KINDS
 from shared.queue import (
     DOCUMENT_JOB_FUNCTION,
     MAIL_JOB_FUNCTION,
@@ -92,7 +94,7 @@ MAX_ATTEMPTS = 5  # runs of one job before it is reported as failed
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 FILENAMES = {"agenda": "ordre-du-jour", "dossier": "dossier-de-seance",
              "attendance": "feuille-emargement", "minutes": "proces-verbal",
-             "feedback": "fiche-retour"}
+             "feedback": "fiche-retour", "information": "note-information"}
 
 
 def run_document_job(payload: dict) -> dict | None:
@@ -174,14 +176,27 @@ def template_source(session: Session, settings, kind: str) -> tuple[int | None, 
     return None, template_path(settings.templates_dir, kind)
 
 
+def _referent_may_generate(session: Session, requester_id: int | None, sheet: Sheet) -> bool:
+    if requester_id is None:  # the CLI on the server itself
+        return True
+    user = session.get(User, requester_id)
+    return user is not None and user.active and referent_may_edit(user, sheet)
+
+
 def _build(session: Session, rt: runtime.Runtime, job: DocumentJob,
            requester_id: int | None) -> GeneratedDocument:
-    meeting = session.get(Meeting, job.meeting_id)
-    if meeting is None or not _requester_may_generate(session, requester_id, meeting, job.kind):
-        raise PermissionError
-    if meeting.state not in documents.KIND_STATES[job.kind]:  # e.g. cancelled while queued
-        raise ValueError("session state no longer allows this document")
     sheet = session.get(Sheet, job.sheet_id) if job.sheet_id else None
+    if job.kind in SHEET_ONLY_KINDS:  # the information note: a sheet, no session
+        meeting = None
+        if sheet is None or not _referent_may_generate(session, requester_id, sheet):
+            raise PermissionError
+    else:
+        meeting = session.get(Meeting, job.meeting_id)
+        if meeting is None or not _requester_may_generate(session, requester_id, meeting,
+                                                          job.kind):
+            raise PermissionError
+        if meeting.state not in documents.KIND_STATES[job.kind]:  # e.g. cancelled meanwhile
+            raise ValueError("session state no longer allows this document")
     vault = Vault(session, rt.keyring, audit.WORKER)
     builder, _keys = BUILDERS[job.kind]
     documents.set_step(session, job, "préparation des données")
@@ -200,11 +215,11 @@ def _build(session: Session, rt: runtime.Runtime, job: DocumentJob,
         except PdfError as exc:  # the .docx stays available; "relancer" asks for it again
             log.warning("job %s: PDF conversion failed (%s)", job.id, exc.reason)
     documents.set_step(session, job, "chiffrement et enregistrement")
-    stem = f"{FILENAMES[job.kind]}-{meeting.starts_at:%Y-%m-%d}"
+    stem = FILENAMES[job.kind] + (f"-{meeting.starts_at:%Y-%m-%d}" if meeting else "")
     if sheet is not None:
         stem += f"-{sheet.reference}"
     document = GeneratedDocument(
-        meeting_id=meeting.id, kind=job.kind, content_version=job.content_version,
+        meeting_id=job.meeting_id, kind=job.kind, content_version=job.content_version,
         sheet_id=sheet.id if sheet is not None else None, template_version_id=version_id,
         filename=f"{stem}-v{job.content_version}.docx", media_type=DOCX, size=len(body),
         body=b"", pdf_size=len(pdf) if pdf is not None else None,

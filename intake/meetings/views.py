@@ -43,7 +43,7 @@ from shared.models import (
     Sheet,
     Structure,
 )
-from shared.models.document import DOCUMENT_KINDS, PER_SHEET_KINDS
+from shared.models.document import DOCUMENT_KINDS, PER_SHEET_KINDS, SHEET_ONLY_KINDS
 from shared.models.meeting import AGENDA_PARTS, ANSWERS, ATTENDANCE, FORMAL_DECISION, ICAG_KINDS
 
 bp = Blueprint("meetings", __name__, url_prefix="/seances")
@@ -210,7 +210,7 @@ def show(meeting_id: int):
     return render_template(
         "meetings/show.html", meeting=meeting, allowed=allowed, parts=AGENDA_PARTS,
         jobs=documents.latest_jobs(db(), meeting.id), kinds=DOCUMENT_KINDS, form=FlaskForm(),
-        per_sheet=PER_SHEET_KINDS, pdf_note=not _pdf_possible(),
+        per_sheet=PER_SHEET_KINDS | SHEET_ONLY_KINDS, pdf_note=not _pdf_possible(),
         reason_form=ReasonForm(), postpone_form=PostponeForm(), item_form=ItemForm(),
         inscribe_form=inscribe, adjourn_form=adjourn, answers=ANSWERS, attendance=ATTENDANCE,
         counts=domain.attendance_counts(meeting), deadlines=domain.deadlines(meeting),

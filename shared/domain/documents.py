@@ -20,7 +20,11 @@ from shared.models import (
     Sheet,
     User,
 )
-from shared.models.document import DOCUMENT_KINDS, INSTITUTIONS, PER_SHEET_KINDS
+from shared.models.document import (
+    DOCUMENT_KINDS,
+    INSTITUTIONS,
+    PER_SHEET_KINDS,
+)
 
 # A running job whose lease has passed belongs to a dead worker and is run again.
 LEASE = timedelta(minutes=6)
@@ -72,6 +76,32 @@ def request_document(session: Session, meeting: Meeting, kind: str,
         job.document_id = None
     session.flush()
     return job
+
+
+def request_information_note(session: Session, sheet: Sheet,
+                             requester_id: int | None) -> DocumentJob:
+    """The person's information note for one sheet (no session): one job per sheet, queued
+    again when it failed or when asked again once built (the sheet's motif may have changed)."""
+    job, _document = information_note(session, sheet.id)
+    if job is not None and job.status in ("queued", "running"):
+        return job
+    job = DocumentJob(meeting_id=None, kind="information", subject=str(sheet.id),
+                      sheet_id=sheet.id, content_version=1, requested_by=requester_id)
+    session.add(job)
+    session.flush()
+    return job
+
+
+def information_note(session: Session, sheet_id: int
+                     ) -> tuple[DocumentJob | None, GeneratedDocument | None]:
+    """The latest request for a sheet's information note, and the latest note built."""
+    job = session.scalars(select(DocumentJob).where(
+        DocumentJob.kind == "information", DocumentJob.sheet_id == sheet_id)
+        .order_by(DocumentJob.id.desc()).limit(1)).first()
+    document = session.scalars(select(GeneratedDocument).where(
+        GeneratedDocument.kind == "information", GeneratedDocument.sheet_id == sheet_id)
+        .order_by(GeneratedDocument.id.desc()).limit(1)).first()
+    return job, document
 
 
 def jobs_to_send(session: Session, now: datetime | None = None,

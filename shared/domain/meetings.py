@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from shared import audit
 from shared.domain import documents, notifications
 from shared.domain.sheet_workflow import transition as sheet_transition
+from shared.domain.users import EMAIL_RE, normalise_email
 from shared.encrypted import Vault
 from shared.errors import InvalidInput, InvalidTransition
 from shared.models import (
@@ -39,7 +40,6 @@ from shared.models.meeting import (
     ICAG_KINDS,
     MEETING_STATES,
 )
-from shared.domain.users import EMAIL_RE, normalise_email
 from shared.text import clean_text, has_control
 
 TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")

@@ -244,3 +244,54 @@ def test_an_answer_link_expires_and_names_one_member(app, world, db_session):
     forged = notifications.answer_token("another-secret-" + "y" * 32, row)
     assert client.get(f"/convocation/{meeting.id}/{forged}").status_code == 404
     assert client.get(f"/convocation/{meeting.id}/{fresh[:-2]}xx").status_code == 404
+
+
+def test_the_information_note_is_built_by_reference_and_submission_needs_the_information(
+        app, world, db_session, vault, worker_process):
+    # Given a referent's draft
+    referent = world["users"]["referent"]
+    identity = canary_identity(7)
+    sheet = make_sheet(db_session, vault, world["structures"]["ssd"], identity,
+                       author_id=referent.id)
+    db_session.commit()
+    client = logged_in(app, "referent@test.invalid")
+    # When they ask for the information note
+    token = csrf_token(client, f"/fiches/{sheet.id}")
+    assert client.post(f"/fiches/{sheet.id}/note-information",
+                       data={"csrf_token": token}).status_code == 302
+
+    # Then the worker builds it, by reference, and the sheet page offers it
+    def offered():
+        page = client.get(f"/fiches/{sheet.id}").get_data(as_text=True)
+        return re.search(rf"/fiches/{sheet.id}/documents/(\d+)\"", page)
+
+    document_id = wait_for(offered, timeout=90)[1]
+    download = client.get(f"/fiches/{sheet.id}/documents/{document_id}")
+    assert download.status_code == 200
+    note = docx.Document(io.BytesIO(download.data))
+    text = "\n".join([p.text for p in note.paragraphs]
+                     + [c.text for t in note.tables for r in t.rows for c in r.cells])
+    assert sheet.reference in text and "délégué" in text and "CNIL" in text
+    assert "Service social départemental de Saint-Denis" in text
+    for value in canary_values(identity):
+        assert value not in text
+    # Another referent's structure cannot have it
+    other = logged_in(app, "other.referent@test.invalid")
+    assert other.get(f"/fiches/{sheet.id}/documents/{document_id}").status_code == 404
+
+    # And submission is refused, in French, while the person is not said to be informed
+    from shared.demo import demo_values
+    from shared.domain.reference import reference_labels
+    from shared.domain.sheet_workflow import submit
+    from shared.domain.sheets import SheetInvalid, write_values
+
+    write_values(vault, sheet, {**demo_values(0), "personne_informee": "",
+                                "date_information": "", "position_personne": ""})
+    with pytest.raises(SheetInvalid) as refused:
+        submit(db_session, vault, sheet, reference_labels(db_session), actor_id=referent.id)
+    assert set(refused.value.errors) >= {"personne_informee", "position_personne"}
+    write_values(vault, sheet, {**demo_values(0), "personne_informee": "oui",
+                                "date_information": "", "position_personne": "injoignable"})
+    with pytest.raises(SheetInvalid) as refused:
+        submit(db_session, vault, sheet, reference_labels(db_session), actor_id=referent.id)
+    assert "date" in refused.value.errors["date_information"]

@@ -25,7 +25,8 @@ PUBLIC = {"auth.login", "main.healthz", "static", "convocations.answer"}
 # Scoped endpoints: a facilitator of another circonscription (or a referent of another
 # structure) gets 404, not 403: nothing tells them the record exists.
 SCOPED = {"sheets.show", "sheets.edit", "sheets.withdraw", "sheets.screen",
-          "sheets.reveal_identity", "sheets.feedback_download", "followup.mark_done"}
+          "sheets.reveal_identity", "sheets.document_download",
+          "sheets.information_note", "followup.mark_done"}
 
 
 def scoped(endpoint):
@@ -97,7 +98,7 @@ def routes(app, world, db_session, vault):
             args["kind"] = "motif"
         if rule.endpoint.startswith("meetings."):
             args.update({k: v for k, v in meeting_values.items() if k in rule.arguments})
-        if rule.endpoint == "sheets.feedback_download":
+        if rule.endpoint == "sheets.document_download":
             args["document_id"] = feedback.id
         if rule.endpoint == "signatures.download":
             args["document_id"] = minutes.id
