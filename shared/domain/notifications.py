@@ -171,7 +171,7 @@ def remind_directors(session: Session, delay: timedelta, now: datetime | None = 
                 continue
             key = f"visa-reminder:{meeting.id}:{user.id}:{told[0]}"
             if _insert_once(session, "visa_reminder", user, meeting_id=meeting.id,
-                            dedup_key=key):
+                            dedup_key=key, created_at=now):
                 written += 1
     return written
 

@@ -295,3 +295,35 @@ def test_the_information_note_is_built_by_reference_and_submission_needs_the_inf
     with pytest.raises(SheetInvalid) as refused:
         submit(db_session, vault, sheet, reference_labels(db_session), actor_id=referent.id)
     assert "date" in refused.value.errors["date_information"]
+
+
+def test_without_smtp_mail_is_written_to_the_instance_outbox_and_listed_for_admins(
+        app, world, db_session, redis, keyring, settings, worker_process):
+    # Given a facilitator who chose the daily digest, and minutes sent to the directors
+    facilitator = world["users"]["facilitator"]
+    notifications.set_preferences(db_session, facilitator, {"sheets_to_screen": "digest"})
+    notifications.sheet_moved(db_session, world["sheets"][0], "submit")
+    meeting = world["meeting"]
+    meeting.state = "pv_en_signature"
+    notifications.minutes_sent(db_session, meeting)
+    notifications.release_digests(db_session, 7, now=datetime(2026, 11, 26, 8, 0))
+    db_session.commit()
+    outbox.send_pending(db_session, redis, keyring)
+    # Then every message becomes a private .eml file named by its idempotency key
+    digest = db_session.scalars(select(Notification).where(Notification.kind == "digest")).one()
+    visa = db_session.scalars(select(Notification).where(
+        Notification.kind == "visa_pending")).first()
+    for row in (digest, visa):
+        wait_until(db_session, row, "sent")
+    folder = settings.mail_outbox_dir
+    written = email.message_from_bytes((folder / f"{digest.uuid}.eml").read_bytes(),
+                                       policy=email.policy.default)
+    assert written["To"] == facilitator.email
+    assert "Récapitulatif quotidien : 1 notification" in written["Subject"]
+    assert world["sheets"][0].reference in body_of(written)
+    assert (folder / f"{digest.uuid}.eml").stat().st_mode & 0o777 == 0o600
+    visa_mail = (folder / f"{visa.uuid}.eml").read_text()
+    assert "en attente de votre visa" in visa_mail and "/visas/" in visa_mail
+    assert_no_identity([written], world["identities"])
+    page = logged_in(app, "admin@test.invalid").get("/admin/courriels").get_data(as_text=True)
+    assert f"{digest.uuid}.eml" in page
