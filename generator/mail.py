@@ -10,7 +10,7 @@ from __future__ import annotations
 import smtplib
 import ssl
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
@@ -48,7 +48,7 @@ class Text:
 
 # -- composition ----------------------------------------------------------------------------
 def _local(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=notifications.UTC).astimezone(notifications.PARIS)
+    return moment.replace(tzinfo=UTC).astimezone(notifications.PARIS)
 
 
 def _when(moment: datetime) -> str:

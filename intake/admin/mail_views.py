@@ -17,7 +17,7 @@ from intake.meetings.views import send_pending
 from shared.domain import notifications
 from shared.errors import DomainError
 from shared.models import Notification
-from shared.models.notification import STATES
+from shared.models.notification import KIND_LABELS, STATES
 
 EML_NAME = re.compile(r"^[0-9a-f-]{36}\.eml$")
 EML_SHOWN = 100
@@ -37,7 +37,7 @@ def mail():
                   datetime.fromtimestamp(p.stat().st_mtime, UTC).replace(tzinfo=None))
                  for p in paths]
     return render_template("admin/mail.html", failures=notifications.failures(db()),
-                           counts=counts, states=STATES, files=files,
+                           counts=counts, states=STATES, kinds=KIND_LABELS, files=files,
                            smtp=settings.smtp is not None)
 
 

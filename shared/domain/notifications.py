@@ -75,7 +75,12 @@ def set_preferences(session: Session, user: User, modes: dict[str, str]) -> None
 
 # -- events ---------------------------------------------------------------------------------
 def _to_user(session: Session, kind: str, user: User | None, **ids) -> Notification | None:
+    """Write one notification, unless the user cannot receive it or an event with the same
+    key was told already (a rebuilt fiche retour, a second sweep). Two processes racing on
+    one key: the unique constraint refuses the second commit (the caller rolls back)."""
     if user is None or not user.active or not user.email:
+        return None
+    if ids.get("dedup_key") and _keyed(session, ids["dedup_key"]):
         return None
     mode = session.scalar(select(NotificationPreference.mode).where(
         NotificationPreference.user_id == user.id,
@@ -128,10 +133,13 @@ def convoke(session: Session, meeting: Meeting, agenda_job: DocumentJob) -> int:
     for row in meeting.members:
         if not row.member.email:
             continue
+        key = f"convocation:{row.id}:{meeting.content_version}"
+        if _keyed(session, key):
+            continue
         row.answer_nonce = secrets.token_hex(16)
         session.add(Notification(kind="convocation", meeting_member_id=row.id,
                                  meeting_id=meeting.id, document_job_id=agenda_job.id,
-                                 dedup_key=f"convocation:{row.id}:{meeting.content_version}"))
+                                 dedup_key=key))
         count += 1
     session.flush()
     return count
@@ -170,18 +178,10 @@ def remind_directors(session: Session, delay: timedelta, now: datetime | None = 
             if told[1] is not None and told[1] > now - delay:
                 continue
             key = f"visa-reminder:{meeting.id}:{user.id}:{told[0]}"
-            if _insert_once(session, "visa_reminder", user, meeting_id=meeting.id,
-                            dedup_key=key, created_at=now):
+            if _to_user(session, "visa_reminder", user, meeting_id=meeting.id,
+                        dedup_key=key, created_at=now):
                 written += 1
     return written
-
-
-def _insert_once(session: Session, kind: str, user: User, **ids) -> bool:
-    """Add a keyed notification unless it exists. Two workers racing on the same key: the
-    unique constraint refuses the second commit (the caller rolls back)."""
-    if _keyed(session, ids["dedup_key"]):
-        return False
-    return _to_user(session, kind, user, **ids) is not None
 
 
 def _keyed(session: Session, key: str) -> bool:

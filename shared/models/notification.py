@@ -24,6 +24,17 @@ KINDS = {
     "convocation": "",  # to members of a session, always at once
     "digest": "",
 }
+KIND_LABELS = {
+    "sheet_submitted": "Fiche soumise",
+    "sheet_returned": "Fiche à compléter",
+    "sheet_inscribed": "Fiche inscrite",
+    "sheet_adjourned": "Fiche ajournée",
+    "feedback_ready": "Fiche retour prête",
+    "visa_pending": "PV à viser",
+    "visa_reminder": "Relance de visa",
+    "convocation": "Convocation",
+    "digest": "Récapitulatif quotidien",
+}
 TOPICS = {
     "sheets_to_screen": "Fiches soumises ou resoumises à votre circonscription",
     "my_sheets": "Suivi de vos fiches (à compléter, inscription, ajournement, fiche retour)",
