@@ -469,7 +469,9 @@ def job_status(meeting_id: int, kind: str):
 @bp.route("/documents/<int:document_id>")
 @role_required("facilitator")
 def download(document_id: int):
-    document = db().get(GeneratedDocument, document_id) or abort(404)
+    document = db().get(GeneratedDocument, document_id)
+    if document is None or document.meeting_id is None:  # a sheet's note is the referent's
+        abort(404)
     meeting_in_scope(document.meeting_id)
     return send_document(document, request.args.get("format") == "pdf")
 

@@ -278,6 +278,10 @@ def test_the_information_note_is_built_by_reference_and_submission_needs_the_inf
     # Another referent's structure cannot have it
     other = logged_in(app, "other.referent@test.invalid")
     assert other.get(f"/fiches/{sheet.id}/documents/{document_id}").status_code == 404
+    # Nor the facilitator or a director, through the session or visa downloads
+    for email_address, url in (("facilitator@test.invalid", f"/seances/documents/{document_id}"),
+                               ("director@test.invalid", f"/visas/documents/{document_id}")):
+        assert logged_in(app, email_address).get(url).status_code == 404
 
     # And submission is refused, in French, while the person is not said to be informed
     from shared.demo import demo_values
