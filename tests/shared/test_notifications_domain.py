@@ -3,12 +3,19 @@
 from datetime import datetime, timedelta
 
 import pytest
+from itsdangerous import URLSafeSerializer
 from sqlalchemy import select
 
 from shared.db import utcnow
-from shared.domain import notifications
+from shared.domain import documents, notifications
 from shared.errors import InvalidInput
-from shared.models import GeneratedDocument, MinutesVisa, Notification
+from shared.models import (
+    GeneratedDocument,
+    MeetingMember,
+    Member,
+    MinutesVisa,
+    Notification,
+)
 
 
 def rows(db_session, **where):
@@ -78,3 +85,37 @@ def test_a_deactivated_or_unknown_recipient_gets_nothing(world, db_session, vaul
     sheet = make_sheet(db_session, vault, world["structures"]["ssd"], canary_identity(3),
                        author_id=referent.id, status="a_completer")
     assert not rows(db_session, kind="sheet_returned", sheet_id=sheet.id)
+
+
+def test_an_answer_link_names_one_member_of_one_session_and_works_once(world, db_session):
+    meeting = world["meeting"]
+    rows_ = []
+    for n in (1, 2):
+        member = Member(circonscription_id=world["north"].id, name=f"M{n}", email=f"{n}@x.invalid")
+        db_session.add(member)
+        db_session.flush()
+        rows_.append(MeetingMember(meeting=meeting, member_id=member.id))
+        db_session.add(rows_[-1])
+    db_session.flush()
+    notifications.convoke(db_session, meeting,
+                          documents.request_document(db_session, meeting, "agenda", None))
+    first, second = rows_
+    secret = "s" * 40
+    token = notifications.answer_token(secret, first)
+    assert notifications.invitation_for(db_session, secret, meeting.id, token) is first
+    with pytest.raises(InvalidInput):  # another session
+        notifications.invitation_for(db_session, secret, meeting.id + 1, token)
+    # Another member's id under this member's nonce (even with the secret) opens nothing
+    forged = URLSafeSerializer(secret, salt=notifications.ANSWER_SALT).dumps(
+        {"m": meeting.id, "i": second.id, "n": first.answer_nonce, "e": 2**40})
+    with pytest.raises(InvalidInput):
+        notifications.invitation_for(db_session, secret, meeting.id, forged)
+    # Expired: the session has started
+    with pytest.raises(InvalidInput):
+        notifications.invitation_for(db_session, secret, meeting.id, token,
+                                     now=meeting.starts_at + timedelta(days=1))
+    notifications.use_answer_link(first)
+    with pytest.raises(InvalidInput):  # used once
+        notifications.invitation_for(db_session, secret, meeting.id, token)
+    other = notifications.answer_token(secret, second)
+    assert notifications.invitation_for(db_session, secret, meeting.id, other) is second
