@@ -153,7 +153,9 @@ def transition(session: Session, vault: Vault, meeting: Meeting, action: str, *,
     if action == "close":
         _close_sheets(session, vault, meeting)
     meeting.state = rule.target
-    if action == "convene":  # the frozen agenda, attached to each member's convocation
+    if action == "convene" and (today or date.today()) <= meeting.day:
+        # The frozen agenda, attached to each member's convocation (none for a past session,
+        # e.g. one recorded afterwards).
         agenda = documents.request_document(session, meeting, "agenda", vault.actor.user_id)
         notifications.convoke(session, meeting, agenda)
     if action == "send_minutes":
