@@ -53,6 +53,11 @@ class RefusedJob(Exception):
     """A job in Redis that names another function, a callback or an instance."""
 
 
+class LeaseLost(Exception):
+    """This run outlived its lease and another worker took the job over: its result is
+    dropped, the other run's stands (a job builds one document)."""
+
+
 class AllowlistedJob(Job):
     """Only ``run_document_job`` and ``run_mail_job`` may run: RQ would otherwise import and
     call whatever function name a job in Redis carries, so whoever can write to Redis could
@@ -133,6 +138,10 @@ def run_document_job(payload: dict) -> dict | None:
             session.commit()
             log.error("job %s failed: template %s", job.id, exc.template)
             return {"job": job.uuid, "status": "failed"}
+        except LeaseLost:
+            session.rollback()
+            log.warning("job %s: lease lost to another worker, result dropped", job.id)
+            return {"job": job.uuid, "status": "superseded"}
         except PermissionError:
             session.rollback()
             documents.fail(session, job, "forbidden",
@@ -229,7 +238,8 @@ def _build(session: Session, rt: runtime.Runtime, job: DocumentJob,
     vault.seal_blob(document, "body", body)
     if pdf is not None:
         vault.seal_blob(document, "pdf_body", pdf)
-    documents.complete(session, job, document)
+    if not documents.complete(session, job, document):
+        raise LeaseLost
     if job.kind == "feedback":  # the referent learns it is ready, in this transaction
         notifications.feedback_ready(session, job)
     audit.record(session, rt.keyring, audit.WORKER, "document_generated",

@@ -147,11 +147,19 @@ def set_step(session: Session, job: DocumentJob, step: str) -> None:
     session.flush()
 
 
-def complete(session: Session, job: DocumentJob, document: GeneratedDocument) -> None:
-    job.status, job.step, job.document = "done", "terminé", document
-    job.finished_at, job.lease_until = utcnow(), None
-    job.error_code = job.error_message = None
+def complete(session: Session, job: DocumentJob, document: GeneratedDocument) -> bool:
+    """running → done for this very run (compare-and-swap on its attempt); False when its
+    lease expired and another worker claimed the job meanwhile: that run's result wins."""
     session.flush()
+    done = session.execute(
+        update(DocumentJob).where(DocumentJob.id == job.id, DocumentJob.status == "running",
+                                  DocumentJob.attempts == job.attempts)
+        .values(status="done", step="terminé", document_id=document.id,
+                finished_at=utcnow(), lease_until=None, error_code=None, error_message=None))
+    if done.rowcount != 1:
+        return False
+    session.refresh(job)
+    return True
 
 
 def fail(session: Session, job: DocumentJob, code: str, message: str) -> None:
