@@ -104,6 +104,8 @@ ATTENDANCE_KEYS = SESSION_KEYS | {"members", "presenters"}
 MINUTES_KEYS = SESSION_KEYS | {"attendance", "attendance_totals", "motif_counts",
                                "situations_examined", "situations_adjourned", "partnership",
                                "situations", "icag", "visas"}
+INFORMATION_KEYS = {"reference", "structure", "circonscription", "motif", "retention",
+                    "dpo_contact", "version", "generated_on"}
 FEEDBACK_KEYS = BASE_KEYS | {"reference", "pseudonym", "structure", "motif", "avis",
                              "motivation", "actions", "next_passage", "formal_decision",
                              "information", "contact"}
@@ -685,12 +687,43 @@ def feedback_context(session: Session, vault: Vault, meeting: Meeting, version: 
 
 
 Builder = Callable[..., dict]
+# RGPD information of the person (DOMAIN.md §6); an administrator may upload a template with
+# the local wording (the DPO's own address, the retention validated with the archives).
+DPO_CONTACT = ("le ou la délégué·e à la protection des données du Département de la "
+               "Seine-Saint-Denis (coordonnées sur le site du Département ou auprès de votre "
+               "référent·e)")
+RETENTION = ("Vos informations sont conservées tant que votre situation est suivie par "
+             "l'instance, puis au plus deux ans après le dernier contact avec vous ; elles sont "
+             "ensuite détruites. Les procès-verbaux, qui ne mentionnent que la référence de "
+             "votre dossier, sont archivés selon les règles des archives publiques.")
+
+
+def information_context(session: Session, vault: Vault, meeting: Meeting | None, version: int,
+                        today: date, sheet: Sheet | None = None) -> dict:
+    """The person's information note, by sheet reference: the referent writes the name in by
+    hand or beside it (this process never holds the identity chain)."""
+    if sheet is None:
+        raise ValueError("the information note is built for one sheet")
+    motifs = reference_labels(session)["motif"]
+    return {
+        "reference": clean(sheet.reference),
+        "structure": clean(sheet.structure.name),
+        "circonscription": clean(sheet.circonscription.name),
+        "motif": clean(motifs.get(sheet.motif or "", "")) or "à préciser avec votre référent·e",
+        "retention": RETENTION,
+        "dpo_contact": DPO_CONTACT,
+        "version": str(version),
+        "generated_on": french_date(today),
+    }
+
+
 BUILDERS: dict[str, tuple[Builder, set[str]]] = {
     "agenda": (agenda_context, AGENDA_KEYS),
     "dossier": (dossier_context, DOSSIER_KEYS),
     "attendance": (attendance_context, ATTENDANCE_KEYS),
     "minutes": (minutes_context, MINUTES_KEYS),
     "feedback": (feedback_context, FEEDBACK_KEYS),
+    "information": (information_context, INFORMATION_KEYS),
 }
 
 
@@ -850,4 +883,10 @@ def sample_context(kind: str) -> dict:
             "contact": "Chargé·e d'animation territoriale de l'ICL-I – circonscription de "
                        "Saint-Denis",
         }
+    if kind == "information":
+        return {"reference": "ICL-C01-2026-0001", "structure": "ALI de Saint-Denis",
+                "circonscription": "Saint-Denis",
+                "motif": "Demande de réorientation de parcours", "retention": RETENTION,
+                "dpo_contact": DPO_CONTACT, "version": "1",
+                "generated_on": "mardi 1er décembre 2026"}
     raise KeyError(kind)

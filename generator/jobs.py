@@ -12,17 +12,20 @@ import logging
 from datetime import date, timedelta
 from pathlib import Path
 
+import redis
 from rq.job import Job
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from generator import runtime
+from generator import mail, runtime
 from generator.contexts import BUILDERS
 from generator.pdf import PdfError
 from generator.render import TEMPLATES, RenderError, render, template_path
 from shared import audit
 from shared.crypto import CryptoError
-from shared.domain import documents
+from shared.db import utcnow
+from shared.domain import documents, notifications
+from shared.domain.sheets import referent_may_edit
 from shared.encrypted import Vault
 from shared.models import (
     DocumentJob,
@@ -32,7 +35,16 @@ from shared.models import (
     TemplateVersion,
     User,
 )
-from shared.queue import DOCUMENT_JOB_FUNCTION, PayloadError, verify_payload
+from shared.models.document import SHEET_ONLY_KINDS
+from shared.queue import (
+    DOCUMENT_JOB_FUNCTION,
+    MAIL_JOB_FUNCTION,
+    MAIL_QUEUE,
+    PayloadError,
+    enqueue_mail_job,
+    redis_connection,
+    verify_payload,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +53,18 @@ class RefusedJob(Exception):
     """A job in Redis that names another function, a callback or an instance."""
 
 
+class LeaseLost(Exception):
+    """This run outlived its lease and another worker took the job over: its result is
+    dropped, the other run's stands (a job builds one document)."""
+
+
 class AllowlistedJob(Job):
-    """Only ``run_document_job`` may run: RQ would otherwise import and call whatever
-    function name a job in Redis carries, so whoever can write to Redis could run code
-    (SECURITY.md rule 9). Callbacks and bound instances are refused too."""
+    """Only ``run_document_job`` and ``run_mail_job`` may run: RQ would otherwise import and
+    call whatever function name a job in Redis carries, so whoever can write to Redis could
+    run code (SECURITY.md rule 9). Callbacks and bound instances are refused too."""
 
     def _refuse_if_foreign(self) -> None:
-        foreign = (self.func_name != DOCUMENT_JOB_FUNCTION or self.instance is not None
+        foreign = (self.func_name not in ALLOWED or self.instance is not None
                    or self._success_callback_name or self._failure_callback_name
                    or self._stopped_callback_name)
         if foreign:
@@ -58,12 +75,12 @@ class AllowlistedJob(Job):
                     audit.record(session, rt.keyring, audit.WORKER, "job_refused",
                                  purpose="fonction non autorisée")
                     session.commit()
-            raise RefusedJob("job refused: only the document job may run")
+            raise RefusedJob("job refused: only the document and mail jobs may run")
 
     @property
     def func(self):
         self._refuse_if_foreign()
-        return run_document_job
+        return ALLOWED[self.func_name]
 
     @property
     def success_callback(self):
@@ -82,7 +99,7 @@ MAX_ATTEMPTS = 5  # runs of one job before it is reported as failed
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 FILENAMES = {"agenda": "ordre-du-jour", "dossier": "dossier-de-seance",
              "attendance": "feuille-emargement", "minutes": "proces-verbal",
-             "feedback": "fiche-retour"}
+             "feedback": "fiche-retour", "information": "note-information"}
 
 
 def run_document_job(payload: dict) -> dict | None:
@@ -121,9 +138,9 @@ def run_document_job(payload: dict) -> dict | None:
             session.commit()
             log.error("job %s failed: template %s", job.id, exc.template)
             return {"job": job.uuid, "status": "failed"}
-        except documents.Superseded:
+        except LeaseLost:
             session.rollback()
-            log.warning("job %s: taken over by another run, this result dropped", job.id)
+            log.warning("job %s: lease lost to another worker, result dropped", job.id)
             return {"job": job.uuid, "status": "superseded"}
         except PermissionError:
             session.rollback()
@@ -168,14 +185,27 @@ def template_source(session: Session, settings, kind: str) -> tuple[int | None, 
     return None, template_path(settings.templates_dir, kind)
 
 
+def _referent_may_generate(session: Session, requester_id: int | None, sheet: Sheet) -> bool:
+    if requester_id is None:  # the CLI on the server itself
+        return True
+    user = session.get(User, requester_id)
+    return user is not None and user.active and referent_may_edit(user, sheet)
+
+
 def _build(session: Session, rt: runtime.Runtime, job: DocumentJob,
            requester_id: int | None) -> GeneratedDocument:
-    meeting = session.get(Meeting, job.meeting_id)
-    if meeting is None or not _requester_may_generate(session, requester_id, meeting, job.kind):
-        raise PermissionError
-    if meeting.state not in documents.KIND_STATES[job.kind]:  # e.g. cancelled while queued
-        raise ValueError("session state no longer allows this document")
     sheet = session.get(Sheet, job.sheet_id) if job.sheet_id else None
+    if job.kind in SHEET_ONLY_KINDS:  # the information note: a sheet, no session
+        meeting = None
+        if sheet is None or not _referent_may_generate(session, requester_id, sheet):
+            raise PermissionError
+    else:
+        meeting = session.get(Meeting, job.meeting_id)
+        if meeting is None or not _requester_may_generate(session, requester_id, meeting,
+                                                          job.kind):
+            raise PermissionError
+        if meeting.state not in documents.KIND_STATES[job.kind]:  # e.g. cancelled meanwhile
+            raise ValueError("session state no longer allows this document")
     vault = Vault(session, rt.keyring, audit.WORKER)
     builder, _keys = BUILDERS[job.kind]
     documents.set_step(session, job, "préparation des données")
@@ -194,11 +224,11 @@ def _build(session: Session, rt: runtime.Runtime, job: DocumentJob,
         except PdfError as exc:  # the .docx stays available; "relancer" asks for it again
             log.warning("job %s: PDF conversion failed (%s)", job.id, exc.reason)
     documents.set_step(session, job, "chiffrement et enregistrement")
-    stem = f"{FILENAMES[job.kind]}-{meeting.starts_at:%Y-%m-%d}"
+    stem = FILENAMES[job.kind] + (f"-{meeting.starts_at:%Y-%m-%d}" if meeting else "")
     if sheet is not None:
         stem += f"-{sheet.reference}"
     document = GeneratedDocument(
-        meeting_id=meeting.id, kind=job.kind, content_version=job.content_version,
+        meeting_id=job.meeting_id, kind=job.kind, content_version=job.content_version,
         sheet_id=sheet.id if sheet is not None else None, template_version_id=version_id,
         filename=f"{stem}-v{job.content_version}.docx", media_type=DOCX, size=len(body),
         body=b"", pdf_size=len(pdf) if pdf is not None else None,
@@ -208,9 +238,97 @@ def _build(session: Session, rt: runtime.Runtime, job: DocumentJob,
     vault.seal_blob(document, "body", body)
     if pdf is not None:
         vault.seal_blob(document, "pdf_body", pdf)
-    documents.complete(session, job, document)
+    if not documents.complete(session, job, document):
+        raise LeaseLost
+    if job.kind == "feedback":  # the referent learns it is ready, in this transaction
+        notifications.feedback_ready(session, job)
     audit.record(session, rt.keyring, audit.WORKER, "document_generated",
                  object_type="generated_documents", object_ids=[document.id],
                  purpose=f"job {job.id}")
     session.commit()
     return document
+
+
+def run_mail_job(payload: dict) -> dict | None:
+    """Send one notification: claimed, composed, handed over, then marked sent."""
+    rt = runtime.current()
+    with rt.sessions() as session:
+        try:
+            verify_payload(rt.keyring, payload, queue=MAIL_QUEUE)
+        except PayloadError as exc:
+            log.warning("refused mail payload: %s", exc)
+            audit.record(session, rt.keyring, audit.WORKER, "job_refused", purpose=str(exc))
+            session.commit()
+            return None
+        row = notifications.claim(session, str(payload["job"]),
+                                  lease=timedelta(seconds=rt.settings.job_lease_seconds))
+        session.commit()
+        if row is None:  # sent already, not due yet, or another worker is on it
+            return None
+        return _send_mail(session, rt, row)
+
+
+def _send_mail(session: Session, rt: runtime.Runtime, row) -> dict:
+    settings = rt.settings
+    recipient = notifications.recipient_address(row)
+    if not recipient:
+        notifications.fail(session, row, "recipient", "Destinataire désactivé ou sans adresse.")
+        session.commit()
+        return {"notification": row.uuid, "status": "failed"}
+    attachment = body = None
+    if row.document_job_id is not None:
+        job = session.get(DocumentJob, row.document_job_id)
+        if job.status == "failed":
+            notifications.fail(session, row, "attachment",
+                               "Le document à joindre n'a pas pu être généré.")
+            session.commit()
+            return {"notification": row.uuid, "status": "failed"}
+        if job.status != "done":  # the agenda is still being built
+            notifications.wait_for_attachment(session, row, settings.mail_retry_seconds)
+            session.commit()
+            _schedule(session, rt, row)
+            return {"notification": row.uuid, "status": "waiting"}
+        attachment = job.document
+        body = Vault(session, rt.keyring, audit.WORKER).open_blob(attachment, "body")
+    message = mail.compose(session, settings, row, recipient, attachment, body)
+    try:
+        mail.deliver(settings, message, recipient, row.uuid)
+    except mail.MailError as exc:
+        session.rollback()
+        text = f"Refusé par le serveur de messagerie (code {exc.code})."
+        if not exc.temporary:
+            notifications.fail(session, row, exc.code, text)
+            session.commit()
+            log.error("notification %s failed permanently (%s)", row.id, exc.code)
+            return {"notification": row.uuid, "status": "failed"}
+        delay = notifications.retry_later(session, row, settings.mail_retry_seconds,
+                                          exc.code, text)
+        session.commit()
+        log.warning("notification %s: temporary failure (%s), attempt %d", row.id, exc.code,
+                    row.attempts)
+        if delay is not None:
+            _schedule(session, rt, row)
+        return {"notification": row.uuid, "status": "retry" if delay else "failed"}
+    # Accepted by the server. A crash before this commit sends it again (same Message-ID).
+    if notifications.mark_sent(session, row):
+        session.commit()
+    else:
+        session.rollback()
+        log.warning("notification %s: lease lost while sending", row.id)
+    log.info("notification %s sent", row.id)
+    return {"notification": row.uuid, "status": "sent"}
+
+
+def _schedule(session: Session, rt: runtime.Runtime, row) -> None:
+    """Ask RQ's scheduler for the next attempt; if Redis is down the sweep sends it later."""
+    try:
+        enqueue_mail_job(redis_connection(rt.settings), rt.keyring, row.uuid,
+                         max(row.next_attempt_at - utcnow(), timedelta(seconds=1)))
+    except redis.RedisError:
+        log.warning("notification %s: next attempt left to the sweep", row.id)
+        return
+    row.enqueued_at = row.next_attempt_at  # the sweep leaves it to RQ's scheduler
+    session.commit()
+
+
+ALLOWED = {DOCUMENT_JOB_FUNCTION: run_document_job, MAIL_JOB_FUNCTION: run_mail_job}

@@ -358,7 +358,10 @@ class PdfConverter:
             if attempt == 0:
                 if not spawn:
                     break
-                self._spawn_helper()
+                try:
+                    self._spawn_helper()
+                except OSError as exc:  # its private directory is gone (the worker was killed)
+                    raise _HelperDown(type(exc).__name__) from None
         raise _HelperDown("helper not running")
 
     def _spawn_helper(self) -> None:

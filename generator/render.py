@@ -15,6 +15,7 @@ TEMPLATES = {
     "attendance": "feuille_emargement.docx",
     "minutes": "proces_verbal.docx",
     "feedback": "fiche_retour.docx",
+    "information": "note_information.docx",
 }
 
 

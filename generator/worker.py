@@ -1,18 +1,21 @@
-"""The worker process: an RQ Worker on the documents queue with the JSON serializer.
+"""The worker process: an RQ Worker on the documents and mail queues, JSON serializer.
 
 docxtpl is imported before forking so each job's work horse starts warm. Between jobs the
-worker sweeps the outbox: jobs never sent (Redis was down), lost, or abandoned by a killed
-worker past their lease are sent again.
+worker sweeps the outbox: jobs and e-mails never sent (Redis was down), lost, due for a
+retry, or abandoned by a killed worker past their lease are sent again; the sweep also
+writes the directors' visa reminders and the daily digests when they are due.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 
 import redis
 from rq import Worker
 from rq.serializers import JSONSerializer
+from sqlalchemy.exc import IntegrityError
 
 from generator import runtime
 
@@ -21,9 +24,10 @@ from generator.jobs import AllowlistedJob
 from generator.pdf import PdfConverter
 from shared import outbox
 from shared.config import Settings, load_settings
+from shared.domain import notifications
 from shared.keys import record_key_versions
 from shared.logs import configure_logging
-from shared.queue import document_queue, redis_connection
+from shared.queue import document_queue, mail_queue, redis_connection
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +35,24 @@ SWEEP_INTERVAL = 15  # seconds between outbox sweeps
 
 
 def sweep(rt: runtime.Runtime, connection: redis.Redis) -> int:
-    """Send every job that needs it; returns how many were sent."""
+    """Write the notifications that are due, then send every job and e-mail that needs it;
+    returns how many were sent."""
     with rt.sessions() as session:
+        write_due_notifications(session, rt.settings)
         sent = outbox.send_pending(session, connection, rt.keyring)
     if sent:
-        log.info("sweep sent %d document job(s)", sent)
+        log.info("sweep sent %d job(s) and e-mail(s)", sent)
     return sent
+
+
+def write_due_notifications(session, settings: Settings) -> None:
+    """Visa reminders and daily digests; another worker writing the same one first wins."""
+    try:
+        notifications.remind_directors(session, timedelta(days=settings.visa_reminder_days))
+        notifications.release_digests(session, settings.digest_hour)
+        session.commit()
+    except IntegrityError:  # the same reminder or digest, written by another worker
+        session.rollback()
 
 
 class DocumentWorker(Worker):
@@ -79,7 +95,8 @@ def main(settings: Settings | None = None) -> None:
         log.info("LibreOffice not installed: documents are built as .docx only")
     # Sweep at least twice per lease, so an abandoned job is taken over soon after it expires.
     interval = max(1, min(SWEEP_INTERVAL, settings.job_lease_seconds // 2))
-    worker = DocumentWorker([document_queue(connection)], connection=connection,
+    worker = DocumentWorker([mail_queue(connection), document_queue(connection)],
+                            connection=connection,
                             serializer=JSONSerializer, job_class=AllowlistedJob,
                             maintenance_interval=interval,
                             log_job_description=False)  # payloads stay out of the logs

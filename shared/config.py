@@ -10,16 +10,30 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from shared.files import write_private
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 ENVIRONMENTS = ("development", "production")
+SMTP_SCHEMES = {"smtp": "plain", "smtp+starttls": "starttls", "smtps": "tls"}
+DEFAULT_BASE_URL = "http://127.0.0.1:8000"  # what `make run` serves
 
 
 class ConfigError(RuntimeError):
     """A setting is missing or invalid; the message names the variable to set."""
+
+
+@dataclass(frozen=True)
+class SmtpTarget:
+    """Where the worker hands e-mail over: ``security`` is plain, starttls or tls."""
+
+    host: str
+    port: int
+    security: str
+    username: str = ""
+    password: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -41,6 +55,17 @@ class Settings:
     # How long a running document job may go without finishing before another worker takes
     # it over (a killed worker never finishes it).
     job_lease_seconds: int = 360
+    # E-mail: None in development writes .eml files into the instance's outbox folder.
+    smtp: SmtpTarget | None = None
+    mail_from: str = "ICL-I 93 <ne-pas-repondre@icli.invalid>"
+    # Absolute links in e-mails lead here (behind login, except convocation answers).
+    base_url: str = DEFAULT_BASE_URL
+    # First delay before retrying a temporarily refused e-mail; doubled at each attempt.
+    mail_retry_seconds: int = 60
+    # Days without a visa before a director is reminded of minutes awaiting it.
+    visa_reminder_days: int = 3
+    # Local hour (Europe/Paris) at which daily digests are sent.
+    digest_hour: int = 7
     log_level: str = "INFO"
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -60,6 +85,11 @@ class Settings:
     def effective_redis_url(self) -> str:
         """The URL every process of the instance connects to."""
         return self.redis_url or f"unix://{self.bundled_redis_socket}"
+
+    @property
+    def mail_outbox_dir(self) -> Path:
+        """Development without SMTP: each e-mail is a private .eml file here."""
+        return self.instance / "outbox"
 
     @property
     def is_sqlite(self) -> bool:
@@ -84,6 +114,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if not secret_key and environ.get("ICLI_SECRET_KEY_FILE"):  # Docker secret
         secret_key = Path(environ["ICLI_SECRET_KEY_FILE"]).read_text(encoding="utf-8").strip()
     templates_dir = Path(environ.get("ICLI_TEMPLATES_DIR") or REPO_ROOT / "templates_docx")
+    smtp_url = environ.get("ICLI_SMTP_URL", "").strip()
+    if not smtp_url and environ.get("ICLI_SMTP_URL_FILE"):  # Docker secret: holds a password
+        smtp_url = Path(environ["ICLI_SMTP_URL_FILE"]).read_text(encoding="utf-8").strip()
+    base_url = environ.get("ICLI_BASE_URL", "").strip().rstrip("/")
 
     if env == "production":
         if len(secret_key) < 32:
@@ -103,6 +137,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             )
         if database_url.startswith("sqlite") and not environ.get("ICLI_DATABASE_URL"):
             raise ConfigError("production needs ICLI_DATABASE_URL (e.g. postgresql+psycopg://…)")
+        if not smtp_url:
+            raise ConfigError("production sends e-mail: set ICLI_SMTP_URL or ICLI_SMTP_URL_FILE "
+                              "(e.g. smtp+starttls://user:password@smtp.example:587)")
+        if not base_url.startswith("https://"):
+            raise ConfigError("production needs ICLI_BASE_URL, the https:// address users "
+                              "open (links in e-mails)")
     elif not secret_key:
         # Development only: a per-instance cookie secret, kept beside the database.
         secret_key = _development_secret(instance)
@@ -118,7 +158,31 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         log_level=environ.get("ICLI_LOG_LEVEL", "INFO").upper(),
         proxy_hops=_int(environ, "ICLI_PROXY_HOPS", 0),
         job_lease_seconds=_int(environ, "ICLI_JOB_LEASE", 360),
+        smtp=parse_smtp_url(smtp_url) if smtp_url else None,
+        mail_from=environ.get("ICLI_MAIL_FROM", "").strip() or Settings.mail_from,
+        base_url=base_url or DEFAULT_BASE_URL,
+        mail_retry_seconds=max(1, _int(environ, "ICLI_MAIL_RETRY", 60)),
+        visa_reminder_days=max(1, _int(environ, "ICLI_VISA_REMINDER_DAYS", 3)),
+        digest_hour=min(23, _int(environ, "ICLI_DIGEST_HOUR", 7)),
     )
+
+
+def parse_smtp_url(url: str) -> SmtpTarget:
+    """smtp://host:25, smtp+starttls://user:pass@host:587, smtps://user:pass@host:465."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise ConfigError("ICLI_SMTP_URL is not a valid URL") from None
+    security = SMTP_SCHEMES.get(parts.scheme)
+    if security is None or not parts.hostname:
+        # The URL may hold a password: never quote it back.
+        raise ConfigError("ICLI_SMTP_URL must look like smtp+starttls://user:password@host:587 "
+                          f"(schemes: {', '.join(SMTP_SCHEMES)})")
+    default_port = {"plain": 25, "starttls": 587, "tls": 465}[security]
+    return SmtpTarget(host=parts.hostname, port=port or default_port, security=security,
+                      username=unquote(parts.username or ""),
+                      password=unquote(parts.password or ""))
 
 
 def _int(environ: Mapping[str, str], name: str, default: int) -> int:

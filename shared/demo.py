@@ -235,7 +235,7 @@ def _demo_sessions(session: Session, vault: Vault, circ: Circonscription,
                    structures: dict[str, Structure], sheets: list) -> None:
     """A past session held (minutes written), the next one with sheets inscribed, one
     planned."""
-    for name, function, key, kind, acco in [
+    for number, (name, function, key, kind, acco) in enumerate([
         ("Chef de circonscription (démo)", "Responsable", "Service social départemental de "
          "Saint-Denis", "permanent", False),
         ("Directrice ALI (démo)", "Direction", "ALI de Saint-Denis", "permanent", False),
@@ -243,9 +243,10 @@ def _demo_sessions(session: Session, vault: Vault, circ: Circonscription,
          "permanent", False),
         ("Conseillère ACCO GLO (démo)", "Accompagnement global", "France Travail Saint-Denis",
          "invite", True),
-    ]:
+    ], 1):
         save_member(session, None, circonscription_id=circ.id, structure_id=structures[key].id,
-                    name=name, function=function, kind=kind, acco_glo=acco, active=True)
+                    name=name, function=function, kind=kind, acco_glo=acco, active=True,
+                    email=f"membre{number}@demo.invalid")
     schedule = save_schedule(session, circ, weekday=1, week_of_month=2, at="14:00",
                              place="Maison de l'emploi, salle 2, Saint-Denis", video_link="",
                              cutoff_days=10, dossier_days=5)

@@ -1,31 +1,44 @@
-"""Sending the document outbox to Redis: shared by the web app, the worker's sweep and the CLI."""
+"""Sending the outbox to Redis (document jobs and e-mail): shared by the web app, the
+worker's sweep and the CLI."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 
 import redis
 from sqlalchemy.orm import Session
 
 from shared.crypto import KeyRing
-from shared.domain import documents
-from shared.queue import enqueue_document_job
+from shared.domain import documents, notifications
+from shared.queue import enqueue_document_job, enqueue_mail_job
 
 log = logging.getLogger(__name__)
 
 
 def send_pending(session: Session, connection: redis.Redis, keyring: KeyRing,
                  meeting_id: int | None = None) -> int:
-    """Enqueue every job that needs it (committing each); stops quietly if Redis is down:
-    the rows wait in the outbox. Returns how many were sent."""
+    """Enqueue every document job and e-mail that needs it (committing each); stops quietly
+    if Redis is down: the rows wait in the outbox. Returns how many were sent."""
+    sent = _send(session, documents.jobs_to_send(session, meeting_id=meeting_id),
+                 lambda job: enqueue_document_job(connection, keyring, job.uuid,
+                                                  job.requested_by),
+                 documents.mark_sent, "document job")
+    return sent + _send(session, notifications.to_send(session),
+                        lambda row: enqueue_mail_job(connection, keyring, row.uuid),
+                        notifications.mark_enqueued, "notification")
+
+
+def _send(session: Session, rows: Iterable, enqueue: Callable, mark: Callable,
+          what: str) -> int:
     sent = 0
-    for job in documents.jobs_to_send(session, meeting_id=meeting_id):
+    for row in rows:
         try:
-            enqueue_document_job(connection, keyring, job.uuid, job.requested_by)
+            enqueue(row)
         except redis.RedisError:
-            log.warning("Redis unavailable: document job %s stays queued", job.id)
+            log.warning("Redis unavailable: %s %s stays queued", what, row.id)
             break
-        documents.mark_sent(session, job)
+        mark(session, row)
         session.commit()
         sent += 1
     return sent

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from datetime import timedelta
 from typing import Any
 
 import redis
@@ -20,6 +21,12 @@ from shared.crypto import KeyRing, mac, mac_matches
 DOCUMENTS_QUEUE = "documents"
 DOCUMENT_JOB_FUNCTION = "generator.jobs.run_document_job"
 DOCUMENT_JOB_TIMEOUT = 300  # seconds; a render that takes longer is stuck
+# E-mail has a queue of its own: a slow document never delays a notification.
+MAIL_QUEUE = "mail"
+MAIL_JOB_FUNCTION = "generator.jobs.run_mail_job"
+MAIL_JOB_TIMEOUT = 120
+# The signed label binds a payload to its queue: a document payload is no mail payload.
+LABELS = {DOCUMENTS_QUEUE: "icli.job.v1", MAIL_QUEUE: "icli.mail.v1"}
 PAYLOAD_TTL = 24 * 3600  # a payload older than this is refused, the sweep re-sends one
 
 
@@ -36,8 +43,12 @@ def document_queue(connection: redis.Redis) -> Queue:
     return Queue(DOCUMENTS_QUEUE, connection=connection, serializer=JSONSerializer)
 
 
+def mail_queue(connection: redis.Redis) -> Queue:
+    return Queue(MAIL_QUEUE, connection=connection, serializer=JSONSerializer)
+
+
 def sign_payload(keyring: KeyRing, job_uuid: str, requester_id: int | None,
-                 ttl: int = PAYLOAD_TTL) -> dict[str, Any]:
+                 ttl: int = PAYLOAD_TTL, queue: str = DOCUMENTS_QUEUE) -> dict[str, Any]:
     """Ids + requester + expiry + nonce, with an HMAC under the job-signing secret."""
     payload = {
         "job": job_uuid,
@@ -45,17 +56,18 @@ def sign_payload(keyring: KeyRing, job_uuid: str, requester_id: int | None,
         "expires": int(time.time()) + ttl,
         "nonce": secrets.token_hex(8),
     }
-    payload["sig"] = mac(keyring.secret("jobs"), *_signed_parts(payload))
+    payload["sig"] = mac(keyring.secret("jobs"), *_signed_parts(payload, queue))
     return payload
 
 
-def verify_payload(keyring: KeyRing, payload: Any) -> dict[str, Any]:
+def verify_payload(keyring: KeyRing, payload: Any,
+                   queue: str = DOCUMENTS_QUEUE) -> dict[str, Any]:
     """Return the payload if its signature and expiry hold; PayloadError otherwise."""
     if not isinstance(payload, dict) or set(payload) != {"job", "requester", "expires",
                                                          "nonce", "sig"}:
         raise PayloadError("malformed payload")
     try:
-        parts = _signed_parts(payload)
+        parts = _signed_parts(payload, queue)
         # Any held version: a payload signed just before a promote of the jobs secret holds.
         if not any(mac_matches(v.key, str(payload["sig"]), *parts)
                    for v in keyring.versions("jobs")):
@@ -67,11 +79,11 @@ def verify_payload(keyring: KeyRing, payload: Any) -> dict[str, Any]:
     return payload
 
 
-def _signed_parts(payload: dict[str, Any]) -> tuple:
+def _signed_parts(payload: dict[str, Any], queue: str) -> tuple:
     requester = payload["requester"]
     if requester is not None and not isinstance(requester, int):
         raise TypeError("requester")
-    return ("icli.job.v1", str(payload["job"]), "" if requester is None else requester,
+    return (LABELS[queue], str(payload["job"]), "" if requester is None else requester,
             int(payload["expires"]), str(payload["nonce"]))
 
 
@@ -87,3 +99,17 @@ def enqueue_document_job(connection: redis.Redis, keyring: KeyRing, job_uuid: st
         retry=Retry(max=3, interval=[5, 30, 120]),
     )
     return job.id
+
+
+def enqueue_mail_job(connection: redis.Redis, keyring: KeyRing, notification_uuid: str,
+                     delay: timedelta | None = None) -> str:
+    """Push one signed mail payload, at once or after ``delay`` (RQ's scheduler); returns the
+    RQ job id. Retries are the outbox's (the row's next attempt), not RQ's."""
+    queue = mail_queue(connection)
+    payload = sign_payload(keyring, notification_uuid, None, queue=MAIL_QUEUE,
+                           ttl=PAYLOAD_TTL + int(delay.total_seconds() if delay else 0))
+    options = {"job_timeout": MAIL_JOB_TIMEOUT, "result_ttl": 3600,
+               "failure_ttl": 7 * 24 * 3600}
+    if delay:
+        return queue.enqueue_in(delay, MAIL_JOB_FUNCTION, payload, **options).id
+    return queue.enqueue(MAIL_JOB_FUNCTION, payload, **options).id

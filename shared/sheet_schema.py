@@ -61,7 +61,9 @@ SITUATION_ADMINISTRATIVE = {"a_jour": "À jour", "en_cours": "Démarche en cours
 INTENSITE = {"leger": "Léger", "important": "Important", "bloquant": "Bloquant"}
 INFORMEE = {"oui": "Oui", "non": "Non"}
 POSITION = {"accord": "D'accord", "desaccord": "En désaccord",
-            "non_exprime": "Ne s'est pas exprimée"}
+            "non_exprime": "Ne s'est pas exprimée",
+            # Informed by the note sent to her, without an answer (issue #7).
+            "injoignable": "N'a pas pu être jointe (note d'information envoyée)"}
 OUI_NON = {"oui": "Oui", "non": "Non"}
 
 # Reference-data kinds that administrators edit (DOMAIN.md §3.2-3.4).

@@ -253,7 +253,8 @@ def when(container, condition: str, build: Callable[[], None], otherwise: str) -
     tag(container, "endif")
 
 
-def _frame(document, title: str, *, landscape: bool = False) -> float:
+def _frame(document, title: str, *, landscape: bool = False,
+           about: str = "séance du {{ meeting_date }}") -> float:
     """A4 page, logos and confidentiality mention in the header, date, version and page x / y
     in the footer. Returns the usable width in cm."""
     section = document.sections[0]
@@ -293,7 +294,7 @@ def _frame(document, title: str, *, landscape: bool = False) -> float:
 
     footer = section.footer.paragraphs[0]
     footer.alignment = WD_ALIGN_PARAGRAPH.CENTER
-    run = footer.add_run(f"{title} – séance du {{{{ meeting_date }}}} – version "
+    run = footer.add_run(f"{title} – {about} – version "
                          f"{{{{ version }}}} du {{{{ generated_on }}}} – page ")
     run.font.size = Pt(8)
     _field(footer, "PAGE")
@@ -307,9 +308,9 @@ def _frame(document, title: str, *, landscape: bool = False) -> float:
     return usable
 
 
-def _new(title: str, *, landscape: bool = False) -> tuple[Document, float]:
+def _new(title: str, *, landscape: bool = False, **frame) -> tuple[Document, float]:
     document = Document()
-    usable = _frame(document, title, landscape=landscape)
+    usable = _frame(document, title, landscape=landscape, **frame)
     document.core_properties.title = title
     document.core_properties.author = "ICL-I Seine-Saint-Denis"
     document.core_properties.comments = ""
@@ -766,12 +767,71 @@ def build_feedback(path: Path) -> None:
     document.save(path)
 
 
+# -- note d'information de la personne ---------------------------------------------------------
+INFORMATION_SECTIONS = (
+    ("Qu'est-ce que l'ICL-I ?",
+     ["L'instance de concertation locale insertion (ICL-I) de la circonscription de "
+      "{{ circonscription }} réunit, chaque mois, des professionnels du Département de la "
+      "Seine-Saint-Denis, de France Travail et de leurs partenaires de l'insertion. Elle "
+      "étudie des situations de personnes bénéficiaires du RSA pour proposer des solutions "
+      "adaptées à leur parcours. Elle donne un avis ; elle ne prend pas de sanction."]),
+    ("Pourquoi votre situation est-elle examinée ?",
+     ["Votre référent·e de parcours ({{ structure }}) souhaite l'avis de l'instance sur votre "
+      "parcours d'insertion (motif : {{ motif }}). Vous pouvez lui faire part de vos "
+      "observations : elles seront transmises à l'instance."]),
+    ("Quelles informations sont utilisées ?",
+     ["Votre situation est présentée sous une référence et un pseudonyme : votre nom, votre "
+      "adresse et vos numéros n'apparaissent dans aucun document remis aux membres de "
+      "l'instance. Sont utilisées les informations utiles à votre parcours (situation "
+      "familiale et professionnelle, logement, freins rencontrés, actions engagées), limitées "
+      "à ce qui est strictement nécessaire."]),
+    ("Qui les voit ?",
+     ["Votre référent·e et sa structure, la personne chargée de l'animation de l'instance et "
+      "les membres de l'instance, tous tenus au secret professionnel (article L.262-44 du "
+      "code de l'action sociale et des familles). Le traitement repose sur une mission "
+      "d'intérêt public (accompagnement des bénéficiaires du RSA)."]),
+    ("Combien de temps sont-elles conservées ?",
+     ["{{ retention }}"]),
+    ("Quels sont vos droits ?",
+     ["Vous pouvez accéder aux informations qui vous concernent, les faire rectifier, "
+      "demander la limitation de leur utilisation ou vous y opposer pour des raisons tenant "
+      "à votre situation particulière. Pour exercer ces droits, adressez-vous à votre "
+      "référent·e ou au délégué à la protection des données : {{ dpo_contact }}.",
+      "Si vous estimez que vos droits ne sont pas respectés, vous pouvez adresser une "
+      "réclamation à la CNIL (www.cnil.fr)."]),
+)
+
+
+def build_information(path: Path) -> None:
+    document, usable = _new("Note d'information", about="fiche {{ reference }}")
+    document.add_heading("Note d'information : examen de votre situation en instance de "
+                         "concertation", level=0)
+    key_value_table(document, [
+        ("Référence de votre dossier", "{{ reference }}"),
+        ("Structure qui vous accompagne", "{{ structure }}"),
+        ("Instance", "ICL-I de la circonscription de {{ circonscription }}"),
+    ], widths=(6.0, usable - 6.0))
+    para(document, "Nom et prénom (à compléter par le ou la référent·e) : " + BLANK, before=6)
+    for title, paragraphs in INFORMATION_SECTIONS:
+        heading(document, title, 2)
+        for text in paragraphs:
+            para(document, text)
+    heading(document, "Votre position", 2)
+    para(document, "☐ Je suis d'accord pour que ma situation soit examinée.")
+    para(document, "☐ Je ne suis pas d'accord ; mes observations : " + BLANK)
+    para(document, "Fait le " + "_" * 12 + "     Signature : " + "_" * 24, before=8)
+    para(document, "Note remise ou envoyée par votre référent·e. Référence à rappeler dans "
+                   "toute demande : {{ reference }}.", italic=True, size=8.5, before=6)
+    document.save(path)
+
+
 TEMPLATES = {
     "ordre_du_jour.docx": build_agenda,
     "dossier_de_seance.docx": build_dossier,
     "feuille_emargement.docx": build_attendance,
     "proces_verbal.docx": build_minutes,
     "fiche_retour.docx": build_feedback,
+    "note_information.docx": build_information,
 }
 
 

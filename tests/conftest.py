@@ -66,6 +66,7 @@ def test_env(instance_dir, redis_url) -> dict[str, str]:
         "ICLI_REDIS_URL": redis_url,
         "ICLI_KEYRING": str(instance_dir / "keyring.json"),
         "ICLI_SECRET_KEY": "test-secret-key-" + "x" * 32,
+        "ICLI_MAIL_RETRY": "1",  # a temporarily refused e-mail is retried after 1 s, 2 s…
     }
     return env
 
@@ -179,21 +180,32 @@ def auth(client):
 @pytest.fixture
 def worker_process(test_env, engine, redis, tmp_path):
     """A real ``python -m generator`` process on the test instance; its log is kept."""
+    process = start_worker(test_env, redis, tmp_path / "worker.log")
+    yield process
+    stop_worker(process)
+
+
+def start_worker(env: dict[str, str], redis, log_path: Path):
+    """Start ``python -m generator`` with ``env``; returns once it is registered with Redis."""
     import subprocess
     import sys
 
-    log_path = tmp_path / "worker.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "generator"],
-                                   env={**os.environ, **test_env}, stdout=log,
-                                   stderr=subprocess.STDOUT)
-    process.log_path = log_path
     from rq import Worker
 
+    with log_path.open("wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "generator"],
+                                   env={**os.environ, **env}, stdout=log,
+                                   stderr=subprocess.STDOUT)
+    process.log_path = log_path
     # Ready once registered with Redis (after its keyring, and LibreOffice when installed).
     wait_for(lambda: process.poll() is not None or Worker.all(connection=redis), timeout=90)
     assert process.poll() is None, log_path.read_text()
-    yield process
+    return process
+
+
+def stop_worker(process) -> None:
+    import subprocess
+
     process.terminate()
     try:
         process.wait(30)

@@ -1,4 +1,4 @@
-"""Login, logout and password change."""
+"""Login, logout, password change, and the account page (notification preferences)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ import re
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask import session as flask_session
 from flask_login import current_user, login_required, login_user, logout_user
+from flask_wtf import FlaskForm
 
 from intake.auth.forms import ChangePasswordForm, LoginForm
 from intake.dbsession import db, record
-from shared.domain import users
+from shared.domain import notifications, users
 from shared.errors import InvalidInput
+from shared.models.notification import MODES
 
 bp = Blueprint("auth", __name__)
 
@@ -74,3 +76,26 @@ def change_password():
             flash("Votre mot de passe a été changé.", "success")
             return redirect(url_for("main.home"))
     return render_template("auth/change_password.html", form=form)
+
+
+@bp.route("/compte", methods=["GET", "POST"])
+@login_required
+def account():
+    """Per topic, an e-mail at each event or one daily digest."""
+    form = FlaskForm()
+    topics = notifications.topics_for(current_user)
+    if form.validate_on_submit():
+        chosen = {topic: request.form.get(f"mode_{topic}", "") for topic in topics}
+        try:
+            notifications.set_preferences(db(), current_user, chosen)
+        except InvalidInput as exc:
+            db().rollback()
+            flash(exc.message, "error")
+        else:
+            record("notification_preferences", object_type="users",
+                   object_ids=[current_user.id])
+            db().commit()
+            flash("Vos préférences de notification sont enregistrées.", "success")
+            return redirect(url_for("auth.account"))
+    return render_template("auth/account.html", form=form, topics=topics, modes=MODES,
+                           chosen=notifications.preferences(db(), current_user))

@@ -40,6 +40,8 @@ class MemberForm(FlaskForm):
     name = StringField("Nom et prénom", validators=[DataRequired("Le nom est obligatoire."),
                                                     Length(max=160)])
     function = StringField("Fonction", validators=[Length(max=160)])
+    email = StringField("Adresse e-mail professionnelle (convocations)",
+                        validators=[Length(max=254)], render_kw={"type": "email"})
     structure_id = SelectField("Structure", coerce=int)
     kind = SelectField("Statut", choices=choices(MEMBER_KINDS.items()))
     acco_glo = SelectField("Conseiller·ère ACCO GLO (invité·e pour les points ICAG)",

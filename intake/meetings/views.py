@@ -43,14 +43,15 @@ from shared.models import (
     Sheet,
     Structure,
 )
-from shared.models.document import DOCUMENT_KINDS, PER_SHEET_KINDS
+from shared.models.document import DOCUMENT_KINDS, PER_SHEET_KINDS, SHEET_ONLY_KINDS
 from shared.models.meeting import AGENDA_PARTS, ANSWERS, ATTENDANCE, FORMAL_DECISION, ICAG_KINDS
 
 bp = Blueprint("meetings", __name__, url_prefix="/seances")
 
 
-def send_pending(meeting_id: int) -> None:
-    """Hand the meeting's unsent jobs to Redis; if it is down they wait (outbox)."""
+def send_pending(meeting_id: int | None = None) -> None:
+    """Hand unsent jobs (the meeting's, or all) and e-mails to Redis; if it is down they
+    wait (outbox)."""
     outbox.send_pending(db(), services().redis, services().keyring, meeting_id)
 
 
@@ -62,8 +63,10 @@ def _circonscription_in_scope(circ_id: int) -> Circonscription:
 
 
 def _done(meeting: Meeting, message: str, anchor: str = ""):
-    """Commit and go back to the session page with a French confirmation."""
+    """Commit, hand what it triggered (documents, e-mails) to the queue, and go back to the
+    session page with a French confirmation."""
     db().commit()
+    send_pending()
     flash(message, "success")
     return redirect(url_for("meetings.show", meeting_id=meeting.id) + anchor)
 
@@ -154,7 +157,7 @@ def members(circ_id: int):
             member = domain.save_member(
                 db(), None, circonscription_id=circ.id, structure_id=form.structure_id.data or None,
                 name=form.name.data, function=form.function.data or "", kind=form.kind.data,
-                acco_glo=form.acco_glo.data == "oui", active=True)
+                acco_glo=form.acco_glo.data == "oui", active=True, email=form.email.data or "")
         except DomainError as exc:
             flash(exc.message, "error")
         else:
@@ -207,7 +210,7 @@ def show(meeting_id: int):
     return render_template(
         "meetings/show.html", meeting=meeting, allowed=allowed, parts=AGENDA_PARTS,
         jobs=documents.latest_jobs(db(), meeting.id), kinds=DOCUMENT_KINDS, form=FlaskForm(),
-        per_sheet=PER_SHEET_KINDS, pdf_note=not _pdf_possible(),
+        per_sheet=PER_SHEET_KINDS | SHEET_ONLY_KINDS, pdf_note=not _pdf_possible(),
         reason_form=ReasonForm(), postpone_form=PostponeForm(), item_form=ItemForm(),
         inscribe_form=inscribe, adjourn_form=adjourn, answers=ANSWERS, attendance=ATTENDANCE,
         counts=domain.attendance_counts(meeting), deadlines=domain.deadlines(meeting),
@@ -472,7 +475,9 @@ def job_status(meeting_id: int, kind: str):
 @bp.route("/documents/<int:document_id>")
 @role_required("facilitator")
 def download(document_id: int):
-    document = db().get(GeneratedDocument, document_id) or abort(404)
+    document = db().get(GeneratedDocument, document_id)
+    if document is None or document.meeting_id is None:  # a sheet's note is the referent's
+        abort(404)
     meeting_in_scope(document.meeting_id)
     return send_document(document, request.args.get("format") == "pdf")
 

@@ -26,7 +26,7 @@ from werkzeug.datastructures import MultiDict
 from intake.access import role_required
 from intake.dbsession import db, record, services, vault
 from intake.errors import error_page
-from intake.meetings.views import send_document
+from intake.meetings.views import send_document, send_pending
 from intake.sheets.forms import (
     ACTION_LABELS,
     IDENTITY_LABELS,
@@ -225,6 +225,7 @@ def edit(sheet_id: int):
                     flash(exc.message, "error")
                 else:
                     session_db.commit()
+                    send_pending()  # the facilitators' e-mails
                     flash(f"Fiche {sheet.reference} soumise à l'instance.", "success")
                     return redirect(url_for("sheets.show", sheet_id=sheet.id))
             session_db.commit()  # the draft is saved even when submission is refused
@@ -402,6 +403,8 @@ def show(sheet_id: int):
                   [(a, vault().open(a, "label")) for a in d.actions])
                  for d in db().scalars(select(Decision).where(Decision.sheet_id == sheet.id)
                                        .order_by(Decision.id))]
+    information_job, information = (documents.information_note(db(), sheet.id) if is_referent
+                                    else (None, None))
     db().commit()  # decryption audit rows before the page leaves
     allowed = workflow.allowed_actions(sheet)
     # The facilitator's second pair of eyes on what the instance will read (issue #8).
@@ -412,19 +415,34 @@ def show(sheet_id: int):
         sections=SECTIONS, fields=FIELDS, labels=_labels(), identity_labels=IDENTITY_LABELS,
         reason_form=ReasonForm(), screening_form=ScreeningForm(), states=SHEET_STATES,
         intensities=INTENSITE, passages=passages, decisions=decisions,
-        formal=FORMAL_DECISION, feedback=[d for d in feedback if d is not None], review=review)
+        formal=FORMAL_DECISION, feedback=[d for d in feedback if d is not None], review=review,
+        information=information, information_job=information_job)
 
 
 @bp.route("/<int:sheet_id>/documents/<int:document_id>")
 @role_required("referent")
-def feedback_download(sheet_id: int, document_id: int):
-    """The referent's fiche retour: pseudonymous like every document; the identity is on the
-    page beside the link, never in the file (the worker cannot read it)."""
+def document_download(sheet_id: int, document_id: int):
+    """The referent's fiche retour or information note: pseudonymous like every document; the
+    identity is on the page beside the link, never in the file (the worker cannot read it)."""
     sheet = _sheet_for_referent(sheet_id)
     document = db().get(GeneratedDocument, document_id)
-    if document is None or document.kind != "feedback" or document.sheet_id != sheet.id:
+    if (document is None or document.kind not in ("feedback", "information")
+            or document.sheet_id != sheet.id):
         abort(404)
     return send_document(document, request.args.get("format") == "pdf")
+
+
+@bp.route("/<int:sheet_id>/note-information", methods=["POST"])
+@role_required("referent")
+def information_note(sheet_id: int):
+    """Ask the worker for the person's information note (by reference, RGPD information)."""
+    sheet = _sheet_for_referent(sheet_id)
+    job = documents.request_information_note(db(), sheet, current_user.id)
+    record("document_requested", object_type="document_jobs", object_ids=[job.id])
+    db().commit()  # the outbox row exists before anything is sent to Redis
+    send_pending()
+    flash("Note d'information : préparation demandée.", "success")
+    return redirect(url_for("sheets.show", sheet_id=sheet.id) + "#information")
 
 
 @bp.route("/<int:sheet_id>/retirer", methods=["POST"])
@@ -460,6 +478,7 @@ def _transition(sheet: Sheet, action: str, reason: str, success: str):
         flash(exc.message, "error")
     else:
         db().commit()
+        send_pending()  # the referent's e-mail, if the transition tells them
         flash(success, "success")
     return redirect(url_for("sheets.show", sheet_id=sheet.id))
 

@@ -41,8 +41,10 @@ def inbox():
 @role_required("director")
 def download(document_id: int):
     document = db().get(GeneratedDocument, document_id)
-    meeting = db().get(Meeting, document.meeting_id) if document else None
-    if document is None or document.kind != "minutes" or meeting.state not in SENT_STATES:
+    if document is None or document.kind != "minutes":
+        abort(404)
+    meeting = db().get(Meeting, document.meeting_id)
+    if meeting.state not in SENT_STATES:
         abort(404)  # directors read the minutes only, once sent for their visa
     return send_document(document, request.args.get("format") == "pdf")
 

@@ -21,7 +21,11 @@ from shared.models import (
     Sheet,
     User,
 )
-from shared.models.document import DOCUMENT_KINDS, INSTITUTIONS, PER_SHEET_KINDS
+from shared.models.document import (
+    DOCUMENT_KINDS,
+    INSTITUTIONS,
+    PER_SHEET_KINDS,
+)
 
 # A running job whose lease has passed belongs to a dead worker and is run again.
 LEASE = timedelta(minutes=6)
@@ -104,6 +108,32 @@ def request_document(session: Session, meeting: Meeting, kind: str,
     return job
 
 
+def request_information_note(session: Session, sheet: Sheet,
+                             requester_id: int | None) -> DocumentJob:
+    """The person's information note for one sheet (no session): one job per sheet, queued
+    again when it failed or when asked again once built (the sheet's motif may have changed)."""
+    job, _document = information_note(session, sheet.id)
+    if job is not None and job.status in ("queued", "running"):
+        return job
+    job = DocumentJob(meeting_id=None, kind="information", subject=str(sheet.id),
+                      sheet_id=sheet.id, content_version=1, requested_by=requester_id)
+    session.add(job)
+    session.flush()
+    return job
+
+
+def information_note(session: Session, sheet_id: int
+                     ) -> tuple[DocumentJob | None, GeneratedDocument | None]:
+    """The latest request for a sheet's information note, and the latest note built."""
+    job = session.scalars(select(DocumentJob).where(
+        DocumentJob.kind == "information", DocumentJob.sheet_id == sheet_id)
+        .order_by(DocumentJob.id.desc()).limit(1)).first()
+    document = session.scalars(select(GeneratedDocument).where(
+        GeneratedDocument.kind == "information", GeneratedDocument.sheet_id == sheet_id)
+        .order_by(GeneratedDocument.id.desc()).limit(1)).first()
+    return job, document
+
+
 def jobs_to_send(session: Session, now: datetime | None = None,
                  meeting_id: int | None = None) -> list[DocumentJob]:
     """Jobs that need (re)sending: never sent, lost by Redis, or abandoned by a dead worker."""
@@ -147,25 +177,19 @@ def set_step(session: Session, job: DocumentJob, step: str) -> None:
     session.flush()
 
 
-class Superseded(Exception):
-    """Another run took the job over: this one outlived its lease (a work horse left running
-    by a killed worker, a stalled machine). Its document is not stored."""
-
-
-def complete(session: Session, job: DocumentJob, document: GeneratedDocument) -> None:
-    """Done, only if this run still holds the job: compare-and-swap on the claim's attempt
-    number, so a document is stored once whatever outlives what."""
-    session.flush()  # the document row, for its id
-    result = session.execute(
-        update(DocumentJob)
-        .where(DocumentJob.id == job.id, DocumentJob.status == "running",
-               DocumentJob.attempts == job.attempts)
+def complete(session: Session, job: DocumentJob, document: GeneratedDocument) -> bool:
+    """running → done for this very run (compare-and-swap on its attempt); False when its
+    lease expired and another worker claimed the job meanwhile: that run's result wins."""
+    session.flush()
+    done = session.execute(
+        update(DocumentJob).where(DocumentJob.id == job.id, DocumentJob.status == "running",
+                                  DocumentJob.attempts == job.attempts)
         .values(status="done", step="terminé", document_id=document.id,
-                finished_at=utcnow(), lease_until=None, error_code=None, error_message=None)
-        .execution_options(synchronize_session=False))
-    if result.rowcount != 1:
-        raise Superseded
+                finished_at=utcnow(), lease_until=None, error_code=None, error_message=None))
+    if done.rowcount != 1:
+        return False
     session.refresh(job)
+    return True
 
 
 def fail(session: Session, job: DocumentJob, code: str, message: str) -> None:

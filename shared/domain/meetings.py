@@ -16,8 +16,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shared import audit
-from shared.domain import documents
+from shared.domain import documents, notifications
 from shared.domain.sheet_workflow import transition as sheet_transition
+from shared.domain.users import EMAIL_RE, normalise_email
 from shared.encrypted import Vault
 from shared.errors import InvalidInput, InvalidTransition
 from shared.models import (
@@ -39,7 +40,7 @@ from shared.models.meeting import (
     ICAG_KINDS,
     MEETING_STATES,
 )
-from shared.text import clean_text
+from shared.text import clean_text, has_control
 
 TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 TEXT_LIMIT = 200
@@ -152,6 +153,13 @@ def transition(session: Session, vault: Vault, meeting: Meeting, action: str, *,
     if action == "close":
         _close_sheets(session, vault, meeting)
     meeting.state = rule.target
+    if action == "convene" and (today or date.today()) <= meeting.day:
+        # The frozen agenda, attached to each member's convocation (none for a past session,
+        # e.g. one recorded afterwards).
+        agenda = documents.request_document(session, meeting, "agenda", vault.actor.user_id)
+        notifications.convoke(session, meeting, agenda)
+    if action == "send_minutes":
+        notifications.minutes_sent(session, meeting)
     _record(session, vault, action, meeting)
     session.flush()
 
@@ -162,7 +170,7 @@ def _release_sheets(session: Session, vault: Vault, meeting: Meeting, reason: st
         if item.sheet is not None and not item.outcome and item.sheet.status == "inscrite":
             item.outcome, item.adjourn_reason = "ajourne", f"Séance annulée ou reportée : {reason}"
             sheet_transition(session, vault, item.sheet, "adjourn", actor_id=vault.actor.user_id,
-                             reason=item.adjourn_reason)
+                             reason=item.adjourn_reason, meeting=meeting)
 
 
 def _close_sheets(session: Session, vault: Vault, meeting: Meeting) -> None:
@@ -287,9 +295,12 @@ def deadlines(meeting: Meeting) -> dict[str, date]:
 # -- members --------------------------------------------------------------------------------
 def save_member(session: Session, member: Member | None, *, circonscription_id: int,
                 structure_id: int | None, name: str, function: str, kind: str, acco_glo: bool,
-                active: bool) -> Member:
+                active: bool, email: str = "") -> Member:
     name = clean_text(name, label="Nom", limit=160, required=True)
     function = clean_text(function, label="Fonction", limit=160)
+    email = normalise_email(email)
+    if email and (not EMAIL_RE.match(email) or len(email) > 254 or has_control(email)):
+        raise InvalidInput("Adresse e-mail invalide.")
     if kind not in ("permanent", "invite"):
         raise InvalidInput("Statut inconnu.")
     if structure_id and session.get(Structure, structure_id) is None:
@@ -299,6 +310,7 @@ def save_member(session: Session, member: Member | None, *, circonscription_id: 
         session.add(member)
     member.structure_id, member.name, member.function = structure_id, name, function
     member.kind, member.acco_glo, member.active = kind, acco_glo, active
+    member.email = email
     session.flush()
     return member
 
@@ -413,7 +425,8 @@ def inscribe_sheet(session: Session, vault: Vault, meeting: Meeting, sheet: Shee
         raise InvalidInput("La fiche relève d'une autre circonscription.")
     if any(i.sheet_id == sheet.id and not i.outcome for i in meeting.items):
         raise InvalidInput("La fiche est déjà inscrite à cette séance.")
-    sheet_transition(session, vault, sheet, "inscribe", actor_id=vault.actor.user_id)
+    sheet_transition(session, vault, sheet, "inscribe", actor_id=vault.actor.user_id,
+                     meeting=meeting)
     item = AgendaItem(meeting=meeting, part=part, sheet=sheet, time_slot=time_slot,
                       icag_kind=icag_kind if part == "icag" else "",
                       duration_minutes=duration_minutes,
@@ -455,7 +468,7 @@ def remove_item(session: Session, vault: Vault, meeting: Meeting, item_id: int) 
     item = _item(meeting, item_id)
     if item.sheet is not None:
         sheet_transition(session, vault, item.sheet, "adjourn", actor_id=vault.actor.user_id,
-                         reason="Retirée de l'ordre du jour avant convocation.")
+                         reason="Retirée de l'ordre du jour avant convocation.", meeting=meeting)
     meeting.items.remove(item)
     session.delete(item)
     _agenda_changed(meeting)
@@ -476,7 +489,7 @@ def adjourn(session: Session, vault: Vault, meeting: Meeting, item_id: int, reas
                                or target.circonscription_id != meeting.circonscription_id):
         raise InvalidInput("Choisissez une autre séance de la même circonscription.")
     sheet_transition(session, vault, item.sheet, "adjourn", actor_id=vault.actor.user_id,
-                     reason=reason)
+                     reason=reason, meeting=meeting)
     item.outcome, item.adjourn_reason = "ajourne", reason
     meeting.content_version += 1
     _record(session, vault, "sheet_adjourned", meeting, fields=[str(item.sheet_id)])

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from shared import audit, deidentify
 from shared.db import utcnow
+from shared.domain import notifications
 from shared.domain.sheets import (
     SheetInvalid,
     identity_hits,
@@ -22,7 +23,7 @@ from shared.domain.sheets import (
 )
 from shared.encrypted import Vault
 from shared.errors import InvalidInput, InvalidTransition
-from shared.models import DeidentificationCount, Sheet, SheetEvent
+from shared.models import DeidentificationCount, Meeting, Sheet, SheetEvent
 from shared.models.sheet import SHEET_STATES
 from shared.text import clean_text
 
@@ -61,8 +62,11 @@ def allowed_actions(sheet: Sheet) -> set[str]:
 
 
 def transition(session: Session, vault: Vault, sheet: Sheet, action: str, *,
-               actor_id: int | None, reason: str = "") -> SheetEvent:
-    """Move the sheet, or raise a French error and change nothing."""
+               actor_id: int | None, reason: str = "",
+               meeting: Meeting | None = None) -> SheetEvent:
+    """Move the sheet, or raise a French error and change nothing. Whoever must know is
+    notified in the same transaction (``meeting``: the session it is inscribed on or
+    adjourned from)."""
     rule = TRANSITIONS[action]
     if sheet.status not in rule.sources:
         raise InvalidTransition(
@@ -86,6 +90,7 @@ def transition(session: Session, vault: Vault, sheet: Sheet, action: str, *,
     sheet.beneficiary.last_activity_at = utcnow()
     audit.record(session, vault.keyring, vault.actor, f"sheet_{action}", object_type="sheets",
                  object_ids=[sheet.id])
+    notifications.sheet_moved(session, sheet, action, meeting)
     session.flush()
     return event
 

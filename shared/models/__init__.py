@@ -18,6 +18,7 @@ from shared.models.meeting import (
     Member,
     Schedule,
 )
+from shared.models.notification import Notification, NotificationPreference
 from shared.models.reference import Circonscription, ReferenceItem, Structure
 from shared.models.sheet import DeidentificationCount, FormStash, Sheet, SheetEvent
 from shared.models.user import LoginThrottle, RoleAssignment, User
@@ -42,6 +43,8 @@ __all__ = [
     "MeetingMember",
     "Member",
     "MinutesVisa",
+    "Notification",
+    "NotificationPreference",
     "ProcessHeartbeat",
     "RecordKey",
     "ReferenceItem",

@@ -24,9 +24,12 @@ DOCUMENT_KINDS = {
     "attendance": "Feuille d'émargement",
     "minutes": "Procès-verbal / relevé de décisions",
     "feedback": "Fiche retour au référent",
+    "information": "Note d'information de la personne",
 }
 # Documents about one situation: one per inscribed sheet, keyed by it.
 PER_SHEET_KINDS = {"feedback"}
+# Documents about one sheet outside any session (no meeting).
+SHEET_ONLY_KINDS = {"information"}
 INSTITUTIONS = {"departement": "Département (DGA ou délégataire)",
                 "france_travail": "France Travail (Directrice territoriale ou délégataire)"}
 
@@ -43,7 +46,8 @@ class GeneratedDocument(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
-    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id"), index=True)
+    # None for a sheet's own document (the information note).
+    meeting_id: Mapped[int | None] = mapped_column(ForeignKey("meetings.id"), index=True)
     sheet_id: Mapped[int | None] = mapped_column(ForeignKey("sheets.id"), index=True)
     kind: Mapped[str] = mapped_column(String(20))
     content_version: Mapped[int] = mapped_column(Integer)
@@ -74,7 +78,7 @@ class DocumentJob(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
-    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id"), index=True)
+    meeting_id: Mapped[int | None] = mapped_column(ForeignKey("meetings.id"), index=True)
     kind: Mapped[str] = mapped_column(String(20))
     content_version: Mapped[int] = mapped_column(Integer)
     # "" for a session document, the sheet id for a per-sheet one (unique with NULL-free key).

@@ -120,6 +120,8 @@ class Member(Base):
     structure_id: Mapped[int | None] = mapped_column(ForeignKey("structures.id"))
     name: Mapped[str] = mapped_column(String(160))
     function: Mapped[str] = mapped_column(String(160), default="")
+    # Professional address the convocations go to (none: convoked by other means).
+    email: Mapped[str] = mapped_column(String(254), default="")
     kind: Mapped[str] = mapped_column(String(10), default="permanent")
     # The France Travail "ACCO GLO" counsellor: invited when AG items are on the agenda.
     acco_glo: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -141,6 +143,8 @@ class MeetingMember(Base):
     answer: Mapped[str] = mapped_column(String(15), default="non_renseigne")
     attendance: Mapped[str] = mapped_column(String(10), default="")
     replacement: Mapped[str] = mapped_column(String(160), default="")  # "remplacé par"
+    # The convocation's answer link works while this is set; using it clears it (once only).
+    answer_nonce: Mapped[str | None] = mapped_column(String(32))
 
     meeting: Mapped[Meeting] = relationship(back_populates="members")
     member: Mapped[Member] = relationship(lazy="joined")

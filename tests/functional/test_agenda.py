@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from generator import runtime
 from generator.jobs import AllowlistedJob
+from shared import outbox
 from shared.domain import documents
 from shared.models import AuditEvent, DocumentJob, GeneratedDocument
 from shared.queue import DOCUMENT_JOB_FUNCTION, DOCUMENTS_QUEUE, sign_payload
@@ -218,6 +219,7 @@ def test_a_job_abandoned_by_a_killed_worker_is_run_again_once_its_lease_expires(
     from generator.worker import sweep
     from shared.db import utcnow
 
+    outbox.send_pending(db_session, redis, keyring)  # the world's e-mails, out of the way
     job = documents.request_document(db_session, world["meeting"], "agenda", None)
     db_session.commit()
     claimed = documents.claim(db_session, job.uuid)  # a worker took it, then was killed

@@ -10,6 +10,7 @@ from shared.models import (
     GeneratedDocument,
     Meeting,
     Member,
+    Notification,
     ReferenceItem,
     TemplateVersion,
 )
@@ -18,12 +19,14 @@ from tests.factories import canary_identity, canary_values, make_sheet
 
 ROLES = ["anonymous", "referent", "other_referent", "facilitator", "other_facilitator",
          "director", "admin"]
-PUBLIC = {"auth.login", "main.healthz", "static"}
+# The convocation answer link needs no account (its token is checked instead).
+PUBLIC = {"auth.login", "main.healthz", "static", "convocations.answer"}
 # Meeting-scoped endpoints: a facilitator of another circonscription gets 404, not 403.
 # Scoped endpoints: a facilitator of another circonscription (or a referent of another
 # structure) gets 404, not 403: nothing tells them the record exists.
 SCOPED = {"sheets.show", "sheets.edit", "sheets.withdraw", "sheets.screen",
-          "sheets.reveal_identity", "sheets.feedback_download", "followup.mark_done"}
+          "sheets.reveal_identity", "sheets.document_download",
+          "sheets.information_note", "followup.mark_done"}
 
 
 def scoped(endpoint):
@@ -70,7 +73,13 @@ def routes(app, world, db_session, vault):
     db_session.add(template)
     member = Member(circonscription_id=world["north"].id, name="Membre Test", kind="permanent")
     db_session.add(member)
+    failed_mail = Notification(kind="sheet_submitted", user_id=world["users"]["facilitator"].id,
+                               sheet_id=sheet.id, status="failed", error_message="code 550")
+    db_session.add(failed_mail)
     db_session.commit()
+    eml = f"{failed_mail.uuid}.eml"  # a development outbox file
+    (app.extensions["icli"].settings.mail_outbox_dir).mkdir(exist_ok=True)
+    (app.extensions["icli"].settings.mail_outbox_dir / eml).write_text("Subject: test\n")
     # Agenda item ids, an action no state allows without a reason (nothing changes).
     meeting_values = {"item_id": meeting.items[-1].id, "action": "cancel",
                       "member_id": member.id, "direction": "monter"}
@@ -80,7 +89,8 @@ def routes(app, world, db_session, vault):
                   select(ReferenceItem.id).where(ReferenceItem.kind == "motif").limit(1)),
               "user_id": world["users"]["director"].id, "action": "desactiver",
               "circ_id": world["north"].id, "structure_id": world["structures"]["ali"].id,
-              "filename": "app.css", "action_id": action.id, "chain": "content", "version": 1}
+              "filename": "app.css", "action_id": action.id, "chain": "content", "version": 1,
+              "notification_id": failed_mail.id, "name": eml, "token": "not-a-token"}
     out = []
     for rule in app.url_map.iter_rules():
         args = {k: values.get(k, meeting_values.get(k)) for k in rule.arguments}
@@ -88,7 +98,7 @@ def routes(app, world, db_session, vault):
             args["kind"] = "motif"
         if rule.endpoint.startswith("meetings."):
             args.update({k: v for k, v in meeting_values.items() if k in rule.arguments})
-        if rule.endpoint == "sheets.feedback_download":
+        if rule.endpoint == "sheets.document_download":
             args["document_id"] = feedback.id
         if rule.endpoint == "signatures.download":
             args["document_id"] = minutes.id

@@ -9,7 +9,9 @@ def production_env(tmp_path, **overrides):
     env = {"ICLI_ENV": "production", "ICLI_INSTANCE": str(tmp_path),
            "ICLI_SECRET_KEY": "s" * 40, "ICLI_REDIS_URL": "redis://redis:6379/0",
            "ICLI_KEYRING": str(keyring),
-           "ICLI_DATABASE_URL": "postgresql://icli@db/icli"}
+           "ICLI_DATABASE_URL": "postgresql://icli@db/icli",
+           "ICLI_SMTP_URL": "smtp+starttls://icli:p%40ss@smtp.example:587",
+           "ICLI_BASE_URL": "https://icli.example"}
     env.update(overrides)
     return {k: v for k, v in env.items() if v is not None}
 
@@ -36,6 +38,8 @@ def test_production_settings_are_accepted_when_complete(tmp_path):
     ("ICLI_SECRET_KEY", "ICLI_SECRET_KEY"),
     ("ICLI_REDIS_URL", "ICLI_REDIS_URL"),
     ("ICLI_DATABASE_URL", "ICLI_DATABASE_URL"),
+    ("ICLI_SMTP_URL", "ICLI_SMTP_URL"),
+    ("ICLI_BASE_URL", "ICLI_BASE_URL"),
 ])
 def test_production_refuses_to_start_and_names_the_variable(tmp_path, missing, named):
     with pytest.raises(ConfigError, match=named):
@@ -67,3 +71,32 @@ def test_worker_settings_never_include_the_identity_chain(tmp_path):
     assert "identity" not in settings.key_chains
     assert "index" not in settings.key_chains
     assert "content" in settings.key_chains
+
+
+def test_smtp_url_gives_security_credentials_and_default_ports(tmp_path):
+    settings = load_settings(production_env(tmp_path))
+    assert settings.smtp.host == "smtp.example" and settings.smtp.port == 587
+    assert settings.smtp.security == "starttls"
+    assert (settings.smtp.username, settings.smtp.password) == ("icli", "p@ss")
+    assert "p@ss" not in repr(settings)
+    tls = load_settings(production_env(tmp_path, ICLI_SMTP_URL="smtps://u:v@mail.example"))
+    assert (tls.smtp.security, tls.smtp.port) == ("tls", 465)
+    secret = tmp_path / "smtp_url"
+    secret.write_text("smtp://relay.example:2525\n")
+    from_file = load_settings(production_env(tmp_path, ICLI_SMTP_URL=None,
+                                             ICLI_SMTP_URL_FILE=str(secret)))
+    assert (from_file.smtp.host, from_file.smtp.port, from_file.smtp.security) == (
+        "relay.example", 2525, "plain")
+
+
+def test_an_unknown_smtp_scheme_is_refused_without_quoting_the_password(tmp_path):
+    with pytest.raises(ConfigError, match="ICLI_SMTP_URL") as refused:
+        load_settings(production_env(tmp_path, ICLI_SMTP_URL="http://u:hunter2@x:25"))
+    assert "hunter2" not in str(refused.value)
+
+
+def test_development_writes_mail_to_the_instance_outbox(tmp_path):
+    settings = load_settings({"ICLI_INSTANCE": str(tmp_path)})
+    assert settings.smtp is None
+    assert settings.mail_outbox_dir == tmp_path / "outbox"
+    assert settings.base_url == "http://127.0.0.1:8000"

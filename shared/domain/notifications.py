@@ -1,0 +1,361 @@
+"""E-mail notifications: written in the transaction of their event, delivered by the worker.
+
+Like document jobs, a notification is an outbox row first; Redis only wakes the worker up.
+Delivery is at least once: a worker that dies after the SMTP server accepted a message but
+before the row is marked sent leaves it ``sending`` past its lease, and it is sent again
+(same Message-ID). That window is the only duplicate.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from shared.db import utcnow
+from shared.errors import InvalidInput, InvalidTransition
+from shared.models import (
+    DocumentJob,
+    Meeting,
+    MeetingMember,
+    MinutesVisa,
+    Notification,
+    NotificationPreference,
+    RoleAssignment,
+    Sheet,
+    User,
+)
+from shared.models.notification import KINDS, MODES, TOPIC_ROLES, TOPICS
+
+LEASE = timedelta(minutes=5)  # a sending row older than this belongs to a dead worker
+RESEND_AFTER = timedelta(minutes=10)  # a queued row sent to Redis this long ago was lost
+SCHEDULER_SLACK = timedelta(seconds=2)
+MAX_ATTEMPTS = 8  # temporary failures before the message is reported as failed
+ANSWER_LINK_TTL = timedelta(days=21)
+ANSWER_SALT = "icli.convocation-answer.v1"
+PARIS = ZoneInfo("Europe/Paris")
+# Which sheet transitions tell whom: the circonscription's facilitators or the author.
+SHEET_EVENTS = {"submit": "sheet_submitted", "return": "sheet_returned",
+                "inscribe": "sheet_inscribed", "adjourn": "sheet_adjourned"}
+
+
+# -- preferences ----------------------------------------------------------------------------
+def topics_for(user: User) -> dict[str, str]:
+    """The topics this user can receive, with their French labels."""
+    return {topic: label for topic, label in TOPICS.items()
+            if user.has_role(TOPIC_ROLES[topic])}
+
+
+def preferences(session: Session, user: User) -> dict[str, str]:
+    """topic -> mode for every topic of the user (immediate when never chosen)."""
+    chosen = dict(session.execute(select(NotificationPreference.topic,
+                                         NotificationPreference.mode)
+                                  .where(NotificationPreference.user_id == user.id)).all())
+    return {topic: chosen.get(topic, "immediate") for topic in topics_for(user)}
+
+
+def set_preferences(session: Session, user: User, modes: dict[str, str]) -> None:
+    """Save the user's choice per topic; unknown topics or modes are refused."""
+    allowed = topics_for(user)
+    if set(modes) - set(allowed) or set(modes.values()) - set(MODES):
+        raise InvalidInput("Choix de notification invalide.")
+    for topic, mode in modes.items():
+        row = session.get(NotificationPreference, (user.id, topic))
+        if row is None:
+            session.add(NotificationPreference(user_id=user.id, topic=topic, mode=mode))
+        else:
+            row.mode = mode
+    session.flush()
+
+
+# -- events ---------------------------------------------------------------------------------
+def _to_user(session: Session, kind: str, user: User | None, **ids) -> Notification | None:
+    """Write one notification, unless the user cannot receive it or an event with the same
+    key was told already (a rebuilt fiche retour, a second sweep). Two processes racing on
+    one key: the unique constraint refuses the second commit (the caller rolls back)."""
+    if user is None or not user.active or not user.email:
+        return None
+    if ids.get("dedup_key") and _keyed(session, ids["dedup_key"]):
+        return None
+    mode = session.scalar(select(NotificationPreference.mode).where(
+        NotificationPreference.user_id == user.id,
+        NotificationPreference.topic == KINDS[kind]))
+    notification = Notification(kind=kind, user_id=user.id,
+                                status="held" if mode == "digest" else "queued", **ids)
+    session.add(notification)
+    return notification
+
+
+def _users_with_role(session: Session, role: str, circonscription_id: int | None = None
+                     ) -> list[User]:
+    query = (select(User).join(RoleAssignment, RoleAssignment.user_id == User.id)
+             .where(RoleAssignment.role == role, User.active.is_(True)))
+    if circonscription_id is not None:
+        query = query.where(RoleAssignment.circonscription_id == circonscription_id)
+    return list(session.scalars(query.distinct().order_by(User.id)))
+
+
+def sheet_moved(session: Session, sheet: Sheet, action: str,
+                meeting: Meeting | None = None) -> None:
+    """A submitted sheet tells the circonscription's facilitators; a returned, inscribed or
+    adjourned one tells its author."""
+    kind = SHEET_EVENTS.get(action)
+    if kind is None:
+        return
+    ids = {"sheet_id": sheet.id, "meeting_id": meeting.id if meeting is not None else None}
+    if kind == "sheet_submitted":
+        for user in _users_with_role(session, "facilitator", sheet.circonscription_id):
+            _to_user(session, kind, user, **ids)
+    elif sheet.author_id is not None:
+        _to_user(session, kind, session.get(User, sheet.author_id), **ids)
+    session.flush()
+
+
+def feedback_ready(session: Session, job: DocumentJob) -> None:
+    """The fiche retour of a situation is built: its author can download it."""
+    sheet = session.get(Sheet, job.sheet_id) if job.sheet_id else None
+    if sheet is not None and sheet.author_id is not None:
+        _to_user(session, "feedback_ready", session.get(User, sheet.author_id),
+                 sheet_id=sheet.id, meeting_id=job.meeting_id,
+                 dedup_key=f"feedback:{job.meeting_id}:{sheet.id}")
+        session.flush()
+
+
+def convoke(session: Session, meeting: Meeting, agenda_job: DocumentJob) -> int:
+    """A convocation to every invited member with an address, the agenda attached once built;
+    each carries a single-use answer link. Returns how many were written."""
+    count = 0
+    for row in meeting.members:
+        if not row.member.email:
+            continue
+        key = f"convocation:{row.id}:{meeting.content_version}"
+        if _keyed(session, key):
+            continue
+        row.answer_nonce = secrets.token_hex(16)
+        session.add(Notification(kind="convocation", meeting_member_id=row.id,
+                                 meeting_id=meeting.id, document_job_id=agenda_job.id,
+                                 dedup_key=key))
+        count += 1
+    session.flush()
+    return count
+
+
+def _directors_awaited(session: Session, meeting: Meeting) -> list[User]:
+    """Directors of the institutions that have not yet signed the latest minutes."""
+    from shared.domain.documents import latest_document  # documents imports this module
+
+    document = latest_document(session, meeting.id, "minutes")
+    signed = set() if document is None else set(session.scalars(
+        select(MinutesVisa.institution).where(MinutesVisa.document_id == document.id)))
+    return [user for user in _users_with_role(session, "director")
+            if user.institutions - signed]
+
+
+def minutes_sent(session: Session, meeting: Meeting) -> None:
+    """The minutes await the directors' visas: each of them is told."""
+    for user in _directors_awaited(session, meeting):
+        _to_user(session, "visa_pending", user, meeting_id=meeting.id,
+                 dedup_key=f"visa:{meeting.id}:{user.id}:{meeting.content_version}")
+    session.flush()
+
+
+def remind_directors(session: Session, delay: timedelta, now: datetime | None = None) -> int:
+    """A reminder to each director still awaited ``delay`` after the last message about the
+    same minutes. Returns how many reminders were written."""
+    now = now or utcnow()
+    written = 0
+    for meeting in session.scalars(select(Meeting).where(Meeting.state == "pv_en_signature")):
+        for user in _directors_awaited(session, meeting):
+            told = session.execute(
+                select(func.count(), func.max(Notification.created_at)).where(
+                    Notification.meeting_id == meeting.id, Notification.user_id == user.id,
+                    Notification.kind.in_(("visa_pending", "visa_reminder")))).one()
+            if told[1] is not None and told[1] > now - delay:
+                continue
+            key = f"visa-reminder:{meeting.id}:{user.id}:{told[0]}"
+            if _to_user(session, "visa_reminder", user, meeting_id=meeting.id,
+                        dedup_key=key, created_at=now):
+                written += 1
+    return written
+
+
+def _keyed(session: Session, key: str) -> bool:
+    return session.scalar(select(Notification.id).where(Notification.dedup_key == key)) \
+        is not None
+
+
+def release_digests(session: Session, digest_hour: int, now: datetime | None = None) -> int:
+    """Once a day from ``digest_hour`` (Paris time), one digest per user gathers what was held
+    for them. Returns how many digests were written."""
+    now = now or utcnow()
+    local = now.replace(tzinfo=UTC).astimezone(PARIS)
+    if local.hour < digest_hour:
+        return 0
+    written = 0
+    user_ids = session.scalars(select(Notification.user_id).where(
+        Notification.status == "held").distinct())
+    for user_id in list(user_ids):
+        key = f"digest:{user_id}:{local.date().isoformat()}"
+        if _keyed(session, key):  # today's digest is written: the rest waits for tomorrow
+            continue
+        digest = Notification(kind="digest", user_id=user_id, dedup_key=key)
+        session.add(digest)
+        session.flush()
+        session.execute(update(Notification).where(
+            Notification.user_id == user_id, Notification.status == "held")
+            .values(status="digested", digest_id=digest.id))
+        written += 1
+    session.flush()
+    return written
+
+
+def digest_items(session: Session, digest: Notification) -> list[Notification]:
+    return list(session.scalars(select(Notification).where(Notification.digest_id == digest.id)
+                                .order_by(Notification.id)))
+
+
+# -- the outbox -----------------------------------------------------------------------------
+def to_send(session: Session, now: datetime | None = None) -> list[Notification]:
+    """Rows that need (re)sending to Redis: never sent, due for a retry, lost, or abandoned."""
+    now = now or utcnow()
+    due = Notification.next_attempt_at.is_(None) | (Notification.next_attempt_at <= now)
+    return list(session.scalars(select(Notification).where(or_(
+        (Notification.status == "queued") & due & (
+            Notification.enqueued_at.is_(None) | (Notification.enqueued_at < now - RESEND_AFTER)
+            | (Notification.enqueued_at < Notification.next_attempt_at)),
+        (Notification.status == "sending") & (Notification.lease_until < now),
+    )).order_by(Notification.id)))
+
+
+def mark_enqueued(session: Session, notification: Notification) -> None:
+    notification.enqueued_at = utcnow()
+    session.flush()
+
+
+def claim(session: Session, uuid: str, now: datetime | None = None,
+          lease: timedelta = LEASE) -> Notification | None:
+    """Compare-and-swap queued and due (or abandoned) → sending; None when not claimable."""
+    now = now or utcnow()
+    # RQ's scheduler counts in whole seconds: a retry may wake up a moment early.
+    due = Notification.next_attempt_at.is_(None) | (
+        Notification.next_attempt_at <= now + SCHEDULER_SLACK)
+    result = session.execute(
+        update(Notification).where(Notification.uuid == uuid).where(or_(
+            (Notification.status == "queued") & due,
+            (Notification.status == "sending") & (Notification.lease_until < now)))
+        .values(status="sending", lease_until=now + lease,
+                attempts=Notification.attempts + 1))
+    if result.rowcount != 1:
+        return None
+    return session.scalars(select(Notification).where(Notification.uuid == uuid)
+                           .execution_options(populate_existing=True)).one()
+
+
+def mark_sent(session: Session, notification: Notification) -> bool:
+    """sending → sent for this very attempt; False if the lease was lost meanwhile."""
+    result = session.execute(
+        update(Notification).where(Notification.id == notification.id,
+                                   Notification.status == "sending",
+                                   Notification.attempts == notification.attempts)
+        .values(status="sent", sent_at=utcnow(), lease_until=None, error_code=None,
+                error_message=None))
+    return result.rowcount == 1
+
+
+def retry_later(session: Session, notification: Notification, first_delay: int,
+                code: str, message: str) -> timedelta | None:
+    """A temporary failure: back to the queue after an exponential delay, or failed for good
+    after MAX_ATTEMPTS. Returns the delay, None when it failed."""
+    if notification.attempts >= MAX_ATTEMPTS:
+        fail(session, notification, code, message + " (après plusieurs tentatives)")
+        return None
+    delay = timedelta(seconds=min(first_delay * 2 ** (notification.attempts - 1), 6 * 3600))
+    notification.status, notification.lease_until = "queued", None
+    notification.next_attempt_at = utcnow() + delay
+    notification.error_code, notification.error_message = code, message[:400]
+    session.flush()
+    return delay
+
+
+def wait_for_attachment(session: Session, notification: Notification, delay: int) -> None:
+    """The attached document is still being built: not an attempt, just later."""
+    notification.status, notification.lease_until = "queued", None
+    notification.attempts -= 1
+    notification.next_attempt_at = utcnow() + timedelta(seconds=delay)
+    session.flush()
+
+
+def fail(session: Session, notification: Notification, code: str, message: str) -> None:
+    """A permanent failure, shown to administrators; never retried automatically."""
+    notification.status, notification.lease_until = "failed", None
+    notification.error_code, notification.error_message = code, message[:400]
+    session.flush()
+
+
+def retry_failed(session: Session, notification: Notification) -> None:
+    """An administrator sends a failed message again (after fixing the address)."""
+    if notification.status != "failed":
+        raise InvalidTransition("Ce courriel n'est pas en échec.")
+    notification.status, notification.attempts = "queued", 0
+    notification.next_attempt_at = notification.enqueued_at = None
+    session.flush()
+
+
+def failures(session: Session, limit: int = 100) -> list[Notification]:
+    return list(session.scalars(select(Notification).where(Notification.status == "failed")
+                                .order_by(Notification.id.desc()).limit(limit)))
+
+
+def recipient_address(notification: Notification) -> str:
+    """The staff or member address the message goes to ("" when there is none any more)."""
+    if notification.user is not None:
+        return notification.user.email if notification.user.active else ""
+    if notification.meeting_member is not None:
+        return notification.meeting_member.member.email
+    return ""
+
+
+# -- convocation answer links ---------------------------------------------------------------
+def answer_token(secret: str, row: MeetingMember, now: datetime | None = None) -> str:
+    """A link token for one member of one session: works until the session starts (at most
+    ANSWER_LINK_TTL), once; it carries ids only."""
+    now = (now or utcnow()).replace(tzinfo=UTC)
+    starts = row.meeting.starts_at.replace(tzinfo=PARIS)  # sessions are in local time
+    expires = min(now + ANSWER_LINK_TTL, starts)
+    return URLSafeSerializer(secret, salt=ANSWER_SALT).dumps(
+        {"m": row.meeting_id, "i": row.id, "n": row.answer_nonce or "",
+         "e": int(expires.timestamp())})
+
+
+def invitation_for(session: Session, secret: str, meeting_id: int, token: str,
+                   now: datetime | None = None) -> MeetingMember:
+    """The invitation a link designates, or InvalidInput (used, expired, forged, or for
+    another session). The message says nothing about which."""
+    from shared.domain.meetings import ANSWER_STATES  # meetings imports this module
+
+    refused = InvalidInput("Ce lien de réponse n'est plus valable. Contactez l'animation de "
+                           "l'instance pour répondre.")
+    try:
+        data = URLSafeSerializer(secret, salt=ANSWER_SALT).loads(token)
+        row_id, nonce, expires = int(data["i"]), str(data["n"]), int(data["e"])
+        for_meeting = int(data["m"])
+    except (BadSignature, KeyError, TypeError, ValueError):
+        raise refused from None
+    now = now or utcnow()
+    row = session.get(MeetingMember, row_id)
+    if (row is None or for_meeting != meeting_id or row.meeting_id != meeting_id
+            or not row.answer_nonce or not hmac.compare_digest(row.answer_nonce, nonce)
+            or expires <= now.replace(tzinfo=UTC).timestamp()
+            or row.meeting.state not in ANSWER_STATES):
+        raise refused
+    return row
+
+
+def use_answer_link(row: MeetingMember) -> None:
+    """The link has been used: it works no more."""
+    row.answer_nonce = None
