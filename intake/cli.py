@@ -528,6 +528,24 @@ def keys_rotate(chains: tuple[str, ...], batch: int, pause: float) -> None:
         engine.dispose()
 
 
+@keys.command("deep-reencrypt")
+@click.option("--pseudonym", required=True, help="The person's pseudonym (never a name).")
+def keys_deep_reencrypt(pseudonym: str) -> None:
+    """Incident: re-encrypt one person's values under new data keys, old keys deleted."""
+    from sqlalchemy import select
+
+    from shared import rotation
+    from shared.models import Beneficiary
+
+    with _key_operation() as (_, keyring, session):
+        person = session.scalar(select(Beneficiary).where(Beneficiary.pseudonym == pseudonym))
+        if person is None:
+            raise click.ClickException("no person has this pseudonym")
+        count = rotation.deep_reencrypt(session, keyring, person, audit.CLI)
+        session.commit()
+    click.echo(f"{count} value(s) re-encrypted under new data keys; the old keys are deleted")
+
+
 @keys.command("retire")
 @CHAIN
 @click.option("--version", "version", required=True, type=int)

@@ -28,12 +28,24 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared import audit, heartbeat
-from shared.crypto import DATA_CHAINS, KeyRing, fingerprint
+from shared.crypto import DATA_CHAINS, KeyRing, fingerprint, new_dek
 from shared.db import utcnow
 from shared.encrypted import Vault
 from shared.errors import InvalidInput, InvalidTransition
 from shared.keys import record_key_versions
-from shared.models import IdentityRecord, KeyRotation, KeyVersionRecord, RecordKey
+from shared.models import (
+    Beneficiary,
+    Decision,
+    DecisionAction,
+    GeneratedDocument,
+    IdentityRecord,
+    KeyRotation,
+    KeyVersionRecord,
+    RecordKey,
+    Sheet,
+    SheetEvent,
+)
+from shared.protected import PROTECTED_FIELDS
 
 ROTATED_CHAINS = (*DATA_CHAINS, "index")  # chains whose rows name a version
 # The audit secret MACs the whole chain of rows: a new version would orphan the old rows.
@@ -339,3 +351,63 @@ def _reindex_batch(session: Session, keyring: KeyRing, chain: str, target: int, 
             .execution_options(synchronize_session=False))
         moved += result.rowcount
     return moved, str(records[-1].id)
+
+
+# -- deep re-encryption of one person (incidents) --------------------------------------------
+DEEP_PURPOSE = "rechiffrement complet (incident)"
+
+
+def owned_records(session: Session, beneficiary: Beneficiary) -> list[Any]:
+    """Every protected row encrypted under this person's data keys."""
+    sheets = list(session.scalars(select(Sheet).where(Sheet.beneficiary_id == beneficiary.id)))
+    sheet_ids = [s.id for s in sheets]
+    decisions = list(session.scalars(select(Decision).where(Decision.sheet_id.in_(sheet_ids))))
+    return [
+        *session.scalars(select(IdentityRecord)
+                         .where(IdentityRecord.beneficiary_id == beneficiary.id)),
+        *sheets,
+        *session.scalars(select(SheetEvent).where(SheetEvent.sheet_id.in_(sheet_ids))),
+        *decisions,
+        *session.scalars(select(DecisionAction).where(
+            DecisionAction.decision_id.in_([d.id for d in decisions]))),
+        *session.scalars(select(GeneratedDocument)
+                         .where(GeneratedDocument.sheet_id.in_(sheet_ids))),
+    ]
+
+
+def deep_reencrypt(session: Session, keyring: KeyRing, beneficiary: Beneficiary,
+                   actor: audit.Actor) -> int:
+    """Re-encrypt every protected value of one person under new data keys (a new DEK version
+    per chain, wrapped by the primary KEK), then delete the old data keys: ciphertexts copied
+    before the incident no longer open. One transaction; returns the values re-encrypted."""
+    records = owned_records(session, beneficiary)
+    reader = Vault(session, keyring, actor)
+    plain: list[tuple[Any, str, Any]] = []
+    for record in records:
+        fields = [f for f in PROTECTED_FIELDS[record.__tablename__]
+                  if getattr(record, f) is not None]
+        blobs = [f for f in fields if isinstance(getattr(record, f), bytes)]
+        texts = [f for f in fields if f not in blobs]
+        opened = reader.open_many([record], texts, purpose=DEEP_PURPOSE)[0] if texts else {}
+        plain += [(record, f, opened[f].reveal()) for f in texts]
+        plain += [(record, f, reader.open_blob(record, f)) for f in blobs]
+    owner = beneficiary.uuid
+    old = list(session.scalars(select(RecordKey).where(RecordKey.record_uuid == owner)))
+    for chain in {row.chain for row in old}:
+        version = max(row.dek_version for row in old if row.chain == chain) + 1
+        kek_version, wrapped = keyring.wrap(chain, owner, version, new_dek())
+        session.add(RecordKey(record_uuid=owner, chain=chain, dek_version=version,
+                              kek_version=kek_version, wrapped_dek=wrapped))
+    session.flush()
+    writer = Vault(session, keyring, actor)  # takes each chain's newest data key
+    for record, field, value in plain:
+        if isinstance(value, bytes):
+            writer.seal_blob(record, field, value)
+        else:
+            writer.seal(record, field, value)
+    for row in old:
+        session.delete(row)
+    session.flush()
+    audit.record(session, keyring, actor, "key_deep_reencrypt", object_type="beneficiaries",
+                 object_ids=[beneficiary.id], purpose=f"{len(plain)} valeurs")
+    return len(plain)

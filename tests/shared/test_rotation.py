@@ -250,3 +250,49 @@ def test_rows_of_the_data_key_table_are_only_rewrapped(engine, db_session, ring,
         select(RecordKey).where(RecordKey.chain == "identity"))}
     assert after.keys() == wrapped.keys()
     assert all(after[k] != wrapped[k] for k in after)
+
+
+def test_deep_reencryption_gives_a_person_new_data_keys_and_drops_the_old_ones(
+        db_session, ring, test_env):
+    from shared.domain.sheets import read_values
+    from shared.models import Sheet
+    from tests.factories import make_sheet
+    from tests.functional.test_cli import icli
+
+    path, keyring = ring
+    vault = Vault(db_session, keyring, audit.CLI)
+    _north, _south, structures = reference_data(db_session)
+    sheet = make_sheet(db_session, vault, structures["ssd"], canary_identity(5))
+    other = make_sheet(db_session, vault, structures["ssd"], canary_identity(6))
+    db_session.commit()
+    person = sheet.beneficiary
+    before_values = read_values(vault, sheet, purpose="test")
+    record = db_session.scalars(select(IdentityRecord)
+                                .where(IdentityRecord.beneficiary_id == person.id)).one()
+    before = (sheet.situation_data, record.nom)
+    old_keys = {(r.chain, r.dek_version, r.wrapped_dek) for r in db_session.scalars(
+        select(RecordKey).where(RecordKey.record_uuid == person.uuid))}
+
+    count = rotation.deep_reencrypt(db_session, keyring, person, audit.CLI)
+    db_session.commit()
+    assert count >= 4  # name fields, sheet columns, its history
+    db_session.expire_all()
+    sheet, record = db_session.get(Sheet, sheet.id), db_session.get(IdentityRecord, record.id)
+    assert (sheet.situation_data, record.nom) != before  # new ciphertexts
+    keys = {(r.chain, r.dek_version) for r in db_session.scalars(
+        select(RecordKey).where(RecordKey.record_uuid == person.uuid))}
+    assert keys == {(chain, 2) for chain, _v, _w in old_keys}  # the old keys are gone
+    vault = Vault(db_session, keyring, audit.CLI)
+    assert read_values(vault, sheet, purpose="test") == before_values
+    assert vault.open(record, "nom", purpose="test").reveal() == canary_identity(5).nom
+    assert read_values(vault, other, purpose="test")  # another person is untouched
+    assert not any(r.failures for r in check_all(db_session, keyring).values())
+    db_session.commit()
+
+    # The same from the CLI, by pseudonym (never a name)
+    result = icli({**test_env, "ICLI_KEYRING": str(path)}, "keys", "deep-reencrypt",
+                  "--pseudonym", other.beneficiary.pseudonym)
+    assert "re-encrypted" in result.stdout
+    db_session.expire_all()
+    assert set(db_session.scalars(select(RecordKey.dek_version).where(
+        RecordKey.record_uuid == other.beneficiary.uuid))) == {2}
