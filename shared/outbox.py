@@ -20,25 +20,23 @@ def send_pending(session: Session, connection: redis.Redis, keyring: KeyRing,
                  meeting_id: int | None = None) -> int:
     """Enqueue every document job and e-mail that needs it (committing each); stops quietly
     if Redis is down: the rows wait in the outbox. Returns how many were sent."""
-    sent = _send(session, documents.jobs_to_send(session, meeting_id=meeting_id),
-                 lambda job: enqueue_document_job(connection, keyring, job.uuid,
-                                                  job.requested_by),
-                 documents.mark_sent, "document job")
-    return sent + _send(session, notifications.to_send(session),
-                        lambda row: enqueue_mail_job(connection, keyring, row.uuid),
-                        notifications.mark_enqueued, "notification")
+    sent: list[int] = []
+    try:
+        _send(session, documents.jobs_to_send(session, meeting_id=meeting_id),
+              lambda job: enqueue_document_job(connection, keyring, job.uuid, job.requested_by),
+              documents.mark_sent, sent)
+        _send(session, notifications.to_send(session),
+              lambda row: enqueue_mail_job(connection, keyring, row.uuid),
+              notifications.mark_enqueued, sent)
+    except redis.RedisError:  # once: a page view must not wait on Redis for every row
+        log.warning("Redis unavailable: the outbox waits (%d sent)", len(sent))
+    return len(sent)
 
 
 def _send(session: Session, rows: Iterable, enqueue: Callable, mark: Callable,
-          what: str) -> int:
-    sent = 0
+          sent: list[int]) -> None:
     for row in rows:
-        try:
-            enqueue(row)
-        except redis.RedisError:
-            log.warning("Redis unavailable: %s %s stays queued", what, row.id)
-            break
+        enqueue(row)
         mark(session, row)
         session.commit()
-        sent += 1
-    return sent
+        sent.append(row.id)

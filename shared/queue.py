@@ -12,6 +12,8 @@ from datetime import timedelta
 from typing import Any
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry as ConnectionRetry
 from rq import Queue, Retry
 from rq.serializers import JSONSerializer
 
@@ -35,8 +37,11 @@ class PayloadError(Exception):
 
 
 def redis_connection(settings: Settings) -> redis.Redis:
+    # One quick retry, not redis-py's default backoff of seconds: a web request must not
+    # hang while Redis is down (the outbox row waits, the sweep sends it later).
     return redis.Redis.from_url(settings.effective_redis_url, socket_connect_timeout=3,
-                                socket_timeout=10, health_check_interval=30)
+                                socket_timeout=10, health_check_interval=30,
+                                retry=ConnectionRetry(ExponentialBackoff(cap=0.2, base=0.05), 1))
 
 
 def document_queue(connection: redis.Redis) -> Queue:

@@ -8,6 +8,8 @@ import zipfile
 
 import redis as redis_lib
 from docx import Document
+from redis.backoff import NoBackoff
+from redis.retry import Retry as ConnectionRetry
 from rq import Callback, Queue, SimpleWorker
 from rq.serializers import JSONSerializer
 from sqlalchemy import func, select
@@ -104,8 +106,9 @@ def test_redis_payload_carries_ids_only_with_the_json_serializer(client, auth, w
 def test_request_survives_a_redis_outage_and_is_sent_when_redis_is_back(
         app, client, auth, world, db_session, redis, settings, monkeypatch):
     services = app.extensions["icli"]
-    monkeypatch.setattr(services, "redis", redis_lib.Redis(unix_socket_path="/nonexistent/sock",
-                                                           socket_connect_timeout=0.2))
+    down = redis_lib.Redis(unix_socket_path="/nonexistent/sock", socket_connect_timeout=0.2,
+                           retry=ConnectionRetry(NoBackoff(), 0))
+    monkeypatch.setattr(services, "redis", down)
     auth.login("facilitator@test.invalid", PASSWORD)
     response = request_agenda(client, world["meeting"].id)
     assert response.status_code == 302
