@@ -95,37 +95,44 @@ def _keyring_writable() -> bool:
     return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
 
 
-@bp.route("/cles/<any(identity, content, index, audit, jobs):chain>/ajouter", methods=["POST"])
-@role_required("admin")
-def key_add(chain: str):
+def _step(operation, success: str):
+    """One confirmed step on the keyring file; refusals are shown, nothing half done stays."""
     if not _confirmed():
         return _back()
     try:
-        version = rotation.add(db(), services().settings.keyring_path, services().keyring,
-                               chain, actor())
+        outcome = operation(db(), services().settings.keyring_path, services().keyring)
     except (DomainError, CryptoError, OSError) as exc:
         return _refused(exc)
     db().commit()
-    flash(f"Version {version} ajoutée à la chaîne « {CHAINS[chain]} ». Attendez que tous les "
-          "processus la détiennent, puis promouvez-la.", "success")
+    flash(success.format(outcome=outcome), "success")
     return _back()
+
+
+@bp.route("/cles/<any(identity, content, index, audit, jobs):chain>/ajouter", methods=["POST"])
+@role_required("admin")
+def key_add(chain: str):
+    return _step(lambda session, path, ring: rotation.add(session, path, ring, chain, actor()),
+                 f"Version {{outcome}} ajoutée à la chaîne « {CHAINS[chain]} ». Attendez que "
+                 "tous les processus la détiennent, puis promouvez-la.")
 
 
 @bp.route("/cles/<any(identity, content, index, audit, jobs):chain>/<int:version>/promouvoir",
           methods=["POST"])
 @role_required("admin")
 def key_promote(chain: str, version: int):
-    if not _confirmed():
-        return _back()
-    try:
-        rotation.promote(db(), services().settings.keyring_path, services().keyring, chain,
-                         version, actor())
-    except (DomainError, CryptoError, OSError) as exc:
-        return _refused(exc)
-    db().commit()
-    flash(f"Version {version} principale pour « {CHAINS[chain]} » : lancez la rotation.",
-          "success")
-    return _back()
+    return _step(lambda session, path, ring: rotation.promote(session, path, ring, chain,
+                                                              version, actor()),
+                 f"Version {version} principale pour « {CHAINS[chain]} » : lancez la rotation.")
+
+
+@bp.route("/cles/<any(identity, content, index, audit, jobs):chain>/<int:version>/retirer",
+          methods=["POST"])
+@role_required("admin")
+def key_retire(chain: str, version: int):
+    return _step(lambda session, path, ring: rotation.retire(session, path, ring, chain,
+                                                             version, actor()),
+                 f"Version {version} retirée de « {CHAINS[chain]} » ({{outcome}} clés "
+                 "vérifiées).")
 
 
 @bp.route("/cles/<any(identity, content, index):chain>/rotation", methods=["POST"])
@@ -148,22 +155,5 @@ def key_rotate(chain: str):
     _threads[chain] = thread
     thread.start()
     flash(f"Rotation de « {CHAINS[chain]} » lancée : la progression s'affiche ci-dessous.",
-          "success")
-    return _back()
-
-
-@bp.route("/cles/<any(identity, content, index, audit, jobs):chain>/<int:version>/retirer",
-          methods=["POST"])
-@role_required("admin")
-def key_retire(chain: str, version: int):
-    if not _confirmed():
-        return _back()
-    try:
-        verified = rotation.retire(db(), services().settings.keyring_path, services().keyring,
-                                   chain, version, actor())
-    except (DomainError, CryptoError, OSError) as exc:
-        return _refused(exc)
-    db().commit()
-    flash(f"Version {version} retirée de « {CHAINS[chain]} » ({verified} clés vérifiées).",
           "success")
     return _back()
