@@ -415,6 +415,27 @@ def keys_worker_keyring(destination: Path) -> None:
     click.echo(f"wrote {destination} (mode 0600): chains {', '.join(chains)}")
 
 
+# -- audit ------------------------------------------------------------------------
+@main.group("audit")
+def audit_group() -> None:
+    """The MAC-chained audit trail."""
+
+
+@audit_group.command("verify")
+def audit_verify() -> None:
+    """Check the chain; name the first broken row and exit non-zero if it does not hold."""
+    settings = _settings()
+    keyring = load_keyring(settings)
+    with _session(settings) as session:
+        report = audit.verify_chain(session, keyring)
+    if not report.ok:
+        at = f" at {report.first_broken_at:%Y-%m-%d %H:%M:%S}" if report.first_broken_at else ""
+        row = f"row id={report.first_broken_id}" if report.first_broken_id else "chain"
+        raise click.ClickException(f"audit chain broken: {row}{at}: {report.reason} "
+                                   f"({report.rows} row(s) checked)")
+    click.echo(f"audit chain verified: {report.rows} row(s)")
+
+
 # -- demo and check ---------------------------------------------------------------
 @main.command()
 @click.option("--people", "people_file", type=click.Path(exists=True, dir_okay=False,

@@ -9,6 +9,7 @@ from shared.models.document import (
     TemplateVersion,
 )
 from shared.models.keys import KeyVersionRecord, RecordKey
+from shared.models.maintenance import MaintenanceRun
 from shared.models.meeting import (
     AgendaItem,
     Decision,
@@ -37,6 +38,7 @@ __all__ = [
     "IdentityRecord",
     "KeyVersionRecord",
     "LoginThrottle",
+    "MaintenanceRun",
     "Meeting",
     "MeetingMember",
     "Member",
