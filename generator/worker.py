@@ -2,7 +2,8 @@
 
 docxtpl is imported before forking so each job's work horse starts warm. Between jobs the
 worker sweeps the outbox: jobs never sent (Redis was down), lost, or abandoned by a killed
-worker past their lease are sent again.
+worker past their lease are sent again; and once a day one of the workers runs the retention
+purge (it needs no identity key: purging deletes, it never decrypts).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from generator import runtime
 # Loaded before fork (docxtpl, the builders): each job starts warm.
 from generator.jobs import AllowlistedJob
 from generator.pdf import PdfConverter
-from shared import outbox
+from shared import audit, outbox, retention
 from shared.config import Settings, load_settings
 from shared.keys import record_key_versions
 from shared.logs import configure_logging
@@ -39,15 +40,35 @@ def sweep(rt: runtime.Runtime, connection: redis.Redis) -> int:
     return sent
 
 
+def daily_retention(rt: runtime.Runtime) -> retention.Report | None:
+    """The retention purge, once a day across every worker (the last run is in the database)."""
+    with rt.sessions() as session:
+        if not retention.claim_daily_run(session, "retention"):
+            return None
+        try:
+            report = retention.run(session, rt.keyring, audit.WORKER,
+                                   retention.Policy.from_settings(rt.settings))
+        except audit.ChainBrokenError as exc:
+            log.error("retention skipped: %s", exc)
+            return None
+        session.commit()
+    log.info("retention: %d person(s), %d dossier(s), %d audit row(s) purged",
+             len(report.people), len(report.dossier_ids), report.audit_rows)
+    return report
+
+
 class DocumentWorker(Worker):
-    """RQ's forking worker plus the outbox sweep in its maintenance step."""
+    """RQ's forking worker plus the outbox sweep and the daily retention purge in its
+    maintenance step."""
 
     def run_maintenance_tasks(self) -> None:
         super().run_maintenance_tasks()
+        rt = runtime.current()
         try:
-            sweep(runtime.current(), self.connection)
+            sweep(rt, self.connection)
         except redis.RedisError:
             log.warning("sweep skipped: Redis unavailable")
+        daily_retention(rt)
 
 
 def main(settings: Settings | None = None) -> None:
