@@ -379,10 +379,9 @@ def generate(meeting_id: int, kind: str, sheet_id: int | None, pdf: bool, out_pa
         if pdf and document.pdf_body is None:
             raise click.ClickException("PDF unavailable: LibreOffice is not installed on the "
                                        "worker's machine (the .docx is available)")
-        vault = Vault(session, keyring, audit.CLI)
-        body = vault.open_blob(document, "pdf_body" if pdf else "body")
         audit.record(session, keyring, audit.CLI, "document_exported",
                      object_type="generated_documents", object_ids=[document.id])
+        body = Vault(session, keyring, audit.CLI).open_blob(document, "pdf_body" if pdf else "body")
         session.commit()
     # Owner-only, never through a symlink: a plaintext document leaves the vault here.
     fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
