@@ -173,16 +173,23 @@ def _delete_documents(session: Session, document_ids: list[int]) -> None:
     session.execute(delete(GeneratedDocument).where(GeneratedDocument.id.in_(document_ids)))
 
 
+def preview(session: Session, policy: Policy, now: datetime | None = None) -> Report:
+    """What a run would purge now (ids, references and counts only); changes nothing."""
+    now = now or utcnow()
+    report = Report(True, due_people(session, policy, now), due_dossiers(session, policy, now))
+    report.audit_rows = session.scalar(select(func.count()).select_from(AuditEvent).where(
+        AuditEvent.at < months_ago(now, policy.audit_months)))
+    return report
+
+
 def run(session: Session, keyring: KeyRing, actor: audit.Actor, policy: Policy, *,
         now: datetime | None = None, dry_run: bool = False) -> Report:
     """Purge (or, dry run, list) everything past its retention; the caller commits."""
     now = now or utcnow()
-    report = Report(dry_run, due_people(session, policy, now), due_dossiers(session, policy, now))
-    audit_before = months_ago(now, policy.audit_months)
     if dry_run:
-        report.audit_rows = session.scalar(select(func.count()).select_from(AuditEvent)
-                                           .where(AuditEvent.at < audit_before))
-        return report
+        return preview(session, policy, now)
+    report = Report(False, due_people(session, policy, now), due_dossiers(session, policy, now))
+    audit_before = months_ago(now, policy.audit_months)
     for person in report.people:
         purge_person(session, keyring, actor, person, now)
     purge_dossiers(session, keyring, actor, report.dossier_ids)

@@ -17,7 +17,7 @@ from tests.conftest import csrf_token, logged_in
 from tests.factories import canary_identity, canary_values, make_sheet
 
 ROLES = ["anonymous", "referent", "other_referent", "facilitator", "other_facilitator",
-         "director", "admin"]
+         "director", "admin", "dpo"]
 PUBLIC = {"auth.login", "main.healthz", "static"}
 # Meeting-scoped endpoints: a facilitator of another circonscription gets 404, not 403.
 # Scoped endpoints: a facilitator of another circonscription (or a referent of another
