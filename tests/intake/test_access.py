@@ -23,7 +23,8 @@ PUBLIC = {"auth.login", "main.healthz", "static"}
 # Scoped endpoints: a facilitator of another circonscription (or a referent of another
 # structure) gets 404, not 403: nothing tells them the record exists.
 SCOPED = {"sheets.show", "sheets.edit", "sheets.withdraw", "sheets.screen",
-          "sheets.reveal_identity", "sheets.feedback_download", "followup.mark_done"}
+          "sheets.reveal_identity", "sheets.feedback_download", "followup.mark_done",
+          "sheets.access_export"}
 
 
 def scoped(endpoint):
