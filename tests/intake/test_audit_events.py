@@ -36,9 +36,9 @@ def test_login_success_and_failure_are_audited(client, auth, world, db_session):
 def test_account_creation_with_its_role_deactivation_and_reset_are_audited(
         app, world, db_session):
     admin = client_as(app, "admin")
-    create_account(admin, email="dpo@test.invalid", full_name="Déléguée", role="dpo",
+    create_account(admin, email="deleguee@test.invalid", full_name="Déléguée", role="dpo",
                    structure_id="0")
-    user = db_session.scalar(select(User).where(User.email == "dpo@test.invalid"))
+    user = db_session.scalar(select(User).where(User.email == "deleguee@test.invalid"))
     assert user.has_role("dpo")
     (created,) = rows(db_session, "user_created")
     assert (created.object_ids, created.fields) == (str(user.id), "dpo")
