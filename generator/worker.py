@@ -3,7 +3,10 @@
 docxtpl is imported before forking so each job's work horse starts warm. Between jobs the
 worker sweeps the outbox: jobs and e-mails never sent (Redis was down), lost, due for a
 retry, or abandoned by a killed worker past their lease are sent again; the sweep also
-writes the directors' visa reminders and the daily digests when they are due.
+writes the directors' visa reminders and the daily digests when they are due; once a day one
+of the workers runs the retention purge (it needs no identity key: purging deletes, it never
+decrypts); each maintenance step reloads the keyring if it changed and reports the versions
+held (shared/heartbeat.py).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from generator import runtime
 # Loaded before fork (docxtpl, the builders): each job starts warm.
 from generator.jobs import AllowlistedJob
 from generator.pdf import PdfConverter
-from shared import outbox
+from shared import audit, outbox, retention
 from shared.config import Settings, load_settings
 from shared.domain import notifications
 from shared.keys import record_key_versions
@@ -55,17 +58,36 @@ def write_due_notifications(session, settings: Settings) -> None:
         session.rollback()
 
 
+def daily_retention(rt: runtime.Runtime) -> retention.Report | None:
+    """The retention purge, once a day across every worker (the last run is in the database)."""
+    with rt.sessions() as session:
+        if not retention.claim_daily_run(session, "retention"):
+            return None
+        try:
+            report = retention.run(session, rt.keyring, audit.WORKER,
+                                   retention.Policy.from_settings(rt.settings))
+        except audit.ChainBrokenError as exc:
+            log.error("retention skipped: %s", exc)
+            return None
+        session.commit()
+    log.info("retention: %d person(s), %d dossier(s), %d audit row(s) purged",
+             len(report.people), len(report.dossier_ids), report.audit_rows)
+    return report
+
+
 class DocumentWorker(Worker):
     """RQ's forking worker plus, in its maintenance step, the keyring heartbeat (work horses
-    fork with the keys reloaded) and the outbox sweep."""
+    fork with the keys reloaded), the outbox sweep and the daily retention purge."""
 
     def run_maintenance_tasks(self) -> None:
         super().run_maintenance_tasks()
-        runtime.current().heartbeat.beat(force=True)
+        rt = runtime.current()
+        rt.heartbeat.beat(force=True)
         try:
-            sweep(runtime.current(), self.connection)
+            sweep(rt, self.connection)
         except redis.RedisError:
             log.warning("sweep skipped: Redis unavailable")
+        daily_retention(rt)
 
 
 def main(settings: Settings | None = None) -> None:

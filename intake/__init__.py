@@ -69,13 +69,14 @@ def _register_blueprints(app: Flask) -> None:
     from intake.admin.views import bp as admin
     from intake.auth.views import bp as auth
     from intake.convocations.views import bp as convocations
+    from intake.dpo.views import bp as dpo
     from intake.followup.views import bp as followup
     from intake.main.views import bp as main
     from intake.meetings.views import bp as meetings
     from intake.sheets.views import bp as sheets
     from intake.signatures.views import bp as signatures
 
-    for blueprint in (main, auth, admin, meetings, sheets, followup, signatures,
+    for blueprint in (main, auth, admin, dpo, meetings, sheets, followup, signatures,
                       convocations):
         app.register_blueprint(blueprint)
 

@@ -19,6 +19,7 @@ from shared import audit
 from shared.config import ConfigError, Settings, load_settings
 from shared.db import make_engine, make_session_factory
 from shared.keys import ensure_keyring, load_keyring, record_key_versions
+from shared.models.user import ROLES
 
 DEFAULT_PORT = 8000
 _PR_SET_PDEATHSIG = 1
@@ -223,8 +224,7 @@ def _audited_session() -> Iterator[tuple]:
 @users.command("create")
 @click.option("--email", required=True)
 @click.option("--name", "full_name", required=True)
-@click.option("--role", type=click.Choice(["referent", "facilitator", "director", "admin"]),
-              required=True)
+@click.option("--role", type=click.Choice(sorted(ROLES)), required=True)
 @click.option("--structure", "structure_id", type=int, help="Structure id (referents).")
 @click.option("--circonscription", "circonscription_ids", type=int, multiple=True,
               help="Circonscription id (facilitators; repeat for several).")
@@ -379,10 +379,9 @@ def generate(meeting_id: int, kind: str, sheet_id: int | None, pdf: bool, out_pa
         if pdf and document.pdf_body is None:
             raise click.ClickException("PDF unavailable: LibreOffice is not installed on the "
                                        "worker's machine (the .docx is available)")
-        vault = Vault(session, keyring, audit.CLI)
-        body = vault.open_blob(document, "pdf_body" if pdf else "body")
         audit.record(session, keyring, audit.CLI, "document_exported",
                      object_type="generated_documents", object_ids=[document.id])
+        body = Vault(session, keyring, audit.CLI).open_blob(document, "pdf_body" if pdf else "body")
         session.commit()
     # Owner-only, never through a symlink: a plaintext document leaves the vault here.
     fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
@@ -559,6 +558,60 @@ def keys_retire(chain: str, version: int) -> None:
         session.commit()
     click.echo(f"{chain} v{version} retired ({verified} data key(s) verified without it); "
                "backups made before this point can no longer be read with the keyring")
+
+
+# -- audit ------------------------------------------------------------------------
+@main.group("audit")
+def audit_group() -> None:
+    """The MAC-chained audit trail."""
+
+
+@audit_group.command("verify")
+def audit_verify() -> None:
+    """Check the chain; name the first broken row and exit non-zero if it does not hold."""
+    settings = _settings()
+    keyring = load_keyring(settings)
+    with _session(settings) as session:
+        report = audit.verify_chain(session, keyring)
+    if not report.ok:
+        at = f" at {report.first_broken_at:%Y-%m-%d %H:%M:%S}" if report.first_broken_at else ""
+        row = f"row id={report.first_broken_id}" if report.first_broken_id else "chain"
+        raise click.ClickException(f"audit chain broken: {row}{at}: {report.reason} "
+                                   f"({report.rows} row(s) checked)")
+    click.echo(f"audit chain verified: {report.rows} row(s)")
+
+
+# -- retention ----------------------------------------------------------------------
+@main.group()
+def retention() -> None:
+    """RGPD retention: crypto-shredding of data past its retention period."""
+
+
+@retention.command("run")
+@click.option("--dry-run", is_flag=True, help="List what would go (ids and references only).")
+def retention_run(dry_run: bool) -> None:
+    """Purge what is past its retention (ICLI_RETENTION_* settings); the worker runs it daily."""
+    from shared import retention as policy_module
+
+    settings = _settings()
+    keyring = load_keyring(settings)
+    with _session(settings) as session:
+        try:
+            report = policy_module.run(session, keyring, audit.CLI,
+                                       policy_module.Policy.from_settings(settings),
+                                       dry_run=dry_run)
+        except audit.ChainBrokenError as exc:
+            raise click.ClickException(f"{exc}: run `icli audit verify`; nothing purged") from None
+        session.commit()
+    verb = "would purge" if dry_run else "purged"
+    for person in report.people:
+        click.echo(f"{verb} beneficiary {person.beneficiary_id} "
+                   f"({policy_module.REASONS[person.reason]}): "
+                   f"{', '.join(person.sheet_references) or 'no sheet'}")
+    if report.dossier_ids:
+        click.echo(f"{verb} session dossiers: {', '.join(map(str, report.dossier_ids))}")
+    click.echo(f"{verb}: {len(report.people)} person(s), {len(report.dossier_ids)} dossier(s), "
+               f"{report.audit_rows} audit row(s)")
 
 
 # -- demo and check ---------------------------------------------------------------

@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, func, select, update
+from sqlalchemy import event as sa_event
+from sqlalchemy.orm import Session, SessionTransaction
 
 from shared.crypto import KeyRing, mac, mac_matches
 from shared.db import utcnow
@@ -87,12 +89,20 @@ class ChainReport:
     ok: bool
     first_broken_id: int | None = None  # None when the break is after the last row
     reason: str = ""
+    first_broken_at: datetime | None = None
 
 
 def verify_chain(session: Session, keyring: KeyRing, batch: int = 5000) -> ChainReport:
-    """Walk the chain in sequence order; name the first row whose MAC or order is wrong."""
+    """Walk the chain in sequence order from the retention anchor; name the first row that
+    was edited (MAC mismatch), follows deleted rows (gap) or was moved (order)."""
     secret = keyring.secret("audit")
-    prev_mac, expected_seq, count, last_id = "", 1, 0, 0
+    head = session.get(AuditHead, 1)
+    prev_mac, expected_seq = "", 1
+    if head is not None and head.anchor_seq:
+        if not mac_matches(secret, head.anchor_sig, *_anchor_parts(head)):
+            return ChainReport(0, False, None, "retention anchor forged")
+        prev_mac, expected_seq = head.anchor_mac, head.anchor_seq + 1
+    count, last_id = 0, 0
     while True:
         rows = session.scalars(
             select(AuditEvent).where(AuditEvent.seq >= expected_seq)
@@ -103,17 +113,92 @@ def verify_chain(session: Session, keyring: KeyRing, batch: int = 5000) -> Chain
         for event in rows:
             count += 1
             if event.seq != expected_seq:
-                return ChainReport(count, False, event.id, f"sequence gap before seq {event.seq}")
+                return ChainReport(count, False, event.id,
+                                   f"gap: row(s) missing before seq {event.seq}", event.at)
             if not mac_matches(secret, event.mac, *_mac_parts(prev_mac, event)):
-                return ChainReport(count, False, event.id, "MAC mismatch")
+                reason = ("order: row moved out of its place in the chain"
+                          if _out_of_order(session, event, last_id) else "MAC mismatch")
+                return ChainReport(count, False, event.id, reason, event.at)
             prev_mac, expected_seq, last_id = event.mac, expected_seq + 1, event.id
     # The head row anchors the end: rows deleted at the tail leave it ahead of the chain.
-    head = session.get(AuditHead, 1)
-    head_seq, head_mac = (head.seq, head.mac) if head is not None else (None, None)
-    if (head is None and count) or (head is not None and (head_seq, head_mac) != (count, prev_mac)):
+    if (head is None and count) or (
+            head is not None and (head.seq, head.mac) != (expected_seq - 1, prev_mac)):
         return ChainReport(count, False, last_id or None,
-                           "chain truncated after the last row" if count else "chain emptied")
+                           "gap: chain truncated after the last row" if count
+                           else "gap: chain emptied")
     return ChainReport(count, True)
+
+
+def _out_of_order(session: Session, event: AuditEvent, previous_id: int) -> bool:
+    # Rows are inserted under the head lock, so ids grow with seq: the row that should
+    # come next is the one with the next id. Another row here means rows were swapped.
+    next_id = session.scalar(select(func.min(AuditEvent.id)).where(AuditEvent.id > previous_id))
+    return next_id != event.id
+
+
+def purge_before(session: Session, keyring: KeyRing, actor: Actor, cutoff: datetime) -> int:
+    """Delete the rows older than ``cutoff`` (retention) after verifying the chain; the
+    last deleted row becomes the signed anchor verification starts from. Returns the count.
+
+    A broken chain is never purged: the evidence of the tampering is kept.
+    """
+    report = verify_chain(session, keyring)
+    if not report.ok:
+        raise ChainBrokenError(report)
+    last = session.scalars(select(AuditEvent).where(AuditEvent.at < cutoff)
+                           .order_by(AuditEvent.seq.desc()).limit(1)).first()
+    if last is None:
+        return 0
+    head = _locked_head(session)
+    deleted = session.execute(delete(AuditEvent).where(AuditEvent.seq <= last.seq)).rowcount
+    head.anchor_seq, head.anchor_mac = last.seq, last.mac
+    head.anchor_sig = mac(keyring.secret("audit"), *_anchor_parts(head))
+    session.flush()
+    record(session, keyring, actor, "audit_purged", object_type="audit_events",
+           object_ids=[last.seq], purpose=f"{deleted} ligne(s) antérieure(s) au {cutoff:%Y-%m-%d}")
+    return deleted
+
+
+class ChainBrokenError(RuntimeError):
+    """The chain does not verify: old rows are not deleted."""
+
+    def __init__(self, report: ChainReport) -> None:
+        super().__init__(f"audit chain broken at row {report.first_broken_id}: {report.reason}")
+        self.report = report
+
+
+def _anchor_parts(head: AuditHead) -> tuple:
+    return ("icli.audit.anchor.v1", head.anchor_seq, head.anchor_mac)
+
+
+# -- integrity failures ------------------------------------------------------------
+# The caller usually rolls back after an integrity error: its audit row would vanish with
+# the rollback, and writing it at once on another connection would wait for the caller's
+# own lock on the chain head. So failures wait in the session and are written in their own
+# short transaction as soon as the caller's transaction ends, however it ends.
+_PENDING = "icli_integrity_failures"
+
+
+def integrity_failure(session: Session, keyring: KeyRing, actor: Actor, table: str,
+                      row_id: int, field: str) -> None:
+    """Queue an audit row for a value that failed to decrypt (ids only, never ciphertext)."""
+    session.info.setdefault(_PENDING, []).append((keyring, actor, table, row_id, field))
+    if not sa_event.contains(session, "after_transaction_end", _write_integrity_failures):
+        sa_event.listen(session, "after_transaction_end", _write_integrity_failures)
+
+
+def _write_integrity_failures(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is not None or not session.info.get(_PENDING):
+        return
+    pending = session.info.pop(_PENDING)
+    try:
+        with Session(session.get_bind().engine) as isolated:
+            for keyring, actor, table, row_id, field in pending:
+                record(isolated, keyring, actor, "integrity_failure", object_type=table,
+                       object_ids=[row_id], fields=[field])
+            isolated.commit()
+    except Exception as exc:  # the failure itself is still in the log
+        log.error("integrity failure(s) could not be audited (%s)", type(exc).__name__)
 
 
 def _mac_parts(prev_mac: str, event: AuditEvent) -> tuple:

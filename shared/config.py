@@ -66,6 +66,12 @@ class Settings:
     visa_reminder_days: int = 3
     # Local hour (Europe/Paris) at which daily digests are sent.
     digest_hour: int = 7
+    # Retention (DOMAIN.md §6, to validate with the DPO): identity and sheet contents go N
+    # months after the situation is closed, and never later than 24 months after the last
+    # contact (CNIL 2023-095); audit rows are kept a fixed time (CNIL practice: 6-12 months).
+    retention_closed_months: int = 12
+    retention_inactive_months: int = 24
+    retention_audit_months: int = 12
     log_level: str = "INFO"
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -164,6 +170,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         mail_retry_seconds=max(1, _int(environ, "ICLI_MAIL_RETRY", 60)),
         visa_reminder_days=max(1, _int(environ, "ICLI_VISA_REMINDER_DAYS", 3)),
         digest_hour=min(23, _int(environ, "ICLI_DIGEST_HOUR", 7)),
+        retention_closed_months=_months(environ, "ICLI_RETENTION_CLOSED_MONTHS", 12),
+        retention_inactive_months=_months(environ, "ICLI_RETENTION_INACTIVE_MONTHS", 24),
+        retention_audit_months=_months(environ, "ICLI_RETENTION_AUDIT_MONTHS", 12),
     )
 
 
@@ -192,6 +201,13 @@ def _int(environ: Mapping[str, str], name: str, default: int) -> int:
     if not raw.isdigit():
         raise ConfigError(f"{name} must be a whole number (got {raw!r})")
     return int(raw)
+
+
+def _months(environ: Mapping[str, str], name: str, default: int) -> int:
+    months = _int(environ, name, default)
+    if not 1 <= months <= 120:
+        raise ConfigError(f"{name} must be between 1 and 120 months (got {months})")
+    return months
 
 
 def _normalise_database_url(url: str) -> str:

@@ -159,3 +159,5 @@ class Vault:
     def _integrity_failure(self, obj: Any, spec: ProtectedField) -> None:
         # A security event: ids and field name only, never the ciphertext or a value.
         log.warning("integrity failure table=%s id=%s field=%s", spec.table, obj.id, spec.name)
+        audit.integrity_failure(self.session, self.keyring, self.actor, spec.table, obj.id,
+                                spec.name)

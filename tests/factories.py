@@ -58,6 +58,7 @@ def users_for_every_role(session, north, south, structures):
         "director": RoleSpec("director", institution="departement"),
         "other_director": RoleSpec("director", institution="france_travail"),
         "admin": RoleSpec("admin"),
+        "dpo": RoleSpec("dpo"),
     }
     return {
         name: create_user(session, email=f"{name.replace('_', '.')}@test.invalid",

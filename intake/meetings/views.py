@@ -487,9 +487,10 @@ def send_document(document: GeneratedDocument, as_pdf: bool):
     if as_pdf and document.pdf_body is None:
         abort(404)
     field = "pdf_body" if as_pdf else "body"
-    body = vault().open_blob(document, field)
+    # Audited before decrypting: if the row cannot be written, nothing is opened (rule 11).
     record("document_downloaded", object_type="generated_documents", object_ids=[document.id],
            fields=[field])
+    body = vault().open_blob(document, field)
     db().commit()
     name = document.filename.removesuffix(".docx") + ".pdf" if as_pdf else document.filename
     return send_file(io.BytesIO(body), as_attachment=True, download_name=name, max_age=0,
@@ -502,21 +503,19 @@ def archive(meeting_id: int):
     """The session's archive: latest dossier and minutes (Word and PDF) and a CSV of the
     decisions, by reference only."""
     meeting = meeting_in_scope(meeting_id)
+    included = [document for kind in ("dossier", "minutes")
+                if (document := documents.latest_document(db(), meeting.id, kind)) is not None]
+    # Audited before decrypting: if the row cannot be written, nothing is opened (rule 11).
+    record("archive_downloaded", object_type="meetings", object_ids=[meeting.id],
+           fields=[str(d.id) for d in included])
     buffer = io.BytesIO()
-    included = []
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive_file:
-        for kind in ("dossier", "minutes"):
-            document = documents.latest_document(db(), meeting.id, kind)
-            if document is None:
-                continue
+        for document in included:
             archive_file.writestr(document.filename, vault().open_blob(document, "body"))
             if document.pdf_body is not None:
                 archive_file.writestr(document.filename.removesuffix(".docx") + ".pdf",
                                       vault().open_blob(document, "pdf_body"))
-            included.append(document.id)
         archive_file.writestr("decisions.csv", _decisions_csv(meeting))
-    record("archive_downloaded", object_type="meetings", object_ids=[meeting.id],
-           fields=[str(i) for i in included])
     db().commit()
     buffer.seek(0)
     return send_file(buffer, mimetype="application/zip", as_attachment=True, max_age=0,

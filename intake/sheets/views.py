@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import secrets
 from datetime import timedelta
@@ -15,6 +16,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    send_file,
     session,
     url_for,
 )
@@ -443,6 +445,23 @@ def information_note(sheet_id: int):
     send_pending()
     flash("Note d'information : préparation demandée.", "success")
     return redirect(url_for("sheets.show", sheet_id=sheet.id) + "#information")
+
+
+@bp.route("/<int:sheet_id>/droit-d-acces", methods=["POST"])
+@role_required("referent")
+def access_export(sheet_id: int):
+    """Right of access: everything the structure holds about the sheet's person, in a zip."""
+    from shared.domain import access_export as export
+
+    sheet = _sheet_for_referent(sheet_id)
+    # The download is audited first; each decryption inside is audited with its purpose.
+    record("access_export", object_type="beneficiaries", object_ids=[sheet.beneficiary_id],
+           purpose=export.PURPOSE)
+    data = export.collect(db(), vault(), sheet.beneficiary, sheet.structure_id)
+    body = export.build_zip(data, IDENTITY_LABELS)
+    db().commit()
+    return send_file(io.BytesIO(body), mimetype="application/zip", as_attachment=True,
+                     max_age=0, download_name=f"droit-d-acces-{sheet.reference}.zip")
 
 
 @bp.route("/<int:sheet_id>/retirer", methods=["POST"])

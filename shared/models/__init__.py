@@ -9,6 +9,7 @@ from shared.models.document import (
     TemplateVersion,
 )
 from shared.models.keys import KeyRotation, KeyVersionRecord, ProcessHeartbeat, RecordKey
+from shared.models.maintenance import MaintenanceRun
 from shared.models.meeting import (
     AgendaItem,
     Decision,
@@ -39,6 +40,7 @@ __all__ = [
     "KeyRotation",
     "KeyVersionRecord",
     "LoginThrottle",
+    "MaintenanceRun",
     "Meeting",
     "MeetingMember",
     "Member",

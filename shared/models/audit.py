@@ -27,10 +27,18 @@ class AuditEvent(Base):
 
 
 class AuditHead(Base):
-    """One row holding the chain's last sequence number and MAC; its row lock orders writers."""
+    """One row holding the chain's last sequence number and MAC; its row lock orders writers.
+
+    The anchor is where verification starts once old rows were deleted by the retention:
+    the sequence number and MAC of the last deleted row, with a MAC of the pair under the
+    audit secret so that nobody without it can move the anchor forward over deleted rows.
+    """
 
     __tablename__ = "audit_head"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, default=0)
     mac: Mapped[str] = mapped_column(String(64), default="")
+    anchor_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    anchor_mac: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    anchor_sig: Mapped[str] = mapped_column(String(64), default="", server_default="")

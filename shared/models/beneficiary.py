@@ -23,6 +23,9 @@ class Beneficiary(Base):
     pseudonym: Mapped[str] = mapped_column(String(20), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_activity_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Set by the retention purge: identity, keys and contents are gone; the pseudonym stays
+    # because the kept minutes (PV) name the situation by it.
+    purged_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     @property
     def key_owner_uuid(self) -> str:

@@ -15,6 +15,7 @@ ROLES = {
     "facilitator": "Chargé·e d'animation territoriale",
     "director": "Direction signataire",
     "admin": "Administrateur·rice",
+    "dpo": "Délégué·e à la protection des données",
 }
 
 
@@ -79,7 +80,7 @@ class RoleAssignment(Base):
     __tablename__ = "role_assignments"
     __table_args__ = (
         CheckConstraint(
-            "role IN ('referent', 'facilitator', 'director', 'admin')", name="known_role"
+            "role IN ('referent', 'facilitator', 'director', 'admin', 'dpo')", name="known_role"
         ),
         CheckConstraint("role != 'referent' OR structure_id IS NOT NULL", name="referent_scope"),
         CheckConstraint(

@@ -18,7 +18,7 @@ from tests.conftest import csrf_token, logged_in
 from tests.factories import canary_identity, canary_values, make_sheet
 
 ROLES = ["anonymous", "referent", "other_referent", "facilitator", "other_facilitator",
-         "director", "admin"]
+         "director", "admin", "dpo"]
 # The convocation answer link needs no account (its token is checked instead).
 PUBLIC = {"auth.login", "main.healthz", "static", "convocations.answer"}
 # Meeting-scoped endpoints: a facilitator of another circonscription gets 404, not 403.
@@ -26,7 +26,7 @@ PUBLIC = {"auth.login", "main.healthz", "static", "convocations.answer"}
 # structure) gets 404, not 403: nothing tells them the record exists.
 SCOPED = {"sheets.show", "sheets.edit", "sheets.withdraw", "sheets.screen",
           "sheets.reveal_identity", "sheets.document_download",
-          "sheets.information_note", "followup.mark_done"}
+          "sheets.information_note", "followup.mark_done", "sheets.access_export"}
 
 
 def scoped(endpoint):

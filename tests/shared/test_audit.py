@@ -106,6 +106,8 @@ def test_deleting_a_middle_row_names_the_next_row(db_session, keyring, events):
     report = audit.verify_chain(db_session, keyring)
     assert not report.ok
     assert report.first_broken_id == events[3].id
+    assert report.reason.startswith("gap")
+    assert report.first_broken_at == events[3].at
 
 
 def test_deleting_the_first_row_names_the_second(db_session, keyring, events):
@@ -129,7 +131,7 @@ def test_deleting_every_row_breaks_the_chain(db_session, keyring, events):
     db_session.commit()
     report = audit.verify_chain(db_session, keyring)
     assert not report.ok
-    assert report.reason == "chain emptied"
+    assert report.reason == "gap: chain emptied"
 
 
 def test_deleting_the_last_row_and_the_head_breaks_the_chain(db_session, keyring, events):
@@ -147,6 +149,7 @@ def test_swapping_the_sequence_numbers_of_two_rows_breaks_the_chain(db_session, 
     report = audit.verify_chain(db_session, keyring)
     assert not report.ok
     assert report.first_broken_id == third.id  # now first in order, its MAC no longer fits
+    assert report.reason.startswith("order")
 
 
 def test_a_different_audit_secret_breaks_the_first_row(db_session, keyring, events):
@@ -172,3 +175,56 @@ def test_a_long_purpose_is_cut_to_its_column_and_still_verifies(db_session, keyr
     db_session.commit()
     assert event.purpose == "p" * 200
     assert audit.verify_chain(db_session, keyring).ok
+
+
+def test_an_edited_row_is_reported_as_a_mac_mismatch(db_session, keyring, events):
+    tamper(db_session, events[1].id, purpose="changed")
+    assert audit.verify_chain(db_session, keyring).reason == "MAC mismatch"
+
+
+def test_purging_old_rows_keeps_the_rest_of_the_chain_verifiable(db_session, keyring, events):
+    # Given the first three rows are older than the retention cutoff
+    deleted = audit.purge_before(db_session, keyring, audit.WORKER, events[3].at)
+    db_session.commit()
+    # Then verification starts from the signed anchor: the kept rows and the purge row verify
+    assert deleted == 3
+    head = db_session.get(AuditHead, 1)
+    assert (head.anchor_seq, head.anchor_mac) == (events[2].seq, events[2].mac)
+    rows = reload(db_session)
+    assert [r.id for r in rows[:2]] == [events[3].id, events[4].id]
+    assert rows[-1].action == "audit_purged"
+    report = audit.verify_chain(db_session, keyring)
+    assert report.ok
+    assert report.rows == 3
+
+
+def test_after_a_purge_deleting_the_first_kept_row_is_still_detected(db_session, keyring, events):
+    audit.purge_before(db_session, keyring, audit.WORKER, events[2].at)
+    db_session.commit()
+    db_session.execute(delete(AuditEvent).where(AuditEvent.id == events[2].id))
+    db_session.commit()
+    report = audit.verify_chain(db_session, keyring)
+    assert report.first_broken_id == events[3].id
+    assert report.reason.startswith("gap")
+
+
+def test_moving_the_anchor_forward_without_the_audit_secret_is_detected(
+        db_session, keyring, events):
+    audit.purge_before(db_session, keyring, audit.WORKER, events[1].at)
+    db_session.commit()
+    # An intruder deletes two more old rows and points the anchor past them
+    db_session.execute(delete(AuditEvent).where(AuditEvent.seq <= events[2].seq))
+    db_session.execute(update(AuditHead).values(anchor_seq=events[2].seq,
+                                                anchor_mac=events[2].mac))
+    db_session.commit()
+    report = audit.verify_chain(db_session, keyring)
+    assert not report.ok
+    assert report.reason == "retention anchor forged"
+
+
+def test_a_broken_chain_is_never_purged(db_session, keyring, events):
+    tamper(db_session, events[0].id, purpose="changed")
+    with pytest.raises(audit.ChainBrokenError):
+        audit.purge_before(db_session, keyring, audit.WORKER, events[4].at)
+    db_session.rollback()
+    assert len(reload(db_session)) == EVENTS

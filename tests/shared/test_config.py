@@ -100,3 +100,13 @@ def test_development_writes_mail_to_the_instance_outbox(tmp_path):
     assert settings.smtp is None
     assert settings.mail_outbox_dir == tmp_path / "outbox"
     assert settings.base_url == "http://127.0.0.1:8000"
+def test_retention_durations_default_to_domain_proposal_and_are_configurable(tmp_path):
+    defaults = load_settings({"ICLI_INSTANCE": str(tmp_path)})
+    assert (defaults.retention_closed_months, defaults.retention_inactive_months,
+            defaults.retention_audit_months) == (12, 24, 12)
+    settings = load_settings({"ICLI_INSTANCE": str(tmp_path),
+                              "ICLI_RETENTION_CLOSED_MONTHS": "6",
+                              "ICLI_RETENTION_AUDIT_MONTHS": "9"})
+    assert (settings.retention_closed_months, settings.retention_audit_months) == (6, 9)
+    with pytest.raises(ConfigError, match="ICLI_RETENTION_INACTIVE_MONTHS"):
+        load_settings({"ICLI_INSTANCE": str(tmp_path), "ICLI_RETENTION_INACTIVE_MONTHS": "0"})

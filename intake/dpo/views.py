@@ -1,0 +1,69 @@
+"""The DPO: reads the audit trail and the retention report, never personal data."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, render_template, request
+from sqlalchemy import select
+
+from intake.access import role_required
+from intake.choices import choices
+from intake.dbsession import db, record, services
+from intake.dpo.forms import AuditFilterForm
+from shared import retention
+from shared.domain import audit_log
+from shared.models import User
+
+bp = Blueprint("dpo", __name__, url_prefix="/dpo")
+
+
+def _filters() -> tuple[AuditFilterForm, audit_log.Filters]:
+    form = AuditFilterForm(request.args)
+    users = db().scalars(select(User).order_by(User.full_name)).all()
+    form.user_id.choices = choices([(0, "Tous"), *((u.id, u.full_name) for u in users)])
+    form.action.choices = choices([("", "Toutes"),
+                                   *((a, a) for a in audit_log.actions(db()))])
+    if not form.validate():
+        return form, audit_log.Filters()
+    return form, audit_log.Filters(user_id=form.user_id.data or None,
+                                   reference=form.reference.data or "",
+                                   action=form.action.data or "", since=form.since.data,
+                                   until=form.until.data)
+
+
+@bp.route("/journal")
+@role_required("dpo")
+def audit_page():
+    form, filters = _filters()
+    page = max(request.args.get("page", 1, type=int), 1)
+    rows, total = audit_log.search(db(), filters, page)
+    query = {k: v for k, v in request.args.items() if k not in ("page", "submit")}
+    return render_template("dpo/audit.html", form=form, rows=rows, total=total, page=page,
+                           pages=max(1, -(-total // audit_log.PAGE_SIZE)), query=query,
+                           names=audit_log.actor_names(db(), rows))
+
+
+@bp.route("/journal.csv")
+@role_required("dpo")
+def audit_csv():
+    _, filters = _filters()
+    body, count = audit_log.export_csv(db(), filters)
+    record("audit_exported", object_type="audit_events",
+           purpose=f"{count} ligne(s) ; filtres : {_describe(filters)}")
+    db().commit()
+    return Response(body, mimetype="text/csv",
+                    headers={"Content-Disposition": "attachment; filename=journal-audit.csv"})
+
+
+def _describe(filters: audit_log.Filters) -> str:
+    """The filters as ids and codes only (a reference is pseudonymous)."""
+    parts = [f"{name}={value}" for name, value in vars(filters).items() if value]
+    return ", ".join(parts) or "aucun"
+
+
+@bp.route("/conservation")
+@role_required("dpo")
+def retention_report():
+    policy = retention.Policy.from_settings(services().settings)
+    report = retention.preview(db(), policy)
+    return render_template("dpo/retention.html", report=report, policy=policy,
+                           reasons=retention.REASONS)

@@ -1,0 +1,50 @@
+"""`icli audit verify` as an administrator runs it: a real subprocess on the test instance."""
+
+import pytest
+from sqlalchemy import delete, select, update
+
+from shared import audit
+from shared.models import AuditEvent
+from tests.functional.test_cli import icli
+
+
+@pytest.fixture
+def chain(db_session, keyring):
+    for n in range(6):
+        audit.record(db_session, keyring, audit.CLI, "decrypt", object_type="identity_records",
+                     object_ids=[n + 1], fields=["nom"], purpose=f"test {n}")
+    db_session.commit()
+    return list(db_session.scalars(select(AuditEvent).order_by(AuditEvent.seq)))
+
+
+def broken(test_env, row: AuditEvent, reason: str) -> None:
+    result = icli(test_env, "audit", "verify", check=False)
+    assert result.returncode != 0
+    assert f"row id={row.id} at {row.at:%Y-%m-%d %H:%M:%S}: {reason}" in result.stderr
+
+
+def test_an_untouched_chain_passes(test_env, chain):
+    result = icli(test_env, "audit", "verify")
+    assert "6 row(s)" in result.stdout
+
+
+def test_an_edited_row_is_named(test_env, db_session, chain):
+    db_session.execute(update(AuditEvent).where(AuditEvent.id == chain[2].id)
+                       .values(purpose="autre motif"))
+    db_session.commit()
+    broken(test_env, chain[2], "MAC mismatch")
+
+
+def test_a_deleted_row_is_named_by_the_row_after_it(test_env, db_session, chain):
+    db_session.execute(delete(AuditEvent).where(AuditEvent.id == chain[3].id))
+    db_session.commit()
+    broken(test_env, chain[4], "gap")
+
+
+def test_two_swapped_rows_are_named(test_env, db_session, chain):
+    # seq is unique: swap through a free value
+    swaps = ((chain[1].id, -1), (chain[2].id, chain[1].seq), (chain[1].id, chain[2].seq))
+    for row_id, seq in swaps:
+        db_session.execute(update(AuditEvent).where(AuditEvent.id == row_id).values(seq=seq))
+    db_session.commit()
+    broken(test_env, chain[2], "order")

@@ -1,0 +1,91 @@
+"""The DPO reads the audit trail (filters, pages, CSV export) and the retention report."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, timedelta
+
+from sqlalchemy import select
+
+from shared import audit
+from shared.domain import audit_log
+from shared.models import AuditEvent, IdentityRecord
+from tests.factories import canary_values
+from tests.intake.test_access import client_as
+
+
+def no_personal_data(body: str, world) -> None:
+    for identity in world["identities"]:
+        for value in canary_values(identity):
+            assert value not in body
+    for sheet in world["sheets"]:
+        assert sheet.beneficiary.pseudonym not in body
+
+
+def test_the_dpo_filters_the_trail_by_sheet_reference(app, world, db_session, keyring):
+    # Given a decryption of the first sheet's person's identity, and one of another person
+    first, second = world["sheets"]
+    records = {s.id: db_session.scalar(select(IdentityRecord).where(
+        IdentityRecord.beneficiary_id == s.beneficiary_id)) for s in (first, second)}
+    for sheet in (first, second):
+        audit.record(db_session, keyring, audit.Actor(world["users"]["referent"].id), "decrypt",
+                     object_type="identity_records", object_ids=[records[sheet.id].id],
+                     fields=["nom"], purpose=f"consultation {sheet.id}")
+    db_session.commit()
+    client = client_as(app, "dpo")
+    body = client.get("/dpo/journal", query_string={"reference": first.reference.lower()}
+                      ).get_data(as_text=True)
+    assert f"consultation {first.id}" in body
+    assert f"consultation {second.id}" not in body
+    assert "Test referent" in body  # the professional who acted is named
+    no_personal_data(body, world)
+
+
+def test_filters_by_user_action_and_dates_and_pages(app, world, db_session, keyring):
+    admin = world["users"]["admin"]
+    for n in range(audit_log.PAGE_SIZE + 5):
+        audit.record(db_session, keyring, audit.Actor(admin.id), "user_created",
+                     object_type="users", object_ids=[n + 1000])
+    db_session.commit()
+    filters = audit_log.Filters(user_id=admin.id, action="user_created",
+                                since=date.today() - timedelta(days=1), until=date.today())
+    rows, total = audit_log.search(db_session, filters, page=2)
+    assert total == audit_log.PAGE_SIZE + 5 and len(rows) == 5
+    assert audit_log.search(db_session, audit_log.Filters(
+        user_id=admin.id, since=date.today() + timedelta(days=1)))[1] == 0
+    client = client_as(app, "dpo")
+    body = client.get("/dpo/journal", query_string={"user_id": admin.id,
+                                                    "action": "user_created", "page": 2}
+                      ).get_data(as_text=True)
+    assert "Page 2 sur 2" in body and "Page précédente" in body
+    assert "1004" in body and "1054" not in body  # newest first: page 2 holds the oldest
+
+
+def test_the_csv_export_holds_the_filtered_rows_and_is_audited(app, world, db_session):
+    client = client_as(app, "dpo")
+    response = client.get("/dpo/journal.csv", query_string={"action": "login"})
+    assert response.mimetype == "text/csv"
+    rows = list(csv.reader(io.StringIO(response.get_data(as_text=True).lstrip("\ufeff")),
+                           delimiter=";"))
+    assert rows[0] == audit_log.CSV_HEADER
+    assert {r[4] for r in rows[1:]} == {"login"}
+    assert str(world["users"]["dpo"].id) in {r[6] for r in rows[1:]}
+    no_personal_data(response.get_data(as_text=True), world)
+    db_session.expire_all()
+    (export,) = db_session.scalars(select(AuditEvent).where(
+        AuditEvent.action == "audit_exported")).all()
+    assert export.actor_id == world["users"]["dpo"].id
+    assert "action=login" in export.purpose
+
+
+def test_the_dpo_sees_the_retention_report_without_personal_data(app, world):
+    body = client_as(app, "dpo").get("/dpo/conservation").get_data(as_text=True)
+    assert "Prochaine purge" in body and "12 mois" in body
+    no_personal_data(body, world)
+
+
+def test_the_dpo_cannot_open_sheets_or_sessions(app, world):
+    client = client_as(app, "dpo")
+    assert client.get(f"/fiches/{world['sheets'][0].id}").status_code in (403, 404)
+    assert client.get("/seances/").status_code == 403
