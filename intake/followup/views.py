@@ -129,6 +129,8 @@ def _sections(stats: MonthlyStatistics) -> list[tuple[str, list[tuple[str, str]]
          [("Avis pris en compte", _number(delay.count)),
           ("Médiane", _number(delay.median_days)),
           ("Moyenne", _number(delay.mean_days))]),
+        ("Relecture des textes : éléments identifiants signalés aux référent·e·s",
+         [(label, _number(n)) for label, n in stats.text_review.items()]),
     ]
 
 

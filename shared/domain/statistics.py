@@ -15,9 +15,17 @@ from statistics import fmean, median
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from shared import deidentify
 from shared.domain.reference import reference_labels
 from shared.errors import InvalidInput
-from shared.models import AgendaItem, Decision, Meeting, Sheet, Structure
+from shared.models import (
+    AgendaItem,
+    Decision,
+    DeidentificationCount,
+    Meeting,
+    Sheet,
+    Structure,
+)
 from shared.models.reference import STRUCTURE_TYPES
 
 NO_MOTIF = "Motif non renseigné"
@@ -58,6 +66,30 @@ class MonthlyStatistics:
     submitted: SubmittedSheets
     outcomes: Outcomes
     delay: Delay
+    # The referents' review of identifying words in the month's submitted sheets (issue #8):
+    # label ("Remplacés – numéro de téléphone") -> count, never the words.
+    text_review: dict[str, int]
+
+
+REVIEW_OUTCOMES = {"accepted": "Remplacés", "dismissed": "Jugés non identifiants"}
+
+
+def text_review(session: Session, circonscription_id: int, year: int,
+                month: int) -> dict[str, int]:
+    """Findings replaced or dismissed by kind, over the sheets submitted in the month."""
+    start, end = month_bounds(year, month)
+    rows = session.execute(
+        select(DeidentificationCount.outcome, DeidentificationCount.kind,
+               func.sum(DeidentificationCount.count))
+        .join(Sheet, Sheet.id == DeidentificationCount.sheet_id)
+        .where(Sheet.circonscription_id == circonscription_id,
+               Sheet.submitted_at >= start, Sheet.submitted_at < end)
+        .group_by(DeidentificationCount.outcome, DeidentificationCount.kind)).all()
+    counts: Counter[str] = Counter()
+    for outcome, kind, count in rows:
+        label = f"{REVIEW_OUTCOMES.get(outcome, outcome)} – {deidentify.KINDS.get(kind, kind)}"
+        counts[label] += int(count)
+    return _by_label(counts)
 
 
 def month_bounds(year: int, month: int) -> tuple[datetime, datetime]:
@@ -140,4 +172,5 @@ def monthly_statistics(session: Session, circonscription_id: int, year: int,
         submitted=submitted_sheets(session, circonscription_id, year, month),
         outcomes=outcomes(session, circonscription_id, year, month),
         delay=delay(session, circonscription_id, year, month),
+        text_review=text_review(session, circonscription_id, year, month),
     )

@@ -13,7 +13,7 @@ from shared.demo import demo_values
 from shared.domain.meetings import ActionInput, adjourn, create_meeting, inscribe_sheet, record_avis
 from shared.domain.reference import reference_labels
 from shared.domain.statistics import monthly_statistics
-from shared.models import AuditEvent, DecisionAction
+from shared.models import AuditEvent, DecisionAction, DeidentificationCount
 from tests.conftest import csrf_token
 from tests.factories import (
     PASSWORD,
@@ -181,6 +181,12 @@ def steering(db_session, vault):
     second = sheet(1, "ali", "situation_complexe", datetime(2025, 3, 4, 10, 30))
     elsewhere = sheet(2, "other", "reorientation", datetime(2025, 3, 5, 11, 0), "soumise")
     february = sheet(3, "ssd", "adhesion", datetime(2025, 2, 28, 23, 59, 59), "soumise")
+    # The referents' review of identifying words (counts per kind, recorded at submission)
+    db_session.add_all([
+        DeidentificationCount(sheet_id=first.id, kind="phone", outcome="accepted", count=2),
+        DeidentificationCount(sheet_id=second.id, kind="phone", outcome="accepted", count=1),
+        DeidentificationCount(sheet_id=second.id, kind="person", outcome="dismissed", count=1),
+        DeidentificationCount(sheet_id=elsewhere.id, kind="iban", outcome="accepted", count=4)])
     meeting = create_meeting(db_session, north, datetime(2025, 3, 11, 14, 0), "Salle 3")
     inscribe_sheet(db_session, vault, meeting, first, "14:30")
     inscribe_sheet(db_session, vault, meeting, second, "15:00")
@@ -210,6 +216,9 @@ EXPECTED_MARCH = {
     "Situations ajournées": {"Total": "1"},
     "Délai entre la soumission et la séance (jours)": {
         "Avis pris en compte": "1", "Médiane": "10", "Moyenne": "10"},
+    "Relecture des textes : éléments identifiants signalés aux référent·e·s": {
+        "Remplacés – numéro de téléphone": "3",
+        "Jugés non identifiants – nom d'une personne": "1"},
 }
 
 
