@@ -13,6 +13,7 @@ from shared.domain.sheets import read_values_many
 from shared.encrypted import Vault
 from shared.errors import InvalidInput, InvalidTransition
 from shared.models import (
+    AgendaItem,
     Decision,
     DocumentJob,
     GeneratedDocument,
@@ -49,9 +50,11 @@ def check_dossier_texts(vault: Vault, meeting: Meeting) -> None:
     """The dossier carries no free text with an unhandled high-confidence finding (a name,
     a number…): refused naming the sheets. Runs where the model is (intake, the CLI); the
     worker, which never analyses text, builds only what passed here."""
-    sheets = [item.sheet for item in meeting.items
-              if item.part in ("situation", "icag") and item.sheet is not None
-              and item.outcome != "ajourne"]
+    sheets = list(vault.session.scalars(  # one query: this runs on every request
+        select(Sheet).join(AgendaItem, AgendaItem.sheet_id == Sheet.id)
+        .where(AgendaItem.meeting_id == meeting.id,
+               AgendaItem.part.in_(("situation", "icag")), AgendaItem.outcome != "ajourne")
+        .order_by(AgendaItem.position, AgendaItem.id)))
     # Sheets reviewed at submission kept their count; only texts changed since are analysed.
     unknown = [sheet for sheet in sheets if sheet.open_findings is None]
     values = read_values_many(vault, unknown, purpose=REVIEW_PURPOSE,
