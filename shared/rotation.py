@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared import audit, heartbeat
@@ -291,21 +291,35 @@ def _checkpoint(session: Session, keyring: KeyRing, chain: str, target: int,
 
 def _rewrap_batch(session: Session, keyring: KeyRing, chain: str, target: int, position: str,
                   batch: int, actor: audit.Actor) -> tuple[int, str | None]:
-    """Rewrap up to ``batch`` DEKs after ``position``; returns (rewrapped, new position),
-    position None when the pass is over. Field ciphertexts are never read."""
-    rows = session.execute(
-        select(RecordKey.record_uuid, RecordKey.dek_version, RecordKey.kek_version,
-               RecordKey.wrapped_dek)
-        .where(RecordKey.chain == chain, RecordKey.kek_version != target,
-               RecordKey.record_uuid > position)
-        .order_by(RecordKey.record_uuid, RecordKey.dek_version).limit(batch)).all()
-    if not rows:
-        return 0, None
+    """Rewrap up to ``batch`` DEKs after ``position`` ("old version/uuid/dek version": one old
+    version at a time, in index order); returns (rewrapped, new position), position None when
+    the pass is over. Field ciphertexts are never read."""
+    old, after = 0, ("", 0)
+    if position:
+        version, uuid, dek_version = position.split("/")
+        old, after = int(version), (uuid, int(dek_version))
+    while True:
+        if not old:  # the next version still in use (rows of a later one wait their turn)
+            old = session.scalar(select(func.min(RecordKey.kek_version)).where(
+                RecordKey.chain == chain, RecordKey.kek_version != target)) or 0
+            if not old:
+                return 0, None
+        rows = session.execute(
+            select(RecordKey.record_uuid, RecordKey.dek_version, RecordKey.wrapped_dek)
+            .where(RecordKey.chain == chain, RecordKey.kek_version == old,
+                   tuple_(RecordKey.record_uuid, RecordKey.dek_version) > after)
+            .order_by(RecordKey.record_uuid, RecordKey.dek_version).limit(batch)).all()
+        if rows:
+            break
+        if after == ("", 0):  # nothing at all on that version any more
+            old = 0
+            continue
+        return 0, None  # this version walked to its end: the pass is over
     params = []
-    for uuid, dek_version, kek_version, wrapped in rows:
-        dek = keyring.unwrap(chain, uuid, dek_version, kek_version, wrapped)
+    for uuid, dek_version, wrapped in rows:
+        dek = keyring.unwrap(chain, uuid, dek_version, old, wrapped)
         new_version, rewrapped = keyring.wrap(chain, uuid, dek_version, dek)
-        params.append((new_version, rewrapped, uuid, chain, dek_version, kek_version))
+        params.append((new_version, rewrapped, uuid, chain, dek_version, old))
     # The driver's executemany directly: per-row statement building would cost more than
     # the crypto (SQLite and psycopg both run it as one prepared statement).
     mark = "?" if session.get_bind().dialect.paramstyle == "qmark" else "%s"
@@ -318,9 +332,8 @@ def _rewrap_batch(session: Session, keyring: KeyRing, chain: str, target: int, p
         moved = cursor.rowcount if cursor.rowcount >= 0 else len(params)
     finally:
         cursor.close()
-    # Keyset on the record uuid: a record's other DEK versions cut off by the batch's end
-    # are left to the next pass (rotate repeats passes until no row is left).
-    return moved, rows[-1][0]
+    uuid, dek_version, _wrapped = rows[-1]
+    return moved, f"{old}/{uuid}/{dek_version}"
 
 
 def _reindex_batch(session: Session, keyring: KeyRing, chain: str, target: int, position: str,

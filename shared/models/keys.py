@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Integer, LargeBinary, String
+from sqlalchemy import DateTime, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import Base, utcnow
@@ -14,11 +14,14 @@ class RecordKey(Base):
     """A DEK wrapped by a KEK version of its chain (SECURITY.md rule 2)."""
 
     __tablename__ = "record_keys"
+    # Rotation walks one chain's keys on one KEK version in uuid order (keyset batches).
+    __table_args__ = (Index("ix_record_keys_rotation", "chain", "kek_version", "record_uuid",
+                            "dek_version"),)
 
     record_uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
     chain: Mapped[str] = mapped_column(String(10), primary_key=True)
     dek_version: Mapped[int] = mapped_column(Integer, primary_key=True)
-    kek_version: Mapped[int] = mapped_column(Integer, index=True)
+    kek_version: Mapped[int] = mapped_column(Integer)
     wrapped_dek: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
@@ -62,7 +65,7 @@ class KeyRotation(Base):
     status: Mapped[str] = mapped_column(String(10), default="running")  # running | done
     total: Mapped[int] = mapped_column(Integer, default=0)  # rows to rewrap at the start
     done: Mapped[int] = mapped_column(Integer, default=0)
-    position: Mapped[str] = mapped_column(String(36), default="")  # last row key rewrapped
+    position: Mapped[str] = mapped_column(String(60), default="")  # last row rewrapped
     started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)

@@ -37,16 +37,23 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=10), nullable=False),
         sa.Column("total", sa.Integer(), nullable=False),
         sa.Column("done", sa.Integer(), nullable=False),
-        sa.Column("position", sa.String(length=36), nullable=False),
+        sa.Column("position", sa.String(length=60), nullable=False),
         sa.Column("started_at", sa.DateTime(), nullable=False),
         sa.Column("updated_at", sa.DateTime(), nullable=False),
         sa.Column("finished_at", sa.DateTime(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_key_rotations_chain", "key_rotations", ["chain"])
+    with op.batch_alter_table("record_keys") as batch:
+        batch.drop_index("ix_record_keys_kek_version")
+        batch.create_index("ix_record_keys_rotation",
+                           ["chain", "kek_version", "record_uuid", "dek_version"])
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("record_keys") as batch:
+        batch.drop_index("ix_record_keys_rotation")
+        batch.create_index("ix_record_keys_kek_version", ["kek_version"])
     op.drop_index("ix_key_rotations_chain", table_name="key_rotations")
     op.drop_table("key_rotations")
     op.drop_index("ix_process_heartbeats_seen_at", table_name="process_heartbeats")
