@@ -38,6 +38,7 @@ from shared.models import (
 from shared.models.document import SHEET_ONLY_KINDS
 from shared.queue import (
     DOCUMENT_JOB_FUNCTION,
+    DOCUMENTS_QUEUE,
     MAIL_JOB_FUNCTION,
     MAIL_QUEUE,
     PayloadError,
@@ -102,16 +103,24 @@ FILENAMES = {"agenda": "ordre-du-jour", "dossier": "dossier-de-seance",
              "feedback": "fiche-retour", "information": "note-information"}
 
 
+def _payload_refused(session: Session, rt: runtime.Runtime, payload: dict,
+                     queue: str = DOCUMENTS_QUEUE) -> bool:
+    """A forged, expired or replayed payload is refused and audited (SECURITY.md rule 9)."""
+    try:
+        verify_payload(rt.keyring, payload, queue=queue)
+    except PayloadError as exc:
+        log.warning("refused %s payload: %s", queue, exc)
+        audit.record(session, rt.keyring, audit.WORKER, "job_refused", purpose=str(exc))
+        session.commit()
+        return True
+    return False
+
+
 def run_document_job(payload: dict) -> dict | None:
     """Build the document of one DocumentJob row; returns ids only."""
     rt = runtime.current()
     with rt.sessions() as session:
-        try:
-            verify_payload(rt.keyring, payload)
-        except PayloadError as exc:
-            log.warning("refused job payload: %s", exc)
-            audit.record(session, rt.keyring, audit.WORKER, "job_refused", purpose=str(exc))
-            session.commit()
+        if _payload_refused(session, rt, payload):
             return None
         job = documents.claim(session, str(payload["job"]),
                               lease=timedelta(seconds=rt.settings.job_lease_seconds))
@@ -253,12 +262,7 @@ def run_mail_job(payload: dict) -> dict | None:
     """Send one notification: claimed, composed, handed over, then marked sent."""
     rt = runtime.current()
     with rt.sessions() as session:
-        try:
-            verify_payload(rt.keyring, payload, queue=MAIL_QUEUE)
-        except PayloadError as exc:
-            log.warning("refused mail payload: %s", exc)
-            audit.record(session, rt.keyring, audit.WORKER, "job_refused", purpose=str(exc))
-            session.commit()
+        if _payload_refused(session, rt, payload, MAIL_QUEUE):
             return None
         row = notifications.claim(session, str(payload["job"]),
                                   lease=timedelta(seconds=rt.settings.job_lease_seconds))
