@@ -1,6 +1,6 @@
 """Key rotation benchmark: rewrap rate for 100,000 beneficiaries, and reads meanwhile.
 
-    .venv/bin/python bench/rotation.py [--people 100000] [--batch 1000]
+    .venv/bin/python bench/rotation.py [--people 100000] [--batch 2000]
         [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
 
 For each database (a temporary SQLite file; PostgreSQL when --postgres is given: a database
@@ -188,7 +188,7 @@ def drop_postgres(admin_url: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--people", type=int, default=100_000)
-    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--batch", type=int, default=rotation.DEFAULT_BATCH)
     parser.add_argument("--postgres", help="URL of a PostgreSQL server database to connect "
                                            "to first (the bench creates its own database)")
     args = parser.parse_args()

@@ -20,6 +20,7 @@ from shared.config import ConfigError, Settings, load_settings
 from shared.db import make_engine, make_session_factory
 from shared.keys import ensure_keyring, load_keyring, record_key_versions
 from shared.models.user import ROLES
+from shared.rotation import DEFAULT_BATCH
 
 DEFAULT_PORT = 8000
 _PR_SET_PDEATHSIG = 1
@@ -492,7 +493,7 @@ def keys_promote(chain: str, version: int) -> None:
 @keys.command("rotate")
 @click.option("--chain", "chains", multiple=True,
               help="identity, content or index (default: all three)")
-@click.option("--batch", default=1000, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--batch", default=DEFAULT_BATCH, show_default=True, type=click.IntRange(1, 100_000))
 @click.option("--pause", default=0.0, show_default=True, type=click.FloatRange(0, 60),
               help="Seconds between batches, to spare a busy database.")
 def keys_rotate(chains: tuple[str, ...], batch: int, pause: float) -> None:

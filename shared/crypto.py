@@ -22,7 +22,7 @@ import secrets
 import stat
 import struct
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -98,13 +98,17 @@ class Secret:
 
 def _encode_parts(*parts: str | int) -> bytes:
     """Canonical length-prefixed encoding: no two part lists give the same bytes."""
-    encoded = [str(part).encode("utf-8") for part in parts]
-    return b"".join(struct.pack(">I", len(data)) + data for data in encoded)
+    encoded = []
+    for part in parts:
+        data = (part if isinstance(part, str) else str(part)).encode("utf-8")
+        encoded += (struct.pack(">I", len(data)), data)
+    return b"".join(encoded)
 
 
 # The constant leading parts, encoded once (a rotation builds two AADs per data key).
 _FIELD_PREFIX = _encode_parts(_FIELD_LABEL, FORMAT_VERSION, ALG_AES256GCM)
 _WRAP_PREFIX = _encode_parts(_WRAP_LABEL, FORMAT_VERSION, ALG_AES256GCM)
+_HEADER = bytes((FORMAT_VERSION, ALG_AES256GCM))
 
 
 def _field_aad(table: str, record_uuid: str, field: str, dek_version: int) -> bytes:
@@ -112,17 +116,28 @@ def _field_aad(table: str, record_uuid: str, field: str, dek_version: int) -> by
 
 
 def _wrap_aad(record_uuid: str, chain: str, dek_version: int, kek_version: int) -> bytes:
-    return _WRAP_PREFIX + _encode_parts(record_uuid, chain, dek_version, kek_version)
+    return _wrap_aad_stem(record_uuid, chain, dek_version) + _encode_parts(kek_version)
+
+
+def _wrap_aad_stem(record_uuid: str, chain: str, dek_version: int) -> bytes:
+    """The AAD of a wrapped DEK but its KEK version (the encoding concatenates its parts)."""
+    return _WRAP_PREFIX + _encode_parts(record_uuid, chain, dek_version)
 
 
 def _seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
-    nonce = os.urandom(NONCE_BYTES)
-    header = bytes((FORMAT_VERSION, ALG_AES256GCM))
+    return _seal_with(AESGCM(key), plaintext, aad, os.urandom(NONCE_BYTES))
+
+
+def _seal_with(cipher: AESGCM, plaintext: bytes, aad: bytes, nonce: bytes) -> bytes:
     # The header is authenticated twice: in the AAD encoding and as literal prefix.
-    return header + nonce + AESGCM(key).encrypt(nonce, plaintext, header + aad)
+    return _HEADER + nonce + cipher.encrypt(nonce, plaintext, _HEADER + aad)
 
 
 def _open(key: bytes, blob: bytes, aad: bytes) -> bytes:
+    return _open_with(AESGCM(key), blob, aad)
+
+
+def _open_with(cipher: AESGCM, blob: bytes, aad: bytes) -> bytes:
     if len(blob) < HEADER_BYTES + NONCE_BYTES + TAG_BYTES:
         raise IntegrityError("ciphertext too short")
     version, algorithm = blob[0], blob[1]
@@ -132,7 +147,7 @@ def _open(key: bytes, blob: bytes, aad: bytes) -> bytes:
         raise IntegrityError(f"unknown ciphertext algorithm {algorithm}")
     nonce = blob[HEADER_BYTES : HEADER_BYTES + NONCE_BYTES]
     try:
-        return AESGCM(key).decrypt(nonce, blob[HEADER_BYTES + NONCE_BYTES :], blob[:2] + aad)
+        return cipher.decrypt(nonce, blob[HEADER_BYTES + NONCE_BYTES :], _HEADER + aad)
     except InvalidTag:
         raise IntegrityError("ciphertext failed authentication") from None
 
@@ -456,7 +471,31 @@ class KeyRing:
     ) -> bytes:
         """Unwrap a DEK; the AAD ties it to its record, chain and versions."""
         aad = _wrap_aad(record_uuid, chain, dek_version, kek_version)
-        dek = _open(self.key(chain, kek_version), bytes(wrapped), aad)
-        if len(dek) != KEY_BYTES:
-            raise IntegrityError("unwrapped data key has a wrong length")
-        return dek
+        return _checked_dek(_open(self.key(chain, kek_version), bytes(wrapped), aad))
+
+    def rewrap_many(self, chain: str, kek_version: int,
+                    keys: Sequence[tuple[str, int, bytes]]) -> tuple[int, list[bytes]]:
+        """Rewrap many DEKs of ``chain`` from ``kek_version`` to the primary version (the
+        rotation's loop: one AES-GCM context per KEK, nonces drawn at once). ``keys`` are
+        (record uuid, DEK version, wrapped DEK); returns (primary version, rewrapped DEKs in
+        the same order). Any defect raises IntegrityError: nothing is half done."""
+        if chain not in DATA_CHAINS:
+            raise KeyNotFoundError(f"{chain} does not wrap data keys")
+        target = self.primary_version(chain)
+        opener = AESGCM(self.key(chain, kek_version))
+        sealer = AESGCM(self.key(chain, target))
+        old_tail, new_tail = _encode_parts(kek_version), _encode_parts(target)
+        nonces = os.urandom(NONCE_BYTES * len(keys))
+        rewrapped = []
+        for index, (record_uuid, dek_version, wrapped) in enumerate(keys):
+            stem = _wrap_aad_stem(record_uuid, chain, dek_version)
+            dek = _checked_dek(_open_with(opener, bytes(wrapped), stem + old_tail))
+            nonce = nonces[index * NONCE_BYTES : (index + 1) * NONCE_BYTES]
+            rewrapped.append(_seal_with(sealer, dek, stem + new_tail, nonce))
+        return target, rewrapped
+
+
+def _checked_dek(dek: bytes) -> bytes:
+    if len(dek) != KEY_BYTES:
+        raise IntegrityError("unwrapped data key has a wrong length")
+    return dek

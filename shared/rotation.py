@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, tuple_, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared import audit, heartbeat
@@ -51,6 +51,9 @@ ROTATED_CHAINS = (*DATA_CHAINS, "index")  # chains whose rows name a version
 # The audit secret MACs the whole chain of rows: a new version would orphan the old rows.
 FIXED_CHAINS = ("audit",)
 INDEX_PURPOSE = "rotation de la clé des index de doublons"
+# Rows per checkpointed batch: large enough to amortise statements and commits, small enough
+# that SQLite's write lock is held a few milliseconds (reads' p99 in bench/rotation.py).
+DEFAULT_BATCH = 2000
 Progress = Callable[[int, int], None]
 
 
@@ -220,7 +223,7 @@ class RotationResult:
 
 
 def rotate(sessions: sessionmaker[Session], keyring: KeyRing, chain: str, actor: audit.Actor,
-           *, batch: int = 1000, pause: float = 0.0,
+           *, batch: int = DEFAULT_BATCH, pause: float = 0.0,
            progress: Progress | None = None) -> RotationResult:
     """Move every row of ``chain`` to its primary version; resumable, beside live traffic
     (``pause`` seconds between batches leave room to a busy database)."""
@@ -289,6 +292,17 @@ def _checkpoint(session: Session, keyring: KeyRing, chain: str, target: int,
     return checkpoint
 
 
+# The rotation's two statements run on the driver's cursor, each prepared once per batch:
+# SQLAlchemy's per-row work (statements, Row objects) would cost as much as the crypto.
+_SELECT_KEYS = ("SELECT record_uuid, dek_version, wrapped_dek FROM record_keys "
+                "WHERE chain = {m} AND kek_version = {m} "
+                "AND (record_uuid, dek_version) > ({m}, {m}) "
+                "ORDER BY record_uuid, dek_version LIMIT {m}")
+_UPDATE_KEY = ("UPDATE record_keys SET kek_version = {m}, wrapped_dek = {m} "
+               "WHERE record_uuid = {m} AND chain = {m} AND dek_version = {m} "
+               "AND kek_version = {m}")
+
+
 def _rewrap_batch(session: Session, keyring: KeyRing, chain: str, target: int, position: str,
                   batch: int, actor: audit.Actor) -> tuple[int, str | None]:
     """Rewrap up to ``batch`` DEKs after ``position`` ("old version/uuid/dek version": one old
@@ -298,38 +312,28 @@ def _rewrap_batch(session: Session, keyring: KeyRing, chain: str, target: int, p
     if position:
         version, uuid, dek_version = position.split("/")
         old, after = int(version), (uuid, int(dek_version))
-    while True:
-        if not old:  # the next version still in use (rows of a later one wait their turn)
-            old = session.scalar(select(func.min(RecordKey.kek_version)).where(
-                RecordKey.chain == chain, RecordKey.kek_version != target)) or 0
-            if not old:
-                return 0, None
-        rows = session.execute(
-            select(RecordKey.record_uuid, RecordKey.dek_version, RecordKey.wrapped_dek)
-            .where(RecordKey.chain == chain, RecordKey.kek_version == old,
-                   tuple_(RecordKey.record_uuid, RecordKey.dek_version) > after)
-            .order_by(RecordKey.record_uuid, RecordKey.dek_version).limit(batch)).all()
-        if rows:
-            break
-        if after == ("", 0):  # nothing at all on that version any more
-            old = 0
-            continue
-        return 0, None  # this version walked to its end: the pass is over
-    params = []
-    for uuid, dek_version, wrapped in rows:
-        dek = keyring.unwrap(chain, uuid, dek_version, old, wrapped)
-        new_version, rewrapped = keyring.wrap(chain, uuid, dek_version, dek)
-        params.append((new_version, rewrapped, uuid, chain, dek_version, old))
-    # The driver's executemany directly: per-row statement building would cost more than
-    # the crypto (SQLite and psycopg both run it as one prepared statement).
     mark = "?" if session.get_bind().dialect.paramstyle == "qmark" else "%s"
     cursor = session.connection().connection.cursor()
     try:
-        cursor.executemany(
-            f"UPDATE record_keys SET kek_version = {mark}, wrapped_dek = {mark} "  # noqa: S608
-            f"WHERE record_uuid = {mark} AND chain = {mark} AND dek_version = {mark} "
-            f"AND kek_version = {mark}", params)
-        moved = cursor.rowcount if cursor.rowcount >= 0 else len(params)
+        while True:
+            if not old:  # the next version still in use (rows of a later one wait their turn)
+                old = session.scalar(select(func.min(RecordKey.kek_version)).where(
+                    RecordKey.chain == chain, RecordKey.kek_version != target)) or 0
+                if not old:
+                    return 0, None
+            cursor.execute(_SELECT_KEYS.format(m=mark), (chain, old, *after, batch))
+            rows = cursor.fetchall()
+            if rows:
+                break
+            if after == ("", 0):  # nothing at all on that version any more
+                old = 0
+                continue
+            return 0, None  # this version walked to its end: the pass is over
+        new_version, rewrapped = keyring.rewrap_many(chain, old, rows)
+        cursor.executemany(_UPDATE_KEY.format(m=mark), [
+            (new_version, wrapped, uuid, chain, dek_version, old)
+            for (uuid, dek_version, _old), wrapped in zip(rows, rewrapped, strict=True)])
+        moved = cursor.rowcount if cursor.rowcount >= 0 else len(rows)
     finally:
         cursor.close()
     uuid, dek_version, _wrapped = rows[-1]

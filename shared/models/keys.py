@@ -14,9 +14,10 @@ class RecordKey(Base):
     """A DEK wrapped by a KEK version of its chain (SECURITY.md rule 2)."""
 
     __tablename__ = "record_keys"
-    # Rotation walks one chain's keys on one KEK version in uuid order (keyset batches).
+    # Rotation walks one chain's keys on one KEK version in uuid order (keyset batches);
+    # on SQLite the rows are stored in that order too (WITHOUT ROWID, migration 0012).
     __table_args__ = (Index("ix_record_keys_rotation", "chain", "kek_version", "record_uuid",
-                            "dek_version"),)
+                            "dek_version"), {"sqlite_with_rowid": False})
 
     record_uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
     chain: Mapped[str] = mapped_column(String(10), primary_key=True)

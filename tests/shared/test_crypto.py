@@ -260,6 +260,46 @@ def test_a_wrapped_value_of_the_wrong_length_is_refused_after_authentication():
         unwrap_kat(ring, wrapped)
 
 
+def rotated_kat_ring() -> KeyRing:
+    """The KAT ring with a newer primary version of the identity chain."""
+    ring = kat_ring()
+    newer = KeyVersion(WRAP["chain"], WRAP["kek_version"] + 1, derived_key("newer"), "2026-11-25")
+    return KeyRing([*ring.versions(WRAP["chain"]), newer], {WRAP["chain"]: newer.version})
+
+
+def test_rewrapping_many_keys_moves_each_to_the_primary_bound_to_its_own_place():
+    ring = rotated_kat_ring()
+    # the committed key, then fresh keys of other records under the old version
+    deks = {WRAP["record_uuid"]: WRAPPED_DEK}
+    keys = [(WRAP["record_uuid"], WRAP["dek_version"], WRAPPED)]
+    old_only = kat_ring()
+    for number in range(3):
+        owner, dek = f"owner-{number}", crypto.new_dek()
+        deks[owner] = dek
+        keys.append((owner, 2, old_only.wrap(WRAP["chain"], owner, 2, dek)[1]))
+    version, rewrapped = ring.rewrap_many(WRAP["chain"], WRAP["kek_version"], keys)
+    assert version == WRAP["kek_version"] + 1
+    for (owner, dek_version, old), new in zip(keys, rewrapped, strict=True):
+        assert new != old
+        assert ring.unwrap(WRAP["chain"], owner, dek_version, version, new) == deks[owner]
+        with pytest.raises(IntegrityError):  # bound to its record and versions
+            ring.unwrap(WRAP["chain"], "another", dek_version, version, new)
+        with pytest.raises(IntegrityError):
+            ring.unwrap(WRAP["chain"], owner, dek_version, WRAP["kek_version"], new)
+    assert len({new[2:14] for new in rewrapped}) == len(rewrapped)  # one nonce each
+
+
+def test_rewrapping_many_keys_refuses_the_whole_batch_on_one_defect():
+    ring = rotated_kat_ring()
+    keys = [(WRAP["record_uuid"], WRAP["dek_version"], WRAPPED),
+            (WRAP["record_uuid"], WRAP["dek_version"], flipped(WRAPPED, 20, 1))]
+    with pytest.raises(IntegrityError) as info:
+        ring.rewrap_many(WRAP["chain"], WRAP["kek_version"], keys)
+    assert_clean(info.value, WRAPPED_DEK.hex())
+    with pytest.raises(KeyNotFoundError):
+        ring.rewrap_many("index", 1, keys)
+
+
 def with_header(blob: bytes, version: int, algorithm: int) -> bytes:
     return bytes((version, algorithm)) + blob[2:]
 

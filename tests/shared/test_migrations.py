@@ -1,9 +1,12 @@
+from datetime import datetime
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import create_engine, insert, inspect, select, text
 
 from shared.db import Base
 from shared.migrate import upgrade
+from shared.models import RecordKey
 
 
 def test_migrations_head_matches_the_models(engine):
@@ -24,3 +27,22 @@ def test_upgrade_is_idempotent(engine):
     with engine.connect() as conn:
         context = MigrationContext.configure(conn)
         assert context.get_current_revision() is not None
+
+
+def test_record_keys_become_clustered_on_sqlite_and_keep_their_rows(tmp_path):
+    """0012 rebuilds record_keys WITHOUT ROWID (rotation walks them in file order)."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+    upgrade(engine, "0011")
+    row = {"record_uuid": "u-1", "chain": "identity", "dek_version": 1, "kek_version": 1,
+           "wrapped_dek": b"\x01\x01wrapped", "created_at": datetime(2026, 1, 2)}
+    with engine.begin() as conn:
+        conn.execute(insert(RecordKey.__table__), [row])
+    upgrade(engine)
+    with engine.connect() as conn:
+        ddl = conn.scalar(text("SELECT sql FROM sqlite_master WHERE name = 'record_keys'"))
+        kept = conn.execute(select(RecordKey.__table__)).mappings().one()
+    assert "WITHOUT ROWID" in ddl
+    assert dict(kept) == row
+    assert {ix["name"] for ix in inspect(engine).get_indexes("record_keys")} == {
+        "ix_record_keys_rotation"}
+    engine.dispose()
