@@ -7,6 +7,7 @@ from datetime import timedelta
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from intake.ids import RecordIdConverter
 from shared.config import Settings, load_settings
 from shared.db import make_engine, make_session_factory
 from shared.heartbeat import Heartbeat
@@ -22,6 +23,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     use_fast_hashing(settings.fast_password_hashing)
 
     app = IntakeFlask(__name__)
+    app.url_map.converters["int"] = RecordIdConverter  # before any route is added
     app.config.update(
         SECRET_KEY=settings.secret_key,
         SESSION_COOKIE_HTTPONLY=True,

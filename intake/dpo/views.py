@@ -9,6 +9,7 @@ from intake.access import role_required
 from intake.choices import choices
 from intake.dbsession import db, record, services
 from intake.dpo.forms import AuditFilterForm
+from intake.ids import record_id
 from shared import retention
 from shared.domain import audit_log
 from shared.models import User
@@ -34,7 +35,8 @@ def _filters() -> tuple[AuditFilterForm, audit_log.Filters]:
 @role_required("dpo")
 def audit_page():
     form, filters = _filters()
-    page = max(request.args.get("page", 1, type=int), 1)
+    # Any page past the last is empty; the bound keeps its offset within a database integer.
+    page = min(request.args.get("page", 1, type=record_id), 10**9)
     rows, total = audit_log.search(db(), filters, page)
     query = {k: v for k, v in request.args.items() if k not in ("page", "submit")}
     return render_template("dpo/audit.html", form=form, rows=rows, total=total, page=page,

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from intake.access import meeting_in_scope, role_required
 from intake.choices import choices
 from intake.dbsession import db, record, services, vault
+from intake.ids import record_id
 from intake.meetings.forms import (
     ACTION_ROWS,
     AdjournForm,
@@ -291,7 +292,7 @@ def add_item(meeting_id: int):
 def inscribe(meeting_id: int):
     meeting = meeting_in_scope(meeting_id)
     form = InscribeForm()
-    sheet = db().get(Sheet, request.form.get("sheet_id", type=int) or 0)
+    sheet = db().get(Sheet, request.form.get("sheet_id", type=record_id) or 0)
     if sheet is None:
         flash("Choisissez une fiche recevable.", "error")
         return redirect(url_for("meetings.show", meeting_id=meeting.id) + "#odj")
@@ -334,7 +335,7 @@ def remove_item(meeting_id: int, item_id: int):
 def adjourn(meeting_id: int, item_id: int):
     meeting = meeting_in_scope(meeting_id)
     form = AdjournForm()
-    target_id = request.form.get("target_id", type=int) or 0
+    target_id = request.form.get("target_id", type=record_id) or 0
     target = meeting_in_scope(target_id) if target_id else None
     try:
         domain.adjourn(db(), vault(), meeting, item_id, form.reason.data or "", target)
@@ -420,7 +421,7 @@ def _actions_from_request() -> list[domain.ActionInput]:
         label = (request.form.get(f"action_{row}_label") or "").strip()
         if not label:
             continue
-        owner = request.form.get(f"action_{row}_owner", type=int) or None
+        owner = request.form.get(f"action_{row}_owner", type=record_id) or None
         due = _optional_date(request.form.get(f"action_{row}_due"), "échéance d'une action")
         actions.append(domain.ActionInput(label, owner, due))
     return actions
@@ -441,7 +442,7 @@ def generate(meeting_id: int, kind: str):
     meeting = meeting_in_scope(meeting_id)
     if kind not in DOCUMENT_KINDS:
         abort(404)
-    sheet = _sheet_of_meeting(meeting, request.form.get("sheet_id", type=int))
+    sheet = _sheet_of_meeting(meeting, request.form.get("sheet_id", type=record_id))
     try:
         if kind == "dossier":  # reviewed first, kept even when refused: counts and audit rows
             try:
@@ -464,7 +465,7 @@ def generate(meeting_id: int, kind: str):
 @role_required("facilitator")
 def job_status(meeting_id: int, kind: str):
     meeting = meeting_in_scope(meeting_id)
-    subject = str(request.args.get("fiche", type=int) or "")
+    subject = str(request.args.get("fiche", type=record_id) or "")
     job = documents.latest_jobs(db(), meeting.id).get((kind, subject)) or abort(404)
     return {"status": job.status, "label": job.status_label, "step": job.step,
             "error": job.error_message or "",

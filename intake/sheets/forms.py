@@ -22,8 +22,10 @@ from wtforms.validators import Length
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from intake.choices import choices
+from shared.domain.beneficiaries import Identity
 from shared.domain.sheet_workflow import REASON_LIMIT
 from shared.sheet_schema import ACTION_KEYS, ACTION_ROWS, FIELDS, INTENSITE, SheetField
+from shared.text import canonical, iso_date_or_typed
 
 IDENTITY_LABELS = {
     "nom": "Nom d'usage",
@@ -120,22 +122,30 @@ def values_from_form(form: FlaskForm) -> tuple[dict[str, Any], dict[str, str]]:
         elif spec.kind == "actions":
             rows = []
             for row in range(ACTION_ROWS):
-                entry = {key: (data.get(f"action_{row}_{key}") or "").strip()
+                entry = {key: canonical(data.get(f"action_{row}_{key}") or "").strip()
                          for key in ACTION_KEYS}
                 if any(entry.values()):
                     rows.append(entry)
             values["actions"] = rows
         elif spec.kind == "int":
-            raw = (data.get(spec.name) or "").strip()
-            if raw and not raw.isdigit():
+            raw = canonical(data.get(spec.name) or "").strip()
+            whole = raw.isascii() and raw.isdigit()  # not "²", which isdigit() accepts
+            if raw and not whole:
                 errors[spec.name] = "Nombre entier attendu."
-            values[spec.name] = int(raw) if raw.isdigit() else None
+            values[spec.name] = int(raw) if whole else None
         elif spec.kind == "multichoice":
             values[spec.name] = list(data.get(spec.name) or [])
         else:
-            text = data.get(spec.name) or ""
+            text = canonical(data.get(spec.name) or "")
+            if spec.kind == "date":
+                text = iso_date_or_typed(text.strip())
             values[spec.name] = text if spec.kind == "textarea" else text.strip()
     return values, errors
+
+
+def identity_from_form(form: FlaskForm) -> Identity:
+    return Identity(**{name: canonical(form[name].data or "").strip()
+                       for name in IDENTITY_LABELS})
 
 
 def fill_form(form: FlaskForm, values: dict[str, Any], identity: dict[str, str]) -> None:

@@ -36,6 +36,7 @@ from intake.sheets.forms import (
     ScreeningForm,
     fill_form,
     identity_form_class,
+    identity_from_form,
     sheet_form_class,
     values_from_form,
 )
@@ -146,7 +147,7 @@ def new():
     form = identity_form_class()()
     errors: dict[str, str] = {}
     if form.validate_on_submit():
-        identity = Identity(**{k: (form[k].data or "").strip() for k in IDENTITY_LABELS})
+        identity = identity_from_form(form)
         errors = _identity_errors(identity)
         if not errors:
             try:
@@ -199,10 +200,13 @@ def edit(sheet_id: int):
     elif form.is_submitted():
         values, errors = values_from_form(form)
         values[deidentify.REVIEW_KEY] = stored[deidentify.REVIEW_KEY]
-        identity = Identity(**{k: (form[k].data or "").strip() for k in IDENTITY_LABELS})
-        errors.update(_identity_errors(identity))
+        identity = identity_from_form(form)
         errors.update(domain.validate_values(values, labels, submitting=False))
+        identity_errors = _identity_errors(identity)
         shown = values
+        if (errors or identity_errors) and not request.form.get("finding"):
+            _save_all_but(sheet, values, stored, errors, identity, identity_errors)
+        errors.update(identity_errors)
         if not errors and request.form.get("finding"):
             # One click on a finding: the form is saved with that replacement or dismissal.
             try:
@@ -251,6 +255,21 @@ def edit(sheet_id: int):
                            sections=SECTIONS, fields=FIELDS, identity_labels=IDENTITY_LABELS,
                            labels=offered, saved_at=_paris_time(sheet.updated_at),
                            ticket=stash_ticket(sheet), review=_review(shown))
+
+
+def _save_all_but(sheet: Sheet, values: dict, stored: dict, errors: dict[str, str],
+                  identity: Identity, identity_errors: dict[str, str]) -> None:
+    """A draft with errors is saved but for the fields in error, which keep their stored
+    value: one mistyped date never costs the texts typed beside it."""
+    kept = {name: stored.get(name) if name in errors else value
+            for name, value in values.items()}
+    domain.write_values(vault(), sheet, kept)
+    if not identity_errors:
+        save_identity(db(), vault(), sheet.beneficiary, sheet.structure_id, identity)
+    record("sheet_saved", object_type="sheets", object_ids=[sheet.id])
+    db().commit()
+    flash("Brouillon enregistré, sauf les champs signalés : corrigez-les puis enregistrez "
+          "de nouveau.", "info")
 
 
 def _review(values: dict) -> dict:
@@ -514,8 +533,13 @@ def reveal_identity(sheet_id: int):
               "error")
         return redirect(url_for("sheets.show", sheet_id=sheet.id))
     # The reason may describe the case: sealed in the sheet's history, the audit names it.
-    event = workflow.note(db(), vault(), sheet, "reveal_identity", actor_id=current_user.id,
-                          comment=reason)
+    try:
+        event = workflow.note(db(), vault(), sheet, "reveal_identity",
+                              actor_id=current_user.id, comment=reason)
+    except DomainError as exc:
+        db().rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("sheets.show", sheet_id=sheet.id))
     identity = _identity_of(sheet, f"levée du pseudonyme (motif : événement {event.id})")
     db().commit()
     return render_template("sheets/identity.html", sheet=sheet, identity=identity,

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from intake.access import role_required
 from intake.dbsession import db, vault
+from intake.ids import record_id
 from intake.meetings.views import send_document
 from shared.domain import documents
 from shared.errors import DomainError
@@ -53,7 +54,7 @@ def download(document_id: int):
 @role_required("director")
 def sign(meeting_id: int, institution: str):
     meeting = db().get(Meeting, meeting_id)
-    document = db().get(GeneratedDocument, request.form.get("document_id", type=int) or 0)
+    document = db().get(GeneratedDocument, request.form.get("document_id", type=record_id) or 0)
     if meeting is None or institution not in INSTITUTIONS:
         abort(404)
     if document is None or document.meeting_id != meeting.id or document.kind != "minutes":

@@ -15,6 +15,7 @@ from shared.errors import InvalidInput
 from shared.models import Beneficiary, IdentityRecord
 from shared.protected import IDENTITY_FIELDS
 from shared.pseudonym import new_pseudonym
+from shared.text import iso_date, iso_date_or_typed
 
 POSTCODE_RE = re.compile(r"^\d{5}$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -27,7 +28,7 @@ class Identity:
 
     nom: str
     prenom: str
-    date_naissance: str  # ISO date
+    date_naissance: str  # AAAA-MM-JJ once constructed (JJ/MM/AAAA typed is converted)
     nom_naissance: str = ""
     numero_caf: str = ""
     identifiant_france_travail: str = ""
@@ -36,6 +37,10 @@ class Identity:
     commune: str = ""
     telephone: str = ""
     email: str = ""
+
+    def __post_init__(self) -> None:
+        # One spelling of a birth date: the duplicate index is computed from it.
+        object.__setattr__(self, "date_naissance", iso_date_or_typed(self.date_naissance))
 
     def __repr__(self) -> str:  # never print an identity by accident
         return "Identity(<redacted>)"
@@ -57,11 +62,11 @@ def validate_identity(identity: Identity, today: date | None = None) -> list[str
     if not normalise_name(identity.prenom):
         problems.append("prenom : obligatoire")
     try:
-        born = date.fromisoformat(identity.date_naissance)
+        born = iso_date(identity.date_naissance)
         if not (date(1900, 1, 1) <= born <= today):
             problems.append("date_naissance : hors de la plage admise")
     except ValueError:
-        problems.append("date_naissance : date invalide (format AAAA-MM-JJ)")
+        problems.append("date_naissance : date invalide (format JJ/MM/AAAA)")
     if identity.numero_caf and not re.fullmatch(r"\d{5,10}", identity.numero_caf.strip()):
         problems.append("numero_caf : 5 à 10 chiffres")
     if identity.identifiant_france_travail and not re.fullmatch(

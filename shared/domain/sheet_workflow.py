@@ -69,8 +69,9 @@ def transition(session: Session, vault: Vault, sheet: Sheet, action: str, *,
     adjourned from)."""
     rule = TRANSITIONS[action]
     if sheet.status not in rule.sources:
+        of = "d'" if rule.label[0] in "aeéiou" else "de "
         raise InvalidTransition(
-            f"Impossible de {rule.label} une fiche « {SHEET_STATES[sheet.status]} »."
+            f"Impossible {of}{rule.label} une fiche « {SHEET_STATES[sheet.status]} »."
         )
     reason = clean_text(reason, label="Motif", limit=REASON_LIMIT)
     if rule.needs_reason and not reason:

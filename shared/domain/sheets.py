@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from shared import deidentify
@@ -29,7 +29,7 @@ from shared.domain.beneficiaries import (
 )
 from shared.encrypted import Vault
 from shared.errors import InvalidInput
-from shared.models import Sheet, Structure, User
+from shared.models import Circonscription, Sheet, Structure, User
 from shared.protected import IDENTITY_FIELDS
 from shared.pseudonym import next_sheet_reference
 from shared.sheet_schema import (
@@ -41,6 +41,7 @@ from shared.sheet_schema import (
     METADATA,
     SheetField,
 )
+from shared.text import iso_date
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # Dates that can only be in the past; others may be up to a few years ahead.
@@ -77,7 +78,7 @@ def _is_empty(value: Any) -> bool:
 
 def _date(value: str) -> date | None:
     try:
-        return date.fromisoformat(value)
+        return iso_date(value)
     except (TypeError, ValueError):
         return None
 
@@ -322,6 +323,13 @@ def start_sheet(session: Session, vault: Vault, *, structure: Structure, author_
     if structure.circonscription is None:
         raise InvalidInput("Votre structure n'est rattachée à aucune circonscription : "
                            "contactez l'administrateur·rice.")
+    # Sheets of a circonscription start one at a time: the circonscription's row is locked
+    # (a no-op UPDATE: a row lock on PostgreSQL, the write lock on SQLite) before the
+    # duplicate search, so two clicks or two colleagues cannot create the same person
+    # twice, nor take the same reference.
+    session.execute(update(Circonscription).where(
+        Circonscription.id == structure.circonscription_id)
+        .values(id=Circonscription.id).execution_options(synchronize_session=False))
     matches = find_duplicates(session, vault, identity)
     notice, existing = None, []
     if matches:

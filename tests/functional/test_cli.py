@@ -65,7 +65,7 @@ def test_demo_with_people_then_check_leaves_no_value_anywhere(
         test_env, engine, settings, redis, tmp_path, instance_dir):
     good = [canary_identity(n) for n in range(3)]
     bad_date = [getattr(canary_identity(7), k) for k in HEADER]
-    bad_date[2] = "31/12/1980"
+    bad_date[2] = "31/02/1980"  # no such day (JJ/MM/AAAA is read too)
     bad_postcode = [getattr(canary_identity(8), k) for k in HEADER]
     bad_postcode[6] = "9320"
     short_row = ["Zyxcanari9", "Qwertinette9"]

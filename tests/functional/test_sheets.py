@@ -17,7 +17,9 @@ from shared.models import (
     FormStash,
     Sheet,
     SheetEvent,
+    Structure,
 )
+from shared.text import canonical
 from tests.conftest import CSRF_RE, csrf_token, logged_in
 from tests.factories import PASSWORD, canary_identity, canary_values, make_sheet
 from tests.functional.test_cli import database_dump, redis_dump
@@ -279,7 +281,8 @@ def test_hostile_text_is_stored_and_shown_back_exactly(referent, db_session, nam
     data = sheet_form(values, identity) | {"commune": value, "adresse": value}
     assert post_sheet(referent, sheet_id, data).status_code == 302
     page = referent.get(f"/fiches/{sheet_id}").get_data(as_text=True)
-    assert str(escape(value)) in page  # shown back exactly, escaped
+    # shown back as typed, escaped (bidirectional controls dropped: see shared/text.py)
+    assert str(escape(canonical(value))) in page
     assert "<script>alert(1)</script>" not in page
     assert "49" not in page.split("Parcours et situation")[1][:200]
 
@@ -526,3 +529,112 @@ def test_the_screening_page_flags_unhandled_findings_of_a_submitted_sheet(
     values = read_values(vault, sheet, purpose="test")
     db_session.commit()
     assert [f.detection.kind for f in unhandled_high_confidence(values)] == ["person"]
+
+
+def test_a_name_or_number_split_by_invisible_characters_is_still_flagged(referent, db_session,
+                                                                       vault):
+    identity = canary_identity(12)
+    sheet_id = create_draft(referent, identity)
+    caf = identity.numero_caf
+    disguised = {**demo_values(0),
+                 "question": f"Madame {identity.nom[:4]}\u00ad{identity.nom[4:]} ira-t-elle ?",
+                 "parcours": f"Dossier CAF {caf[:3]}\u200b{caf[3:]}, suivi en cours."}
+    body = post_sheet(referent, sheet_id, sheet_form(disguised, identity), "submit") \
+        .get_data(as_text=True)
+    assert "Textes à reformuler" in body
+    assert "le nom de la personne" in body
+    assert status_of(db_session, sheet_id) == "brouillon"
+    stored = read_values(vault, db_session.get(Sheet, sheet_id), purpose="test")
+    assert "\u00ad" not in stored["question"] and "\u200b" not in stored["parcours"]
+
+
+def test_odd_numbers_and_dates_get_a_french_message_not_a_crash(referent, db_session, vault):
+    identity = canary_identity(13)
+    sheet_id = create_draft(referent, identity)
+    for odd in ("²", "1e3", "-2"):
+        response = post_sheet(referent, sheet_id,
+                              sheet_form({"enfants_a_charge": odd}, identity))
+        assert response.status_code == 200
+        assert "Nombre entier attendu." in response.get_data(as_text=True)
+    compact = post_sheet(referent, sheet_id, identity_form(identity)
+                         | {"date_naissance": "19810401"})
+    assert "Date invalide (format JJ/MM/AAAA)." in compact.get_data(as_text=True)
+    born = identity.date_naissance
+    french = post_sheet(referent, sheet_id, sheet_form({"enfants_a_charge": "٣"}, identity)
+                        | {"date_naissance": f"{born[8:]}/{born[5:7]}/{born[:4]}"})
+    assert french.status_code == 302
+    db_session.expire_all()
+    stored = read_values(vault, db_session.get(Sheet, sheet_id), purpose="test")
+    assert stored["enfants_a_charge"] == 3
+
+
+def test_a_control_character_in_the_reason_to_see_an_identity_is_refused_in_french(
+        referent, facilitator, db_session):
+    identity = canary_identity(14)
+    sheet_id = create_draft(referent, identity)
+    post_sheet(referent, sheet_id, sheet_form(demo_values(2), identity), "submit")
+    token = csrf_token(facilitator, f"/fiches/{sheet_id}")
+    response = facilitator.post(f"/fiches/{sheet_id}/identite", data={
+        "csrf_token": token, "reason": "contrôle\x01 du dossier"}, follow_redirects=True)
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert "caractères de contrôle non autorisés" in page
+    assert identity.nom not in page
+
+
+def test_a_draft_with_a_mistyped_field_keeps_everything_else(referent, db_session, vault):
+    identity = canary_identity(15)
+    sheet_id = create_draft(referent, identity)
+    typed = {"parcours": "Texte important, saisi longuement.", "seance_souhaitee": "32/03/2026",
+             "enfants_a_charge": "deux"}
+    response = post_sheet(referent, sheet_id, sheet_form(typed, identity))
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "sauf les champs signalés" in body and "Date invalide" in body
+    assert "Texte important, saisi longuement." in body  # shown back too
+    db_session.expire_all()
+    stored = read_values(vault, db_session.get(Sheet, sheet_id), purpose="test")
+    assert stored["parcours"] == "Texte important, saisi longuement."
+    assert stored["seance_souhaitee"] == "" and stored["enfants_a_charge"] is None
+
+
+def test_two_simultaneous_creations_of_one_person_make_one_person(engine, world, keyring):
+    """The second creation waits for the first (the circonscription's row is locked) and
+    then finds the person it created, on SQLite and on PostgreSQL."""
+    import threading
+
+    from shared import audit
+    from shared.db import make_session_factory
+    from shared.domain.sheets import start_sheet
+    from shared.encrypted import Vault
+
+    sessions = make_session_factory(engine)
+    identity = canary_identity(16)
+    first, second = sessions(), sessions()
+    structure_id = world["structures"]["ssd"].id
+    started = start_sheet(first, Vault(first, keyring, audit.CLI),
+                          structure=first.get(Structure, structure_id), author_id=None,
+                          identity=identity)
+    outcome = {}
+
+    def create_again() -> None:
+        outcome["started"] = start_sheet(
+            second, Vault(second, keyring, audit.CLI),
+            structure=second.get(Structure, structure_id), author_id=None, identity=identity)
+        second.commit()
+
+    thread = threading.Thread(target=create_again)
+    try:
+        thread.start()
+        thread.join(0.5)
+        assert thread.is_alive()  # waiting for the first creation's transaction
+        first.commit()
+        thread.join(30)
+        assert outcome["started"].sheet.beneficiary_id == started.sheet.beneficiary_id
+        assert outcome["started"].sheet.reference != started.sheet.reference
+        assert "existe déjà" in outcome["started"].notice
+    finally:
+        first.rollback()
+        thread.join(30)
+        first.close()
+        second.close()
