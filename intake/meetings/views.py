@@ -279,7 +279,8 @@ def add_item(meeting_id: int):
     form = ItemForm()
     try:
         if not form.validate():
-            raise DomainError("L'intitulé fait 200 caractères au plus.")
+            raise DomainError("La durée est un nombre entier de minutes." if form.duration.errors
+                              else "L'intitulé fait 200 caractères au plus.")
         domain.add_partnership_item(db(), vault(), meeting, form.title.data or "",
                                     form.duration.data or 20)
     except DomainError as exc:

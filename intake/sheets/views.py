@@ -498,7 +498,8 @@ def screen(sheet_id: int):
     sheet = _sheet_for_facilitator(sheet_id)
     form = ScreeningForm()
     if not form.validate() or form.decision.data not in ("accept", "return", "reject"):
-        flash("Décision invalide.", "error")
+        flash(f"Le commentaire fait {workflow.REASON_LIMIT} caractères au plus."
+              if form.reason.errors else "Décision invalide.", "error")
         return redirect(url_for("sheets.show", sheet_id=sheet.id))
     messages = {"accept": "Fiche déclarée recevable.",
                 "return": "Fiche renvoyée au référent pour complément.",

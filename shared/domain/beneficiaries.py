@@ -57,10 +57,11 @@ def validate_identity(identity: Identity, today: date | None = None) -> list[str
             problems.append(f"{f.name} : {MAX_LENGTH} caractères au plus")
         if any(ord(c) < 32 for c in value):
             problems.append(f"{f.name} : caractères de contrôle interdits")
-    if not normalise_name(identity.nom):
-        problems.append("nom : obligatoire")
-    if not normalise_name(identity.prenom):
-        problems.append("prenom : obligatoire")
+    for name in ("nom", "prenom"):
+        value = getattr(identity, name)
+        if not normalise_name(value):
+            problems.append(f"{name} : " + ("au moins une lettre" if value.strip()
+                                            else "obligatoire"))
     try:
         born = iso_date(identity.date_naissance)
         if not (date(1900, 1, 1) <= born <= today):

@@ -271,6 +271,8 @@ def postpone(session: Session, vault: Vault, meeting: Meeting, new_start: dateti
     """Report the session to a new date: a new session takes over its pending agenda."""
     if new_start.date() <= date.today() or new_start <= meeting.starts_at:
         raise InvalidInput("La nouvelle date doit être postérieure à la date prévue.")
+    if new_start > meeting.starts_at + timedelta(days=366):  # a typo, not a monthly instance
+        raise InvalidInput("La nouvelle date doit être dans les douze mois qui suivent.")
     replacement = create_meeting(session, meeting.circonscription, new_start, meeting.place,
                                  video_link=meeting.video_link, cutoff_days=meeting.cutoff_days,
                                  dossier_days=meeting.dossier_days)
@@ -420,7 +422,7 @@ def inscribe_sheet(session: Session, vault: Vault, meeting: Meeting, sheet: Shee
         raise InvalidInput("Précisez s'il s'agit d'une entrée, d'un renouvellement ou "
                            "d'une sortie d'accompagnement global.")
     if not TIME_RE.match(time_slot):
-        raise InvalidInput("Créneau au format HH:MM.")
+        raise InvalidInput("Créneau invalide : une heure de 00:00 à 23:59.")
     if sheet.circonscription_id != meeting.circonscription_id:
         raise InvalidInput("La fiche relève d'une autre circonscription.")
     if any(i.sheet_id == sheet.id and not i.outcome for i in meeting.items):

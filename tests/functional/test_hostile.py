@@ -8,6 +8,7 @@ from sqlalchemy import select
 from shared.models import AgendaItem, Member, User
 from shared.text import canonical
 from tests.conftest import csrf_token
+from tests.factories import canary_identity, make_sheet
 from tests.intake.test_access import client_as
 
 SHOWN_BACK = ["& < > \" ' <script>x</script>", "{{ 7*7 }} {% if 1 %}x{% endif %}",
@@ -97,3 +98,33 @@ def test_ids_beyond_a_database_integer_are_not_found_not_a_crash(app, world):
     assert inscribed.status_code in (200, 404)
     assert facilitator.get(f"{url}/documents", query_string={"fiche": HUGE_ID}
                            ).status_code in (200, 404)
+
+
+def test_each_refusal_names_the_right_problem(app, world, db_session, vault):
+    facilitator, referent = client_as(app, "facilitator"), client_as(app, "referent")
+    meeting = world["meeting"]
+    url = f"/seances/{meeting.id}"
+    screened = make_sheet(db_session, vault, world["structures"]["ssd"], canary_identity(30),
+                          status="recevable")
+    submitted = make_sheet(db_session, vault, world["structures"]["ssd"], canary_identity(31),
+                           status="soumise")
+    db_session.commit()
+    cases = [
+        (facilitator, f"{url}/points", {"title": "Point", "duration": "²"}, url,
+         "La durée est un nombre entier de minutes."),
+        (facilitator, f"{url}/inscrire", {"sheet_id": str(screened.id), "time_slot": "25:99",
+                                          "part": "situation"}, url,
+         "Créneau invalide : une heure de 00:00 à 23:59."),
+        (facilitator, f"{url}/reporter", {"day": "9999-12-31", "at": "14:00",
+                                          "reason": "Salle indisponible"}, url,
+         "dans les douze mois qui suivent"),
+        (facilitator, f"/fiches/{submitted.id}/examen", {"decision": "return",
+                                                         "reason": "x" * 10_050},
+         f"/fiches/{submitted.id}", "caractères au plus"),
+        (referent, "/fiches/nouvelle", {"nom": "😀", "prenom": "{{7*7}}",
+                                        "date_naissance": "1980-01-01"}, None,
+         "Au moins une lettre."),
+    ]
+    for client, target, data, form_url, message in cases:
+        body = post(client, target, data, form_url).get_data(as_text=True)
+        assert str(escape(message)) in body, (target, message)
