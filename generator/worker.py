@@ -118,6 +118,13 @@ class DocumentWorker(Worker):
 def main(settings: Settings | None = None) -> None:
     settings = settings or load_settings()
     configure_logging(settings, "worker")
+    try:
+        _serve(settings)
+    except KeyboardInterrupt:  # Ctrl-C while starting; RQ handles signals once it works
+        log.info("worker stopped while starting")
+
+
+def _serve(settings: Settings) -> None:
     rt = runtime.init(settings)
     with rt.sessions() as session:
         record_key_versions(session, rt.keyring)
@@ -133,22 +140,23 @@ def main(settings: Settings | None = None) -> None:
             time.sleep(2)
     sweep(rt, connection)
     rt.pdf = PdfConverter()  # one resident LibreOffice, started before RQ forks
-    if rt.pdf.available:
-        try:
-            rt.pdf.start()
-        except Exception as exc:
-            log.warning("LibreOffice did not start (%s): PDF unavailable", type(exc).__name__)
-    else:
-        log.info("LibreOffice not installed: documents are built as .docx only")
-    warm_up(rt)
-    # Sweep at least twice per lease, so an abandoned job is taken over soon after it expires.
-    interval = max(1, min(SWEEP_INTERVAL, settings.job_lease_seconds // 2))
-    worker = DocumentWorker([mail_queue(connection), document_queue(connection)],
-                            connection=connection,
-                            serializer=JSONSerializer, job_class=AllowlistedJob,
-                            maintenance_interval=interval,
-                            log_job_description=False)  # payloads stay out of the logs
     try:
+        if rt.pdf.available:
+            try:
+                rt.pdf.start()
+            except Exception as exc:
+                log.warning("LibreOffice did not start (%s): PDF unavailable",
+                            type(exc).__name__)
+        else:
+            log.info("LibreOffice not installed: documents are built as .docx only")
+        warm_up(rt)
+        # Sweep at least twice per lease: an abandoned job is taken over soon after it expires.
+        interval = max(1, min(SWEEP_INTERVAL, settings.job_lease_seconds // 2))
+        worker = DocumentWorker([mail_queue(connection), document_queue(connection)],
+                                connection=connection,
+                                serializer=JSONSerializer, job_class=AllowlistedJob,
+                                maintenance_interval=interval,
+                                log_job_description=False)  # payloads stay out of the logs
         worker.work(with_scheduler=True, logging_level=settings.log_level)
     finally:
         rt.pdf.close()

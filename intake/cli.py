@@ -39,6 +39,13 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def _outside_the_terminal_group() -> None:  # pragma: no cover - runs in the child
+    """Bundled Redis: Ctrl-C in a terminal signals its whole foreground process group at
+    once; out of it, Redis is stopped last, after the worker and the web app that use it."""
+    os.setpgrp()
+    _die_with_parent()
+
+
 def _spawn(args: list[str]) -> subprocess.Popen:
     return subprocess.Popen(args, preexec_fn=_die_with_parent)
 
@@ -107,7 +114,7 @@ def _start_bundled_redis(settings: Settings) -> subprocess.Popen | None:
     if not settings.uses_bundled_redis or bundled_redis_running(settings):
         return None
     return start_bundled_redis(settings.bundled_redis_socket, settings.instance / "redis",
-                               preexec_fn=_die_with_parent)
+                               preexec_fn=_outside_the_terminal_group)
 
 
 def _gunicorn_args(port: int, host: str = "127.0.0.1") -> list[str]:

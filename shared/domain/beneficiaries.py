@@ -75,11 +75,28 @@ def validate_identity(identity: Identity, today: date | None = None) -> list[str
         problems.append("identifiant_france_travail : 7 à 11 lettres ou chiffres")
     if identity.code_postal and not POSTCODE_RE.match(identity.code_postal.strip()):
         problems.append("code_postal : 5 chiffres")
-    if identity.telephone and len(normalise_digits(identity.telephone)) not in (10, 11, 12):
-        problems.append("telephone : numéro invalide")
+    if identity.telephone and not _plausible_phone(identity.telephone):
+        problems.append("telephone : numéro invalide (10 chiffres, ou +indicatif)")
     if identity.email and not EMAIL_RE.match(identity.email.strip()):
         problems.append("email : adresse invalide")
     return problems
+
+
+PHONE_RE = re.compile(r"\+?[0-9 .()-]+")
+
+
+def _plausible_phone(value: str) -> bool:
+    """French (0X XX XX XX XX) or international (+33 6…, 0033 6…): digits and the usual
+    separators only, the length of a real number."""
+    value = value.strip()
+    if not PHONE_RE.fullmatch(value):
+        return False
+    digits = normalise_digits(value)
+    if value.startswith("+"):
+        return 8 <= len(digits) <= 15
+    if digits.startswith("00"):
+        return 10 <= len(digits) <= 17
+    return len(digits) == 10 and digits.startswith("0")
 
 
 def indexes(keyring: KeyRing, identity: Identity, version: int) -> dict[str, int | None]:

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from tests.conftest import answers, free_port
 
@@ -21,14 +22,18 @@ def command_line(process: psutil.Process) -> list[str]:
         return []
 
 
-def test_icli_run_serves_a_fresh_instance_and_sigterm_stops_every_process(tmp_path):
+@pytest.mark.parametrize("stop", ["sigterm", "ctrl-c"])
+def test_icli_run_serves_a_fresh_instance_and_stops_every_process_cleanly(tmp_path, stop):
+    """SIGTERM to `icli run` (a service manager), or SIGINT to its whole process group (Ctrl-C
+    in a terminal): everything stops, Redis last, with no traceback."""
     instance = Path(tempfile.mkdtemp(prefix="icli-run-"))  # short: unix socket path limit
     env = {k: v for k, v in os.environ.items() if not k.startswith("ICLI_")}
     env["ICLI_INSTANCE"] = str(instance)
     port = free_port()
     log = (tmp_path / "run.log").open("wb")
     process = subprocess.Popen([sys.executable, "-m", "intake.cli", "run", "--port", str(port)],
-                               env=env, stdout=log, stderr=subprocess.STDOUT)
+                               env=env, stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)  # a terminal's foreground group
     try:
         started = time.monotonic()
         while not answers(f"http://127.0.0.1:{port}/healthz"):
@@ -45,10 +50,15 @@ def test_icli_run_serves_a_fresh_instance_and_sigterm_stops_every_process(tmp_pa
         output = (tmp_path / "run.log").read_text()
         assert f"http://127.0.0.1:{port}" in output and "animatrice@icli.example" in output
 
-        process.send_signal(signal.SIGTERM)
+        if stop == "sigterm":
+            process.send_signal(signal.SIGTERM)
+        else:
+            os.killpg(process.pid, signal.SIGINT)
         assert process.wait(60) == 0
         _gone, alive = psutil.wait_procs(children, timeout=30)
         assert alive == [], [p.cmdline() for p in alive]
+        shutdown = (tmp_path / "run.log").read_text().split("(Ctrl-C to stop)", 1)[1]
+        assert "Traceback" not in shutdown and "ConnectionError" not in shutdown, shutdown
     finally:
         if process.poll() is None:
             process.kill()

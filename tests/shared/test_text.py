@@ -60,3 +60,13 @@ def test_a_birth_date_has_one_spelling_so_duplicates_are_found():
 
 def test_a_name_disguised_by_invisible_characters_normalises_like_the_plain_name():
     assert normalise_name(canonical("N'Dia\u00adye\u200b")) == normalise_name("N'Diaye")
+
+
+@pytest.mark.parametrize(("phone", "plausible"), [
+    ("06 12 34 56 78", True), ("06.12.34.56.78", True), ("+33 6 12 34 56 78", True),
+    ("0033612345678", True), ("+1 (555) 123-4567", True),
+    ("abc0612345678xyz", False), ("0612", False), ("6 12 34 56 78", False)])
+def test_a_phone_number_is_checked_for_its_characters_and_length(phone, plausible):
+    identity = Identity(nom="Rent", prenom="Concur", date_naissance="1971-07-07",
+                        telephone=phone)
+    assert (validate_identity(identity) == []) is plausible
