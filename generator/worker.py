@@ -1,16 +1,18 @@
 """The worker process: an RQ Worker on the documents and mail queues, JSON serializer.
 
-Before forking, the worker runs what a job runs (generator/warmup.py), so each job's work
-horse starts warm. Between jobs the worker sweeps the outbox: jobs and e-mails never sent
-(Redis was down), lost, due for a retry, or abandoned by a killed worker past their lease are
-sent again; the sweep also writes the directors' visa reminders and the daily digests when
-they are due; once a day one of the workers runs the retention purge (it needs no identity
-key: purging deletes, it never decrypts); each maintenance step reloads the keyring if it
-changed and reports the versions held (shared/heartbeat.py).
+docxtpl is imported before forking so each job's work horse starts warm. Between jobs the
+worker sweeps the outbox: jobs and e-mails never sent (Redis was down), lost, due for a
+retry, or abandoned by a killed worker past their lease are sent again; the sweep also
+writes the directors' visa reminders and the daily digests when they are due; once a day one
+of the workers runs the retention purge (it needs no identity key: purging deletes, it never
+decrypts); each maintenance step reloads the keyring if it changed and reports the versions
+held (shared/heartbeat.py).
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import time
 from datetime import timedelta
@@ -22,9 +24,10 @@ from sqlalchemy.exc import IntegrityError
 
 # Loaded before fork (docxtpl, the builders) and warmed up (warm_up): each job starts warm.
 from generator import runtime
+from generator.contexts import sample_context
 from generator.jobs import AllowlistedJob
-from generator.pdf import PdfConverter
-from generator.warmup import warm_up
+from generator.pdf import PdfConverter, PdfError
+from generator.render import TEMPLATES, RenderError, render, template_path
 from shared import audit, outbox, retention
 from shared.config import Settings, load_settings
 from shared.domain import notifications
@@ -73,6 +76,28 @@ def daily_retention(rt: runtime.Runtime) -> retention.Report | None:
     log.info("retention: %d person(s), %d dossier(s), %d audit row(s) purged",
              len(report.people), len(report.dossier_ids), report.audit_rows)
     return report
+
+
+def warm_up(rt: runtime.Runtime) -> None:
+    """Render each built-in template once with fictitious data (and convert one to PDF)
+    before RQ forks: every work horse then starts from code the interpreter has already
+    specialised — a cold horse renders about twice slower — and from a LibreOffice that has
+    loaded its fonts. gc.freeze() keeps the collector off the parent's objects in the horses,
+    so they share those pages instead of copying them."""
+    docx = None
+    for kind, name in TEMPLATES.items():
+        path = template_path(rt.settings.templates_dir, kind)
+        if not path.is_file():
+            continue
+        try:
+            docx = render(path, sample_context(kind), name)
+        except RenderError as exc:  # the job will say it; starting is not the place
+            log.warning("warm-up: %s", exc)
+    if docx is not None and rt.pdf is not None and rt.pdf.available:
+        with contextlib.suppress(PdfError):
+            rt.pdf.convert(docx)
+    gc.collect()
+    gc.freeze()
 
 
 class DocumentWorker(Worker):

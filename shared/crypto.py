@@ -367,14 +367,6 @@ class KeyRing:
         return versions, primaries
 
     @classmethod
-    def ephemeral(cls) -> KeyRing:
-        """Random keys for every chain, held in memory only and never written: for work on
-        throwaway synthetic data (the worker's warm-up)."""
-        now = datetime.now(UTC).isoformat(timespec="seconds")
-        return cls([KeyVersion(chain, 1, secrets.token_bytes(KEY_BYTES), now)
-                    for chain in ALL_CHAINS], dict.fromkeys(ALL_CHAINS, 1))
-
-    @classmethod
     def create_file(cls, path: Path) -> bool:
         """Write a new keyring with version 1 of every chain; False if one already exists."""
         now = datetime.now(UTC).isoformat(timespec="seconds")
