@@ -7,6 +7,7 @@ from datetime import timedelta
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from intake.dates import french_date, paris_time
 from intake.ids import RecordIdConverter
 from shared.config import Settings, load_settings
 from shared.db import make_engine, make_session_factory
@@ -32,6 +33,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         # Idle timeout (sliding): what was being typed survives it (sheets' form stash).
         PERMANENT_SESSION_LIFETIME=timedelta(hours=2),
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
+        WTF_I18N_ENABLED=False,  # WTForms' messages in French from its own catalogue
         MAX_CONTENT_LENGTH=2 * 1024 * 1024,
     )
     if settings.proxy_hops:
@@ -57,14 +59,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     errors.register_error_handlers(app)
     _register_blueprints(app)
     app.add_template_filter(french_date, "date_fr")
+    app.add_template_filter(paris_time, "paris")
     return app
-
-
-def french_date(value: str | None) -> str:
-    """ISO date text (as stored) -> JJ/MM/AAAA; anything else is shown unchanged."""
-    if value and len(value) == 10 and value[4] == "-" and value[7] == "-":
-        return f"{value[8:10]}/{value[5:7]}/{value[0:4]}"
-    return value or ""
 
 
 def _register_blueprints(app: Flask) -> None:

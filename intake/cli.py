@@ -346,6 +346,7 @@ def generate(meeting_id: int, kind: str, sheet_id: int | None, pdf: bool, out_pa
     from shared.models import DocumentJob, Meeting, Sheet
     from shared.queue import DOCUMENTS_QUEUE, redis_connection
 
+    _check_writable(out_path)  # before any work: nothing is built, audited, then lost
     settings = _settings()
     keyring = load_keyring(settings)
     connection = redis_connection(settings)
@@ -392,10 +393,23 @@ def generate(meeting_id: int, kind: str, sheet_id: int | None, pdf: bool, out_pa
         body = Vault(session, keyring, audit.CLI).open_blob(document, "pdf_body" if pdf else "body")
         session.commit()
     # Owner-only, never through a symlink: a plaintext document leaves the vault here.
-    fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(body)
+    try:
+        fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(body)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {out_path}: {exc.strerror}") from None
     click.echo(f"wrote {out_path} ({len(body)} bytes, version {document.content_version})")
+
+
+def _check_writable(path: Path) -> None:
+    folder = path.parent
+    if path.is_symlink():
+        raise click.ClickException(f"--out {path}: a symbolic link is refused")
+    if not folder.is_dir():
+        raise click.ClickException(f"--out {path}: no such directory {folder}")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise click.ClickException(f"--out {path}: not writable")
 
 
 # -- keys -------------------------------------------------------------------------

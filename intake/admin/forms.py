@@ -1,4 +1,3 @@
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     EmailField,
@@ -10,12 +9,13 @@ from wtforms import (
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
 from intake.choices import choices
+from intake.forms import Form
 from shared.models.document import INSTITUTIONS
 from shared.models.reference import STRUCTURE_TYPES
 from shared.models.user import ROLES
 
 
-class UserForm(FlaskForm):
+class UserForm(Form):
     email = EmailField("Adresse e-mail professionnelle",
                        validators=[DataRequired("L'adresse e-mail est obligatoire."),
                                    Length(max=254)])
@@ -32,7 +32,7 @@ class UserForm(FlaskForm):
     submit = SubmitField("Créer le compte")
 
 
-class CirconscriptionForm(FlaskForm):
+class CirconscriptionForm(Form):
     code = StringField("Code (ex. C07)",
                        validators=[DataRequired("Le code est obligatoire."),
                                    Regexp(r"^[A-Z0-9]{2,8}$",
@@ -43,7 +43,7 @@ class CirconscriptionForm(FlaskForm):
     submit = SubmitField("Enregistrer")
 
 
-class StructureForm(FlaskForm):
+class StructureForm(Form):
     name = StringField("Nom", validators=[DataRequired("Le nom est obligatoire."),
                                           Length(max=160)])
     type = SelectField("Type", choices=choices(STRUCTURE_TYPES.items()))
@@ -52,7 +52,7 @@ class StructureForm(FlaskForm):
     submit = SubmitField("Enregistrer")
 
 
-class ReferenceItemForm(FlaskForm):
+class ReferenceItemForm(Form):
     code = StringField("Code (stable, lettres minuscules, chiffres, « _ »)",
                        validators=[Length(max=40)])
     label = StringField("Libellé", validators=[DataRequired("Le libellé est obligatoire."),

@@ -8,12 +8,9 @@ only once activated; "revenir au modèle intégré" hands back to the file of te
 from __future__ import annotations
 
 import io
-from datetime import datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import abort, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileAllowed, FileField, FileRequired
 from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -21,8 +18,10 @@ from wtforms import SubmitField
 
 from intake.access import role_required
 from intake.admin.views import bp
+from intake.dates import paris_time
 from intake.dbsession import db, record, services
 from intake.errors import MESSAGES, error_page
+from intake.forms import Form
 from shared.domain import templates
 from shared.models import TemplateVersion, User
 from shared.models.document import DOCUMENT_KINDS
@@ -32,7 +31,7 @@ TOO_LARGE = (f"Modèle refusé : le fichier dépasse {templates.MAX_SIZE_LABEL}.
              "compressées, logos plus légers) puis envoyez-le de nouveau.")
 
 
-class TemplateUploadForm(FlaskForm):
+class TemplateUploadForm(Form):
     file = FileField(f"Nouvelle version (.docx, {templates.MAX_SIZE_LABEL} au plus)",
                      validators=[FileRequired("Choisissez un fichier .docx."),
                                  FileAllowed(["docx"], "Seuls les fichiers Word .docx sont "
@@ -44,16 +43,6 @@ def _kind_or_404(kind: str) -> str:
     if kind not in DOCUMENT_KINDS:
         abort(404)
     return kind
-
-
-def _paris(moment: datetime | None) -> str:
-    if moment is None:
-        return ""
-    aware = moment.replace(tzinfo=ZoneInfo("UTC"))
-    try:
-        return aware.astimezone(ZoneInfo("Europe/Paris")).strftime("%d/%m/%Y à %H:%M")
-    except ZoneInfoNotFoundError:
-        return aware.strftime("%d/%m/%Y à %H:%M (UTC)")
 
 
 def _page(errors: dict[str, list[str]] | None = None, status: int = 200):
@@ -69,7 +58,7 @@ def _page(errors: dict[str, list[str]] | None = None, status: int = 200):
     form = TemplateUploadForm(formdata=None)
     return render_template("admin/templates.html", kinds=DOCUMENT_KINDS, versions=versions,
                            uploaders=uploaders, builtins=builtins, form=form,
-                           errors=errors or {}, when=_paris,
+                           errors=errors or {}, when=paris_time,
                            max_size=templates.MAX_SIZE_LABEL), status
 
 

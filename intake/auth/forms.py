@@ -1,9 +1,10 @@
-from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, SubmitField
 from wtforms.validators import DataRequired, EqualTo, Length
 
+from intake.forms import Form
 
-class LoginForm(FlaskForm):
+
+class LoginForm(Form):
     email = EmailField("Adresse e-mail professionnelle",
                        validators=[DataRequired("Indiquez votre adresse e-mail."), Length(max=254)])
     password = PasswordField("Mot de passe",
@@ -12,7 +13,7 @@ class LoginForm(FlaskForm):
     submit = SubmitField("Se connecter")
 
 
-class ChangePasswordForm(FlaskForm):
+class ChangePasswordForm(Form):
     current = PasswordField("Mot de passe actuel",
                             validators=[DataRequired("Indiquez votre mot de passe actuel.")])
     new = PasswordField("Nouveau mot de passe (12 caractères au moins)",

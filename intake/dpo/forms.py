@@ -1,9 +1,10 @@
-from flask_wtf import FlaskForm
 from wtforms import DateField, SelectField, StringField, SubmitField
 from wtforms.validators import Length, Optional
 
+from intake.forms import Form
 
-class AuditFilterForm(FlaskForm):
+
+class AuditFilterForm(Form):
     """Filters read from the query string (a GET form: nothing changes, no CSRF token)."""
 
     class Meta:

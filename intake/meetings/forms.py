@@ -1,11 +1,11 @@
 """Facilitator forms. Per-member tables (answers, attendance) are read from the request by
 name (``answer_<id>``), their values checked by the domain."""
 
-from flask_wtf import FlaskForm
 from wtforms import IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from intake.choices import choices
+from intake.forms import Form
 from shared.models.meeting import FORMAL_DECISION, ICAG_KINDS, MEMBER_KINDS
 
 WEEKDAYS = ["Lundi", "Mardi", "Mercredi", "Jeudi", "Vendredi"]
@@ -13,7 +13,7 @@ WEEKS = [(1, "1re semaine"), (2, "2e semaine"), (3, "3e semaine"), (4, "4e semai
          (-1, "Dernière semaine")]
 
 
-class MeetingForm(FlaskForm):
+class MeetingForm(Form):
     circonscription_id = SelectField("Circonscription", coerce=int)
     day = StringField("Date", validators=[DataRequired("La date est obligatoire.")],
                       render_kw={"type": "date"})
@@ -23,7 +23,7 @@ class MeetingForm(FlaskForm):
     video_link = StringField("Lien de visioconférence (https://…)", validators=[Length(max=300)])
 
 
-class ScheduleForm(FlaskForm):
+class ScheduleForm(Form):
     weekday = SelectField("Jour", coerce=int, choices=choices(enumerate(WEEKDAYS)))
     week_of_month = SelectField("Semaine du mois", coerce=int, choices=choices(WEEKS))
     at = StringField("Heure", validators=[DataRequired("L'heure est obligatoire.")],
@@ -36,7 +36,7 @@ class ScheduleForm(FlaskForm):
                                 validators=[NumberRange(1, 60, "Entre 1 et 60 jours.")])
 
 
-class MemberForm(FlaskForm):
+class MemberForm(Form):
     name = StringField("Nom et prénom", validators=[DataRequired("Le nom est obligatoire."),
                                                     Length(max=160)])
     function = StringField("Fonction", validators=[Length(max=160)])
@@ -48,23 +48,23 @@ class MemberForm(FlaskForm):
                            choices=choices([("non", "Non"), ("oui", "Oui")]))
 
 
-class ReasonForm(FlaskForm):
+class ReasonForm(Form):
     reason = TextAreaField("Motif", validators=[Length(max=500)])
 
 
-class PostponeForm(FlaskForm):
+class PostponeForm(Form):
     day = StringField("Nouvelle date", render_kw={"type": "date"})
     at = StringField("Heure", render_kw={"type": "time"})
     reason = TextAreaField("Motif du report", validators=[Length(max=500)])
 
 
-class ItemForm(FlaskForm):
+class ItemForm(Form):
     title = StringField("Intitulé (sans nom de personne accompagnée)",
                         validators=[Length(max=200)])
     duration = IntegerField("Durée (minutes)", default=20, validators=[Optional()])
 
 
-class InscribeForm(FlaskForm):
+class InscribeForm(Form):
     sheet_id = SelectField("Fiche recevable", coerce=int)
     time_slot = StringField("Créneau", render_kw={"type": "time"})
     part = SelectField("Partie", choices=choices([("situation", "Étude de situation"),
@@ -72,12 +72,12 @@ class InscribeForm(FlaskForm):
     icag_kind = SelectField("Type ICAG", choices=choices([("", "—"), *ICAG_KINDS.items()]))
 
 
-class AdjournForm(FlaskForm):
+class AdjournForm(Form):
     reason = TextAreaField("Motif de l'ajournement", validators=[Length(max=500)])
     target_id = SelectField("Inscrire directement à la séance", coerce=int)
 
 
-class AvisForm(FlaskForm):
+class AvisForm(Form):
     avis = SelectField("Avis / préconisation")
     motivation = TextAreaField("Motivation", validators=[Length(max=2000)],
                                render_kw={"rows": 5})

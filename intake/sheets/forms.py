@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     Field,
@@ -22,6 +21,7 @@ from wtforms.validators import Length
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from intake.choices import choices
+from intake.forms import Form
 from shared.domain.beneficiaries import Identity
 from shared.domain.sheet_workflow import REASON_LIMIT
 from shared.sheet_schema import ACTION_KEYS, ACTION_ROWS, FIELDS, INTENSITE, SheetField
@@ -69,13 +69,13 @@ def _field(spec: SheetField, labels: dict[str, dict[str, str]]) -> Field:
     return _input(spec.label, spec.kind)
 
 
-def identity_form_class() -> type[FlaskForm]:
+def identity_form_class() -> type[Form]:
     attrs = {name: _input(label, "date" if name == "date_naissance" else "text")
              for name, label in IDENTITY_LABELS.items()}
-    return type("IdentityForm", (FlaskForm,), attrs)
+    return type("IdentityForm", (Form,), attrs)
 
 
-def sheet_form_class(labels: dict[str, dict[str, str]]) -> type[FlaskForm]:
+def sheet_form_class(labels: dict[str, dict[str, str]]) -> type[Form]:
     """Identity fields, then every declared field; freins and actions as input grids."""
     attrs: dict[str, Any] = {name: _input(label, "date" if name == "date_naissance" else "text")
                              for name, label in IDENTITY_LABELS.items()}
@@ -95,14 +95,14 @@ def sheet_form_class(labels: dict[str, dict[str, str]]) -> type[FlaskForm]:
             attrs[spec.name] = _field(spec, labels)
     attrs["guard_confirmed"] = BooleanField(
         "Je confirme que les mots signalés ne désignent pas la personne")
-    return type("SheetForm", (FlaskForm,), attrs)
+    return type("SheetForm", (Form,), attrs)
 
 
-class ReasonForm(FlaskForm):
+class ReasonForm(Form):
     reason = TextAreaField("Motif", validators=[Length(max=REASON_LIMIT)])
 
 
-class ScreeningForm(FlaskForm):
+class ScreeningForm(Form):
     decision = SelectField("Décision", choices=choices([
         ("accept", "Recevable"), ("return", "À compléter (renvoyer au référent)"),
         ("reject", "Non recevable")]))
@@ -110,7 +110,7 @@ class ScreeningForm(FlaskForm):
                            validators=[Length(max=REASON_LIMIT)])
 
 
-def values_from_form(form: FlaskForm) -> tuple[dict[str, Any], dict[str, str]]:
+def values_from_form(form: Form) -> tuple[dict[str, Any], dict[str, str]]:
     """The typed values, and a French error for numbers that are not numbers."""
     values: dict[str, Any] = {}
     errors: dict[str, str] = {}
@@ -143,12 +143,12 @@ def values_from_form(form: FlaskForm) -> tuple[dict[str, Any], dict[str, str]]:
     return values, errors
 
 
-def identity_from_form(form: FlaskForm) -> Identity:
+def identity_from_form(form: Form) -> Identity:
     return Identity(**{name: canonical(form[name].data or "").strip()
                        for name in IDENTITY_LABELS})
 
 
-def fill_form(form: FlaskForm, values: dict[str, Any], identity: dict[str, str]) -> None:
+def fill_form(form: Form, values: dict[str, Any], identity: dict[str, str]) -> None:
     """Put stored values (and the identity) back into a form for display."""
     for name, value in identity.items():
         form[name].data = value

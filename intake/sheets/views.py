@@ -26,6 +26,7 @@ from sqlalchemy import delete, func, or_, select
 from werkzeug.datastructures import MultiDict
 
 from intake.access import role_required
+from intake.dates import paris_time
 from intake.dbsession import db, record, services, vault
 from intake.errors import error_page
 from intake.meetings.views import send_document, send_pending
@@ -236,7 +237,7 @@ def edit(sheet_id: int):
                     return redirect(url_for("sheets.show", sheet_id=sheet.id))
             session_db.commit()  # the draft is saved even when submission is refused
             if not errors and not hits and request.form.get("action") != "submit":
-                flash(f"Brouillon enregistré à {_paris_time(sheet.updated_at)}.", "success")
+                flash(f"Brouillon enregistré à {_saved_at(sheet)}.", "success")
                 return redirect(url_for("sheets.edit", sheet_id=sheet.id)
                                 + _anchor(request.form.get("finding", "")))
             shown = values
@@ -253,7 +254,7 @@ def edit(sheet_id: int):
     db().commit()  # the decryption audit rows
     return render_template("sheets/edit.html", sheet=sheet, form=form, errors=errors, hits=hits,
                            sections=SECTIONS, fields=FIELDS, identity_labels=IDENTITY_LABELS,
-                           labels=offered, saved_at=_paris_time(sheet.updated_at),
+                           labels=offered, saved_at=_saved_at(sheet),
                            ticket=stash_ticket(sheet), review=_review(shown))
 
 
@@ -270,6 +271,10 @@ def _save_all_but(sheet: Sheet, values: dict, stored: dict, errors: dict[str, st
     db().commit()
     flash("Brouillon enregistré, sauf les champs signalés : corrigez-les puis enregistrez "
           "de nouveau.", "info")
+
+
+def _saved_at(sheet: Sheet) -> str:
+    return paris_time(sheet.updated_at, "%H h %M")
 
 
 def _review(values: dict) -> dict:
@@ -310,13 +315,6 @@ def _offered_labels(labels: dict[str, dict[str, str]], stored: dict) -> dict[str
             if code and code not in offered[spec.ref]:
                 offered[spec.ref][code] = labels[spec.ref].get(code, code)
     return offered
-
-
-def _paris_time(moment) -> str:
-    from zoneinfo import ZoneInfo
-
-    local = moment.replace(tzinfo=ZoneInfo("UTC")).astimezone(ZoneInfo("Europe/Paris"))
-    return local.strftime("%H h %M")
 
 
 # -- session expiry: keep what was typed --------------------------------------------------------

@@ -32,8 +32,7 @@ def inbox():
     rows = []
     for meeting in meetings:
         document = documents.latest_document(db(), meeting.id, "minutes")
-        visas = documents.minutes_visas(db(), document) if document else []
-        rows.append((meeting, document, {v.institution: v for v in visas}))
+        rows.append((meeting, document, documents.standing_visas(db(), meeting, document)))
     return render_template("signatures/inbox.html", rows=rows, institutions=INSTITUTIONS,
                            mine=current_user.institutions, form=FlaskForm())
 

@@ -229,6 +229,19 @@ def minutes_visas(session: Session, document: GeneratedDocument) -> list[Minutes
         MinutesVisa.document_id == document.id).order_by(MinutesVisa.id)))
 
 
+def standing_visas(session: Session, meeting: Meeting,
+                   latest: GeneratedDocument | None) -> dict[str, MinutesVisa]:
+    """The visas that stand, by institution: while the minutes await visas, those on their
+    latest version; once signed, those on the version signed (the final minutes, built
+    afterwards, carry them)."""
+    query = select(MinutesVisa).where(MinutesVisa.meeting_id == meeting.id)
+    if meeting.state == "pv_en_signature":
+        if latest is None:
+            return {}
+        query = query.where(MinutesVisa.document_id == latest.id)
+    return {visa.institution: visa for visa in session.scalars(query.order_by(MinutesVisa.id))}
+
+
 def apply_visa(session: Session, vault: Vault, meeting: Meeting, document: GeneratedDocument,
                user: User, institution: str, sha256: str,
                pdf_sha256: str | None = None) -> bool:

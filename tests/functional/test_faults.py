@@ -133,3 +133,22 @@ def test_generate_says_when_no_worker_is_running(test_env, engine, world, redis,
     result = icli(test_env, "generate", "--session", str(world["meeting"].id), "--kind",
                   "agenda", "--out", str(tmp_path / "x.docx"), check=False)
     assert result.returncode != 0 and "no worker is running" in result.stderr
+
+
+def test_generate_refuses_an_unwritable_output_before_any_work(test_env, engine, world, redis,
+                                                               tmp_path, db_session):
+    from shared.models import AuditEvent, DocumentJob
+    from tests.functional.test_cli import icli
+
+    link = tmp_path / "link.docx"
+    link.symlink_to(tmp_path / "elsewhere.docx")
+    for out, reason in ((tmp_path / "missing" / "x.docx", "no such directory"),
+                        (link, "symbolic link is refused")):
+        result = icli(test_env, "generate", "--session", str(world["meeting"].id), "--kind",
+                      "agenda", "--out", str(out), check=False)
+        assert result.returncode != 0 and reason in result.stderr
+        assert "Traceback" not in result.stderr
+    db_session.expire_all()
+    assert db_session.scalars(select(DocumentJob)).all() == []
+    assert not db_session.scalars(select(AuditEvent).where(
+        AuditEvent.action.in_(("document_requested", "document_exported")))).all()

@@ -128,3 +128,16 @@ def test_each_refusal_names_the_right_problem(app, world, db_session, vault):
     for client, target, data, form_url, message in cases:
         body = post(client, target, data, form_url).get_data(as_text=True)
         assert str(escape(message)) in body, (target, message)
+
+
+def test_form_library_messages_are_in_french(app, world):
+    facilitator, dpo = client_as(app, "facilitator"), client_as(app, "dpo")
+    member = post(facilitator, f"/seances/membres/{world['north'].id}", {
+        "name": "x" * 200, "function": "Fonction", "structure_id": "0", "kind": "permanent",
+        "acco_glo": "non"}).get_data(as_text=True)
+    journal = dpo.get("/dpo/journal", query_string={"since": "2026-13-45"}).get_data(
+        as_text=True)
+    for body in (member, journal):
+        assert "Field cannot be longer" not in body and "Not a valid" not in body
+    assert "ne peut pas contenir plus de 160 caractères" in member
+    assert "N&#39;est pas une date valide" in journal or "N'est pas une date valide" in journal

@@ -198,6 +198,8 @@ def test_a_whole_month_of_one_instance(facilitator, app, world, db_session, vaul
         GeneratedDocument.kind == "minutes").order_by(GeneratedDocument.id.desc())).first()
     assert final.id != first.id and visas[0].sha256[:16] in docx_xml(
         vault.open_blob(final, "body"))
+    inbox = client_as(app, "director").get("/visas/").get_data(as_text=True)
+    assert inbox.count("Visé le") == 2 and "En attente" not in inbox  # the signed version's
     page = post(facilitator, f"{url}/etat/close", form_url=url)
     assert reload(db_session, Meeting, meeting.id).state == "cloturee"
     assert reload(db_session, Sheet, sheets[0].id).status == "suivi"  # open actions
