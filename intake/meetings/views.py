@@ -46,6 +46,7 @@ from shared.models import (
 )
 from shared.models.document import DOCUMENT_KINDS, PER_SHEET_KINDS, SHEET_ONLY_KINDS
 from shared.models.meeting import AGENDA_PARTS, ANSWERS, ATTENDANCE, FORMAL_DECISION, ICAG_KINDS
+from shared.text import parse_date
 
 bp = Blueprint("meetings", __name__, url_prefix="/seances")
 
@@ -282,7 +283,7 @@ def add_item(meeting_id: int):
             raise DomainError("La durée est un nombre entier de minutes." if form.duration.errors
                               else "L'intitulé fait 200 caractères au plus.")
         domain.add_partnership_item(db(), vault(), meeting, form.title.data or "",
-                                    form.duration.data or 20)
+                                    20 if form.duration.data is None else form.duration.data)
     except DomainError as exc:
         return _refused(meeting, exc, "#odj")
     return _done(meeting, "Point ajouté à l'ordre du jour.", "#odj")
@@ -391,7 +392,7 @@ def avis(meeting_id: int, item_id: int):
     if form.validate_on_submit():
         try:
             actions = _actions_from_request()
-            come_back = _optional_date(form.come_back_on.data, "date de retour en instance")
+            come_back = _optional_date(form.come_back_on.data, "Date de retour en instance")
             domain.record_avis(db(), vault(), meeting, item.id, avis=form.avis.data or "",
                                avis_codes=set(labels["avis"]),
                                motivation=form.motivation.data or "", actions=actions,
@@ -411,9 +412,9 @@ def _optional_date(value: str | None, label: str) -> date | None:
     if not value:
         return None
     try:
-        return date.fromisoformat(value)
+        return parse_date(value)
     except ValueError:
-        raise DomainError(f"La {label} est invalide.") from None
+        raise DomainError(f"{label} : date invalide (JJ/MM/AAAA).") from None
 
 
 def _actions_from_request() -> list[domain.ActionInput]:
@@ -423,7 +424,7 @@ def _actions_from_request() -> list[domain.ActionInput]:
         if not label:
             continue
         owner = request.form.get(f"action_{row}_owner", type=record_id) or None
-        due = _optional_date(request.form.get(f"action_{row}_due"), "échéance d'une action")
+        due = _optional_date(request.form.get(f"action_{row}_due"), "Échéance d'une action")
         actions.append(domain.ActionInput(label, owner, due))
     return actions
 

@@ -112,6 +112,8 @@ def test_each_refusal_names_the_right_problem(app, world, db_session, vault):
     cases = [
         (facilitator, f"{url}/points", {"title": "Point", "duration": "²"}, url,
          "La durée est un nombre entier de minutes."),
+        (facilitator, f"{url}/points", {"title": "Point", "duration": "0"}, url,
+         "Durée entre 5 et 240 minutes."),
         (facilitator, f"{url}/inscrire", {"sheet_id": str(screened.id), "time_slot": "25:99",
                                           "part": "situation"}, url,
          "Créneau invalide : une heure de 00:00 à 23:59."),
