@@ -212,6 +212,7 @@ def show(meeting_id: int):
     return render_template(
         "meetings/show.html", meeting=meeting, allowed=allowed, parts=AGENDA_PARTS,
         jobs=documents.latest_jobs(db(), meeting.id), kinds=DOCUMENT_KINDS, form=FlaskForm(),
+        kind_states=documents.KIND_STATES,
         per_sheet=PER_SHEET_KINDS | SHEET_ONLY_KINDS, pdf_note=not _pdf_possible(),
         reason_form=ReasonForm(), postpone_form=PostponeForm(), item_form=ItemForm(),
         inscribe_form=inscribe, adjourn_form=adjourn, answers=ANSWERS, attendance=ATTENDANCE,
