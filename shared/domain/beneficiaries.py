@@ -19,6 +19,7 @@ from shared.text import iso_date, iso_date_or_typed
 
 POSTCODE_RE = re.compile(r"^\d{5}$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+PHONE_RE = re.compile(r"\+?[0-9 .()-]+")
 MAX_LENGTH = 200
 
 
@@ -80,9 +81,6 @@ def validate_identity(identity: Identity, today: date | None = None) -> list[str
     if identity.email and not EMAIL_RE.match(identity.email.strip()):
         problems.append("email : adresse invalide")
     return problems
-
-
-PHONE_RE = re.compile(r"\+?[0-9 .()-]+")
 
 
 def _plausible_phone(value: str) -> bool:
