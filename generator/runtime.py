@@ -1,7 +1,7 @@
 """What a worker process holds: settings, its database engine, its keyring (no identity chain).
 
-Initialised once by ``worker.main`` before any fork; a forked work horse re-opens its own
-database connections instead of sharing the parent's sockets.
+Initialised once by ``worker.main``; a forked child re-opens its own database connections
+instead of sharing the parent's sockets.
 """
 
 from __future__ import annotations

@@ -1,12 +1,18 @@
-"""The worker process: an RQ Worker on the documents and mail queues, JSON serializer.
+"""The worker process: an RQ worker on the documents and mail queues, JSON serializer.
 
-docxtpl is imported before forking so each job's work horse starts warm. Between jobs the
-worker sweeps the outbox: jobs and e-mails never sent (Redis was down), lost, due for a
-retry, or abandoned by a killed worker past their lease are sent again; the sweep also
-writes the directors' visa reminders and the daily digests when they are due; once a day one
-of the workers runs the retention purge (it needs no identity key: purging deletes, it never
-decrypts); each maintenance step reloads the keyring if it changed and reports the versions
-held (shared/heartbeat.py).
+Jobs run in the worker process itself, not in a work horse forked per job: a horse starts
+with cold caches and pays a copy-on-write fault on every page it touches (about 20,000 for a
+200-situation dossier, 70-80 ms: bench/README.md). What the fork gave is kept otherwise: a
+killed worker's job is taken over once its lease expires, RQ's timeout still interrupts a job,
+and a worker whose memory grew past ``ICLI_WORKER_MEMORY_MB`` restarts itself (same process
+id, a fresh interpreter) between two jobs.
+
+Between jobs the worker sweeps the outbox: jobs and e-mails never sent (Redis was down), lost,
+due for a retry, or abandoned by a killed worker past their lease are sent again; the sweep
+also writes the directors' visa reminders and the daily digests when they are due; once a day
+one of the workers runs the retention purge (it needs no identity key: purging deletes, it
+never decrypts); each maintenance step reloads the keyring if it changed and reports the
+versions held (shared/heartbeat.py).
 """
 
 from __future__ import annotations
@@ -14,15 +20,19 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import os
+import signal
+import sys
 import time
 from datetime import timedelta
 
 import redis
-from rq import Worker
+from rq import SimpleWorker
+from rq.exceptions import StopRequested
 from rq.serializers import JSONSerializer
 from sqlalchemy.exc import IntegrityError
 
-# Loaded before fork (docxtpl, the builders) and warmed up (warm_up): each job starts warm.
+# Loaded at start (docxtpl, the builders) and warmed up (warm_up): the first job starts warm.
 from generator import runtime
 from generator.contexts import sample_context
 from generator.jobs import AllowlistedJob
@@ -80,10 +90,9 @@ def daily_retention(rt: runtime.Runtime) -> retention.Report | None:
 
 def warm_up(rt: runtime.Runtime) -> None:
     """Render each built-in template once with fictitious data (and convert one to PDF)
-    before RQ forks: every work horse then starts from code the interpreter has already
-    specialised — a cold horse renders about twice slower — and from a LibreOffice that has
-    loaded its fonts. gc.freeze() keeps the collector off the parent's objects in the horses,
-    so they share those pages instead of copying them."""
+    before the first job: it starts from code the interpreter has already specialised — cold,
+    it renders about twice slower — and from a LibreOffice that has loaded its fonts.
+    gc.freeze() then keeps the collector from scanning these long-lived objects again."""
     docx = None
     for kind, name in TEMPLATES.items():
         path = template_path(rt.settings.templates_dir, kind)
@@ -100,9 +109,34 @@ def warm_up(rt: runtime.Runtime) -> None:
     gc.freeze()
 
 
-class DocumentWorker(Worker):
-    """RQ's forking worker plus, in its maintenance step, the keyring heartbeat (work horses
-    fork with the keys reloaded), the outbox sweep and the daily retention purge."""
+def resident_memory() -> int | None:
+    """This process's resident set in bytes (Linux); None where /proc is not available."""
+    try:
+        with open("/proc/self/statm") as statm:
+            pages = int(statm.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+class DocumentWorker(SimpleWorker):
+    """RQ's in-process worker plus, in its maintenance step, the keyring heartbeat, the outbox
+    sweep and the daily retention purge; it stops after a job that left it above
+    ``memory_limit`` bytes (``outgrown``: main() then restarts it)."""
+
+    def __init__(self, *args, memory_limit: int | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.memory_limit = memory_limit
+        self.outgrown = False
+
+    def execute_job(self, job, queue) -> None:
+        super().execute_job(job, queue)
+        resident = resident_memory()
+        if self.memory_limit and resident and resident > self.memory_limit:
+            log.warning("worker memory %d MiB above the %d MiB limit: restarting",
+                        resident >> 20, self.memory_limit >> 20)
+            self.outgrown = True
+            raise StopRequested  # RQ's loop ends cleanly: the worker deregisters itself
 
     def run_maintenance_tasks(self) -> None:
         super().run_maintenance_tasks()
@@ -116,12 +150,15 @@ class DocumentWorker(Worker):
 
 
 def main(settings: Settings | None = None) -> None:
+    # Until RQ installs its own handlers, SIGTERM stops a starting worker as Ctrl-C does.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     settings = settings or load_settings()
     configure_logging(settings, "worker")
     try:
         _serve(settings)
-    except KeyboardInterrupt:  # Ctrl-C while starting; RQ handles signals once it works
-        log.info("worker stopped while starting")
+    # A stop signal while starting, or while RQ was already stopping (to restart): no restart.
+    except (KeyboardInterrupt, StopRequested):
+        log.info("worker stopped while starting or restarting")
 
 
 def _serve(settings: Settings) -> None:
@@ -139,7 +176,7 @@ def _serve(settings: Settings) -> None:
             log.warning("Redis unavailable, retrying in 2 s")
             time.sleep(2)
     sweep(rt, connection)
-    rt.pdf = PdfConverter()  # one resident LibreOffice, started before RQ forks
+    rt.pdf = PdfConverter()  # one resident LibreOffice for the jobs
     try:
         if rt.pdf.available:
             try:
@@ -151,12 +188,16 @@ def _serve(settings: Settings) -> None:
             log.info("LibreOffice not installed: documents are built as .docx only")
         warm_up(rt)
         # Sweep at least twice per lease: an abandoned job is taken over soon after it expires.
+        # An idle RQ worker waits for a job worker_ttl - 15 s before its next maintenance step.
         interval = max(1, min(SWEEP_INTERVAL, settings.job_lease_seconds // 2))
         worker = DocumentWorker([mail_queue(connection), document_queue(connection)],
                                 connection=connection,
                                 serializer=JSONSerializer, job_class=AllowlistedJob,
-                                maintenance_interval=interval,
-                                log_job_description=False)  # payloads stay out of the logs
+                                maintenance_interval=interval, worker_ttl=interval + 15,
+                                log_job_description=False,  # payloads stay out of the logs
+                                memory_limit=settings.worker_memory_mb * 2**20)
         worker.work(with_scheduler=True, logging_level=settings.log_level)
     finally:
         rt.pdf.close()
+    if worker.outgrown:  # the same command again, in this process (supervisors see no exit)
+        os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])  # noqa: S606

@@ -1,4 +1,5 @@
-"""Faults, for real: a worker killed mid-job, Redis stopped during a request."""
+"""Faults, for real: a worker killed mid-job, Redis stopped during a request, a worker that
+outgrows its memory limit."""
 
 import dataclasses
 import os
@@ -18,7 +19,8 @@ from shared.domain.meetings import add_partnership_item, create_meeting
 from shared.models import DocumentJob, GeneratedDocument
 from shared.queue import DOCUMENTS_QUEUE
 from shared.redis_server import start_bundled_redis
-from tests.conftest import csrf_token, wait_for
+from tests import conftest
+from tests.conftest import csrf_token, logged_in, wait_for
 from tests.factories import PASSWORD
 
 
@@ -30,7 +32,8 @@ def start_worker(test_env, log_path, lease_seconds):
 
 
 def kill_group(process):
-    """SIGKILL the worker and its work horse: nothing gets to clean up."""
+    """SIGKILL the worker (it runs its jobs itself) and its RQ scheduler: nothing gets to
+    clean up."""
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(10)
 
@@ -152,3 +155,31 @@ def test_generate_refuses_an_unwritable_output_before_any_work(test_env, engine,
     assert db_session.scalars(select(DocumentJob)).all() == []
     assert not db_session.scalars(select(AuditEvent).where(
         AuditEvent.action.in_(("document_requested", "document_exported")))).all()
+
+
+def test_a_worker_past_its_memory_limit_restarts_between_jobs_and_goes_on(
+        app, test_env, redis, world, tmp_path):
+    from tests.functional.test_documents import generate
+
+    # Given a worker whose limit (1 MiB) every job leaves it above
+    worker = conftest.start_worker({**test_env, "ICLI_WORKER_MEMORY_MB": "1"}, redis,
+                                   tmp_path / "worker.log")
+    try:
+        facilitator = logged_in(app, "facilitator@test.invalid")
+        # When two documents are asked for, one after the other
+        agenda = generate(facilitator, world["meeting"].id, "agenda")
+        dossier = generate(facilitator, world["meeting"].id, "dossier")
+        # Then both are built, the second by the same process restarted after the first
+        assert agenda and dossier
+
+        def ready_again():  # restarted after its last job (the e-mails are jobs too)
+            last = worker.log_path.read_text().rsplit("1 MiB limit: restarting", 1)
+            return len(last) == 2 and f"started with PID {worker.pid}," in last[1]
+        wait_for(ready_again, timeout=60)
+        assert worker.poll() is None
+        log = worker.log_path.read_text()
+        assert log.count("1 MiB limit: restarting") >= 2
+        assert "Traceback" not in log
+    finally:
+        conftest.stop_worker(worker)
+    assert worker.returncode == 0

@@ -198,8 +198,8 @@ def test_a_corrupt_document_gives_a_clean_error_and_libreoffice_survives(convert
 
 
 def test_a_forked_work_horse_converts_with_the_same_libreoffice(converter):
-    """RQ forks a work horse per job: it reaches the worker's LibreOffice, and its close()
-    (or its exit) leaves it running."""
+    """A forked child (RQ's forking worker runs each job in one) reaches the worker's
+    LibreOffice, and its close() (or its exit) leaves it running."""
     converter.convert(make_docx())
     pid = converter.resident_pid()
     read_end, write_end = os.pipe()
