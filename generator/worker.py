@@ -4,8 +4,9 @@ Jobs run in the worker process itself, not in a work horse forked per job: a hor
 with cold caches and pays a copy-on-write fault on every page it touches (about 20,000 for a
 200-situation dossier, 70-80 ms: bench/README.md). What the fork gave is kept otherwise: a
 killed worker's job is taken over once its lease expires, RQ's timeout still interrupts a job,
-and a worker whose memory grew past ``ICLI_WORKER_MEMORY_MB`` restarts itself (same process
-id, a fresh interpreter) between two jobs.
+each job's garbage is collected as soon as it ends (the worker is back to its size at start),
+and a worker whose memory grew past ``ICLI_WORKER_MEMORY_MB`` all the same restarts itself
+(same process id, a fresh interpreter) between two jobs.
 
 Between jobs the worker sweeps the outbox: jobs and e-mails never sent (Redis was down), lost,
 due for a retry, or abandoned by a killed worker past their lease are sent again; the sweep
@@ -130,7 +131,12 @@ class DocumentWorker(SimpleWorker):
         self.outgrown = False
 
     def execute_job(self, job, queue) -> None:
-        super().execute_job(job, queue)
+        gc.disable()  # a job's garbage is collected after it, not in pauses during it
+        try:
+            super().execute_job(job, queue)
+        finally:
+            gc.enable()
+            gc.collect()
         resident = resident_memory()
         if self.memory_limit and resident and resident > self.memory_limit:
             log.warning("worker memory %d MiB above the %d MiB limit: restarting",
