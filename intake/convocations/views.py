@@ -32,10 +32,14 @@ def answer(meeting_id: int, token: str):
         try:
             if choice not in OFFERED:
                 raise DomainError("Choisissez votre réponse.")
+            try:  # spent first: of two answers sent at once, the second is refused here
+                notifications.use_answer_link(db(), row)
+            except DomainError as exc:
+                db().rollback()
+                return error_page(404, "Lien non valable", exc.message)
             vault = Vault(db(), services().keyring, audit.Actor(None, "convocation_link"))
             meetings.record_answers(db(), vault, row.meeting, {
                 row.id: (choice, request.form.get("replacement", ""))})
-            notifications.use_answer_link(row)
         except DomainError as exc:
             db().rollback()
             error = exc.message

@@ -321,6 +321,10 @@ def recipient_address(notification: Notification) -> str:
 
 
 # -- convocation answer links ---------------------------------------------------------------
+LINK_REFUSED = ("Ce lien de réponse n'est plus valable. Contactez l'animation de l'instance "
+                "pour répondre.")
+
+
 def answer_token(secret: str, row: MeetingMember, now: datetime | None = None) -> str:
     """A link token for one member of one session: works until the session starts (at most
     ANSWER_LINK_TTL), once; it carries ids only."""
@@ -338,8 +342,7 @@ def invitation_for(session: Session, secret: str, meeting_id: int, token: str,
     another session). The message says nothing about which."""
     from shared.domain.meetings import ANSWER_STATES  # meetings imports this module
 
-    refused = InvalidInput("Ce lien de réponse n'est plus valable. Contactez l'animation de "
-                           "l'instance pour répondre.")
+    refused = InvalidInput(LINK_REFUSED)
     try:
         data = URLSafeSerializer(secret, salt=ANSWER_SALT).loads(token)
         row_id, nonce, expires = int(data["i"]), str(data["n"]), int(data["e"])
@@ -356,6 +359,12 @@ def invitation_for(session: Session, secret: str, meeting_id: int, token: str,
     return row
 
 
-def use_answer_link(row: MeetingMember) -> None:
-    """The link has been used: it works no more."""
-    row.answer_nonce = None
+def use_answer_link(session: Session, row: MeetingMember) -> None:
+    """Spend the link before recording its answer: a compare-and-swap on its nonce, so of two
+    answers sent at once through one link, the second waits for the first, then is refused."""
+    spent = session.execute(update(MeetingMember).where(
+        MeetingMember.id == row.id, MeetingMember.answer_nonce == row.answer_nonce,
+        MeetingMember.answer_nonce.is_not(None)).values(answer_nonce=None))
+    if spent.rowcount != 1:
+        raise InvalidInput(LINK_REFUSED)
+    session.expire(row, ["answer_nonce"])

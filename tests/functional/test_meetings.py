@@ -164,6 +164,10 @@ def test_a_whole_month_of_one_instance(facilitator, app, world, db_session, vaul
                                   ).one()
     assert decision.formal_decision_by == "departement" and len(decision.actions) == 2
     assert vault.open(decision.actions[0], "label").reveal() == "Prise de contact avec l'ALI"
+    # A situation with its avis offers no second form
+    page = facilitator.get(f"{url}/points/{items[sheets[0].id].id}/avis")
+    assert "déjà un avis" in html.unescape(page.get_data(as_text=True))
+    assert "Enregistrer l'avis" not in html.unescape(page.get_data(as_text=True))
 
     # The adjourned sheet is proposed first for the next session.
     page = facilitator.get(f"/seances/{future.id}").get_data(as_text=True)
@@ -173,6 +177,9 @@ def test_a_whole_month_of_one_instance(facilitator, app, world, db_session, vaul
     for action in ("finish_avis", "write_minutes"):
         page = post(facilitator, f"{url}/etat/{action}", form_url=url)
         assert "Séance :" in flash_text(page), (action, flash_text(page))
+    page = facilitator.get(f"{url}/points/{items[sheets[2].id].id}/avis")  # PV rédigé
+    assert "La saisie des avis n'est pas ouverte" in html.unescape(page.get_data(as_text=True))
+    assert "Enregistrer l'avis" not in html.unescape(page.get_data(as_text=True))
     page = post(facilitator, f"{url}/etat/send_minutes", form_url=url)
     assert "Générez d'abord le procès-verbal" in html.unescape(flash_text(page))
     post(facilitator, f"{url}/documents/minutes", form_url=url)

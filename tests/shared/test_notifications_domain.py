@@ -114,8 +114,33 @@ def test_an_answer_link_names_one_member_of_one_session_and_works_once(world, db
     with pytest.raises(InvalidInput):
         notifications.invitation_for(db_session, secret, meeting.id, token,
                                      now=meeting.starts_at + timedelta(days=1))
-    notifications.use_answer_link(first)
+    notifications.use_answer_link(db_session, first)
     with pytest.raises(InvalidInput):  # used once
         notifications.invitation_for(db_session, secret, meeting.id, token)
     other = notifications.answer_token(secret, second)
     assert notifications.invitation_for(db_session, secret, meeting.id, other) is second
+
+
+def test_two_answers_sent_at_once_through_one_link_keep_one(world, db_session, engine):
+    from sqlalchemy.orm import Session
+
+    meeting = world["meeting"]
+    member = Member(circonscription_id=world["north"].id, name="M", email="m@x.invalid")
+    db_session.add(member)
+    db_session.flush()
+    db_session.add(MeetingMember(meeting=meeting, member_id=member.id))
+    db_session.flush()
+    notifications.convoke(db_session, meeting,
+                          documents.request_document(db_session, meeting, "agenda", None))
+    db_session.commit()
+    token = notifications.answer_token("s" * 40, meeting.members[-1])
+    # Two requests both open the link before either has answered
+    with Session(engine) as one, Session(engine) as two:
+        first = notifications.invitation_for(one, "s" * 40, meeting.id, token)
+        second = notifications.invitation_for(two, "s" * 40, meeting.id, token)
+        notifications.use_answer_link(one, first)
+        one.commit()
+        # The second, validated against the same nonce, is refused when it spends the link
+        with pytest.raises(InvalidInput):
+            notifications.use_answer_link(two, second)
+        two.rollback()
