@@ -45,3 +45,17 @@ document.addEventListener("DOMContentLoaded", () => {
   };
   setTimeout(poll, 1000);
 });
+
+// A double click sends a form once: a second submit of a form already on its way is ignored.
+// The mark goes after a few seconds (a form that answers with a download leaves the page
+// as it was) and when the page comes back from the browser's history.
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  if (event.defaultPrevented) return;  // another handler kept it from being sent
+  if (form.dataset.sent) { event.preventDefault(); return; }
+  form.dataset.sent = "1";
+  setTimeout(() => { delete form.dataset.sent; }, 5000);
+});
+window.addEventListener("pageshow", () => {
+  document.querySelectorAll("form[data-sent]").forEach((form) => { delete form.dataset.sent; });
+});

@@ -177,6 +177,18 @@ class MeetingPage(Page):
             By.XPATH, "//table[preceding::h2[1][normalize-space()='Ordre du jour']]"
                       "/tbody/tr/td[2]")]
 
+    def add_partnership_point_clicking_twice(self, title: str) -> None:
+        """Type a partnership point's title, click "Ajouter" twice 20 ms apart (the first
+        request already sent), wait for the next page."""
+        self._fill("Intitulé (sans nom de personne accompagnée)", title)
+        button = self.driver.find_element(By.XPATH, f"//main//button[{_text_is('Ajouter')}]")
+        old_page = self.driver.find_element(By.TAG_NAME, "html")
+        self.driver.execute_script(
+            "arguments[0].click(); setTimeout(() => arguments[0].click(), 20);", button)
+        self._wait(across_reloads=True).until(ec.staleness_of(old_page))
+        self._wait(across_reloads=True).until(
+            lambda d: d.execute_script("return document.readyState") == "complete")
+
     def generate_agenda(self) -> None:
         """Click "Générer" on the agenda's row and wait for the confirmation."""
         row = self._document_row(self.AGENDA)

@@ -116,3 +116,12 @@ def test_a_referent_replaces_and_dismisses_findings_in_the_sheet_form(
     form.dismiss_first_finding()
     assert form.highlighted() == []
     assert form.console_errors() == []
+
+
+def test_a_double_click_adds_one_partnership_point(browser, live_server, world):
+    home = LoginPage(browser, live_server).open().login("facilitator@test.invalid", PASSWORD)
+    meeting = home.open_meetings_from_menu().open_meeting(MEETING_DATE)
+    meeting.add_partnership_point_clicking_twice("Présentation du PLIE")
+    assert "Point ajouté à l'ordre du jour." in meeting.flash_messages()
+    assert meeting.agenda_points().count("Présentation du PLIE") == 1
+    assert meeting.console_errors() == []
