@@ -23,12 +23,13 @@ def _filters() -> tuple[AuditFilterForm, audit_log.Filters]:
     form.user_id.choices = choices([(0, "Tous"), *((u.id, u.full_name) for u in users)])
     form.action.choices = choices([("", "Toutes"),
                                    *((a, a) for a in audit_log.actions(db()))])
-    if not form.validate():
-        return form, audit_log.Filters()
-    return form, audit_log.Filters(user_id=form.user_id.data or None,
-                                   reference=form.reference.data or "",
-                                   action=form.action.data or "", since=form.since.data,
-                                   until=form.until.data)
+    form.validate()  # a field in error is shown with its message and left out; the rest apply
+
+    def valid(field, empty=None):
+        return empty if field.errors else (field.data or empty)
+    return form, audit_log.Filters(user_id=valid(form.user_id), reference=valid(form.reference, ""),
+                                   action=valid(form.action, ""), since=valid(form.since),
+                                   until=valid(form.until))
 
 
 @bp.route("/journal")

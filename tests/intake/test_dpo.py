@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import html
 import io
 from datetime import date, timedelta
 
@@ -60,6 +61,14 @@ def test_filters_by_user_action_and_dates_and_pages(app, world, db_session, keyr
                       ).get_data(as_text=True)
     assert "Page 2 sur 2" in body and "Page précédente" in body
     assert "1004" in body and "1054" not in body  # newest first: page 2 holds the oldest
+    # A date typed wrong is named, and the other filters still apply
+    audit.record(db_session, keyring, audit.Actor(admin.id), "user_deactivated",
+                 object_type="users", object_ids=[999])
+    db_session.commit()
+    body = client.get("/dpo/journal", query_string={"action": "user_deactivated",
+                                                    "since": "31/02/2026"}).get_data(as_text=True)
+    assert "N'est pas une date valide." in html.unescape(body)
+    assert "user_deactivated" in body and "user_created" not in body.split("<tbody>", 1)[1]
 
 
 def test_the_csv_export_holds_the_filtered_rows_and_is_audited(app, world, db_session):
