@@ -77,12 +77,15 @@ def has_control(value: str) -> bool:
     return bool(CONTROL.search(value))
 
 
-def clean_text(value: str | None, *, label: str, limit: int, required: bool = False) -> str:
-    """The text stripped, or InvalidInput naming the field (never quoting the value)."""
+def clean_text(value: str | None, *, label: str, limit: int, required: bool = False,
+               multiline: bool = False) -> str:
+    """The text stripped, or InvalidInput naming the field (never quoting the value). A
+    one-line field (a name, a title, a place) gets each run of spaces and line breaks of any
+    kind as one space: it is printed on one line of a table or a document."""
     value = canonical(value or "")
     if has_control(value):
         raise InvalidInput(f"{label} : caractères de contrôle non autorisés.")
-    value = value.strip()
+    value = value.strip() if multiline else " ".join(value.split())
     if required and not value:
         raise InvalidInput(f"{label} : champ obligatoire.")
     if len(value) > limit:

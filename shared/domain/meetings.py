@@ -128,7 +128,7 @@ def transition(session: Session, vault: Vault, meeting: Meeting, action: str, *,
     """Move the session, or raise a French error and change nothing."""
     rule = TRANSITIONS[action]
     _require(meeting, action, today)
-    reason = clean_text(reason, label="Motif", limit=500)
+    reason = clean_text(reason, label="Motif", limit=500, multiline=True)
     if rule.needs_reason and not reason:
         raise InvalidInput(f"Indiquez le motif pour {rule.label}.")
     if action == "convene" and not meeting.items:
@@ -486,7 +486,8 @@ def adjourn(session: Session, vault: Vault, meeting: Meeting, item_id: int, reas
     item = _item(meeting, item_id)
     if item.sheet is None or item.outcome:
         raise InvalidInput("Seule une situation non encore examinée peut être ajournée.")
-    reason = clean_text(reason, label="Motif de l'ajournement", limit=500, required=True)
+    reason = clean_text(reason, label="Motif de l'ajournement", limit=500, required=True,
+                        multiline=True)
     if target is not None and (target.id == meeting.id
                                or target.circonscription_id != meeting.circonscription_id):
         raise InvalidInput("Choisissez une autre séance de la même circonscription.")
@@ -517,7 +518,8 @@ def record_avis(session: Session, vault: Vault, meeting: Meeting, item_id: int, 
     item = _item(meeting, item_id)
     if item.sheet is None or item.outcome:
         raise InvalidInput("Cette situation a déjà un avis ou a été ajournée.")
-    motivation = clean_text(motivation, label="Motivation", limit=MOTIVATION_LIMIT)
+    motivation = clean_text(motivation, label="Motivation", limit=MOTIVATION_LIMIT,
+                            multiline=True)
     actions = [ActionInput(clean_text(a.label, label="Action", limit=ACTION_LIMIT),
                            a.owner_structure_id, a.due_on) for a in actions]
     problems = []

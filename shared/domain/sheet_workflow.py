@@ -73,7 +73,7 @@ def transition(session: Session, vault: Vault, sheet: Sheet, action: str, *,
         raise InvalidTransition(
             f"Impossible {of}{rule.label} une fiche « {SHEET_STATES[sheet.status]} »."
         )
-    reason = clean_text(reason, label="Motif", limit=REASON_LIMIT)
+    reason = clean_text(reason, label="Motif", limit=REASON_LIMIT, multiline=True)
     if rule.needs_reason and not reason:
         raise InvalidInput(f"Indiquez le motif pour {rule.label} la fiche.")
     # Compare-and-swap: of two concurrent transitions from the same state, one wins.
@@ -110,7 +110,7 @@ def _event(session: Session, vault: Vault, sheet: Sheet, action: str, target: st
 def note(session: Session, vault: Vault, sheet: Sheet, action: str, *, actor_id: int | None,
          comment: str) -> SheetEvent:
     """A history entry that changes no state (e.g. why the identity was looked at)."""
-    comment = clean_text(comment, label="Motif", limit=REASON_LIMIT)
+    comment = clean_text(comment, label="Motif", limit=REASON_LIMIT, multiline=True)
     event = _event(session, vault, sheet, action, sheet.status, actor_id, comment)
     session.flush()
     return event

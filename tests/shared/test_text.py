@@ -6,7 +6,7 @@ import pytest
 
 from shared.crypto import normalise_name
 from shared.domain.beneficiaries import Identity, validate_identity
-from shared.text import canonical, parse_date
+from shared.text import canonical, clean_text, parse_date
 
 DISGUISED = {  # what pasting from other software produces, and what a reader sees
     "combining accent": ("Ai\u0308ssatou", "Aïssatou"),
@@ -70,3 +70,15 @@ def test_a_phone_number_is_checked_for_its_characters_and_length(phone, plausibl
     identity = Identity(nom="Rent", prenom="Concur", date_naissance="1971-07-07",
                         telephone=phone)
     assert (validate_identity(identity) == []) is plausible
+
+
+@pytest.mark.parametrize("typed", ["Point\x0bpartenarial", "Point\npartenarial",
+                                   "Point\u2028partenarial", "Point\x85partenarial",
+                                   "  Point \t\u00a0 partenarial\r\n"])
+def test_a_one_line_field_gets_its_line_breaks_as_one_space(typed):
+    assert clean_text(typed, label="Intitulé", limit=200) == "Point partenarial"
+
+
+def test_a_multiline_field_keeps_its_paragraphs():
+    assert clean_text(" Premier.\x0bSecond.\n", label="Motif", limit=500,
+                      multiline=True) == "Premier.\nSecond."
