@@ -301,6 +301,11 @@ def _frame(document, title: str, *, landscape: bool = False,
     footer.add_run(" / ").font.size = Pt(8)
     _field(footer, "NUMPAGES")
 
+    # French for Word's spelling, grammar and hyphenation (python-docx's default is en-US).
+    language = document.styles.element.find(qn("w:docDefaults")).find(
+        qn("w:rPrDefault")).find(qn("w:rPr")).find(qn("w:lang"))
+    language.set(qn("w:val"), "fr-FR")
+    document.core_properties.language = "fr-FR"
     normal = document.styles["Normal"]
     normal.font.name = "Calibri"
     normal.font.size = Pt(10)

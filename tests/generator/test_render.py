@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from docx import Document
+from docx.oxml.ns import qn
 
 from generator.contexts import BUILDERS, clean, french_date, sample_context, slot_time
 from generator.render import TEMPLATES, RenderError, render, template_path, undeclared_variables
@@ -129,6 +130,12 @@ def test_every_document_carries_logos_notice_version_and_page_x_of_y(settings, k
     assert headers and "NUMPAGES" in footers and "PAGE" in footers
     assert header_rels.count("relationships/image") == 2  # the two replaceable logos
     assert len(images) == 2 and max(sizes) < 20_000  # kept small
+    # Word checks spelling and hyphenates in French
+    document = Document(io.BytesIO(data))
+    default = document.styles.element.find(qn("w:docDefaults")).find(
+        qn("w:rPrDefault")).find(qn("w:rPr")).find(qn("w:lang"))
+    assert default.get(qn("w:val")) == "fr-FR"
+    assert document.core_properties.language == "fr-FR"
 
 
 def test_the_placeholder_logos_are_small_valid_pngs():
