@@ -147,6 +147,11 @@ def synthetic_people(count: int, rng: random.Random) -> list[Identity]:
     return people
 
 
+def _of(town: str) -> str:
+    """« de Montreuil », « d'Aubervilliers »."""
+    return f"d'{town}" if town[0] in "AEIOUYÉÈÊ" else f"de {town}"
+
+
 def seed_reference_data(session: Session) -> dict[str, Structure]:
     circs = {}
     for code, name in CIRCONSCRIPTIONS:
@@ -157,8 +162,8 @@ def seed_reference_data(session: Session) -> dict[str, Structure]:
     structures = {}
     for name, circ in circs.items():
         for kind, label in [
-            ("service_social_departemental", f"Service social départemental de {name}"),
-            ("ali", f"ALI de {name}"),
+            ("service_social_departemental", f"Service social départemental {_of(name)}"),
+            ("ali", f"ALI {_of(name)}"),
             ("agence_france_travail", f"France Travail {name}"),
         ]:
             structure = Structure(name=label, type=kind, circonscription=circ)
@@ -182,7 +187,7 @@ def seed_demo(session: Session, vault: Vault, *, password: str | None = None,
     ensure_reference_defaults(session)
     structures = seed_reference_data(session)
     saint_denis = structures["ALI de Saint-Denis"].circonscription
-    aubervilliers = structures["ALI de Aubervilliers"].circonscription
+    aubervilliers = structures["ALI d'Aubervilliers"].circonscription
     referent_structure = structures["Service social départemental de Saint-Denis"]
     accounts = [
         ("referente@icli.example", "Inès Référente (démo)",
