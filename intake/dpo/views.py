@@ -21,8 +21,9 @@ def _filters() -> tuple[AuditFilterForm, audit_log.Filters]:
     form = AuditFilterForm(request.args)
     users = db().scalars(select(User).order_by(User.full_name)).all()
     form.user_id.choices = choices([(0, "Tous"), *((u.id, u.full_name) for u in users)])
-    form.action.choices = choices([("", "Toutes"),
-                                   *((a, a) for a in audit_log.actions(db()))])
+    form.action.choices = choices([("", "Toutes"), *sorted(
+        ((a, audit_log.action_label(a)) for a in audit_log.actions(db())),
+        key=lambda choice: choice[1].casefold())])
     form.validate()  # a field in error is shown with its message and left out; the rest apply
 
     def valid(field, empty=None):
@@ -42,7 +43,8 @@ def audit_page():
     query = {k: v for k, v in request.args.items() if k not in ("page", "submit")}
     return render_template("dpo/audit.html", form=form, rows=rows, total=total, page=page,
                            pages=max(1, -(-total // audit_log.PAGE_SIZE)), query=query,
-                           names=audit_log.actor_names(db(), rows))
+                           names=audit_log.actor_names(db(), rows),
+                           action_label=audit_log.action_label)
 
 
 @bp.route("/journal.csv")

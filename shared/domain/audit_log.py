@@ -11,9 +11,80 @@ from datetime import date, datetime, time, timedelta
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from shared.domain import meetings, sheet_workflow
 from shared.models import AuditEvent, GeneratedDocument, IdentityRecord, Sheet, User
 
 PAGE_SIZE = 50
+
+# What each recorded action means, for the DPO (the code stays in the CSV export).
+ACTION_LABELS = {
+    "access_export": "Droit d'accès : export remis",
+    "action_done": "Préconisation marquée réalisée",
+    "archive_downloaded": "Archive de séance téléchargée",
+    "audit_exported": "Journal d'audit exporté",
+    "audit_purged": "Journal d'audit : lignes anciennes purgées",
+    "circonscription_saved": "Circonscription enregistrée",
+    "decrypt": "Identité consultée (déchiffrement)",
+    "demo_seeded": "Données de démonstration créées",
+    "document_downloaded": "Document téléchargé",
+    "document_exported": "Document exporté (ligne de commande)",
+    "document_generated": "Document généré",
+    "document_requested": "Document demandé",
+    "guard_overridden": "Alerte d'identification outrepassée",
+    "integrity_check": "Vérification d'intégrité",
+    "integrity_failure": "Échec de vérification d'intégrité",
+    "job_refused": "Tâche refusée par le générateur",
+    "key_added": "Clé : version ajoutée",
+    "key_deep_reencrypt": "Clé : rechiffrement complet d'une personne",
+    "key_promoted": "Clé : version promue",
+    "key_retired": "Clé : version retirée",
+    "key_rotation_done": "Clé : rotation terminée",
+    "key_rotation_started": "Clé : rotation lancée",
+    "login": "Connexion",
+    "login_failed": "Connexion refusée",
+    "meeting_agenda_reordered": "Séance : ordre du jour réordonné",
+    "meeting_answers": "Séance : réponses aux convocations",
+    "meeting_attendance": "Séance : présences",
+    "meeting_avis_recorded": "Séance : avis enregistré",
+    "meeting_created": "Séance créée",
+    "meeting_item_added": "Séance : point ajouté",
+    "meeting_item_removed": "Séance : point retiré",
+    "meeting_sheet_adjourned": "Séance : situation ajournée",
+    "meeting_sheet_inscribed": "Séance : situation inscrite",
+    "member_saved": "Membre de l'instance enregistré",
+    "minutes_visa": "Visa du procès-verbal",
+    "notification_preferences": "Préférences de courriel",
+    "notification_retried": "Courriel renvoyé",
+    "password_changed": "Mot de passe changé",
+    "password_reset": "Mot de passe réinitialisé",
+    "purge": "Purge (durée de conservation)",
+    "reference_saved": "Référentiel enregistré",
+    "schedule_saved": "Calendrier enregistré",
+    "sheet_created": "Fiche créée",
+    "sheet_saved": "Fiche enregistrée",
+    "structure_saved": "Structure enregistrée",
+    "template_activated": "Modèle activé",
+    "template_deactivated": "Modèle désactivé",
+    "template_downloaded": "Modèle téléchargé",
+    "template_rejected": "Modèle refusé",
+    "template_uploaded": "Modèle déposé",
+    "user_activated": "Compte réactivé",
+    "user_created": "Compte créé",
+    "user_deactivated": "Compte désactivé",
+}
+
+
+def action_label(code: str) -> str:
+    """The French label of an action code; a session's or a sheet's step by its transition;
+    the code itself when it has none."""
+    if code in ACTION_LABELS:
+        return ACTION_LABELS[code]
+    for prefix, subject, transitions in (("meeting_", "Séance", meetings.TRANSITIONS),
+                                         ("sheet_", "Fiche", sheet_workflow.TRANSITIONS)):
+        step = transitions.get(code.removeprefix(prefix)) if code.startswith(prefix) else None
+        if step is not None:
+            return f"{subject} : {step.label}"
+    return code
 
 
 @dataclass(frozen=True)

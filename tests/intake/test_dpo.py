@@ -68,7 +68,14 @@ def test_filters_by_user_action_and_dates_and_pages(app, world, db_session, keyr
     body = client.get("/dpo/journal", query_string={"action": "user_deactivated",
                                                     "since": "31/02/2026"}).get_data(as_text=True)
     assert "N'est pas une date valide." in html.unescape(body)
-    assert "user_deactivated" in body and "user_created" not in body.split("<tbody>", 1)[1]
+    table = body.split("<tbody>", 1)[1]
+    assert "Compte désactivé" in table and "Compte créé" not in table
+    # Actions are offered and shown in French, their code beside for the record
+    assert '<option value="user_created">Compte créé</option>' in html.unescape(body)
+    assert 'title="user_deactivated"' in table
+    assert audit_log.action_label("meeting_convene").startswith("Séance : convoquer")
+    assert audit_log.action_label("sheet_submit") == "Fiche : soumettre"
+    assert audit_log.action_label("unknown_code") == "unknown_code"
 
 
 def test_the_csv_export_holds_the_filtered_rows_and_is_audited(app, world, db_session):
