@@ -26,8 +26,24 @@ def error_page(code: int, title: str, message: str, reference: str | None = None
                            reference=reference), code
 
 
+DRAIN_LIMIT = 64 * 2**20  # a refused body is read to its end up to this size
+
+
+def _drain_refused_body(response):
+    """A refused upload (413) is read to its end before the answer: a server that answers and
+    closes while the browser is still sending makes it show "connection reset" instead of
+    the French page."""
+    if response.status_code == 413:
+        stream, left = request.environ["wsgi.input"], min(request.content_length or 0,
+                                                          DRAIN_LIMIT)
+        while left > 0 and (chunk := stream.read(min(left, 2**16))):
+            left -= len(chunk)
+    return response
+
+
 def register_error_handlers(app: Flask) -> None:
     page = error_page
+    app.after_request(_drain_refused_body)
 
     for code, (title, message) in MESSAGES.items():
         app.register_error_handler(code, lambda _e, c=code, t=title, m=message: page(c, t, m))

@@ -125,3 +125,21 @@ def test_a_double_click_adds_one_partnership_point(browser, live_server, world):
     assert "Point ajouté à l'ordre du jour." in meeting.flash_messages()
     assert meeting.agenda_points().count("Présentation du PLIE") == 1
     assert meeting.console_errors() == []
+
+
+def test_an_upload_over_the_limit_gets_the_french_page_not_a_reset_connection(live_server):
+    """gunicorn, as in production: a body over 2 MiB is refused (413), and the answer reaches
+    the client, which was still sending (a server that answers and closes without reading
+    the body makes the browser show "connection reset")."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    address = urlsplit(live_server)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
+    body = b"x" * (8 * 2**20)
+    connection.request("POST", "/connexion", body=body,
+                       headers={"Content-Type": "application/x-www-form-urlencoded"})
+    response = connection.getresponse()
+    assert response.status == 413
+    assert "Envoi trop volumineux" in response.read().decode()
+    connection.close()
