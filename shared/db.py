@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -24,9 +25,23 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+# Stored timestamps are naive UTC; session times (Meeting.starts_at) are Paris local time.
+PARIS = ZoneInfo("Europe/Paris")
+
+
 def utcnow() -> datetime:
     """Naive UTC timestamp: the same on SQLite and PostgreSQL."""
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def paris_to_utc(local: datetime) -> datetime:
+    """A naive Paris time as the naive UTC the timestamps are stored in."""
+    return local.replace(tzinfo=PARIS).astimezone(UTC).replace(tzinfo=None)
+
+
+def utc_to_paris(moment: datetime) -> datetime:
+    """A stored naive UTC timestamp as naive Paris time."""
+    return moment.replace(tzinfo=UTC).astimezone(PARIS).replace(tzinfo=None)
 
 
 def new_uuid() -> str:

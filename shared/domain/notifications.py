@@ -11,13 +11,12 @@ from __future__ import annotations
 import hmac
 import secrets
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
-from shared.db import utcnow
+from shared.db import PARIS, utcnow
 from shared.errors import InvalidInput, InvalidTransition
 from shared.models import (
     DocumentJob,
@@ -38,7 +37,6 @@ SCHEDULER_SLACK = timedelta(seconds=2)
 MAX_ATTEMPTS = 8  # temporary failures before the message is reported as failed
 ANSWER_LINK_TTL = timedelta(days=21)
 ANSWER_SALT = "icli.convocation-answer.v1"
-PARIS = ZoneInfo("Europe/Paris")
 # Which sheet transitions tell whom: the circonscription's facilitators or the author.
 SHEET_EVENTS = {"submit": "sheet_submitted", "return": "sheet_returned",
                 "inscribe": "sheet_inscribed", "adjourn": "sheet_adjourned"}

@@ -1,8 +1,9 @@
 """Monthly steering figures per circonscription (DOMAIN.md §7.7, §8 item 16).
 
 Counts only: no reference, pseudonym, name or free text ever leaves these functions. Months
-are calendar months of the stored timestamps (naive UTC). Medians and means are computed in
-Python so that the same SQL runs on SQLite and PostgreSQL.
+are calendar months in Paris time: a sheet submitted at 00:30 on the 1st counts in that
+month, though it is stored as UTC the day before. Medians and means are computed in Python so
+that the same SQL runs on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shared import deidentify
+from shared.db import paris_to_utc, utc_to_paris
 from shared.domain.reference import reference_labels
 from shared.errors import InvalidInput
 from shared.models import (
@@ -77,7 +79,7 @@ REVIEW_OUTCOMES = {"accepted": "Remplacés", "dismissed": "Jugés non identifian
 def text_review(session: Session, circonscription_id: int, year: int,
                 month: int) -> dict[str, int]:
     """Findings replaced or dismissed by kind, over the sheets submitted in the month."""
-    start, end = month_bounds(year, month)
+    start, end = utc_month_bounds(year, month)
     rows = session.execute(
         select(DeidentificationCount.outcome, DeidentificationCount.kind,
                func.sum(DeidentificationCount.count))
@@ -93,12 +95,18 @@ def text_review(session: Session, circonscription_id: int, year: int,
 
 
 def month_bounds(year: int, month: int) -> tuple[datetime, datetime]:
-    """[start, end) of the month as naive datetimes, comparable with the stored columns."""
+    """[start, end) of the month in Paris time (naive), as session times are stored."""
     if not (1 <= month <= 12 and 2000 <= year <= 2100):
         raise InvalidInput("Mois invalide : indiquez un mois au format AAAA-MM.")
     start = datetime(year, month, 1)
     end = datetime(year + (month == 12), month % 12 + 1, 1)
     return start, end
+
+
+def utc_month_bounds(year: int, month: int) -> tuple[datetime, datetime]:
+    """The same month's bounds in naive UTC, as the other timestamps are stored."""
+    start, end = month_bounds(year, month)
+    return paris_to_utc(start), paris_to_utc(end)
 
 
 def _by_label(counts: Counter[str]) -> dict[str, int]:
@@ -108,7 +116,7 @@ def _by_label(counts: Counter[str]) -> dict[str, int]:
 def submitted_sheets(session: Session, circonscription_id: int, year: int,
                      month: int) -> SubmittedSheets:
     """Sheets of the circonscription whose ``submitted_at`` falls in the month."""
-    start, end = month_bounds(year, month)
+    start, end = utc_month_bounds(year, month)
     rows = session.execute(
         select(Sheet.motif, Structure.type, func.count(Sheet.id))
         .join(Structure, Sheet.structure_id == Structure.id)
@@ -128,7 +136,7 @@ def submitted_sheets(session: Session, circonscription_id: int, year: int,
 def outcomes(session: Session, circonscription_id: int, year: int, month: int) -> Outcomes:
     """Avis recorded in the month at the circonscription's sessions, and the situations
     adjourned at its sessions held (or planned) in the month."""
-    start, end = month_bounds(year, month)
+    start, end = utc_month_bounds(year, month)
     rows = session.execute(
         select(Decision.avis, func.count(Decision.id))
         .join(Meeting, Decision.meeting_id == Meeting.id)
@@ -139,18 +147,19 @@ def outcomes(session: Session, circonscription_id: int, year: int, month: int) -
     by_avis: Counter[str] = Counter()
     for avis, count in rows:
         by_avis[avis_labels.get(avis, avis)] += count
+    local_start, local_end = month_bounds(year, month)
     adjourned = session.scalar(
         select(func.count(AgendaItem.id)).join(Meeting, AgendaItem.meeting_id == Meeting.id)
         .where(Meeting.circonscription_id == circonscription_id,
-               Meeting.starts_at >= start, Meeting.starts_at < end,
+               Meeting.starts_at >= local_start, Meeting.starts_at < local_end,
                AgendaItem.sheet_id.is_not(None), AgendaItem.outcome == "ajourne")) or 0
     return Outcomes(decisions=sum(by_avis.values()), by_avis=_by_label(by_avis),
                     adjourned=adjourned)
 
 
 def delay(session: Session, circonscription_id: int, year: int, month: int) -> Delay:
-    """Calendar days from submission to the session day, for the avis of the month."""
-    start, end = month_bounds(year, month)
+    """Calendar days (Paris) from submission to the session day, for the avis of the month."""
+    start, end = utc_month_bounds(year, month)
     rows = session.execute(
         select(Sheet.submitted_at, Meeting.starts_at).select_from(Decision)
         .join(Sheet, Decision.sheet_id == Sheet.id)
@@ -158,7 +167,8 @@ def delay(session: Session, circonscription_id: int, year: int, month: int) -> D
         .where(Meeting.circonscription_id == circonscription_id,
                Decision.created_at >= start, Decision.created_at < end,
                Sheet.submitted_at.is_not(None))).all()
-    days = [(starts_at.date() - submitted_at.date()).days for submitted_at, starts_at in rows]
+    days = [(starts_at.date() - utc_to_paris(submitted_at).date()).days
+            for submitted_at, starts_at in rows]
     if not days:
         return Delay(count=0, median_days=None, mean_days=None)
     return Delay(count=len(days), median_days=float(median(days)), mean_days=fmean(days))

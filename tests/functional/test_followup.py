@@ -166,7 +166,8 @@ def test_other_roles_are_refused_the_follow_up(client, auth, followed, role):
 def steering(db_session, vault):
     """March 2025 in Saint-Denis: two sheets submitted (two motifs, two structure types), both
     on the session of 11 March; one got an avis, the other was adjourned. Around them, sheets
-    that must not count: another circonscription, and the last second of February."""
+    that must not count: another circonscription, and the last second of February (Paris
+    time; stored in UTC, an hour behind in winter)."""
     north, south, structures = reference_data(db_session)
     users_for_every_role(db_session, north, south, structures)
     identities = [canary_identity(n) for n in range(10, 14)]
@@ -180,7 +181,7 @@ def steering(db_session, vault):
     first = sheet(0, "ssd", "reorientation", datetime(2025, 3, 1, 9, 0))
     second = sheet(1, "ali", "situation_complexe", datetime(2025, 3, 4, 10, 30))
     elsewhere = sheet(2, "other", "reorientation", datetime(2025, 3, 5, 11, 0), "soumise")
-    february = sheet(3, "ssd", "adhesion", datetime(2025, 2, 28, 23, 59, 59), "soumise")
+    february = sheet(3, "ssd", "adhesion", datetime(2025, 2, 28, 22, 59, 59), "soumise")
     # The referents' review of identifying words (counts per kind, recorded at submission)
     db_session.add_all([
         DeidentificationCount(sheet_id=first.id, kind="phone", outcome="accepted", count=2),
@@ -279,8 +280,8 @@ def test_statistics_follow_the_month_chosen(client, auth, steering):
 
 
 def test_delay_median_and_mean_differ_over_several_avis(db_session, vault, steering):
-    # Given three more avis in March at sessions 12, 30 and 10 days after submission,
-    # and one recorded on the first second of April
+    # Given three more avis in March at sessions 12, 30 and 9 days after submission (Paris
+    # dates), and one recorded on the first second of April in Paris (22:00 UTC the day before)
     north = steering["north"]
     structures = steering["structures"]
     meeting = create_meeting(db_session, north, datetime(2025, 3, 25, 9, 30), "Salle 3")
@@ -288,8 +289,8 @@ def test_delay_median_and_mean_differ_over_several_avis(db_session, vault, steer
     for n, (submitted, recorded) in enumerate([
             (datetime(2025, 3, 13, 18, 0), datetime(2025, 3, 25, 12, 0)),
             (datetime(2025, 2, 23, 8, 0), datetime(2025, 3, 26, 9, 0)),
-            (datetime(2025, 3, 15, 23, 59), datetime(2025, 3, 31, 23, 59, 59)),
-            (datetime(2025, 3, 20, 10, 0), datetime(2025, 4, 1, 0, 0))]):
+            (datetime(2025, 3, 15, 23, 59), datetime(2025, 3, 31, 21, 59, 59)),
+            (datetime(2025, 3, 20, 10, 0), datetime(2025, 3, 31, 22, 0))]):
         sheet = make_sheet(db_session, vault, structures["ali"], canary_identity(20 + n),
                            status="recevable")
         sheet.submitted_at = submitted
@@ -301,10 +302,11 @@ def test_delay_median_and_mean_differ_over_several_avis(db_session, vault, steer
     db_session.flush()
     # When the figures of March are computed
     stats = monthly_statistics(db_session, north.id, 2025, 3)
-    # Then the delays are 10 (earlier session), 12, 30 and 10 days
+    # Then the delays are 10 (earlier session), 12, 30 and 9 days (submitted 23:59 UTC on
+    # the 15th: 00:59 on the 16th in Paris)
     assert stats.delay.count == 4
     assert stats.delay.median_days == 11.0
-    assert stats.delay.mean_days == pytest.approx(15.5)
+    assert stats.delay.mean_days == pytest.approx(15.25)
     assert stats.outcomes.by_avis == {
         "Sans suite / situation résolue": 3,
         "Réorientation vers le parcours professionnel (France Travail)": 1}
