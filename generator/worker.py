@@ -22,7 +22,6 @@ import contextlib
 import gc
 import logging
 import os
-import signal
 import sys
 import time
 from datetime import timedelta
@@ -156,8 +155,6 @@ class DocumentWorker(SimpleWorker):
 
 
 def main(settings: Settings | None = None) -> None:
-    # Until RQ installs its own handlers, SIGTERM stops a starting worker as Ctrl-C does.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
     settings = settings or load_settings()
     configure_logging(settings, "worker")
     try:

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
@@ -130,7 +130,19 @@ def run(port: int) -> None:
     """Everything on one machine: Redis (bundled), one worker and the web app."""
     settings = _settings()
     _prepare(settings)
-    processes: list[subprocess.Popen] = []
+
+    def started() -> None:
+        click.echo(f"\nICL-I is running on http://127.0.0.1:{port}  (Ctrl-C to stop)")
+        _print_accounts(settings)
+
+    _supervise(settings, [[sys.executable, "-m", "generator"], _gunicorn_args(port)], started)
+
+
+def _supervise(settings: Settings, commands: list[list[str]],
+               started: Callable[[], None] | None = None) -> None:
+    """The bundled Redis (when used and not running yet) and ``commands``, until SIGTERM or
+    Ctrl-C, or until one of them stops: then every other one is stopped too, Redis last, and
+    the command fails (a web app that could not bind its port, a Redis that died)."""
     stopping = False
 
     def stop(_signum=None, _frame=None) -> None:
@@ -139,14 +151,16 @@ def run(port: int) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    processes: list[subprocess.Popen] = []
     redis_process = None
     try:
         redis_process = _start_bundled_redis(settings)
-        processes.append(_spawn([sys.executable, "-m", "generator"]))
-        processes.append(_spawn(_gunicorn_args(port)))
-        click.echo(f"\nICL-I is running on http://127.0.0.1:{port}  (Ctrl-C to stop)")
-        _print_accounts(settings)
-        while not stopping and all(p.poll() is None for p in processes):
+        for command in commands:
+            processes.append(_spawn(command))
+        if started is not None:
+            started()
+        watched = [*processes, *([redis_process] if redis_process else [])]
+        while not stopping and all(p.poll() is None for p in watched):
             time.sleep(0.2)
     finally:
         if redis_process is not None:
@@ -184,28 +198,18 @@ def _print_accounts(settings: Settings) -> None:
 @click.option("--port", default=DEFAULT_PORT, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
 def web(port: int, host: str) -> None:
-    """The web app alone (gunicorn)."""
+    """The web app alone (gunicorn), with the bundled Redis when it is used."""
     settings = _settings()
     ensure_keyring(settings)
-    redis_process = _start_bundled_redis(settings)
-    try:
-        subprocess.run(_gunicorn_args(port, host), check=False)
-    finally:
-        _stop_all([redis_process] if redis_process else [])
+    _supervise(settings, [_gunicorn_args(port, host)])
 
 
 @main.command()
 def worker() -> None:
-    """The document worker alone."""
+    """The document worker alone (python -m generator), with the bundled Redis when used."""
     settings = _settings()
     ensure_keyring(settings)
-    redis_process = _start_bundled_redis(settings)
-    try:
-        from generator.worker import main as worker_main
-
-        worker_main(settings)
-    finally:
-        _stop_all([redis_process] if redis_process else [])
+    _supervise(settings, [[sys.executable, "-m", "generator"]])
 
 
 # -- users ----------------------------------------------------------------------

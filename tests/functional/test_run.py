@@ -1,5 +1,6 @@
 """`icli run` on a fresh instance with the embedded defaults, as `make run` starts it."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -62,6 +63,64 @@ def test_icli_run_serves_a_fresh_instance_and_stops_every_process_cleanly(tmp_pa
     finally:
         if process.poll() is None:
             process.kill()
+            process.wait(30)
+        log.close()
+        subprocess.run(["rm", "-rf", str(instance)], check=False)
+
+
+def test_icli_worker_alone_serves_icli_generate_on_the_embedded_defaults(tmp_path):
+    """`icli worker` in one terminal, `icli generate` in another, nothing else installed; SIGTERM
+    stops the worker and the bundled Redis it started."""
+    import json
+
+    import redis
+    from docx import Document
+    from rq import Worker
+
+    instance = Path(tempfile.mkdtemp(prefix="icli-wk-"))  # short: unix socket path limit
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ICLI_")}
+    env["ICLI_INSTANCE"] = str(instance)
+
+    def icli(*args):
+        return subprocess.run([sys.executable, "-m", "intake.cli", *args], env=env,
+                              capture_output=True, text=True, timeout=180)
+
+    assert icli("demo", "--password", "demo-password-2026", "--sheets", "6").returncode == 0
+    log = (tmp_path / "worker.log").open("wb")
+    process = subprocess.Popen([sys.executable, "-m", "intake.cli", "worker"], env=env,
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        connection = redis.Redis(unix_socket_path=str(instance / "redis.sock"))
+        started = time.monotonic()
+        while True:
+            assert process.poll() is None, (tmp_path / "worker.log").read_text()
+            assert time.monotonic() - started < 90, "no worker registered within 90 s"
+            with contextlib.suppress(redis.RedisError):
+                if Worker.all(connection=connection):
+                    break
+            time.sleep(0.5)
+        connection.close()
+        children = psutil.Process(process.pid).children(recursive=True)
+        names = " ".join(" ".join(command_line(c)) for c in children)
+        assert "redis-server" in names and "generator" in names
+
+        sessions = json.loads(icli("sessions", "list", "--json").stdout)
+        meeting = next(s for s in sessions if s["state"] == "odj_en_construction")
+        out = tmp_path / "ordre-du-jour.docx"
+        result = icli("generate", "--session", str(meeting["id"]), "--kind", "agenda",
+                      "--out", str(out))
+        assert result.returncode == 0, result.stderr
+        text = "\n".join(p.text for p in Document(str(out)).paragraphs)
+        assert "Ordre du jour" in text and meeting["circonscription"] in text
+
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0
+        _gone, alive = psutil.wait_procs(children, timeout=30)
+        assert alive == [], [p.cmdline() for p in alive]
+        assert "Traceback" not in (tmp_path / "worker.log").read_text()
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
             process.wait(30)
         log.close()
         subprocess.run(["rm", "-rf", str(instance)], check=False)
