@@ -47,9 +47,8 @@ from shared.sheet_schema import (
     INTENSITE,
     POSITION,
 )
+from shared.text import FRENCH_MONTHS
 
-_MONTHS = ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
-           "septembre", "octobre", "novembre", "décembre"]
 _DAYS = ["lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"]
 # XML 1.0 forbids most control characters (they would make the .docx unreadable); C1 controls
 # and lone surrogates (not encodable) go too. Tab and newline stay: docxtpl lays them out.
@@ -120,7 +119,7 @@ def clean(text: Any) -> str:
 def french_date(day: date) -> str:
     """« mardi 15 décembre 2026 », « lundi 1er février 2027 »."""
     number = "1er" if day.day == 1 else str(day.day)
-    return f"{_DAYS[day.weekday()]} {number} {_MONTHS[day.month - 1]} {day.year}"
+    return f"{_DAYS[day.weekday()]} {number} {FRENCH_MONTHS[day.month - 1]} {day.year}"
 
 
 def short_date(day: date | None) -> str:

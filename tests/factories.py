@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from shared.demo import demo_values
 from shared.domain.beneficiaries import Identity
@@ -12,6 +12,7 @@ from shared.domain.sheet_workflow import submit, transition
 from shared.domain.sheets import start_sheet, write_values
 from shared.domain.users import RoleSpec, create_user
 from shared.models import Circonscription, Structure
+from shared.text import FRENCH_MONTHS
 
 PASSWORD = "correct-horse-battery-93"
 
@@ -28,9 +29,12 @@ def canary_identity(n: int = 0) -> Identity:
 
 
 def canary_values(identity: Identity) -> list[str]:
+    """The identity's distinctive values, the birth date in every form a document may use."""
+    born = date.fromisoformat(identity.date_naissance)
     return [identity.nom, identity.prenom, identity.nom_naissance, identity.numero_caf,
             identity.identifiant_france_travail, identity.adresse, identity.telephone,
-            identity.email]
+            identity.email, identity.date_naissance, born.strftime("%d/%m/%Y"),
+            born.strftime("%d.%m.%Y"), f"{born.day} {FRENCH_MONTHS[born.month - 1]} {born.year}"]
 
 
 def reference_data(session):

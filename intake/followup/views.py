@@ -22,13 +22,12 @@ from shared.domain.sheets import facilitator_sheets_query
 from shared.domain.statistics import MonthlyStatistics, monthly_statistics
 from shared.errors import DomainError, InvalidInput
 from shared.models import Circonscription, DecisionAction, Sheet
+from shared.text import FRENCH_MONTHS
 
 bp = Blueprint("followup", __name__, url_prefix="/suivi")
 
 BRING_BACK_DAYS = 60
 MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
-MONTHS = ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
-          "septembre", "octobre", "novembre", "décembre"]
 CSV_HEADER = ["Circonscription", "Mois", "Indicateur", "Détail", "Valeur"]
 
 
@@ -148,7 +147,7 @@ def statistics():
     stats = _compute(chosen, year, month)
     return render_template("followup/statistics.html", circonscriptions=circonscriptions,
                            chosen=chosen, month_value=f"{year:04d}-{month:02d}",
-                           month_label=f"{MONTHS[month - 1]} {year}",
+                           month_label=f"{FRENCH_MONTHS[month - 1]} {year}",
                            sections=_sections(stats))
 
 

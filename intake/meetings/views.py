@@ -390,6 +390,7 @@ def avis(meeting_id: int, item_id: int):
     form.avis.choices = choices([("", "—"), *labels["avis"].items()])
     structures = db().scalars(select(Structure).where(Structure.active.is_(True))
                               .order_by(Structure.name)).all()
+    flagged = False  # the confirmation box shows only once texts were flagged
     if form.validate_on_submit():
         try:
             actions = _actions_from_request()
@@ -398,14 +399,16 @@ def avis(meeting_id: int, item_id: int):
                                avis_codes=set(labels["avis"]),
                                motivation=form.motivation.data or "", actions=actions,
                                come_back_on=come_back,
-                               formal_decision_by=form.formal_decision_by.data or "")
+                               formal_decision_by=form.formal_decision_by.data or "",
+                               texts_confirmed=form.texts_confirmed.data)
         except DomainError as exc:
             db().rollback()
             flash(exc.message, "error")
+            flagged = isinstance(exc, domain.TextsNeedReview)
         else:
             return _done(meeting, f"Avis enregistré pour {item.sheet.reference}.", "#odj")
     return render_template("meetings/avis.html", meeting=meeting, item=item, form=form,
-                           structures=structures, rows=ACTION_ROWS,
+                           structures=structures, rows=ACTION_ROWS, flagged=flagged,
                            allowed=domain.allowed_actions(meeting))
 
 

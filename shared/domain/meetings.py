@@ -15,9 +15,10 @@ from datetime import date, datetime, time, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from shared import audit
+from shared import audit, deidentify
 from shared.domain import documents, notifications
 from shared.domain.sheet_workflow import transition as sheet_transition
+from shared.domain.sheets import identity_hits_in_texts, sheet_identity
 from shared.domain.users import EMAIL_RE, normalise_email
 from shared.encrypted import Vault
 from shared.errors import InvalidInput, InvalidTransition
@@ -46,6 +47,7 @@ TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 TEXT_LIMIT = 200
 MOTIVATION_LIMIT = 2000
 ACTION_LIMIT = 300
+GUARD_PURPOSE = "contrôle des textes saisis en séance"
 
 
 @dataclass(frozen=True)
@@ -390,6 +392,11 @@ def add_partnership_item(session: Session, vault: Vault, meeting: Meeting, title
     """A non-case item (partenariat, interconnaissance): a title that names no beneficiary."""
     _require(meeting, "add_item")
     title = clean_text(title, label="Intitulé", limit=TEXT_LIMIT, required=True)
+    problems = screen_session_texts({"Intitulé": title})
+    if problems:
+        raise TextsNeedReview("Point non ajouté : l'intitulé figure dans tous les documents "
+                              "de la séance, il ne doit désigner personne. Reformulez :",
+                              problems)
     if not 5 <= duration_minutes <= 240:
         raise InvalidInput("Durée entre 5 et 240 minutes.")
     item = AgendaItem(meeting=meeting, part="partenariat", title=title,
@@ -488,6 +495,13 @@ def adjourn(session: Session, vault: Vault, meeting: Meeting, item_id: int, reas
         raise InvalidInput("Seule une situation non encore examinée peut être ajournée.")
     reason = clean_text(reason, label="Motif de l'ajournement", limit=500, required=True,
                         multiline=True)
+    problems = screen_session_texts(
+        {"Motif de l'ajournement": reason},
+        sheet_identity(session, vault, item.sheet, GUARD_PURPOSE))
+    if problems:
+        raise TextsNeedReview("Situation non ajournée : le motif figure au procès-verbal et "
+                              "sur la fiche retour, il ne doit désigner personne. "
+                              "Reformulez :", problems)
     if target is not None and (target.id == meeting.id
                                or target.circonscription_id != meeting.circonscription_id):
         raise InvalidInput("Choisissez une autre séance de la même circonscription.")
@@ -502,6 +516,33 @@ def adjourn(session: Session, vault: Vault, meeting: Meeting, item_id: int, reas
     session.flush()
 
 
+# -- texts typed during the session ----------------------------------------------------------
+class TextsNeedReview(InvalidInput):
+    """Texts typed during the session look identifying; ``problems`` map each text's label
+    to the kinds found (French labels only, never the words themselves)."""
+
+    def __init__(self, intro: str, problems: dict[str, list[str]]) -> None:
+        found = " ; ".join(f"{label} : {', '.join(kinds)}" for label, kinds in problems.items())
+        super().__init__(f"{intro} {found}.")
+        self.problems = problems
+
+
+def screen_session_texts(texts: dict[str, str],
+                         identity: dict[str, str] | None = None) -> dict[str, list[str]]:
+    """Which ``texts`` (label -> text) carry the person's own identity or another identifying
+    element of high confidence (a name, a phone or NIR number…), and what kinds: they reach
+    the PV, the fiche retour and the next dossier, which designate the person by reference
+    only."""
+    hits = identity_hits_in_texts(identity, texts) if identity else {}
+    problems = {}
+    for label, text in texts.items():
+        kinds = [*hits.get(label, []),
+                 *(d.label for d in deidentify.analyse(text) if d.high_confidence)]
+        if kinds:
+            problems[label] = list(dict.fromkeys(kinds))
+    return problems
+
+
 # -- examination ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ActionInput:
@@ -512,8 +553,12 @@ class ActionInput:
 
 def record_avis(session: Session, vault: Vault, meeting: Meeting, item_id: int, *, avis: str,
                 avis_codes: set[str], motivation: str, actions: list[ActionInput],
-                come_back_on: date | None, formal_decision_by: str) -> Decision:
-    """The instance's avis on one situation, with its préconisations."""
+                come_back_on: date | None, formal_decision_by: str,
+                texts_confirmed: bool = False) -> Decision:
+    """The instance's avis on one situation, with its préconisations.
+
+    Texts that look identifying are refused until the facilitator confirms they designate
+    nobody (``texts_confirmed``, audited), as the referent does for the sheet."""
     _require(meeting, "record_avis")
     item = _item(meeting, item_id)
     if item.sheet is None or item.outcome:
@@ -540,6 +585,14 @@ def record_avis(session: Session, vault: Vault, meeting: Meeting, item_id: int, 
     if problems:
         raise InvalidInput("Avis non enregistré : " + " ; ".join(dict.fromkeys(problems)) + ".")
     sheet = item.sheet
+    texts = {"Motivation": motivation} | {f"Action {number}": action.label
+                                          for number, action in enumerate(actions, 1)}
+    flagged = screen_session_texts(texts, sheet_identity(session, vault, sheet, GUARD_PURPOSE))
+    if flagged and not texts_confirmed:
+        raise TextsNeedReview("Avis non enregistré : ces textes iront au procès-verbal et à la "
+                              "fiche retour, qui désignent la personne par sa seule "
+                              "référence. Reformulez, ou confirmez qu'ils ne désignent "
+                              "personne :", flagged)
     sheet_transition(session, vault, sheet, "examine", actor_id=vault.actor.user_id)
     decision = Decision(meeting_id=meeting.id, sheet=sheet, avis=avis,
                         formal_decision_by=formal_decision_by, come_back_on=come_back_on)
@@ -553,6 +606,10 @@ def record_avis(session: Session, vault: Vault, meeting: Meeting, item_id: int, 
         session.flush()
         vault.seal(row, "label", action.label)
     sheet_transition(session, vault, sheet, "record_avis", actor_id=vault.actor.user_id)
+    if flagged:  # confirmed as designating nobody: counted, like the sheet's guard
+        audit.record(session, vault.keyring, vault.actor, "guard_overridden",
+                     object_type="decisions", object_ids=[decision.id],
+                     fields=sorted(flagged))
     item.outcome = "examine"
     _record(session, vault, "avis_recorded", meeting, fields=[str(sheet.id)])
     session.flush()

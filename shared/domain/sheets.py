@@ -272,7 +272,13 @@ def _free_texts(values: dict[str, Any]) -> dict[str, str]:
 
 
 def identity_hits(identity: dict[str, str], values: dict[str, Any]) -> dict[str, list[str]]:
-    """Which free-text fields contain which part of the person's own identity.
+    """Which free-text fields of a sheet contain which part of the person's own identity."""
+    return identity_hits_in_texts(identity, _free_texts(values))
+
+
+def identity_hits_in_texts(identity: dict[str, str],
+                           texts: dict[str, str]) -> dict[str, list[str]]:
+    """Which of ``texts`` (name -> text) contain which part of the person's own identity.
 
     Names and address words match as whole words (accents and case ignored); numbers match
     whatever their spacing; the result names kinds (``GUARD_LABELS``), never the values.
@@ -289,7 +295,7 @@ def identity_hits(identity: dict[str, str], values: dict[str, Any]) -> dict[str,
     }
     email = identity.get("email", "").strip().lower()
     hits: dict[str, list[str]] = {}
-    for name, text in _free_texts(values).items():
+    for name, text in texts.items():
         words = _words(text)
         numbers = {normalise_digits(m) for m in _NUMBER_RUN.findall(text)}
         found = [key for key, needle in needles.items() if needle & words]

@@ -25,9 +25,10 @@ from tests.factories import PASSWORD, canary_values
 
 
 def docx_xml(data: bytes) -> str:
+    """Every XML part of a .docx, relationships and properties included."""
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         return "".join(archive.read(n).decode("utf-8", "replace") for n in archive.namelist()
-                       if n.endswith(".xml"))
+                       if n.endswith((".xml", ".rels")))
 
 
 def request_agenda(client, meeting_id):

@@ -274,3 +274,62 @@ def test_a_postponed_session_moves_its_pending_agenda_to_the_new_date(facilitato
     assert db_session.scalar(select(func.count()).select_from(AgendaItem)
                              .where(AgendaItem.meeting_id == old.id,
                                     AgendaItem.outcome == "ajourne")) == 2
+
+
+def test_texts_typed_in_session_that_name_someone_are_refused_before_any_document(
+        facilitator, world, db_session, vault):
+    """Avis, actions, adjournment reason and item titles reach the PV and the fiche retour
+    under a reference only: the person's identity or another identifying element is refused
+    (an avis can be confirmed as naming nobody, audited), and nothing is saved meanwhile."""
+    from shared.models import AuditEvent
+
+    meeting = world["meeting"]
+    meeting.state = "tenue"
+    db_session.commit()
+    url = f"/seances/{meeting.id}"
+    identity = world["identities"][0]
+    first, second = (i for i in meeting.items if i.sheet_id)
+    avis_url = f"{url}/points/{first.id}/avis"
+    form = {"avis": "maintien", "come_back_on": "", "formal_decision_by": "",
+            "motivation": f"{identity.prenom} {identity.nom.upper()} reprend confiance.",
+            "action_0_label": "Rappeler au 06 12 34 56 78", "action_0_owner": "",
+            "action_0_due": ""}
+    page = post(facilitator, avis_url, form, avis_url)
+    message = html.unescape(flash_text(page))
+    assert "Avis non enregistré" in message
+    assert "Motivation : le nom de la personne, le prénom de la personne" in message
+    assert "Action 1 : numéro de téléphone" in message
+    assert identity.nom not in message and identity.prenom not in message
+    assert "ne désignent ni la personne ni un tiers" in html.unescape(page.get_data(as_text=True))
+    assert db_session.scalar(select(func.count()).select_from(Decision)) == 0
+
+    rephrased = {**form, "motivation": "La personne reprend confiance.",
+                 "action_0_label": "Rappeler la personne"}
+    page = post(facilitator, avis_url, rephrased, avis_url)
+    assert f"Avis enregistré pour {first.sheet.reference}." in flash_text(page)
+
+    page = post(facilitator, f"{url}/points/{second.id}/ajourner", {
+        "reason": f"Attendre l'avis du Dr {world['identities'][1].nom}.", "target_id": "0"}, url)
+    assert "Situation non ajournée" in flash_text(page)
+    assert "Motif de l'ajournement : le nom de la personne" in html.unescape(flash_text(page))
+    assert reload(db_session, AgendaItem, second.id).outcome == ""
+
+    version = reload(db_session, Meeting, meeting.id).content_version
+    meeting.state = "odj_en_construction"
+    db_session.commit()
+    page = post(facilitator, f"{url}/points", {"title": "Point sur Madame Jeanne Martin",
+                                                "duration": "20"}, url)
+    assert "Point non ajouté" in flash_text(page)
+    assert reload(db_session, Meeting, meeting.id).content_version == version
+
+    # A word of the identity that designates nobody here can be confirmed, and is counted.
+    meeting.state = "tenue"
+    db_session.commit()
+    other_url = f"{url}/points/{second.id}/avis"
+    confirmed = {**form, "motivation": f"Rencontre du réseau {identity.nom}.",
+                 "action_0_label": "", "texts_confirmed": "y"}
+    page = post(facilitator, other_url, confirmed, other_url)
+    assert f"Avis enregistré pour {second.sheet.reference}." in flash_text(page)
+    overridden = db_session.scalars(select(AuditEvent).where(
+        AuditEvent.action == "guard_overridden")).one()
+    assert overridden.object_type == "decisions" and overridden.fields == "Motivation"
