@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from shared.domain import documents
 from shared.domain.meetings import attendance_counts, open_actions
 from shared.domain.reference import reference_labels
 from shared.domain.sheets import read_values_many
@@ -33,7 +34,6 @@ from shared.models import (
     DecisionAction,
     Meeting,
     MeetingMember,
-    MinutesVisa,
     RoleAssignment,
     Sheet,
     User,
@@ -532,12 +532,12 @@ def _outcome(item: AgendaItem, decision: Decision | None, labels: dict[str, dict
 
 
 def minutes_visas(session: Session, meeting: Meeting) -> list[dict]:
-    """The two signature blocks, in order: each with the visa of the session's minutes
-    (name, Paris date and time, SHA-256), else empty strings. Visas bear on the version the
-    directors read; every later version (the final one included) reproduces them."""
-    found = {visa.institution: visa for visa in session.scalars(
-        select(MinutesVisa).where(MinutesVisa.meeting_id == meeting.id)
-        .order_by(MinutesVisa.id))}
+    """The two signature blocks, in order: each with its visa (name, Paris date and time,
+    SHA-256 of the version the directors read), else empty strings. A version built while
+    visas are awaited carries none (nobody approved it yet); once both signed, every later
+    version, the final one first, reproduces the visas of the version signed."""
+    found = ({} if meeting.state == "pv_en_signature"
+             else documents.standing_visas(session, meeting, None))
     blocks = []
     for code, label in SIGNATORIES:
         visa = found.get(code)

@@ -247,6 +247,11 @@ def apply_visa(session: Session, vault: Vault, meeting: Meeting, document: Gener
                pdf_sha256: str | None = None) -> bool:
     """A director's visa on the exact minutes file; True once both institutions signed, when
     the session moves to « PV signé » and the final minutes carrying both visas are built."""
+    # Visas of one session one at a time, so that of two directors signing at once the
+    # second sees the first's visa and completes the signature (a row lock on PostgreSQL;
+    # SQLite has one writer at a time and the count below follows this visa's insert).
+    session.execute(select(Meeting.id).where(Meeting.id == meeting.id).with_for_update())
+    session.refresh(meeting)
     if meeting.state != "pv_en_signature":
         raise InvalidTransition("Ce procès-verbal n'attend pas de visa.")
     if institution not in user.institutions:

@@ -12,11 +12,13 @@ from tests.factories import canary_values
 from tests.functional.test_agenda import docx_xml
 
 
-def generate(client, meeting_id, kind, sheet_id=None):
+def generate(client, meeting_id, kind, sheet_id=None, rebuild=False):
     url = f"/seances/{meeting_id}"
     data = {"csrf_token": csrf_token(client, url)}
     if sheet_id:
         data["sheet_id"] = str(sheet_id)
+    if rebuild:
+        data["rebuild"] = "1"
     assert client.post(f"{url}/documents/{kind}", data=data).status_code == 302
     query = f"?fiche={sheet_id}" if sheet_id else ""
 
