@@ -6,7 +6,7 @@ import io
 from pathlib import Path
 
 from docxtpl import DocxTemplate
-from jinja2 import TemplateError
+from jinja2 import TemplateError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
 TEMPLATES = {
@@ -60,6 +60,7 @@ def render(source: Path | bytes, context: dict, name: str = "") -> bytes:
     XML-escaped (autoescape), never evaluated. The Jinja sandbox keeps an uploaded template
     (code an administrator wrote) away from Python internals in the worker."""
     name = name or (source.name if isinstance(source, Path) else "modèle")
+    template = None
     try:
         template = DocxTemplate(str(source) if isinstance(source, Path)
                                 else io.BytesIO(source))
@@ -67,10 +68,28 @@ def render(source: Path | bytes, context: dict, name: str = "") -> bytes:
         out = io.BytesIO()
         template.save(out)
     except Exception as exc:  # inputs are plain dicts: any failure here is the template's
-        line = getattr(exc, "lineno", None) if isinstance(exc, TemplateError) else None
-        where = f"ligne {line} du modèle" if line else "modèle"
-        raise RenderError(name, f"{where} : {type(exc).__name__}") from None
+        raise RenderError(name, failure_place(template, exc)) from None
     return out.getvalue()
+
+
+def failure_place(template: DocxTemplate | None, exc: Exception) -> str:
+    """Where a render failed, for the user: the XML part, the template line (from Jinja's
+    traceback) and the error. Only Jinja's own messages are quoted: they name the template's
+    tags, where other errors could quote the values being rendered."""
+    line = getattr(exc, "lineno", None) if isinstance(exc, TemplateError) else None
+    trace = exc.__traceback__
+    while trace is not None:  # Jinja maps template frames to "<template>" and their line
+        if trace.tb_frame.f_code.co_filename == "<template>":
+            line = trace.tb_lineno
+        trace = trace.tb_next
+    part = getattr(template, "current_rendering_part", None)
+    where = [str(part.partname).lstrip("/")] if part is not None else []
+    if line:
+        where.append(f"ligne {line}")
+    detail = str(exc) if isinstance(exc, TemplateSyntaxError | UndefinedError) else ""
+    detail = detail if len(detail) <= 160 else detail[:157] + "…"
+    return f"{', '.join(where) or 'modèle'} : {type(exc).__name__}" + (
+        f" – {detail}" if detail else "")
 
 
 def undeclared_variables(path: Path) -> set[str]:

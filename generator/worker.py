@@ -22,6 +22,7 @@ import contextlib
 import gc
 import logging
 import os
+import signal
 import sys
 import time
 from datetime import timedelta
@@ -48,6 +49,23 @@ from shared.queue import document_queue, mail_queue, redis_connection
 log = logging.getLogger(__name__)
 
 SWEEP_INTERVAL = 15  # seconds between outbox sweeps
+_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
+def _child_stops_on_signals() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+
+
+# RQ's scheduler is a fork of the worker. Until it installs its own handlers, a stop signal
+# (the worker stopping it while it starts) must end it, not raise KeyboardInterrupt into a
+# copy of the worker's code: the fork happens with stop signals blocked, and the child
+# unblocks them once their default action is back.
+os.register_at_fork(
+    before=lambda: signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS),
+    after_in_parent=lambda: signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS),
+    after_in_child=_child_stops_on_signals)
 
 
 def sweep(rt: runtime.Runtime, connection: redis.Redis) -> int:
@@ -128,6 +146,16 @@ class DocumentWorker(SimpleWorker):
         super().__init__(*args, **kwargs)
         self.memory_limit = memory_limit
         self.outgrown = False
+
+    def work(self, *args, **kwargs) -> bool:
+        try:
+            return super().work(*args, **kwargs)
+        except (KeyboardInterrupt, StopRequested):
+            # Stopped before RQ's loop and handlers were in place (while it registered and
+            # forked its scheduler): nothing was torn down, and the scheduler process would
+            # keep this one from exiting.
+            self.teardown()
+            raise
 
     def execute_job(self, job, queue) -> None:
         gc.disable()  # a job's garbage is collected after it, not in pauses during it

@@ -319,7 +319,7 @@ def trial_render(kind: str, data: bytes) -> None:
     from jinja2.sandbox import SecurityError
 
     from generator.contexts import sample_context
-    from generator.render import sandbox
+    from generator.render import failure_place, sandbox
 
     template = DocxTemplate(io.BytesIO(data))
     out = io.BytesIO()
@@ -331,7 +331,7 @@ def trial_render(kind: str, data: bytes) -> None:
                                "qui est interdit.", "unsafe") from None
     except Exception as exc:  # the sample context is valid: any failure is the template's
         raise TemplateRejected(f"le rendu d'essai avec des données fictives échoue "
-                               f"({_render_place(template, exc)}).", "render") from None
+                               f"({failure_place(template, exc)}).", "render") from None
     try:
         Document(io.BytesIO(out.getvalue()))
     except Exception:
@@ -339,27 +339,6 @@ def trial_render(kind: str, data: bytes) -> None:
                                "(balises qui coupent la structure du document, par exemple une "
                                "boucle ouverte et fermée dans deux paragraphes différents sans "
                                "« {%p »).", "render") from None
-
-
-def _render_place(template, exc: Exception) -> str:
-    """Where a render failed: the XML part, the template line (from Jinja's traceback, as
-    the worker reports it) and the error."""
-    from jinja2 import TemplateError
-
-    line = getattr(exc, "lineno", None) if isinstance(exc, TemplateError) else None
-    trace = exc.__traceback__
-    while trace is not None:  # Jinja maps template frames to "<template>" and their line
-        if trace.tb_frame.f_code.co_filename == "<template>":
-            line = trace.tb_lineno
-        trace = trace.tb_next
-    part = getattr(template, "current_rendering_part", None)
-    where = [str(part.partname).lstrip("/")] if part is not None else []
-    if line:
-        where.append(f"ligne {line}")
-    detail = str(exc) if isinstance(exc, TemplateError) else ""
-    detail = detail if len(detail) <= 160 else detail[:157] + "…"
-    return f"{', '.join(where) or 'modèle'} : {type(exc).__name__}" + (
-        f" – {detail}" if detail else "")
 
 
 # -- versions ---------------------------------------------------------------------------------

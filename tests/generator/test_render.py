@@ -176,7 +176,18 @@ def test_a_broken_template_raises_a_render_error_with_its_place(tmp_path):
     with pytest.raises(RenderError) as error:
         render(broken, {})
     assert error.value.template == "broken.docx"
-    assert "modèle" in error.value.place
+    assert "ligne" in error.value.place and "TemplateSyntaxError" in error.value.place
+
+    failing = tmp_path / "failing.docx"  # compiles, fails while filling: part and line
+    document = NewDocument()
+    document.add_paragraph("{{ titre }}")
+    document.add_paragraph("{{ seance.lieu.salle }}")
+    document.save(failing)
+    with pytest.raises(RenderError) as error:
+        render(failing, {"titre": "Zyxcanari", "seance": {}})
+    place = error.value.place
+    assert place.startswith("word/document.xml, ligne ") and "UndefinedError" in place
+    assert "lieu" in place and "Zyxcanari" not in place
 
 
 def test_a_template_cannot_reach_python_internals(tmp_path):
