@@ -85,8 +85,10 @@ def check_template(kind: str, data: bytes) -> None:
 
     _builder, keys = BUILDERS[kind]
     unknown: dict[str, set[str]] = {}
+    used_anywhere: set[str] = set()
     for place, source in parts:
         used = _variables(place, source)
+        used_anywhere |= used
         for name in used - keys:
             unknown.setdefault(name, set()).add(place)
     if unknown:
@@ -97,6 +99,36 @@ def check_template(kind: str, data: bytes) -> None:
             f"variable{plural} inconnue{plural} : {listed}. Variables disponibles pour ce "
             f"document : {', '.join(sorted(keys))}.", "variables")
     _test_render(kind, data)
+    missing = _missing_mandatory(parts, used_anywhere)
+    if missing:
+        raise TemplateRejected(
+            "il manque ce que porte tout document de l'instance : " + " ; ".join(missing)
+            + ". Partez du modèle en service (bouton « Télécharger ») pour les garder.",
+            "mandatory")
+
+
+_PAGE_FIELD = re.compile(r'(?:instrText[^>]*>|instr=")\s*PAGE\b')
+_PAGES_FIELD = re.compile(r'(?:instrText[^>]*>|instr=")\s*(?:NUMPAGES|SECTIONPAGES)\b')
+_IMAGE = re.compile(r"<(?:a:blip|v:imagedata)\b")
+
+
+def _missing_mandatory(parts: list[tuple[str, str]], used: set[str]) -> list[str]:
+    """What every document must carry (DOMAIN §7) and the template lacks, in French: the
+    L.262-44 mention, the date and version, page x / y, the logos."""
+    xml = "".join(source for _place, source in parts)
+    text = html.unescape(_TAGS.sub("", xml))
+    missing = []
+    if "L.262-44" not in text or "secret professionnel" not in text:
+        missing.append("la mention « Document confidentiel – secret professionnel "
+                       "(art. L.262-44 CASF) »")
+    if not {"version", "generated_on"} <= used:
+        missing.append("la date et la version du document (« {{ generated_on }} » et "
+                       "« {{ version }} »)")
+    if not (_PAGE_FIELD.search(xml) and _PAGES_FIELD.search(xml)):
+        missing.append("la pagination « page x / y » (champs Word PAGE et NUMPAGES)")
+    if not _IMAGE.search(xml):
+        missing.append("les logos (images de l'en-tête)")
+    return missing
 
 
 # What would make Word or LibreOffice fetch or embed something from elsewhere: a rendered

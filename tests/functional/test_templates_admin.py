@@ -4,6 +4,7 @@ reasons, versions, activation used by the worker, back to the built-in template,
 import hashlib
 import html
 import io
+import re
 import zipfile
 
 import pytest
@@ -88,9 +89,8 @@ def test_builtin_template_uploaded_activated_used_by_the_worker_then_back_to_bui
 
     # A second version: activating it deactivates the first (one active per kind).
     marker = "Modèle d'essai, version 2"
-    second_body = docx_with(marker, "{{ circonscription }} – {{ meeting_date }}",
-                            "{% for s in situations %}", "{{ s.reference }} {{ s.pseudonym }}",
-                            "{% endfor %}")
+    second_body = _zip_with(body, "word/document.xml", lambda xml: xml.replace(
+        b"<w:sectPr", f"<w:p><w:r><w:t>{marker}</w:t></w:r></w:p><w:sectPr".encode(), 1))
     assert upload(client, "agenda", second_body, "odj-v2.docx").status_code == 302
     second = db_session.scalar(select(TemplateVersion).where(TemplateVersion.version == 2))
     post(client, f"{PAGE}/versions/{second.id}/activer")
@@ -108,7 +108,8 @@ def test_builtin_template_uploaded_activated_used_by_the_worker_then_back_to_bui
     assert document.template_version_id == second.id
     status = facilitator.get(f"/seances/{world['meeting'].id}/documents/agenda/statut").get_json()
     produced = Document(io.BytesIO(facilitator.get(status["download"]).data))
-    text = "\n".join(p.text for p in produced.paragraphs)
+    text = "\n".join([p.text for p in produced.paragraphs]
+                     + [c.text for t in produced.tables for r in t.rows for c in r.cells])
     assert marker in text and world["sheets"][0].reference in text
 
     assert post(client, f"{PAGE}/agenda/revenir-au-modele-integre").status_code == 302
@@ -281,3 +282,27 @@ def test_a_template_that_would_hang_or_exhaust_memory_is_refused(settings, jinja
     document.save(out)
     with pytest.raises(TemplateRejected, match=reason):
         check_template("feedback", out.getvalue())
+
+
+def _without_drawings(xml: bytes) -> bytes:
+    return re.sub(rb"<w:drawing>.*?</w:drawing>", b"", xml, flags=re.DOTALL)
+
+
+@pytest.mark.parametrize(("name", "transform", "reason"), [
+    ("word/header1.xml", lambda xml: xml.replace(b"L.262-44", b"L.000-00"),
+     "la mention « Document confidentiel – secret professionnel (art. L.262-44 CASF) »"),
+    ("word/footer1.xml", lambda xml: xml.replace(b"{{ version }}", b"1"),
+     "la date et la version du document"),
+    ("word/footer1.xml", lambda xml: xml.replace(b"NUMPAGES", b""),
+     "la pagination « page x / y »"),
+    ("word/header1.xml", _without_drawings, "les logos"),
+])
+def test_a_template_without_what_every_document_carries_is_refused(settings, name, transform,
+                                                                    reason):
+    builtin = (settings.templates_dir / "ordre_du_jour.docx").read_bytes()
+    with pytest.raises(TemplateRejected) as refused:
+        check_template("agenda", _zip_with(builtin, name, transform))
+    assert refused.value.code == "mandatory"
+    assert reason in refused.value.message and "Télécharger" in refused.value.message
+    for kind, filename in TEMPLATES.items():  # every built-in template carries them all
+        check_template(kind, (settings.templates_dir / filename).read_bytes())
