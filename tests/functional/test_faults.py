@@ -10,11 +10,10 @@ from datetime import datetime
 
 import psutil
 import redis as redis_lib
-from rq import Queue, SimpleWorker
+from rq import Queue
 from rq.serializers import JSONSerializer
 from sqlalchemy import func, select
 
-from generator import runtime
 from shared.domain.meetings import add_partnership_item, create_meeting
 from shared.models import DocumentJob, GeneratedDocument
 from shared.queue import DOCUMENTS_QUEUE
@@ -52,10 +51,12 @@ def test_a_worker_killed_mid_job_leaves_a_job_that_another_worker_finishes_once(
     try:
         def running():
             db_session.expire_all()
-            return db_session.get(DocumentJob, job.id).status in ("running", "done")
+            return db_session.get(DocumentJob, job.id).status == "running"
         wait_for(running, timeout=60, interval=0.01)
     finally:
-        kill_group(first)  # killed while it renders (or just after: the result is the same)
+        kill_group(first)  # killed while it builds the document
+    db_session.expire_all()
+    assert db_session.get(DocumentJob, job.id).status == "running"  # left behind, lease running
     second = start_worker(test_env, tmp_path / "worker.log", lease_seconds=3)
     try:
         def done():
@@ -67,13 +68,14 @@ def test_a_worker_killed_mid_job_leaves_a_job_that_another_worker_finishes_once(
         second.wait(30)
     assert db_session.scalar(select(func.count()).select_from(GeneratedDocument)
                              .where(GeneratedDocument.meeting_id == meeting.id)) == 1
+    assert db_session.get(DocumentJob, job.id).attempts == 2  # the killed run, then the sweep's
     for process in (first, second):
         assert process.poll() is not None  # nothing left behind
     assert not psutil.pid_exists(first.pid) or psutil.Process(first.pid).status() == "zombie"
 
 
 def test_a_request_made_while_redis_is_down_completes_once_redis_is_back(
-        settings, engine, world, db_session, tmp_path, short_tmp):
+        settings, test_env, engine, world, db_session, tmp_path, short_tmp):
     from intake import create_app
 
     socket, data = short_tmp / "r.sock", short_tmp / "redis"
@@ -98,11 +100,19 @@ def test_a_request_made_while_redis_is_down_completes_once_redis_is_back(
         server = start_bundled_redis(socket, data)  # Redis is back
         client.get(url)  # the next page view sends what waited
         connection = redis_lib.Redis(unix_socket_path=str(socket))
-        runtime.init(own)
-        queue = Queue(DOCUMENTS_QUEUE, connection=connection, serializer=JSONSerializer)
-        SimpleWorker([queue], connection=connection, serializer=JSONSerializer).work(burst=True)
-        db_session.expire_all()
-        assert db_session.get(DocumentJob, job.id).status == "done"
+        assert Queue(DOCUMENTS_QUEUE, connection=connection,
+                     serializer=JSONSerializer).count == 1
+        worker = conftest.start_worker({**test_env, "ICLI_REDIS_URL": f"unix://{socket}"},
+                                       connection, tmp_path / "worker.log")
+        try:
+            def done():
+                db_session.expire_all()
+                return db_session.get(DocumentJob, job.id).status == "done"
+            wait_for(done, timeout=90)
+        finally:
+            conftest.stop_worker(worker)
+        assert db_session.get(DocumentJob, job.id).attempts == 1
+        assert db_session.scalar(select(func.count()).select_from(GeneratedDocument)) == 1
         connection.close()
     finally:
         server.terminate()
