@@ -14,6 +14,13 @@ RUN groupadd --system --gid 10001 icli \
  && useradd --system --uid 10001 --gid icli --no-create-home \
         --home-dir /var/lib/icli --shell /usr/sbin/nologin icli
 
+# LibreOffice for the worker's PDF conversion: Writer without GUI, the UNO bridge of the
+# resident converter (Debian's python3-uno) and metric-compatible fonts.
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        libreoffice-writer-nogui python3-uno fonts-liberation \
+ && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /app
 COPY . /app
 # Non-editable install; the build leftovers are removed so that /app only holds

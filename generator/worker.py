@@ -217,6 +217,8 @@ def _serve(settings: Settings) -> None:
                             type(exc).__name__)
         else:
             log.info("LibreOffice not installed: documents are built as .docx only")
+        rt.heartbeat.converts_pdf = rt.pdf.available  # the pages say whether PDF comes too
+        rt.heartbeat.beat(force=True)
         warm_up(rt)
         # Sweep at least twice per lease: an abandoned job is taken over soon after it expires.
         # An idle RQ worker waits for a job worker_ttl - 15 s before its next maintenance step.

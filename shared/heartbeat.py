@@ -47,6 +47,7 @@ class Heartbeat:
         self._pid = 0
         self._id = ""
         self._last = float("-inf")
+        self.converts_pdf: bool | None = None  # set by the worker once LibreOffice is up
 
     def beat(self, *, force: bool = False) -> None:
         """Reload the keyring if its file changed, then report; never raises (a failed
@@ -65,14 +66,15 @@ class Heartbeat:
             log.error("keyring not reloaded: %s", exc)
         try:
             with self.sessions() as session:
-                record(session, self._id, self.kind, held_versions(self.keyring))
+                record(session, self._id, self.kind, held_versions(self.keyring),
+                       converts_pdf=self.converts_pdf)
                 session.commit()
         except SQLAlchemyError as exc:
             log.warning("heartbeat not recorded (%s)", type(exc).__name__)
 
 
 def record(session: Session, process_id: str, kind: str, held: dict[str, list[int]],
-           now: datetime | None = None) -> None:
+           now: datetime | None = None, converts_pdf: bool | None = None) -> None:
     now = now or utcnow()
     row = session.get(ProcessHeartbeat, process_id)
     if row is None:
@@ -80,6 +82,7 @@ def record(session: Session, process_id: str, kind: str, held: dict[str, list[in
                                pid=os.getpid(), started_at=now)
         session.add(row)
     row.seen_at, row.held = now, json.dumps(held, sort_keys=True)
+    row.converts_pdf = converts_pdf
     session.execute(delete(ProcessHeartbeat).where(ProcessHeartbeat.seen_at < now - FORGET_AFTER))
 
 
@@ -88,6 +91,11 @@ def live_processes(session: Session, now: datetime | None = None) -> list[Proces
     return list(session.scalars(select(ProcessHeartbeat)
                                 .where(ProcessHeartbeat.seen_at >= now - LIVE_FOR)
                                 .order_by(ProcessHeartbeat.kind, ProcessHeartbeat.started_at)))
+
+
+def pdf_available(session: Session, now: datetime | None = None) -> bool:
+    """Whether a live worker converts documents to PDF (it may run on another machine)."""
+    return any(p.kind == "worker" and p.converts_pdf for p in live_processes(session, now))
 
 
 def holds(process: ProcessHeartbeat, chain: str, version: int) -> bool | None:

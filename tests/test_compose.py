@@ -295,6 +295,11 @@ def test_docker_image_installs_the_project_without_editable_mode():
     assert " -e " not in runs and "--editable" not in runs
 
 
+def test_docker_image_has_libreoffice_for_the_workers_pdf():
+    runs = " ".join(args for instruction, args in dockerfile_instructions() if instruction == "RUN")
+    assert "libreoffice-writer-nogui" in runs and "python3-uno" in runs
+
+
 def test_docker_image_serves_the_web_app_on_port_8000_by_default():
     instructions = dockerfile_instructions()
     exposed = " ".join(args for instruction, args in instructions if instruction == "EXPOSE")

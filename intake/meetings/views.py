@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
 import zipfile
 from datetime import date, datetime, time
 
@@ -29,7 +28,7 @@ from intake.meetings.forms import (
     ReasonForm,
     ScheduleForm,
 )
-from shared import outbox
+from shared import heartbeat, outbox
 from shared.domain import documents
 from shared.domain import meetings as domain
 from shared.domain.reference import reference_labels
@@ -213,17 +212,12 @@ def show(meeting_id: int):
         "meetings/show.html", meeting=meeting, allowed=allowed, parts=AGENDA_PARTS,
         jobs=documents.latest_jobs(db(), meeting.id), kinds=DOCUMENT_KINDS, form=FlaskForm(),
         kind_states=documents.KIND_STATES,
-        per_sheet=PER_SHEET_KINDS | SHEET_ONLY_KINDS, pdf_note=not _pdf_possible(),
+        per_sheet=PER_SHEET_KINDS | SHEET_ONLY_KINDS, pdf_note=not heartbeat.pdf_available(db()),
         reason_form=ReasonForm(), postpone_form=PostponeForm(), item_form=ItemForm(),
         inscribe_form=inscribe, adjourn_form=adjourn, answers=ANSWERS, attendance=ATTENDANCE,
         counts=domain.attendance_counts(meeting), deadlines=domain.deadlines(meeting),
         icag_kinds=ICAG_KINDS, labels=labels, decisions=decisions,
         transitions=domain.TRANSITIONS, today=date.today(), follow_up=follow_up)
-
-
-def _pdf_possible() -> bool:
-    """Whether this machine converts to PDF (the worker does it with LibreOffice)."""
-    return shutil.which("soffice") is not None or shutil.which("libreoffice") is not None
 
 
 def meeting_decisions(meeting: Meeting) -> list[Decision]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Index, Integer, LargeBinary, String
+from sqlalchemy import Boolean, DateTime, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import Base, utcnow
@@ -52,6 +52,7 @@ class ProcessHeartbeat(Base):
     started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     seen_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     held: Mapped[str] = mapped_column(String(400))  # JSON {"content": [1, 2], …}
+    converts_pdf: Mapped[bool | None] = mapped_column(Boolean)  # workers: LibreOffice ready
 
 
 class KeyRotation(Base):

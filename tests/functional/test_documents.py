@@ -1,8 +1,11 @@
 """Every document kind through the forms and a real worker process, opened with python-docx."""
 
+import html
 import io
+import shutil
 from datetime import date, datetime, time
 
+import pytest
 from docx import Document
 from sqlalchemy import select
 
@@ -149,3 +152,39 @@ def test_the_dossier_is_refused_while_a_text_names_someone(app, world, db_sessio
     assert "génération demandée" in flash_text(request_dossier())
     assert db_session.scalar(select(DocumentJob.kind)
                              .where(DocumentJob.meeting_id == meeting.id)) == "dossier"
+
+
+def test_the_page_says_pdf_is_unavailable_as_long_as_no_live_worker_converts(
+        app, world, db_session):
+    from datetime import timedelta
+
+    from shared import heartbeat
+    from shared.db import utcnow
+
+    facilitator = logged_in(app, "facilitator@test.invalid")
+    url = f"/seances/{world['meeting'].id}"
+    note = "Aucun générateur de documents en service ne convertit en PDF"
+
+    def page() -> str:
+        return html.unescape(facilitator.get(url).get_data(as_text=True))
+
+    assert note in page()  # no worker at all
+    held = {"content": [1]}
+    heartbeat.record(db_session, "web-1", "intake", held)
+    heartbeat.record(db_session, "worker-docx", "worker", held, converts_pdf=False)
+    heartbeat.record(db_session, "worker-gone", "worker", held, converts_pdf=True,
+                     now=utcnow() - heartbeat.LIVE_FOR - timedelta(seconds=5))
+    db_session.commit()
+    assert note in page()  # the web host's own LibreOffice says nothing about the worker's
+    heartbeat.record(db_session, "worker-pdf", "worker", held, converts_pdf=True)
+    db_session.commit()
+    assert note not in page()
+
+
+@pytest.mark.skipif(not shutil.which("soffice"), reason="LibreOffice is installed by .ci/run")
+def test_a_worker_with_libreoffice_says_so_and_the_page_offers_pdf(app, world, worker_process):
+    facilitator = logged_in(app, "facilitator@test.invalid")
+    generate(facilitator, world["meeting"].id, "agenda")
+    page = html.unescape(facilitator.get(f"/seances/{world['meeting'].id}").get_data(
+        as_text=True))
+    assert "ne convertit en PDF" not in page and "format=pdf" in page
