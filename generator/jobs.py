@@ -38,6 +38,7 @@ from shared.models import (
 from shared.models.document import SHEET_ONLY_KINDS
 from shared.queue import (
     DOCUMENT_JOB_FUNCTION,
+    DOCUMENT_RETRY_DELAYS,
     DOCUMENTS_QUEUE,
     MAIL_JOB_FUNCTION,
     MAIL_QUEUE,
@@ -96,7 +97,9 @@ class AllowlistedJob(Job):
     def stopped_callback(self):
         return None
 
-MAX_ATTEMPTS = 5  # runs of one job before it is reported as failed
+# Runs of one job before it is reported as failed: the first and RQ's retries, so that the
+# user learns of a lasting failure after the last retry, not at the sweep's next resend.
+MAX_ATTEMPTS = 1 + len(DOCUMENT_RETRY_DELAYS)
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 FILENAMES = {"agenda": "ordre-du-jour", "dossier": "dossier-de-seance",
              "attendance": "feuille-emargement", "minutes": "proces-verbal",

@@ -23,6 +23,8 @@ from shared.crypto import KeyRing, mac, mac_matches
 DOCUMENTS_QUEUE = "documents"
 DOCUMENT_JOB_FUNCTION = "generator.jobs.run_document_job"
 DOCUMENT_JOB_TIMEOUT = 300  # seconds; a render that takes longer is stuck
+# Seconds before each new run of a document job after a transient failure (RQ's retries).
+DOCUMENT_RETRY_DELAYS = (5, 30, 120)
 # E-mail has a queue of its own: a slow document never delays a notification.
 MAIL_QUEUE = "mail"
 MAIL_JOB_FUNCTION = "generator.jobs.run_mail_job"
@@ -101,7 +103,7 @@ def enqueue_document_job(connection: redis.Redis, keyring: KeyRing, job_uuid: st
         job_timeout=DOCUMENT_JOB_TIMEOUT,
         result_ttl=3600,
         failure_ttl=7 * 24 * 3600,
-        retry=Retry(max=3, interval=[5, 30, 120]),
+        retry=Retry(max=len(DOCUMENT_RETRY_DELAYS), interval=list(DOCUMENT_RETRY_DELAYS)),
     )
     return job.id
 

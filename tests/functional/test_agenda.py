@@ -11,6 +11,7 @@ from docx import Document
 from redis.backoff import NoBackoff
 from redis.retry import Retry as ConnectionRetry
 from rq import Callback, Queue, SimpleWorker
+from rq.registry import ScheduledJobRegistry
 from rq.serializers import JSONSerializer
 from sqlalchemy import func, select
 
@@ -208,6 +209,11 @@ def test_a_broken_template_fails_in_french_and_can_be_relaunched(
     run_queue(dataclasses.replace(settings, templates_dir=broken_dir), redis)
     page = client.get(f"/seances/{world['meeting'].id}").get_data(as_text=True)
     assert "Le modèle de document est invalide" in page and "Relancer" in page
+    assert "word/document.xml, ligne 2 : TemplateSyntaxError" in page  # its place
+    failed = db_session.scalars(select(DocumentJob)).one()
+    assert failed.attempts == 1  # a deterministic failure is not retried
+    assert ScheduledJobRegistry(DOCUMENTS_QUEUE, connection=redis).count == 0
+    assert Queue(DOCUMENTS_QUEUE, connection=redis).count == 0
 
     request_agenda(client, world["meeting"].id)  # relancer, with the template repaired
     run_queue(settings, redis)
