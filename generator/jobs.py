@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import traceback
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -53,6 +54,16 @@ log = logging.getLogger(__name__)
 
 class RefusedJob(Exception):
     """A job in Redis that names another function, a callback or an instance."""
+
+
+class TransientFailure(Exception):
+    """What RQ gets (and stores in Redis) for a run to retry: the kind of error only. The
+    original's message could quote a value being handled, a personal one."""
+
+
+def _frames(exc: BaseException) -> str:
+    """Where ``exc`` was raised, for the log: files, lines and code, not its message."""
+    return "".join(traceback.format_tb(exc.__traceback__))
 
 
 class LeaseLost(Exception):
@@ -160,18 +171,21 @@ def run_document_job(payload: dict) -> dict | None:
                            "Le demandeur n'a plus le droit de générer ce document.")
             session.commit()
             return {"job": job.uuid, "status": "failed"}
-        except Exception:
+        except Exception as exc:
             session.rollback()
+            kind = type(exc).__name__
             if job.attempts >= MAX_ATTEMPTS:  # not so transient after all: say so, stop
                 documents.fail(session, job, "attempts", "La génération a échoué plusieurs "
                                "fois de suite. Réessayez plus tard ou contactez l'assistance.")
                 session.commit()
-                log.exception("job %s failed after %d attempts", job.id, job.attempts)
+                log.error("job %s failed after %d attempts (%s)\n%s", job.id, job.attempts,
+                          kind, _frames(exc))
                 return {"job": job.uuid, "status": "failed"}
             documents.release_for_retry(session, job)
             session.commit()
-            log.exception("job %s: transient failure, released for retry", job.id)
-            raise
+            log.error("job %s: transient failure (%s), released for retry\n%s", job.id, kind,
+                      _frames(exc))
+            raise TransientFailure(kind) from None
         log.info("job %s done: document %s", job.id, document.id)
         return {"job": job.uuid, "document": document.uuid, "status": "done"}
 

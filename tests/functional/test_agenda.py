@@ -1,10 +1,12 @@
 """The thin end-to-end path: a facilitator's button, the outbox row, a real worker, a .docx."""
 
+import contextlib
 import io
 import os
 import pickle
 import shutil
 import zipfile
+import zlib
 
 import redis as redis_lib
 from docx import Document
@@ -280,3 +282,34 @@ def test_a_finished_document_can_be_built_again_and_the_earlier_file_is_kept(
     db_session.expire_all()
     assert db_session.scalar(select(func.count()).select_from(GeneratedDocument)) == 2
     assert db_session.scalar(select(func.count()).select_from(DocumentJob)) == 1
+
+
+def test_a_transient_failure_is_retried_and_its_message_stays_out_of_logs_and_redis(
+        world, db_session, redis, settings, keyring, monkeypatch, caplog):
+    from generator import jobs
+
+    secret = world["identities"][0].nom
+
+    def full_disk(*_args, **_kwargs):  # an error whose message quotes a personal value
+        raise OSError(f"no space left while writing {secret}")
+
+    job = documents.request_document(db_session, world["meeting"], "agenda", None)
+    db_session.commit()
+    outbox.send_pending(db_session, redis, keyring)
+    monkeypatch.setattr(jobs, "render", full_disk)
+    run_queue(settings, redis)
+
+    db_session.expire_all()
+    retried = db_session.get(DocumentJob, job.id)
+    assert (retried.status, retried.attempts, retried.step) == ("queued", 1, "nouvelle tentative")
+    scheduled = ScheduledJobRegistry(DOCUMENTS_QUEUE, connection=redis).get_job_ids()
+    assert len(scheduled) == 1  # RQ runs it again in a few seconds
+    for key in redis.keys("*"):  # job hashes keep their exception info compressed
+        values = redis.hgetall(key).values() if redis.type(key) == b"hash" else []
+        for value in values:
+            with contextlib.suppress(zlib.error):
+                value = zlib.decompress(value)
+            assert secret.encode() not in value, key
+    assert "transient failure (OSError)" in caplog.text  # logged by us, with its frames
+    assert "TransientFailure: OSError" in caplog.text  # and by RQ, with the kind only
+    assert secret not in caplog.text
