@@ -91,6 +91,13 @@ def test_every_document_is_built_by_the_worker_pseudonymised(
     stored = db_session.scalars(select(GeneratedDocument)).all()
     assert {d.kind for d in stored} == set(built)
     assert all(not d.body.startswith(b"PK") for d in stored)  # encrypted at rest
+    if shutil.which("soffice") and shutil.which("pdftotext"):  # .ci/run installs both
+        from tests.functional.test_signature import pdf_text
+
+        for document in stored:
+            assert document.pdf_body is not None, document.kind
+            text = pdf_text(vault.open_blob(document, "pdf_body"))
+            assert "L.262-44" in text and not [v for v in canaries if v in text], document.kind
 
     # The referent finds the fiche retour on the sheet page, beside the identity.
     referent_user = world["users"]["referent"]
