@@ -187,6 +187,19 @@ def test_the_page_says_pdf_is_unavailable_as_long_as_no_live_worker_converts(
     db_session.commit()
     assert note not in page()
 
+    # A version whose conversion failed says so, and how to get the PDF.
+    from shared.domain import documents
+
+    job = documents.request_document(db_session, world["meeting"], "agenda", None)
+    built = GeneratedDocument(meeting_id=job.meeting_id, kind="agenda", content_version=1,
+                              filename="odj.docx", media_type="application/octet-stream",
+                              size=4, body=b"", pdf_size=None)
+    db_session.add(built)
+    db_session.flush()
+    job.status, job.document_id = "done", built.id
+    db_session.commit()
+    assert "pas de PDF pour cette version (conversion échouée)" in page()
+
 
 @pytest.mark.skipif(not shutil.which("soffice"), reason="LibreOffice is installed by .ci/run")
 def test_a_worker_with_libreoffice_says_so_and_the_page_offers_pdf(app, world, worker_process):
