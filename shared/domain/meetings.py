@@ -587,7 +587,9 @@ def record_avis(session: Session, vault: Vault, meeting: Meeting, item_id: int, 
     sheet = item.sheet
     texts = {"Motivation": motivation} | {f"Action {number}": action.label
                                           for number, action in enumerate(actions, 1)}
-    flagged = screen_session_texts(texts, sheet_identity(session, vault, sheet, GUARD_PURPOSE))
+    # The identity is decrypted (an audited read) only when there is text to check.
+    flagged = (screen_session_texts(texts, sheet_identity(session, vault, sheet, GUARD_PURPOSE))
+               if any(texts.values()) else {})
     if flagged and not texts_confirmed:
         raise TextsNeedReview("Avis non enregistré : ces textes iront au procès-verbal et à la "
                               "fiche retour, qui désignent la personne par sa seule "

@@ -42,10 +42,23 @@ def step(client, meeting_id, action, data=None):
                                               **(data or {})})
 
 
-def test_every_document_is_built_by_the_worker_pseudonymised(
-        app, world, db_session, vault, worker_process):
+def examine_every_situation(db_session, vault, meeting) -> None:
+    """The session held: every member present, an avis with one action on each situation."""
     from shared.domain.meetings import ActionInput, record_avis
 
+    for row in meeting.members:
+        row.attendance = "present"
+    meeting.state = "tenue"
+    for item in [i for i in meeting.items if i.sheet_id]:
+        record_avis(db_session, vault, meeting, item.id, avis="maintien",
+                    avis_codes={"maintien"}, motivation="Poursuivre l'accompagnement.",
+                    actions=[ActionInput("Atelier CV", None, None)], come_back_on=None,
+                    formal_decision_by="")
+    db_session.commit()
+
+
+def test_every_document_is_built_by_the_worker_pseudonymised(
+        app, world, db_session, vault, worker_process):
     meeting = world["meeting"]
     meeting.starts_at = datetime.combine(date.today(), time(9, 0))  # held today
     db_session.commit()
@@ -61,15 +74,7 @@ def test_every_document_is_built_by_the_worker_pseudonymised(
 
     meeting = db_session.get(Meeting, meeting.id)
     db_session.refresh(meeting)
-    for row in meeting.members:
-        row.attendance = "present"
-    meeting.state = "tenue"
-    for item in [i for i in meeting.items if i.sheet_id]:
-        record_avis(db_session, vault, meeting, item.id, avis="maintien",
-                    avis_codes={"maintien"}, motivation="Poursuivre l'accompagnement.",
-                    actions=[ActionInput("Atelier CV", None, None)], come_back_on=None,
-                    formal_decision_by="")
-    db_session.commit()
+    examine_every_situation(db_session, vault, meeting)
     step(facilitator, meeting.id, "finish_avis")
     built["minutes"] = generate(facilitator, meeting.id, "minutes")
     built["feedback"] = generate(facilitator, meeting.id, "feedback", world["sheets"][0].id)

@@ -11,26 +11,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shared.domain import documents
-from shared.domain.meetings import ActionInput, record_avis
 from shared.encrypted import Vault
 from shared.models import GeneratedDocument, Meeting, MinutesVisa, User
 from tests.conftest import csrf_token, logged_in
-from tests.functional.test_documents import generate, step
+from tests.functional.test_documents import examine_every_situation, generate, step
 from tests.intake.test_access import client_as
 
 
-def minutes_ready_for_visas(app, world, db_session, vault) -> Meeting:
+def minutes_ready_for_visas(world, db_session, vault) -> Meeting:
     """The world's session held today, its avis recorded, the minutes written."""
     meeting = world["meeting"]
     meeting.starts_at = datetime.combine(date.today(), time(9, 0))
-    meeting.state = "tenue"
-    for row in meeting.members:
-        row.attendance = "present"
-    for item in [i for i in meeting.items if i.sheet_id]:
-        record_avis(db_session, vault, meeting, item.id, avis="maintien",
-                    avis_codes={"maintien"}, motivation="Poursuivre l'accompagnement.",
-                    actions=[ActionInput("Atelier CV", None, None)], come_back_on=None,
-                    formal_decision_by="")
+    examine_every_situation(db_session, vault, meeting)
     meeting.state = "pv_redige"
     db_session.commit()
     return meeting
@@ -56,7 +48,7 @@ def pdf_text(data: bytes) -> str:
                     reason="LibreOffice and poppler-utils are installed by .ci/run")
 def test_visas_bear_on_the_version_read_and_the_final_pdf_carries_both(
         app, world, db_session, vault, worker_process):
-    meeting = minutes_ready_for_visas(app, world, db_session, vault)
+    meeting = minutes_ready_for_visas(world, db_session, vault)
     facilitator = logged_in(app, "facilitator@test.invalid")
     generate(facilitator, meeting.id, "minutes")
     step(facilitator, meeting.id, "send_minutes")
@@ -96,7 +88,7 @@ def test_two_directors_signing_at_the_same_moment_both_count(app, world, db_sess
                                                              engine, keyring):
     from shared import audit
 
-    meeting = minutes_ready_for_visas(app, world, db_session, vault)
+    meeting = minutes_ready_for_visas(world, db_session, vault)
     meeting.state = "pv_en_signature"
     minutes = GeneratedDocument(meeting_id=meeting.id, kind="minutes", content_version=1,
                                 filename="pv.docx", media_type="application/octet-stream",
