@@ -309,8 +309,11 @@ class PdfConverter:
         self._closed = True
         if self.directory is None:
             return
-        with contextlib.suppress(PdfError, _HelperDown):
+        try:
             self._call({"op": "quit"}, b"", 20, spawn=False, closing=True)
+        except (PdfError, _HelperDown):
+            if self._helper is not None:  # still starting (a stop during start()) or wedged
+                self._helper.terminate()
         if self._helper is not None:
             try:
                 self._helper.wait(20)
@@ -385,6 +388,7 @@ class PdfConverter:
             process = subprocess.Popen(command, env=_base_env(self.directory),
                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                        start_new_session=True)  # not in the horse's group
+            self._helper = process  # close() stops it even if this wait is interrupted
             deadline = time.monotonic() + 15
             while not _connectable(socket_path):
                 if process.poll() is not None or time.monotonic() > deadline:
@@ -393,7 +397,6 @@ class PdfConverter:
                     process.wait()
                     raise _HelperDown(f"helper did not start (exit {process.returncode})")
                 time.sleep(0.02)
-            self._helper = process
         finally:
             os.close(lock_fd)
 

@@ -314,6 +314,32 @@ def test_closing_twice_and_converting_after_close(libreoffice):
     assert raised.value.reason == "unavailable"
 
 
+def test_a_stop_while_the_helper_starts_stops_it_quietly(libreoffice, monkeypatch, capfd):
+    """Ctrl-C reaches the worker while it waits for its new helper: close() must stop that
+    helper, not pull its directory from under it (it then died with a traceback)."""
+    real_connectable = pdf_module._connectable
+    calls = []
+
+    def interrupted_once_spawned(path):
+        calls.append(path)
+        if len(calls) == 2:  # the first wait after the helper's Popen
+            raise KeyboardInterrupt
+        return real_connectable(path)
+
+    monkeypatch.setattr(pdf_module, "_connectable", interrupted_once_spawned)
+    converter = PdfConverter()
+    directory = str(converter.directory)
+    with pytest.raises(KeyboardInterrupt):
+        converter.start()
+    helpers = [child for child in psutil.Process().children()
+               if directory in " ".join(child.cmdline())]
+    assert len(helpers) == 1
+    converter.close()
+    wait_gone(helpers[0].pid)
+    assert not Path(directory).exists()
+    assert "Traceback" not in capfd.readouterr().err
+
+
 def test_the_helper_cleans_up_when_its_worker_dies(libreoffice, tmp_path):
     """A worker killed with SIGKILL never calls close(): the helper notices and tidies up."""
     script = tmp_path / "worker.py"
