@@ -66,6 +66,12 @@ def _frames(exc: BaseException) -> str:
     return "".join(traceback.format_tb(exc.__traceback__))
 
 
+class RequesterRefused(Exception):
+    """The user who asked may no longer have this document built (role, circonscription or
+    account changed meanwhile): a lasting refusal, unlike an operating system's
+    PermissionError, which is retried like any other transient failure."""
+
+
 class LeaseLost(Exception):
     """This run outlived its lease and another worker took the job over: its result is
     dropped, the other run's stands (a job builds one document)."""
@@ -144,7 +150,7 @@ def run_document_job(payload: dict) -> dict | None:
             return None
         try:
             if payload["requester"] != job.requested_by:  # a stale payload of another request
-                raise PermissionError
+                raise RequesterRefused
             document = _build(session, rt, job, job.requested_by)
         except (LookupError, ValueError, CryptoError) as exc:  # can never build this document
             session.rollback()
@@ -165,7 +171,7 @@ def run_document_job(payload: dict) -> dict | None:
             session.rollback()
             log.warning("job %s: lease lost to another worker, result dropped", job.id)
             return {"job": job.uuid, "status": "superseded"}
-        except PermissionError:
+        except RequesterRefused:
             session.rollback()
             documents.fail(session, job, "forbidden",
                            "Le demandeur n'a plus le droit de générer ce document.")
@@ -224,12 +230,12 @@ def _build(session: Session, rt: runtime.Runtime, job: DocumentJob,
     if job.kind in SHEET_ONLY_KINDS:  # the information note: a sheet, no session
         meeting = None
         if sheet is None or not _referent_may_generate(session, requester_id, sheet):
-            raise PermissionError
+            raise RequesterRefused
     else:
         meeting = session.get(Meeting, job.meeting_id)
         if meeting is None or not _requester_may_generate(session, requester_id, meeting,
                                                           job.kind):
-            raise PermissionError
+            raise RequesterRefused
         if meeting.state not in documents.KIND_STATES[job.kind]:  # e.g. cancelled meanwhile
             raise ValueError("session state no longer allows this document")
     vault = Vault(session, rt.keyring, audit.WORKER)
