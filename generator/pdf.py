@@ -310,19 +310,21 @@ class PdfConverter:
         if self.directory is None:
             return
         try:
-            self._call({"op": "quit"}, b"", 20, spawn=False, closing=True)
-        except (PdfError, _HelperDown):
-            if self._helper is not None:  # still starting (a stop during start()) or wedged
-                self._helper.terminate()
-        if self._helper is not None:
             try:
-                self._helper.wait(20)
-            except subprocess.TimeoutExpired:
+                self._call({"op": "quit"}, b"", 20, spawn=False, closing=True)
+            except (PdfError, _HelperDown):
+                if self._helper is not None:  # still starting (a stop during start()) or wedged
+                    self._helper.terminate()
+            if self._helper is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self._helper.wait(20)
+        finally:  # also when a second stop signal (RQ's cold shutdown) interrupts the wait
+            if self._helper is not None and self._helper.poll() is None:
                 self._helper.kill()
                 self._helper.wait()
-        for name in ("helper.pid", "soffice.pid"):  # a helper started by a work horse
-            _kill_recorded(self.directory / name, self.directory)
-        shutil.rmtree(self.directory, ignore_errors=True)
+            for name in ("helper.pid", "soffice.pid"):  # a helper started by a work horse
+                _kill_recorded(self.directory / name, self.directory)
+            shutil.rmtree(self.directory, ignore_errors=True)
 
     # -- plumbing --
 

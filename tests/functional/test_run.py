@@ -30,6 +30,7 @@ def test_icli_run_serves_a_fresh_instance_and_stops_every_process_cleanly(tmp_pa
     instance = Path(tempfile.mkdtemp(prefix="icli-run-"))  # short: unix socket path limit
     env = {k: v for k, v in os.environ.items() if not k.startswith("ICLI_")}
     env["ICLI_INSTANCE"] = str(instance)
+    env["TMPDIR"] = scratch = tempfile.mkdtemp(prefix="icli-tmp-")  # the PDF profile's parent
     port = free_port()
     log = (tmp_path / "run.log").open("wb")
     process = subprocess.Popen([sys.executable, "-m", "intake.cli", "run", "--port", str(port)],
@@ -60,12 +61,13 @@ def test_icli_run_serves_a_fresh_instance_and_stops_every_process_cleanly(tmp_pa
         assert alive == [], [p.cmdline() for p in alive]
         shutdown = (tmp_path / "run.log").read_text().split("(Ctrl-C to stop)", 1)[1]
         assert "Traceback" not in shutdown and "ConnectionError" not in shutdown, shutdown
+        assert list(Path(scratch).glob("icli-pdf-*")) == []  # LibreOffice's profile is gone
     finally:
         if process.poll() is None:
             process.kill()
             process.wait(30)
         log.close()
-        subprocess.run(["rm", "-rf", str(instance)], check=False)
+        subprocess.run(["rm", "-rf", str(instance), scratch], check=False)
 
 
 def test_icli_worker_alone_serves_icli_generate_on_the_embedded_defaults(tmp_path):

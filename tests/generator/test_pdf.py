@@ -340,6 +340,30 @@ def test_a_stop_while_the_helper_starts_stops_it_quietly(libreoffice, monkeypatc
     assert "Traceback" not in capfd.readouterr().err
 
 
+def test_a_second_stop_signal_during_close_still_removes_everything(libreoffice):
+    """Ctrl-C in a terminal, then `icli run` forwarding SIGTERM: RQ's cold shutdown raises
+    SystemExit while close() waits for the helper. The profile directory must still go."""
+    converter = PdfConverter()
+    assert converter.start()
+    directory, office = converter.directory, converter.resident_pid()
+    helper = psutil.Process(int((directory / "helper.pid").read_text()))
+
+    real_wait, interrupted = converter._helper.wait, []
+
+    def cold_shutdown_once(*args, **kwargs):
+        if not interrupted:
+            interrupted.append(True)
+            raise SystemExit(1)
+        return real_wait(*args, **kwargs)
+
+    converter._helper.wait = cold_shutdown_once
+    with pytest.raises(SystemExit):
+        converter.close()
+    wait_gone(helper.pid)
+    wait_gone(office)
+    assert not directory.exists()
+
+
 def test_the_helper_cleans_up_when_its_worker_dies(libreoffice, tmp_path):
     """A worker killed with SIGKILL never calls close(): the helper notices and tidies up."""
     script = tmp_path / "worker.py"
