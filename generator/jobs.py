@@ -61,11 +61,6 @@ class TransientFailure(Exception):
     original's message could quote a value being handled, a personal one."""
 
 
-def _frames(exc: BaseException) -> str:
-    """Where ``exc`` was raised, for the log: files, lines and code, not its message."""
-    return "".join(traceback.format_tb(exc.__traceback__))
-
-
 class RequesterRefused(Exception):
     """The user who asked may no longer have this document built (role, circonscription or
     account changed meanwhile): a lasting refusal, unlike an operating system's
@@ -75,6 +70,11 @@ class RequesterRefused(Exception):
 class LeaseLost(Exception):
     """This run outlived its lease and another worker took the job over: its result is
     dropped, the other run's stands (a job builds one document)."""
+
+
+def _frames(exc: BaseException) -> str:
+    """Where ``exc`` was raised, for the log: files, lines and code, not its message."""
+    return "".join(traceback.format_tb(exc.__traceback__))
 
 
 class AllowlistedJob(Job):

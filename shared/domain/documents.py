@@ -250,8 +250,7 @@ def apply_visa(session: Session, vault: Vault, meeting: Meeting, document: Gener
     # Visas of one session one at a time, so that of two directors signing at once the
     # second sees the first's visa and completes the signature (a row lock on PostgreSQL;
     # SQLite has one writer at a time and the count below follows this visa's insert).
-    session.execute(select(Meeting.id).where(Meeting.id == meeting.id).with_for_update())
-    session.refresh(meeting)
+    session.refresh(meeting, with_for_update=True)
     if meeting.state != "pv_en_signature":
         raise InvalidTransition("Ce procès-verbal n'attend pas de visa.")
     if institution not in user.institutions:
