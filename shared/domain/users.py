@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import secrets
@@ -163,7 +164,7 @@ def authenticate(session: Session, email: str, password: str, address: str,
     valid = user is not None and verify_password(user.password_hash, password)
     if not valid:
         if user is None:
-            verify_password(_DUMMY_HASH, password)  # same time whether the account exists
+            verify_password(_dummy_hash(), password)  # same time whether the account exists
         for row, limit in rows:
             row.failures += 1
             if row.failures >= limit:
@@ -181,4 +182,7 @@ def authenticate(session: Session, email: str, password: str, address: str,
     return user
 
 
-_DUMMY_HASH = hash_password("not-a-real-password-0000")
+@functools.cache
+def _dummy_hash() -> str:
+    # Made on first use, not at import: an argon2 hash costs 15-24 % of every process start.
+    return hash_password("not-a-real-password-0000")
