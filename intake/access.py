@@ -57,6 +57,8 @@ def init_app(app: Flask) -> None:
             return redirect(url_for("auth.change_password"))
         return None
 
+    production = app.extensions["icli"].settings.is_production
+
     @app.after_request
     def _security_headers(response):
         response.headers.setdefault(
@@ -66,6 +68,11 @@ def init_app(app: Flask) -> None:
         )
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
-        # Pages may show personal data: never keep them in a shared or browser cache.
-        response.headers.setdefault("Cache-Control", "no-store")
+        if request.endpoint != "static":
+            # Pages and downloads may carry personal data: never kept in a shared or browser
+            # cache. Set over send_file's "no-cache", which still lets a browser store them.
+            response.headers["Cache-Control"] = "no-store"
+        if production:
+            # Browsers refuse plain HTTP for a year once they have seen this over HTTPS.
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         return response
