@@ -44,11 +44,16 @@ def meeting_in_scope(meeting_id: int) -> Meeting:
 
 def init_app(app: Flask) -> None:
     @login_manager.user_loader
-    def load_user(user_id: str) -> User | None:
-        if not user_id.isdigit():
+    def load_user(session_id: str) -> User | None:
+        # "<user id>:<session version>" (User.get_id): a cookie issued before the version
+        # was raised (logout, password change, deactivation) no longer names anyone.
+        user_id, _, version = session_id.partition(":")
+        if not (user_id.isdigit() and version.isdigit()):
             return None
         user = db().get(User, int(user_id), options=[selectinload(User.roles)])
-        return user if user is not None and user.active else None
+        if user is None or not user.active or user.session_version != int(version):
+            return None
+        return user
 
     @app.before_request
     def _force_password_change():
