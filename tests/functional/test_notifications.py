@@ -233,7 +233,7 @@ def test_an_answer_link_expires_and_names_one_member(app, world, db_session):
     row = meeting.members[-1]
     row.answer_nonce = "a" * 32
     db_session.commit()
-    secret = app.extensions["icli"].settings.secret_key
+    secret = app.extensions["icli"].settings.link_key
     old = notifications.answer_token(secret, row, now=datetime(2026, 1, 1))
     fresh = notifications.answer_token(secret, row)
     client = app.test_client()
