@@ -126,7 +126,7 @@ def worker_environment(environ: Mapping[str, str] | None = None) -> dict[str, st
 def load_settings(environ: Mapping[str, str] | None = None, *,
                   worker: bool = False) -> Settings:
     """Build Settings from the environment and refuse unsafe production setups; a worker's
-    (``worker=True``) never read the session secret."""
+    settings (``worker=True``) never read the session secret."""
     environ = os.environ if environ is None else environ
     if worker:
         environ = worker_environment(environ)
