@@ -23,7 +23,7 @@ from generator.contexts import BUILDERS
 from generator.pdf import PdfError
 from generator.render import TEMPLATES, RenderError, render, template_path
 from shared import audit
-from shared.crypto import CryptoError
+from shared.crypto import CryptoError, IntegrityError
 from shared.db import utcnow
 from shared.domain import documents, notifications
 from shared.domain.sheets import referent_may_edit
@@ -123,15 +123,34 @@ FILENAMES = {"agenda": "ordre-du-jour", "dossier": "dossier-de-seance",
              "feedback": "fiche-retour", "information": "note-information"}
 
 
+# What the facilitator reads when a job cannot be built (documents.fail), by cause.
+DATA_MISSING = ("Les données de la séance ne permettent pas ce document (situation absente "
+                "de l'ordre du jour ?).")
+INTEGRITY_FAILED = ("Une donnée chiffrée nécessaire à ce document n'a pas passé le contrôle "
+                    "d'intégrité (donnée altérée ou déplacée) : le document n'a pas été "
+                    "produit. L'incident est inscrit au journal d'audit ; prévenez "
+                    "l'administrateur.")
+KEY_UNAVAILABLE = ("Le générateur de documents ne détient pas la clé de chiffrement "
+                   "nécessaire à ce document : prévenez l'administrateur (rotation des clés "
+                   "en cours ?).")
+
+
+def _audit_refusal(session: Session, rt: runtime.Runtime, purpose: str, *,
+                   object_type: str = "", object_ids: list[int] | None = None) -> None:
+    """Every refused job leaves an audit row (SECURITY.md rule 9), ids and reason only."""
+    log.warning("refused job: %s", purpose)
+    audit.record(session, rt.keyring, audit.WORKER, "job_refused", object_type=object_type,
+                 object_ids=object_ids or [], purpose=purpose)
+    session.commit()
+
+
 def _payload_refused(session: Session, rt: runtime.Runtime, payload: dict,
                      queue: str = DOCUMENTS_QUEUE) -> bool:
-    """A forged, expired or replayed payload is refused and audited (SECURITY.md rule 9)."""
+    """A forged or expired payload is refused and audited."""
     try:
         verify_payload(rt.keyring, payload, queue=queue)
     except PayloadError as exc:
-        log.warning("refused %s payload: %s", queue, exc)
-        audit.record(session, rt.keyring, audit.WORKER, "job_refused", purpose=str(exc))
-        session.commit()
+        _audit_refusal(session, rt, str(exc))
         return True
     return False
 
@@ -146,7 +165,7 @@ def run_document_job(payload: dict) -> dict | None:
                               lease=timedelta(seconds=rt.settings.job_lease_seconds))
         session.commit()
         if job is None:  # done already, or another worker holds a live lease: single use
-            log.info("job %s not claimable, skipped", payload["job"])
+            _audit_refusal(session, rt, "replayed payload")
             return None
         try:
             if payload["requester"] != job.requested_by:  # a stale payload of another request
@@ -154,8 +173,13 @@ def run_document_job(payload: dict) -> dict | None:
             document = _build(session, rt, job, job.requested_by)
         except (LookupError, ValueError, CryptoError) as exc:  # can never build this document
             session.rollback()
-            documents.fail(session, job, "data", "Les données de la séance ne permettent pas "
-                           "ce document (situation absente de l'ordre du jour ?).")
+            if isinstance(exc, IntegrityError):  # the vault has audited which value
+                code, message = "integrity", INTEGRITY_FAILED
+            elif isinstance(exc, CryptoError):
+                code, message = "key", KEY_UNAVAILABLE
+            else:
+                code, message = "data", DATA_MISSING
+            documents.fail(session, job, code, message)
             session.commit()
             log.error("job %s failed: %s", job.id, type(exc).__name__)
             return {"job": job.uuid, "status": "failed"}
@@ -175,7 +199,8 @@ def run_document_job(payload: dict) -> dict | None:
             session.rollback()
             documents.fail(session, job, "forbidden",
                            "Le demandeur n'a plus le droit de générer ce document.")
-            session.commit()
+            _audit_refusal(session, rt, "requester no longer allowed",
+                           object_type="document_jobs", object_ids=[job.id])
             return {"job": job.uuid, "status": "failed"}
         except Exception as exc:
             session.rollback()
@@ -291,6 +316,7 @@ def run_mail_job(payload: dict) -> dict | None:
                                   lease=timedelta(seconds=rt.settings.job_lease_seconds))
         session.commit()
         if row is None:  # sent already, not due yet, or another worker is on it
+            _audit_refusal(session, rt, "replayed payload")
             return None
         return _send_mail(session, rt, row)
 

@@ -125,7 +125,7 @@ def _visa(session: Session, n: Notification) -> Text:
 
 def _convocation(session: Session, n: Notification, settings: Settings) -> Text:
     meeting, row = n.meeting, n.meeting_member
-    token = notifications.answer_token(settings.secret_key, row)
+    token = notifications.answer_token(settings.link_key, row)
     where = meeting.place or ""
     if meeting.video_link:
         where += (" ; " if where else "") + f"visioconférence : {meeting.video_link}"

@@ -183,7 +183,7 @@ class DocumentWorker(SimpleWorker):
 
 
 def main(settings: Settings | None = None) -> None:
-    settings = settings or load_settings()
+    settings = settings or load_settings(worker=True)
     configure_logging(settings, "worker")
     try:
         _serve(settings)

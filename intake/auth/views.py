@@ -56,6 +56,8 @@ def _safe_next(target: str | None) -> str | None:
 @bp.route("/deconnexion", methods=["POST"])
 @login_required
 def logout():
+    users.end_sessions(db(), current_user)  # every session of the account, copies included
+    db().commit()
     logout_user()
     flash("Vous êtes déconnecté·e.", "info")
     return redirect(url_for("auth.login"))
@@ -73,6 +75,7 @@ def change_password():
         else:
             record("password_changed", object_type="users", object_ids=[current_user.id])
             db().commit()
+            login_user(current_user._get_current_object())  # the others ended; this one goes on
             flash("Votre mot de passe a été changé.", "success")
             return redirect(url_for("main.home"))
     return render_template("auth/change_password.html", form=form)

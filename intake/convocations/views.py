@@ -20,9 +20,9 @@ OFFERED = {key: label for key, label in ANSWERS.items() if key != "non_renseigne
 
 @bp.route("/<int:meeting_id>/<token>", methods=["GET", "POST"])
 def answer(meeting_id: int, token: str):
-    secret = services().settings.secret_key
     try:
-        row = notifications.invitation_for(db(), secret, meeting_id, token)
+        row = notifications.invitation_for(db(), services().settings.link_key, meeting_id,
+                                           token)
     except DomainError as exc:
         return error_page(404, "Lien non valable", exc.message)
     form = FlaskForm()

@@ -95,9 +95,16 @@ def get_user(session: Session, user_id: int) -> User:
     return user
 
 
+def end_sessions(session: Session, user: User) -> None:
+    """Every session cookie issued to ``user`` so far stops opening pages, copies included:
+    logout, a password change or reset, a deactivation or a change of role calls this."""
+    user.session_version += 1
+    session.flush()
+
+
 def set_active(session: Session, user: User, active: bool) -> None:
     user.active = active
-    session.flush()
+    end_sessions(session, user)  # a reactivation must not revive an old cookie
 
 
 def reset_password(session: Session, user: User) -> str:
@@ -105,7 +112,7 @@ def reset_password(session: Session, user: User) -> str:
     password = generate_password()
     user.password_hash = hash_password(password)
     user.must_change_password = True
-    session.flush()
+    end_sessions(session, user)
     return password
 
 
@@ -119,7 +126,7 @@ def change_password(session: Session, user: User, current: str, new: str) -> Non
         raise InvalidInput("Le nouveau mot de passe doit être différent de l'actuel.")
     user.password_hash = hash_password(new)
     user.must_change_password = False
-    session.flush()
+    end_sessions(session, user)
 
 
 class LoginThrottled(InvalidInput):

@@ -31,6 +31,9 @@ class User(Base):
     must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # In every session cookie and compared on each request: raising it (logout, password
+    # change or reset, (de)activation) ends every session of the account, copies included.
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     roles: Mapped[list[RoleAssignment]] = relationship(
         back_populates="user", cascade="all, delete-orphan", lazy="selectin"
@@ -45,7 +48,8 @@ class User(Base):
     is_anonymous = False
 
     def get_id(self) -> str:
-        return str(self.id)
+        """What the session cookie names: the account and its session version."""
+        return f"{self.id}:{self.session_version}"
 
     def has_role(self, role: str) -> bool:
         return any(r.role == role for r in self.roles)

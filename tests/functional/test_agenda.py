@@ -15,13 +15,13 @@ from redis.retry import Retry as ConnectionRetry
 from rq import Callback, Queue, SimpleWorker
 from rq.registry import ScheduledJobRegistry
 from rq.serializers import JSONSerializer
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from generator import runtime
 from generator.jobs import AllowlistedJob
 from shared import outbox
 from shared.domain import documents
-from shared.models import AuditEvent, DocumentJob, GeneratedDocument
+from shared.models import AuditEvent, DocumentJob, GeneratedDocument, Sheet
 from shared.queue import DOCUMENT_JOB_FUNCTION, DOCUMENTS_QUEUE, sign_payload
 from tests.conftest import csrf_token, wait_for
 from tests.factories import PASSWORD, canary_values
@@ -159,6 +159,10 @@ def test_forged_and_replayed_payloads_are_refused_and_audited(
     queue.enqueue(DOCUMENT_JOB_FUNCTION, valid)  # replayed: single use
     run_queue(settings, redis)
     assert db_session.scalar(select(func.count()).select_from(GeneratedDocument)) == 1
+    db_session.expire_all()
+    refused = db_session.scalars(select(AuditEvent.purpose)
+                                 .where(AuditEvent.action == "job_refused")).all()
+    assert sorted(refused) == ["bad signature", "expired payload", "replayed payload"]
 
 
 class _Evil:
@@ -191,6 +195,31 @@ def test_a_requester_who_lost_the_right_gets_a_clear_failure(world, db_session, 
     db_session.expire_all()
     job = db_session.get(DocumentJob, job.id)
     assert job.status == "failed" and "n'a plus le droit" in job.error_message
+    refusal = db_session.scalars(select(AuditEvent)
+                                 .where(AuditEvent.action == "job_refused")).one()
+    assert refusal.purpose == "requester no longer allowed"
+    assert (refusal.actor_label, refusal.object_type) == ("worker", "document_jobs")
+    assert refusal.object_ids == str(job.id)
+
+
+def test_a_value_failing_its_integrity_check_is_reported_as_such_to_the_facilitator(
+        client, auth, world, db_session, redis, settings):
+    meeting, (first, second) = world["meeting"], world["sheets"]
+    auth.login("facilitator@test.invalid", PASSWORD)
+    token = csrf_token(client, f"/seances/{meeting.id}")
+    client.post(f"/seances/{meeting.id}/documents/dossier", data={"csrf_token": token})
+    # A ciphertext copied onto another sheet's row after the request: its AAD no longer holds.
+    db_session.execute(update(Sheet).where(Sheet.id == second.id)
+                       .values(situation_data=first.situation_data))
+    db_session.commit()
+    run_queue(settings, redis)
+    status = client.get(f"/seances/{meeting.id}/documents/dossier/statut").get_json()
+    assert status["status"] == "failed"
+    assert "contrôle d'intégrité" in status["error"]
+    assert "absente de l'ordre du jour" not in status["error"]
+    failure = db_session.scalars(select(AuditEvent)
+                                 .where(AuditEvent.action == "integrity_failure")).one()
+    assert failure.object_ids == str(second.id)
 
 
 def test_a_broken_template_fails_in_french_and_can_be_relaunched(

@@ -233,7 +233,7 @@ def test_an_answer_link_expires_and_names_one_member(app, world, db_session):
     row = meeting.members[-1]
     row.answer_nonce = "a" * 32
     db_session.commit()
-    secret = app.extensions["icli"].settings.secret_key
+    secret = app.extensions["icli"].settings.link_key
     old = notifications.answer_token(secret, row, now=datetime(2026, 1, 1))
     fresh = notifications.answer_token(secret, row)
     client = app.test_client()
@@ -331,3 +331,28 @@ def test_without_smtp_mail_is_written_to_the_instance_outbox_and_listed_for_admi
     assert_no_identity([written], world["identities"])
     page = logged_in(app, "admin@test.invalid").get("/admin/courriels").get_data(as_text=True)
     assert f"{digest.uuid}.eml" in page
+
+
+def test_a_replayed_mail_payload_is_refused_and_audited(world, db_session, vault, redis,
+                                                        keyring, settings):
+    from rq import Queue, SimpleWorker
+    from rq.serializers import JSONSerializer
+
+    from generator import runtime
+    from generator.jobs import AllowlistedJob
+    from shared.models import AuditEvent
+    from shared.queue import MAIL_JOB_FUNCTION, MAIL_QUEUE, sign_payload
+
+    row = returned_sheet_mail(db_session, vault, world)
+    payload = sign_payload(keyring, row.uuid, None, queue=MAIL_QUEUE)
+    queue = Queue(MAIL_QUEUE, connection=redis, serializer=JSONSerializer)
+    queue.enqueue(MAIL_JOB_FUNCTION, payload)
+    queue.enqueue(MAIL_JOB_FUNCTION, payload)  # replayed: the message went out already
+    runtime.init(settings)
+    SimpleWorker([queue], connection=redis, serializer=JSONSerializer,
+                 job_class=AllowlistedJob).work(burst=True)
+    db_session.expire_all()
+    assert db_session.get(Notification, row.id).status == "sent"
+    refused = db_session.scalars(select(AuditEvent).where(
+        AuditEvent.action == "job_refused")).all()
+    assert [(r.actor_label, r.purpose) for r in refused] == [("worker", "replayed payload")]

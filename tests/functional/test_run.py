@@ -72,7 +72,8 @@ def test_icli_run_serves_a_fresh_instance_and_stops_every_process_cleanly(tmp_pa
 
 def test_icli_worker_alone_serves_icli_generate_on_the_embedded_defaults(tmp_path):
     """`icli worker` in one terminal, `icli generate` in another, nothing else installed; SIGTERM
-    stops the worker and the bundled Redis it started."""
+    stops the worker and the bundled Redis it started. A session secret exported in that
+    terminal never reaches the worker process."""
     import json
 
     import redis
@@ -82,6 +83,7 @@ def test_icli_worker_alone_serves_icli_generate_on_the_embedded_defaults(tmp_pat
     instance = Path(tempfile.mkdtemp(prefix="icli-wk-"))  # short: unix socket path limit
     env = {k: v for k, v in os.environ.items() if not k.startswith("ICLI_")}
     env["ICLI_INSTANCE"] = str(instance)
+    env["ICLI_SECRET_KEY"] = "exported-session-secret-" + "z" * 32
 
     def icli(*args):
         return subprocess.run([sys.executable, "-m", "intake.cli", *args], env=env,
@@ -105,6 +107,8 @@ def test_icli_worker_alone_serves_icli_generate_on_the_embedded_defaults(tmp_pat
         children = psutil.Process(process.pid).children(recursive=True)
         names = " ".join(" ".join(command_line(c)) for c in children)
         assert "redis-server" in names and "generator" in names
+        worker = next(c for c in children if "generator" in command_line(c))
+        assert not [k for k in worker.environ() if k.startswith("ICLI_SECRET_KEY")]
 
         sessions = json.loads(icli("sessions", "list", "--json").stdout)
         meeting = next(s for s in sessions if s["state"] == "odj_en_construction")

@@ -7,7 +7,8 @@ def production_env(tmp_path, **overrides):
     keyring = tmp_path / "keyring.json"
     keyring.write_text("{}")
     env = {"ICLI_ENV": "production", "ICLI_INSTANCE": str(tmp_path),
-           "ICLI_SECRET_KEY": "s" * 40, "ICLI_REDIS_URL": "redis://redis:6379/0",
+           "ICLI_SECRET_KEY": "s" * 40, "ICLI_LINK_KEY": "l" * 40,
+           "ICLI_REDIS_URL": "redis://redis:6379/0",
            "ICLI_KEYRING": str(keyring),
            "ICLI_DATABASE_URL": "postgresql://icli@db/icli",
            "ICLI_SMTP_URL": "smtp+starttls://icli:p%40ss@smtp.example:587",
@@ -36,6 +37,7 @@ def test_production_settings_are_accepted_when_complete(tmp_path):
 
 @pytest.mark.parametrize(("missing", "named"), [
     ("ICLI_SECRET_KEY", "ICLI_SECRET_KEY"),
+    ("ICLI_LINK_KEY", "ICLI_LINK_KEY"),
     ("ICLI_REDIS_URL", "ICLI_REDIS_URL"),
     ("ICLI_DATABASE_URL", "ICLI_DATABASE_URL"),
     ("ICLI_SMTP_URL", "ICLI_SMTP_URL"),
@@ -59,6 +61,28 @@ def test_secret_key_can_come_from_a_docker_secret_file(tmp_path):
     settings = load_settings(production_env(tmp_path, ICLI_SECRET_KEY=None,
                                             ICLI_SECRET_KEY_FILE=str(secret)))
     assert settings.secret_key == "f" * 48
+
+
+def test_production_refuses_a_link_key_equal_to_the_session_secret(tmp_path):
+    with pytest.raises(ConfigError, match="ICLI_LINK_KEY must differ"):
+        load_settings(production_env(tmp_path, ICLI_LINK_KEY="s" * 40))
+
+
+def test_a_production_worker_needs_no_session_secret_and_never_reads_it(tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("f" * 48)
+    worker = load_settings(production_env(tmp_path, ICLI_SECRET_KEY_FILE=str(secret)),
+                           worker=True)
+    assert worker.secret_key == "" and worker.link_key == "l" * 40
+    assert "identity" not in worker.key_chains
+    assert load_settings(production_env(tmp_path, ICLI_SECRET_KEY=None), worker=True)
+
+
+def test_a_development_worker_creates_no_session_secret(tmp_path):
+    worker = load_settings({"ICLI_INSTANCE": str(tmp_path)}, worker=True)
+    assert worker.secret_key == "" and len(worker.link_key) > 40
+    assert not (tmp_path / "secret_key").exists()
+    assert (tmp_path / "link_key").stat().st_mode & 0o777 == 0o600
 
 
 def test_unknown_environment_is_refused(tmp_path):
