@@ -42,7 +42,6 @@ from generator.render import TEMPLATES, RenderError, render, template_path
 from shared import audit, outbox, retention
 from shared.config import Settings, load_settings
 from shared.domain import notifications
-from shared.keys import record_key_versions
 from shared.logs import configure_logging
 from shared.queue import document_queue, mail_queue, redis_connection
 
@@ -158,6 +157,7 @@ class DocumentWorker(SimpleWorker):
             raise
 
     def execute_job(self, job, queue) -> None:
+        runtime.current().heartbeat.beat()  # a retired key is dropped before the job uses it
         gc.disable()  # a job's garbage is collected after it, not in pauses during it
         try:
             super().execute_job(job, queue)
@@ -194,9 +194,6 @@ def main(settings: Settings | None = None) -> None:
 
 def _serve(settings: Settings) -> None:
     rt = runtime.init(settings)
-    with rt.sessions() as session:
-        record_key_versions(session, rt.keyring)
-        session.commit()
     rt.heartbeat.beat(force=True)
     connection = redis_connection(rt.settings)
     while True:  # wait for Redis instead of dying when it is not up yet

@@ -17,8 +17,9 @@ import click
 
 from shared import audit
 from shared.config import ConfigError, Settings, load_settings
+from shared.crypto import CryptoError
 from shared.db import make_engine, make_session_factory
-from shared.keys import ensure_keyring, load_keyring, record_key_versions
+from shared.keys import ensure_keyring, load_keyring
 from shared.models.user import ROLES
 from shared.rotation import DEFAULT_BATCH
 
@@ -48,6 +49,25 @@ def _outside_the_terminal_group() -> None:  # pragma: no cover - runs in the chi
 
 def _spawn(args: list[str]) -> subprocess.Popen:
     return subprocess.Popen(args, preexec_fn=_die_with_parent)
+
+
+def _keyring(settings: Settings):
+    """The keyring, compared with the fingerprints the database recorded before any use (and
+    at every reload): a wrong keyring stops the command before it writes anything."""
+    try:
+        return load_keyring(settings, make_session_factory(make_engine(settings)))
+    except (ConfigError, CryptoError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _ensure_keyring(settings: Settings) -> None:
+    engine = make_engine(settings)
+    try:
+        ensure_keyring(settings, engine)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        engine.dispose()
 
 
 @contextlib.contextmanager
@@ -97,7 +117,7 @@ def _upgrade(settings: Settings) -> None:
 # -- running ------------------------------------------------------------------
 def _prepare(settings: Settings) -> None:
     """First run: keyring (development only), schema, demo data when the database is empty."""
-    ensure_keyring(settings)
+    _ensure_keyring(settings)
     _upgrade(settings)
     from shared.demo import database_is_empty
 
@@ -200,7 +220,7 @@ def _print_accounts(settings: Settings) -> None:
 def web(port: int, host: str) -> None:
     """The web app alone (gunicorn), with the bundled Redis when it is used."""
     settings = _settings()
-    ensure_keyring(settings)
+    _ensure_keyring(settings)
     _supervise(settings, [_gunicorn_args(port, host)])
 
 
@@ -208,7 +228,7 @@ def web(port: int, host: str) -> None:
 def worker() -> None:
     """The document worker alone (python -m generator), with the bundled Redis when used."""
     settings = _settings()
-    ensure_keyring(settings)
+    _ensure_keyring(settings)
     _supervise(settings, [[sys.executable, "-m", "generator"]])
 
 
@@ -222,7 +242,7 @@ def users() -> None:
 def _audited_session() -> Iterator[tuple]:
     """A session and a `record(action, user)` writing an audit row as the CLI; commits."""
     settings = _settings()
-    keyring = load_keyring(settings)
+    keyring = _keyring(settings)
     with _session(settings) as session:
 
         def record(action: str, user, **kwargs) -> None:
@@ -352,7 +372,7 @@ def generate(meeting_id: int, kind: str, sheet_id: int | None, pdf: bool, out_pa
 
     _check_writable(out_path)  # before any work: nothing is built, audited, then lost
     settings = _settings()
-    keyring = load_keyring(settings)
+    keyring = _keyring(settings)
     connection = redis_connection(settings)
     try:
         workers = [w for w in Worker.all(connection=connection)
@@ -451,7 +471,7 @@ def _key_operation() -> Iterator:
     from shared.errors import DomainError
 
     settings = _settings()
-    keyring = load_keyring(settings)
+    keyring = _keyring(settings)
     with _session(settings) as session:
         try:
             yield settings, keyring, session
@@ -477,12 +497,15 @@ def keys_status(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
+    names = {p["id"]: f"{p['kind']} pid {p['pid']} on {p['host']}" for p in report["processes"]}
     for chain, entry in report["chains"].items():
         click.echo(f"{chain} (primary v{entry['primary']})")
         for v in entry["versions"]:
             click.echo(f"  v{v['version']:<3} {v['state']:<9} rows {v['rows']:>8}  "
                        f"fp {v['fingerprint'] or '—':<16}  created {v['created_at'] or '—'}  "
                        f"held by {len(v['held_by'])} live process(es)")
+            if v["state"] == "retired" and v["held_by"]:
+                click.echo(f"    STILL HELD by {', '.join(names[p] for p in v['held_by'])}")
     click.echo(f"live processes: {len(report['processes'])}")
     for p in report["processes"]:
         click.echo(f"  {p['kind']:<6} pid {p['pid']} on {p['host']}, seen {p['seen_at']}")
@@ -527,7 +550,7 @@ def keys_rotate(chains: tuple[str, ...], batch: int, pause: float) -> None:
     from shared.errors import DomainError
 
     settings = _settings()
-    keyring = load_keyring(settings)
+    keyring = _keyring(settings)
     engine = make_engine(settings)
     try:
         for chain in chains or rotation.ROTATED_CHAINS:
@@ -574,16 +597,27 @@ def keys_deep_reencrypt(pseudonym: str) -> None:
 @keys.command("retire")
 @CHAIN
 @click.option("--version", "version", required=True, type=int)
-def keys_retire(chain: str, version: int) -> None:
-    """Remove a version nothing needs any more (verified first)."""
+@click.option("--wait", "wait_seconds", default=90, show_default=True,
+              type=click.IntRange(0, 3600),
+              help="Seconds to wait until no live process holds the version any more.")
+def keys_retire(chain: str, version: int, wait_seconds: int) -> None:
+    """Remove a version nothing needs any more (verified first); succeed once no live
+    process holds it."""
     from shared import rotation
 
     with _key_operation() as (settings, keyring, session):
         verified = rotation.retire(session, settings.keyring_path, keyring, chain, version,
                                    audit.CLI)
         session.commit()
-    click.echo(f"{chain} v{version} retired ({verified} data key(s) verified without it); "
-               "backups made before this point can no longer be read with the keyring")
+        holders = rotation.wait_until_released(session, chain, version, wait_seconds)
+    if holders:
+        raise click.ClickException(
+            f"{chain} v{version} left the keyring file, but {len(holders)} live process(es) "
+            f"still hold it after {wait_seconds} s: {'; '.join(holders)} (see `icli keys "
+            "status`; restart them if they do not reload)")
+    click.echo(f"{chain} v{version} retired ({verified} data key(s) verified without it) and "
+               "held by no live process; backups made before this point can no longer be "
+               "read with the keyring")
 
 
 # -- audit ------------------------------------------------------------------------
@@ -596,7 +630,7 @@ def audit_group() -> None:
 def audit_verify() -> None:
     """Check the chain; name the first broken row and exit non-zero if it does not hold."""
     settings = _settings()
-    keyring = load_keyring(settings)
+    keyring = _keyring(settings)
     with _session(settings) as session:
         report = audit.verify_chain(session, keyring)
     if not report.ok:
@@ -620,7 +654,7 @@ def retention_run(dry_run: bool) -> None:
     from shared import retention as policy_module
 
     settings = _settings()
-    keyring = load_keyring(settings)
+    keyring = _keyring(settings)
     with _session(settings) as session:
         try:
             report = policy_module.run(session, keyring, audit.CLI,
@@ -650,7 +684,7 @@ def retention_run(dry_run: bool) -> None:
 def demo(people_file: Path | None, sheets: int, password: str | None) -> None:
     """Seed an empty database with demo data; never prints personal data."""
     settings = _settings()
-    ensure_keyring(settings)
+    _ensure_keyring(settings)
     _upgrade(settings)
     _seed_demo(settings, password=password, people_file=people_file, sheets=sheets)
 
@@ -670,12 +704,11 @@ def _seed_demo(settings: Settings, *, password: str | None, people_file: Path | 
         for line, reason in rejected:
             click.echo(f"{people_file.name}, line {line}: refused ({reason})", err=True)
         click.echo(f"{len(people)} people imported, {len(rejected)} line(s) refused")
-    keyring = load_keyring(settings)
+    keyring = _keyring(settings)
     with _session(settings) as session:
         if not database_is_empty(session):
             raise click.ClickException("the database already has accounts: demo seeds an "
                                        "empty database only")
-        record_key_versions(session, keyring)
         try:
             result = seed_demo(session, Vault(session, keyring, audit.CLI), password=password,
                                people=people, sheets=sheets)
@@ -698,7 +731,7 @@ def check(quiet: bool) -> None:
     from shared.integrity import check_all
 
     settings = _settings()
-    keyring = load_keyring(settings)
+    keyring = _keyring(settings)
     with _session(settings) as session:
         reports = check_all(session, keyring)
         session.commit()
