@@ -10,7 +10,8 @@ and a worker whose memory grew past ``ICLI_WORKER_MEMORY_MB`` all the same resta
 
 Between jobs the worker sweeps the outbox: jobs and e-mails never sent (Redis was down), lost,
 due for a retry, or abandoned by a killed worker past their lease are sent again; the sweep
-also writes the directors' visa reminders and the daily digests when they are due; once a day
+also writes the directors' visa reminders and the daily digests when they are due, and a
+signed checkpoint of the audit chain's head (ICLI_AUDIT_CHECKPOINT_FILE); once a day
 one of the workers runs the retention purge (it needs no identity key: purging deletes, it
 never decrypts); each maintenance step reloads the keyring if it changed and reports the
 versions held (shared/heartbeat.py).
@@ -39,7 +40,7 @@ from generator.contexts import sample_context
 from generator.jobs import AllowlistedJob
 from generator.pdf import PdfConverter, PdfError
 from generator.render import TEMPLATES, RenderError, render, template_path
-from shared import audit, outbox, retention
+from shared import audit, audit_checkpoint, outbox, retention
 from shared.config import Settings, load_settings
 from shared.domain import notifications
 from shared.logs import configure_logging
@@ -103,6 +104,19 @@ def daily_retention(rt: runtime.Runtime) -> retention.Report | None:
     log.info("retention: %d person(s), %d dossier(s), %d audit row(s) purged",
              len(report.people), len(report.dossier_ids), report.audit_rows)
     return report
+
+
+def write_audit_checkpoint(rt: runtime.Runtime) -> None:
+    """A signed checkpoint of the audit head to ICLI_AUDIT_CHECKPOINT_FILE, when it is set."""
+    destination = rt.settings.audit_checkpoint_file
+    if destination is None:
+        return
+    with rt.sessions() as session:
+        checkpoint = audit_checkpoint.take(session, rt.keyring)
+    try:
+        audit_checkpoint.write(destination, checkpoint)
+    except OSError as exc:
+        log.error("audit checkpoint not written (%s)", type(exc).__name__)
 
 
 def warm_up(rt: runtime.Runtime) -> None:
@@ -175,6 +189,7 @@ class DocumentWorker(SimpleWorker):
         super().run_maintenance_tasks()
         rt = runtime.current()
         rt.heartbeat.beat(force=True)
+        write_audit_checkpoint(rt)
         try:
             sweep(rt, self.connection)
         except redis.RedisError:

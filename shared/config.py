@@ -75,6 +75,9 @@ class Settings:
     retention_closed_months: int = 12
     retention_inactive_months: int = 24
     retention_audit_months: int = 12
+    # Where signed checkpoints of the audit chain's head are written (None: nowhere); best on
+    # storage the database's users cannot write (shared.audit_checkpoint).
+    audit_checkpoint_file: Path | None = None
     log_level: str = "INFO"
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -177,6 +180,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         retention_closed_months=_months(environ, "ICLI_RETENTION_CLOSED_MONTHS", 12),
         retention_inactive_months=_months(environ, "ICLI_RETENTION_INACTIVE_MONTHS", 24),
         retention_audit_months=_months(environ, "ICLI_RETENTION_AUDIT_MONTHS", 12),
+        audit_checkpoint_file=(Path(environ["ICLI_AUDIT_CHECKPOINT_FILE"]).resolve()
+                               if environ.get("ICLI_AUDIT_CHECKPOINT_FILE") else None),
     )
 
 
