@@ -640,14 +640,7 @@ def audit_verify(checkpoint_file: Path | None) -> None:
     if checkpoint_file is None and configured is not None and configured.is_file():
         checkpoint_file = configured
     with _session(settings) as session:
-        report = audit.verify_chain(session, keyring)
-        if not report.ok:
-            at = (f" at {report.first_broken_at:%Y-%m-%d %H:%M:%S}"
-                  if report.first_broken_at else "")
-            row = f"row id={report.first_broken_id}" if report.first_broken_id else "chain"
-            raise click.ClickException(f"audit chain broken: {row}{at}: {report.reason} "
-                                       f"({report.rows} row(s) checked)")
-        if checkpoint_file is not None:
+        if checkpoint_file is not None:  # first: it names a truncation best
             try:
                 problem = audit_checkpoint.compare(
                     session, audit_checkpoint.read(checkpoint_file, keyring))
@@ -656,6 +649,12 @@ def audit_verify(checkpoint_file: Path | None) -> None:
             if problem:
                 raise click.ClickException(f"audit chain broken against the checkpoint "
                                            f"{checkpoint_file}: {problem}")
+        report = audit.verify_chain(session, keyring)
+    if not report.ok:
+        at = f" at {report.first_broken_at:%Y-%m-%d %H:%M:%S}" if report.first_broken_at else ""
+        row = f"row id={report.first_broken_id}" if report.first_broken_id else "chain"
+        raise click.ClickException(f"audit chain broken: {row}{at}: {report.reason} "
+                                   f"({report.rows} row(s) checked)")
     for note in report.reanchored:
         click.echo(f"break repaired by an administrator's re-anchor: {note}")
     against = f", consistent with checkpoint {checkpoint_file}" if checkpoint_file else ""
