@@ -53,7 +53,7 @@ class Heartbeat:
     def beat(self, *, force: bool = False) -> None:
         """Reload the keyring if its file changed, then report (at once after a reload, else
         at most every ``interval``); never raises (a failed beat only makes this process
-        look absent, which blocks a promote and a retire: the safe side)."""
+        look absent, which blocks a promote: the safe side)."""
         if os.getpid() != self._pid:  # a forked child is another process
             self._pid, self._id = os.getpid(), str(uuid.uuid4())
             self._last = float("-inf")
