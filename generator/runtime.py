@@ -41,7 +41,11 @@ def init(settings: Settings) -> Runtime:
     settings = settings.for_worker()
     engine = make_engine(settings)
     sessions = make_session_factory(engine)
-    keyring = load_keyring(settings, sessions)  # refuses a key the database does not know
+    try:
+        keyring = load_keyring(settings, sessions)  # refuses a key the database does not know
+    except BaseException:
+        engine.dispose()  # the worker will not start: its connections are closed
+        raise
     _runtime = Runtime(settings, engine, sessions, keyring, os.getpid(),
                        Heartbeat("worker", keyring, sessions))
     return _runtime
