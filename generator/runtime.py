@@ -40,7 +40,12 @@ def init(settings: Settings) -> Runtime:
         _runtime.engine.dispose()
     settings = settings.for_worker()
     engine = make_engine(settings)
-    sessions, keyring = make_session_factory(engine), load_keyring(settings)
+    sessions = make_session_factory(engine)
+    try:
+        keyring = load_keyring(settings, sessions)  # refuses a key the database does not know
+    except BaseException:
+        engine.dispose()  # the worker will not start: its connections are closed
+        raise
     _runtime = Runtime(settings, engine, sessions, keyring, os.getpid(),
                        Heartbeat("worker", keyring, sessions))
     return _runtime

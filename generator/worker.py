@@ -10,7 +10,8 @@ and a worker whose memory grew past ``ICLI_WORKER_MEMORY_MB`` all the same resta
 
 Between jobs the worker sweeps the outbox: jobs and e-mails never sent (Redis was down), lost,
 due for a retry, or abandoned by a killed worker past their lease are sent again; the sweep
-also writes the directors' visa reminders and the daily digests when they are due; once a day
+also writes the directors' visa reminders and the daily digests when they are due, and a
+signed checkpoint of the audit chain's head (ICLI_AUDIT_CHECKPOINT_FILE); once a day
 one of the workers runs the retention purge (it needs no identity key: purging deletes, it
 never decrypts); each maintenance step reloads the keyring if it changed and reports the
 versions held (shared/heartbeat.py).
@@ -39,10 +40,9 @@ from generator.contexts import sample_context
 from generator.jobs import AllowlistedJob
 from generator.pdf import PdfConverter, PdfError
 from generator.render import TEMPLATES, RenderError, render, template_path
-from shared import audit, outbox, retention
+from shared import audit, audit_checkpoint, outbox, retention
 from shared.config import Settings, load_settings
 from shared.domain import notifications
-from shared.keys import record_key_versions
 from shared.logs import configure_logging
 from shared.queue import document_queue, mail_queue, redis_connection
 
@@ -106,6 +106,19 @@ def daily_retention(rt: runtime.Runtime) -> retention.Report | None:
     return report
 
 
+def write_audit_checkpoint(rt: runtime.Runtime) -> None:
+    """A signed checkpoint of the audit head to ICLI_AUDIT_CHECKPOINT_FILE, when it is set."""
+    destination = rt.settings.audit_checkpoint_file
+    if destination is None:
+        return
+    with rt.sessions() as session:
+        checkpoint = audit_checkpoint.take(session, rt.keyring)
+    try:
+        audit_checkpoint.write(destination, checkpoint)
+    except OSError as exc:
+        log.error("audit checkpoint not written (%s)", type(exc).__name__)
+
+
 def warm_up(rt: runtime.Runtime) -> None:
     """Render each built-in template once with fictitious data (and convert one to PDF)
     before the first job: it starts from code the interpreter has already specialised — cold,
@@ -158,6 +171,7 @@ class DocumentWorker(SimpleWorker):
             raise
 
     def execute_job(self, job, queue) -> None:
+        runtime.current().heartbeat.beat()  # a retired key is dropped before the job uses it
         gc.disable()  # a job's garbage is collected after it, not in pauses during it
         try:
             super().execute_job(job, queue)
@@ -175,6 +189,7 @@ class DocumentWorker(SimpleWorker):
         super().run_maintenance_tasks()
         rt = runtime.current()
         rt.heartbeat.beat(force=True)
+        write_audit_checkpoint(rt)
         try:
             sweep(rt, self.connection)
         except redis.RedisError:
@@ -194,9 +209,6 @@ def main(settings: Settings | None = None) -> None:
 
 def _serve(settings: Settings) -> None:
     rt = runtime.init(settings)
-    with rt.sessions() as session:
-        record_key_versions(session, rt.keyring)
-        session.commit()
     rt.heartbeat.beat(force=True)
     connection = redis_connection(rt.settings)
     while True:  # wait for Redis instead of dying when it is not up yet

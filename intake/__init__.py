@@ -41,7 +41,11 @@ def create_app(settings: Settings | None = None) -> Flask:
                                 x_proto=settings.proxy_hops)
     engine = make_engine(settings)
     sessions = make_session_factory(engine)
-    keyring = load_keyring(settings)
+    try:
+        keyring = load_keyring(settings, sessions)  # refuses a key the database does not know
+    except BaseException:
+        engine.dispose()  # the app will not start: its connections are closed, not leaked
+        raise
     app.extensions["icli"] = Services(
         settings=settings,
         engine=engine,

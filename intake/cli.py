@@ -17,8 +17,9 @@ import click
 
 from shared import audit
 from shared.config import ConfigError, Settings, load_settings, worker_environment
+from shared.crypto import CryptoError
 from shared.db import make_engine, make_session_factory
-from shared.keys import ensure_keyring, load_keyring, record_key_versions
+from shared.keys import ensure_keyring, load_keyring
 from shared.models.user import ROLES
 from shared.rotation import DEFAULT_BATCH
 
@@ -51,6 +52,25 @@ def _spawn(args: list[str]) -> subprocess.Popen:
     # The worker never gets the session secret: with it, any user's cookie could be forged.
     env = worker_environment() if args == WORKER_COMMAND else None
     return subprocess.Popen(args, preexec_fn=_die_with_parent, env=env)
+
+
+def _keyring(settings: Settings):
+    """The keyring, compared with the fingerprints the database recorded before any use (and
+    at every reload): a wrong keyring stops the command before it writes anything."""
+    try:
+        return load_keyring(settings, make_session_factory(make_engine(settings)))
+    except (ConfigError, CryptoError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _ensure_keyring(settings: Settings) -> None:
+    engine = make_engine(settings)
+    try:
+        ensure_keyring(settings, engine)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        engine.dispose()
 
 
 @contextlib.contextmanager
@@ -100,7 +120,7 @@ def _upgrade(settings: Settings) -> None:
 # -- running ------------------------------------------------------------------
 def _prepare(settings: Settings) -> None:
     """First run: keyring (development only), schema, demo data when the database is empty."""
-    ensure_keyring(settings)
+    _ensure_keyring(settings)
     _upgrade(settings)
     from shared.demo import database_is_empty
 
@@ -203,7 +223,7 @@ def _print_accounts(settings: Settings) -> None:
 def web(port: int, host: str) -> None:
     """The web app alone (gunicorn), with the bundled Redis when it is used."""
     settings = _settings()
-    ensure_keyring(settings)
+    _ensure_keyring(settings)
     _supervise(settings, [_gunicorn_args(port, host)])
 
 
@@ -211,7 +231,7 @@ def web(port: int, host: str) -> None:
 def worker() -> None:
     """The document worker alone (python -m generator), with the bundled Redis when used."""
     settings = _settings()
-    ensure_keyring(settings)
+    _ensure_keyring(settings)
     _supervise(settings, [WORKER_COMMAND])
 
 
@@ -225,7 +245,7 @@ def users() -> None:
 def _audited_session() -> Iterator[tuple]:
     """A session and a `record(action, user)` writing an audit row as the CLI; commits."""
     settings = _settings()
-    keyring = load_keyring(settings)
+    keyring = _keyring(settings)
     with _session(settings) as session:
 
         def record(action: str, user, **kwargs) -> None:
@@ -355,7 +375,7 @@ def generate(meeting_id: int, kind: str, sheet_id: int | None, pdf: bool, out_pa
 
     _check_writable(out_path)  # before any work: nothing is built, audited, then lost
     settings = _settings()
-    keyring = load_keyring(settings)
+    keyring = _keyring(settings)
     connection = redis_connection(settings)
     try:
         workers = [w for w in Worker.all(connection=connection)
@@ -454,7 +474,7 @@ def _key_operation() -> Iterator:
     from shared.errors import DomainError
 
     settings = _settings()
-    keyring = load_keyring(settings)
+    keyring = _keyring(settings)
     with _session(settings) as session:
         try:
             yield settings, keyring, session
@@ -480,12 +500,15 @@ def keys_status(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
+    names = {p["id"]: f"{p['kind']} pid {p['pid']} on {p['host']}" for p in report["processes"]}
     for chain, entry in report["chains"].items():
         click.echo(f"{chain} (primary v{entry['primary']})")
         for v in entry["versions"]:
             click.echo(f"  v{v['version']:<3} {v['state']:<9} rows {v['rows']:>8}  "
                        f"fp {v['fingerprint'] or '—':<16}  created {v['created_at'] or '—'}  "
                        f"held by {len(v['held_by'])} live process(es)")
+            if v["state"] == "retired" and v["held_by"]:
+                click.echo(f"    STILL HELD by {', '.join(names[p] for p in v['held_by'])}")
     click.echo(f"live processes: {len(report['processes'])}")
     for p in report["processes"]:
         click.echo(f"  {p['kind']:<6} pid {p['pid']} on {p['host']}, seen {p['seen_at']}")
@@ -530,7 +553,7 @@ def keys_rotate(chains: tuple[str, ...], batch: int, pause: float) -> None:
     from shared.errors import DomainError
 
     settings = _settings()
-    keyring = load_keyring(settings)
+    keyring = _keyring(settings)
     engine = make_engine(settings)
     try:
         for chain in chains or rotation.ROTATED_CHAINS:
@@ -577,16 +600,27 @@ def keys_deep_reencrypt(pseudonym: str) -> None:
 @keys.command("retire")
 @CHAIN
 @click.option("--version", "version", required=True, type=int)
-def keys_retire(chain: str, version: int) -> None:
-    """Remove a version nothing needs any more (verified first)."""
+@click.option("--wait", "wait_seconds", default=90, show_default=True,
+              type=click.IntRange(0, 3600),
+              help="Seconds to wait until no live process holds the version any more.")
+def keys_retire(chain: str, version: int, wait_seconds: int) -> None:
+    """Remove a version nothing needs any more (verified first); succeed once no live
+    process holds it."""
     from shared import rotation
 
     with _key_operation() as (settings, keyring, session):
         verified = rotation.retire(session, settings.keyring_path, keyring, chain, version,
                                    audit.CLI)
         session.commit()
-    click.echo(f"{chain} v{version} retired ({verified} data key(s) verified without it); "
-               "backups made before this point can no longer be read with the keyring")
+        holders = rotation.wait_until_released(session, chain, version, wait_seconds)
+    if holders:
+        raise click.ClickException(
+            f"{chain} v{version} left the keyring file, but {len(holders)} live process(es) "
+            f"still hold it after {wait_seconds} s: {'; '.join(holders)} (see `icli keys "
+            "status`; restart them if they do not reload)")
+    click.echo(f"{chain} v{version} retired ({verified} data key(s) verified without it) and "
+               "held by no live process; backups made before this point can no longer be "
+               "read with the keyring")
 
 
 # -- audit ------------------------------------------------------------------------
@@ -596,18 +630,71 @@ def audit_group() -> None:
 
 
 @audit_group.command("verify")
-def audit_verify() -> None:
-    """Check the chain; name the first broken row and exit non-zero if it does not hold."""
+@click.option("--checkpoint", "checkpoint_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="A signed checkpoint to compare with (default: ICLI_AUDIT_CHECKPOINT_FILE).")
+def audit_verify(checkpoint_file: Path | None) -> None:
+    """Check the chain, and against the last checkpoint; name the first broken row and exit
+    non-zero if it does not hold."""
+    from shared import audit_checkpoint
+
     settings = _settings()
-    keyring = load_keyring(settings)
+    keyring = _keyring(settings)
+    configured = settings.audit_checkpoint_file
+    if checkpoint_file is None and configured is not None and configured.is_file():
+        checkpoint_file = configured
     with _session(settings) as session:
+        if checkpoint_file is not None:  # first: it names a truncation best
+            try:
+                problem = audit_checkpoint.compare(
+                    session, audit_checkpoint.read(checkpoint_file, keyring))
+            except audit_checkpoint.CheckpointError as exc:
+                raise click.ClickException(str(exc)) from None
+            if problem:
+                raise click.ClickException(f"audit chain broken against the checkpoint "
+                                           f"{checkpoint_file}: {problem}")
         report = audit.verify_chain(session, keyring)
     if not report.ok:
         at = f" at {report.first_broken_at:%Y-%m-%d %H:%M:%S}" if report.first_broken_at else ""
         row = f"row id={report.first_broken_id}" if report.first_broken_id else "chain"
         raise click.ClickException(f"audit chain broken: {row}{at}: {report.reason} "
                                    f"({report.rows} row(s) checked)")
-    click.echo(f"audit chain verified: {report.rows} row(s)")
+    for note in report.reanchored:
+        click.echo(f"break repaired by an administrator's re-anchor: {note}")
+    against = f", consistent with checkpoint {checkpoint_file}" if checkpoint_file else ""
+    click.echo(f"audit chain verified: {report.rows} row(s){against}")
+
+
+@audit_group.command("checkpoint")
+@click.option("--out", "destination", type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write it (default: ICLI_AUDIT_CHECKPOINT_FILE).")
+def audit_checkpoint_command(destination: Path | None) -> None:
+    """Write a signed checkpoint of the chain's head (the worker also does, on a schedule)."""
+    from shared import audit_checkpoint
+
+    settings = _settings()
+    destination = destination or settings.audit_checkpoint_file
+    if destination is None:
+        raise click.ClickException("set ICLI_AUDIT_CHECKPOINT_FILE or give --out")
+    keyring = _keyring(settings)
+    with _session(settings) as session:
+        checkpoint = audit_checkpoint.take(session, keyring)
+    try:
+        audit_checkpoint.write(destination, checkpoint)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {destination}: {exc.strerror}") from None
+    click.echo(f"checkpoint of seq {checkpoint.seq} written to {destination}")
+
+
+@audit_group.command("re-anchor")
+@click.option("--reason", required=True,
+              help="Why (e.g. the incident: rows written under a wrong keyring).")
+def audit_reanchor(reason: str) -> None:
+    """Accept, signed and audited, the rows of a break MACed under a wrong audit key."""
+    with _key_operation() as (_, keyring, session):
+        anchor = audit.reanchor(session, keyring, audit.CLI, reason)
+        session.commit()
+    click.echo(f"rows seq {anchor.from_seq}-{anchor.to_seq} re-anchored; `icli audit verify` "
+               "reports them as repaired by this re-anchor")
 
 
 # -- retention ----------------------------------------------------------------------
@@ -623,7 +710,7 @@ def retention_run(dry_run: bool) -> None:
     from shared import retention as policy_module
 
     settings = _settings()
-    keyring = load_keyring(settings)
+    keyring = _keyring(settings)
     with _session(settings) as session:
         try:
             report = policy_module.run(session, keyring, audit.CLI,
@@ -653,7 +740,7 @@ def retention_run(dry_run: bool) -> None:
 def demo(people_file: Path | None, sheets: int, password: str | None) -> None:
     """Seed an empty database with demo data; never prints personal data."""
     settings = _settings()
-    ensure_keyring(settings)
+    _ensure_keyring(settings)
     _upgrade(settings)
     _seed_demo(settings, password=password, people_file=people_file, sheets=sheets)
 
@@ -673,12 +760,11 @@ def _seed_demo(settings: Settings, *, password: str | None, people_file: Path | 
         for line, reason in rejected:
             click.echo(f"{people_file.name}, line {line}: refused ({reason})", err=True)
         click.echo(f"{len(people)} people imported, {len(rejected)} line(s) refused")
-    keyring = load_keyring(settings)
+    keyring = _keyring(settings)
     with _session(settings) as session:
         if not database_is_empty(session):
             raise click.ClickException("the database already has accounts: demo seeds an "
                                        "empty database only")
-        record_key_versions(session, keyring)
         try:
             result = seed_demo(session, Vault(session, keyring, audit.CLI), password=password,
                                people=people, sheets=sheets)
@@ -701,7 +787,7 @@ def check(quiet: bool) -> None:
     from shared.integrity import check_all
 
     settings = _settings()
-    keyring = load_keyring(settings)
+    keyring = _keyring(settings)
     with _session(settings) as session:
         reports = check_all(session, keyring)
         session.commit()

@@ -3,7 +3,11 @@
 A row's MAC covers its fields and the previous row's MAC under the audit secret, so editing,
 deleting or reordering a row breaks the chain from that row on. Writers serialise on the
 single ``audit_head`` row (its UPDATE takes the row lock on PostgreSQL, the write lock on
-SQLite). Callers that decrypt must record first: if the row cannot be written, they stop.
+SQLite), whose (seq, mac) is itself MACed: rows deleted at the tail do not go unnoticed.
+Callers that decrypt must record first: if the row cannot be written, they stop.
+
+Rows once MACed under a wrong audit key can only be accepted as they are by an
+administrator's signed, audited re-anchor (``reanchor``); verification names it for good.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 from shared.crypto import KeyRing, mac, mac_matches
 from shared.db import utcnow
-from shared.models import AuditEvent, AuditHead
+from shared.errors import InvalidTransition
+from shared.models import AuditEvent, AuditHead, AuditReanchor
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +72,7 @@ def record(
     )
     event.mac = _row_mac(secret, head.mac, event)
     head.seq, head.mac = event.seq, event.mac
+    head.sig = mac(secret, *_head_parts(head))
     session.add(event)
     session.flush()
     return event
@@ -90,11 +96,14 @@ class ChainReport:
     first_broken_id: int | None = None  # None when the break is after the last row
     reason: str = ""
     first_broken_at: datetime | None = None
+    first_broken_seq: int | None = None
+    reanchored: tuple[str, ...] = ()  # breaks repaired by an administrator's re-anchor
 
 
 def verify_chain(session: Session, keyring: KeyRing, batch: int = 5000) -> ChainReport:
     """Walk the chain in sequence order from the retention anchor; name the first row that
-    was edited (MAC mismatch), follows deleted rows (gap) or was moved (order)."""
+    was edited (MAC mismatch), follows deleted rows (gap) or was moved (order), or a head
+    moved back over deleted rows; rows covered by a signed re-anchor are taken as pinned."""
     secret = keyring.secret("audit")
     head = session.get(AuditHead, 1)
     prev_mac, expected_seq = "", 1
@@ -102,7 +111,13 @@ def verify_chain(session: Session, keyring: KeyRing, batch: int = 5000) -> Chain
         if not mac_matches(secret, head.anchor_sig, *_anchor_parts(head)):
             return ChainReport(0, False, None, "retention anchor forged")
         prev_mac, expected_seq = head.anchor_mac, head.anchor_seq + 1
-    count, last_id = 0, 0
+    reanchors = {r.from_seq: r for r in session.scalars(select(AuditReanchor))}
+    if any(not mac_matches(secret, r.sig, *_reanchor_parts(r)) for r in reanchors.values()):
+        return ChainReport(0, False, None, "re-anchor forged")
+    count, last_id, repaired = 0, 0, []
+    # The retention may have purged the start of a re-anchored range.
+    pinned_until = next((r for r in reanchors.values()
+                         if r.from_seq < expected_seq <= r.to_seq), None)
     while True:
         rows = session.scalars(
             select(AuditEvent).where(AuditEvent.seq >= expected_seq)
@@ -114,19 +129,70 @@ def verify_chain(session: Session, keyring: KeyRing, batch: int = 5000) -> Chain
             count += 1
             if event.seq != expected_seq:
                 return ChainReport(count, False, event.id,
-                                   f"gap: row(s) missing before seq {event.seq}", event.at)
-            if not mac_matches(secret, event.mac, *_mac_parts(prev_mac, event)):
+                                   f"gap: row(s) missing before seq {event.seq}", event.at,
+                                   event.seq)
+            if event.seq in reanchors:
+                pinned_until = reanchors[event.seq]
+                repaired.append(_describe_reanchor(pinned_until))
+            if pinned_until is not None:  # unverifiable, kept as the re-anchor found them
+                if event.seq == pinned_until.to_seq:
+                    if event.mac != pinned_until.last_mac:
+                        return ChainReport(count, False, event.id,
+                                           "re-anchored row changed", event.at, event.seq)
+                    pinned_until = None
+            elif not mac_matches(secret, event.mac, *_mac_parts(prev_mac, event)):
                 reason = ("order: row moved out of its place in the chain"
                           if _out_of_order(session, event, last_id) else "MAC mismatch")
-                return ChainReport(count, False, event.id, reason, event.at)
+                return ChainReport(count, False, event.id, reason, event.at, event.seq)
             prev_mac, expected_seq, last_id = event.mac, expected_seq + 1, event.id
-    # The head row anchors the end: rows deleted at the tail leave it ahead of the chain.
+    # The head row anchors the end: rows deleted at the tail leave it ahead of the chain,
+    # and moving it back needs its MAC.
     if (head is None and count) or (
             head is not None and (head.seq, head.mac) != (expected_seq - 1, prev_mac)):
         return ChainReport(count, False, last_id or None,
                            "gap: chain truncated after the last row" if count
                            else "gap: chain emptied")
-    return ChainReport(count, True)
+    if head is not None and head.seq and not mac_matches(secret, head.sig, *_head_parts(head)):
+        return ChainReport(count, False, last_id or None,
+                           "head signature mismatch: rows deleted at the tail, or a head "
+                           "not signed since the upgrade (the next audited action signs it)")
+    return ChainReport(count, True, reanchored=tuple(repaired))
+
+
+def reanchor(session: Session, keyring: KeyRing, actor: Actor, reason: str) -> AuditReanchor:
+    """Accept the rows of the first break that were MACed under another audit key (a wrong
+    keyring): from the first broken row to the last one that does not verify under this
+    key. Signed and audited; refused when the chain verifies or breaks another way."""
+    reason = reason.strip()
+    if not reason:
+        raise InvalidTransition("a re-anchor needs a reason")
+    report = verify_chain(session, keyring)
+    if report.ok:
+        raise InvalidTransition("the audit chain verifies: nothing to re-anchor")
+    if report.reason != "MAC mismatch":
+        raise InvalidTransition(f"refused: the chain breaks by {report.reason!r}, not by rows "
+                                "MACed under another key; that evidence is kept")
+    secret = keyring.secret("audit")
+    first = report.first_broken_seq
+    prev_mac, last = None, None
+    for event in session.scalars(select(AuditEvent).where(AuditEvent.seq >= first)
+                                 .order_by(AuditEvent.seq)):
+        if prev_mac is not None and mac_matches(secret, event.mac, *_mac_parts(prev_mac, event)):
+            break  # the right key again from here
+        prev_mac, last = event.mac, event
+    anchor = AuditReanchor(from_seq=first, to_seq=last.seq, last_mac=last.mac,
+                           reason=reason[:200], at=utcnow())
+    anchor.sig = mac(secret, *_reanchor_parts(anchor))
+    session.add(anchor)
+    session.flush()
+    record(session, keyring, actor, "audit_reanchored", object_type="audit_events",
+           object_ids=[first, last.seq], purpose=reason)
+    return anchor
+
+
+def _describe_reanchor(anchor: AuditReanchor) -> str:
+    return (f"rows seq {anchor.from_seq}-{anchor.to_seq} re-anchored on "
+            f"{anchor.at:%Y-%m-%d %H:%M} UTC")
 
 
 def _out_of_order(session: Session, event: AuditEvent, previous_id: int) -> bool:
@@ -169,6 +235,15 @@ class ChainBrokenError(RuntimeError):
 
 def _anchor_parts(head: AuditHead) -> tuple:
     return ("icli.audit.anchor.v1", head.anchor_seq, head.anchor_mac)
+
+
+def _head_parts(head: AuditHead) -> tuple:
+    return ("icli.audit.head.v1", head.seq, head.mac)
+
+
+def _reanchor_parts(anchor: AuditReanchor) -> tuple:
+    return ("icli.audit.reanchor.v1", anchor.from_seq, anchor.to_seq, anchor.last_mac,
+            anchor.reason, anchor.at.isoformat(timespec="microseconds"))
 
 
 # -- integrity failures ------------------------------------------------------------

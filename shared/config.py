@@ -79,6 +79,9 @@ class Settings:
     retention_closed_months: int = 12
     retention_inactive_months: int = 24
     retention_audit_months: int = 12
+    # Where signed checkpoints of the audit chain's head are written (None: nowhere); best on
+    # storage the database's users cannot write (shared.audit_checkpoint).
+    audit_checkpoint_file: Path | None = None
     log_level: str = "INFO"
     # Signs the convocation answer links the worker e-mails and the web checks: never the
     # session secret, which the worker must not hold.
@@ -205,6 +208,8 @@ def load_settings(environ: Mapping[str, str] | None = None, *,
         retention_audit_months=_months(environ, "ICLI_RETENTION_AUDIT_MONTHS", 12),
         link_key=link_key,
         **({"key_chains": WORKER_KEY_CHAINS} if worker else {}),
+        audit_checkpoint_file=(Path(environ["ICLI_AUDIT_CHECKPOINT_FILE"]).resolve()
+                               if environ.get("ICLI_AUDIT_CHECKPOINT_FILE") else None),
     )
 
 

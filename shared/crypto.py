@@ -22,7 +22,7 @@ import secrets
 import stat
 import struct
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,6 +67,17 @@ class KeyNotFoundError(CryptoError):
 
 class KeyringError(CryptoError):
     """The keyring file is missing, unsafe or unreadable."""
+
+
+class KeyMismatchError(KeyringError):
+    """A key the keyring holds is not the one the database recorded for its chain and version
+    (a keyring of another instance, or a key replaced): using it would seal data and audit
+    rows nobody could read or verify with the right keyring."""
+
+    def __init__(self, chain: str, version: int) -> None:
+        super().__init__(f"keyring refused: {chain} v{version} is not the key this database "
+                         f"recorded for {chain} v{version} (wrong or replaced keyring)")
+        self.chain, self.version = chain, version
 
 
 class Secret:
@@ -277,6 +288,11 @@ def fingerprint(key: bytes) -> str:
     return hashlib.sha256(b"icli.fingerprint.v1" + key).hexdigest()[:16]
 
 
+def fingerprint_matches(key: bytes, expected: str) -> bool:
+    """Constant-time comparison of a key's fingerprint with a recorded one."""
+    return hmac.compare_digest(fingerprint(key), expected)
+
+
 @dataclass(frozen=True)
 class KeyVersion:
     chain: str
@@ -293,12 +309,16 @@ class KeyRing:
 
     ``wrap``/``unwrap`` are the provider interface: a KMS or Vault Transit adapter can
     replace this class without touching callers.
+
+    ``check`` sees every set of versions before this ring holds it (at load and at each
+    reload) and raises to refuse it: ``shared.keys`` compares them with the database.
     """
 
     def __init__(self, versions: Iterable[KeyVersion], primaries: dict[str, int]) -> None:
         # One attribute swapped whole by refresh(): a reader never sees half a reload.
         self._state = ({(v.chain, v.version): v for v in versions}, dict(primaries))
         self._source: tuple[Path, frozenset[str], tuple[int, int, int]] | None = None
+        self._check: Callable[[list[KeyVersion]], None] | None = None
 
     def __repr__(self) -> str:
         return f"KeyRing(chains={sorted(self._primaries)})"
@@ -313,18 +333,24 @@ class KeyRing:
 
     # -- loading -------------------------------------------------------------
     @classmethod
-    def load(cls, path: Path, chains: Iterable[str] = ALL_CHAINS) -> KeyRing:
+    def load(cls, path: Path, chains: Iterable[str] = ALL_CHAINS,
+             check: Callable[[list[KeyVersion]], None] | None = None) -> KeyRing:
         """Load the requested chains only; refuse a file others can read."""
         wanted = frozenset(chains)
         stamp = _stamp(path)
-        ring = cls(*cls._read(path, wanted))
+        versions, primaries = cls._read(path, wanted)
+        if check is not None:
+            check(versions)
+        ring = cls(versions, primaries)
         ring._source = (path, wanted, stamp)
+        ring._check = check
         return ring
 
     def refresh(self) -> bool:
         """Reload the file this ring came from if it changed (a version added, promoted or
         retired): running processes follow the keyring without a restart. True if reloaded;
-        a file that became unreadable leaves the ring as it was and raises."""
+        a file that became unreadable, or that ``check`` refuses, leaves the ring as it was
+        and raises."""
         if self._source is None:
             return False
         path, wanted, stamp = self._source
@@ -332,6 +358,8 @@ class KeyRing:
         if current == stamp:
             return False
         versions, primaries = self._read(path, wanted)
+        if self._check is not None:
+            self._check(versions)
         self._state = ({(v.chain, v.version): v for v in versions}, primaries)
         self._source = (path, wanted, current)
         return True

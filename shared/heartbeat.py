@@ -3,9 +3,10 @@
 ``Heartbeat.beat()`` reloads the keyring when its file changed (a version added, promoted or
 retired: no restart needed), then records in ``process_heartbeats`` the versions held —
 numbers only, never a key. ``icli keys promote`` is refused until every process seen within
-``LIVE_FOR`` holds the new version (SECURITY.md rule 6). Intake beats before a request at
-most every ``INTERVAL``; the worker in its maintenance step. A process that has been idle
-longer than ``LIVE_FOR`` reloads the file before its next use of a key.
+``LIVE_FOR`` holds the new version (SECURITY.md rule 6), and ``icli keys retire`` waits until
+none holds the retired one. Intake beats before each request, the worker before each job and
+in its maintenance step: the file is checked every time, the report written at once after a
+reload, else at most every ``INTERVAL``.
 """
 
 from __future__ import annotations
@@ -50,20 +51,25 @@ class Heartbeat:
         self.converts_pdf: bool | None = None  # set by the worker once LibreOffice is up
 
     def beat(self, *, force: bool = False) -> None:
-        """Reload the keyring if its file changed, then report; never raises (a failed
-        beat only makes this process look absent, which blocks a promote: the safe side)."""
+        """Reload the keyring if its file changed, then report (at once after a reload, else
+        at most every ``interval``); never raises (a failed beat only makes this process
+        look absent, which blocks a promote: the safe side)."""
         if os.getpid() != self._pid:  # a forked child is another process
             self._pid, self._id = os.getpid(), str(uuid.uuid4())
             self._last = float("-inf")
-        now = time.monotonic()
-        if not force and now - self._last < self.interval:
-            return
-        self._last = now
+        # The file is looked at on every call (one stat): a retired version leaves this
+        # process before its next request or job, and the report says so at once.
         try:
-            if self.keyring.refresh():
-                log.info("keyring reloaded: %s", json.dumps(held_versions(self.keyring)))
+            reloaded = self.keyring.refresh()
         except CryptoError as exc:  # keep serving with the keys already held
             log.error("keyring not reloaded: %s", exc)
+            reloaded = False
+        if reloaded:
+            log.info("keyring reloaded: %s", json.dumps(held_versions(self.keyring)))
+        now = time.monotonic()
+        if not (force or reloaded) and now - self._last < self.interval:
+            return
+        self._last = now
         try:
             with self.sessions() as session:
                 record(session, self._id, self.kind, held_versions(self.keyring),

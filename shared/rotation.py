@@ -10,7 +10,8 @@
   resumes. Passes repeat until no row is left (a process that had not reloaded yet may
   still have wrapped a new DEK under the old version meanwhile).
 - ``retire``: refused while the version is primary or any row needs it; then a verification
-  pass opens every data key of the chain without it; then its material leaves the file.
+  pass opens every data key of the chain without it; then its material leaves the file, and
+  ``wait_until_released`` waits until no live process holds it any more.
 
 Every step is an audit event. Plain functions: the CLI, the admin page and tests call them.
 """
@@ -41,6 +42,7 @@ from shared.models import (
     IdentityRecord,
     KeyRotation,
     KeyVersionRecord,
+    ProcessHeartbeat,
     RecordKey,
     Sheet,
     SheetEvent,
@@ -129,10 +131,35 @@ def add(session: Session, keyring_path: Path, keyring: KeyRing, chain: str,
     return version
 
 
+def _named(process: ProcessHeartbeat) -> str:
+    return f"{process.kind} pid {process.pid} on {process.host}"
+
+
 def promote_blockers(session: Session, chain: str, version: int) -> list[str]:
     """Live processes that load ``chain`` but do not hold ``version`` yet."""
-    return [f"{p.kind} pid {p.pid} on {p.host}" for p in heartbeat.live_processes(session)
+    return [_named(p) for p in heartbeat.live_processes(session)
             if heartbeat.holds(p, chain, version) is False]
+
+
+def retired_holders(session: Session, chain: str, version: int) -> list[str]:
+    """Live processes that still hold ``version`` (they have not reloaded the keyring)."""
+    return [_named(p) for p in heartbeat.live_processes(session)
+            if heartbeat.holds(p, chain, version)]
+
+
+def wait_until_released(session: Session, chain: str, version: int, timeout: float,
+                        poll: float = 0.5) -> list[str]:
+    """After ``retire``: wait until no live process holds ``version`` any more (each one
+    reloads the keyring before its next request or job and reports it at once, an idle one
+    stops counting as live after ``heartbeat.LIVE_FOR``); returns those still holding it
+    when ``timeout`` seconds have passed, [] once it is gone everywhere."""
+    deadline = time.monotonic() + timeout
+    while True:
+        session.rollback()  # a fresh snapshot of the heartbeats
+        holders = retired_holders(session, chain, version)
+        if not holders or time.monotonic() >= deadline:
+            return holders
+        time.sleep(poll)
 
 
 def promote(session: Session, keyring_path: Path, keyring: KeyRing, chain: str, version: int,

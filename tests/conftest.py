@@ -95,8 +95,8 @@ def _seed_reference_data(engine) -> None:
 
 
 @pytest.fixture(scope="session")
-def keyring(settings):
-    return load_keyring(settings)
+def keyring(settings, engine):
+    return load_keyring(settings, make_session_factory(engine))
 
 
 @pytest.fixture(autouse=True)

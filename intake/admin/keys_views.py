@@ -132,7 +132,8 @@ def key_retire(chain: str, version: int):
     return _step(lambda session, path, ring: rotation.retire(session, path, ring, chain,
                                                              version, actor()),
                  f"Version {version} retirée de « {CHAINS[chain]} » ({{outcome}} clés "
-                 "vérifiées).")
+                 "vérifiées). Les processus actifs qui la détiennent encore (colonne "
+                 "ci-dessous) la quittent à leur prochaine requête ou tâche.")
 
 
 @bp.route("/cles/<any(identity, content, index):chain>/rotation", methods=["POST"])

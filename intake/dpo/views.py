@@ -10,6 +10,7 @@ from intake.choices import choices
 from intake.dbsession import db, record, services
 from intake.dpo.forms import AuditFilterForm
 from intake.ids import record_id
+from shared import audit_checkpoint as audit_checkpoint_module
 from shared import retention
 from shared.domain import audit_log
 from shared.models import User
@@ -57,6 +58,19 @@ def audit_csv():
     db().commit()
     return Response(body, mimetype="text/csv",
                     headers={"Content-Disposition": "attachment; filename=journal-audit.csv"})
+
+
+@bp.route("/point-de-controle.json")
+@role_required("dpo")
+def audit_checkpoint():
+    """A signed checkpoint of the chain's head: kept outside, it reveals rows deleted later."""
+    checkpoint = audit_checkpoint_module.take(db(), services().keyring)
+    record("audit_checkpoint_exported", object_type="audit_events",
+           object_ids=[checkpoint.seq])
+    db().commit()
+    return Response(audit_checkpoint_module.to_json(checkpoint), mimetype="application/json",
+                    headers={"Content-Disposition":
+                             f"attachment; filename=point-de-controle-{checkpoint.seq}.json"})
 
 
 def _describe(filters: audit_log.Filters) -> str:

@@ -1,6 +1,6 @@
 """SQLAlchemy models, one module per aggregate; importing this package registers them all."""
 
-from shared.models.audit import AuditEvent, AuditHead
+from shared.models.audit import AuditEvent, AuditHead, AuditReanchor
 from shared.models.beneficiary import Beneficiary, IdentityRecord
 from shared.models.document import (
     DocumentJob,
@@ -28,6 +28,7 @@ __all__ = [
     "AgendaItem",
     "AuditEvent",
     "AuditHead",
+    "AuditReanchor",
     "Beneficiary",
     "Circonscription",
     "Decision",

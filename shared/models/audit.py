@@ -29,6 +29,10 @@ class AuditEvent(Base):
 class AuditHead(Base):
     """One row holding the chain's last sequence number and MAC; its row lock orders writers.
 
+    ``sig`` MACs (seq, mac) under the audit secret: deleting rows at the tail and moving the
+    head back is detected until the next row is written; the signed checkpoints exported
+    outside the database (``shared.audit_checkpoint``) detect it after that.
+
     The anchor is where verification starts once old rows were deleted by the retention:
     the sequence number and MAC of the last deleted row, with a MAC of the pair under the
     audit secret so that nobody without it can move the anchor forward over deleted rows.
@@ -42,3 +46,21 @@ class AuditHead(Base):
     anchor_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     anchor_mac: Mapped[str] = mapped_column(String(64), default="", server_default="")
     anchor_sig: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    sig: Mapped[str] = mapped_column(String(64), default="", server_default="")
+
+
+class AuditReanchor(Base):
+    """An administrator's signed statement that rows ``from_seq``..``to_seq`` were MACed under
+    another audit key (a wrong keyring) and cannot be verified: verification accepts them as
+    they are now (the last one's MAC is pinned) and reports the break as repaired, for good.
+    """
+
+    __tablename__ = "audit_reanchors"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    from_seq: Mapped[int] = mapped_column(Integer, unique=True)
+    to_seq: Mapped[int] = mapped_column(Integer)
+    last_mac: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    sig: Mapped[str] = mapped_column(String(64))

@@ -29,7 +29,7 @@ from shared.models import IdentityRecord, Sheet
 def main(stop: Path, report: Path, sheet_ids: list[int]) -> None:
     settings = load_settings()
     sessions = make_session_factory(make_engine(settings))
-    keyring = load_keyring(settings)
+    keyring = load_keyring(settings, sessions)
     beat = Heartbeat("intake", keyring, sessions, interval=0.2)
     chooser = random.Random(7)
     counts = {"reads": 0, "edits": 0, "failures": 0}

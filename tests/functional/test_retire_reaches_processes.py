@@ -1,0 +1,65 @@
+"""`icli keys retire` succeeds only once no live process holds the retired version, and
+`icli keys status` names those that still do (issue 16, item 7). The web app runs in this
+test process (create_app, as gunicorn builds it); the CLI is a real subprocess."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from intake import create_app
+from tests.conftest import wait_for
+from tests.functional.test_cli import icli
+
+
+@pytest.fixture
+def promoted(settings, engine, keyring, test_env, tmp_path):
+    """A web app on its own keyring whose content chain moved to v2: v1 can be retired."""
+    copy = tmp_path / "keyring.json"
+    shutil.copy(settings.keyring_path, copy)
+    env = {**test_env, "ICLI_KEYRING": str(copy)}
+    app = create_app(dataclasses.replace(settings, keyring_path=copy))
+    client = app.test_client()
+    assert client.get("/healthz").status_code == 200  # reports content v1
+    icli(env, "keys", "add", "--chain", "content")
+    client.get("/healthz")  # reloads the file and reports v1 and v2 at once
+    icli(env, "keys", "promote", "--chain", "content", "--version", "2")
+    icli(env, "keys", "rotate", "--chain", "content")
+    yield env, client
+    app.extensions["icli"].engine.dispose()
+    app.extensions["icli"].redis.close()
+
+
+def test_retire_names_the_processes_that_still_hold_the_version(promoted):
+    env, client = promoted
+    holder = f"intake pid {os.getpid()}"
+    result = icli(env, "keys", "retire", "--chain", "content", "--version", "1", "--wait", "0",
+                  check=False)
+    assert result.returncode != 0
+    assert "1 live process(es) still hold it" in result.stderr
+    assert holder in result.stderr
+    assert f"STILL HELD by {holder}" in icli(env, "keys", "status").stdout
+    client.get("/healthz")  # its next request reloads the keyring first
+    assert "STILL HELD" not in icli(env, "keys", "status").stdout
+
+
+def test_retire_waits_until_every_live_process_has_dropped_the_version(promoted):
+    env, client = promoted
+    retire = subprocess.Popen(
+        [sys.executable, "-m", "intake.cli", "keys", "retire", "--chain", "content",
+         "--version", "1", "--wait", "60"],
+        env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # The web app keeps serving; retire returns once one of its requests reloaded.
+        wait_for(lambda: client.get("/healthz") and retire.poll() is not None, timeout=90)
+    finally:
+        if retire.poll() is None:
+            retire.kill()
+        out, err = retire.communicate()
+    assert retire.returncode == 0, err
+    assert "held by no live process" in out
