@@ -5,7 +5,7 @@ detected); an administrator's re-anchor states which rows were MACed under a wro
 A head written before this revision has no signature until the next audit row signs it.
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0014
 Create Date: 2026-12-07 07:00:00.000000
 """
 
