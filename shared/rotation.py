@@ -21,6 +21,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -220,19 +221,25 @@ class RotationResult:
     target_version: int
     rewrapped: int
     passes: int
+    # Ids of the identity records an index rotation could not decrypt: they stay on their old
+    # version (``retire`` refuses it) until repaired or purged.
+    undecryptable: tuple[int, ...] = ()
 
 
 def rotate(sessions: sessionmaker[Session], keyring: KeyRing, chain: str, actor: audit.Actor,
            *, batch: int = DEFAULT_BATCH, pause: float = 0.0,
            progress: Progress | None = None) -> RotationResult:
     """Move every row of ``chain`` to its primary version; resumable, beside live traffic
-    (``pause`` seconds between batches leave room to a busy database)."""
+    (``pause`` seconds between batches leave room to a busy database). A record the index
+    chain cannot decrypt is skipped and listed in the result; the others go on."""
     _check_chain(keyring, chain)
     if chain not in ROTATED_CHAINS:
         raise InvalidInput(f"{chain}: nothing to rotate (no row names a {chain} version)")
     keyring.refresh()
     target = keyring.primary_version(chain)
-    step = _rewrap_batch if chain in DATA_CHAINS else _reindex_batch
+    undecryptable: set[int] = set()
+    step = _rewrap_batch if chain in DATA_CHAINS else partial(_reindex_batch,
+                                                             skipped=undecryptable)
     with sessions() as session:
         checkpoint = _checkpoint(session, keyring, chain, target, actor)
         session.commit()
@@ -262,6 +269,12 @@ def rotate(sessions: sessionmaker[Session], keyring: KeyRing, chain: str, actor:
                     time.sleep(pause)
         moved += pass_moved
         with sessions() as session:
+            if undecryptable and not _left_to_reindex(session, target, undecryptable):
+                audit.record(session, keyring, actor, "key_rotation_incomplete",
+                             object_type="identity_records", object_ids=sorted(undecryptable),
+                             purpose=f"{len(undecryptable)} indéchiffrables")
+                session.commit()
+                return RotationResult(chain, target, moved, passes, tuple(sorted(undecryptable)))
             if rows_by_version(session, chain).keys() <= {target}:
                 checkpoint = session.get(KeyRotation, rotation_id)
                 checkpoint.status, checkpoint.finished_at = "done", utcnow()
@@ -340,24 +353,37 @@ def _rewrap_batch(session: Session, keyring: KeyRing, chain: str, target: int, p
     return moved, f"{old}/{uuid}/{dek_version}"
 
 
+def _left_to_reindex(session: Session, target: int, skipped: set[int]) -> int:
+    """Identity records still off ``target``, besides those known not to decrypt."""
+    return session.scalar(select(func.count()).select_from(IdentityRecord).where(
+        IdentityRecord.index_version != target, IdentityRecord.id.not_in(skipped))) or 0
+
+
 def _reindex_batch(session: Session, keyring: KeyRing, chain: str, target: int, position: str,
-                   batch: int, actor: audit.Actor) -> tuple[int, str | None]:
+                   batch: int, actor: audit.Actor, *,
+                   skipped: set[int]) -> tuple[int, str | None]:
     """Recompute the blind indexes of up to ``batch`` identity records under ``target``
-    (the identity is decrypted for it, audited); CAS on the record's index version."""
+    (the identity is decrypted for it, audited); CAS on the record's index version. A record
+    that does not decrypt joins ``skipped`` (its integrity failure audited) and is not read
+    again by the next passes."""
     from shared.domain.beneficiaries import Identity, indexes
 
     after = int(position or 0)
     records = list(session.scalars(
         select(IdentityRecord).where(IdentityRecord.index_version != target,
-                                     IdentityRecord.id > after)
+                                     IdentityRecord.id > after,
+                                     IdentityRecord.id.not_in(skipped))
         .order_by(IdentityRecord.id).limit(batch)))
     if not records:
         return 0, None
     vault = Vault(session, keyring, actor)
     fields = list(Identity.__dataclass_fields__)
-    opened = vault.open_many(records, fields, purpose=INDEX_PURPOSE)
+    opened = vault.open_each(records, fields, purpose=INDEX_PURPOSE)
     moved = 0
     for record, values in zip(records, opened, strict=True):
+        if values is None:
+            skipped.add(record.id)
+            continue
         identity = Identity(**{k: (v.reveal() if v is not None else "")
                                for k, v in values.items()})
         result = session.execute(
