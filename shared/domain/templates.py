@@ -27,6 +27,7 @@ from pathlib import Path
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from shared.docx_safety import UnsafeDocxError, check_docx
 from shared.errors import DomainError
 from shared.models import TemplateVersion
 from shared.models.document import DOCUMENT_KINDS
@@ -54,6 +55,7 @@ _TAGS = re.compile(r"<[^>]+>")
 # "_x", "a.__b", "{0.__class__}" name internals; "____" (a line to fill in by hand) does not.
 _INTERNAL_NAME = re.compile(r"(^|[.\[{(])_+[A-Za-z0-9]|__[A-Za-z]")
 _FORBIDDEN_ATTRIBUTES = {"format", "format_map", "mro"}  # str.format reaches attributes
+_UNESCAPING_FILTERS = {"safe", "forceescape"}  # they mark a value as markup: not escaped
 _FILENAME_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\"]")
 
 
@@ -78,7 +80,7 @@ def check_template(kind: str, data: bytes) -> None:
     names, content_types = _archive(data)
     _no_macros(names, content_types)
     _docx_structure(names, content_types)
-    _no_outside_links(data, names)
+    _safe_package(data, template=True)
     document = _open_docx(data)
     parts = list(_jinja_parts(document))
     from generator.contexts import BUILDERS
@@ -131,35 +133,12 @@ def _missing_mandatory(parts: list[tuple[str, str]], used: set[str]) -> list[str
     return missing
 
 
-# What would make Word or LibreOffice fetch or embed something from elsewhere: a rendered
-# value in such a URL would leave the département when the document is opened.
-_LINK_FIELDS = re.compile(rb"\b(INCLUDEPICTURE|INCLUDETEXT|HYPERLINK|LINK|DDE|DDEAUTO|IMPORT)\b")
-_OUTSIDE = re.compile(rb'TargetMode="External"|<w:attachedTemplate|<o:OLEObject|<w:subDoc'
-                      rb'|<w:altChunk')
-_UNSAFE_FILTERS = re.compile(rb"\|\s*(safe|forceescape)\b")
-
-
-def _no_outside_links(data: bytes, names: list[str]) -> None:
-    """Refuse external relationships, linking fields, OLE objects and unescaping filters."""
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        for name in names:
-            if not (name.endswith(".xml") or name.endswith(".rels")):
-                continue
-            xml = archive.read(name)
-            if _OUTSIDE.search(xml):
-                raise TemplateRejected(f"{name} : lien ou objet externe interdit dans un "
-                                       "modèle (image liée, modèle attaché, objet OLE).",
-                                       "external")
-            instructions = b" ".join(re.findall(rb"<w:instrText[^>]*>([^<]*)<", xml)
-                                     + re.findall(rb'w:instr="([^"]*)"', xml))
-            if _LINK_FIELDS.search(instructions):
-                raise TemplateRejected(f"{name} : champ de liaison interdit (INCLUDEPICTURE, "
-                                       "HYPERLINK…) : il ferait sortir des données.",
-                                       "external")
-            if _UNSAFE_FILTERS.search(xml):
-                raise TemplateRejected(f"{name} : les filtres « safe » et « forceescape » sont "
-                                       "interdits (le texte saisi doit rester échappé).",
-                                       "unsafe")
+def _safe_package(data: bytes, *, template: bool) -> None:
+    """Refuse what Word would fetch, link or embed from elsewhere (``shared.docx_safety``)."""
+    try:
+        check_docx(data, template=template)
+    except UnsafeDocxError as exc:
+        raise TemplateRejected(exc.message, exc.code) from None
 
 
 def _size_label(size: int) -> str:
@@ -285,11 +264,17 @@ def _no_internal_access(place: str, tree) -> None:
     starting with "_" (``x.__class__``, ``x["_y"]``, ``attribute="_y"``), the ``attr``
     filter, ``str.format``, and subscripts or ``attribute=`` computed at render time (they
     could build such a name). Templates only need ``item.field``, ``item["field"]`` and
-    ``list[0]``."""
+    ``list[0]``. Refuse too what turns escaping off: a typed value would become Word XML."""
     from jinja2 import nodes
 
     for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter, nodes.Test,
-                               nodes.Const)):
+                               nodes.Const, nodes.EvalContextModifier)):
+        if isinstance(node, nodes.EvalContextModifier) or (
+                isinstance(node, nodes.Filter) and node.name in _UNESCAPING_FILTERS):
+            raise TemplateRejected(
+                f"balise qui désactive l'échappement interdite dans {place}, ligne "
+                f"{node.lineno} (« autoescape », filtres « safe » et « forceescape ») : le "
+                "texte saisi doit rester du texte.", "unsafe")
         bad = ""
         if isinstance(node, nodes.Getattr) and (node.attr.startswith("_")
                                                 or node.attr in _FORBIDDEN_ATTRIBUTES):
@@ -371,6 +356,7 @@ def trial_render(kind: str, data: bytes) -> None:
                                "(balises qui coupent la structure du document, par exemple une "
                                "boucle ouverte et fermée dans deux paragraphes différents sans "
                                "« {%p »).", "render") from None
+    _safe_package(out.getvalue(), template=False)  # what the worker checks on every render
 
 
 # -- versions ---------------------------------------------------------------------------------
