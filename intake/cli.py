@@ -544,7 +544,8 @@ def keys_rotate(chains: tuple[str, ...], batch: int, pause: float) -> None:
                 try:
                     result = rotation.rotate(make_session_factory(engine), keyring, chain,
                                              audit.CLI, batch=batch, pause=pause,
-                                             progress=progress)
+                                             progress=progress,
+                                             index_bits=settings.index_bits)
                 except DomainError as exc:
                     raise click.ClickException(exc.message) from None
             elapsed = time.monotonic() - started
@@ -685,7 +686,7 @@ def _seed_demo(settings: Settings, *, password: str | None, people_file: Path | 
         record_key_versions(session, keyring)
         try:
             result = seed_demo(session, Vault(session, keyring, audit.CLI), password=password,
-                               people=people, sheets=sheets)
+                               people=people, sheets=sheets, index_bits=settings.index_bits)
         except DomainError as exc:
             raise click.ClickException(exc.message) from None
         audit.record(session, keyring, audit.CLI, "demo_seeded",

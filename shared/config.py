@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from shared.crypto import DEFAULT_EXPECTED_POPULATION, index_bits_for
 from shared.files import write_private
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -19,6 +20,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 ENVIRONMENTS = ("development", "production")
 SMTP_SCHEMES = {"smtp": "plain", "smtp+starttls": "starttls", "smtps": "tls"}
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"  # what `make run` serves
+MIN_POPULATION, MAX_POPULATION = 100, 10_000_000  # 2 to 19 bits of blind index
 
 
 class ConfigError(RuntimeError):
@@ -75,6 +77,9 @@ class Settings:
     retention_closed_months: int = 12
     retention_inactive_months: int = 24
     retention_audit_months: int = 12
+    # People the duplicate index is sized for (issue 16): changing it takes effect for the
+    # records already indexed with `icli keys rotate --chain index`.
+    expected_population: int = DEFAULT_EXPECTED_POPULATION
     log_level: str = "INFO"
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -99,6 +104,11 @@ class Settings:
     def mail_outbox_dir(self) -> Path:
         """Development without SMTP: each e-mail is a private .eml file here."""
         return self.instance / "outbox"
+
+    @property
+    def index_bits(self) -> int:
+        """Bits kept in each blind index for the expected population."""
+        return index_bits_for(self.expected_population)
 
     @property
     def is_sqlite(self) -> bool:
@@ -177,6 +187,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         retention_closed_months=_months(environ, "ICLI_RETENTION_CLOSED_MONTHS", 12),
         retention_inactive_months=_months(environ, "ICLI_RETENTION_INACTIVE_MONTHS", 24),
         retention_audit_months=_months(environ, "ICLI_RETENTION_AUDIT_MONTHS", 12),
+        expected_population=_population(environ),
     )
 
 
@@ -212,6 +223,14 @@ def _months(environ: Mapping[str, str], name: str, default: int) -> int:
     if not 1 <= months <= 120:
         raise ConfigError(f"{name} must be between 1 and 120 months (got {months})")
     return months
+
+
+def _population(environ: Mapping[str, str]) -> int:
+    people = _int(environ, "ICLI_EXPECTED_POPULATION", DEFAULT_EXPECTED_POPULATION)
+    if not MIN_POPULATION <= people <= MAX_POPULATION:
+        raise ConfigError(f"ICLI_EXPECTED_POPULATION must be between {MIN_POPULATION:,} and "
+                          f"{MAX_POPULATION:,} people (got {people:,})")
+    return people
 
 
 def _normalise_database_url(url: str) -> str:
