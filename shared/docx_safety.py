@@ -13,7 +13,7 @@ import io
 import re
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from xml.etree.ElementTree import Element, ParseError
 
 from defusedxml import DefusedXmlException
@@ -65,7 +65,10 @@ def _xml_parts(data: bytes) -> Iterator[tuple[str, Element]]:
     """Every XML part and relationship of the package, parsed; other parts must be
     pictures or fonts."""
     parts = dict(_read_archive(data))
-    types = _content_types(parts)
+    if "[Content_Types].xml" not in parts:
+        raise UnsafeDocxError("ce n'est pas un fichier Word .docx (partie [Content_Types].xml "
+                              "absente).", "not_docx")
+    types = content_types(parts["[Content_Types].xml"], parts)
     for name, body in parts.items():
         content_type = types.get(name.lower(), "")
         if _is_xml(name, content_type):
@@ -109,12 +112,10 @@ def _read_archive(data: bytes) -> Iterator[tuple[str, bytes]]:
         raise unreadable from None
 
 
-def _content_types(parts: dict[str, bytes]) -> dict[str, str]:
-    """Content type of each part name (lower case), from [Content_Types].xml."""
-    if "[Content_Types].xml" not in parts:
-        raise UnsafeDocxError("ce n'est pas un fichier Word .docx (partie [Content_Types].xml "
-                              "absente).", "not_docx")
-    root = _parse("[Content_Types].xml", parts["[Content_Types].xml"])
+def content_types(xml: bytes, names: Iterable[str]) -> dict[str, str]:
+    """Content type of each part name (lower case, no leading "/"), from the package's
+    [Content_Types].xml ``xml``: its Override, else the Default of its extension."""
+    root = _parse("[Content_Types].xml", xml)
     defaults, overrides = {}, {}
     for element in root.iter():
         attributes = _attributes(element)
@@ -126,7 +127,7 @@ def _content_types(parts: dict[str, bytes]) -> dict[str, str]:
                 "contenttype", "")
     return {name.lower(): overrides.get(name.lower(),
                                         defaults.get(name.rpartition(".")[2].lower(), ""))
-            for name in parts}
+            for name in names}
 
 
 def _is_xml(name: str, content_type: str) -> bool:

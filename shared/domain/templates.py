@@ -27,7 +27,7 @@ from pathlib import Path
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from shared.docx_safety import UnsafeDocxError, check_docx
+from shared.docx_safety import UnsafeDocxError, check_docx, content_types
 from shared.errors import DomainError
 from shared.models import TemplateVersion
 from shared.models.document import DOCUMENT_KINDS
@@ -48,9 +48,7 @@ PROPERTIES = {"title": "titre", "subject": "objet", "author": "auteur",
               "comments": "commentaires", "identifier": "identifiant", "language": "langue"}
 
 _MACRO_NAMES = re.compile(r"(^|/)(vbaProject\.bin|vbaData\.xml)$|(^|/)activeX/", re.IGNORECASE)
-_MACRO_TYPES = re.compile(rb"macroEnabled|vbaProject|vbaData|activeX", re.IGNORECASE)
-_OVERRIDE = re.compile(rb"<(?:\w+:)?Override\b[^>]*>", re.IGNORECASE)
-_ATTRIBUTE = re.compile(rb'(PartName|ContentType)\s*=\s*["\']([^"\']*)["\']')
+_MACRO_TYPES = re.compile(r"macroEnabled|vbaProject|vbaData|activeX", re.IGNORECASE)
 _TAGS = re.compile(r"<[^>]+>")
 # "_x", "a.__b", "{0.__class__}" name internals; "____" (a line to fill in by hand) does not.
 _INTERNAL_NAME = re.compile(r"(^|[.\[{(])_+[A-Za-z0-9]|__[A-Za-z]")
@@ -77,9 +75,9 @@ def check_template(kind: str, data: bytes) -> None:
     if len(data) > MAX_SIZE:
         raise TemplateRejected(f"le fichier dépasse {MAX_SIZE_LABEL} "
                                f"({_size_label(len(data))}).", "size")
-    names, content_types = _archive(data)
-    _no_macros(names, content_types)
-    _docx_structure(names, content_types)
+    names, types = _archive(data)
+    _no_macros(names, types)
+    _docx_structure(names, types)
     _safe_package(data, template=True)
     document = _open_docx(data)
     parts = list(_jinja_parts(document))
@@ -145,8 +143,9 @@ def _size_label(size: int) -> str:
     return f"{-(-size // 1024)} Ko"
 
 
-def _archive(data: bytes) -> tuple[list[str], bytes]:
-    """The entry names and the [Content_Types].xml of a zip archive within the limits."""
+def _archive(data: bytes) -> tuple[list[str], dict[str, str]]:
+    """The entry names of a zip archive within the limits, and their content types (lower-case
+    names) from its parsed [Content_Types].xml."""
     not_docx = "ce n'est pas un fichier Word .docx ({}). Enregistrez-le depuis Word au " \
                "format « Document Word (*.docx) »."
     try:
@@ -155,38 +154,36 @@ def _archive(data: bytes) -> tuple[list[str], bytes]:
             if len(infos) > MAX_ENTRIES or sum(i.file_size for i in infos) > MAX_UNCOMPRESSED:
                 raise TemplateRejected("l'archive décompressée est trop volumineuse.", "size")
             names = [info.filename for info in infos]
-            content_types = (archive.read("[Content_Types].xml")
-                             if "[Content_Types].xml" in names else b"")
+            types = (content_types(archive.read("[Content_Types].xml"), names)
+                     if "[Content_Types].xml" in names else {})
     except TemplateRejected:
         raise
+    except UnsafeDocxError as exc:
+        raise TemplateRejected(exc.message, exc.code) from None
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError,
             NotImplementedError, RuntimeError):
         raise TemplateRejected(not_docx.format("le fichier n'est pas une archive lisible"),
                                "not_docx") from None
-    return names, content_types
+    return names, types
 
 
-def _no_macros(names: list[str], content_types: bytes) -> None:
+def _no_macros(names: list[str], types: dict[str, str]) -> None:
     found = [name for name in names if _MACRO_NAMES.search(name)]
-    if found or _MACRO_TYPES.search(content_types):
+    if found or any(_MACRO_TYPES.search(value) for value in types.values()):
         where = found[0] if found else "[Content_Types].xml"
         raise TemplateRejected(
             f"le fichier contient des macros ou des contrôles actifs ({where}). Enregistrez-le "
             "au format « Document Word (*.docx) », sans macros.", "macro")
 
 
-def _docx_structure(names: list[str], content_types: bytes) -> None:
+def _docx_structure(names: list[str], types: dict[str, str]) -> None:
     missing = [n for n in ("[Content_Types].xml", "word/document.xml") if n not in names]
     if missing:
         raise TemplateRejected(
             f"ce n'est pas un fichier Word .docx (partie {missing[0]} absente).", "not_docx")
-    main = None
-    for override in _OVERRIDE.findall(content_types):
-        attributes = {key.lower(): value for key, value in _ATTRIBUTE.findall(override)}
-        if attributes.get(b"partname", b"").lower() == b"/word/document.xml":
-            main = attributes.get(b"contenttype", b"").decode("ascii", "replace")
+    main = types.get("word/document.xml")
     if main != DOCX_MAIN:
-        shown = f"« {main} »" if main else "absent"
+        shown = f"« {main[:100]} »" if main else "absent"
         raise TemplateRejected(
             "le document principal (word/document.xml) n'a pas le type d'un document .docx "
             f"(type {shown} ; un modèle .dotx ou un autre format n'est pas accepté).",
