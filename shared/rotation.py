@@ -378,9 +378,8 @@ def _reindex_batch(session: Session, keyring: KeyRing, chain: str, target: int, 
                    skipped: set[int]) -> tuple[int, str | None]:
     """Recompute the blind indexes of up to ``batch`` identity records under ``target``,
     ``bits`` wide (the identity is decrypted for it, audited); CAS on the record's index
-    version and width. A record
-    that does not decrypt joins ``skipped`` (its integrity failure audited) and is not read
-    again by the next passes."""
+    version and width. A record that does not decrypt joins ``skipped`` (its integrity
+    failure audited) and is not read again by the next passes."""
     from shared.domain.beneficiaries import Identity, indexes
 
     after = int(position or 0)
