@@ -9,6 +9,8 @@ from docxtpl import DocxTemplate
 from jinja2 import TemplateError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
+from shared.docx_safety import UnsafeDocxError, check_docx
+
 TEMPLATES = {
     "agenda": "ordre_du_jour.docx",
     "dossier": "dossier_de_seance.docx",
@@ -58,7 +60,8 @@ def template_path(templates_dir: Path, kind: str) -> Path:
 def render(source: Path | bytes, context: dict, name: str = "") -> bytes:
     """Fill one template (a file, or the bytes of an uploaded version); values are
     XML-escaped (autoescape), never evaluated. The Jinja sandbox keeps an uploaded template
-    (code an administrator wrote) away from Python internals in the worker."""
+    (code an administrator wrote) away from Python internals in the worker; the document
+    produced is refused (RenderError) if it would fetch or link anything from elsewhere."""
     name = name or (source.name if isinstance(source, Path) else "modèle")
     template = None
     try:
@@ -69,6 +72,10 @@ def render(source: Path | bytes, context: dict, name: str = "") -> bytes:
         template.save(out)
     except Exception as exc:  # inputs are plain dicts: any failure here is the template's
         raise RenderError(name, failure_place(template, exc)) from None
+    try:  # a rendered value must not have become a live field or link (issue 16)
+        check_docx(out.getvalue(), template=False)
+    except UnsafeDocxError as exc:
+        raise RenderError(name, f"document produit refusé : {exc.message}") from None
     return out.getvalue()
 
 

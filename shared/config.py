@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from shared.crypto import DEFAULT_EXPECTED_POPULATION, index_bits_for
 from shared.files import write_private
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -23,6 +24,7 @@ DEFAULT_BASE_URL = "http://127.0.0.1:8000"  # what `make run` serves
 # processes are started without these variables and never read them (issue 16).
 SESSION_SECRET_VARIABLES = ("ICLI_SECRET_KEY", "ICLI_SECRET_KEY_FILE")
 WORKER_KEY_CHAINS = ("content", "audit", "jobs")
+MIN_POPULATION, MAX_POPULATION = 100, 10_000_000  # 2 to 19 bits of blind index
 
 
 class ConfigError(RuntimeError):
@@ -82,6 +84,9 @@ class Settings:
     # Where signed checkpoints of the audit chain's head are written (None: nowhere); best on
     # storage the database's users cannot write (shared.audit_checkpoint).
     audit_checkpoint_file: Path | None = None
+    # People the duplicate index is sized for (issue 16): changing it takes effect for the
+    # records already indexed with `icli keys rotate --chain index`.
+    expected_population: int = DEFAULT_EXPECTED_POPULATION
     log_level: str = "INFO"
     # Signs the convocation answer links the worker e-mails and the web checks: never the
     # session secret, which the worker must not hold.
@@ -109,6 +114,11 @@ class Settings:
     def mail_outbox_dir(self) -> Path:
         """Development without SMTP: each e-mail is a private .eml file here."""
         return self.instance / "outbox"
+
+    @property
+    def index_bits(self) -> int:
+        """Bits kept in each blind index for the expected population."""
+        return index_bits_for(self.expected_population)
 
     @property
     def is_sqlite(self) -> bool:
@@ -210,6 +220,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *,
         **({"key_chains": WORKER_KEY_CHAINS} if worker else {}),
         audit_checkpoint_file=(Path(environ["ICLI_AUDIT_CHECKPOINT_FILE"]).resolve()
                                if environ.get("ICLI_AUDIT_CHECKPOINT_FILE") else None),
+        expected_population=_population(environ),
     )
 
 
@@ -245,6 +256,14 @@ def _months(environ: Mapping[str, str], name: str, default: int) -> int:
     if not 1 <= months <= 120:
         raise ConfigError(f"{name} must be between 1 and 120 months (got {months})")
     return months
+
+
+def _population(environ: Mapping[str, str]) -> int:
+    people = _int(environ, "ICLI_EXPECTED_POPULATION", DEFAULT_EXPECTED_POPULATION)
+    if not MIN_POPULATION <= people <= MAX_POPULATION:
+        raise ConfigError(f"ICLI_EXPECTED_POPULATION must be between {MIN_POPULATION:,} and "
+                          f"{MAX_POPULATION:,} people (got {people:,})")
+    return people
 
 
 def _normalise_database_url(url: str) -> str:

@@ -17,6 +17,7 @@ import fcntl
 import hashlib
 import hmac
 import json
+import math
 import os
 import secrets
 import stat
@@ -43,9 +44,15 @@ DATA_CHAINS = ("identity", "content")  # wrap DEKs
 SECRET_CHAINS = ("index", "audit", "jobs")  # keyed hashes / MACs
 ALL_CHAINS = DATA_CHAINS + SECRET_CHAINS
 
-# Blind indexes keep 14 bits: at the scale of the département (~83,000 people) each value is
-# shared by several records, so an index alone never singles a person out (rule 8).
+# The width of the indexes written before it depended on the population (migration 0016
+# marks them so) and of the known-answer fixture; new ones take ``index_bits_for``.
 BLIND_INDEX_BITS = 14
+DEFAULT_EXPECTED_POPULATION = 100_000  # a département
+# People per index value, counted over the values in use: with n people spread over 2**b
+# values, lam = n / 2**b people per value on average, and a value in use holds
+# lam / (1 - exp(-lam)) of them (Poisson). That is at least 2 from lam = 1.594 up.
+MIN_PEOPLE_PER_VALUE = 2
+POPULATION_RATIO = 10  # the index stays that blunt down to a tenth of the expected population
 
 _FIELD_LABEL = "icli.field.v1"
 _WRAP_LABEL = "icli.wrap.v1"
@@ -211,6 +218,26 @@ def open_field(
         return Secret(plaintext.decode("utf-8"))
     except UnicodeDecodeError:  # authenticated yet not UTF-8: only a broken writer does this
         raise IntegrityError("decrypted value is not UTF-8") from None
+
+
+def index_bits_for(expected_population: int) -> int:
+    """Bits kept in a blind index for ``expected_population`` people (issue 16): the most
+    such that a tenth of that population still shares each value in use with at least one
+    other person on average (rule 8): 12 bits for 100,000 people, 2.7 people per value in use
+    at 10,000 and 24.4 at 100,000 (``tests/shared/test_blind_index_width.py`` measures it)."""
+    smallest = max(1, expected_population) / POPULATION_RATIO
+    bits = 1
+    while _people_per_value_in_use(smallest, bits + 1) >= MIN_PEOPLE_PER_VALUE:
+        bits += 1
+    return bits
+
+
+def _people_per_value_in_use(people: float, bits: int) -> float:
+    lam = people / 2**bits
+    return lam / -math.expm1(-lam)
+
+
+DEFAULT_INDEX_BITS = index_bits_for(DEFAULT_EXPECTED_POPULATION)
 
 
 def blind_index(secret: bytes, label: str, normalised: str, bits: int = BLIND_INDEX_BITS) -> int:

@@ -15,7 +15,12 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from shared.domain.beneficiaries import Identity, create_beneficiary, validate_identity
+from shared.domain.beneficiaries import (
+    DEFAULT_INDEX_BITS,
+    Identity,
+    create_beneficiary,
+    validate_identity,
+)
 from shared.domain.meetings import (
     ActionInput,
     add_partnership_item,
@@ -179,7 +184,7 @@ def seed_reference_data(session: Session) -> dict[str, Structure]:
 
 def seed_demo(session: Session, vault: Vault, *, password: str | None = None,
               people: list[Identity] | None = None, sheets: int = 12,
-              seed: int | None = None) -> DemoResult:
+              seed: int | None = None, index_bits: int = DEFAULT_INDEX_BITS) -> DemoResult:
     """Fill an empty database; the caller commits."""
     rng = random.Random(seed)  # noqa: S311 - synthetic demo values, not secrets
     result = DemoResult(password=password or generate_password(),
@@ -210,7 +215,8 @@ def seed_demo(session: Session, vault: Vault, *, password: str | None = None,
 
     identities = people if people is not None else synthetic_people(max(sheets, 1), rng)
     for identity in identities[sheets:]:  # people without a sheet yet
-        create_beneficiary(session, vault, identity, referent_structure.id)
+        create_beneficiary(session, vault, identity, referent_structure.id,
+                           index_bits=index_bits)
     result.people = len(identities)
 
     filing = [referent_structure, structures["ALI de Saint-Denis"],
@@ -223,7 +229,8 @@ def seed_demo(session: Session, vault: Vault, *, password: str | None = None,
                   structures["ALI de Saint-Denis"].id: users["referent.ali@icli.example"],
                   }.get(structure.id)
         started = start_sheet(session, vault, structure=structure,
-                              author_id=author.id if author else None, identity=identity)
+                              author_id=author.id if author else None, identity=identity,
+                              index_bits=index_bits)
         write_values(vault, started.sheet, demo_values(n))
         if n % 3 != 2:  # two thirds submitted, half of those screened
             submit(session, vault, started.sheet, labels, actor_id=None)

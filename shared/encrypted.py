@@ -7,6 +7,7 @@ the audit row *before* decrypting identifying or sensitive fields (fail closed).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -103,7 +104,31 @@ class Vault:
         self, objs: Sequence[Any], fields: Iterable[str], *, purpose: str = ""
     ) -> list[dict[str, Secret | None]]:
         """Decrypt ``fields`` of every object; audited first when a field requires it."""
-        fields = list(fields)
+        specs = self._audited_specs(objs, fields, purpose)
+        for chain in {s.chain for s in specs}:
+            self._prefetch({o.key_owner_uuid for o in objs}, chain)
+        return [{s.name: self._open_one(obj, s) for s in specs} for obj in objs]
+
+    def open_each(
+        self, objs: Sequence[Any], fields: Iterable[str], *, purpose: str = ""
+    ) -> list[dict[str, Secret | None] | None]:
+        """Like ``open_many``, but an object whose values do not decrypt gives None (its
+        integrity failure audited) instead of stopping the others: a batch job goes on."""
+        specs = self._audited_specs(objs, fields, purpose)
+        for chain in {s.chain for s in specs}:
+            with contextlib.suppress(CryptoError):  # a bad key fails again, per object below
+                self._prefetch({o.key_owner_uuid for o in objs}, chain)
+        opened: list[dict[str, Secret | None] | None] = []
+        for obj in objs:
+            try:
+                opened.append({s.name: self._open_one(obj, s) for s in specs})
+            except CryptoError:
+                opened.append(None)
+        return opened
+
+    def _audited_specs(self, objs: Sequence[Any], fields: Iterable[str],
+                       purpose: str) -> list[ProtectedField]:
+        """The fields' specs, after the audit row of their decryption when one is required."""
         if not objs:
             return []
         table = objs[0].__tablename__
@@ -115,9 +140,7 @@ class Vault:
             audit.record(self.session, self.keyring, self.actor, "decrypt",
                          object_type=table, object_ids=[o.id for o in objs],
                          fields=audited, purpose=purpose)
-        for chain in {s.chain for s in specs}:
-            self._prefetch({o.key_owner_uuid for o in objs}, chain)
-        return [{s.name: self._open_one(obj, s) for s in specs} for obj in objs]
+        return specs
 
     def open(self, obj: Any, field: str, *, purpose: str = "") -> Secret | None:
         return self.open_many([obj], [field], purpose=purpose)[0][field]

@@ -22,6 +22,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared import audit, heartbeat
-from shared.crypto import DATA_CHAINS, KeyRing, fingerprint, new_dek
+from shared.crypto import DATA_CHAINS, DEFAULT_INDEX_BITS, KeyRing, fingerprint, new_dek
 from shared.db import utcnow
 from shared.encrypted import Vault
 from shared.errors import InvalidInput, InvalidTransition
@@ -247,21 +248,33 @@ class RotationResult:
     target_version: int
     rewrapped: int
     passes: int
+    # Ids of the identity records an index rotation could not decrypt: they stay on their old
+    # version (``retire`` refuses it) until repaired or purged.
+    undecryptable: tuple[int, ...] = ()
 
 
 def rotate(sessions: sessionmaker[Session], keyring: KeyRing, chain: str, actor: audit.Actor,
            *, batch: int = DEFAULT_BATCH, pause: float = 0.0,
-           progress: Progress | None = None) -> RotationResult:
+           progress: Progress | None = None,
+           index_bits: int = DEFAULT_INDEX_BITS) -> RotationResult:
     """Move every row of ``chain`` to its primary version; resumable, beside live traffic
-    (``pause`` seconds between batches leave room to a busy database)."""
+    (``pause`` seconds between batches leave room to a busy database). The index chain also
+    brings every record to ``index_bits`` (``settings.index_bits``); a record it cannot
+    decrypt is skipped and listed in the result, the others go on."""
     _check_chain(keyring, chain)
     if chain not in ROTATED_CHAINS:
         raise InvalidInput(f"{chain}: nothing to rotate (no row names a {chain} version)")
     keyring.refresh()
     target = keyring.primary_version(chain)
-    step = _rewrap_batch if chain in DATA_CHAINS else _reindex_batch
+    undecryptable: set[int] = set()
+    step = _rewrap_batch if chain in DATA_CHAINS else partial(
+        _reindex_batch, bits=index_bits, skipped=undecryptable)
+
+    def behind(session: Session) -> int:
+        return _behind(session, chain, target, index_bits, undecryptable)
+
     with sessions() as session:
-        checkpoint = _checkpoint(session, keyring, chain, target, actor)
+        checkpoint = _checkpoint(session, keyring, chain, target, behind(session), actor)
         session.commit()
         rotation_id = checkpoint.id
     passes, moved = 0, 0
@@ -289,23 +302,43 @@ def rotate(sessions: sessionmaker[Session], keyring: KeyRing, chain: str, actor:
                     time.sleep(pause)
         moved += pass_moved
         with sessions() as session:
-            if rows_by_version(session, chain).keys() <= {target}:
-                checkpoint = session.get(KeyRotation, rotation_id)
-                checkpoint.status, checkpoint.finished_at = "done", utcnow()
-                audit.record(session, keyring, actor, "key_rotation_done",
-                             object_type="key_versions", object_ids=[f"{chain}:{target}"],
-                             purpose=f"{checkpoint.done} lignes")
+            if behind(session):  # written meanwhile by a process on the old version
+                continue
+            if undecryptable:
+                audit.record(session, keyring, actor, "key_rotation_incomplete",
+                             object_type="identity_records", object_ids=sorted(undecryptable),
+                             purpose=f"{len(undecryptable)} indéchiffrables")
                 session.commit()
-                return RotationResult(chain, target, moved, passes)
+                return RotationResult(chain, target, moved, passes, tuple(sorted(undecryptable)))
+            checkpoint = session.get(KeyRotation, rotation_id)
+            checkpoint.status, checkpoint.finished_at = "done", utcnow()
+            audit.record(session, keyring, actor, "key_rotation_done",
+                         object_type="key_versions", object_ids=[f"{chain}:{target}"],
+                         purpose=f"{checkpoint.done} lignes")
+            session.commit()
+            return RotationResult(chain, target, moved, passes)
 
 
-def _checkpoint(session: Session, keyring: KeyRing, chain: str, target: int,
+def _behind(session: Session, chain: str, target: int, index_bits: int,
+            skipped: set[int]) -> int:
+    """Rows still to move: data keys off ``target``; identity records off ``target`` or
+    ``index_bits``, besides those known not to decrypt."""
+    if chain in DATA_CHAINS:
+        return sum(n for v, n in rows_by_version(session, chain).items() if v != target)
+    return session.scalar(select(func.count()).select_from(IdentityRecord).where(
+        _off_index(target, index_bits), IdentityRecord.id.not_in(skipped))) or 0
+
+
+def _off_index(target: int, index_bits: int):
+    return or_(IdentityRecord.index_version != target, IdentityRecord.index_bits != index_bits)
+
+
+def _checkpoint(session: Session, keyring: KeyRing, chain: str, target: int, remaining: int,
                 actor: audit.Actor) -> KeyRotation:
     """The running rotation of ``chain`` to ``target``, or a new one (audited)."""
     checkpoint = session.scalars(select(KeyRotation).where(
         KeyRotation.chain == chain, KeyRotation.target_version == target,
         KeyRotation.status == "running")).first()
-    remaining = sum(n for v, n in rows_by_version(session, chain).items() if v != target)
     if checkpoint is None:
         checkpoint = KeyRotation(chain=chain, target_version=target, total=remaining, done=0,
                                  position="")
@@ -368,30 +401,39 @@ def _rewrap_batch(session: Session, keyring: KeyRing, chain: str, target: int, p
 
 
 def _reindex_batch(session: Session, keyring: KeyRing, chain: str, target: int, position: str,
-                   batch: int, actor: audit.Actor) -> tuple[int, str | None]:
-    """Recompute the blind indexes of up to ``batch`` identity records under ``target``
-    (the identity is decrypted for it, audited); CAS on the record's index version."""
+                   batch: int, actor: audit.Actor, *, bits: int,
+                   skipped: set[int]) -> tuple[int, str | None]:
+    """Recompute the blind indexes of up to ``batch`` identity records under ``target``,
+    ``bits`` wide (the identity is decrypted for it, audited); CAS on the record's index
+    version and width. A record that does not decrypt joins ``skipped`` (its integrity
+    failure audited) and is not read again by the next passes."""
     from shared.domain.beneficiaries import Identity, indexes
 
     after = int(position or 0)
     records = list(session.scalars(
-        select(IdentityRecord).where(IdentityRecord.index_version != target,
-                                     IdentityRecord.id > after)
+        select(IdentityRecord).where(_off_index(target, bits),
+                                     IdentityRecord.id > after,
+                                     IdentityRecord.id.not_in(skipped))
         .order_by(IdentityRecord.id).limit(batch)))
     if not records:
         return 0, None
     vault = Vault(session, keyring, actor)
     fields = list(Identity.__dataclass_fields__)
-    opened = vault.open_many(records, fields, purpose=INDEX_PURPOSE)
+    opened = vault.open_each(records, fields, purpose=INDEX_PURPOSE)
     moved = 0
     for record, values in zip(records, opened, strict=True):
+        if values is None:
+            skipped.add(record.id)
+            continue
         identity = Identity(**{k: (v.reveal() if v is not None else "")
                                for k, v in values.items()})
         result = session.execute(
             update(IdentityRecord)
             .where(IdentityRecord.id == record.id,
-                   IdentityRecord.index_version == record.index_version)
-            .values(index_version=target, **indexes(keyring, identity, target))
+                   IdentityRecord.index_version == record.index_version,
+                   IdentityRecord.index_bits == record.index_bits)
+            .values(index_version=target, index_bits=bits,
+                    **indexes(keyring, identity, target, bits))
             .execution_options(synchronize_session=False))
         moved += result.rowcount
     return moved, str(records[-1].id)

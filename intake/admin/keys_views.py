@@ -148,7 +148,11 @@ def key_rotate(chain: str):
 
     def run() -> None:
         try:
-            rotation.rotate(app_services.sessions, app_services.keyring, chain, who)
+            result = rotation.rotate(app_services.sessions, app_services.keyring, chain, who,
+                                     index_bits=app_services.settings.index_bits)
+            if result.undecryptable:  # ids only; each failure is in the audit log too
+                log.error("key rotation of %s left %d undecryptable record(s): ids %s", chain,
+                          len(result.undecryptable), ", ".join(map(str, result.undecryptable)))
         except Exception as exc:  # resumable: the page shows it interrupted
             log.error("key rotation of %s stopped: %s", chain, type(exc).__name__)
 

@@ -153,7 +153,8 @@ def new():
         if not errors:
             try:
                 started = domain.start_sheet(db(), vault(), structure=_referent_structure(),
-                                             author_id=current_user.id, identity=identity)
+                                             author_id=current_user.id, identity=identity,
+                                             index_bits=services().settings.index_bits)
             except DomainError as exc:
                 flash(exc.message, "error")
             else:
@@ -217,7 +218,8 @@ def edit(sheet_id: int):
                       "signalés.", "info")
         if not errors:
             session_db = db()
-            save_identity(session_db, vault(), sheet.beneficiary, sheet.structure_id, identity)
+            save_identity(session_db, vault(), sheet.beneficiary, sheet.structure_id, identity,
+                          index_bits=services().settings.index_bits)
             domain.write_values(vault(), sheet, values)
             record("sheet_saved", object_type="sheets", object_ids=[sheet.id])
             if request.form.get("action") == "submit":
@@ -266,7 +268,8 @@ def _save_all_but(sheet: Sheet, values: dict, stored: dict, errors: dict[str, st
             for name, value in values.items()}
     domain.write_values(vault(), sheet, kept)
     if not identity_errors:
-        save_identity(db(), vault(), sheet.beneficiary, sheet.structure_id, identity)
+        save_identity(db(), vault(), sheet.beneficiary, sheet.structure_id, identity,
+                      index_bits=services().settings.index_bits)
     record("sheet_saved", object_type="sheets", object_ids=[sheet.id])
     db().commit()
     flash("Brouillon enregistré, sauf les champs signalés : corrigez-les puis enregistrez "

@@ -41,6 +41,7 @@ ACTION_LABELS = {
     "key_promoted": "Clé : version promue",
     "key_retired": "Clé : version retirée",
     "key_rotation_done": "Clé : rotation terminée",
+    "key_rotation_incomplete": "Clé : rotation inachevée (fiches indéchiffrables)",
     "key_rotation_started": "Clé : rotation lancée",
     "login": "Connexion",
     "login_failed": "Connexion refusée",

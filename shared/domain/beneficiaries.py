@@ -9,7 +9,13 @@ from datetime import date
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from shared.crypto import KeyRing, blind_index, normalise_digits, normalise_name
+from shared.crypto import (  # callers holding Settings pass settings.index_bits
+    DEFAULT_INDEX_BITS,
+    KeyRing,
+    blind_index,
+    normalise_digits,
+    normalise_name,
+)
 from shared.encrypted import Vault
 from shared.errors import InvalidInput
 from shared.models import Beneficiary, IdentityRecord
@@ -97,16 +103,18 @@ def _plausible_phone(value: str) -> bool:
     return len(digits) == 10 and digits.startswith("0")
 
 
-def indexes(keyring: KeyRing, identity: Identity, version: int) -> dict[str, int | None]:
-    """The blind indexes of an identity under one version of the index secret."""
+def indexes(keyring: KeyRing, identity: Identity, version: int,
+            bits: int) -> dict[str, int | None]:
+    """The blind indexes of an identity under one version of the index secret, ``bits``
+    wide."""
     secret = keyring.key("index", version)
     caf = normalise_digits(identity.numero_caf)
     ft = normalise_name(identity.identifiant_france_travail) + normalise_digits(
         identity.identifiant_france_travail)
     return {
-        "idx_name_birth": blind_index(secret, "name_birth", _name_birth(identity)),
-        "idx_caf": blind_index(secret, "caf", caf) if caf else None,
-        "idx_france_travail": blind_index(secret, "france_travail", ft) if ft else None,
+        "idx_name_birth": blind_index(secret, "name_birth", _name_birth(identity), bits),
+        "idx_caf": blind_index(secret, "caf", caf, bits) if caf else None,
+        "idx_france_travail": blind_index(secret, "france_travail", ft, bits) if ft else None,
     }
 
 
@@ -121,15 +129,23 @@ def find_duplicates(session: Session, vault: Vault, identity: Identity) -> list[
 
     A number alone never confirms: a typo in it must not attach a sheet to a stranger.
     """
-    # Every held version is queried: during a rotation of the index secret, records are on
-    # the old version or the new one.
+    # Every version and width in use is queried: during a rotation of the index secret or
+    # after a change of the expected population, records are on the old one or the new one.
     vault.keyring.primary_version("index")  # KeyNotFoundError where the chain is not held
+    held = {version.version for version in vault.keyring.versions("index")}
+    in_use = session.execute(select(IdentityRecord.index_version, IdentityRecord.index_bits)
+                             .distinct()).all()
     conditions = []
-    for version in vault.keyring.versions("index"):
-        idx = indexes(vault.keyring, identity, version.version)
-        conditions.append(and_(IdentityRecord.index_version == version.version,
+    for version, bits in in_use:
+        if version not in held:
+            continue
+        idx = indexes(vault.keyring, identity, version, bits)
+        conditions.append(and_(IdentityRecord.index_version == version,
+                               IdentityRecord.index_bits == bits,
                                or_(*(getattr(IdentityRecord, k) == v
                                      for k, v in idx.items() if v is not None))))
+    if not conditions:
+        return []
     candidates = list(session.scalars(select(IdentityRecord).where(or_(*conditions))
                                       .order_by(IdentityRecord.id)))
     if not candidates:
@@ -142,7 +158,8 @@ def find_duplicates(session: Session, vault: Vault, identity: Identity) -> list[
 
 
 def create_beneficiary(session: Session, vault: Vault, identity: Identity,
-                       structure_id: int | None = None) -> IdentityRecord:
+                       structure_id: int | None = None, *,
+                       index_bits: int = DEFAULT_INDEX_BITS) -> IdentityRecord:
     """A new person (pseudonym, keys) with the filing structure's record of their identity."""
     problems = validate_identity(identity)
     if problems:
@@ -150,7 +167,8 @@ def create_beneficiary(session: Session, vault: Vault, identity: Identity,
     beneficiary = Beneficiary(pseudonym=new_pseudonym(session))
     session.add(beneficiary)
     session.flush()
-    return save_identity(session, vault, beneficiary, structure_id, identity)
+    return save_identity(session, vault, beneficiary, structure_id, identity,
+                         index_bits=index_bits)
 
 
 def identity_record(session: Session, beneficiary: Beneficiary,
@@ -162,8 +180,10 @@ def identity_record(session: Session, beneficiary: Beneficiary,
 
 
 def save_identity(session: Session, vault: Vault, beneficiary: Beneficiary,
-                  structure_id: int | None, identity: Identity) -> IdentityRecord:
-    """Seal exactly what the structure typed (an emptied field is emptied) into its record."""
+                  structure_id: int | None, identity: Identity, *,
+                  index_bits: int = DEFAULT_INDEX_BITS) -> IdentityRecord:
+    """Seal exactly what the structure typed (an emptied field is emptied) into its record,
+    indexed ``index_bits`` wide under the primary index version."""
     problems = validate_identity(identity)
     if problems:
         raise InvalidInput("Identité invalide : " + " ; ".join(problems))
@@ -175,8 +195,8 @@ def save_identity(session: Session, vault: Vault, beneficiary: Beneficiary,
     for name in IDENTITY_FIELDS:
         vault.seal(record, name, getattr(identity, name).strip())
     version = vault.keyring.primary_version("index")
-    record.index_version = version
-    for name, value in indexes(vault.keyring, identity, version).items():
+    record.index_version, record.index_bits = version, index_bits
+    for name, value in indexes(vault.keyring, identity, version, index_bits).items():
         setattr(record, name, value)
     session.flush()
     return record

@@ -20,6 +20,7 @@ from shared import deidentify
 from shared.crypto import normalise_digits, normalise_name
 from shared.db import utcnow
 from shared.domain.beneficiaries import (
+    DEFAULT_INDEX_BITS,
     Identity,
     create_beneficiary,
     find_duplicates,
@@ -320,7 +321,7 @@ class StartedSheet:
 
 
 def start_sheet(session: Session, vault: Vault, *, structure: Structure, author_id: int | None,
-                identity: Identity) -> StartedSheet:
+                identity: Identity, index_bits: int = DEFAULT_INDEX_BITS) -> StartedSheet:
     """A draft sheet for this person; an existing beneficiary is reused (blind index +
     confirmed by decryption), with a notice about the sheets that already exist."""
     problems = validate_identity(identity)
@@ -342,7 +343,8 @@ def start_sheet(session: Session, vault: Vault, *, structure: Structure, author_
         # The same person: the sheet joins them; this structure keeps its own record of
         # the identity and never sees another structure's.
         beneficiary = matches[0].beneficiary
-        save_identity(session, vault, beneficiary, structure.id, identity)
+        save_identity(session, vault, beneficiary, structure.id, identity,
+                      index_bits=index_bits)
         others = list(session.scalars(select(Sheet).where(
             Sheet.beneficiary_id == beneficiary.id,
             Sheet.status.not_in(("retiree", "close", "non_recevable")))))
@@ -355,7 +357,8 @@ def start_sheet(session: Session, vault: Vault, *, structure: Structure, author_
             notice = ("Cette personne est déjà suivie par une autre structure. La nouvelle "
                       "fiche est rattachée à la même personne.")
     else:
-        beneficiary = create_beneficiary(session, vault, identity, structure.id).beneficiary
+        beneficiary = create_beneficiary(session, vault, identity, structure.id,
+                                         index_bits=index_bits).beneficiary
     now = utcnow()
     sheet = Sheet(reference=next_sheet_reference(session, structure.circonscription.code,
                                                  now.year),

@@ -27,6 +27,7 @@ from pathlib import Path
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from shared.docx_safety import UnsafeDocxError, check_docx, content_types
 from shared.errors import DomainError
 from shared.models import TemplateVersion
 from shared.models.document import DOCUMENT_KINDS
@@ -47,13 +48,12 @@ PROPERTIES = {"title": "titre", "subject": "objet", "author": "auteur",
               "comments": "commentaires", "identifier": "identifiant", "language": "langue"}
 
 _MACRO_NAMES = re.compile(r"(^|/)(vbaProject\.bin|vbaData\.xml)$|(^|/)activeX/", re.IGNORECASE)
-_MACRO_TYPES = re.compile(rb"macroEnabled|vbaProject|vbaData|activeX", re.IGNORECASE)
-_OVERRIDE = re.compile(rb"<(?:\w+:)?Override\b[^>]*>", re.IGNORECASE)
-_ATTRIBUTE = re.compile(rb'(PartName|ContentType)\s*=\s*["\']([^"\']*)["\']')
+_MACRO_TYPES = re.compile(r"macroEnabled|vbaProject|vbaData|activeX", re.IGNORECASE)
 _TAGS = re.compile(r"<[^>]+>")
 # "_x", "a.__b", "{0.__class__}" name internals; "____" (a line to fill in by hand) does not.
 _INTERNAL_NAME = re.compile(r"(^|[.\[{(])_+[A-Za-z0-9]|__[A-Za-z]")
 _FORBIDDEN_ATTRIBUTES = {"format", "format_map", "mro"}  # str.format reaches attributes
+_UNESCAPING_FILTERS = {"safe", "forceescape"}  # they mark a value as markup: not escaped
 _FILENAME_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\"]")
 
 
@@ -75,10 +75,10 @@ def check_template(kind: str, data: bytes) -> None:
     if len(data) > MAX_SIZE:
         raise TemplateRejected(f"le fichier dépasse {MAX_SIZE_LABEL} "
                                f"({_size_label(len(data))}).", "size")
-    names, content_types = _archive(data)
-    _no_macros(names, content_types)
-    _docx_structure(names, content_types)
-    _no_outside_links(data, names)
+    names, types = _archive(data)
+    _no_macros(names, types)
+    _docx_structure(names, types)
+    _safe_package(data, template=True)
     document = _open_docx(data)
     parts = list(_jinja_parts(document))
     from generator.contexts import BUILDERS
@@ -131,43 +131,21 @@ def _missing_mandatory(parts: list[tuple[str, str]], used: set[str]) -> list[str
     return missing
 
 
-# What would make Word or LibreOffice fetch or embed something from elsewhere: a rendered
-# value in such a URL would leave the département when the document is opened.
-_LINK_FIELDS = re.compile(rb"\b(INCLUDEPICTURE|INCLUDETEXT|HYPERLINK|LINK|DDE|DDEAUTO|IMPORT)\b")
-_OUTSIDE = re.compile(rb'TargetMode="External"|<w:attachedTemplate|<o:OLEObject|<w:subDoc'
-                      rb'|<w:altChunk')
-_UNSAFE_FILTERS = re.compile(rb"\|\s*(safe|forceescape)\b")
-
-
-def _no_outside_links(data: bytes, names: list[str]) -> None:
-    """Refuse external relationships, linking fields, OLE objects and unescaping filters."""
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        for name in names:
-            if not (name.endswith(".xml") or name.endswith(".rels")):
-                continue
-            xml = archive.read(name)
-            if _OUTSIDE.search(xml):
-                raise TemplateRejected(f"{name} : lien ou objet externe interdit dans un "
-                                       "modèle (image liée, modèle attaché, objet OLE).",
-                                       "external")
-            instructions = b" ".join(re.findall(rb"<w:instrText[^>]*>([^<]*)<", xml)
-                                     + re.findall(rb'w:instr="([^"]*)"', xml))
-            if _LINK_FIELDS.search(instructions):
-                raise TemplateRejected(f"{name} : champ de liaison interdit (INCLUDEPICTURE, "
-                                       "HYPERLINK…) : il ferait sortir des données.",
-                                       "external")
-            if _UNSAFE_FILTERS.search(xml):
-                raise TemplateRejected(f"{name} : les filtres « safe » et « forceescape » sont "
-                                       "interdits (le texte saisi doit rester échappé).",
-                                       "unsafe")
+def _safe_package(data: bytes, *, template: bool) -> None:
+    """Refuse what Word would fetch, link or embed from elsewhere (``shared.docx_safety``)."""
+    try:
+        check_docx(data, template=template)
+    except UnsafeDocxError as exc:
+        raise TemplateRejected(exc.message, exc.code) from None
 
 
 def _size_label(size: int) -> str:
     return f"{-(-size // 1024)} Ko"
 
 
-def _archive(data: bytes) -> tuple[list[str], bytes]:
-    """The entry names and the [Content_Types].xml of a zip archive within the limits."""
+def _archive(data: bytes) -> tuple[list[str], dict[str, str]]:
+    """The entry names of a zip archive within the limits, and their content types (lower-case
+    names) from its parsed [Content_Types].xml."""
     not_docx = "ce n'est pas un fichier Word .docx ({}). Enregistrez-le depuis Word au " \
                "format « Document Word (*.docx) »."
     try:
@@ -176,38 +154,36 @@ def _archive(data: bytes) -> tuple[list[str], bytes]:
             if len(infos) > MAX_ENTRIES or sum(i.file_size for i in infos) > MAX_UNCOMPRESSED:
                 raise TemplateRejected("l'archive décompressée est trop volumineuse.", "size")
             names = [info.filename for info in infos]
-            content_types = (archive.read("[Content_Types].xml")
-                             if "[Content_Types].xml" in names else b"")
+            types = (content_types(archive.read("[Content_Types].xml"), names)
+                     if "[Content_Types].xml" in names else {})
     except TemplateRejected:
         raise
+    except UnsafeDocxError as exc:
+        raise TemplateRejected(exc.message, exc.code) from None
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError,
             NotImplementedError, RuntimeError):
         raise TemplateRejected(not_docx.format("le fichier n'est pas une archive lisible"),
                                "not_docx") from None
-    return names, content_types
+    return names, types
 
 
-def _no_macros(names: list[str], content_types: bytes) -> None:
+def _no_macros(names: list[str], types: dict[str, str]) -> None:
     found = [name for name in names if _MACRO_NAMES.search(name)]
-    if found or _MACRO_TYPES.search(content_types):
+    if found or any(_MACRO_TYPES.search(value) for value in types.values()):
         where = found[0] if found else "[Content_Types].xml"
         raise TemplateRejected(
             f"le fichier contient des macros ou des contrôles actifs ({where}). Enregistrez-le "
             "au format « Document Word (*.docx) », sans macros.", "macro")
 
 
-def _docx_structure(names: list[str], content_types: bytes) -> None:
+def _docx_structure(names: list[str], types: dict[str, str]) -> None:
     missing = [n for n in ("[Content_Types].xml", "word/document.xml") if n not in names]
     if missing:
         raise TemplateRejected(
             f"ce n'est pas un fichier Word .docx (partie {missing[0]} absente).", "not_docx")
-    main = None
-    for override in _OVERRIDE.findall(content_types):
-        attributes = {key.lower(): value for key, value in _ATTRIBUTE.findall(override)}
-        if attributes.get(b"partname", b"").lower() == b"/word/document.xml":
-            main = attributes.get(b"contenttype", b"").decode("ascii", "replace")
+    main = types.get("word/document.xml")
     if main != DOCX_MAIN:
-        shown = f"« {main} »" if main else "absent"
+        shown = f"« {main[:100]} »" if main else "absent"
         raise TemplateRejected(
             "le document principal (word/document.xml) n'a pas le type d'un document .docx "
             f"(type {shown} ; un modèle .dotx ou un autre format n'est pas accepté).",
@@ -285,11 +261,17 @@ def _no_internal_access(place: str, tree) -> None:
     starting with "_" (``x.__class__``, ``x["_y"]``, ``attribute="_y"``), the ``attr``
     filter, ``str.format``, and subscripts or ``attribute=`` computed at render time (they
     could build such a name). Templates only need ``item.field``, ``item["field"]`` and
-    ``list[0]``."""
+    ``list[0]``. Refuse too what turns escaping off: a typed value would become Word XML."""
     from jinja2 import nodes
 
     for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter, nodes.Test,
-                               nodes.Const)):
+                               nodes.Const, nodes.EvalContextModifier)):
+        if isinstance(node, nodes.EvalContextModifier) or (
+                isinstance(node, nodes.Filter) and node.name in _UNESCAPING_FILTERS):
+            raise TemplateRejected(
+                f"balise qui désactive l'échappement interdite dans {place}, ligne "
+                f"{node.lineno} (« autoescape », filtres « safe » et « forceescape ») : le "
+                "texte saisi doit rester du texte.", "unsafe")
         bad = ""
         if isinstance(node, nodes.Getattr) and (node.attr.startswith("_")
                                                 or node.attr in _FORBIDDEN_ATTRIBUTES):
@@ -371,6 +353,7 @@ def trial_render(kind: str, data: bytes) -> None:
                                "(balises qui coupent la structure du document, par exemple une "
                                "boucle ouverte et fermée dans deux paragraphes différents sans "
                                "« {%p »).", "render") from None
+    _safe_package(out.getvalue(), template=False)  # what the worker checks on every render
 
 
 # -- versions ---------------------------------------------------------------------------------

@@ -46,6 +46,9 @@ class IdentityRecord(Base):
 
     # Blind indexes (truncated HMAC buckets) for duplicate candidates, versioned for rotation.
     index_version: Mapped[int] = mapped_column(Integer, default=1)
+    # Bits kept in these indexes (sized from the expected population, issue 16); rows
+    # written before that kept 14.
+    index_bits: Mapped[int] = mapped_column(Integer, server_default="14")
     idx_name_birth: Mapped[int | None] = mapped_column(Integer, index=True)
     idx_caf: Mapped[int | None] = mapped_column(Integer, index=True)
     idx_france_travail: Mapped[int | None] = mapped_column(Integer, index=True)

@@ -249,7 +249,7 @@ def _zip_with(source: bytes, name: str, transform) -> bytes:
     ("word/_rels/document.xml.rels", lambda xml: xml.replace(
         b"</Relationships>", b'<Relationship Id="rX" Type="http://schemas.openxmlformats.org/'
                              b'officeDocument/2006/relationships/image" Target="http://x/p.png"'
-                             b' TargetMode="External"/></Relationships>'), "lien ou objet externe"),
+                             b' TargetMode="External"/></Relationships>'), "cible externe"),
     ("word/document.xml", lambda xml: xml.replace(b"{{ circonscription }}",
                                                   b"{{ circonscription|safe }}"), "safe"),
 ])
