@@ -21,10 +21,10 @@ from shared.crypto import normalise_digits, normalise_name
 from shared.db import utcnow
 from shared.domain.beneficiaries import (
     Identity,
+    attach_identity,
     create_beneficiary,
     find_duplicates,
     identity_record,
-    save_identity,
     validate_identity,
 )
 from shared.encrypted import Vault
@@ -317,6 +317,9 @@ class StartedSheet:
     sheet: Sheet
     notice: str | None = None  # French, reveals no detail of another structure's file
     existing: list[Sheet] = field(default_factory=list)
+    # Identity fields typed differently from what the structure already holds (issue 15):
+    # the stored values are kept until the referent chooses.
+    differences: list[str] = field(default_factory=list)
 
 
 def start_sheet(session: Session, vault: Vault, *, structure: Structure, author_id: int | None,
@@ -337,12 +340,12 @@ def start_sheet(session: Session, vault: Vault, *, structure: Structure, author_
         Circonscription.id == structure.circonscription_id)
         .values(id=Circonscription.id).execution_options(synchronize_session=False))
     matches = find_duplicates(session, vault, identity)
-    notice, existing = None, []
+    notice, existing, differences = None, [], []
     if matches:
         # The same person: the sheet joins them; this structure keeps its own record of
         # the identity and never sees another structure's.
         beneficiary = matches[0].beneficiary
-        save_identity(session, vault, beneficiary, structure.id, identity)
+        differences = attach_identity(session, vault, beneficiary, structure.id, identity)
         others = list(session.scalars(select(Sheet).where(
             Sheet.beneficiary_id == beneficiary.id,
             Sheet.status.not_in(("retiree", "close", "non_recevable")))))
@@ -367,7 +370,7 @@ def start_sheet(session: Session, vault: Vault, *, structure: Structure, author_
     write_values(vault, sheet, {})
     beneficiary.last_activity_at = now
     session.flush()
-    return StartedSheet(sheet, notice, existing)
+    return StartedSheet(sheet, notice, existing, differences)
 
 
 def sheet_identity(session: Session, vault: Vault, sheet: Sheet, purpose: str) -> dict[str, str]:
