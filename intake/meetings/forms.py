@@ -1,7 +1,7 @@
 """Facilitator forms. Per-member tables (answers, attendance) are read from the request by
 name (``answer_<id>``), their values checked by the domain."""
 
-from wtforms import BooleanField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms import IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from intake.choices import choices
@@ -85,8 +85,6 @@ class AvisForm(Form):
                                render_kw={"type": "date"})
     formal_decision_by = SelectField("Décision formelle encore nécessaire",
                                      choices=choices(FORMAL_DECISION.items()))
-    texts_confirmed = BooleanField(
-        "Je confirme que les mots signalés ne désignent ni la personne ni un tiers")
 
 
 ACTION_ROWS = 3

@@ -32,6 +32,7 @@ from shared import heartbeat, outbox
 from shared.domain import documents
 from shared.domain import meetings as domain
 from shared.domain.reference import reference_labels
+from shared.domain.screening import DISMISS_REASONS, TextsNeedReview
 from shared.errors import DomainError
 from shared.models import (
     Circonscription,
@@ -76,6 +77,24 @@ def _refused(meeting: Meeting, exc: DomainError, anchor: str = ""):
     db().rollback()
     flash(exc.message, "error")
     return redirect(url_for("meetings.show", meeting_id=meeting.id) + anchor)
+
+
+def _dismissals() -> dict[str, str]:
+    """The review form's ``dismiss_<finding key>`` = reason code entries."""
+    return {name.removeprefix("dismiss_"): value for name, value in request.form.items()
+            if name.startswith("dismiss_") and value}
+
+
+def _review_page(meeting: Meeting, exc: TextsNeedReview, *, title: str, text_name: str,
+                 text_label: str, text: str, text_limit: int, hidden: dict[str, str]):
+    """The refused text with each caught word highlighted, to rephrase or dismiss findings
+    (the words are on the page only: the message names kinds, never words)."""
+    db().rollback()
+    flash(exc.message, "error")
+    return render_template("meetings/review.html", meeting=meeting, review=exc,
+                           reasons=DISMISS_REASONS, form=FlaskForm(), title=title,
+                           action=request.path, text_name=text_name, text_label=text_label,
+                           text=text, text_limit=text_limit, hidden=hidden), 422
 
 
 def _parse_day(day: str, at: str = "00:00") -> datetime | None:
@@ -278,7 +297,13 @@ def add_item(meeting_id: int):
             raise DomainError("La durée est un nombre entier de minutes." if form.duration.errors
                               else "L'intitulé fait 200 caractères au plus.")
         domain.add_partnership_item(db(), vault(), meeting, form.title.data or "",
-                                    20 if form.duration.data is None else form.duration.data)
+                                    20 if form.duration.data is None else form.duration.data,
+                                    _dismissals())
+    except TextsNeedReview as exc:
+        return _review_page(meeting, exc, title="Point à reformuler", text_name="title",
+                            text_label=form.title.label.text, text=form.title.data or "",
+                            text_limit=domain.TEXT_LIMIT,
+                            hidden={"duration": request.form.get("duration", "")})
     except DomainError as exc:
         return _refused(meeting, exc, "#odj")
     return _done(meeting, "Point ajouté à l'ordre du jour.", "#odj")
@@ -335,7 +360,13 @@ def adjourn(meeting_id: int, item_id: int):
     target_id = request.form.get("target_id", type=record_id) or 0
     target = meeting_in_scope(target_id) if target_id else None
     try:
-        domain.adjourn(db(), vault(), meeting, item_id, form.reason.data or "", target)
+        domain.adjourn(db(), vault(), meeting, item_id, form.reason.data or "", target,
+                       dismissals=_dismissals())
+    except TextsNeedReview as exc:
+        return _review_page(meeting, exc, title="Motif d'ajournement à reformuler",
+                            text_name="reason", text_label=form.reason.label.text,
+                            text=form.reason.data or "", text_limit=500,
+                            hidden={"target_id": str(target_id)})
     except DomainError as exc:
         return _refused(meeting, exc, "#odj")
     return _done(meeting, "Situation ajournée : elle sera proposée à nouveau.", "#odj")
@@ -384,7 +415,7 @@ def avis(meeting_id: int, item_id: int):
     form.avis.choices = choices([("", "—"), *labels["avis"].items()])
     structures = db().scalars(select(Structure).where(Structure.active.is_(True))
                               .order_by(Structure.name)).all()
-    flagged = False  # the confirmation box shows only once texts were flagged
+    review = None  # the caught words, highlighted, once texts were refused
     if form.validate_on_submit():
         try:
             actions = _actions_from_request()
@@ -394,15 +425,16 @@ def avis(meeting_id: int, item_id: int):
                                motivation=form.motivation.data or "", actions=actions,
                                come_back_on=come_back,
                                formal_decision_by=form.formal_decision_by.data or "",
-                               texts_confirmed=form.texts_confirmed.data)
+                               dismissals=_dismissals())
         except DomainError as exc:
             db().rollback()
             flash(exc.message, "error")
-            flagged = isinstance(exc, domain.TextsNeedReview)
+            review = exc if isinstance(exc, TextsNeedReview) else None
         else:
             return _done(meeting, f"Avis enregistré pour {item.sheet.reference}.", "#odj")
     return render_template("meetings/avis.html", meeting=meeting, item=item, form=form,
-                           structures=structures, rows=ACTION_ROWS, flagged=flagged,
+                           structures=structures, rows=ACTION_ROWS, review=review,
+                           reasons=DISMISS_REASONS,
                            allowed=domain.allowed_actions(meeting))
 
 

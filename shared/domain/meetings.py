@@ -15,10 +15,11 @@ from datetime import date, datetime, time, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from shared import audit, deidentify
+from shared import audit
 from shared.domain import documents, notifications
+from shared.domain.screening import audit_dismissals, review_session_texts
 from shared.domain.sheet_workflow import transition as sheet_transition
-from shared.domain.sheets import identity_hits_in_texts, sheet_identity
+from shared.domain.sheets import sheet_identity
 from shared.domain.users import EMAIL_RE, normalise_email
 from shared.encrypted import Vault
 from shared.errors import InvalidInput, InvalidTransition
@@ -282,8 +283,9 @@ def postpone(session: Session, vault: Vault, meeting: Meeting, new_start: dateti
     transition(session, vault, meeting, "postpone", reason=reason)
     meeting.postponed_to_id = replacement.id
     for item in pending:
-        if item.sheet is None:
-            add_partnership_item(session, vault, replacement, item.title, item.duration_minutes)
+        if item.sheet is None:  # a title screened when it was added
+            _add_partnership_item(session, vault, replacement, item.title,
+                                  item.duration_minutes)
         elif item.sheet.status == "ajournee":
             inscribe_sheet(session, vault, replacement, item.sheet, item.time_slot,
                            part=item.part, icag_kind=item.icag_kind)
@@ -388,15 +390,24 @@ def _agenda_changed(meeting: Meeting, item: AgendaItem | None = None) -> None:
 
 
 def add_partnership_item(session: Session, vault: Vault, meeting: Meeting, title: str,
-                         duration_minutes: int = 20) -> AgendaItem:
-    """A non-case item (partenariat, interconnaissance): a title that names no beneficiary."""
+                         duration_minutes: int = 20,
+                         dismissals: dict[str, str] | None = None) -> AgendaItem:
+    """A non-case item (partenariat, interconnaissance): a title that names no beneficiary
+    (``dismissals``: finding key -> reason, see ``shared.domain.screening``)."""
     _require(meeting, "add_item")
     title = clean_text(title, label="Intitulé", limit=TEXT_LIMIT, required=True)
-    problems = screen_session_texts({"Intitulé": title})
-    if problems:
-        raise TextsNeedReview("Point non ajouté : l'intitulé figure dans tous les documents "
-                              "de la séance, il ne doit désigner personne. Reformulez :",
-                              problems)
+    dismissals = dismissals or {}
+    dismissed = review_session_texts(
+        session, {"Intitulé": title}, None, dismissals,
+        "Point non ajouté : l'intitulé figure dans tous les documents de la séance, il ne "
+        "doit désigner personne. Reformulez :")
+    item = _add_partnership_item(session, vault, meeting, title, duration_minutes)
+    audit_dismissals(session, vault, "agenda_items", item.id, dismissed, dismissals)
+    return item
+
+
+def _add_partnership_item(session: Session, vault: Vault, meeting: Meeting, title: str,
+                          duration_minutes: int) -> AgendaItem:
     if not 5 <= duration_minutes <= 240:
         raise InvalidInput("Durée entre 5 et 240 minutes.")
     item = AgendaItem(meeting=meeting, part="partenariat", title=title,
@@ -486,7 +497,8 @@ def remove_item(session: Session, vault: Vault, meeting: Meeting, item_id: int) 
 
 
 def adjourn(session: Session, vault: Vault, meeting: Meeting, item_id: int, reason: str,
-            target: Meeting | None = None, time_slot: str = "") -> None:
+            target: Meeting | None = None, time_slot: str = "",
+            dismissals: dict[str, str] | None = None) -> None:
     """Ajournement: the sheet leaves this session with a reason; it is proposed again next
     time, or inscribed straight away on ``target``."""
     _require(meeting, "adjourn")
@@ -495,13 +507,12 @@ def adjourn(session: Session, vault: Vault, meeting: Meeting, item_id: int, reas
         raise InvalidInput("Seule une situation non encore examinée peut être ajournée.")
     reason = clean_text(reason, label="Motif de l'ajournement", limit=500, required=True,
                         multiline=True)
-    problems = screen_session_texts(
-        {"Motif de l'ajournement": reason},
-        sheet_identity(session, vault, item.sheet, GUARD_PURPOSE))
-    if problems:
-        raise TextsNeedReview("Situation non ajournée : le motif figure au procès-verbal et "
-                              "sur la fiche retour, il ne doit désigner personne. "
-                              "Reformulez :", problems)
+    dismissals = dismissals or {}
+    dismissed = review_session_texts(
+        session, {"Motif de l'ajournement": reason},
+        sheet_identity(session, vault, item.sheet, GUARD_PURPOSE), dismissals,
+        "Situation non ajournée : le motif figure au procès-verbal et sur la fiche retour, "
+        "il ne doit désigner personne. Reformulez :")
     if target is not None and (target.id == meeting.id
                                or target.circonscription_id != meeting.circonscription_id):
         raise InvalidInput("Choisissez une autre séance de la même circonscription.")
@@ -509,38 +520,12 @@ def adjourn(session: Session, vault: Vault, meeting: Meeting, item_id: int, reas
                      reason=reason, meeting=meeting)
     item.outcome, item.adjourn_reason = "ajourne", reason
     meeting.content_version += 1
+    audit_dismissals(session, vault, "agenda_items", item.id, dismissed, dismissals)
     _record(session, vault, "sheet_adjourned", meeting, fields=[str(item.sheet_id)])
     if target is not None:
         inscribe_sheet(session, vault, target, item.sheet, time_slot or item.time_slot,
                        part=item.part, icag_kind=item.icag_kind)
     session.flush()
-
-
-# -- texts typed during the session ----------------------------------------------------------
-class TextsNeedReview(InvalidInput):
-    """Texts typed during the session look identifying; ``problems`` map each text's label
-    to the kinds found (French labels only, never the words themselves)."""
-
-    def __init__(self, intro: str, problems: dict[str, list[str]]) -> None:
-        found = " ; ".join(f"{label} : {', '.join(kinds)}" for label, kinds in problems.items())
-        super().__init__(f"{intro} {found}.")
-        self.problems = problems
-
-
-def screen_session_texts(texts: dict[str, str],
-                         identity: dict[str, str] | None = None) -> dict[str, list[str]]:
-    """Which ``texts`` (label -> text) carry the person's own identity or another identifying
-    element of high confidence (a name, a phone or NIR number…), and what kinds: they reach
-    the PV, the fiche retour and the next dossier, which designate the person by reference
-    only."""
-    hits = identity_hits_in_texts(identity, texts) if identity else {}
-    problems = {}
-    for label, text in texts.items():
-        kinds = [*hits.get(label, []),
-                 *(d.label for d in deidentify.analyse(text) if d.high_confidence)]
-        if kinds:
-            problems[label] = list(dict.fromkeys(kinds))
-    return problems
 
 
 # -- examination ----------------------------------------------------------------------------
@@ -554,11 +539,12 @@ class ActionInput:
 def record_avis(session: Session, vault: Vault, meeting: Meeting, item_id: int, *, avis: str,
                 avis_codes: set[str], motivation: str, actions: list[ActionInput],
                 come_back_on: date | None, formal_decision_by: str,
-                texts_confirmed: bool = False) -> Decision:
+                dismissals: dict[str, str] | None = None) -> Decision:
     """The instance's avis on one situation, with its préconisations.
 
-    Texts that look identifying are refused until the facilitator confirms they designate
-    nobody (``texts_confirmed``, audited), as the referent does for the sheet."""
+    Texts that look identifying are refused: the person's own identity always, another
+    finding until the facilitator dismisses it with a reason (``dismissals``: finding key
+    -> reason, audited as counts)."""
     _require(meeting, "record_avis")
     item = _item(meeting, item_id)
     if item.sheet is None or item.outcome:
@@ -587,14 +573,14 @@ def record_avis(session: Session, vault: Vault, meeting: Meeting, item_id: int, 
     sheet = item.sheet
     texts = {"Motivation": motivation} | {f"Action {number}": action.label
                                           for number, action in enumerate(actions, 1)}
+    dismissals = dismissals or {}
     # The identity is decrypted (an audited read) only when there is text to check.
-    flagged = (screen_session_texts(texts, sheet_identity(session, vault, sheet, GUARD_PURPOSE))
-               if any(texts.values()) else {})
-    if flagged and not texts_confirmed:
-        raise TextsNeedReview("Avis non enregistré : ces textes iront au procès-verbal et à la "
-                              "fiche retour, qui désignent la personne par sa seule "
-                              "référence. Reformulez, ou confirmez qu'ils ne désignent "
-                              "personne :", flagged)
+    dismissed = (review_session_texts(
+        session, texts, sheet_identity(session, vault, sheet, GUARD_PURPOSE), dismissals,
+        "Avis non enregistré : ces textes iront au procès-verbal et à la fiche retour, qui "
+        "désignent la personne par sa seule référence. Reformulez ; un élément qui ne "
+        "désigne ni la personne ni un tiers peut être écarté avec un motif :")
+        if any(texts.values()) else [])
     sheet_transition(session, vault, sheet, "examine", actor_id=vault.actor.user_id)
     decision = Decision(meeting_id=meeting.id, sheet=sheet, avis=avis,
                         formal_decision_by=formal_decision_by, come_back_on=come_back_on)
@@ -608,10 +594,7 @@ def record_avis(session: Session, vault: Vault, meeting: Meeting, item_id: int, 
         session.flush()
         vault.seal(row, "label", action.label)
     sheet_transition(session, vault, sheet, "record_avis", actor_id=vault.actor.user_id)
-    if flagged:  # confirmed as designating nobody: counted, like the sheet's guard
-        audit.record(session, vault.keyring, vault.actor, "guard_overridden",
-                     object_type="decisions", object_ids=[decision.id],
-                     fields=sorted(flagged))
+    audit_dismissals(session, vault, "decisions", decision.id, dismissed, dismissals)
     item.outcome = "examine"
     _record(session, vault, "avis_recorded", meeting, fields=[str(sheet.id)])
     session.flush()
