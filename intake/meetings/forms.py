@@ -1,7 +1,7 @@
 """Facilitator forms. Per-member tables (answers, attendance) are read from the request by
 name (``answer_<id>``), their values checked by the domain."""
 
-from wtforms import IntegerField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from intake.choices import choices
@@ -70,6 +70,8 @@ class InscribeForm(Form):
     part = SelectField("Partie", choices=choices([("situation", "Étude de situation"),
                                                   ("icag", "ICAG")]))
     icag_kind = SelectField("Type ICAG", choices=choices([("", "—"), *ICAG_KINDS.items()]))
+    same_person_confirmed = BooleanField(
+        "Inscrire quand même si une autre fiche de la même personne est déjà à l'ordre du jour")
 
 
 class AdjournForm(Form):

@@ -214,9 +214,12 @@ def show(meeting_id: int):
     send_pending(meeting.id)
     allowed = domain.allowed_actions(meeting)
     inscribe = InscribeForm()
+    on_agenda = {i.sheet.beneficiary_id for i in meeting.items
+                 if i.sheet is not None and i.outcome != "ajourne"}
     inscribe.sheet_id.choices = choices(
         (s.id, f"{s.reference} – {s.beneficiary.pseudonym}"
-               f"{' (ajournée)' if s.status == 'ajournee' else ''}")
+               f"{' (ajournée)' if s.status == 'ajournee' else ''}"
+               f"{' (même personne qu’un point inscrit)' if s.beneficiary_id in on_agenda else ''}")
         for s in domain.candidate_sheets(db(), meeting))
     adjourn = AdjournForm()
     adjourn.target_id.choices = choices([(0, "Non : proposée à la prochaine séance"), *(
@@ -236,6 +239,7 @@ def show(meeting_id: int):
         inscribe_form=inscribe, adjourn_form=adjourn, answers=ANSWERS, attendance=ATTENDANCE,
         counts=domain.attendance_counts(meeting), deadlines=domain.deadlines(meeting),
         icag_kinds=ICAG_KINDS, labels=labels, decisions=decisions,
+        same_person=domain.same_person_items(meeting),
         transitions=domain.TRANSITIONS, today=date.today(), follow_up=follow_up)
 
 
@@ -323,7 +327,8 @@ def inscribe(meeting_id: int):
     try:
         domain.inscribe_sheet(db(), vault(), meeting, sheet, form.time_slot.data or "",
                               part=form.part.data or "situation",
-                              icag_kind=form.icag_kind.data or "")
+                              icag_kind=form.icag_kind.data or "",
+                              same_person_confirmed=form.same_person_confirmed.data)
     except DomainError as exc:
         return _refused(meeting, exc, "#odj")
     return _done(meeting, f"Fiche {sheet.reference} inscrite.", "#odj")

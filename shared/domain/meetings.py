@@ -19,7 +19,7 @@ from shared import audit
 from shared.domain import documents, notifications
 from shared.domain.screening import audit_dismissals, review_session_texts
 from shared.domain.sheet_workflow import transition as sheet_transition
-from shared.domain.sheets import sheet_identity
+from shared.domain.sheets import read_values, sheet_identity
 from shared.domain.users import EMAIL_RE, normalise_email
 from shared.encrypted import Vault
 from shared.errors import InvalidInput, InvalidTransition
@@ -42,6 +42,7 @@ from shared.models.meeting import (
     ICAG_KINDS,
     MEETING_STATES,
 )
+from shared.sheet_schema import FIELDS_BY_NAME
 from shared.text import clean_text, has_control
 
 TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -286,9 +287,10 @@ def postpone(session: Session, vault: Vault, meeting: Meeting, new_start: dateti
         if item.sheet is None:  # a title screened when it was added
             _add_partnership_item(session, vault, replacement, item.title,
                                   item.duration_minutes)
-        elif item.sheet.status == "ajournee":
+        elif item.sheet.status == "ajournee":  # two sheets of one person: confirmed already
             inscribe_sheet(session, vault, replacement, item.sheet, item.time_slot,
-                           part=item.part, icag_kind=item.icag_kind)
+                           part=item.part, icag_kind=item.icag_kind,
+                           same_person_confirmed=True)
     session.flush()
     return replacement
 
@@ -421,18 +423,45 @@ def _add_partnership_item(session: Session, vault: Vault, meeting: Meeting, titl
 
 
 def candidate_sheets(session: Session, meeting: Meeting) -> list[Sheet]:
-    """Screened sheets of the circonscription not yet on an agenda; adjourned ones first."""
+    """Screened sheets of the circonscription not yet on an agenda; adjourned ones first.
+    A sheet adjourned from this very session goes to another one (issue 15)."""
+    on_this_agenda = select(AgendaItem.id).where(AgendaItem.meeting_id == meeting.id,
+                                                 AgendaItem.sheet_id == Sheet.id)
     return list(session.scalars(
         select(Sheet).where(Sheet.circonscription_id == meeting.circonscription_id,
-                            Sheet.status.in_(("recevable", "ajournee")))
+                            Sheet.status.in_(("recevable", "ajournee")),
+                            ~on_this_agenda.exists())
         .order_by((Sheet.status == "ajournee").desc(), Sheet.urgent.desc(),
                   Sheet.submitted_at)))
 
 
+class SamePersonOnAgendaError(InvalidInput):
+    """Another sheet of the same person is already on the agenda (issue 15): the facilitator
+    confirms explicitly (audited) or chooses another session."""
+
+    def __init__(self, references: list[str]) -> None:
+        super().__init__("Attention : une autre fiche de la même personne est déjà à l'ordre "
+                         f"du jour de cette séance ({', '.join(references)}). Cochez la "
+                         "confirmation pour l'inscrire quand même, ou choisissez une autre "
+                         "séance.")
+
+
+def same_person_items(meeting: Meeting) -> dict[int, list[AgendaItem]]:
+    """Beneficiary id -> the items of this agenda about them, where there are several."""
+    by_person: dict[int, list[AgendaItem]] = {}
+    for item in meeting.items:
+        if item.sheet is not None and item.outcome != "ajourne":
+            by_person.setdefault(item.sheet.beneficiary_id, []).append(item)
+    return {person: items for person, items in by_person.items() if len(items) > 1}
+
+
 def inscribe_sheet(session: Session, vault: Vault, meeting: Meeting, sheet: Sheet,
                    time_slot: str, *, part: str = "situation", icag_kind: str = "",
-                   duration_minutes: int = 20) -> AgendaItem:
-    """Put a screened sheet on the agenda at a time slot (each referent attends their own)."""
+                   duration_minutes: int = 20, same_person_confirmed: bool = False
+                   ) -> AgendaItem:
+    """Put a screened sheet on the agenda at a time slot (each referent attends their own).
+
+    A second sheet of a person already on the agenda needs ``same_person_confirmed``."""
     _require(meeting, "inscribe")
     if part not in ("situation", "icag"):
         raise InvalidInput("Partie de l'ordre du jour inconnue.")
@@ -443,8 +472,20 @@ def inscribe_sheet(session: Session, vault: Vault, meeting: Meeting, sheet: Shee
         raise InvalidInput("Créneau invalide : une heure de 00:00 à 23:59.")
     if sheet.circonscription_id != meeting.circonscription_id:
         raise InvalidInput("La fiche relève d'une autre circonscription.")
-    if any(i.sheet_id == sheet.id and not i.outcome for i in meeting.items):
+    earlier = [i for i in meeting.items if i.sheet_id == sheet.id]
+    if any(not i.outcome for i in earlier):
         raise InvalidInput("La fiche est déjà inscrite à cette séance.")
+    if earlier:  # one agenda item per sheet and session
+        raise InvalidInput("La fiche a été ajournée de cette séance ou y a déjà été "
+                           "examinée : inscrivez-la à une autre séance.")
+    if part == "icag" and icag_kind == "entree" and _position(vault, sheet) == "desaccord":
+        raise InvalidInput("Entrée en accompagnement global impossible : la position "
+                           "enregistrée de la personne est « en désaccord ». Mettez à jour "
+                           "la fiche si elle a changé d'avis.")
+    same_person = [i for i in meeting.items if i.sheet is not None and i.outcome != "ajourne"
+                   and i.sheet.beneficiary_id == sheet.beneficiary_id]
+    if same_person and not same_person_confirmed:
+        raise SamePersonOnAgendaError([i.sheet.reference for i in same_person])
     sheet_transition(session, vault, sheet, "inscribe", actor_id=vault.actor.user_id,
                      meeting=meeting)
     item = AgendaItem(meeting=meeting, part=part, sheet=sheet, time_slot=time_slot,
@@ -456,8 +497,19 @@ def inscribe_sheet(session: Session, vault: Vault, meeting: Meeting, sheet: Shee
     if part == "icag":
         invite_members(session, meeting)  # the ACCO GLO counsellor joins
     _record(session, vault, "sheet_inscribed", meeting, fields=[str(sheet.id)])
+    if same_person:
+        _record(session, vault, "same_person_inscribed", meeting,
+                fields=[str(i.sheet_id) for i in same_person] + [str(sheet.id)])
     session.flush()
     return item
+
+
+def _position(vault: Vault, sheet: Sheet) -> str:
+    """The person's recorded position on the sheet (accord, désaccord…)."""
+    spec = FIELDS_BY_NAME["position_personne"]
+    values = read_values(vault, sheet, purpose="inscription à l'ordre du jour",
+                         columns=(spec.column,))
+    return values.get(spec.name) or ""
 
 
 def _item(meeting: Meeting, item_id: int) -> AgendaItem:
