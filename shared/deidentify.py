@@ -126,7 +126,7 @@ _COMMON_WORDS = {
     "villetaneuse", "cdd", "cdi", "cui", "pec", "cnav", "carsat", "aspa", "ppre", "rased",
     "clas", "asv", "janvier", "fevrier", "mars", "avril", "mai", "juin", "juillet", "aout",
     "septembre", "octobre", "novembre", "decembre", "lundi", "mardi", "mercredi", "jeudi",
-    "vendredi", "samedi", "dimanche", "euros", "euro",
+    "vendredi", "samedi", "dimanche", "euros", "euro", "salle",
 }
 
 _UPPER = "A-ZÀÂÄÇÉÈÊËÎÏÔÖÙÛÜ"

@@ -264,7 +264,11 @@ def change_state(meeting_id: int, action: str):
     form = ReasonForm()
     reason = (form.reason.data or "") if form.validate() else ""
     try:
-        domain.transition(db(), vault(), meeting, action, reason=reason)
+        domain.transition(db(), vault(), meeting, action, reason=reason,
+                          dismissals=_dismissals())
+    except TextsNeedReview as exc:
+        return _review_page(meeting, exc, title="Motif à reformuler", text_name="reason",
+                            text_label="Motif", text=reason, text_limit=500, hidden={})
     except DomainError as exc:
         return _refused(meeting, exc)
     return _done(meeting, f"Séance : {meeting.state_label}.")
@@ -281,7 +285,13 @@ def postpone(meeting_id: int):
         flash("Indiquez la nouvelle date et l'heure de la séance.", "error")
         return redirect(url_for("meetings.show", meeting_id=meeting.id))
     try:
-        replacement = domain.postpone(db(), vault(), meeting, new_start, form.reason.data or "")
+        replacement = domain.postpone(db(), vault(), meeting, new_start, form.reason.data or "",
+                                      _dismissals())
+    except TextsNeedReview as exc:
+        return _review_page(meeting, exc, title="Motif du report à reformuler",
+                            text_name="reason", text_label=form.reason.label.text,
+                            text=form.reason.data or "", text_limit=500,
+                            hidden={"day": form.day.data or "", "at": form.at.data or ""})
     except DomainError as exc:
         return _refused(meeting, exc)
     db().commit()

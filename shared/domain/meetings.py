@@ -128,8 +128,10 @@ def _record(session: Session, vault: Vault, action: str, meeting: Meeting, **kwa
 
 
 def transition(session: Session, vault: Vault, meeting: Meeting, action: str, *,
-               reason: str = "", today: date | None = None) -> None:
-    """Move the session, or raise a French error and change nothing."""
+               reason: str = "", today: date | None = None,
+               dismissals: dict[str, str] | None = None) -> None:
+    """Move the session, or raise a French error and change nothing (``dismissals``: for
+    a cancellation or postponement reason, see ``shared.domain.screening``)."""
     rule = TRANSITIONS[action]
     _require(meeting, action, today)
     reason = clean_text(reason, label="Motif", limit=500, multiline=True)
@@ -152,8 +154,10 @@ def transition(session: Session, vault: Vault, meeting: Meeting, action: str, *,
         invite_members(session, meeting)  # members added since the session was planned
         meeting.frozen_version = meeting.content_version
     if action in ("cancel", "postpone"):
+        dismissed = _screen_release_reason(session, vault, meeting, reason, dismissals or {})
         meeting.state_reason = reason
         _release_sheets(session, vault, meeting, reason)
+        audit_dismissals(session, vault, "meetings", meeting.id, dismissed, dismissals or {})
     if action == "close":
         _close_sheets(session, vault, meeting)
     meeting.state = rule.target
@@ -166,6 +170,23 @@ def transition(session: Session, vault: Vault, meeting: Meeting, action: str, *,
         notifications.minutes_sent(session, meeting)
     _record(session, vault, action, meeting)
     session.flush()
+
+
+def _screen_release_reason(session: Session, vault: Vault, meeting: Meeting, reason: str,
+                           dismissals: dict[str, str]) -> list:
+    """The reason becomes the adjournment reason of every pending situation, in the PV and
+    its fiche retour: checked against each person's identity (issue 15)."""
+    intro = ("Séance inchangée : le motif devient celui de l'ajournement de chaque situation "
+             "inscrite, au procès-verbal et sur les fiches retour ; il ne doit désigner "
+             "personne. Reformulez :")
+    identities = [sheet_identity(session, vault, item.sheet, GUARD_PURPOSE)
+                  for item in meeting.items
+                  if item.sheet is not None and not item.outcome] or [None]
+    dismissed: list = []
+    for identity in identities:
+        dismissed = review_session_texts(session, {"Motif": reason}, identity, dismissals,
+                                         intro)
+    return dismissed
 
 
 def _release_sheets(session: Session, vault: Vault, meeting: Meeting, reason: str) -> None:
@@ -271,7 +292,7 @@ def create_meeting(session: Session, circonscription: Circonscription, starts_at
 
 
 def postpone(session: Session, vault: Vault, meeting: Meeting, new_start: datetime,
-             reason: str) -> Meeting:
+             reason: str, dismissals: dict[str, str] | None = None) -> Meeting:
     """Report the session to a new date: a new session takes over its pending agenda."""
     if new_start.date() <= date.today() or new_start <= meeting.starts_at:
         raise InvalidInput("La nouvelle date doit être postérieure à la date prévue.")
@@ -281,7 +302,7 @@ def postpone(session: Session, vault: Vault, meeting: Meeting, new_start: dateti
                                  video_link=meeting.video_link, cutoff_days=meeting.cutoff_days,
                                  dossier_days=meeting.dossier_days)
     pending = [i for i in meeting.items if not i.outcome]
-    transition(session, vault, meeting, "postpone", reason=reason)
+    transition(session, vault, meeting, "postpone", reason=reason, dismissals=dismissals)
     meeting.postponed_to_id = replacement.id
     for item in pending:
         if item.sheet is None:  # a title screened when it was added

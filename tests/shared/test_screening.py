@@ -108,3 +108,19 @@ def test_adjournment_reasons_and_titles_follow_the_same_rule(world, db_session, 
                          dismissals={key: "mot_courant"})
     assert [i.title for i in planned.items] == ["Présentation de l'ALI de Bobigny",
                                                 "Retour sur la famille Benali (Bondy)"]
+
+
+def test_a_cancellation_reason_becomes_each_adjournment_reason_and_is_screened(
+        world, db_session, vault):
+    from shared.domain.meetings import transition
+
+    meeting = world["meeting"]
+    identity = world["identities"][1]
+    with pytest.raises(TextsNeedReview) as refused:
+        transition(db_session, vault, meeting, "cancel",
+                   reason=f"Salle indisponible ; prévenir {identity.prenom}.")
+    assert refused.value.problems == {"Motif": ["le prénom de la personne"]}
+    assert meeting.state != "annulee"
+    assert all(not i.outcome for i in meeting.items)
+    transition(db_session, vault, meeting, "cancel", reason="Salle indisponible.")
+    assert meeting.state == "annulee"
