@@ -32,7 +32,7 @@ from shared import heartbeat, outbox
 from shared.domain import documents
 from shared.domain import meetings as domain
 from shared.domain.reference import reference_labels
-from shared.domain.screening import DISMISS_REASONS, TextsNeedReview
+from shared.domain.screening import DISMISS_REASONS, TextsNeedReviewError
 from shared.errors import DomainError
 from shared.models import (
     Circonscription,
@@ -85,7 +85,7 @@ def _dismissals() -> dict[str, str]:
             if name.startswith("dismiss_") and value}
 
 
-def _review_page(meeting: Meeting, exc: TextsNeedReview, *, title: str, text_name: str,
+def _review_page(meeting: Meeting, exc: TextsNeedReviewError, *, title: str, text_name: str,
                  text_label: str, text: str, text_limit: int, hidden: dict[str, str]):
     """The refused text with each caught word highlighted, to rephrase or dismiss findings
     (the words are on the page only: the message names kinds, never words)."""
@@ -266,7 +266,7 @@ def change_state(meeting_id: int, action: str):
     try:
         domain.transition(db(), vault(), meeting, action, reason=reason,
                           dismissals=_dismissals())
-    except TextsNeedReview as exc:
+    except TextsNeedReviewError as exc:
         return _review_page(meeting, exc, title="Motif à reformuler", text_name="reason",
                             text_label="Motif", text=reason, text_limit=500, hidden={})
     except DomainError as exc:
@@ -287,7 +287,7 @@ def postpone(meeting_id: int):
     try:
         replacement = domain.postpone(db(), vault(), meeting, new_start, form.reason.data or "",
                                       _dismissals())
-    except TextsNeedReview as exc:
+    except TextsNeedReviewError as exc:
         return _review_page(meeting, exc, title="Motif du report à reformuler",
                             text_name="reason", text_label=form.reason.label.text,
                             text=form.reason.data or "", text_limit=500,
@@ -313,7 +313,7 @@ def add_item(meeting_id: int):
         domain.add_partnership_item(db(), vault(), meeting, form.title.data or "",
                                     20 if form.duration.data is None else form.duration.data,
                                     _dismissals())
-    except TextsNeedReview as exc:
+    except TextsNeedReviewError as exc:
         return _review_page(meeting, exc, title="Point à reformuler", text_name="title",
                             text_label=form.title.label.text, text=form.title.data or "",
                             text_limit=domain.TEXT_LIMIT,
@@ -377,7 +377,7 @@ def adjourn(meeting_id: int, item_id: int):
     try:
         domain.adjourn(db(), vault(), meeting, item_id, form.reason.data or "", target,
                        dismissals=_dismissals())
-    except TextsNeedReview as exc:
+    except TextsNeedReviewError as exc:
         return _review_page(meeting, exc, title="Motif d'ajournement à reformuler",
                             text_name="reason", text_label=form.reason.label.text,
                             text=form.reason.data or "", text_limit=500,
@@ -444,7 +444,7 @@ def avis(meeting_id: int, item_id: int):
         except DomainError as exc:
             db().rollback()
             flash(exc.message, "error")
-            review = exc if isinstance(exc, TextsNeedReview) else None
+            review = exc if isinstance(exc, TextsNeedReviewError) else None
         else:
             return _done(meeting, f"Avis enregistré pour {item.sheet.reference}.", "#odj")
     return render_template("meetings/avis.html", meeting=meeting, item=item, form=form,

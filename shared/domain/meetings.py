@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from shared import audit
 from shared.domain import documents, notifications
-from shared.domain.screening import audit_dismissals, review_session_texts
+from shared.domain.screening import SessionFinding, audit_dismissals, review_session_texts
 from shared.domain.sheet_workflow import transition as sheet_transition
 from shared.domain.sheets import read_values, sheet_identity
 from shared.domain.users import EMAIL_RE, normalise_email
@@ -173,16 +173,18 @@ def transition(session: Session, vault: Vault, meeting: Meeting, action: str, *,
 
 
 def _screen_release_reason(session: Session, vault: Vault, meeting: Meeting, reason: str,
-                           dismissals: dict[str, str]) -> list:
+                           dismissals: dict[str, str]) -> list[SessionFinding]:
     """The reason becomes the adjournment reason of every pending situation, in the PV and
-    its fiche retour: checked against each person's identity (issue 15)."""
+    its fiche retour: checked against each person's identity (issue 15). Returns the
+    dismissed findings (the same for every person: only their own identity differs, and
+    it is never dismissed)."""
     intro = ("Séance inchangée : le motif devient celui de l'ajournement de chaque situation "
              "inscrite, au procès-verbal et sur les fiches retour ; il ne doit désigner "
              "personne. Reformulez :")
     identities = [sheet_identity(session, vault, item.sheet, GUARD_PURPOSE)
                   for item in meeting.items
                   if item.sheet is not None and not item.outcome] or [None]
-    dismissed: list = []
+    dismissed: list[SessionFinding] = []
     for identity in identities:
         dismissed = review_session_texts(session, {"Motif": reason}, identity, dismissals,
                                          intro)

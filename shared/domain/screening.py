@@ -57,7 +57,7 @@ class SessionFinding:
                 else deidentify.KINDS[self.kind])
 
 
-class TextsNeedReview(InvalidInput):
+class TextsNeedReviewError(InvalidInput):
     """Session texts hold identifying words. The message names the kinds found per text,
     never the words; ``reviews`` lets the page highlight them in place."""
 
@@ -136,13 +136,13 @@ def screen_session_texts(texts: dict[str, str], identity: dict[str, str] | None 
 def review_session_texts(session: Session, texts: dict[str, str],
                          identity: dict[str, str] | None, dismissals: dict[str, str],
                          intro: str) -> list[SessionFinding]:
-    """The findings of ``texts``, all dismissed with a reason; raises ``TextsNeedReview``
+    """The findings of ``texts``, all dismissed with a reason; raises ``TextsNeedReviewError``
     while one is the person's own identity or is not dismissed."""
     findings = screen_session_texts({k: v for k, v in texts.items() if v}, identity,
                                     reference_names(session))
     valid = {key: reason for key, reason in dismissals.items() if reason in DISMISS_REASONS}
     if any(f.own_identity or f.key not in valid for f in findings):
-        raise TextsNeedReview(intro, texts, findings, valid)
+        raise TextsNeedReviewError(intro, texts, findings, valid)
     return findings
 
 

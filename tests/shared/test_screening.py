@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from shared.domain.meetings import add_partnership_item, adjourn, create_meeting, record_avis
-from shared.domain.screening import TextsNeedReview, screen_session_texts
+from shared.domain.screening import TextsNeedReviewError, screen_session_texts
 from shared.models import AuditEvent, Decision, Structure
 
 BENALI = {"nom": "Benali", "prenom": "Ali", "date_naissance": "1981-03-05",
@@ -60,12 +60,12 @@ def test_no_dismissal_ever_clears_the_persons_own_identity(world, db_session, va
     meeting, (item, _) = held
     identity = world["identities"][0]
     motivation = f"Mme {identity.nom} reprend confiance."
-    with pytest.raises(TextsNeedReview) as refused:
+    with pytest.raises(TextsNeedReviewError) as refused:
         _avis(db_session, vault, meeting, item, motivation)
     keys = {f.key: "partenaire" for review in refused.value.reviews
             for f in review["findings"]}
     assert keys
-    with pytest.raises(TextsNeedReview):
+    with pytest.raises(TextsNeedReviewError):
         _avis(db_session, vault, meeting, item, motivation, keys)
     assert identity.nom not in refused.value.message
     assert db_session.scalar(select(Decision.id)) is None
@@ -76,13 +76,13 @@ def test_other_findings_pass_once_each_is_dismissed_with_a_reason(world, db_sess
     meeting, (item, _) = held
     motivation = "Rencontre avec Mme Durand puis avec M. Lefebvre ; présentation de l'ALI de " \
                  "Bobigny."
-    with pytest.raises(TextsNeedReview) as refused:
+    with pytest.raises(TextsNeedReviewError) as refused:
         _avis(db_session, vault, meeting, item, motivation)
     keys = [f.key for review in refused.value.reviews for f in review["findings"]]
     assert len(keys) == 2
-    with pytest.raises(TextsNeedReview):  # one at a time: each needs its own reason
+    with pytest.raises(TextsNeedReviewError):  # one at a time: each needs its own reason
         _avis(db_session, vault, meeting, item, motivation, {keys[0]: "professionnel"})
-    with pytest.raises(TextsNeedReview):  # a reason outside the list is no reason
+    with pytest.raises(TextsNeedReviewError):  # a reason outside the list is no reason
         _avis(db_session, vault, meeting, item, motivation,
               {keys[0]: "professionnel", keys[1]: "parce que"})
     decision = _avis(db_session, vault, meeting, item, motivation,
@@ -95,12 +95,12 @@ def test_other_findings_pass_once_each_is_dismissed_with_a_reason(world, db_sess
 
 def test_adjournment_reasons_and_titles_follow_the_same_rule(world, db_session, vault, held):
     meeting, (_, item) = held
-    with pytest.raises(TextsNeedReview):
+    with pytest.raises(TextsNeedReviewError):
         adjourn(db_session, vault, meeting, item.id,
                 f"Attendre l'appel de {world['identities'][1].prenom}.")
     assert item.outcome == ""
     planned = create_meeting(db_session, world["north"], datetime(2027, 1, 19, 14, 0), "Salle")
-    with pytest.raises(TextsNeedReview) as refused:
+    with pytest.raises(TextsNeedReviewError) as refused:
         add_partnership_item(db_session, vault, planned, "Retour sur la famille Benali (Bondy)")
     key = refused.value.reviews[0]["findings"][0].key
     add_partnership_item(db_session, vault, planned, "Présentation de l'ALI de Bobigny")
@@ -116,7 +116,7 @@ def test_a_cancellation_reason_becomes_each_adjournment_reason_and_is_screened(
 
     meeting = world["meeting"]
     identity = world["identities"][1]
-    with pytest.raises(TextsNeedReview) as refused:
+    with pytest.raises(TextsNeedReviewError) as refused:
         transition(db_session, vault, meeting, "cancel",
                    reason=f"Salle indisponible ; prévenir {identity.prenom}.")
     assert refused.value.problems == {"Motif": ["le prénom de la personne"]}
