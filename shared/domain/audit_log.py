@@ -50,6 +50,7 @@ ACTION_LABELS = {
     "meeting_created": "Séance créée",
     "meeting_item_added": "Séance : point ajouté",
     "meeting_item_removed": "Séance : point retiré",
+    "meeting_same_person_inscribed": "Séance : deuxième fiche de la même personne inscrite",
     "meeting_sheet_adjourned": "Séance : situation ajournée",
     "meeting_sheet_inscribed": "Séance : situation inscrite",
     "member_saved": "Membre de l'instance enregistré",
