@@ -12,6 +12,7 @@ are not findings ("présentation de l'ALI de Bobigny" for a person called Ali).
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from collections import Counter
@@ -48,8 +49,10 @@ class SessionFinding:
 
     @property
     def key(self) -> str:
-        """Names the finding in a form; a changed text gives new keys (nothing carries over)."""
-        return f"{self.label}:{self.start}:{self.end}:{self.kind}"
+        """Names the finding in a form. The words' digest is part of it: a dismissal posted
+        for a text since edited never applies to other words at the same place."""
+        digest = hashlib.sha256(self.text.encode()).hexdigest()[:12]
+        return f"{self.label}:{self.start}:{self.end}:{self.kind}:{digest}"
 
     @property
     def description(self) -> str:

@@ -124,3 +124,14 @@ def test_a_cancellation_reason_becomes_each_adjournment_reason_and_is_screened(
     assert all(not i.outcome for i in meeting.items)
     transition(db_session, vault, meeting, "cancel", reason="Salle indisponible.")
     assert meeting.state == "annulee"
+
+
+def test_a_dismissal_never_carries_over_to_other_words_at_the_same_place(world, db_session,
+                                                                         vault, held):
+    meeting, (item, _) = held
+    with pytest.raises(TextsNeedReviewError) as refused:
+        _avis(db_session, vault, meeting, item, "Rencontre avec Mme Durand.")
+    key = refused.value.reviews[0]["findings"][0].key
+    with pytest.raises(TextsNeedReviewError):  # same place, same kind, other name
+        _avis(db_session, vault, meeting, item, "Rencontre avec Mme Dupont.",
+              {key: "professionnel"})
