@@ -26,13 +26,14 @@ import re
 import threading
 import unicodedata
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from shared.protected import IDENTIFYING
 from shared.sheet_schema import FIELDS, FIELDS_BY_NAME
 
+T = TypeVar("T")
 SPACY_MODEL = "fr_core_news_md"
 REVIEW_KEY = "deidentification"
 HIGH_CONFIDENCE = 0.8
@@ -64,7 +65,7 @@ OUTCOMES = ("accepted", "dismissed")
 _RELATIVES = (r"fils|filles?|enfants?|bébé|aînée?|cadette?|benjamine?|petite?-fils|"
               r"petite?-fille|neveu|nièce|compagnon|compagne|conjointe?|mari|époux|épouse|"
               r"sœur|soeur|frère|mère|père|cousine?|oncle|tante|voisine?|ex-mari|"
-              r"ex-compagnon|ex-compagne|ex-conjointe?")
+              r"ex-compagnon|ex-compagne|ex-conjointe?|familles?|ménage")
 _BUSINESSES = (r"boulangerie|boucherie|pharmacie|garage|restaurant|supermarché|magasin|"
                r"société|entreprise|cabinet|hôtel|salon|épicerie|pressing|auto-école")
 _LEGAL_FORMS = r"SARL|SAS|SASU|EURL|SA|SCI|SNC|Ets|Établissements|Etablissements"
@@ -125,7 +126,7 @@ _COMMON_WORDS = {
     "villetaneuse", "cdd", "cdi", "cui", "pec", "cnav", "carsat", "aspa", "ppre", "rased",
     "clas", "asv", "janvier", "fevrier", "mars", "avril", "mai", "juin", "juillet", "aout",
     "septembre", "octobre", "novembre", "decembre", "lundi", "mardi", "mercredi", "jeudi",
-    "vendredi", "samedi", "dimanche", "euros", "euro",
+    "vendredi", "samedi", "dimanche", "euros", "euro", "salle",
 }
 
 _UPPER = "A-ZÀÂÄÇÉÈÊËÎÏÔÖÙÛÜ"
@@ -496,14 +497,18 @@ def review_for_column(review: dict[str, Any], column: str) -> dict[str, Any]:
             if FIELDS_BY_NAME[unit_field(unit)].column == column}
 
 
-def segments(text: str, found: list[Finding]) -> list[tuple[str, Finding | None]]:
-    """``text`` cut into plain parts and found parts, to highlight the findings in place."""
-    parts: list[tuple[str, Finding | None]] = []
+def segments(text: str, found: Sequence[T],
+             span: Callable[[T], tuple[int, int]] = lambda f: (f.detection.start,
+                                                              f.detection.end),
+             ) -> list[tuple[str, T | None]]:
+    """``text`` cut into plain parts and found parts, to highlight the findings in place
+    (``span`` gives a finding's position: sheets' findings, or texts typed in session)."""
+    parts: list[tuple[str, T | None]] = []
     last = 0
-    for finding in sorted(found, key=lambda f: f.detection.start):
-        d = finding.detection
-        parts += [(text[last:d.start], None), (text[d.start:d.end], finding)]
-        last = d.end
+    for finding in sorted(found, key=lambda f: span(f)[0]):
+        start, end = span(finding)
+        parts += [(text[last:start], None), (text[start:end], finding)]
+        last = end
     parts.append((text[last:], None))
     return [(part, finding) for part, finding in parts if part]
 

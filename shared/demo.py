@@ -15,6 +15,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from shared.db import paris_to_utc
 from shared.domain.beneficiaries import (
     DEFAULT_INDEX_BITS,
     Identity,
@@ -222,6 +223,7 @@ def seed_demo(session: Session, vault: Vault, *, password: str | None = None,
     filing = [referent_structure, structures["ALI de Saint-Denis"],
               structures["France Travail Saint-Denis"], structures["association"]]
     labels = reference_labels(session)
+    past_day = _past_session_day(date.today())
     created = []
     for n, identity in enumerate(identities[:sheets]):
         structure = filing[n % len(filing)]
@@ -236,15 +238,35 @@ def seed_demo(session: Session, vault: Vault, *, password: str | None = None,
             submit(session, vault, started.sheet, labels, actor_id=None)
             if n % 2 == 0:
                 transition(session, vault, started.sheet, "accept", actor_id=None)
+            _submitted_before(started.sheet, past_day - timedelta(days=15 + n))
         created.append(started.sheet)
     result.sheets = len(created)
 
-    _demo_sessions(session, vault, saint_denis, structures, created)
+    _demo_sessions(session, vault, saint_denis, structures, created, past_day)
     return result
 
 
+def _past_session_day(today: date) -> date:
+    """The demo's held session: this month's second Tuesday if already past, else last
+    month's."""
+    past_day = nth_weekday(today.year, today.month, 1, 2)
+    if past_day >= today:
+        last_month = today.replace(day=1) - timedelta(days=1)
+        past_day = nth_weekday(last_month.year, last_month.month, 1, 2)
+    return past_day
+
+
+def _submitted_before(sheet, day: date) -> None:
+    """Date the demo sheet's submission (and screening) before the held session, as in real
+    life: submitted today, it would give the statistics a negative delay (issue 15)."""
+    moment = paris_to_utc(datetime.combine(day, time(10, 0)))
+    sheet.submitted_at = moment
+    for event in sheet.events:
+        event.at = moment
+
+
 def _demo_sessions(session: Session, vault: Vault, circ: Circonscription,
-                   structures: dict[str, Structure], sheets: list) -> None:
+                   structures: dict[str, Structure], sheets: list, past_day: date) -> None:
     """A past session held (minutes written), the next one with sheets inscribed, one
     planned."""
     for number, (name, function, key, kind, acco) in enumerate([
@@ -264,11 +286,6 @@ def _demo_sessions(session: Session, vault: Vault, circ: Circonscription,
                              cutoff_days=10, dossier_days=5)
     screened = [s for s in sheets if s.status == "recevable"]
 
-    today = date.today()
-    past_day = nth_weekday(today.year, today.month, 1, 2)  # this month's, if already held
-    if past_day >= today:
-        last_month = today.replace(day=1) - timedelta(days=1)
-        past_day = nth_weekday(last_month.year, last_month.month, 1, 2)
     past = create_meeting(session, circ, datetime.combine(past_day, time(14, 0)),
                           schedule.place)
     add_partnership_item(session, vault, past, "Présentation du dispositif de garde solidaire")

@@ -18,9 +18,12 @@ PASSWORD = "correct-horse-battery-93"
 
 
 def canary_identity(n: int = 0) -> Identity:
-    """An identity made of values found nowhere else, to scan files and Redis for."""
+    """An identity made of values found nowhere else, to scan files and Redis for. Each
+    ``n`` is a distinct person: the duplicate search ignores digits, so ``n`` is spelt in
+    letters too (otherwise 0 and 9 would share name and birth date: the same person)."""
+    letters = "".join(chr(ord("a") + int(d)) for d in str(n))
     return Identity(
-        nom=f"Zyxcanari{n}", prenom=f"Qwertinette{n}", nom_naissance=f"Vorpalnee{n}",
+        nom=f"Zyxcanari{n}{letters}", prenom=f"Qwertinette{n}", nom_naissance=f"Vorpalnee{n}",
         date_naissance="1981-04-0" + str(1 + n % 9), numero_caf=f"97{n:05d}31",
         identifiant_france_travail=f"8{n:05d}7Q",
         adresse=f"{n + 7} impasse Xylocanari", code_postal="93200", commune="Saint-Denis",

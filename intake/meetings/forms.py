@@ -70,6 +70,8 @@ class InscribeForm(Form):
     part = SelectField("Partie", choices=choices([("situation", "Étude de situation"),
                                                   ("icag", "ICAG")]))
     icag_kind = SelectField("Type ICAG", choices=choices([("", "—"), *ICAG_KINDS.items()]))
+    same_person_confirmed = BooleanField(
+        "Inscrire quand même si une autre fiche de la même personne est déjà à l'ordre du jour")
 
 
 class AdjournForm(Form):
@@ -85,8 +87,6 @@ class AvisForm(Form):
                                render_kw={"type": "date"})
     formal_decision_by = SelectField("Décision formelle encore nécessaire",
                                      choices=choices(FORMAL_DECISION.items()))
-    texts_confirmed = BooleanField(
-        "Je confirme que les mots signalés ne désignent ni la personne ni un tiers")
 
 
 ACTION_ROWS = 3

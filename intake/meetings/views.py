@@ -32,6 +32,7 @@ from shared import heartbeat, outbox
 from shared.domain import documents
 from shared.domain import meetings as domain
 from shared.domain.reference import reference_labels
+from shared.domain.screening import DISMISS_REASONS, TextsNeedReviewError
 from shared.errors import DomainError
 from shared.models import (
     Circonscription,
@@ -76,6 +77,24 @@ def _refused(meeting: Meeting, exc: DomainError, anchor: str = ""):
     db().rollback()
     flash(exc.message, "error")
     return redirect(url_for("meetings.show", meeting_id=meeting.id) + anchor)
+
+
+def _dismissals() -> dict[str, str]:
+    """The review form's ``dismiss_<finding key>`` = reason code entries."""
+    return {name.removeprefix("dismiss_"): value for name, value in request.form.items()
+            if name.startswith("dismiss_") and value}
+
+
+def _review_page(meeting: Meeting, exc: TextsNeedReviewError, *, title: str, text_name: str,
+                 text_label: str, text: str, text_limit: int, hidden: dict[str, str]):
+    """The refused text with each caught word highlighted, to rephrase or dismiss findings
+    (the words are on the page only: the message names kinds, never words)."""
+    db().rollback()
+    flash(exc.message, "error")
+    return render_template("meetings/review.html", meeting=meeting, review=exc,
+                           reasons=DISMISS_REASONS, form=FlaskForm(), title=title,
+                           action=request.path, text_name=text_name, text_label=text_label,
+                           text=text, text_limit=text_limit, hidden=hidden), 422
 
 
 def _parse_day(day: str, at: str = "00:00") -> datetime | None:
@@ -195,9 +214,12 @@ def show(meeting_id: int):
     send_pending(meeting.id)
     allowed = domain.allowed_actions(meeting)
     inscribe = InscribeForm()
+    on_agenda = {i.sheet.beneficiary_id for i in meeting.items
+                 if i.sheet is not None and i.outcome != "ajourne"}
     inscribe.sheet_id.choices = choices(
         (s.id, f"{s.reference} – {s.beneficiary.pseudonym}"
-               f"{' (ajournée)' if s.status == 'ajournee' else ''}")
+               f"{' (ajournée)' if s.status == 'ajournee' else ''}"
+               f"{' (même personne qu’un point inscrit)' if s.beneficiary_id in on_agenda else ''}")
         for s in domain.candidate_sheets(db(), meeting))
     adjourn = AdjournForm()
     adjourn.target_id.choices = choices([(0, "Non : proposée à la prochaine séance"), *(
@@ -217,6 +239,7 @@ def show(meeting_id: int):
         inscribe_form=inscribe, adjourn_form=adjourn, answers=ANSWERS, attendance=ATTENDANCE,
         counts=domain.attendance_counts(meeting), deadlines=domain.deadlines(meeting),
         icag_kinds=ICAG_KINDS, labels=labels, decisions=decisions,
+        same_person=domain.same_person_items(meeting),
         transitions=domain.TRANSITIONS, today=date.today(), follow_up=follow_up)
 
 
@@ -241,7 +264,11 @@ def change_state(meeting_id: int, action: str):
     form = ReasonForm()
     reason = (form.reason.data or "") if form.validate() else ""
     try:
-        domain.transition(db(), vault(), meeting, action, reason=reason)
+        domain.transition(db(), vault(), meeting, action, reason=reason,
+                          dismissals=_dismissals())
+    except TextsNeedReviewError as exc:
+        return _review_page(meeting, exc, title="Motif à reformuler", text_name="reason",
+                            text_label="Motif", text=reason, text_limit=500, hidden={})
     except DomainError as exc:
         return _refused(meeting, exc)
     return _done(meeting, f"Séance : {meeting.state_label}.")
@@ -258,7 +285,13 @@ def postpone(meeting_id: int):
         flash("Indiquez la nouvelle date et l'heure de la séance.", "error")
         return redirect(url_for("meetings.show", meeting_id=meeting.id))
     try:
-        replacement = domain.postpone(db(), vault(), meeting, new_start, form.reason.data or "")
+        replacement = domain.postpone(db(), vault(), meeting, new_start, form.reason.data or "",
+                                      _dismissals())
+    except TextsNeedReviewError as exc:
+        return _review_page(meeting, exc, title="Motif du report à reformuler",
+                            text_name="reason", text_label=form.reason.label.text,
+                            text=form.reason.data or "", text_limit=500,
+                            hidden={"day": form.day.data or "", "at": form.at.data or ""})
     except DomainError as exc:
         return _refused(meeting, exc)
     db().commit()
@@ -278,7 +311,13 @@ def add_item(meeting_id: int):
             raise DomainError("La durée est un nombre entier de minutes." if form.duration.errors
                               else "L'intitulé fait 200 caractères au plus.")
         domain.add_partnership_item(db(), vault(), meeting, form.title.data or "",
-                                    20 if form.duration.data is None else form.duration.data)
+                                    20 if form.duration.data is None else form.duration.data,
+                                    _dismissals())
+    except TextsNeedReviewError as exc:
+        return _review_page(meeting, exc, title="Point à reformuler", text_name="title",
+                            text_label=form.title.label.text, text=form.title.data or "",
+                            text_limit=domain.TEXT_LIMIT,
+                            hidden={"duration": request.form.get("duration", "")})
     except DomainError as exc:
         return _refused(meeting, exc, "#odj")
     return _done(meeting, "Point ajouté à l'ordre du jour.", "#odj")
@@ -298,7 +337,8 @@ def inscribe(meeting_id: int):
     try:
         domain.inscribe_sheet(db(), vault(), meeting, sheet, form.time_slot.data or "",
                               part=form.part.data or "situation",
-                              icag_kind=form.icag_kind.data or "")
+                              icag_kind=form.icag_kind.data or "",
+                              same_person_confirmed=form.same_person_confirmed.data)
     except DomainError as exc:
         return _refused(meeting, exc, "#odj")
     return _done(meeting, f"Fiche {sheet.reference} inscrite.", "#odj")
@@ -335,7 +375,13 @@ def adjourn(meeting_id: int, item_id: int):
     target_id = request.form.get("target_id", type=record_id) or 0
     target = meeting_in_scope(target_id) if target_id else None
     try:
-        domain.adjourn(db(), vault(), meeting, item_id, form.reason.data or "", target)
+        domain.adjourn(db(), vault(), meeting, item_id, form.reason.data or "", target,
+                       dismissals=_dismissals())
+    except TextsNeedReviewError as exc:
+        return _review_page(meeting, exc, title="Motif d'ajournement à reformuler",
+                            text_name="reason", text_label=form.reason.label.text,
+                            text=form.reason.data or "", text_limit=500,
+                            hidden={"target_id": str(target_id)})
     except DomainError as exc:
         return _refused(meeting, exc, "#odj")
     return _done(meeting, "Situation ajournée : elle sera proposée à nouveau.", "#odj")
@@ -384,7 +430,7 @@ def avis(meeting_id: int, item_id: int):
     form.avis.choices = choices([("", "—"), *labels["avis"].items()])
     structures = db().scalars(select(Structure).where(Structure.active.is_(True))
                               .order_by(Structure.name)).all()
-    flagged = False  # the confirmation box shows only once texts were flagged
+    review = None  # the caught words, highlighted, once texts were refused
     if form.validate_on_submit():
         try:
             actions = _actions_from_request()
@@ -394,15 +440,16 @@ def avis(meeting_id: int, item_id: int):
                                motivation=form.motivation.data or "", actions=actions,
                                come_back_on=come_back,
                                formal_decision_by=form.formal_decision_by.data or "",
-                               texts_confirmed=form.texts_confirmed.data)
+                               dismissals=_dismissals())
         except DomainError as exc:
             db().rollback()
             flash(exc.message, "error")
-            flagged = isinstance(exc, domain.TextsNeedReview)
+            review = exc if isinstance(exc, TextsNeedReviewError) else None
         else:
             return _done(meeting, f"Avis enregistré pour {item.sheet.reference}.", "#odj")
     return render_template("meetings/avis.html", meeting=meeting, item=item, form=form,
-                           structures=structures, rows=ACTION_ROWS, flagged=flagged,
+                           structures=structures, rows=ACTION_ROWS, review=review,
+                           reasons=DISMISS_REASONS,
                            allowed=domain.allowed_actions(meeting))
 
 

@@ -21,6 +21,7 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
+from flask_wtf import FlaskForm
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import delete, func, or_, select
 from werkzeug.datastructures import MultiDict
@@ -46,7 +47,12 @@ from shared.db import utcnow
 from shared.domain import documents
 from shared.domain import sheet_workflow as workflow
 from shared.domain import sheets as domain
-from shared.domain.beneficiaries import Identity, save_identity, validate_identity
+from shared.domain.beneficiaries import (
+    Identity,
+    resolve_identity_differences,
+    save_identity,
+    validate_identity,
+)
 from shared.domain.meetings import previous_passages
 from shared.domain.reference import reference_labels
 from shared.encrypted import Vault
@@ -64,7 +70,7 @@ from shared.models.meeting import FORMAL_DECISION
 from shared.models.sheet import SHEET_STATES
 from shared.protected import IDENTIFYING, SENSITIVE, SITUATIONAL
 from shared.sheet_schema import COLUMN_OF_CLASS, FIELDS, FIELDS_BY_NAME, INTENSITE, SECTIONS
-from shared.text import CONTROL
+from shared.text import CONTROL, canonical
 
 bp = Blueprint("sheets", __name__, url_prefix="/fiches")
 
@@ -163,8 +169,47 @@ def new():
                 if started.notice:
                     flash(started.notice, "info")
                 flash(f"Brouillon {started.sheet.reference} créé. Complétez la fiche.", "success")
+                if started.differences:
+                    return _identity_choice_page(started.sheet, {
+                        name: getattr(identity, name) for name in started.differences})
                 return redirect(url_for("sheets.edit", sheet_id=started.sheet.id))
     return render_template("sheets/new.html", form=form, errors=errors, labels=IDENTITY_LABELS)
+
+
+def _identity_choice_page(sheet: Sheet, typed: dict[str, str], status: int = 200):
+    """Stored and typed values side by side (issue 15); the stored ones are the referent's
+    own structure's record, shown as on the sheet's page."""
+    stored = _identity_of(sheet, "choix entre identité enregistrée et saisie")
+    db().commit()  # the decryption audit row
+    return render_template("sheets/identity_choice.html", sheet=sheet, typed=typed,
+                           stored=stored, labels=IDENTITY_LABELS, form=FlaskForm()), status
+
+
+@bp.route("/<int:sheet_id>/identite/choix", methods=["POST"])
+@role_required("referent")
+def identity_choice(sheet_id: int):
+    """Per differing field, keep the stored value or update it with the typed one."""
+    sheet = _sheet_for_referent(sheet_id)
+    form = FlaskForm()
+    typed = {name: canonical(request.form.get(f"typed_{name}", "")).strip()
+             for name in IDENTITY_LABELS if f"typed_{name}" in request.form}
+    choices = {name: request.form.get(f"choice_{name}") for name in typed}
+    if not form.validate() or any(c not in ("update", "keep") for c in choices.values()):
+        flash("Choisissez, pour chaque information, de garder la valeur enregistrée ou de "
+              "la mettre à jour.", "error")
+        return _identity_choice_page(sheet, typed, 400)
+    try:
+        resolve_identity_differences(
+            db(), vault(), sheet.beneficiary, sheet.structure_id, typed,
+            {name for name, choice in choices.items() if choice == "update"},
+            index_bits=services().settings.index_bits)
+    except DomainError as exc:
+        db().rollback()
+        flash(exc.message, "error")
+        return _identity_choice_page(sheet, typed, 400)
+    db().commit()
+    flash("Identité de la personne : votre choix est enregistré.", "success")
+    return redirect(url_for("sheets.edit", sheet_id=sheet.id))
 
 
 def _identity_errors(identity: Identity) -> dict[str, str]:

@@ -9,6 +9,7 @@ from datetime import date
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from shared import audit
 from shared.crypto import (  # callers holding Settings pass settings.index_bits
     DEFAULT_INDEX_BITS,
     KeyRing,
@@ -199,4 +200,59 @@ def save_identity(session: Session, vault: Vault, beneficiary: Beneficiary,
     for name, value in indexes(vault.keyring, identity, version, index_bits).items():
         setattr(record, name, value)
     session.flush()
+    return record
+
+
+def stored_identity(vault: Vault, record: IdentityRecord, purpose: str) -> dict[str, str]:
+    """Every identity field of one structure's record (an audited decryption)."""
+    opened = vault.open_many([record], IDENTITY_FIELDS, purpose=purpose)[0]
+    return {name: (value.reveal() if value else "") for name, value in opened.items()}
+
+
+def attach_identity(session: Session, vault: Vault, beneficiary: Beneficiary,
+                    structure_id: int | None, typed: Identity, *,
+                    index_bits: int = DEFAULT_INDEX_BITS) -> list[str]:
+    """The structure's record of a person it may already know, completed by what was typed.
+
+    A stored value is never erased nor replaced here (issue 15: a new sheet typed with the
+    name and birth date only wiped the CAF number, the address…): typed values fill the empty
+    fields only. Returns the fields whose typed value differs from the stored one, for the
+    referent to choose (``resolve_identity_differences``).
+    """
+    record = identity_record(session, beneficiary, structure_id)
+    if record is None:
+        save_identity(session, vault, beneficiary, structure_id, typed, index_bits=index_bits)
+        return []
+    stored = stored_identity(vault, record, "rattachement d'une nouvelle fiche")
+    typed_values = {name: getattr(typed, name).strip() for name in IDENTITY_FIELDS}
+    completed = {name: stored[name] or typed_values[name] for name in IDENTITY_FIELDS}
+    if completed != stored:
+        save_identity(session, vault, beneficiary, structure_id, Identity(**completed),
+                      index_bits=index_bits)
+    return [name for name in IDENTITY_FIELDS
+            if typed_values[name] and completed[name] != typed_values[name]]
+
+
+def resolve_identity_differences(session: Session, vault: Vault, beneficiary: Beneficiary,
+                                 structure_id: int, typed: dict[str, str],
+                                 update: set[str], *,
+                                 index_bits: int = DEFAULT_INDEX_BITS) -> IdentityRecord:
+    """Apply the referent's choice per differing field: the typed value replaces the stored
+    one for the fields in ``update``, the others keep the stored value. An empty typed value
+    never erases. Audited with the field names only, never the values."""
+    unknown = (set(typed) | update) - set(IDENTITY_FIELDS)
+    if unknown or not update <= set(typed):
+        raise InvalidInput("Choix invalide : rechargez la page.")
+    record = identity_record(session, beneficiary, structure_id)
+    if record is None:
+        raise InvalidInput("Cette structure n'a pas encore d'identité enregistrée pour la "
+                           "personne.")
+    values = stored_identity(vault, record, "choix entre identité enregistrée et saisie")
+    values.update({name: typed[name].strip() for name in update if typed[name].strip()})
+    save_identity(session, vault, beneficiary, structure_id, Identity(**values),
+                  index_bits=index_bits)
+    audit.record(session, vault.keyring, vault.actor, "identity_differences_resolved",
+                 object_type="identity_records", object_ids=[record.id],
+                 fields=[f"{'updated' if name in update else 'kept'}:{name}"
+                         for name in IDENTITY_FIELDS if name in typed])
     return record

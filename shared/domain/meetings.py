@@ -15,10 +15,11 @@ from datetime import date, datetime, time, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from shared import audit, deidentify
+from shared import audit
 from shared.domain import documents, notifications
+from shared.domain.screening import SessionFinding, audit_dismissals, review_session_texts
 from shared.domain.sheet_workflow import transition as sheet_transition
-from shared.domain.sheets import identity_hits_in_texts, sheet_identity
+from shared.domain.sheets import read_values, sheet_identity
 from shared.domain.users import EMAIL_RE, normalise_email
 from shared.encrypted import Vault
 from shared.errors import InvalidInput, InvalidTransition
@@ -41,6 +42,7 @@ from shared.models.meeting import (
     ICAG_KINDS,
     MEETING_STATES,
 )
+from shared.sheet_schema import FIELDS_BY_NAME
 from shared.text import clean_text, has_control
 
 TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -126,8 +128,10 @@ def _record(session: Session, vault: Vault, action: str, meeting: Meeting, **kwa
 
 
 def transition(session: Session, vault: Vault, meeting: Meeting, action: str, *,
-               reason: str = "", today: date | None = None) -> None:
-    """Move the session, or raise a French error and change nothing."""
+               reason: str = "", today: date | None = None,
+               dismissals: dict[str, str] | None = None) -> None:
+    """Move the session, or raise a French error and change nothing (``dismissals``: for
+    a cancellation or postponement reason, see ``shared.domain.screening``)."""
     rule = TRANSITIONS[action]
     _require(meeting, action, today)
     reason = clean_text(reason, label="Motif", limit=500, multiline=True)
@@ -150,8 +154,10 @@ def transition(session: Session, vault: Vault, meeting: Meeting, action: str, *,
         invite_members(session, meeting)  # members added since the session was planned
         meeting.frozen_version = meeting.content_version
     if action in ("cancel", "postpone"):
+        dismissed = _screen_release_reason(session, vault, meeting, reason, dismissals or {})
         meeting.state_reason = reason
         _release_sheets(session, vault, meeting, reason)
+        audit_dismissals(session, vault, "meetings", meeting.id, dismissed, dismissals or {})
     if action == "close":
         _close_sheets(session, vault, meeting)
     meeting.state = rule.target
@@ -164,6 +170,25 @@ def transition(session: Session, vault: Vault, meeting: Meeting, action: str, *,
         notifications.minutes_sent(session, meeting)
     _record(session, vault, action, meeting)
     session.flush()
+
+
+def _screen_release_reason(session: Session, vault: Vault, meeting: Meeting, reason: str,
+                           dismissals: dict[str, str]) -> list[SessionFinding]:
+    """The reason becomes the adjournment reason of every pending situation, in the PV and
+    its fiche retour: checked against each person's identity (issue 15). Returns the
+    dismissed findings (the same for every person: only their own identity differs, and
+    it is never dismissed)."""
+    intro = ("Séance inchangée : le motif devient celui de l'ajournement de chaque situation "
+             "inscrite, au procès-verbal et sur les fiches retour ; il ne doit désigner "
+             "personne. Reformulez :")
+    identities = [sheet_identity(session, vault, item.sheet, GUARD_PURPOSE)
+                  for item in meeting.items
+                  if item.sheet is not None and not item.outcome] or [None]
+    dismissed: list[SessionFinding] = []
+    for identity in identities:
+        dismissed = review_session_texts(session, {"Motif": reason}, identity, dismissals,
+                                         intro)
+    return dismissed
 
 
 def _release_sheets(session: Session, vault: Vault, meeting: Meeting, reason: str) -> None:
@@ -269,7 +294,7 @@ def create_meeting(session: Session, circonscription: Circonscription, starts_at
 
 
 def postpone(session: Session, vault: Vault, meeting: Meeting, new_start: datetime,
-             reason: str) -> Meeting:
+             reason: str, dismissals: dict[str, str] | None = None) -> Meeting:
     """Report the session to a new date: a new session takes over its pending agenda."""
     if new_start.date() <= date.today() or new_start <= meeting.starts_at:
         raise InvalidInput("La nouvelle date doit être postérieure à la date prévue.")
@@ -279,14 +304,16 @@ def postpone(session: Session, vault: Vault, meeting: Meeting, new_start: dateti
                                  video_link=meeting.video_link, cutoff_days=meeting.cutoff_days,
                                  dossier_days=meeting.dossier_days)
     pending = [i for i in meeting.items if not i.outcome]
-    transition(session, vault, meeting, "postpone", reason=reason)
+    transition(session, vault, meeting, "postpone", reason=reason, dismissals=dismissals)
     meeting.postponed_to_id = replacement.id
     for item in pending:
-        if item.sheet is None:
-            add_partnership_item(session, vault, replacement, item.title, item.duration_minutes)
-        elif item.sheet.status == "ajournee":
+        if item.sheet is None:  # a title screened when it was added
+            _add_partnership_item(session, vault, replacement, item.title,
+                                  item.duration_minutes)
+        elif item.sheet.status == "ajournee":  # two sheets of one person: confirmed already
             inscribe_sheet(session, vault, replacement, item.sheet, item.time_slot,
-                           part=item.part, icag_kind=item.icag_kind)
+                           part=item.part, icag_kind=item.icag_kind,
+                           same_person_confirmed=True)
     session.flush()
     return replacement
 
@@ -388,15 +415,24 @@ def _agenda_changed(meeting: Meeting, item: AgendaItem | None = None) -> None:
 
 
 def add_partnership_item(session: Session, vault: Vault, meeting: Meeting, title: str,
-                         duration_minutes: int = 20) -> AgendaItem:
-    """A non-case item (partenariat, interconnaissance): a title that names no beneficiary."""
+                         duration_minutes: int = 20,
+                         dismissals: dict[str, str] | None = None) -> AgendaItem:
+    """A non-case item (partenariat, interconnaissance): a title that names no beneficiary
+    (``dismissals``: finding key -> reason, see ``shared.domain.screening``)."""
     _require(meeting, "add_item")
     title = clean_text(title, label="Intitulé", limit=TEXT_LIMIT, required=True)
-    problems = screen_session_texts({"Intitulé": title})
-    if problems:
-        raise TextsNeedReview("Point non ajouté : l'intitulé figure dans tous les documents "
-                              "de la séance, il ne doit désigner personne. Reformulez :",
-                              problems)
+    dismissals = dismissals or {}
+    dismissed = review_session_texts(
+        session, {"Intitulé": title}, None, dismissals,
+        "Point non ajouté : l'intitulé figure dans tous les documents de la séance, il ne "
+        "doit désigner personne. Reformulez :")
+    item = _add_partnership_item(session, vault, meeting, title, duration_minutes)
+    audit_dismissals(session, vault, "agenda_items", item.id, dismissed, dismissals)
+    return item
+
+
+def _add_partnership_item(session: Session, vault: Vault, meeting: Meeting, title: str,
+                          duration_minutes: int) -> AgendaItem:
     if not 5 <= duration_minutes <= 240:
         raise InvalidInput("Durée entre 5 et 240 minutes.")
     item = AgendaItem(meeting=meeting, part="partenariat", title=title,
@@ -410,18 +446,45 @@ def add_partnership_item(session: Session, vault: Vault, meeting: Meeting, title
 
 
 def candidate_sheets(session: Session, meeting: Meeting) -> list[Sheet]:
-    """Screened sheets of the circonscription not yet on an agenda; adjourned ones first."""
+    """Screened sheets of the circonscription not yet on an agenda; adjourned ones first.
+    A sheet adjourned from this very session goes to another one (issue 15)."""
+    on_this_agenda = select(AgendaItem.id).where(AgendaItem.meeting_id == meeting.id,
+                                                 AgendaItem.sheet_id == Sheet.id)
     return list(session.scalars(
         select(Sheet).where(Sheet.circonscription_id == meeting.circonscription_id,
-                            Sheet.status.in_(("recevable", "ajournee")))
+                            Sheet.status.in_(("recevable", "ajournee")),
+                            ~on_this_agenda.exists())
         .order_by((Sheet.status == "ajournee").desc(), Sheet.urgent.desc(),
                   Sheet.submitted_at)))
 
 
+class SamePersonOnAgendaError(InvalidInput):
+    """Another sheet of the same person is already on the agenda (issue 15): the facilitator
+    confirms explicitly (audited) or chooses another session."""
+
+    def __init__(self, references: list[str]) -> None:
+        super().__init__("Attention : une autre fiche de la même personne est déjà à l'ordre "
+                         f"du jour de cette séance ({', '.join(references)}). Cochez la "
+                         "confirmation pour l'inscrire quand même, ou choisissez une autre "
+                         "séance.")
+
+
+def same_person_items(meeting: Meeting) -> dict[int, list[AgendaItem]]:
+    """Beneficiary id -> the items of this agenda about them, where there are several."""
+    by_person: dict[int, list[AgendaItem]] = {}
+    for item in meeting.items:
+        if item.sheet is not None and item.outcome != "ajourne":
+            by_person.setdefault(item.sheet.beneficiary_id, []).append(item)
+    return {person: items for person, items in by_person.items() if len(items) > 1}
+
+
 def inscribe_sheet(session: Session, vault: Vault, meeting: Meeting, sheet: Sheet,
                    time_slot: str, *, part: str = "situation", icag_kind: str = "",
-                   duration_minutes: int = 20) -> AgendaItem:
-    """Put a screened sheet on the agenda at a time slot (each referent attends their own)."""
+                   duration_minutes: int = 20, same_person_confirmed: bool = False
+                   ) -> AgendaItem:
+    """Put a screened sheet on the agenda at a time slot (each referent attends their own).
+
+    A second sheet of a person already on the agenda needs ``same_person_confirmed``."""
     _require(meeting, "inscribe")
     if part not in ("situation", "icag"):
         raise InvalidInput("Partie de l'ordre du jour inconnue.")
@@ -432,8 +495,20 @@ def inscribe_sheet(session: Session, vault: Vault, meeting: Meeting, sheet: Shee
         raise InvalidInput("Créneau invalide : une heure de 00:00 à 23:59.")
     if sheet.circonscription_id != meeting.circonscription_id:
         raise InvalidInput("La fiche relève d'une autre circonscription.")
-    if any(i.sheet_id == sheet.id and not i.outcome for i in meeting.items):
+    earlier = [i for i in meeting.items if i.sheet_id == sheet.id]
+    if any(not i.outcome for i in earlier):
         raise InvalidInput("La fiche est déjà inscrite à cette séance.")
+    if earlier:  # one agenda item per sheet and session
+        raise InvalidInput("La fiche a été ajournée de cette séance ou y a déjà été "
+                           "examinée : inscrivez-la à une autre séance.")
+    if part == "icag" and icag_kind == "entree" and _position(vault, sheet) == "desaccord":
+        raise InvalidInput("Entrée en accompagnement global impossible : la position "
+                           "enregistrée de la personne est « en désaccord ». Mettez à jour "
+                           "la fiche si elle a changé d'avis.")
+    same_person = [i for i in meeting.items if i.sheet is not None and i.outcome != "ajourne"
+                   and i.sheet.beneficiary_id == sheet.beneficiary_id]
+    if same_person and not same_person_confirmed:
+        raise SamePersonOnAgendaError([i.sheet.reference for i in same_person])
     sheet_transition(session, vault, sheet, "inscribe", actor_id=vault.actor.user_id,
                      meeting=meeting)
     item = AgendaItem(meeting=meeting, part=part, sheet=sheet, time_slot=time_slot,
@@ -445,8 +520,19 @@ def inscribe_sheet(session: Session, vault: Vault, meeting: Meeting, sheet: Shee
     if part == "icag":
         invite_members(session, meeting)  # the ACCO GLO counsellor joins
     _record(session, vault, "sheet_inscribed", meeting, fields=[str(sheet.id)])
+    if same_person:
+        _record(session, vault, "same_person_inscribed", meeting,
+                fields=[str(i.sheet_id) for i in same_person] + [str(sheet.id)])
     session.flush()
     return item
+
+
+def _position(vault: Vault, sheet: Sheet) -> str:
+    """The person's recorded position on the sheet (accord, désaccord…)."""
+    spec = FIELDS_BY_NAME["position_personne"]
+    values = read_values(vault, sheet, purpose="inscription à l'ordre du jour",
+                         columns=(spec.column,))
+    return values.get(spec.name) or ""
 
 
 def _item(meeting: Meeting, item_id: int) -> AgendaItem:
@@ -486,7 +572,8 @@ def remove_item(session: Session, vault: Vault, meeting: Meeting, item_id: int) 
 
 
 def adjourn(session: Session, vault: Vault, meeting: Meeting, item_id: int, reason: str,
-            target: Meeting | None = None, time_slot: str = "") -> None:
+            target: Meeting | None = None, time_slot: str = "",
+            dismissals: dict[str, str] | None = None) -> None:
     """Ajournement: the sheet leaves this session with a reason; it is proposed again next
     time, or inscribed straight away on ``target``."""
     _require(meeting, "adjourn")
@@ -495,13 +582,12 @@ def adjourn(session: Session, vault: Vault, meeting: Meeting, item_id: int, reas
         raise InvalidInput("Seule une situation non encore examinée peut être ajournée.")
     reason = clean_text(reason, label="Motif de l'ajournement", limit=500, required=True,
                         multiline=True)
-    problems = screen_session_texts(
-        {"Motif de l'ajournement": reason},
-        sheet_identity(session, vault, item.sheet, GUARD_PURPOSE))
-    if problems:
-        raise TextsNeedReview("Situation non ajournée : le motif figure au procès-verbal et "
-                              "sur la fiche retour, il ne doit désigner personne. "
-                              "Reformulez :", problems)
+    dismissals = dismissals or {}
+    dismissed = review_session_texts(
+        session, {"Motif de l'ajournement": reason},
+        sheet_identity(session, vault, item.sheet, GUARD_PURPOSE), dismissals,
+        "Situation non ajournée : le motif figure au procès-verbal et sur la fiche retour, "
+        "il ne doit désigner personne. Reformulez :")
     if target is not None and (target.id == meeting.id
                                or target.circonscription_id != meeting.circonscription_id):
         raise InvalidInput("Choisissez une autre séance de la même circonscription.")
@@ -509,38 +595,12 @@ def adjourn(session: Session, vault: Vault, meeting: Meeting, item_id: int, reas
                      reason=reason, meeting=meeting)
     item.outcome, item.adjourn_reason = "ajourne", reason
     meeting.content_version += 1
+    audit_dismissals(session, vault, "agenda_items", item.id, dismissed, dismissals)
     _record(session, vault, "sheet_adjourned", meeting, fields=[str(item.sheet_id)])
     if target is not None:
         inscribe_sheet(session, vault, target, item.sheet, time_slot or item.time_slot,
                        part=item.part, icag_kind=item.icag_kind)
     session.flush()
-
-
-# -- texts typed during the session ----------------------------------------------------------
-class TextsNeedReview(InvalidInput):
-    """Texts typed during the session look identifying; ``problems`` map each text's label
-    to the kinds found (French labels only, never the words themselves)."""
-
-    def __init__(self, intro: str, problems: dict[str, list[str]]) -> None:
-        found = " ; ".join(f"{label} : {', '.join(kinds)}" for label, kinds in problems.items())
-        super().__init__(f"{intro} {found}.")
-        self.problems = problems
-
-
-def screen_session_texts(texts: dict[str, str],
-                         identity: dict[str, str] | None = None) -> dict[str, list[str]]:
-    """Which ``texts`` (label -> text) carry the person's own identity or another identifying
-    element of high confidence (a name, a phone or NIR number…), and what kinds: they reach
-    the PV, the fiche retour and the next dossier, which designate the person by reference
-    only."""
-    hits = identity_hits_in_texts(identity, texts) if identity else {}
-    problems = {}
-    for label, text in texts.items():
-        kinds = [*hits.get(label, []),
-                 *(d.label for d in deidentify.analyse(text) if d.high_confidence)]
-        if kinds:
-            problems[label] = list(dict.fromkeys(kinds))
-    return problems
 
 
 # -- examination ----------------------------------------------------------------------------
@@ -554,11 +614,12 @@ class ActionInput:
 def record_avis(session: Session, vault: Vault, meeting: Meeting, item_id: int, *, avis: str,
                 avis_codes: set[str], motivation: str, actions: list[ActionInput],
                 come_back_on: date | None, formal_decision_by: str,
-                texts_confirmed: bool = False) -> Decision:
+                dismissals: dict[str, str] | None = None) -> Decision:
     """The instance's avis on one situation, with its préconisations.
 
-    Texts that look identifying are refused until the facilitator confirms they designate
-    nobody (``texts_confirmed``, audited), as the referent does for the sheet."""
+    Texts that look identifying are refused: the person's own identity always, another
+    finding until the facilitator dismisses it with a reason (``dismissals``: finding key
+    -> reason, audited as counts)."""
     _require(meeting, "record_avis")
     item = _item(meeting, item_id)
     if item.sheet is None or item.outcome:
@@ -587,14 +648,14 @@ def record_avis(session: Session, vault: Vault, meeting: Meeting, item_id: int, 
     sheet = item.sheet
     texts = {"Motivation": motivation} | {f"Action {number}": action.label
                                           for number, action in enumerate(actions, 1)}
+    dismissals = dismissals or {}
     # The identity is decrypted (an audited read) only when there is text to check.
-    flagged = (screen_session_texts(texts, sheet_identity(session, vault, sheet, GUARD_PURPOSE))
-               if any(texts.values()) else {})
-    if flagged and not texts_confirmed:
-        raise TextsNeedReview("Avis non enregistré : ces textes iront au procès-verbal et à la "
-                              "fiche retour, qui désignent la personne par sa seule "
-                              "référence. Reformulez, ou confirmez qu'ils ne désignent "
-                              "personne :", flagged)
+    dismissed = (review_session_texts(
+        session, texts, sheet_identity(session, vault, sheet, GUARD_PURPOSE), dismissals,
+        "Avis non enregistré : ces textes iront au procès-verbal et à la fiche retour, qui "
+        "désignent la personne par sa seule référence. Reformulez ; un élément qui ne "
+        "désigne ni la personne ni un tiers peut être écarté avec un motif :")
+        if any(texts.values()) else [])
     sheet_transition(session, vault, sheet, "examine", actor_id=vault.actor.user_id)
     decision = Decision(meeting_id=meeting.id, sheet=sheet, avis=avis,
                         formal_decision_by=formal_decision_by, come_back_on=come_back_on)
@@ -608,10 +669,7 @@ def record_avis(session: Session, vault: Vault, meeting: Meeting, item_id: int, 
         session.flush()
         vault.seal(row, "label", action.label)
     sheet_transition(session, vault, sheet, "record_avis", actor_id=vault.actor.user_id)
-    if flagged:  # confirmed as designating nobody: counted, like the sheet's guard
-        audit.record(session, vault.keyring, vault.actor, "guard_overridden",
-                     object_type="decisions", object_ids=[decision.id],
-                     fields=sorted(flagged))
+    audit_dismissals(session, vault, "decisions", decision.id, dismissed, dismissals)
     item.outcome = "examine"
     _record(session, vault, "avis_recorded", meeting, fields=[str(sheet.id)])
     session.flush()

@@ -76,15 +76,16 @@ def transition(session: Session, vault: Vault, sheet: Sheet, action: str, *,
     reason = clean_text(reason, label="Motif", limit=REASON_LIMIT, multiline=True)
     if rule.needs_reason and not reason:
         raise InvalidInput(f"Indiquez le motif pour {rule.label} la fiche.")
-    # Compare-and-swap: of two concurrent transitions from the same state, one wins.
-    moved = session.execute(update(Sheet).where(Sheet.id == sheet.id,
-                                                Sheet.status == sheet.status)
+    # Compare-and-swap: of two concurrent transitions from the same state, one wins. The
+    # UPDATE also moves the loaded sheet, so the state it leaves is read before (issue 15).
+    source = sheet.status
+    moved = session.execute(update(Sheet).where(Sheet.id == sheet.id, Sheet.status == source)
                             .values(status=rule.target)).rowcount
     if moved != 1:
         session.refresh(sheet)
         raise InvalidTransition("La fiche vient d'être modifiée par quelqu'un d'autre : "
                                 "rechargez la page.")
-    event = _event(session, vault, sheet, action, rule.target, actor_id, reason)
+    event = _event(session, vault, sheet, action, source, rule.target, actor_id, reason)
     sheet.status = rule.target
     if action == "submit":
         sheet.submitted_at = utcnow()
@@ -96,10 +97,10 @@ def transition(session: Session, vault: Vault, sheet: Sheet, action: str, *,
     return event
 
 
-def _event(session: Session, vault: Vault, sheet: Sheet, action: str, target: str,
-           actor_id: int | None, comment: str) -> SheetEvent:
+def _event(session: Session, vault: Vault, sheet: Sheet, action: str, source: str,
+           target: str, actor_id: int | None, comment: str) -> SheetEvent:
     event = SheetEvent(sheet=sheet, actor_id=actor_id, action=action,
-                       from_status=sheet.status, to_status=target)
+                       from_status=source, to_status=target)
     session.add(event)
     session.flush()
     if comment:
@@ -111,7 +112,8 @@ def note(session: Session, vault: Vault, sheet: Sheet, action: str, *, actor_id:
          comment: str) -> SheetEvent:
     """A history entry that changes no state (e.g. why the identity was looked at)."""
     comment = clean_text(comment, label="Motif", limit=REASON_LIMIT, multiline=True)
-    event = _event(session, vault, sheet, action, sheet.status, actor_id, comment)
+    event = _event(session, vault, sheet, action, sheet.status, sheet.status, actor_id,
+                   comment)
     session.flush()
     return event
 

@@ -22,10 +22,10 @@ from shared.db import utcnow
 from shared.domain.beneficiaries import (
     DEFAULT_INDEX_BITS,
     Identity,
+    attach_identity,
     create_beneficiary,
     find_duplicates,
     identity_record,
-    save_identity,
     validate_identity,
 )
 from shared.encrypted import Vault
@@ -42,7 +42,7 @@ from shared.sheet_schema import (
     METADATA,
     SheetField,
 )
-from shared.text import iso_date
+from shared.text import FRENCH_MONTHS, iso_date
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # Dates that can only be in the past; others may be up to a few years ahead.
@@ -227,6 +227,7 @@ GUARD_LABELS = {
     "nom": "le nom de la personne",
     "prenom": "le prénom de la personne",
     "nom_naissance": "le nom de naissance de la personne",
+    "date_naissance": "la date de naissance de la personne",
     "numero_caf": "le numéro CAF",
     "identifiant_france_travail": "l'identifiant France Travail",
     "telephone": "le numéro de téléphone",
@@ -284,6 +285,17 @@ def identity_hits_in_texts(identity: dict[str, str],
     Names and address words match as whole words (accents and case ignored); numbers match
     whatever their spacing; the result names kinds (``GUARD_LABELS``), never the values.
     """
+    hits: dict[str, list[str]] = {}
+    for name, text in texts.items():
+        found = {key for _, _, key in identity_spans(identity, text)}
+        if found:
+            hits[name] = [GUARD_LABELS[k] for k in GUARD_LABELS if k in found]
+    return hits
+
+
+def identity_spans(identity: dict[str, str], text: str) -> list[tuple[int, int, str]]:
+    """Where ``text`` holds a part of the person's own identity: (start, end, identity field),
+    in order, for a page to highlight them (issue 15)."""
     needles: dict[str, set[str]] = {key: _name_tokens(identity.get(key, ""))
                                      for key in ("nom", "prenom", "nom_naissance")}
     needles["adresse"] = {w for w in _words(identity.get("adresse", ""))
@@ -295,21 +307,35 @@ def identity_hits_in_texts(identity: dict[str, str],
             identity.get("identifiant_france_travail", "")),
     }
     email = identity.get("email", "").strip().lower()
-    hits: dict[str, list[str]] = {}
-    for name, text in texts.items():
-        words = _words(text)
-        numbers = {normalise_digits(m) for m in _NUMBER_RUN.findall(text)}
-        found = [key for key, needle in needles.items() if needle & words]
+    spans = []
+    for word in re.finditer(r"\w+", text):
+        folded = normalise_name(word.group())
+        spans += [(word.start(), word.end(), key) for key, needle in needles.items()
+                  if folded and folded in needle]
+    for run in _NUMBER_RUN.finditer(text):
+        number = normalise_digits(run.group())
         # Whole numbers only: a CAF number inside a longer phone number is not a hit.
-        found += [key for key, needle in digits.items()
-                  if len(needle) >= 5 and any(n == needle or (key == "telephone"
-                                                               and n[-9:] == needle)
-                                              for n in numbers)]
-        if email and email in text.lower():
-            found.append("email")
-        if found:
-            hits[name] = [GUARD_LABELS[k] for k in GUARD_LABELS if k in found]
-    return hits
+        spans += [(run.start(), run.end(), key) for key, needle in digits.items()
+                  if len(needle) >= 5 and (number == needle or (key == "telephone"
+                                                               and number[-9:] == needle))]
+    if email:
+        spans += [(m.start(), m.end(), "email")
+                  for m in re.finditer(re.escape(email), text, re.IGNORECASE)]
+    born = _date(identity.get("date_naissance", ""))
+    if born is not None:
+        spans += [(m.start(), m.end(), "date_naissance")
+                  for m in _birth_date_regex(born).finditer(text)]
+    return sorted(spans)
+
+
+def _birth_date_regex(born: date) -> re.Pattern[str]:
+    """The birth date however it is typed: 05/03/1981, 5.3.81, 1981-03-05, 5 mars 1981."""
+    month = FRENCH_MONTHS[born.month - 1]
+    plain_month = normalise_name(month).lower()
+    return re.compile(
+        rf"(?<!\d)0?{born.day}\s?[/.-]\s?0?{born.month}\s?[/.-]\s?(?:{born.year}|"
+        rf"{born.year % 100:02d})(?!\d)|{born.isoformat()}|(?<!\d){born.day}(?:er)?\s+"
+        rf"(?:{month}|{plain_month})\s+{born.year}", re.IGNORECASE)
 
 
 # -- creating a sheet, with duplicate detection ---------------------------------------
@@ -318,6 +344,9 @@ class StartedSheet:
     sheet: Sheet
     notice: str | None = None  # French, reveals no detail of another structure's file
     existing: list[Sheet] = field(default_factory=list)
+    # Identity fields typed differently from what the structure already holds (issue 15):
+    # the stored values are kept until the referent chooses.
+    differences: list[str] = field(default_factory=list)
 
 
 def start_sheet(session: Session, vault: Vault, *, structure: Structure, author_id: int | None,
@@ -338,13 +367,13 @@ def start_sheet(session: Session, vault: Vault, *, structure: Structure, author_
         Circonscription.id == structure.circonscription_id)
         .values(id=Circonscription.id).execution_options(synchronize_session=False))
     matches = find_duplicates(session, vault, identity)
-    notice, existing = None, []
+    notice, existing, differences = None, [], []
     if matches:
         # The same person: the sheet joins them; this structure keeps its own record of
         # the identity and never sees another structure's.
         beneficiary = matches[0].beneficiary
-        save_identity(session, vault, beneficiary, structure.id, identity,
-                      index_bits=index_bits)
+        differences = attach_identity(session, vault, beneficiary, structure.id, identity,
+                                      index_bits=index_bits)
         others = list(session.scalars(select(Sheet).where(
             Sheet.beneficiary_id == beneficiary.id,
             Sheet.status.not_in(("retiree", "close", "non_recevable")))))
@@ -370,7 +399,7 @@ def start_sheet(session: Session, vault: Vault, *, structure: Structure, author_
     write_values(vault, sheet, {})
     beneficiary.last_activity_at = now
     session.flush()
-    return StartedSheet(sheet, notice, existing)
+    return StartedSheet(sheet, notice, existing, differences)
 
 
 def sheet_identity(session: Session, vault: Vault, sheet: Sheet, purpose: str) -> dict[str, str]:

@@ -279,8 +279,9 @@ def test_a_postponed_session_moves_its_pending_agenda_to_the_new_date(facilitato
 def test_texts_typed_in_session_that_name_someone_are_refused_before_any_document(
         facilitator, world, db_session, vault):
     """Avis, actions, adjournment reason and item titles reach the PV and the fiche retour
-    under a reference only: the person's identity or another identifying element is refused
-    (an avis can be confirmed as naming nobody, audited), and nothing is saved meanwhile."""
+    under a reference only: the person's identity is refused whatever is posted; another
+    identifying element until it is dismissed with a reason (audited as counts); nothing is
+    saved meanwhile."""
     from shared.models import AuditEvent
 
     meeting = world["meeting"]
@@ -300,7 +301,11 @@ def test_texts_typed_in_session_that_name_someone_are_refused_before_any_documen
     assert "Motivation : le nom de la personne, le prénom de la personne" in message
     assert "Action 1 : numéro de téléphone" in message
     assert identity.nom not in message and identity.prenom not in message
-    assert "ne désignent ni la personne ni un tiers" in html.unescape(page.get_data(as_text=True))
+    body = html.unescape(page.get_data(as_text=True))
+    # Issue 15: the page highlights each caught word (never the flash: it is in the cookie)
+    assert re.search(rf'<mark class="own"[^>]*>{identity.prenom}</mark>', body)
+    assert re.search(r'<mark class="open"[^>]*>06 12 34 56 78</mark>', body)
+    assert "Je confirme" not in body
     assert db_session.scalar(select(func.count()).select_from(Decision)) == 0
 
     rephrased = {**form, "motivation": "La personne reprend confiance.",
@@ -322,14 +327,29 @@ def test_texts_typed_in_session_that_name_someone_are_refused_before_any_documen
     assert "Point non ajouté" in flash_text(page)
     assert reload(db_session, Meeting, meeting.id).content_version == version
 
-    # A word of the identity that designates nobody here can be confirmed, and is counted.
+    # The person's own identity cannot be dismissed, whatever the form posts (issue 15).
     meeting.state = "tenue"
     db_session.commit()
     other_url = f"{url}/points/{second.id}/avis"
-    confirmed = {**form, "motivation": f"Rencontre du réseau {identity.nom}.",
-                 "action_0_label": "", "texts_confirmed": "y"}
-    page = post(facilitator, other_url, confirmed, other_url)
+    named = {**form, "motivation": f"Rencontre du réseau {world['identities'][1].nom}.",
+             "action_0_label": "", "texts_confirmed": "y"}
+    page = post(facilitator, other_url, named, other_url)
+    body = html.unescape(page.get_data(as_text=True))
+    assert 'name="dismiss_' not in body
+    forced = {**named, "dismiss_Motivation:21:31:nom": "partenaire"}
+    page = post(facilitator, other_url, forced, other_url)
+    assert "Avis non enregistré" in flash_text(page)
+    assert db_session.scalar(select(func.count()).select_from(Decision)) == 1
+
+    # A third party's name is dismissed with a reason, and counted without the words.
+    third = {**named, "motivation": "Rencontre avec Mme Durand, conseillère du réseau."}
+    page = post(facilitator, other_url, third, other_url)
+    keys = re.findall(r'name="dismiss_([^"]+)"', page.get_data(as_text=True))
+    assert len(keys) == 1
+    page = post(facilitator, other_url, {**third, f"dismiss_{html.unescape(keys[0])}":
+                                         "professionnel"}, other_url)
     assert f"Avis enregistré pour {second.sheet.reference}." in flash_text(page)
-    overridden = db_session.scalars(select(AuditEvent).where(
-        AuditEvent.action == "guard_overridden")).one()
-    assert overridden.object_type == "decisions" and overridden.fields == "Motivation"
+    dismissed = db_session.scalars(select(AuditEvent).where(
+        AuditEvent.action == "screening_dismissed")).one()
+    assert dismissed.object_type == "decisions"
+    assert dismissed.fields == "person/professionnel/1"

@@ -46,3 +46,26 @@ def test_record_keys_become_clustered_on_sqlite_and_keep_their_rows(tmp_path):
     assert {ix["name"] for ix in inspect(engine).get_indexes("record_keys")} == {
         "ix_record_keys_rotation"}
     engine.dispose()
+
+
+def test_sheet_history_recorded_before_0017_gets_the_state_each_transition_left(tmp_path):
+    """Issue 15: transitions used to record from == to; notes really keep the state."""
+    from shared.models import SheetEvent
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+    upgrade(engine, "0013")
+    recorded = [("submit", "soumise", "soumise"), ("reveal_identity", "soumise", "soumise"),
+                ("accept", "recevable", "recevable"), ("inscribe", "inscrite", "inscrite")]
+    with engine.begin() as conn:
+        conn.execute(insert(SheetEvent.__table__), [
+            {"uuid": f"e-{n}", "sheet_id": 1, "at": datetime(2026, 1, 2), "action": action,
+             "from_status": source, "to_status": target}
+            for n, (action, source, target) in enumerate(recorded)])
+    upgrade(engine)
+    with engine.connect() as conn:
+        history = conn.execute(select(SheetEvent.action, SheetEvent.from_status,
+                                      SheetEvent.to_status).order_by(SheetEvent.id)).all()
+    assert [tuple(row) for row in history] == [
+        ("submit", "brouillon", "soumise"), ("reveal_identity", "soumise", "soumise"),
+        ("accept", "soumise", "recevable"), ("inscribe", "recevable", "inscrite")]
+    engine.dispose()
