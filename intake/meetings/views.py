@@ -29,7 +29,7 @@ from intake.meetings.forms import (
     ScheduleForm,
 )
 from shared import heartbeat, outbox
-from shared.domain import documents
+from shared.domain import documents, returns
 from shared.domain import meetings as domain
 from shared.domain.reference import reference_labels
 from shared.errors import DomainError
@@ -195,10 +195,13 @@ def show(meeting_id: int):
     send_pending(meeting.id)
     allowed = domain.allowed_actions(meeting)
     inscribe = InscribeForm()
+    candidates = domain.candidate_sheets(db(), meeting)
+    returning = returns.returning_sheet_ids(db(), [s.id for s in candidates])
     inscribe.sheet_id.choices = choices(
         (s.id, f"{s.reference} – {s.beneficiary.pseudonym}"
-               f"{' (ajournée)' if s.status == 'ajournee' else ''}")
-        for s in domain.candidate_sheets(db(), meeting))
+               f"{' (ajournée)' if s.status == 'ajournee' else ''}"
+               f"{' (retour en instance)' if s.id in returning else ''}")
+        for s in candidates)
     adjourn = AdjournForm()
     adjourn.target_id.choices = choices([(0, "Non : proposée à la prochaine séance"), *(
         (m.id, m.starts_at.strftime("%d/%m/%Y")) for m in _other_open_meetings(meeting))])
@@ -217,7 +220,8 @@ def show(meeting_id: int):
         inscribe_form=inscribe, adjourn_form=adjourn, answers=ANSWERS, attendance=ATTENDANCE,
         counts=domain.attendance_counts(meeting), deadlines=domain.deadlines(meeting),
         icag_kinds=ICAG_KINDS, labels=labels, decisions=decisions,
-        transitions=domain.TRANSITIONS, today=date.today(), follow_up=follow_up)
+        transitions=domain.TRANSITIONS, today=date.today(), follow_up=follow_up,
+        proposed_returns=returns.proposed_returns(db(), meeting))
 
 
 def meeting_decisions(meeting: Meeting) -> list[Decision]:

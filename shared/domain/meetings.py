@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shared import audit, deidentify
-from shared.domain import documents, notifications
+from shared.domain import documents, notifications, returns
 from shared.domain.sheet_workflow import transition as sheet_transition
 from shared.domain.sheets import identity_hits_in_texts, sheet_identity
 from shared.domain.users import EMAIL_RE, normalise_email
@@ -640,11 +640,13 @@ def open_actions(session: Session, circonscription_ids: set[int]) -> list[Decisi
 
 def situations_to_bring_back(session: Session, circonscription_ids: set[int],
                              horizon: date) -> list[Decision]:
+    """The latest avis of situations in suivi (or being updated for their return) whose
+    return date falls before ``horizon``: an earlier passage's date no longer counts."""
     return list(session.scalars(
         select(Decision).join(Sheet, Decision.sheet_id == Sheet.id)
         .where(Sheet.circonscription_id.in_(circonscription_ids or {-1}),
-               Sheet.status == "suivi", Decision.come_back_on.is_not(None),
-               Decision.come_back_on <= horizon)
+               Sheet.status.in_(returns.RETURNING_STATES), Decision.come_back_on.is_not(None),
+               Decision.come_back_on <= horizon, Decision.id.in_(returns.latest_decision_ids()))
         .order_by(Decision.come_back_on)))
 
 
