@@ -40,7 +40,8 @@ KIND_LABELS = {
     "digest": "Récapitulatif quotidien",
 }
 TOPICS = {
-    "sheets_to_screen": "Fiches soumises, resoumises ou actualisées pour un retour, à votre circonscription",
+    "sheets_to_screen": "Fiches soumises, resoumises ou actualisées pour un retour, à votre "
+                        "circonscription",
     "my_sheets": "Suivi de vos fiches (à compléter, inscription, ajournement, retour en instance, "
                  "fiche retour)",
     "visas": "Procès-verbaux en attente de votre visa, et relances",
