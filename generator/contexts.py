@@ -176,6 +176,13 @@ def _header(session: Session, meeting: Meeting, version: int, today: date) -> di
     }
 
 
+def _archive_version(meeting: Meeting, kind: str, version: int) -> str:
+    """The version as printed; a copy produced after the avis were closed says it is one."""
+    if documents.is_archive_copy(meeting, kind):
+        return f"{version} (copie d'archive établie après la séance)"
+    return str(version)
+
+
 def _facilitator_names(session: Session, meeting: Meeting) -> list[str]:
     """The chargé·e·s d'animation of the circonscription (professional names only)."""
     return list(session.scalars(
@@ -448,6 +455,7 @@ def dossier_context(session: Session, vault: Vault, meeting: Meeting, version: i
               for item, values in zip(items, opened, strict=True)]
     copies = [{"number": str(n)} | row for n, row in enumerate(context["members"], start=1)]
     return context | {
+        "version": _archive_version(meeting, "dossier", version),
         "copies": copies,
         "sheets": fiches,
         "open_recommendations": _open_recommendations(session, vault, meeting),
@@ -473,6 +481,7 @@ def attendance_context(session: Session, vault: Vault, meeting: Meeting, version
                            "label": f"Référent·e présentant {word} {_numbers(nums)}",
                            "time_slots": ", ".join(slots)})
     return _header(session, meeting, version, today) | {
+        "version": _archive_version(meeting, "attendance", version),
         "members": [_member(row) for row in _members(meeting)],
         "presenters": presenters,
     }
@@ -614,7 +623,7 @@ def minutes_context(session: Session, vault: Vault, meeting: Meeting, version: i
 
 # -- fiche retour -----------------------------------------------------------------------------
 def _next_passage(session: Session, meeting: Meeting, sheet: Sheet,
-                  decision: Decision | None) -> str:
+                  decision: Decision | None, adjourned: bool) -> str:
     later = session.scalar(
         select(Meeting.starts_at).join(AgendaItem, AgendaItem.meeting_id == Meeting.id)
         .where(AgendaItem.sheet_id == sheet.id, Meeting.starts_at > meeting.starts_at,
@@ -624,6 +633,8 @@ def _next_passage(session: Session, meeting: Meeting, sheet: Sheet,
         return f"{french_date(later.date())} à {french_time(later)} (séance programmée)"
     if decision is not None and decision.come_back_on:
         return f"à partir du {short_date(decision.come_back_on)} (séance à fixer)"
+    if adjourned:  # proposed again to the next session of the circonscription
+        return "à la prochaine séance de l'instance (date à fixer)"
     return ""
 
 
@@ -640,7 +651,7 @@ def feedback_context(session: Session, vault: Vault, meeting: Meeting, version: 
     decision = _decisions(session, {(meeting.id, sheet.id)}).get((meeting.id, sheet.id))
     motivations, action_labels = _decision_texts(vault, [decision] if decision else [])
     outcome = _outcome(item, decision, labels, motivations, action_labels)
-    next_passage = _next_passage(session, meeting, sheet, decision)
+    next_passage = _next_passage(session, meeting, sheet, decision, outcome["adjourned"])
     if outcome["adjourned"]:
         avis = "Situation ajournée"
         motivation = outcome["adjourn_reason"]

@@ -221,7 +221,12 @@ def show(meeting_id: int):
         counts=domain.attendance_counts(meeting), deadlines=domain.deadlines(meeting),
         icag_kinds=ICAG_KINDS, labels=labels, decisions=decisions,
         transitions=domain.TRANSITIONS, today=date.today(), follow_up=follow_up,
-        proposed_returns=returns.proposed_returns(db(), meeting))
+        proposed_returns=returns.proposed_returns(db(), meeting),
+        feedback_sheets=[db().get(Sheet, sheet_id)
+                         for sheet_id in documents.feedback_sheet_ids(db(), meeting)],
+        never_produced=(documents.never_produced(db(), meeting)
+                        if "finish_avis" in allowed else []),
+        archive_copies=meeting.state in documents.AFTER_AVIS)
 
 
 def meeting_decisions(meeting: Meeting) -> list[Decision]:
