@@ -39,7 +39,14 @@ from shared.models import (
     User,
 )
 from shared.models.document import INSTITUTIONS
-from shared.models.meeting import ANSWERS, ATTENDANCE, FORMAL_DECISION, ICAG_KINDS, MEMBER_KINDS
+from shared.models.meeting import (
+    ANSWERS,
+    ATTENDANCE,
+    FORMAL_DECISION,
+    FORMAL_OUTCOMES,
+    ICAG_KINDS,
+    MEMBER_KINDS,
+)
 from shared.protected import SENSITIVE, SITUATIONAL
 from shared.sheet_schema import (
     FIELDS_BY_NAME,
@@ -638,6 +645,16 @@ def _next_passage(session: Session, meeting: Meeting, sheet: Sheet,
     return ""
 
 
+def _formal_decision_text(vault: Vault, decision: Decision) -> str:
+    """The decision taken at the second level, as the fiche retour states it."""
+    formal = decision.formal
+    detail = vault.open(formal, "detail")
+    text = (f"{FORMAL_DECISION.get(decision.formal_decision_by, '')} – décision prise le "
+            f"{short_date(formal.decided_on)} par {formal.author} : "
+            f"{FORMAL_OUTCOMES.get(formal.outcome, formal.outcome)}")
+    return clean(f"{text}. {detail.reveal()}" if detail is not None else text)
+
+
 def feedback_context(session: Session, vault: Vault, meeting: Meeting, version: int,
                      today: date, sheet: Sheet | None = None) -> dict:
     """One situation for its referent, by reference and pseudonym: the identity stays with
@@ -665,11 +682,17 @@ def feedback_context(session: Session, vault: Vault, meeting: Meeting, version: 
     if outcome["actions"]:
         information.append("Convenir avec elle de la mise en œuvre des préconisations et de "
                            "leurs échéances.")
+    formal_decision = outcome["formal_decision"]
     if decision is not None and decision.formal_decision_by:
         who = {"departement": "du Département", "france_travail": "de France Travail"}.get(
             decision.formal_decision_by, "de l'institution compétente")
-        information.append(f"Lui préciser que cet avis doit encore faire l'objet d'une décision "
-                           f"formelle {who}, qui lui sera notifiée.")
+        if decision.formal is None:
+            formal_decision = f"{formal_decision} – en attente"
+            information.append(f"Lui préciser que cet avis doit encore faire l'objet d'une "
+                               f"décision formelle {who}, qui lui sera notifiée.")
+        else:
+            formal_decision = _formal_decision_text(vault, decision)
+            information.append(f"Lui notifier la décision formelle {who} et ses motifs.")
     if next_passage:
         information.append(f"Lui indiquer que sa situation sera de nouveau examinée "
                            f"({next_passage}).")
@@ -689,7 +712,7 @@ def feedback_context(session: Session, vault: Vault, meeting: Meeting, version: 
         "motivation": motivation,
         "actions": outcome["actions"],
         "next_passage": next_passage,
-        "formal_decision": outcome["formal_decision"],
+        "formal_decision": formal_decision,
         "information": information,
         "contact": f"Chargé·e d'animation territoriale de l'ICL-I – circonscription de "
                    f"{circonscription}",

@@ -18,12 +18,13 @@ from intake.access import role_required
 from intake.dbsession import db, services, vault
 from intake.ids import record_id
 from shared import outbox
-from shared.domain import meetings, returns
+from shared.domain import decisions, meetings, returns
 from shared.domain.reference import reference_labels
 from shared.domain.sheets import facilitator_sheets_query
 from shared.domain.statistics import MonthlyStatistics, monthly_statistics
 from shared.errors import DomainError, InvalidInput
 from shared.models import Circonscription, DecisionAction, Sheet
+from shared.models.meeting import FORMAL_DECISION
 from shared.text import FRENCH_MONTHS
 
 bp = Blueprint("followup", __name__, url_prefix="/suivi")
@@ -104,6 +105,20 @@ def bring_back(sheet_id: int):
     flash(f"Fiche {sheet.reference} : le ou la référent·e est invité·e à l'actualiser pour "
           "son retour en instance.", "success")
     return redirect(back)
+
+
+@bp.route("/decisions-en-attente")
+@role_required("facilitator", "director")
+def pending_decisions():
+    """Avis awaiting the Département's or France Travail's formal decision: a facilitator's
+    circonscriptions, or a director's institutions (by reference only, as in the PV)."""
+    facilitator = current_user.has_role("facilitator")
+    waiting = decisions.pending(
+        db(), circonscription_ids=current_user.circonscription_ids if facilitator else None,
+        institutions=None if facilitator else current_user.institutions)
+    return render_template("followup/pending_decisions.html", waiting=waiting,
+                           facilitator=facilitator, formal=FORMAL_DECISION,
+                           avis_labels=reference_labels(db()).get("avis", {}))
 
 
 # -- statistics ------------------------------------------------------------------------------

@@ -551,18 +551,11 @@ class ActionInput:
     due_on: date | None
 
 
-def record_avis(session: Session, vault: Vault, meeting: Meeting, item_id: int, *, avis: str,
-                avis_codes: set[str], motivation: str, actions: list[ActionInput],
-                come_back_on: date | None, formal_decision_by: str,
-                texts_confirmed: bool = False) -> Decision:
-    """The instance's avis on one situation, with its préconisations.
-
-    Texts that look identifying are refused until the facilitator confirms they designate
-    nobody (``texts_confirmed``, audited), as the referent does for the sheet."""
-    _require(meeting, "record_avis")
-    item = _item(meeting, item_id)
-    if item.sheet is None or item.outcome:
-        raise InvalidInput("Cette situation a déjà un avis ou a été ajournée.")
+def check_avis_inputs(session: Session, meeting: Meeting, *, avis: str, avis_codes: set[str],
+                      motivation: str, actions: list[ActionInput], come_back_on: date | None,
+                      formal_decision_by: str) -> tuple[str, list[ActionInput]]:
+    """The avis's cleaned motivation and actions, or a French error listing every problem
+    (an avis recorded, or corrected)."""
     motivation = clean_text(motivation, label="Motivation", limit=MOTIVATION_LIMIT,
                             multiline=True)
     actions = [ActionInput(clean_text(a.label, label="Action", limit=ACTION_LIMIT),
@@ -584,12 +577,36 @@ def record_avis(session: Session, vault: Vault, meeting: Meeting, item_id: int, 
             problems.append("structure porteuse inconnue")
     if problems:
         raise InvalidInput("Avis non enregistré : " + " ; ".join(dict.fromkeys(problems)) + ".")
-    sheet = item.sheet
+    return motivation, actions
+
+
+def avis_text_problems(session: Session, vault: Vault, sheet: Sheet, motivation: str,
+                       actions: list[ActionInput]) -> dict[str, list[str]]:
+    """The avis's texts that look identifying (they reach the PV and the fiche retour)."""
     texts = {"Motivation": motivation} | {f"Action {number}": action.label
                                           for number, action in enumerate(actions, 1)}
     # The identity is decrypted (an audited read) only when there is text to check.
-    flagged = (screen_session_texts(texts, sheet_identity(session, vault, sheet, GUARD_PURPOSE))
-               if any(texts.values()) else {})
+    return (screen_session_texts(texts, sheet_identity(session, vault, sheet, GUARD_PURPOSE))
+            if any(texts.values()) else {})
+
+
+def record_avis(session: Session, vault: Vault, meeting: Meeting, item_id: int, *, avis: str,
+                avis_codes: set[str], motivation: str, actions: list[ActionInput],
+                come_back_on: date | None, formal_decision_by: str,
+                texts_confirmed: bool = False) -> Decision:
+    """The instance's avis on one situation, with its préconisations.
+
+    Texts that look identifying are refused until the facilitator confirms they designate
+    nobody (``texts_confirmed``, audited), as the referent does for the sheet."""
+    _require(meeting, "record_avis")
+    item = _item(meeting, item_id)
+    if item.sheet is None or item.outcome:
+        raise InvalidInput("Cette situation a déjà un avis ou a été ajournée.")
+    motivation, actions = check_avis_inputs(
+        session, meeting, avis=avis, avis_codes=avis_codes, motivation=motivation,
+        actions=actions, come_back_on=come_back_on, formal_decision_by=formal_decision_by)
+    sheet = item.sheet
+    flagged = avis_text_problems(session, vault, sheet, motivation, actions)
     if flagged and not texts_confirmed:
         raise TextsNeedReview("Avis non enregistré : ces textes iront au procès-verbal et à la "
                               "fiche retour, qui désignent la personne par sa seule "
