@@ -113,8 +113,8 @@ MINUTES_KEYS = SESSION_KEYS | {"attendance", "attendance_totals", "motif_counts"
 INFORMATION_KEYS = {"reference", "structure", "circonscription", "motif", "retention",
                     "dpo_contact", "version", "generated_on"}
 FEEDBACK_KEYS = BASE_KEYS | {"reference", "pseudonym", "structure", "motif", "avis",
-                             "motivation", "actions", "next_passage", "formal_decision",
-                             "information", "contact"}
+                             "adjourned", "motivation", "actions", "next_passage",
+                             "formal_decision", "information", "contact"}
 
 
 # -- formatting -------------------------------------------------------------------------------
@@ -709,6 +709,7 @@ def feedback_context(session: Session, vault: Vault, meeting: Meeting, version: 
         "structure": outcome["structure"],
         "motif": outcome["motif"],
         "avis": avis,
+        "adjourned": outcome["adjourned"],  # the motivation is then the adjournment's reason
         "motivation": motivation,
         "actions": outcome["actions"],
         "next_passage": next_passage,
@@ -907,7 +908,7 @@ def sample_context(kind: str) -> dict:
             "version": "1", "generated_on": "mercredi 16 décembre 2026",
             "reference": "ICL-C01-2026-0001", "pseudonym": "Tournesol-17",
             "structure": outcome["structure"], "motif": outcome["motif"],
-            "avis": outcome["avis"], "motivation": outcome["motivation"],
+            "avis": outcome["avis"], "adjourned": False, "motivation": outcome["motivation"],
             "actions": outcome["actions"],
             "next_passage": "à partir du 01/04/2027 (séance à fixer)",
             "formal_decision": outcome["formal_decision"],

@@ -3,11 +3,14 @@ situations, documents produced after « Clore la saisie des avis »."""
 
 from __future__ import annotations
 
+import io
 from datetime import date, datetime
 
+from docx import Document
 from sqlalchemy import func, select
 
 from generator.contexts import dossier_context, feedback_context
+from generator.render import render, template_path
 from shared.demo import demo_values
 from shared.domain import documents, meetings
 from shared.domain.meetings import ActionInput, adjourn, create_meeting, inscribe_sheet, record_avis
@@ -172,7 +175,7 @@ def test_the_dashboard_brings_back_a_situation_due_soon(app, world, db_session, 
 
 
 def test_an_adjourned_situation_gets_a_fiche_retour_saying_why_and_when(
-        app, world, db_session, vault):
+        app, settings, world, db_session, vault):
     meeting = world["meeting"]
     examined, adjourned = world["sheets"]
     hold(db_session, meeting)
@@ -185,9 +188,12 @@ def test_an_adjourned_situation_gets_a_fiche_retour_saying_why_and_when(
     job = documents.request_document(db_session, meeting, "feedback", None, adjourned)
     assert job.sheet_id == adjourned.id
     context = feedback_context(db_session, vault, meeting, 1, date.today(), adjourned)
-    assert context["avis"] == "Situation ajournée"
+    assert context["avis"] == "Situation ajournée" and context["adjourned"] is True
     assert context["motivation"] == "Bilan de santé attendu."
     assert context["next_passage"] == "à la prochaine séance de l'instance (date à fixer)"
+    cells = [c.text for t in Document(io.BytesIO(render(template_path(
+        settings.templates_dir, "feedback"), context))).tables for r in t.rows for c in r.cells]
+    assert "Motif de l'ajournement" in cells and "Motivation" not in cells
     db_session.commit()
     page = logged_in(app, "facilitator@test.invalid").get(
         f"/seances/{meeting.id}").get_data(as_text=True)
