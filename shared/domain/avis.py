@@ -83,8 +83,11 @@ def correct(session: Session, vault: Vault, decision: Decision, *, avis: str,
     if kind == "erratum":
         # A new PV version for the directors: the earlier visas stay on the version signed.
         meeting.state = "pv_en_signature"
-        documents.request_document(session, meeting, "minutes", vault.actor.user_id)
         notifications.minutes_sent(session, meeting)
+    if kind == "erratum" or documents.latest_document(session, meeting.id,
+                                                      "minutes") is not None:
+        # A PV already produced would be outdated: its new version is built at once.
+        documents.request_document(session, meeting, "minutes", vault.actor.user_id)
     if meeting.state in documents.KIND_STATES["feedback"]:
         documents.request_document(session, meeting, "feedback", vault.actor.user_id,
                                    decision.sheet)

@@ -12,7 +12,14 @@ from generator.contexts import feedback_context
 from shared.domain import avis, decisions, meetings
 from shared.domain.meetings import ActionInput
 from shared.errors import InvalidInput, InvalidTransition
-from shared.models import AuditEvent, AvisRevision, Decision, DocumentJob, Notification
+from shared.models import (
+    AuditEvent,
+    AvisRevision,
+    Decision,
+    DocumentJob,
+    GeneratedDocument,
+    Notification,
+)
 from tests.conftest import csrf_token, logged_in
 from tests.functional.test_returns import give_avis, hold
 
@@ -189,3 +196,25 @@ def test_a_formal_decision_naming_the_person_is_refused(world, examined, db_sess
                          actor_id=None)
     db_session.rollback()
     assert decision.formal is None
+
+
+def test_a_correction_after_the_pv_was_drafted_builds_its_new_version(
+        examined, db_session, vault):
+    meeting, _sheet, decision, _url = examined
+    meeting.state = "pv_redige"
+    drafted = GeneratedDocument(meeting_id=meeting.id, kind="minutes",
+                                content_version=meeting.content_version, filename="pv.docx",
+                                media_type="application/octet-stream", size=2, body=b"")
+    db_session.add(drafted)
+    db_session.flush()
+    vault.seal_blob(drafted, "body", b"pv")
+    avis.correct(db_session, vault, decision, avis="maintien", avis_codes={"maintien"},
+                 motivation="Poursuivre, avec un point d'étape.", actions=[],
+                 come_back_on=None, formal_decision_by="departement",
+                 reason="Précision ajoutée à la relecture du PV.")
+    assert meeting.state == "pv_redige"
+    assert db_session.scalar(select(DocumentJob.status).where(
+        DocumentJob.meeting_id == meeting.id, DocumentJob.kind == "minutes",
+        DocumentJob.content_version == meeting.content_version)) == "queued"
+    assert [r.kind for r in decision.revisions] == ["correction"]
+    db_session.rollback()
