@@ -39,7 +39,14 @@ from shared.models import (
     User,
 )
 from shared.models.document import INSTITUTIONS
-from shared.models.meeting import ANSWERS, ATTENDANCE, FORMAL_DECISION, ICAG_KINDS, MEMBER_KINDS
+from shared.models.meeting import (
+    ANSWERS,
+    ATTENDANCE,
+    FORMAL_DECISION,
+    FORMAL_OUTCOMES,
+    ICAG_KINDS,
+    MEMBER_KINDS,
+)
 from shared.protected import SENSITIVE, SITUATIONAL
 from shared.sheet_schema import (
     FIELDS_BY_NAME,
@@ -106,8 +113,8 @@ MINUTES_KEYS = SESSION_KEYS | {"attendance", "attendance_totals", "motif_counts"
 INFORMATION_KEYS = {"reference", "structure", "circonscription", "motif", "retention",
                     "dpo_contact", "version", "generated_on"}
 FEEDBACK_KEYS = BASE_KEYS | {"reference", "pseudonym", "structure", "motif", "avis",
-                             "motivation", "actions", "next_passage", "formal_decision",
-                             "information", "contact"}
+                             "adjourned", "motivation", "actions", "next_passage",
+                             "formal_decision", "information", "contact"}
 
 
 # -- formatting -------------------------------------------------------------------------------
@@ -174,6 +181,13 @@ def _header(session: Session, meeting: Meeting, version: int, today: date) -> di
         "version": str(version),
         "generated_on": french_date(today),
     }
+
+
+def _archive_version(meeting: Meeting, kind: str, version: int) -> str:
+    """The version as printed; a copy produced after the avis were closed says it is one."""
+    if documents.is_archive_copy(meeting, kind):
+        return f"{version} (copie d'archive établie après la séance)"
+    return str(version)
 
 
 def _facilitator_names(session: Session, meeting: Meeting) -> list[str]:
@@ -448,6 +462,7 @@ def dossier_context(session: Session, vault: Vault, meeting: Meeting, version: i
               for item, values in zip(items, opened, strict=True)]
     copies = [{"number": str(n)} | row for n, row in enumerate(context["members"], start=1)]
     return context | {
+        "version": _archive_version(meeting, "dossier", version),
         "copies": copies,
         "sheets": fiches,
         "open_recommendations": _open_recommendations(session, vault, meeting),
@@ -473,6 +488,7 @@ def attendance_context(session: Session, vault: Vault, meeting: Meeting, version
                            "label": f"Référent·e présentant {word} {_numbers(nums)}",
                            "time_slots": ", ".join(slots)})
     return _header(session, meeting, version, today) | {
+        "version": _archive_version(meeting, "attendance", version),
         "members": [_member(row) for row in _members(meeting)],
         "presenters": presenters,
     }
@@ -614,7 +630,7 @@ def minutes_context(session: Session, vault: Vault, meeting: Meeting, version: i
 
 # -- fiche retour -----------------------------------------------------------------------------
 def _next_passage(session: Session, meeting: Meeting, sheet: Sheet,
-                  decision: Decision | None) -> str:
+                  decision: Decision | None, adjourned: bool) -> str:
     later = session.scalar(
         select(Meeting.starts_at).join(AgendaItem, AgendaItem.meeting_id == Meeting.id)
         .where(AgendaItem.sheet_id == sheet.id, Meeting.starts_at > meeting.starts_at,
@@ -624,7 +640,19 @@ def _next_passage(session: Session, meeting: Meeting, sheet: Sheet,
         return f"{french_date(later.date())} à {french_time(later)} (séance programmée)"
     if decision is not None and decision.come_back_on:
         return f"à partir du {short_date(decision.come_back_on)} (séance à fixer)"
+    if adjourned:  # proposed again to the next session of the circonscription
+        return "à la prochaine séance de l'instance (date à fixer)"
     return ""
+
+
+def _formal_decision_text(vault: Vault, decision: Decision) -> str:
+    """The decision taken at the second level, as the fiche retour states it."""
+    formal = decision.formal
+    detail = vault.open(formal, "detail")
+    text = (f"{FORMAL_DECISION.get(decision.formal_decision_by, '')} – décision prise le "
+            f"{short_date(formal.decided_on)} par {formal.author} : "
+            f"{FORMAL_OUTCOMES.get(formal.outcome, formal.outcome)}")
+    return clean(f"{text}. {detail.reveal()}" if detail is not None else text)
 
 
 def feedback_context(session: Session, vault: Vault, meeting: Meeting, version: int,
@@ -640,7 +668,7 @@ def feedback_context(session: Session, vault: Vault, meeting: Meeting, version: 
     decision = _decisions(session, {(meeting.id, sheet.id)}).get((meeting.id, sheet.id))
     motivations, action_labels = _decision_texts(vault, [decision] if decision else [])
     outcome = _outcome(item, decision, labels, motivations, action_labels)
-    next_passage = _next_passage(session, meeting, sheet, decision)
+    next_passage = _next_passage(session, meeting, sheet, decision, outcome["adjourned"])
     if outcome["adjourned"]:
         avis = "Situation ajournée"
         motivation = outcome["adjourn_reason"]
@@ -654,11 +682,17 @@ def feedback_context(session: Session, vault: Vault, meeting: Meeting, version: 
     if outcome["actions"]:
         information.append("Convenir avec elle de la mise en œuvre des préconisations et de "
                            "leurs échéances.")
+    formal_decision = outcome["formal_decision"]
     if decision is not None and decision.formal_decision_by:
         who = {"departement": "du Département", "france_travail": "de France Travail"}.get(
             decision.formal_decision_by, "de l'institution compétente")
-        information.append(f"Lui préciser que cet avis doit encore faire l'objet d'une décision "
-                           f"formelle {who}, qui lui sera notifiée.")
+        if decision.formal is None:
+            formal_decision = f"{formal_decision} – en attente"
+            information.append(f"Lui préciser que cet avis doit encore faire l'objet d'une "
+                               f"décision formelle {who}, qui lui sera notifiée.")
+        else:
+            formal_decision = _formal_decision_text(vault, decision)
+            information.append(f"Lui notifier la décision formelle {who} et ses motifs.")
     if next_passage:
         information.append(f"Lui indiquer que sa situation sera de nouveau examinée "
                            f"({next_passage}).")
@@ -675,10 +709,11 @@ def feedback_context(session: Session, vault: Vault, meeting: Meeting, version: 
         "structure": outcome["structure"],
         "motif": outcome["motif"],
         "avis": avis,
+        "adjourned": outcome["adjourned"],  # the motivation is then the adjournment's reason
         "motivation": motivation,
         "actions": outcome["actions"],
         "next_passage": next_passage,
-        "formal_decision": outcome["formal_decision"],
+        "formal_decision": formal_decision,
         "information": information,
         "contact": f"Chargé·e d'animation territoriale de l'ICL-I – circonscription de "
                    f"{circonscription}",
@@ -873,7 +908,7 @@ def sample_context(kind: str) -> dict:
             "version": "1", "generated_on": "mercredi 16 décembre 2026",
             "reference": "ICL-C01-2026-0001", "pseudonym": "Tournesol-17",
             "structure": outcome["structure"], "motif": outcome["motif"],
-            "avis": outcome["avis"], "motivation": outcome["motivation"],
+            "avis": outcome["avis"], "adjourned": False, "motivation": outcome["motivation"],
             "actions": outcome["actions"],
             "next_passage": "à partir du 01/04/2027 (séance à fixer)",
             "formal_decision": outcome["formal_decision"],

@@ -105,6 +105,22 @@ def _sheet_adjourned(session: Session, n: Notification) -> Text:
                  "prochaine séance."], f"/fiches/{n.sheet_id}")
 
 
+def _sheet_brought_back(session: Session, n: Notification) -> Text:
+    return Text(f"Retour en instance : fiche {n.sheet.reference} à actualiser",
+                [f"La situation {_sheet_label(n)} revient devant l'instance, comme prévu lors "
+                 "de son dernier passage.",
+                 "Actualisez les textes de la fiche (l'identité est déjà enregistrée), puis "
+                 "renvoyez-la : elle sera proposée à la séance la plus proche de la date de "
+                 "retour."], f"/fiches/{n.sheet_id}")
+
+
+def _sheet_updated(session: Session, n: Notification) -> Text:
+    return Text(f"Fiche {n.sheet.reference} actualisée pour un retour en instance",
+                [f"Le ou la référent·e a actualisé la fiche {_sheet_label(n)} pour son retour "
+                 "devant l'instance.",
+                 "Elle est proposée parmi les situations à inscrire."], f"/fiches/{n.sheet_id}")
+
+
 def _feedback_ready(session: Session, n: Notification) -> Text:
     return Text(f"Avis rendu : fiche retour {n.sheet.reference} disponible",
                 [f"L'instance a rendu son avis sur la fiche {_sheet_label(n)} à "
@@ -162,6 +178,8 @@ COMPOSERS = {
     "sheet_returned": _simple(_sheet_returned),
     "sheet_inscribed": _simple(_sheet_inscribed),
     "sheet_adjourned": _simple(_sheet_adjourned),
+    "sheet_brought_back": _simple(_sheet_brought_back),
+    "sheet_updated": _simple(_sheet_updated),
     "feedback_ready": _simple(_feedback_ready),
     "visa_pending": _simple(_visa),
     "visa_reminder": _simple(_visa),

@@ -54,6 +54,8 @@ _DECLARATIONS: dict[str, dict[str, str]] = {
     "form_stashes": {"payload": IDENTIFYING},  # may hold anything typed, identity included
     "decisions": {"motivation": SITUATIONAL},
     "decision_actions": {"label": SITUATIONAL},
+    "formal_decisions": {"detail": SITUATIONAL},
+    "avis_revisions": {"previous": SITUATIONAL},
     "generated_documents": {"body": SITUATIONAL, "pdf_body": SITUATIONAL},
 }
 

@@ -35,10 +35,12 @@ from shared.crypto import KeyRing
 from shared.db import utcnow
 from shared.models import (
     AuditEvent,
+    AvisRevision,
     Beneficiary,
     Decision,
     DecisionAction,
     DocumentJob,
+    FormalDecision,
     FormStash,
     GeneratedDocument,
     IdentityRecord,
@@ -147,6 +149,10 @@ def purge_person(session: Session, keyring: KeyRing, actor: audit.Actor, person:
                     .values(motivation=None))
     session.execute(update(DecisionAction).where(DecisionAction.decision_id.in_(decision_ids))
                     .values(label=None))
+    session.execute(update(FormalDecision).where(FormalDecision.decision_id.in_(decision_ids))
+                    .values(detail=None))
+    session.execute(update(AvisRevision).where(AvisRevision.decision_id.in_(decision_ids))
+                    .values(previous=None))
     beneficiary.purged_at = now
     session.flush()
     audit.record(session, keyring, actor, "purge", object_type="beneficiaries",

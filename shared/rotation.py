@@ -36,9 +36,11 @@ from shared.encrypted import Vault
 from shared.errors import InvalidInput, InvalidTransition
 from shared.keys import record_key_versions
 from shared.models import (
+    AvisRevision,
     Beneficiary,
     Decision,
     DecisionAction,
+    FormalDecision,
     GeneratedDocument,
     IdentityRecord,
     KeyRotation,
@@ -456,6 +458,10 @@ def owned_records(session: Session, beneficiary: Beneficiary) -> list[Any]:
         *decisions,
         *session.scalars(select(DecisionAction).where(
             DecisionAction.decision_id.in_([d.id for d in decisions]))),
+        *session.scalars(select(FormalDecision).where(
+            FormalDecision.decision_id.in_([d.id for d in decisions]))),
+        *session.scalars(select(AvisRevision).where(
+            AvisRevision.decision_id.in_([d.id for d in decisions]))),
         *session.scalars(select(GeneratedDocument)
                          .where(GeneratedDocument.sheet_id.in_(sheet_ids))),
     ]

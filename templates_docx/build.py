@@ -749,7 +749,8 @@ def build_feedback(path: Path) -> None:
     heading(document, "Avis de l'instance", 2)
     key_value_table(document, [
         ("Avis", "{{ avis }}"),
-        ("Motivation", "{{ motivation }}{% if not motivation %}—{% endif %}"),
+        ("{% if adjourned %}Motif de l'ajournement{% else %}Motivation{% endif %}",
+         "{{ motivation }}{% if not motivation %}—{% endif %}"),
         ("Décision formelle", "{{ formal_decision }}{% if not formal_decision %}—{% endif %}"),
         ("Prochain passage en instance", "{{ next_passage }}{% if not next_passage %}Aucun "
                                          "prévu{% endif %}"),

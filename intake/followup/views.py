@@ -15,13 +15,16 @@ from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 
 from intake.access import role_required
-from intake.dbsession import db, vault
-from shared.domain import meetings
+from intake.dbsession import db, services, vault
+from intake.ids import record_id
+from shared import outbox
+from shared.domain import decisions, meetings, returns
 from shared.domain.reference import reference_labels
 from shared.domain.sheets import facilitator_sheets_query
 from shared.domain.statistics import MonthlyStatistics, monthly_statistics
 from shared.errors import DomainError, InvalidInput
 from shared.models import Circonscription, DecisionAction, Sheet
+from shared.models.meeting import FORMAL_DECISION
 from shared.text import FRENCH_MONTHS
 
 bp = Blueprint("followup", __name__, url_prefix="/suivi")
@@ -79,6 +82,43 @@ def mark_done(action_id: int):
         db().commit()
         flash(f"Préconisation de la fiche {reference} marquée réalisée.", "success")
     return redirect(url_for("followup.dashboard"))
+
+
+@bp.route("/retours/<int:sheet_id>", methods=["POST"])
+@role_required("facilitator")
+def bring_back(sheet_id: int):
+    """« Faire revenir en instance », from the dashboard or a session page (``seance``)."""
+    sheet = db().get(Sheet, sheet_id)
+    if sheet is None or sheet.circonscription_id not in current_user.circonscription_ids:
+        abort(404)
+    meeting_id = request.form.get("seance", type=record_id)
+    back = (url_for("meetings.show", meeting_id=meeting_id) + "#retours" if meeting_id
+            else url_for("followup.dashboard"))
+    try:
+        returns.bring_back(db(), vault(), sheet, actor_id=current_user.id)
+    except DomainError as exc:
+        db().rollback()
+        flash(exc.message, "error")
+        return redirect(back)
+    db().commit()
+    outbox.send_pending(db(), services().redis, services().keyring)  # the referent's e-mail
+    flash(f"Fiche {sheet.reference} : le ou la référent·e est invité·e à l'actualiser pour "
+          "son retour en instance.", "success")
+    return redirect(back)
+
+
+@bp.route("/decisions-en-attente")
+@role_required("facilitator", "director")
+def pending_decisions():
+    """Avis awaiting the Département's or France Travail's formal decision: a facilitator's
+    circonscriptions, or a director's institutions (by reference only, as in the PV)."""
+    facilitator = current_user.has_role("facilitator")
+    waiting = decisions.pending(
+        db(), circonscription_ids=current_user.circonscription_ids if facilitator else None,
+        institutions=None if facilitator else current_user.institutions)
+    return render_template("followup/pending_decisions.html", waiting=waiting,
+                           facilitator=facilitator, formal=FORMAL_DECISION,
+                           avis_labels=reference_labels(db()).get("avis", {}))
 
 
 # -- statistics ------------------------------------------------------------------------------

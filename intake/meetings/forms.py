@@ -6,7 +6,7 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from intake.choices import choices
 from intake.forms import Form
-from shared.models.meeting import FORMAL_DECISION, ICAG_KINDS, MEMBER_KINDS
+from shared.models.meeting import FORMAL_DECISION, FORMAL_OUTCOMES, ICAG_KINDS, MEMBER_KINDS
 
 WEEKDAYS = ["Lundi", "Mardi", "Mercredi", "Jeudi", "Vendredi"]
 WEEKS = [(1, "1re semaine"), (2, "2e semaine"), (3, "3e semaine"), (4, "4e semaine"),
@@ -87,6 +87,21 @@ class AvisForm(Form):
                                render_kw={"type": "date"})
     formal_decision_by = SelectField("Décision formelle encore nécessaire",
                                      choices=choices(FORMAL_DECISION.items()))
+
+
+class CorrectionForm(AvisForm):
+    reason = TextAreaField("Motif de la correction (obligatoire, sans nom de personne)",
+                           validators=[Length(max=500)], render_kw={"rows": 2})
+
+
+class FormalDecisionForm(Form):
+    outcome = SelectField("Décision prise",
+                          choices=choices([("", "—"), *FORMAL_OUTCOMES.items()]))
+    decided_on = StringField("Date de la décision", render_kw={"type": "date"})
+    author = StringField("Décision prise par (fonction, délégation)",
+                         validators=[Length(max=160)])
+    detail = TextAreaField("Précisions (facultatif ; obligatoire si la décision diffère de "
+                           "l'avis)", validators=[Length(max=1000)], render_kw={"rows": 3})
 
 
 ACTION_ROWS = 3

@@ -20,6 +20,8 @@ from intake.meetings.forms import (
     ACTION_ROWS,
     AdjournForm,
     AvisForm,
+    CorrectionForm,
+    FormalDecisionForm,
     InscribeForm,
     ItemForm,
     MeetingForm,
@@ -29,12 +31,14 @@ from intake.meetings.forms import (
     ScheduleForm,
 )
 from shared import heartbeat, outbox
-from shared.domain import documents
+from shared.domain import avis as avis_domain
+from shared.domain import decisions, documents, returns
 from shared.domain import meetings as domain
 from shared.domain.reference import reference_labels
 from shared.domain.screening import DISMISS_REASONS, TextsNeedReviewError
 from shared.errors import DomainError
 from shared.models import (
+    AgendaItem,
     Circonscription,
     Decision,
     GeneratedDocument,
@@ -45,7 +49,14 @@ from shared.models import (
     Structure,
 )
 from shared.models.document import DOCUMENT_KINDS, PER_SHEET_KINDS, SHEET_ONLY_KINDS
-from shared.models.meeting import AGENDA_PARTS, ANSWERS, ATTENDANCE, FORMAL_DECISION, ICAG_KINDS
+from shared.models.meeting import (
+    AGENDA_PARTS,
+    ANSWERS,
+    ATTENDANCE,
+    FORMAL_DECISION,
+    ICAG_KINDS,
+    REVISION_KINDS,
+)
 from shared.text import parse_date
 
 bp = Blueprint("meetings", __name__, url_prefix="/seances")
@@ -216,11 +227,14 @@ def show(meeting_id: int):
     inscribe = InscribeForm()
     on_agenda = {i.sheet.beneficiary_id for i in meeting.items
                  if i.sheet is not None and i.outcome != "ajourne"}
+    candidates = domain.candidate_sheets(db(), meeting)
+    returning = returns.returning_sheet_ids(db(), [s.id for s in candidates])
     inscribe.sheet_id.choices = choices(
         (s.id, f"{s.reference} – {s.beneficiary.pseudonym}"
                f"{' (ajournée)' if s.status == 'ajournee' else ''}"
+               f"{' (retour en instance)' if s.id in returning else ''}"
                f"{' (même personne qu’un point inscrit)' if s.beneficiary_id in on_agenda else ''}")
-        for s in domain.candidate_sheets(db(), meeting))
+        for s in candidates)
     adjourn = AdjournForm()
     adjourn.target_id.choices = choices([(0, "Non : proposée à la prochaine séance"), *(
         (m.id, m.starts_at.strftime("%d/%m/%Y")) for m in _other_open_meetings(meeting))])
@@ -240,7 +254,14 @@ def show(meeting_id: int):
         counts=domain.attendance_counts(meeting), deadlines=domain.deadlines(meeting),
         icag_kinds=ICAG_KINDS, labels=labels, decisions=decisions,
         same_person=domain.same_person_items(meeting),
-        transitions=domain.TRANSITIONS, today=date.today(), follow_up=follow_up)
+        transitions=domain.TRANSITIONS, today=date.today(), follow_up=follow_up,
+        proposed_returns=returns.proposed_returns(db(), meeting),
+        feedback_sheets=[db().get(Sheet, sheet_id)
+                         for sheet_id in documents.feedback_sheet_ids(db(), meeting)],
+        never_produced=(documents.never_produced(db(), meeting)
+                        if "finish_avis" in allowed else []),
+        archive_copies=meeting.state in documents.AFTER_AVIS,
+        revision_kind=avis_domain.revision_kind(meeting.state), formal=FORMAL_DECISION)
 
 
 def meeting_decisions(meeting: Meeting) -> list[Decision]:
@@ -451,6 +472,102 @@ def avis(meeting_id: int, item_id: int):
                            structures=structures, rows=ACTION_ROWS, review=review,
                            reasons=DISMISS_REASONS,
                            allowed=domain.allowed_actions(meeting))
+
+
+def _decision_of(meeting: Meeting, item_id: int) -> tuple[AgendaItem, Decision | None]:
+    item = next((i for i in meeting.items if i.id == item_id and i.sheet is not None), None)
+    if item is None:
+        abort(404)
+    return item, db().scalar(select(Decision).where(Decision.meeting_id == meeting.id,
+                                                    Decision.sheet_id == item.sheet_id))
+
+
+def _avis_values(decision: Decision) -> dict[str, str]:
+    """The avis being corrected, as the form's préconisation rows show it."""
+    values = {}
+    labels = vault().open_many(decision.actions, ["label"]) if decision.actions else []
+    for row, (action, secret) in enumerate(zip(decision.actions, labels, strict=True)):
+        values[f"action_{row}_label"] = secret["label"].reveal() if secret["label"] else ""
+        values[f"action_{row}_owner"] = str(action.owner_structure_id or "")
+        values[f"action_{row}_due"] = action.due_on.isoformat() if action.due_on else ""
+    return values
+
+
+@bp.route("/<int:meeting_id>/points/<int:item_id>/corriger", methods=["GET", "POST"])
+@role_required("facilitator")
+def correct_avis(meeting_id: int, item_id: int):
+    meeting = meeting_in_scope(meeting_id)
+    item, decision = _decision_of(meeting, item_id)
+    kind = avis_domain.revision_kind(meeting.state)
+    if decision is None or kind is None:
+        flash("Cet avis ne peut pas être corrigé maintenant (pas d'avis, ou procès-verbal en "
+              "signature).", "error")
+        return redirect(url_for("meetings.show", meeting_id=meeting.id) + "#odj")
+    labels = reference_labels(db(), active_only=True)
+    if request.method == "POST":
+        form = CorrectionForm()
+    else:  # the current avis, to be corrected
+        motivation = vault().open(decision, "motivation")
+        form = CorrectionForm(data={
+            "avis": decision.avis, "formal_decision_by": decision.formal_decision_by,
+            "come_back_on": decision.come_back_on.isoformat() if decision.come_back_on else "",
+            "motivation": motivation.reveal() if motivation is not None else ""})
+    form.avis.choices = choices([("", "—"), *labels["avis"].items()])
+    structures = db().scalars(select(Structure).where(Structure.active.is_(True))
+                              .order_by(Structure.name)).all()
+    review = None  # the caught words, highlighted, once texts were refused
+    if form.validate_on_submit():
+        try:
+            avis_domain.correct(
+                db(), vault(), decision, avis=form.avis.data or "",
+                avis_codes=set(labels["avis"]), motivation=form.motivation.data or "",
+                actions=_actions_from_request(),
+                come_back_on=_optional_date(form.come_back_on.data,
+                                            "Date de retour en instance"),
+                formal_decision_by=form.formal_decision_by.data or "",
+                reason=form.reason.data or "", dismissals=_dismissals())
+        except DomainError as exc:
+            db().rollback()
+            flash(exc.message, "error")
+            review = exc if isinstance(exc, TextsNeedReviewError) else None
+        else:
+            return _done(meeting, f"Erratum publié pour {item.sheet.reference} : le nouveau "
+                                  "procès-verbal attend les visas." if kind == "erratum"
+                         else f"Avis corrigé pour {item.sheet.reference}.", "#odj")
+    values = request.form if request.method == "POST" else _avis_values(decision)
+    versions = avis_domain.previous_versions(vault(), decision)
+    db().commit()  # the audit rows of the reads above
+    return render_template("meetings/correct_avis.html", meeting=meeting, item=item, form=form,
+                           structures=structures, rows=ACTION_ROWS, review=review,
+                           reasons=DISMISS_REASONS, values=values, kind=kind,
+                           versions=versions, labels=labels, kinds=REVISION_KINDS)
+
+
+@bp.route("/<int:meeting_id>/points/<int:item_id>/decision-formelle", methods=["GET", "POST"])
+@role_required("facilitator")
+def formal_decision(meeting_id: int, item_id: int):
+    meeting = meeting_in_scope(meeting_id)
+    _item, decision = _decision_of(meeting, item_id)
+    if decision is None or decision.formal_state != "en_attente":
+        flash("Aucune décision formelle n'est attendue pour cette situation.", "error")
+        return redirect(url_for("meetings.show", meeting_id=meeting.id) + "#odj")
+    form = FormalDecisionForm()
+    if form.validate_on_submit():
+        try:
+            decisions.record(db(), vault(), decision, outcome=form.outcome.data or "",
+                             decided_on=_optional_date(form.decided_on.data,
+                                                       "Date de la décision"),
+                             author=form.author.data or "", detail=form.detail.data or "",
+                             actor_id=current_user.id)
+        except DomainError as exc:
+            db().rollback()
+            flash(exc.message, "error")
+        else:
+            return _done(meeting, f"Décision formelle enregistrée pour "
+                                  f"{decision.sheet.reference} : la fiche retour est mise à "
+                                  "jour.", "#odj")
+    return render_template("meetings/formal_decision.html", meeting=meeting, decision=decision,
+                           form=form, labels=reference_labels(db()), formal=FORMAL_DECISION)
 
 
 def _optional_date(value: str | None, label: str) -> date | None:

@@ -268,6 +268,7 @@ def edit(sheet_id: int):
             domain.write_values(vault(), sheet, values)
             record("sheet_saved", object_type="sheets", object_ids=[sheet.id])
             if request.form.get("action") == "submit":
+                returning = sheet.status == "retour"
                 try:
                     workflow.submit(session_db, vault(), sheet, labels, actor_id=current_user.id,
                                     guard_confirmed=form.guard_confirmed.data)
@@ -280,7 +281,9 @@ def edit(sheet_id: int):
                 else:
                     session_db.commit()
                     send_pending()  # the facilitators' e-mails
-                    flash(f"Fiche {sheet.reference} soumise à l'instance.", "success")
+                    flash(f"Fiche {sheet.reference} actualisée : elle est proposée à nouveau "
+                          "à l'instance." if returning
+                          else f"Fiche {sheet.reference} soumise à l'instance.", "success")
                     return redirect(url_for("sheets.show", sheet_id=sheet.id))
             session_db.commit()  # the draft is saved even when submission is refused
             if not errors and not hits and request.form.get("action") != "submit":

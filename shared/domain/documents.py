@@ -33,14 +33,31 @@ LEASE = timedelta(minutes=6)
 # A queued job sent to Redis this long ago without starting is sent again (Redis lost it).
 RESEND_AFTER = timedelta(minutes=10)
 
+# Once « Clore la saisie des avis » is done: the dossier and the émargement can still be
+# produced, as archive copies (e.g. one was never printed before the session).
+AFTER_AVIS = {"avis_saisis", "pv_redige", "pv_en_signature", "pv_signe", "cloturee"}
+ARCHIVE_KINDS = ("dossier", "attendance")
+
 # The session states in which each document can be (re)generated.
 KIND_STATES = {
     "agenda": {"planifiee", "odj_en_construction", "convoquee", "tenue"},
-    "dossier": {"odj_en_construction", "convoquee", "tenue"},
-    "attendance": {"convoquee", "tenue"},
+    "dossier": {"odj_en_construction", "convoquee", "tenue"} | AFTER_AVIS,
+    "attendance": {"convoquee", "tenue"} | AFTER_AVIS,
     "minutes": {"avis_saisis", "pv_redige", "pv_en_signature", "pv_signe"},
-    "feedback": {"avis_saisis", "pv_redige", "pv_en_signature", "pv_signe", "cloturee"},
+    "feedback": AFTER_AVIS,
 }
+
+
+def is_archive_copy(meeting: Meeting, kind: str) -> bool:
+    """A dossier or émargement produced after the avis were closed: an archive copy."""
+    return kind in ARCHIVE_KINDS and meeting.state in AFTER_AVIS
+
+
+def never_produced(session: Session, meeting: Meeting) -> list[str]:
+    """The French names of the session documents (dossier, émargement) never built: the
+    page warns before « Clore la saisie des avis »."""
+    return [DOCUMENT_KINDS[kind] for kind in ARCHIVE_KINDS
+            if latest_document(session, meeting.id, kind) is None]
 
 
 REVIEW_PURPOSE = "relecture des textes avant le dossier de séance"
@@ -90,9 +107,9 @@ def request_document(session: Session, meeting: Meeting, kind: str,
                                 f"séance est « {meeting.state_label} ».")
     if (kind in PER_SHEET_KINDS) != (sheet is not None):
         raise InvalidInput("Ce document se génère pour une situation de la séance.")
-    if sheet is not None and not session.scalar(select(Decision.id).where(
-            Decision.meeting_id == meeting.id, Decision.sheet_id == sheet.id)):
-        raise InvalidInput("Pas d'avis enregistré pour cette situation à cette séance.")
+    if sheet is not None and sheet.id not in feedback_sheet_ids(session, meeting):
+        raise InvalidInput("Pas d'avis enregistré ni d'ajournement pour cette situation à "
+                           "cette séance.")
     subject = str(sheet.id) if sheet is not None else ""
     job = session.scalars(select(DocumentJob).where(
         DocumentJob.meeting_id == meeting.id, DocumentJob.kind == kind,
@@ -109,6 +126,15 @@ def request_document(session: Session, meeting: Meeting, kind: str,
         job.document_id = None
     session.flush()
     return job
+
+
+def feedback_sheet_ids(session: Session, meeting: Meeting) -> list[int]:
+    """The sheets of the session that get a fiche retour: those with an avis, and those
+    adjourned (the fiche says why and when they come back), in agenda order."""
+    decided = set(session.scalars(select(Decision.sheet_id).where(
+        Decision.meeting_id == meeting.id)))
+    return [item.sheet_id for item in sorted(meeting.items, key=lambda i: (i.position, i.id))
+            if item.sheet_id and (item.sheet_id in decided or item.outcome == "ajourne")]
 
 
 def request_information_note(session: Session, sheet: Sheet,

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shared import audit
-from shared.domain import documents, notifications
+from shared.domain import documents, notifications, returns
 from shared.domain.screening import SessionFinding, audit_dismissals, review_session_texts
 from shared.domain.sheet_workflow import transition as sheet_transition
 from shared.domain.sheets import read_values, sheet_identity
@@ -611,19 +611,11 @@ class ActionInput:
     due_on: date | None
 
 
-def record_avis(session: Session, vault: Vault, meeting: Meeting, item_id: int, *, avis: str,
-                avis_codes: set[str], motivation: str, actions: list[ActionInput],
-                come_back_on: date | None, formal_decision_by: str,
-                dismissals: dict[str, str] | None = None) -> Decision:
-    """The instance's avis on one situation, with its préconisations.
-
-    Texts that look identifying are refused: the person's own identity always, another
-    finding until the facilitator dismisses it with a reason (``dismissals``: finding key
-    -> reason, audited as counts)."""
-    _require(meeting, "record_avis")
-    item = _item(meeting, item_id)
-    if item.sheet is None or item.outcome:
-        raise InvalidInput("Cette situation a déjà un avis ou a été ajournée.")
+def check_avis_inputs(session: Session, meeting: Meeting, *, avis: str, avis_codes: set[str],
+                      motivation: str, actions: list[ActionInput], come_back_on: date | None,
+                      formal_decision_by: str) -> tuple[str, list[ActionInput]]:
+    """The avis's cleaned motivation and actions, or a French error listing every problem
+    (an avis recorded, or corrected)."""
     motivation = clean_text(motivation, label="Motivation", limit=MOTIVATION_LIMIT,
                             multiline=True)
     actions = [ActionInput(clean_text(a.label, label="Action", limit=ACTION_LIMIT),
@@ -645,17 +637,51 @@ def record_avis(session: Session, vault: Vault, meeting: Meeting, item_id: int, 
             problems.append("structure porteuse inconnue")
     if problems:
         raise InvalidInput("Avis non enregistré : " + " ; ".join(dict.fromkeys(problems)) + ".")
-    sheet = item.sheet
-    texts = {"Motivation": motivation} | {f"Action {number}": action.label
-                                          for number, action in enumerate(actions, 1)}
-    dismissals = dismissals or {}
+    return motivation, actions
+
+
+def review_sheet_texts(session: Session, vault: Vault, sheet: Sheet, texts: dict[str, str],
+                       dismissals: dict[str, str], intro: str) -> list[SessionFinding]:
+    """Texts about one situation that reach the PV and the fiche retour: the dismissed
+    findings, or ``TextsNeedReviewError`` (the person's own identity is never dismissable)."""
+    if not any(texts.values()):
+        return []
     # The identity is decrypted (an audited read) only when there is text to check.
-    dismissed = (review_session_texts(
-        session, texts, sheet_identity(session, vault, sheet, GUARD_PURPOSE), dismissals,
-        "Avis non enregistré : ces textes iront au procès-verbal et à la fiche retour, qui "
-        "désignent la personne par sa seule référence. Reformulez ; un élément qui ne "
-        "désigne ni la personne ni un tiers peut être écarté avec un motif :")
-        if any(texts.values()) else [])
+    return review_session_texts(
+        session, texts, sheet_identity(session, vault, sheet, GUARD_PURPOSE), dismissals, intro)
+
+
+def avis_texts(motivation: str, actions: list[ActionInput]) -> dict[str, str]:
+    """An avis's free texts, labelled as the review page shows them."""
+    return {"Motivation": motivation} | {f"Action {number}": action.label
+                                         for number, action in enumerate(actions, 1)}
+
+
+AVIS_REVIEW_INTRO = ("ces textes iront au procès-verbal et à la fiche retour, qui désignent "
+                     "la personne par sa seule référence. Reformulez ; un élément qui ne "
+                     "désigne ni la personne ni un tiers peut être écarté avec un motif :")
+
+
+def record_avis(session: Session, vault: Vault, meeting: Meeting, item_id: int, *, avis: str,
+                avis_codes: set[str], motivation: str, actions: list[ActionInput],
+                come_back_on: date | None, formal_decision_by: str,
+                dismissals: dict[str, str] | None = None) -> Decision:
+    """The instance's avis on one situation, with its préconisations.
+
+    Texts that look identifying are refused: the person's own identity always, another
+    finding until the facilitator dismisses it with a reason (``dismissals``: finding key
+    -> reason, audited as counts)."""
+    _require(meeting, "record_avis")
+    item = _item(meeting, item_id)
+    if item.sheet is None or item.outcome:
+        raise InvalidInput("Cette situation a déjà un avis ou a été ajournée.")
+    motivation, actions = check_avis_inputs(
+        session, meeting, avis=avis, avis_codes=avis_codes, motivation=motivation,
+        actions=actions, come_back_on=come_back_on, formal_decision_by=formal_decision_by)
+    sheet = item.sheet
+    dismissals = dismissals or {}
+    dismissed = review_sheet_texts(session, vault, sheet, avis_texts(motivation, actions),
+                                   dismissals, "Avis non enregistré : " + AVIS_REVIEW_INTRO)
     sheet_transition(session, vault, sheet, "examine", actor_id=vault.actor.user_id)
     decision = Decision(meeting_id=meeting.id, sheet=sheet, avis=avis,
                         formal_decision_by=formal_decision_by, come_back_on=come_back_on)
@@ -698,11 +724,13 @@ def open_actions(session: Session, circonscription_ids: set[int]) -> list[Decisi
 
 def situations_to_bring_back(session: Session, circonscription_ids: set[int],
                              horizon: date) -> list[Decision]:
+    """The latest avis of situations in suivi (or being updated for their return) whose
+    return date falls before ``horizon``: an earlier passage's date no longer counts."""
     return list(session.scalars(
         select(Decision).join(Sheet, Decision.sheet_id == Sheet.id)
         .where(Sheet.circonscription_id.in_(circonscription_ids or {-1}),
-               Sheet.status == "suivi", Decision.come_back_on.is_not(None),
-               Decision.come_back_on <= horizon)
+               Sheet.status.in_(returns.RETURNING_STATES), Decision.come_back_on.is_not(None),
+               Decision.come_back_on <= horizon, Decision.id.in_(returns.latest_decision_ids()))
         .order_by(Decision.come_back_on)))
 
 

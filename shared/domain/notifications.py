@@ -39,7 +39,10 @@ ANSWER_LINK_TTL = timedelta(days=21)
 ANSWER_SALT = "icli.convocation-answer.v1"
 # Which sheet transitions tell whom: the circonscription's facilitators or the author.
 SHEET_EVENTS = {"submit": "sheet_submitted", "return": "sheet_returned",
-                "inscribe": "sheet_inscribed", "adjourn": "sheet_adjourned"}
+                "inscribe": "sheet_inscribed", "adjourn": "sheet_adjourned",
+                "bring_back": "sheet_brought_back", "resubmit": "sheet_updated"}
+# Kinds for the circonscription's facilitators; the others go to the sheet's author.
+FACILITATOR_KINDS = {"sheet_submitted", "sheet_updated"}
 
 
 # -- preferences ----------------------------------------------------------------------------
@@ -100,13 +103,13 @@ def _users_with_role(session: Session, role: str, circonscription_id: int | None
 
 def sheet_moved(session: Session, sheet: Sheet, action: str,
                 meeting: Meeting | None = None) -> None:
-    """A submitted sheet tells the circonscription's facilitators; a returned, inscribed or
-    adjourned one tells its author."""
+    """A submitted (or updated returning) sheet tells the circonscription's facilitators; a
+    returned, inscribed, adjourned or brought back one tells its author."""
     kind = SHEET_EVENTS.get(action)
     if kind is None:
         return
     ids = {"sheet_id": sheet.id, "meeting_id": meeting.id if meeting is not None else None}
-    if kind == "sheet_submitted":
+    if kind in FACILITATOR_KINDS:
         for user in _users_with_role(session, "facilitator", sheet.circonscription_id):
             _to_user(session, kind, user, **ids)
     elif sheet.author_id is not None:

@@ -1,7 +1,9 @@
 """The sheet lifecycle: guarded transitions, each with a history event and an audit row.
 
 brouillon → soumise → (à compléter ↔ soumise) → recevable → inscrite → examinée →
-avis rendu | ajournée → suivi → close, plus retirée and non recevable.
+avis rendu | ajournée → suivi → close, plus retirée and non recevable. A situation in suivi
+comes back (retour en instance): its referent updates the texts, then it is recevable again
+and inscribed as a new passage of the same sheet.
 """
 
 from __future__ import annotations
@@ -52,6 +54,9 @@ TRANSITIONS = {
                           needs_reason=True),
     "follow": Transition(frozenset({"avis_rendu"}), "suivi", "passer en suivi"),
     "close": Transition(frozenset({"avis_rendu", "suivi"}), "close", "clore"),
+    "bring_back": Transition(frozenset({"suivi"}), "retour", "faire revenir en instance"),
+    # Already found receivable: the updated sheet goes straight back to the candidates.
+    "resubmit": Transition(frozenset({"retour"}), "recevable", "renvoyer la fiche actualisée"),
 }
 
 REASON_LIMIT = 1000
@@ -140,9 +145,11 @@ class FindingsOpen(InvalidInput):
 def submit(session: Session, vault: Vault, sheet: Sheet, labels: dict[str, dict[str, str]], *,
            actor_id: int | None, guard_confirmed: bool = False) -> SheetEvent:
     """Check completeness, the free-text guard and the de-identification review, then
-    submit; the referent's review decisions are counted for the statistics."""
-    if sheet.status not in TRANSITIONS["submit"].sources:
-        return transition(session, vault, sheet, "submit", actor_id=actor_id)  # raises
+    submit (a returning sheet: resubmit); the referent's review decisions are counted for
+    the statistics."""
+    action = "resubmit" if sheet.status == "retour" else "submit"
+    if sheet.status not in TRANSITIONS[action].sources:
+        return transition(session, vault, sheet, action, actor_id=actor_id)  # raises
     values = read_values(vault, sheet, purpose="soumission de la fiche")
     errors = validate_values(values, labels, submitting=True)
     if errors:
@@ -159,7 +166,7 @@ def submit(session: Session, vault: Vault, sheet: Sheet, labels: dict[str, dict[
                      object_type="sheets", object_ids=[sheet.id], fields=sorted(hits))
     _record_review_counts(session, sheet, deidentify.decision_counts(values))
     sheet.open_findings = 0
-    return transition(session, vault, sheet, "submit", actor_id=actor_id)
+    return transition(session, vault, sheet, action, actor_id=actor_id)
 
 
 def _record_review_counts(session: Session, sheet: Sheet,

@@ -49,7 +49,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 PAST_ONLY = {"debut_accompagnement", "contrat_debut", "radiation_date", "date_information"}
 EARLIEST = date(1990, 1, 1)
 # States in which the referent may still change the sheet.
-EDITABLE_STATES = {"brouillon", "a_completer"}
+# A returning situation (retour) is updated by its referent before it is inscribed again.
+EDITABLE_STATES = {"brouillon", "a_completer", "retour"}
 
 
 class SheetInvalid(InvalidInput):

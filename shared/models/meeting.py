@@ -42,6 +42,13 @@ MEMBER_KINDS = {"permanent": "Membre permanent", "invite": "Invité"}
 ICAG_KINDS = {"entree": "Entrée", "renouvellement": "Renouvellement", "sortie": "Sortie"}
 FORMAL_DECISION = {"": "Non : avis définitif", "departement": "Oui, par le Département",
                    "france_travail": "Oui, par France Travail"}
+# What the competent institution decided on an avis that needed its formal decision.
+FORMAL_OUTCOMES = {"conforme": "Décision conforme à l'avis",
+                   "modifiee": "Décision différente de l'avis",
+                   "refusee": "Avis non suivi"}
+FORMAL_STATES = {"en_attente": "En attente", "prise": "Prise"}
+# Why an avis was changed: a correction before the PV goes to signature, or an erratum after.
+REVISION_KINDS = {"correction": "Correction avant signature", "erratum": "Erratum après signature"}
 
 AGENDA_PARTS = {
     "partenariat": "Partenariat, interconnaissance, projets territoriaux",
@@ -194,10 +201,22 @@ class Decision(Base):
     actions: Mapped[list[DecisionAction]] = relationship(
         back_populates="decision", order_by="DecisionAction.id", cascade="all, delete-orphan"
     )
+    formal: Mapped[FormalDecision | None] = relationship(back_populates="decision",
+                                                         cascade="all, delete-orphan")
+    revisions: Mapped[list[AvisRevision]] = relationship(
+        back_populates="decision", order_by="AvisRevision.id", cascade="all, delete-orphan"
+    )
 
     @property
     def key_owner_uuid(self) -> str:
         return self.sheet.beneficiary.uuid
+
+    @property
+    def formal_state(self) -> str:
+        """"" when the avis is final, else en_attente until the decision is recorded."""
+        if not self.formal_decision_by:
+            return ""
+        return "prise" if self.formal is not None else "en_attente"
 
 
 class DecisionAction(Base):
@@ -216,6 +235,56 @@ class DecisionAction(Base):
 
     decision: Mapped[Decision] = relationship(back_populates="actions")
     owner: Mapped[Structure | None] = relationship()
+
+    @property
+    def key_owner_uuid(self) -> str:
+        return self.decision.sheet.beneficiary.uuid
+
+
+class FormalDecision(Base):
+    """The decision itself of the institution competent for an avis (second level): who took
+    it, when, and what; one per avis, recorded once taken."""
+
+    __tablename__ = "formal_decisions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
+    decision_id: Mapped[int] = mapped_column(ForeignKey("decisions.id", ondelete="CASCADE"),
+                                             unique=True)
+    outcome: Mapped[str] = mapped_column(String(20))  # key of FORMAL_OUTCOMES
+    decided_on: Mapped[date] = mapped_column(Date)
+    # The professional who decided (e.g. "DGA Solidarités, par délégation"): no case data.
+    author: Mapped[str] = mapped_column(String(160))
+    recorded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    detail: Mapped[str | None] = mapped_column(Text)  # content chain
+
+    decision: Mapped[Decision] = relationship(back_populates="formal")
+
+    @property
+    def key_owner_uuid(self) -> str:
+        return self.decision.sheet.beneficiary.uuid
+
+
+class AvisRevision(Base):
+    """An earlier version of an avis, kept when it is corrected (or amended by erratum)."""
+
+    __tablename__ = "avis_revisions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
+    decision_id: Mapped[int] = mapped_column(ForeignKey("decisions.id", ondelete="CASCADE"),
+                                             index=True)
+    kind: Mapped[str] = mapped_column(String(10))  # key of REVISION_KINDS
+    revised_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    revised_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    avis: Mapped[str] = mapped_column(String(40))
+    formal_decision_by: Mapped[str] = mapped_column(String(20), default="")
+    come_back_on: Mapped[date | None] = mapped_column(Date)
+    # Content chain, JSON: the motivation and préconisations as they were, and why changed.
+    previous: Mapped[str | None] = mapped_column(Text)
+
+    decision: Mapped[Decision] = relationship(back_populates="revisions")
 
     @property
     def key_owner_uuid(self) -> str:

@@ -18,6 +18,8 @@ KINDS = {
     "sheet_returned": "my_sheets",
     "sheet_inscribed": "my_sheets",
     "sheet_adjourned": "my_sheets",
+    "sheet_brought_back": "my_sheets",
+    "sheet_updated": "sheets_to_screen",
     "feedback_ready": "my_sheets",
     "visa_pending": "visas",
     "visa_reminder": "visas",
@@ -29,6 +31,8 @@ KIND_LABELS = {
     "sheet_returned": "Fiche à compléter",
     "sheet_inscribed": "Fiche inscrite",
     "sheet_adjourned": "Fiche ajournée",
+    "sheet_brought_back": "Retour en instance : fiche à actualiser",
+    "sheet_updated": "Fiche actualisée pour un retour en instance",
     "feedback_ready": "Fiche retour prête",
     "visa_pending": "PV à viser",
     "visa_reminder": "Relance de visa",
@@ -36,8 +40,10 @@ KIND_LABELS = {
     "digest": "Récapitulatif quotidien",
 }
 TOPICS = {
-    "sheets_to_screen": "Fiches soumises ou resoumises à votre circonscription",
-    "my_sheets": "Suivi de vos fiches (à compléter, inscription, ajournement, fiche retour)",
+    "sheets_to_screen": "Fiches soumises, resoumises ou actualisées pour un retour, à votre "
+                        "circonscription",
+    "my_sheets": "Suivi de vos fiches (à compléter, inscription, ajournement, retour en instance, "
+                 "fiche retour)",
     "visas": "Procès-verbaux en attente de votre visa, et relances",
 }
 TOPIC_ROLES = {"sheets_to_screen": "facilitator", "my_sheets": "referent", "visas": "director"}

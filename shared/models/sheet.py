@@ -22,6 +22,7 @@ SHEET_STATES = {
     "avis_rendu": "Avis rendu",
     "ajournee": "Ajournée",
     "suivi": "Suivi",
+    "retour": "Retour en instance : à actualiser",
     "close": "Close",
     "retiree": "Retirée",
 }

@@ -237,6 +237,48 @@ class MeetingPage(Page):
             return dict(response.headers.items()), response.read()
 
 
+    # -- returning situations, inscription, fiches retour -----------------------------
+    def proposed_returns(self) -> list[str]:
+        """The rows of « Retours en instance proposés pour cette séance » (empty if none)."""
+        return [e.text for e in self.driver.find_elements(
+            By.XPATH, "//table[preceding::h3[1][@id='retours']]/tbody/tr")]
+
+    def bring_back(self, reference: str) -> None:
+        """Click « Faire revenir en instance » on the proposed return ``reference``."""
+        row = self.driver.find_element(
+            By.XPATH, "//table[preceding::h3[1][@id='retours']]/tbody"
+                      f"/tr[td//a[{_text_is(reference)}]]")
+        self._follow(row.find_element(By.XPATH, ".//button"))
+
+    def inscription_choices(self) -> list[str]:
+        return [o.text for o in Select(self._field("Fiche recevable")).options]
+
+    def inscribe(self, choice: str, time_slot: str) -> None:
+        """Inscribe the sheet whose option reads ``choice`` at ``time_slot`` ("HH:MM")."""
+        Select(self._field("Fiche recevable")).select_by_visible_text(choice)
+        self.driver.execute_script("arguments[0].value = arguments[1];",
+                                   self._field("Créneau"), time_slot)
+        self._press("Inscrire")
+
+    def generate_feedback(self, reference: str) -> str:
+        """Click « Générer » on the fiche retour of ``reference``; the row's label."""
+        label = f"Fiche retour au référent – {reference}"
+        row = self._document_row(label)
+        self._follow(row.find_element(By.XPATH, f".//button[{_text_is('Générer')}]"))
+        return label
+
+
+class SheetPage(Page):
+    def open(self, sheet_id: int) -> SheetPage:
+        self.visit(f"/fiches/{sheet_id}")
+        return self
+
+    def start_update_for_return(self) -> SheetEditPage:
+        self._follow(self.driver.find_element(
+            By.LINK_TEXT, "Actualiser pour le retour en instance"))
+        return SheetEditPage(self.driver, self.base_url)
+
+
 class AdminUsersPage(Page):
     def open(self) -> AdminUsersPage:
         self.visit("/admin/utilisateurs")
@@ -284,6 +326,10 @@ class SheetEditPage(Page):
 
     def save_draft(self) -> None:
         self._press("Enregistrer le brouillon")
+
+    def resend_updated(self) -> SheetPage:
+        self._press("Renvoyer la fiche actualisée")
+        return SheetPage(self.driver, self.base_url)
 
     def highlighted(self) -> list[tuple[str, str]]:
         """(kind, words) of each finding highlighted in the texts, still to handle."""

@@ -210,7 +210,8 @@ def test_a_whole_month_of_one_instance(facilitator, app, world, db_session, vaul
     page = post(facilitator, f"{url}/etat/close", form_url=url)
     assert reload(db_session, Meeting, meeting.id).state == "cloturee"
     offered = facilitator.get(url).get_data(as_text=True)  # only what the state allows
-    assert f"{url}/documents/feedback" in offered and f"{url}/documents/dossier" not in offered
+    assert f"{url}/documents/feedback" in offered and f"{url}/documents/agenda" not in offered
+    assert "Dossier de séance (copie d&#39;archive)" in offered  # still producible, as such
     assert reload(db_session, Sheet, sheets[0].id).status == "suivi"  # open actions
     assert reload(db_session, Sheet, sheets[1].id).status == "ajournee"
     assert reload(db_session, Sheet, sheets[2].id).status == "close"

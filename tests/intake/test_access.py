@@ -26,7 +26,8 @@ PUBLIC = {"auth.login", "main.healthz", "static", "convocations.answer"}
 # structure) gets 404, not 403: nothing tells them the record exists.
 SCOPED = {"sheets.show", "sheets.edit", "sheets.withdraw", "sheets.screen",
           "sheets.reveal_identity", "sheets.document_download",
-          "sheets.information_note", "followup.mark_done", "sheets.access_export"}
+          "sheets.information_note", "followup.mark_done", "sheets.access_export",
+          "followup.bring_back"}
 
 
 def scoped(endpoint):
