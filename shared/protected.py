@@ -54,6 +54,7 @@ _DECLARATIONS: dict[str, dict[str, str]] = {
     "form_stashes": {"payload": IDENTIFYING},  # may hold anything typed, identity included
     "decisions": {"motivation": SITUATIONAL},
     "decision_actions": {"label": SITUATIONAL},
+    "global_supports": {"diagnostic_categories": SENSITIVE},
     "generated_documents": {"body": SITUATIONAL, "pdf_body": SITUATIONAL},
 }
 
