@@ -41,6 +41,7 @@ from shared.models import (
     DocumentJob,
     FormStash,
     GeneratedDocument,
+    GlobalSupport,
     IdentityRecord,
     MaintenanceRun,
     Meeting,
@@ -147,6 +148,8 @@ def purge_person(session: Session, keyring: KeyRing, actor: audit.Actor, person:
                     .values(motivation=None))
     session.execute(update(DecisionAction).where(DecisionAction.decision_id.in_(decision_ids))
                     .values(label=None))
+    session.execute(update(GlobalSupport).where(GlobalSupport.beneficiary_id == beneficiary.id)
+                    .values(diagnostic_categories=None))
     beneficiary.purged_at = now
     session.flush()
     audit.record(session, keyring, actor, "purge", object_type="beneficiaries",
