@@ -264,7 +264,9 @@ def _demo_sessions(session: Session, vault: Vault, circ: Circonscription,
         past_day = nth_weekday(last_month.year, last_month.month, 1, 2)
     past = create_meeting(session, circ, datetime.combine(past_day, time(14, 0)),
                           schedule.place)
-    add_partnership_item(session, vault, past, "Présentation du dispositif de garde solidaire")
+    add_partnership_item(session, vault, past, "Présentation du dispositif de garde solidaire",
+                         presenter_structure="CCAS de Saint-Denis",
+                         presenter_role="Responsable petite enfance", time_slot="14:00")
     for sheet, slot in zip(screened[:2], ("14:30", "14:50"), strict=False):
         inscribe_sheet(session, vault, past, sheet, slot)
     record_answers(session, vault, past, {m.id: ("confirme", "") for m in past.members})
@@ -290,7 +292,9 @@ def _demo_sessions(session: Session, vault: Vault, circ: Circonscription,
 
     upcoming, *_later = sorted(plan_from_schedule(session, schedule, months=3),
                                key=lambda m: m.starts_at)
-    add_partnership_item(session, vault, upcoming, "Présentation du PLIE de Plaine Commune")
+    add_partnership_item(session, vault, upcoming, "Présentation du PLIE de Plaine Commune",
+                         presenter_structure="PLIE de Plaine Commune",
+                         presenter_role="Chargée de mission", time_slot="14:00")
     slot = datetime.combine(upcoming.day, time(14, 30))
     for sheet in candidate_sheets(session, upcoming)[:4]:
         inscribe_sheet(session, vault, upcoming, sheet, slot.strftime("%H:%M"))

@@ -16,12 +16,12 @@ from sqlalchemy import func, select
 
 from intake.access import role_required
 from intake.dbsession import db, vault
-from shared.domain import meetings
+from shared.domain import icag, meetings, partnership
 from shared.domain.reference import reference_labels
 from shared.domain.sheets import facilitator_sheets_query
 from shared.domain.statistics import MonthlyStatistics, monthly_statistics
 from shared.errors import DomainError, InvalidInput
-from shared.models import Circonscription, DecisionAction, Sheet
+from shared.models import AgendaItem, Circonscription, DecisionAction, Sheet
 from shared.text import FRENCH_MONTHS
 
 bp = Blueprint("followup", __name__, url_prefix="/suivi")
@@ -60,7 +60,9 @@ def dashboard():
         facilitator_sheets_query(current_user).where(Sheet.status == "soumise").subquery()))
     return render_template("followup/dashboard.html", actions=rows, bring_back=bring_back,
                            avis_labels=avis_labels, waiting=waiting, today=today,
-                           horizon=BRING_BACK_DAYS, form=FlaskForm())
+                           horizon=BRING_BACK_DAYS, form=FlaskForm(),
+                           partnership=partnership.follow_ups(session, scope),
+                           ag_terms=icag.terms_ending(session, scope, today))
 
 
 @bp.route("/preconisations/<int:action_id>/realisee", methods=["POST"])
@@ -78,6 +80,22 @@ def mark_done(action_id: int):
     else:
         db().commit()
         flash(f"Préconisation de la fiche {reference} marquée réalisée.", "success")
+    return redirect(url_for("followup.dashboard"))
+
+
+@bp.route("/partenariat/<int:item_id>/fait", methods=["POST"])
+@role_required("facilitator")
+def partnership_done(item_id: int):
+    item = db().get(AgendaItem, item_id)
+    if item is None or item.meeting.circonscription_id not in current_user.circonscription_ids:
+        abort(404)
+    try:
+        partnership.mark_follow_up_done(db(), vault(), item)
+    except DomainError as exc:
+        flash(exc.message, "error")
+    else:
+        db().commit()
+        flash("Suivi du point partenarial marqué fait.", "success")
     return redirect(url_for("followup.dashboard"))
 
 

@@ -29,7 +29,7 @@ from intake.meetings.forms import (
     ScheduleForm,
 )
 from shared import heartbeat, outbox
-from shared.domain import documents
+from shared.domain import documents, icag, partnership
 from shared.domain import meetings as domain
 from shared.domain.reference import reference_labels
 from shared.errors import DomainError
@@ -217,7 +217,11 @@ def show(meeting_id: int):
         inscribe_form=inscribe, adjourn_form=adjourn, answers=ANSWERS, attendance=ATTENDANCE,
         counts=domain.attendance_counts(meeting), deadlines=domain.deadlines(meeting),
         icag_kinds=ICAG_KINDS, labels=labels, decisions=decisions,
-        transitions=domain.TRANSITIONS, today=date.today(), follow_up=follow_up)
+        transitions=domain.TRANSITIONS, today=date.today(), follow_up=follow_up,
+        icag_steps=icag.steps_of_meeting(db(), meeting),
+        outcome_open=meeting.state in partnership.OUTCOME_STATES,
+        structure_names=db().scalars(select(Structure.name).where(Structure.active.is_(True))
+                                     .order_by(Structure.name)).all())
 
 
 def meeting_decisions(meeting: Meeting) -> list[Decision]:
@@ -276,9 +280,13 @@ def add_item(meeting_id: int):
     try:
         if not form.validate():
             raise DomainError("La durée est un nombre entier de minutes." if form.duration.errors
-                              else "L'intitulé fait 200 caractères au plus.")
-        domain.add_partnership_item(db(), vault(), meeting, form.title.data or "",
-                                    20 if form.duration.data is None else form.duration.data)
+                              else "L'intitulé fait 200 caractères au plus ; la structure et "
+                                   "la fonction, 160.")
+        domain.add_partnership_item(
+            db(), vault(), meeting, form.title.data or "",
+            presenter_structure=form.presenter_structure.data or "",
+            presenter_role=form.presenter_role.data or "", time_slot=form.time_slot.data or "",
+            duration_minutes=20 if form.duration.data is None else form.duration.data)
     except DomainError as exc:
         return _refused(meeting, exc, "#odj")
     return _done(meeting, "Point ajouté à l'ordre du jour.", "#odj")
@@ -537,3 +545,6 @@ def _decisions_csv(meeting: Meeting) -> str:
                          decision.come_back_on.strftime("%d/%m/%Y")
                          if decision.come_back_on else "", len(decision.actions)])
     return "\ufeff" + out.getvalue()
+
+
+from intake.meetings import icag_views  # noqa: E402,F401  (its routes join this blueprint)

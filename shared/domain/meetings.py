@@ -283,7 +283,10 @@ def postpone(session: Session, vault: Vault, meeting: Meeting, new_start: dateti
     meeting.postponed_to_id = replacement.id
     for item in pending:
         if item.sheet is None:
-            add_partnership_item(session, vault, replacement, item.title, item.duration_minutes)
+            add_partnership_item(session, vault, replacement, item.title,
+                                 presenter_structure=item.presenter_structure,
+                                 presenter_role=item.presenter_role, time_slot=item.time_slot,
+                                 duration_minutes=item.duration_minutes)
         elif item.sheet.status == "ajournee":
             inscribe_sheet(session, vault, replacement, item.sheet, item.time_slot,
                            part=item.part, icag_kind=item.icag_kind)
@@ -387,20 +390,34 @@ def _agenda_changed(meeting: Meeting, item: AgendaItem | None = None) -> None:
         item.late = True  # after the freeze: the dossier gets a new version
 
 
-def add_partnership_item(session: Session, vault: Vault, meeting: Meeting, title: str,
+def add_partnership_item(session: Session, vault: Vault, meeting: Meeting, title: str, *,
+                         presenter_structure: str, presenter_role: str, time_slot: str = "",
                          duration_minutes: int = 20) -> AgendaItem:
-    """A non-case item (partenariat, interconnaissance): a title that names no beneficiary."""
+    """A non-case item (partenariat, interconnaissance, projet territorial): a title and its
+    presenter as a structure and a role, texts that name no one."""
     _require(meeting, "add_item")
     title = clean_text(title, label="Intitulé", limit=TEXT_LIMIT, required=True)
-    problems = screen_session_texts({"Intitulé": title})
+    presenter_structure = clean_text(presenter_structure, label="Structure qui présente",
+                                     limit=160, required=True)
+    presenter_role = clean_text(presenter_role, label="Fonction de la personne qui présente",
+                                limit=160, required=True)
+    texts = {"Intitulé": title, "Fonction de la personne qui présente": presenter_role}
+    # A structure of the reference list names no one, whatever the screening thinks of a
+    # town's name ("Saint-Denis"); any other text is screened.
+    if session.scalar(select(Structure.id).where(Structure.name == presenter_structure)) is None:
+        texts["Structure qui présente"] = presenter_structure
+    problems = screen_session_texts(texts)
     if problems:
-        raise TextsNeedReview("Point non ajouté : l'intitulé figure dans tous les documents "
-                              "de la séance, il ne doit désigner personne. Reformulez :",
-                              problems)
+        raise TextsNeedReview("Point non ajouté : ces textes figurent dans les documents de la "
+                              "séance, ils ne doivent désigner personne (indiquez une "
+                              "structure et une fonction, pas un nom). Reformulez :", problems)
+    if time_slot and not TIME_RE.match(time_slot):
+        raise InvalidInput("Créneau invalide : une heure de 00:00 à 23:59.")
     if not 5 <= duration_minutes <= 240:
         raise InvalidInput("Durée entre 5 et 240 minutes.")
     item = AgendaItem(meeting=meeting, part="partenariat", title=title,
-                      duration_minutes=duration_minutes,
+                      presenter_structure=presenter_structure, presenter_role=presenter_role,
+                      time_slot=time_slot, duration_minutes=duration_minutes,
                       position=_next_position(session, meeting))
     session.add(item)
     _agenda_changed(meeting, item)
