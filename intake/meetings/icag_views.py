@@ -4,6 +4,7 @@ outcome of partnership items."""
 from __future__ import annotations
 
 from flask import abort, flash, render_template
+from flask_wtf import FlaskForm
 from sqlalchemy import select
 
 from intake.access import meeting_in_scope, role_required
@@ -36,7 +37,7 @@ def icag_step(meeting_id: int, item_id: int):
                                              .order_by(Structure.name)))])
     entry.categories.choices = choices(
         reference_labels(db(), active_only=True)["frein"].items())
-    form = {"entree": entry, "sortie": leave}.get(item.icag_kind, entry)
+    form = {"entree": entry, "sortie": leave}.get(item.icag_kind) or FlaskForm()
     if form.validate_on_submit():
         try:
             if item.icag_kind == "entree":
