@@ -32,6 +32,7 @@ from shared.domain.meetings import (
     save_schedule,
 )
 from shared.domain.meetings import transition as meeting_transition
+from shared.domain.partnership import record_outcome as record_partnership_outcome
 from shared.domain.reference import ensure_reference_defaults, reference_labels
 from shared.domain.sheet_workflow import submit, transition
 from shared.domain.sheets import start_sheet, write_values
@@ -286,6 +287,12 @@ def _demo_sessions(session: Session, vault: Vault, circ: Circonscription,
                     come_back_on=None, formal_decision_by="departement")
     for item in situations[1:]:
         adjourn(session, vault, past, item.id, "Diagnostic partagé à compléter.")
+    partnership_item = next(i for i in past.items if i.part == "partenariat")
+    record_partnership_outcome(
+        session, vault, past, partnership_item.id,
+        summary="Places de garde solidaire ouvertes aux parents en parcours d'insertion.",
+        next_step="Diffuser la fiche contact aux référent·e·s de la circonscription.",
+        follow_up_on=past_day + timedelta(days=45))
     # Its minutes are written: the facilitator generates them and sends them for the visas.
     for action in ("finish_avis", "write_minutes"):
         meeting_transition(session, vault, past, action)
