@@ -66,7 +66,8 @@ class ItemForm(Form):
     presenter_structure = StringField("Structure qui présente", validators=[Length(max=160)])
     presenter_role = StringField("Fonction de la personne qui présente (pas son nom)",
                                  validators=[Length(max=160)])
-    time_slot = StringField("Créneau (facultatif)", render_kw={"type": "time"})
+    # Not "time_slot": the inscription form on the same page has that field (ids are unique).
+    slot = StringField("Créneau du point (facultatif)", render_kw={"type": "time"})
     duration = IntegerField("Durée (minutes)", default=20, validators=[Optional()])
 
 

@@ -285,7 +285,7 @@ def add_item(meeting_id: int):
         domain.add_partnership_item(
             db(), vault(), meeting, form.title.data or "",
             presenter_structure=form.presenter_structure.data or "",
-            presenter_role=form.presenter_role.data or "", time_slot=form.time_slot.data or "",
+            presenter_role=form.presenter_role.data or "", time_slot=form.slot.data or "",
             duration_minutes=20 if form.duration.data is None else form.duration.data)
     except DomainError as exc:
         return _refused(meeting, exc, "#odj")

@@ -31,13 +31,13 @@ def test_a_partnership_item_has_a_presenter_and_a_slot_in_the_agenda(
 
     # A presenter named in person is refused: a structure and a role only
     page = post(facilitator, f"{url}/points", {
-        "title": "Mobilité solidaire", "duration": "20", "time_slot": "14:10",
+        "title": "Mobilité solidaire", "duration": "20", "slot": "14:10",
         "presenter_structure": "PLIE de Plaine Commune",
         "presenter_role": "Madame Jeanne Martin"}, url)
     assert "Point non ajouté" in flash_text(page)
     assert "Fonction de la personne qui présente" in flash_text(page)
     page = post(facilitator, f"{url}/points", {
-        "title": "Mobilité solidaire", "duration": "20", "time_slot": "14:10",
+        "title": "Mobilité solidaire", "duration": "20", "slot": "14:10",
         "presenter_structure": "", "presenter_role": "Chargée de mission"}, url)
     assert "Structure qui présente" in flash_text(page)
 
@@ -45,7 +45,7 @@ def test_a_partnership_item_has_a_presenter_and_a_slot_in_the_agenda(
     for title, structure in (("Mobilité solidaire", "PLIE de Plaine Commune"),
                              ("Offre de l'ALI", world["structures"]["ali"].name)):
         page = post(facilitator, f"{url}/points", {
-            "title": title, "duration": "20", "time_slot": "14:10",
+            "title": title, "duration": "20", "slot": "14:10",
             "presenter_structure": structure, "presenter_role": "Chargée de mission"}, url)
         assert "Point ajouté à l'ordre du jour." in flash_text(page)
     item = db_session.scalars(select(AgendaItem).where(
