@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from generator import mail
 from shared.demo import demo_values
-from shared.domain import icag, notifications
+from shared.domain import access_export, icag, notifications
 from shared.domain.meetings import create_meeting, inscribe_sheet
 from shared.models import (
     AuditEvent,
@@ -154,6 +154,16 @@ def test_a_renewal_moves_the_term_and_an_exit_records_its_reason(
     assert (support.ended_on, support.exit_reason) == (last.day, "emploi_formation")
     assert [s.kind for s in support.steps] == ["entree", "renouvellement", "sortie"]
     assert icag.running_support(db_session, sheet.beneficiary_id) is None
+
+    # And the person's right of access shows the AG with its diagnostic
+    data = access_export.collect(db_session, vault, sheet.beneficiary, sheet.structure_id)
+    exported = next(f for f in data["fiches"] if f["reference"] == sheet.reference)
+    assert exported["accompagnement_global"] == [{
+        "debut": meeting.day.isoformat(), "terme": support.term_ends_on.isoformat(),
+        "fin": last.day.isoformat(), "motif_de_sortie": "Accès à l'emploi ou à une formation",
+        "diagnostic_partage": {"date": date.today().isoformat(),
+                               "structure": world["structures"]["ali"].name,
+                               "freins": ["logement"]}}]
 
 
 def test_the_referent_and_the_acco_glo_counsellor_are_reminded_two_months_before_the_term(
