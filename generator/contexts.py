@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from shared.domain import documents
+from shared.domain.icag import steps_of_meeting
 from shared.domain.meetings import attendance_counts, open_actions
 from shared.domain.reference import reference_labels
 from shared.domain.sheets import read_values_many
@@ -39,6 +40,7 @@ from shared.models import (
     User,
 )
 from shared.models.document import INSTITUTIONS
+from shared.models.icag import EXIT_REASONS
 from shared.models.meeting import (
     ANSWERS,
     ATTENDANCE,
@@ -109,7 +111,7 @@ DOSSIER_KEYS = AGENDA_KEYS | {"copies", "sheets", "open_recommendations"}
 ATTENDANCE_KEYS = SESSION_KEYS | {"members", "presenters"}
 MINUTES_KEYS = SESSION_KEYS | {"attendance", "attendance_totals", "motif_counts",
                                "situations_examined", "situations_adjourned", "partnership",
-                               "situations", "icag", "visas"}
+                               "situations", "icag", "icag_steps", "visas"}
 INFORMATION_KEYS = {"reference", "structure", "circonscription", "motif", "retention",
                     "dpo_contact", "version", "generated_on"}
 FEEDBACK_KEYS = BASE_KEYS | {"reference", "pseudonym", "structure", "motif", "avis",
@@ -355,7 +357,7 @@ def _agenda(session: Session, vault: Vault, meeting: Meeting, version: int, toda
     context = _header(session, meeting, version, today) | {
         "video_link": clean(meeting.video_link),
         "partnership": [{"title": clean(i.title), "duration": f"{i.duration_minutes} min",
-                         "time_slot": slot_time(i.time_slot)}
+                         "time_slot": slot_time(i.time_slot), "presenter": clean(i.presenter)}
                         for i in meeting.items if i.part == "partenariat"],
         "situations": entries("situation"),
         "icag": entries("icag"),
@@ -547,6 +549,33 @@ def _outcome(item: AgendaItem, decision: Decision | None, labels: dict[str, dict
     }
 
 
+def _partnership_outcome(item: AgendaItem) -> dict:
+    """A partnership item as the minutes record it: presenter, summary, next step."""
+    return {"title": clean(item.title), "duration": f"{item.duration_minutes} min",
+            "time_slot": slot_time(item.time_slot), "presenter": clean(item.presenter),
+            "summary": clean(item.summary), "next_step": clean(item.next_step),
+            "follow_up_on": short_date(item.follow_up_on)}
+
+
+def _icag_steps(session: Session, meeting: Meeting) -> list[dict]:
+    """AG entries, renewals and exits recorded at this session, by reference only. The
+    diagnostic's freins stay out: sensitive categories are not copied into an archive."""
+    steps = steps_of_meeting(session, meeting)
+    rows = []
+    for item in _sheet_items(meeting, "icag"):
+        step = steps.get(item.id)
+        if step is None:
+            continue
+        support = step.support
+        diagnostic = (f"{short_date(support.diagnostic_on)} – "
+                      f"{support.diagnostic_structure.name}" if step.kind == "entree" else "")
+        rows.append({"reference": clean(item.sheet.reference),
+                     "kind": ICAG_KINDS.get(step.kind, ""), "date": short_date(step.on_date),
+                     "term": short_date(step.term_ends_on), "diagnostic": clean(diagnostic),
+                     "exit_reason": EXIT_REASONS.get(step.exit_reason, "")})
+    return rows
+
+
 def minutes_visas(session: Session, meeting: Meeting) -> list[dict]:
     """The two signature blocks, in order: each with its visa (name, Paris date and time,
     SHA-256 of the version the directors read), else empty strings. A version built while
@@ -620,10 +649,11 @@ def minutes_context(session: Session, vault: Vault, meeting: Meeting, version: i
         "motif_counts": motif_counts,
         "situations_examined": str(sum(i.outcome == "examine" for i in items)),
         "situations_adjourned": str(sum(i.outcome == "ajourne" for i in items)),
-        "partnership": [{"title": clean(i.title), "duration": f"{i.duration_minutes} min"}
-                        for i in meeting.items if i.part == "partenariat"],
+        "partnership": [_partnership_outcome(i) for i in meeting.items
+                        if i.part == "partenariat"],
         "situations": outcomes("situation"),
         "icag": outcomes("icag"),
+        "icag_steps": _icag_steps(session, meeting),
         "visas": minutes_visas(session, meeting),
     }
 
@@ -795,7 +825,8 @@ def _sample_agenda() -> dict:
     return _sample_header() | {
         "video_link": "https://visio.example.invalid/icli-c01",
         "partnership": [{"title": "Présentation du dispositif de mobilité",
-                         "duration": "20 min", "time_slot": ""}],
+                         "duration": "20 min", "time_slot": "14 h 00",
+                         "presenter": "PLIE de Plaine Commune – Chargée de mission"}],
         "situations": [_sample_entry("1", "14 h 30", "ICL-C01-2026-0001", "Tournesol-17"),
                        _sample_entry("2", "14 h 50", "ICL-C01-2026-0002", "Glycine-42",
                                      passage=passage)],
@@ -892,10 +923,17 @@ def sample_context(kind: str) -> dict:
                               "examined": "1", "adjourned": "1"}],
             "situations_examined": "1", "situations_adjourned": "1",
             "partnership": [{"title": "Présentation du dispositif de mobilité",
-                             "duration": "20 min"}],
+                             "duration": "20 min", "time_slot": "14 h 00",
+                             "presenter": "PLIE de Plaine Commune – Chargée de mission",
+                             "summary": "Aide au permis et location solidaire de véhicules.",
+                             "next_step": "Diffuser la plaquette aux référent·e·s.",
+                             "follow_up_on": "12/01/2027"}],
             "situations": [_sample_outcome("ICL-C01-2026-0001", False),
                            _sample_outcome("ICL-C01-2026-0002", True)],
             "icag": [_sample_outcome("ICL-C01-2026-0003", False, icag="Renouvellement")],
+            "icag_steps": [{"reference": "ICL-C01-2026-0003", "kind": "Renouvellement",
+                            "date": "15/12/2026", "term": "31/01/2028", "diagnostic": "",
+                            "exit_reason": ""}],
             "visas": [{"institution_label": SIGNATORIES[0][1], "name": "Claude Directeur",
                        "date": "20/12/2026 à 10 h 05", "sha256": "0" * 64},
                       {"institution_label": SIGNATORIES[1][1], "name": "", "date": "",

@@ -139,6 +139,17 @@ def _visa(session: Session, n: Notification) -> Text:
                  "Lisez-le puis apposez votre visa depuis la page des visas."], "/visas/")
 
 
+def _global_support_term(session: Session, n: Notification) -> Text:
+    support = n.global_support
+    return Text(f"Accompagnement global {n.sheet.reference} : terme le "
+                f"{support.term_ends_on:%d/%m/%Y}",
+                [f"L'accompagnement global de la situation {_sheet_label(n)} arrive à son "
+                 f"terme le {french_date(support.term_ends_on)}.",
+                 "Préparez avec la personne son renouvellement ou sa sortie, à inscrire à une "
+                 "prochaine séance de l'instance (partie ICAG)."],
+                f"/fiches/{n.sheet_id}" if n.user_id is not None else "/")
+
+
 def _convocation(session: Session, n: Notification, settings: Settings) -> Text:
     meeting, row = n.meeting, n.meeting_member
     token = notifications.answer_token(settings.link_key, row)
@@ -183,6 +194,7 @@ COMPOSERS = {
     "feedback_ready": _simple(_feedback_ready),
     "visa_pending": _simple(_visa),
     "visa_reminder": _simple(_visa),
+    "ag_term": _simple(_global_support_term),
     "convocation": _convocation,
     "digest": _digest,
 }

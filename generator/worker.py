@@ -42,7 +42,7 @@ from generator.pdf import PdfConverter, PdfError
 from generator.render import TEMPLATES, RenderError, render, template_path
 from shared import audit, audit_checkpoint, outbox, retention
 from shared.config import Settings, load_settings
-from shared.domain import notifications
+from shared.domain import icag, notifications
 from shared.logs import configure_logging
 from shared.queue import document_queue, mail_queue, redis_connection
 
@@ -80,10 +80,12 @@ def sweep(rt: runtime.Runtime, connection: redis.Redis) -> int:
 
 
 def write_due_notifications(session, settings: Settings) -> None:
-    """Visa reminders and daily digests; another worker writing the same one first wins."""
+    """Visa reminders, daily digests and accompagnement global terms; another worker writing
+    the same one first wins."""
     try:
         notifications.remind_directors(session, timedelta(days=settings.visa_reminder_days))
         notifications.release_digests(session, settings.digest_hour)
+        icag.remind_terms(session)
         session.commit()
     except IntegrityError:  # the same reminder or digest, written by another worker
         session.rollback()

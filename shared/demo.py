@@ -38,6 +38,7 @@ from shared.domain.meetings import (
     save_schedule,
 )
 from shared.domain.meetings import transition as meeting_transition
+from shared.domain.partnership import record_outcome as record_partnership_outcome
 from shared.domain.reference import ensure_reference_defaults, reference_labels
 from shared.domain.sheet_workflow import submit, transition
 from shared.domain.sheets import start_sheet, write_values
@@ -288,7 +289,9 @@ def _demo_sessions(session: Session, vault: Vault, circ: Circonscription,
 
     past = create_meeting(session, circ, datetime.combine(past_day, time(14, 0)),
                           schedule.place)
-    add_partnership_item(session, vault, past, "Présentation du dispositif de garde solidaire")
+    add_partnership_item(session, vault, past, "Présentation du dispositif de garde solidaire",
+                         presenter_structure="CCAS de Saint-Denis",
+                         presenter_role="Responsable petite enfance", time_slot="14:00")
     for sheet, slot in zip(screened[:2], ("14:30", "14:50"), strict=False):
         inscribe_sheet(session, vault, past, sheet, slot)
     record_answers(session, vault, past, {m.id: ("confirme", "") for m in past.members})
@@ -308,13 +311,21 @@ def _demo_sessions(session: Session, vault: Vault, circ: Circonscription,
                     come_back_on=None, formal_decision_by="departement")
     for item in situations[1:]:
         adjourn(session, vault, past, item.id, "Diagnostic partagé à compléter.")
+    partnership_item = next(i for i in past.items if i.part == "partenariat")
+    record_partnership_outcome(
+        session, vault, past, partnership_item.id,
+        summary="Places de garde solidaire ouvertes aux parents en parcours d'insertion.",
+        next_step="Diffuser la fiche contact aux référent·e·s de la circonscription.",
+        follow_up_on=past_day + timedelta(days=45))
     # Its minutes are written: the facilitator generates them and sends them for the visas.
     for action in ("finish_avis", "write_minutes"):
         meeting_transition(session, vault, past, action)
 
     upcoming, *_later = sorted(plan_from_schedule(session, schedule, months=3),
                                key=lambda m: m.starts_at)
-    add_partnership_item(session, vault, upcoming, "Présentation du PLIE de Plaine Commune")
+    add_partnership_item(session, vault, upcoming, "Présentation du PLIE de Plaine Commune",
+                         presenter_structure="PLIE de Plaine Commune",
+                         presenter_role="Chargée de mission", time_slot="14:00")
     slot = datetime.combine(upcoming.day, time(14, 30))
     for sheet in candidate_sheets(session, upcoming)[:4]:
         inscribe_sheet(session, vault, upcoming, sheet, slot.strftime("%H:%M"))

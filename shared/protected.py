@@ -56,6 +56,7 @@ _DECLARATIONS: dict[str, dict[str, str]] = {
     "decision_actions": {"label": SITUATIONAL},
     "formal_decisions": {"detail": SITUATIONAL},
     "avis_revisions": {"previous": SITUATIONAL},
+    "global_supports": {"diagnostic_categories": SENSITIVE},
     "generated_documents": {"body": SITUATIONAL, "pdf_body": SITUATIONAL},
 }
 

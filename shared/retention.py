@@ -43,6 +43,7 @@ from shared.models import (
     FormalDecision,
     FormStash,
     GeneratedDocument,
+    GlobalSupport,
     IdentityRecord,
     MaintenanceRun,
     Meeting,
@@ -153,6 +154,8 @@ def purge_person(session: Session, keyring: KeyRing, actor: audit.Actor, person:
                     .values(detail=None))
     session.execute(update(AvisRevision).where(AvisRevision.decision_id.in_(decision_ids))
                     .values(previous=None))
+    session.execute(update(GlobalSupport).where(GlobalSupport.beneficiary_id == beneficiary.id)
+                    .values(diagnostic_categories=None))
     beneficiary.purged_at = now
     session.flush()
     audit.record(session, keyring, actor, "purge", object_type="beneficiaries",

@@ -357,9 +357,11 @@ def agenda_body(document, usable: float) -> None:
 
     heading(document, "1. Partenariat, interconnaissance, projets territoriaux", 2)
     when(document, "partnership",
-         lambda: loop_table(document, ["Horaire", "Point", "Durée"],
-                            ["{{ p.time_slot }}", "{{ p.title }}", "{{ p.duration }}"],
-                            "p in partnership", [1.9, usable - 3.9, 2.0]),
+         lambda: loop_table(document, ["Horaire", "Point", "Présenté par", "Durée"],
+                            ["{{ p.time_slot }}", "{{ p.title }}", "{{ p.presenter }}",
+                             "{{ p.duration }}"],
+                            "p in partnership", [1.9, (usable - 3.9) * 0.55,
+                                                 (usable - 3.9) * 0.45, 2.0]),
          "Aucun point de partenariat n'est inscrit.")
 
     heading(document, "2. Études de situations", 2)
@@ -693,7 +695,15 @@ def build_minutes(path: Path) -> None:
 
     heading(document, "3. Points de partenariat", 2)
     tag(document, "for p in partnership")
-    para(document, "{{ p.title }} ({{ p.duration }})", style="List Bullet")
+    heading(document, "{{ p.title }}", 3)
+    key_value_table(document, [
+        ("Présenté par", "{{ p.presenter }}"),
+        ("Horaire et durée", "{{ p.time_slot }}{% if p.time_slot %} – {% endif %}"
+                             "{{ p.duration }}"),
+        ("Synthèse", "{{ p.summary }}{% if not p.summary %}—{% endif %}"),
+        ("Décision ou suite à donner", "{{ p.next_step }}{% if not p.next_step %}—{% endif %}"),
+        ("Date de suivi", "{{ p.follow_up_on }}{% if not p.follow_up_on %}—{% endif %}"),
+    ], widths=(5.0, usable - 5.0))
     tag(document, "endfor")
     tag(document, "if not partnership")
     para(document, "Aucun point de partenariat.", italic=True)
@@ -710,6 +720,15 @@ def build_minutes(path: Path) -> None:
     tag(document, "if not icag")
     para(document, "Aucune entrée, aucun renouvellement ni aucune sortie d'accompagnement "
                    "global.", italic=True)
+    tag(document, "endif")
+    tag(document, "if icag_steps")
+    para(document, "Accompagnements globaux enregistrés à cette séance :", bold=True,
+         keep_with_next=True, before=6)
+    loop_table(document, ["Situation", "Étape", "Date", "Terme", "Diagnostic partagé",
+                          "Motif de sortie"],
+               ["{{ g.reference }}", "{{ g.kind }}", "{{ g.date }}", "{{ g.term }}",
+                "{{ g.diagnostic }}", "{{ g.exit_reason }}"], "g in icag_steps",
+               [3.2, 2.4, 2.0, 2.0, usable - 13.6, 4.0])
     tag(document, "endif")
 
     heading(document, "6. Signatures", 2)

@@ -78,7 +78,8 @@ def meeting_with_agenda(session, vault, north, structures, people: int = 2):
     """A session of ``north`` with a partnership item and ``people`` inscribed sheets."""
     meeting = create_meeting(session, north, datetime(2026, 12, 15, 14, 0),
                              "Salle 2 & \"annexe\" <rdc>")
-    add_partnership_item(session, vault, meeting, "Présentation de l'ALI")
+    add_partnership_item(session, vault, meeting, "Présentation de l'ALI",
+                         presenter_structure="ALI de Saint-Denis", presenter_role="Directrice")
     identities = [canary_identity(n) for n in range(people)]
     sheets = []
     for n, identity in enumerate(identities):

@@ -18,12 +18,12 @@ from intake.access import role_required
 from intake.dbsession import db, services, vault
 from intake.ids import record_id
 from shared import outbox
-from shared.domain import decisions, meetings, returns
+from shared.domain import decisions, icag, meetings, partnership, returns
 from shared.domain.reference import reference_labels
 from shared.domain.sheets import facilitator_sheets_query
 from shared.domain.statistics import MonthlyStatistics, monthly_statistics
 from shared.errors import DomainError, InvalidInput
-from shared.models import Circonscription, DecisionAction, Sheet
+from shared.models import AgendaItem, Circonscription, DecisionAction, Sheet
 from shared.models.meeting import FORMAL_DECISION
 from shared.text import FRENCH_MONTHS
 
@@ -63,7 +63,9 @@ def dashboard():
         facilitator_sheets_query(current_user).where(Sheet.status == "soumise").subquery()))
     return render_template("followup/dashboard.html", actions=rows, bring_back=bring_back,
                            avis_labels=avis_labels, waiting=waiting, today=today,
-                           horizon=BRING_BACK_DAYS, form=FlaskForm())
+                           horizon=BRING_BACK_DAYS, form=FlaskForm(),
+                           partnership=partnership.follow_ups(session, scope),
+                           ag_terms=icag.terms_ending(session, scope, today))
 
 
 @bp.route("/preconisations/<int:action_id>/realisee", methods=["POST"])
@@ -119,6 +121,22 @@ def pending_decisions():
     return render_template("followup/pending_decisions.html", waiting=waiting,
                            facilitator=facilitator, formal=FORMAL_DECISION,
                            avis_labels=reference_labels(db()).get("avis", {}))
+
+
+@bp.route("/partenariat/<int:item_id>/fait", methods=["POST"])
+@role_required("facilitator")
+def partnership_done(item_id: int):
+    item = db().get(AgendaItem, item_id)
+    if item is None or item.meeting.circonscription_id not in current_user.circonscription_ids:
+        abort(404)
+    try:
+        partnership.mark_follow_up_done(db(), vault(), item)
+    except DomainError as exc:
+        flash(exc.message, "error")
+    else:
+        db().commit()
+        flash("Suivi du point partenarial marqué fait.", "success")
+    return redirect(url_for("followup.dashboard"))
 
 
 # -- statistics ------------------------------------------------------------------------------

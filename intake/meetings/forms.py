@@ -6,6 +6,8 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from intake.choices import choices
 from intake.forms import Form
+from intake.sheets.forms import CheckboxList
+from shared.models.icag import EXIT_REASONS
 from shared.models.meeting import FORMAL_DECISION, FORMAL_OUTCOMES, ICAG_KINDS, MEMBER_KINDS
 
 WEEKDAYS = ["Lundi", "Mardi", "Mercredi", "Jeudi", "Vendredi"]
@@ -61,6 +63,11 @@ class PostponeForm(Form):
 class ItemForm(Form):
     title = StringField("Intitulé (sans nom de personne accompagnée)",
                         validators=[Length(max=200)])
+    presenter_structure = StringField("Structure qui présente", validators=[Length(max=160)])
+    presenter_role = StringField("Fonction de la personne qui présente (pas son nom)",
+                                 validators=[Length(max=160)])
+    # Not "time_slot": the inscription form on the same page has that field (ids are unique).
+    slot = StringField("Créneau du point (facultatif)", render_kw={"type": "time"})
     duration = IntegerField("Durée (minutes)", default=20, validators=[Optional()])
 
 
@@ -105,3 +112,23 @@ class FormalDecisionForm(Form):
 
 
 ACTION_ROWS = 3
+
+
+class PartnershipOutcomeForm(Form):
+    summary = TextAreaField("Synthèse", validators=[Length(max=2000)], render_kw={"rows": 5})
+    next_step = TextAreaField("Décision ou suite à donner", validators=[Length(max=1000)],
+                              render_kw={"rows": 3})
+    follow_up_on = StringField("Date de suivi (facultatif)", render_kw={"type": "date"})
+
+
+class IcagEntryForm(Form):
+    started_on = StringField("Début de l'accompagnement global", render_kw={"type": "date"})
+    diagnostic_on = StringField("Date du diagnostic partagé", render_kw={"type": "date"})
+    diagnostic_structure_id = SelectField("Structure qui a mené le diagnostic partagé",
+                                          coerce=int)
+    categories = CheckboxList("Freins identifiés par le diagnostic (catégories)")
+
+
+class IcagExitForm(Form):
+    ended_on = StringField("Fin de l'accompagnement global", render_kw={"type": "date"})
+    reason = SelectField("Motif de sortie", choices=choices([("", "—"), *EXIT_REASONS.items()]))

@@ -6,6 +6,7 @@ import csv
 import io
 import zipfile
 from datetime import date, datetime, time
+from typing import NamedTuple
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
@@ -32,7 +33,7 @@ from intake.meetings.forms import (
 )
 from shared import heartbeat, outbox
 from shared.domain import avis as avis_domain
-from shared.domain import decisions, documents, returns
+from shared.domain import decisions, documents, icag, partnership, returns
 from shared.domain import meetings as domain
 from shared.domain.reference import reference_labels
 from shared.domain.screening import DISMISS_REASONS, TextsNeedReviewError
@@ -96,16 +97,28 @@ def _dismissals() -> dict[str, str]:
             if name.startswith("dismiss_") and value}
 
 
-def _review_page(meeting: Meeting, exc: TextsNeedReviewError, *, title: str, text_name: str,
-                 text_label: str, text: str, text_limit: int, hidden: dict[str, str]):
-    """The refused text with each caught word highlighted, to rephrase or dismiss findings
+class ReviewField(NamedTuple):
+    """A refused text shown again on the review page, to be rephrased."""
+
+    name: str
+    label: str
+    text: str
+    limit: int
+
+
+def _review_page(meeting: Meeting, exc: TextsNeedReviewError, *, title: str,
+                 fields: list[ReviewField], hidden: dict[str, str]):
+    """The refused texts with each caught word highlighted, to rephrase or dismiss findings
     (the words are on the page only: the message names kinds, never words)."""
     db().rollback()
     flash(exc.message, "error")
     return render_template("meetings/review.html", meeting=meeting, review=exc,
                            reasons=DISMISS_REASONS, form=FlaskForm(), title=title,
-                           action=request.path, text_name=text_name, text_label=text_label,
-                           text=text, text_limit=text_limit, hidden=hidden), 422
+                           action=request.path, fields=fields, hidden=hidden), 422
+
+
+def _reason_field(label: str, text: str) -> list[ReviewField]:
+    return [ReviewField("reason", label, text, 500)]
 
 
 def _parse_day(day: str, at: str = "00:00") -> datetime | None:
@@ -261,7 +274,11 @@ def show(meeting_id: int):
         never_produced=(documents.never_produced(db(), meeting)
                         if "finish_avis" in allowed else []),
         archive_copies=meeting.state in documents.AFTER_AVIS,
-        revision_kind=avis_domain.revision_kind(meeting.state), formal=FORMAL_DECISION)
+        revision_kind=avis_domain.revision_kind(meeting.state), formal=FORMAL_DECISION,
+        icag_steps=icag.steps_of_meeting(db(), meeting),
+        outcome_open=meeting.state in partnership.OUTCOME_STATES,
+        structure_names=db().scalars(select(Structure.name).where(Structure.active.is_(True))
+                                     .order_by(Structure.name)).all())
 
 
 def meeting_decisions(meeting: Meeting) -> list[Decision]:
@@ -288,8 +305,8 @@ def change_state(meeting_id: int, action: str):
         domain.transition(db(), vault(), meeting, action, reason=reason,
                           dismissals=_dismissals())
     except TextsNeedReviewError as exc:
-        return _review_page(meeting, exc, title="Motif à reformuler", text_name="reason",
-                            text_label="Motif", text=reason, text_limit=500, hidden={})
+        return _review_page(meeting, exc, title="Motif à reformuler",
+                            fields=_reason_field("Motif", reason), hidden={})
     except DomainError as exc:
         return _refused(meeting, exc)
     return _done(meeting, f"Séance : {meeting.state_label}.")
@@ -310,8 +327,7 @@ def postpone(meeting_id: int):
                                       _dismissals())
     except TextsNeedReviewError as exc:
         return _review_page(meeting, exc, title="Motif du report à reformuler",
-                            text_name="reason", text_label=form.reason.label.text,
-                            text=form.reason.data or "", text_limit=500,
+                            fields=_reason_field(form.reason.label.text, form.reason.data or ""),
                             hidden={"day": form.day.data or "", "at": form.at.data or ""})
     except DomainError as exc:
         return _refused(meeting, exc)
@@ -330,15 +346,25 @@ def add_item(meeting_id: int):
     try:
         if not form.validate():
             raise DomainError("La durée est un nombre entier de minutes." if form.duration.errors
-                              else "L'intitulé fait 200 caractères au plus.")
-        domain.add_partnership_item(db(), vault(), meeting, form.title.data or "",
-                                    20 if form.duration.data is None else form.duration.data,
-                                    _dismissals())
+                              else "L'intitulé fait 200 caractères au plus ; la structure et "
+                                   "la fonction, 160.")
+        domain.add_partnership_item(
+            db(), vault(), meeting, form.title.data or "",
+            presenter_structure=form.presenter_structure.data or "",
+            presenter_role=form.presenter_role.data or "", time_slot=form.slot.data or "",
+            duration_minutes=20 if form.duration.data is None else form.duration.data,
+            dismissals=_dismissals())
     except TextsNeedReviewError as exc:
-        return _review_page(meeting, exc, title="Point à reformuler", text_name="title",
-                            text_label=form.title.label.text, text=form.title.data or "",
-                            text_limit=domain.TEXT_LIMIT,
-                            hidden={"duration": request.form.get("duration", "")})
+        return _review_page(
+            meeting, exc, title="Point à reformuler",
+            fields=[ReviewField("title", form.title.label.text, form.title.data or "",
+                                domain.TEXT_LIMIT),
+                    ReviewField("presenter_structure", form.presenter_structure.label.text,
+                                form.presenter_structure.data or "", domain.PRESENTER_LIMIT),
+                    ReviewField("presenter_role", form.presenter_role.label.text,
+                                form.presenter_role.data or "", domain.PRESENTER_LIMIT)],
+            hidden={"duration": request.form.get("duration", ""),
+                    "slot": request.form.get("slot", "")})
     except DomainError as exc:
         return _refused(meeting, exc, "#odj")
     return _done(meeting, "Point ajouté à l'ordre du jour.", "#odj")
@@ -400,8 +426,7 @@ def adjourn(meeting_id: int, item_id: int):
                        dismissals=_dismissals())
     except TextsNeedReviewError as exc:
         return _review_page(meeting, exc, title="Motif d'ajournement à reformuler",
-                            text_name="reason", text_label=form.reason.label.text,
-                            text=form.reason.data or "", text_limit=500,
+                            fields=_reason_field(form.reason.label.text, form.reason.data or ""),
                             hidden={"target_id": str(target_id)})
     except DomainError as exc:
         return _refused(meeting, exc, "#odj")
@@ -701,3 +726,6 @@ def _decisions_csv(meeting: Meeting) -> str:
                          decision.come_back_on.strftime("%d/%m/%Y")
                          if decision.come_back_on else "", len(decision.actions)])
     return "\ufeff" + out.getvalue()
+
+
+from intake.meetings import icag_views  # noqa: E402,F401  (its routes join this blueprint)

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from shared.domain.beneficiaries import identity_record
 from shared.domain.sheets import read_values_many
 from shared.encrypted import Vault
-from shared.models import Beneficiary, Decision, Sheet
+from shared.models import Beneficiary, Decision, GlobalSupport, Sheet
 from shared.models.sheet import SHEET_STATES
 from shared.protected import IDENTITY_FIELDS
 from shared.sheet_schema import FIELDS
@@ -68,7 +68,20 @@ def _sheet(session: Session, vault: Vault, sheet: Sheet, content: dict[str, Any]
                   "motivation": _reveal(vault.open(d, "motivation")),
                   "preconisations": [_reveal(vault.open(a, "label")) for a in d.actions]}
                  for d in decisions],
+        "accompagnement_global": [_global_support(vault, g) for g in session.scalars(
+            select(GlobalSupport).where(GlobalSupport.sheet_id == sheet.id)
+            .order_by(GlobalSupport.id))],
     }
+
+
+def _global_support(vault: Vault, support: GlobalSupport) -> dict:
+    secret = vault.open(support, "diagnostic_categories", purpose=PURPOSE)
+    return {"debut": support.started_on.isoformat(), "terme": support.term_ends_on.isoformat(),
+            "fin": support.ended_on.isoformat() if support.ended_on else "",
+            "motif_de_sortie": support.exit_reason_label,
+            "diagnostic_partage": {"date": support.diagnostic_on.isoformat(),
+                                   "structure": support.diagnostic_structure.name,
+                                   "freins": json.loads(secret.reveal()) if secret else []}}
 
 
 def _text(value: Any) -> str:
@@ -103,6 +116,13 @@ def render_docx(data: dict[str, Any], identity_labels: dict[str, str]) -> bytes:
                 doc.add_paragraph(f"{event['date'][:10]} – {event['etape']}"
                                   + (f" : {event['commentaire']}" if event["commentaire"] else ""),
                                   style="List Bullet")
+        for support in sheet["accompagnement_global"]:
+            doc.add_heading(f"Accompagnement global depuis le {support['debut']}", 2)
+            for label, key in (("Terme", "terme"), ("Fin", "fin"),
+                               ("Motif de sortie", "motif_de_sortie")):
+                if support[key]:
+                    doc.add_paragraph(f"{label} : {support[key]}")
+            doc.add_paragraph(f"Diagnostic partagé : {_text(support['diagnostic_partage'])}")
         for avis in sheet["avis"]:
             doc.add_heading(f"Avis de l'instance du {avis['date'][:10]}", 2)
             doc.add_paragraph(f"{avis['avis']} – {avis['motivation']}")

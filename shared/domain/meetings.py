@@ -46,6 +46,7 @@ from shared.sheet_schema import FIELDS_BY_NAME
 from shared.text import clean_text, has_control
 
 TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+PRESENTER_LIMIT = 160
 TEXT_LIMIT = 200
 MOTIVATION_LIMIT = 2000
 ACTION_LIMIT = 300
@@ -307,9 +308,11 @@ def postpone(session: Session, vault: Vault, meeting: Meeting, new_start: dateti
     transition(session, vault, meeting, "postpone", reason=reason, dismissals=dismissals)
     meeting.postponed_to_id = replacement.id
     for item in pending:
-        if item.sheet is None:  # a title screened when it was added
+        if item.sheet is None:  # texts screened when the item was added
             _add_partnership_item(session, vault, replacement, item.title,
-                                  item.duration_minutes)
+                                  presenter_structure=item.presenter_structure,
+                                  presenter_role=item.presenter_role, time_slot=item.time_slot,
+                                  duration_minutes=item.duration_minutes)
         elif item.sheet.status == "ajournee":  # two sheets of one person: confirmed already
             inscribe_sheet(session, vault, replacement, item.sheet, item.time_slot,
                            part=item.part, icag_kind=item.icag_kind,
@@ -414,29 +417,44 @@ def _agenda_changed(meeting: Meeting, item: AgendaItem | None = None) -> None:
         item.late = True  # after the freeze: the dossier gets a new version
 
 
-def add_partnership_item(session: Session, vault: Vault, meeting: Meeting, title: str,
+def add_partnership_item(session: Session, vault: Vault, meeting: Meeting, title: str, *,
+                         presenter_structure: str, presenter_role: str, time_slot: str = "",
                          duration_minutes: int = 20,
                          dismissals: dict[str, str] | None = None) -> AgendaItem:
-    """A non-case item (partenariat, interconnaissance): a title that names no beneficiary
-    (``dismissals``: finding key -> reason, see ``shared.domain.screening``)."""
+    """A non-case item (partenariat, interconnaissance, projet territorial): a title and its
+    presenter as a structure and a role, texts that name no one (``dismissals``: finding key
+    -> reason, see ``shared.domain.screening``; reference-list names are never findings)."""
     _require(meeting, "add_item")
     title = clean_text(title, label="Intitulé", limit=TEXT_LIMIT, required=True)
+    presenter_structure = clean_text(presenter_structure, label="Structure qui présente",
+                                     limit=PRESENTER_LIMIT, required=True)
+    presenter_role = clean_text(presenter_role, label="Fonction de la personne qui présente",
+                                limit=PRESENTER_LIMIT, required=True)
     dismissals = dismissals or {}
     dismissed = review_session_texts(
-        session, {"Intitulé": title}, None, dismissals,
-        "Point non ajouté : l'intitulé figure dans tous les documents de la séance, il ne "
-        "doit désigner personne. Reformulez :")
-    item = _add_partnership_item(session, vault, meeting, title, duration_minutes)
+        session, {"Intitulé": title, "Structure qui présente": presenter_structure,
+                  "Fonction de la personne qui présente": presenter_role}, None, dismissals,
+        "Point non ajouté : ces textes figurent dans tous les documents de la séance, ils ne "
+        "doivent désigner personne (indiquez une structure et une fonction, pas un nom). "
+        "Reformulez :")
+    item = _add_partnership_item(session, vault, meeting, title,
+                                 presenter_structure=presenter_structure,
+                                 presenter_role=presenter_role, time_slot=time_slot,
+                                 duration_minutes=duration_minutes)
     audit_dismissals(session, vault, "agenda_items", item.id, dismissed, dismissals)
     return item
 
 
-def _add_partnership_item(session: Session, vault: Vault, meeting: Meeting, title: str,
+def _add_partnership_item(session: Session, vault: Vault, meeting: Meeting, title: str, *,
+                          presenter_structure: str, presenter_role: str, time_slot: str,
                           duration_minutes: int) -> AgendaItem:
+    if time_slot and not TIME_RE.match(time_slot):
+        raise InvalidInput("Créneau invalide : une heure de 00:00 à 23:59.")
     if not 5 <= duration_minutes <= 240:
         raise InvalidInput("Durée entre 5 et 240 minutes.")
     item = AgendaItem(meeting=meeting, part="partenariat", title=title,
-                      duration_minutes=duration_minutes,
+                      presenter_structure=presenter_structure, presenter_role=presenter_role,
+                      time_slot=time_slot, duration_minutes=duration_minutes,
                       position=_next_position(session, meeting))
     session.add(item)
     _agenda_changed(meeting, item)

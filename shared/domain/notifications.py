@@ -20,8 +20,10 @@ from shared.db import PARIS, utcnow
 from shared.errors import InvalidInput, InvalidTransition
 from shared.models import (
     DocumentJob,
+    GlobalSupport,
     Meeting,
     MeetingMember,
+    Member,
     MinutesVisa,
     Notification,
     NotificationPreference,
@@ -185,6 +187,29 @@ def remind_directors(session: Session, delay: timedelta, now: datetime | None = 
     return written
 
 
+def global_support_term(session: Session, support: GlobalSupport) -> int:
+    """The accompagnement global's term is near: its referent (the author of the sheet that
+    brought the entry) and the circonscription's ACCO GLO counsellors, once per term.
+    Returns how many messages were written."""
+    key = f"ag-term:{support.id}:{support.term_ends_on.isoformat()}"
+    written = 0
+    author = session.get(User, support.sheet.author_id) if support.sheet.author_id else None
+    if _to_user(session, "ag_term", author, sheet_id=support.sheet_id,
+                global_support_id=support.id, dedup_key=f"{key}:u{author.id if author else 0}"):
+        written += 1
+    for member in session.scalars(select(Member).where(
+            Member.circonscription_id == support.circonscription_id, Member.acco_glo.is_(True),
+            Member.active.is_(True), Member.email != "").order_by(Member.id)):
+        member_key = f"{key}:m{member.id}"
+        if not _keyed(session, member_key):
+            session.add(Notification(kind="ag_term", member_id=member.id,
+                                     sheet_id=support.sheet_id, global_support_id=support.id,
+                                     dedup_key=member_key))
+            written += 1
+    session.flush()
+    return written
+
+
 def _keyed(session: Session, key: str) -> bool:
     return session.scalar(select(Notification.id).where(Notification.dedup_key == key)) \
         is not None
@@ -318,6 +343,8 @@ def recipient_address(notification: Notification) -> str:
         return notification.user.email if notification.user.active else ""
     if notification.meeting_member is not None:
         return notification.meeting_member.member.email
+    if notification.member is not None:
+        return notification.member.email if notification.member.active else ""
     return ""
 
 

@@ -8,6 +8,7 @@ from shared.models.document import (
     MinutesVisa,
     TemplateVersion,
 )
+from shared.models.icag import GlobalSupport, GlobalSupportStep
 from shared.models.keys import KeyRotation, KeyVersionRecord, ProcessHeartbeat, RecordKey
 from shared.models.maintenance import MaintenanceRun
 from shared.models.meeting import (
@@ -41,6 +42,8 @@ __all__ = [
     "FormStash",
     "FormalDecision",
     "GeneratedDocument",
+    "GlobalSupport",
+    "GlobalSupportStep",
     "IdentityRecord",
     "KeyRotation",
     "KeyVersionRecord",

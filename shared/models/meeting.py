@@ -175,9 +175,21 @@ class AgendaItem(Base):
     # "" while pending; "examine" or "ajourne" once the session dealt with it.
     outcome: Mapped[str] = mapped_column(String(10), default="")
     adjourn_reason: Mapped[str] = mapped_column(Text, default="")  # organisational
+    # Partnership items: who presents (a structure and a role, never a person's name), then
+    # what was said and decided, and when to come back to it. Screened like every session text.
+    presenter_structure: Mapped[str] = mapped_column(String(160), default="")
+    presenter_role: Mapped[str] = mapped_column(String(160), default="")
+    summary: Mapped[str] = mapped_column(Text, default="")
+    next_step: Mapped[str] = mapped_column(Text, default="")
+    follow_up_on: Mapped[date | None] = mapped_column(Date, index=True)
+    follow_up_done_on: Mapped[date | None] = mapped_column(Date)
 
     meeting: Mapped[Meeting] = relationship(back_populates="items")
     sheet: Mapped[Sheet | None] = relationship()
+
+    @property
+    def presenter(self) -> str:
+        return " – ".join(p for p in (self.presenter_structure, self.presenter_role) if p)
 
 
 class Decision(Base):

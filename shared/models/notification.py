@@ -8,7 +8,8 @@ from sqlalchemy import DateTime, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shared.db import Base, new_uuid, utcnow
-from shared.models.meeting import Meeting, MeetingMember
+from shared.models.icag import GlobalSupport
+from shared.models.meeting import Meeting, MeetingMember, Member
 from shared.models.sheet import Sheet
 from shared.models.user import User
 
@@ -23,6 +24,7 @@ KINDS = {
     "feedback_ready": "my_sheets",
     "visa_pending": "visas",
     "visa_reminder": "visas",
+    "ag_term": "my_sheets",  # to the ACCO GLO counsellor (a member), always at once
     "convocation": "",  # to members of a session, always at once
     "digest": "",
 }
@@ -36,6 +38,7 @@ KIND_LABELS = {
     "feedback_ready": "Fiche retour prête",
     "visa_pending": "PV à viser",
     "visa_reminder": "Relance de visa",
+    "ag_term": "Accompagnement global à renouveler",
     "convocation": "Convocation",
     "digest": "Récapitulatif quotidien",
 }
@@ -43,7 +46,7 @@ TOPICS = {
     "sheets_to_screen": "Fiches soumises, resoumises ou actualisées pour un retour, à votre "
                         "circonscription",
     "my_sheets": "Suivi de vos fiches (à compléter, inscription, ajournement, retour en instance, "
-                 "fiche retour)",
+                 "fiche retour, terme d'un accompagnement global)",
     "visas": "Procès-verbaux en attente de votre visa, et relances",
 }
 TOPIC_ROLES = {"sheets_to_screen": "facilitator", "my_sheets": "referent", "visas": "director"}
@@ -78,6 +81,10 @@ class Notification(Base):
         ForeignKey("meeting_members.id", ondelete="CASCADE"))
     meeting_id: Mapped[int | None] = mapped_column(ForeignKey("meetings.id"))
     sheet_id: Mapped[int | None] = mapped_column(ForeignKey("sheets.id"))
+    # A usual member of an instance outside any session (the ACCO GLO counsellor).
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    # The accompagnement global whose term is near.
+    global_support_id: Mapped[int | None] = mapped_column(ForeignKey("global_supports.id"))
     # A document the message attaches (a convocation's agenda): sent once it is built.
     document_job_id: Mapped[int | None] = mapped_column(ForeignKey("document_jobs.id"))
     # A digest's items point to the digest that carried them.
@@ -95,6 +102,8 @@ class Notification(Base):
 
     user: Mapped[User | None] = relationship()
     meeting_member: Mapped[MeetingMember | None] = relationship()
+    member: Mapped[Member | None] = relationship()
+    global_support: Mapped[GlobalSupport | None] = relationship()
     meeting: Mapped[Meeting | None] = relationship()
     sheet: Mapped[Sheet | None] = relationship()
 

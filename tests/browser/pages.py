@@ -178,9 +178,11 @@ class MeetingPage(Page):
                       "/tbody/tr/td[2]")]
 
     def add_partnership_point_clicking_twice(self, title: str) -> None:
-        """Type a partnership point's title, click "Ajouter" twice 20 ms apart (the first
-        request already sent), wait for the next page."""
+        """Type a partnership point's title and presenter, click "Ajouter" twice 20 ms apart
+        (the first request already sent), wait for the next page."""
         self._fill("Intitulé (sans nom de personne accompagnée)", title)
+        self._fill("Structure qui présente", "PLIE de Plaine Commune")
+        self._fill("Fonction de la personne qui présente (pas son nom)", "Chargée de mission")
         button = self.driver.find_element(By.XPATH, f"//main//button[{_text_is('Ajouter')}]")
         old_page = self.driver.find_element(By.TAG_NAME, "html")
         self.driver.execute_script(

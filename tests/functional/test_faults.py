@@ -44,7 +44,9 @@ def test_a_worker_killed_mid_job_leaves_a_job_that_another_worker_finishes_once(
     # Given an agenda long enough for the render to take a moment
     meeting = create_meeting(db_session, world["north"], datetime(2027, 2, 9, 14, 0), "Salle")
     for n in range(400):
-        add_partnership_item(db_session, vault, meeting, f"Point partenarial n°{n}", 10)
+        add_partnership_item(db_session, vault, meeting, f"Point partenarial n°{n}",
+                             presenter_structure="PLIE", presenter_role="Chargée de mission",
+                             duration_minutes=10)
     job = documents.request_document(db_session, meeting, "agenda", None)
     db_session.commit()
     first = start_worker(test_env, tmp_path / "worker.log", lease_seconds=3)

@@ -14,6 +14,7 @@ from tests.intake.test_access import client_as
 SHOWN_BACK = ["& < > \" ' <script>x</script>", "{{ 7*7 }} {% if 1 %}x{% endif %}",
               "\u202eRTL", "Émoji 🙂"]
 REFUSED = ["nul\x00byte", "bell\x07", "x" * 5000]
+PRESENTER = {"presenter_structure": "PLIE", "presenter_role": "Cheffe de projet"}
 
 
 def post(client, url, data, form_url=None):
@@ -27,7 +28,8 @@ def test_the_facilitator_forms_survive_hostile_text(app, world, db_session, valu
     meeting = world["meeting"]
     url = f"/seances/{meeting.id}"
     responses = [
-        post(client, f"{url}/points", {"title": value, "duration": "20"}, url),
+        post(client, f"{url}/points", {"title": value, "duration": "20",
+                                         **PRESENTER}, url),
         post(client, f"/seances/membres/{world['north'].id}", {
             "name": value, "function": value, "structure_id": "0", "kind": "permanent",
             "acco_glo": "non"}),
@@ -110,9 +112,9 @@ def test_each_refusal_names_the_right_problem(app, world, db_session, vault):
                            status="soumise")
     db_session.commit()
     cases = [
-        (facilitator, f"{url}/points", {"title": "Point", "duration": "²"}, url,
+        (facilitator, f"{url}/points", {"title": "Point", "duration": "²", **PRESENTER}, url,
          "La durée est un nombre entier de minutes."),
-        (facilitator, f"{url}/points", {"title": "Point", "duration": "0"}, url,
+        (facilitator, f"{url}/points", {"title": "Point", "duration": "0", **PRESENTER}, url,
          "Durée entre 5 et 240 minutes."),
         (facilitator, f"{url}/inscrire", {"sheet_id": str(screened.id), "time_slot": "25:99",
                                           "part": "situation"}, url,

@@ -23,6 +23,9 @@ from tests.factories import canary_identity, make_sheet
 from tests.functional.test_agenda import docx_xml, run_queue
 from tests.intake.test_access import client_as
 
+PRESENTER = {"presenter_structure": "PLIE de Plaine Commune",
+             "presenter_role": "Chargée de mission"}
+
 
 @pytest.fixture
 def facilitator(app, world):
@@ -86,7 +89,8 @@ def test_a_whole_month_of_one_instance(facilitator, app, world, db_session, vaul
     assert len(meeting.members) == 2  # permanent members invited
 
     # Agenda: a partnership item, two situations (one ICAG entry).
-    post(facilitator, f"{url}/points", {"title": "Présentation du PLIE", "duration": "20"}, url)
+    post(facilitator, f"{url}/points", {"title": "Présentation du PLIE", "duration": "20",
+                                        **PRESENTER}, url)
     post(facilitator, f"{url}/inscrire", {"sheet_id": str(sheets[0].id), "time_slot": "10:00",
                                           "part": "situation", "icag_kind": ""}, url)
     page = post(facilitator, f"{url}/inscrire", {"sheet_id": str(sheets[1].id),
@@ -125,7 +129,8 @@ def test_a_whole_month_of_one_instance(facilitator, app, world, db_session, vaul
 
     # Attendance: refused before the day (the planned future session), taken on the day.
     future_url = f"/seances/{future.id}"
-    post(facilitator, f"{future_url}/points", {"title": "Bilan", "duration": "10"}, future_url)
+    post(facilitator, f"{future_url}/points", {"title": "Bilan", "duration": "10",
+                                               **PRESENTER}, future_url)
     post(facilitator, f"{future_url}/etat/convene", form_url=future_url)
     future_row = reload(db_session, Meeting, future.id).members[0]
     page = post(facilitator, f"/seances/{future.id}/presences",
@@ -324,7 +329,7 @@ def test_texts_typed_in_session_that_name_someone_are_refused_before_any_documen
     meeting.state = "odj_en_construction"
     db_session.commit()
     page = post(facilitator, f"{url}/points", {"title": "Point sur Madame Jeanne Martin",
-                                                "duration": "20"}, url)
+                                                "duration": "20", **PRESENTER}, url)
     assert "Point non ajouté" in flash_text(page)
     assert reload(db_session, Meeting, meeting.id).content_version == version
 

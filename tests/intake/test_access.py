@@ -4,6 +4,7 @@ import pytest
 from sqlalchemy import select
 
 from shared.domain import documents
+from shared.domain.meetings import add_partnership_item, inscribe_sheet
 from shared.models import (
     Decision,
     DecisionAction,
@@ -27,7 +28,7 @@ PUBLIC = {"auth.login", "main.healthz", "static", "convocations.answer"}
 SCOPED = {"sheets.show", "sheets.edit", "sheets.withdraw", "sheets.screen",
           "sheets.reveal_identity", "sheets.document_download",
           "sheets.information_note", "followup.mark_done", "sheets.access_export",
-          "followup.bring_back"}
+          "followup.bring_back", "followup.partnership_done"}
 
 
 def scoped(endpoint):
@@ -81,8 +82,19 @@ def routes(app, world, db_session, vault):
     eml = f"{failed_mail.uuid}.eml"  # a development outbox file
     (app.extensions["icli"].settings.mail_outbox_dir).mkdir(exist_ok=True)
     (app.extensions["icli"].settings.mail_outbox_dir / eml).write_text("Subject: test\n")
+    situation = meeting.items[-1]
+    # An ICAG entry and a partnership item for their own pages (never removed by the walk).
+    icag_item = inscribe_sheet(db_session, vault, meeting, make_sheet(
+        db_session, vault, world["structures"]["ssd"], canary_identity(9), status="recevable"),
+        "16:00", part="icag", icag_kind="entree")
+    partnership_item = add_partnership_item(db_session, vault, meeting, "Point d'accès",
+                                            presenter_structure="PLIE", presenter_role="Cheffe")
+    db_session.commit()
+    own_item = {"meetings.icag_step": icag_item.id,
+                "meetings.partnership_outcome": partnership_item.id,
+                "followup.partnership_done": partnership_item.id}
     # Agenda item ids, an action no state allows without a reason (nothing changes).
-    meeting_values = {"item_id": meeting.items[-1].id, "action": "cancel",
+    meeting_values = {"item_id": situation.id, "action": "cancel",
                       "member_id": member.id, "direction": "monter"}
     values = {"meeting_id": meeting.id, "document_id": document.id, "kind": "agenda",
               "sheet_id": sheet.id, "institution": "departement", "version_id": template.id,
@@ -107,6 +119,8 @@ def routes(app, world, db_session, vault):
             args["action"] = "desactiver"
         if rule.endpoint == "meetings.remove_item":  # keep the situations for later routes
             args["item_id"] = meeting.items[0].id
+        if rule.endpoint in own_item:
+            args["item_id"] = own_item[rule.endpoint]
         url = rule.build(args, append_unknown=False)[1]
         method = "GET" if "GET" in rule.methods else "POST"
         out.append((rule.endpoint, url, method))

@@ -100,12 +100,15 @@ def test_adjournment_reasons_and_titles_follow_the_same_rule(world, db_session, 
                 f"Attendre l'appel de {world['identities'][1].prenom}.")
     assert item.outcome == ""
     planned = create_meeting(db_session, world["north"], datetime(2027, 1, 19, 14, 0), "Salle")
+    presenter = {"presenter_structure": "PLIE", "presenter_role": "Chargée de mission"}
     with pytest.raises(TextsNeedReviewError) as refused:
-        add_partnership_item(db_session, vault, planned, "Retour sur la famille Benali (Bondy)")
+        add_partnership_item(db_session, vault, planned, "Retour sur la famille Benali (Bondy)",
+                             **presenter)
     key = refused.value.reviews[0]["findings"][0].key
-    add_partnership_item(db_session, vault, planned, "Présentation de l'ALI de Bobigny")
+    add_partnership_item(db_session, vault, planned, "Présentation de l'ALI de Bobigny",
+                         **presenter)
     add_partnership_item(db_session, vault, planned, "Retour sur la famille Benali (Bondy)",
-                         dismissals={key: "mot_courant"})
+                         dismissals={key: "mot_courant"}, **presenter)
     assert [i.title for i in planned.items] == ["Présentation de l'ALI de Bobigny",
                                                 "Retour sur la famille Benali (Bondy)"]
 
