@@ -6,6 +6,9 @@ Each rule is one user action, in its own transaction as a request would be: comm
 rolled back on a ``DomainError`` (any other exception fails the test). Documents are built by
 the worker's own job function, in this process, from the signed payload read back from Redis.
 
+Rules for the capabilities other branches are adding (correcting an avis, formal decisions,
+returning situations, ICAG dates) go in as one ``@rule`` each, beside their neighbours.
+
 Profiles: "ci" (the default: bounded, derandomised) and "long" (``HYPOTHESIS_PROFILE=long``),
 see the README's Tests section. A failing example Hypothesis finds is kept below as a regular
 test (``test_bug_*``).
@@ -161,7 +164,6 @@ class Environment:
 
     engine: object
     sessions: sessionmaker[Session]
-    settings: object
     keyring_path: Path
     keyring_original: bytes
     keyring: KeyRing
@@ -797,7 +799,7 @@ def environment(engine, settings, redis, monkeypatch, tmp_path):
     KeyRing.create_file(keyring_path)
     monkeypatch.setattr(runtime, "_runtime", None)  # this test's runtime, undone after it
     private = dataclasses.replace(settings, keyring_path=keyring_path)
-    env = Environment(engine=engine, sessions=make_session_factory(engine), settings=private,
+    env = Environment(engine=engine, sessions=make_session_factory(engine),
                       keyring_path=keyring_path, keyring_original=keyring_path.read_bytes(),
                       keyring=KeyRing.load(keyring_path), redis=redis,
                       worker=runtime.init(private))
