@@ -105,10 +105,15 @@ def _clean_database(request):
     engine = request.getfixturevalue("engine") if "engine" in request.fixturenames else None
     yield
     if engine is not None:
-        with engine.begin() as conn:
-            for table in reversed(Base.metadata.sorted_tables):
-                conn.execute(table.delete())
-        _seed_reference_data(engine)
+        empty_database(engine)
+
+
+def empty_database(engine) -> None:
+    """Every table emptied, the reference data seeded again: the state a test starts from."""
+    with engine.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
+    _seed_reference_data(engine)
 
 
 @pytest.fixture
