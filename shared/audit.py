@@ -246,34 +246,61 @@ def _reanchor_parts(anchor: AuditReanchor) -> tuple:
             anchor.reason, anchor.at.isoformat(timespec="microseconds"))
 
 
-# -- integrity failures ------------------------------------------------------------
-# The caller usually rolls back after an integrity error: its audit row would vanish with
-# the rollback, and writing it at once on another connection would wait for the caller's
-# own lock on the chain head. So failures wait in the session and are written in their own
-# short transaction as soon as the caller's transaction ends, however it ends.
-_PENDING = "icli_integrity_failures"
+# -- rows that must outlive the caller's transaction --------------------------------
+# A value was decrypted, or failed to decrypt: that happened whatever the caller does next,
+# and a refused action (a DomainError after a guard read the identity) is rolled back by its
+# view. Writing these rows at once on another connection would wait for the caller's own
+# lock on the chain head, so they wait in the session and are written in their own short
+# transaction as soon as the caller's transaction ends without committing them.
+_PENDING = "icli_pending_audit"  # integrity failures: written after any ending
+_UNCOMMITTED = "icli_uncommitted_audit"  # decryptions: written again after a rollback
+
+
+def record_decryption(session: Session, keyring: KeyRing, actor: Actor, *, object_type: str,
+                      object_ids: list[int], fields: list[str], purpose: str) -> AuditEvent:
+    """The audit row of a decryption, in the caller's transaction (fail closed: it is
+    flushed before anything is decrypted) and again on its own if that transaction does not
+    commit."""
+    event = record(session, keyring, actor, "decrypt", object_type=object_type,
+                   object_ids=object_ids, fields=fields, purpose=purpose)
+    _queue(session, _UNCOMMITTED, (keyring, actor, "decrypt", object_type, tuple(object_ids),
+                                   tuple(fields), purpose))
+    return event
 
 
 def integrity_failure(session: Session, keyring: KeyRing, actor: Actor, table: str,
                       row_id: int, field: str) -> None:
     """Queue an audit row for a value that failed to decrypt (ids only, never ciphertext)."""
-    session.info.setdefault(_PENDING, []).append((keyring, actor, table, row_id, field))
-    if not sa_event.contains(session, "after_transaction_end", _write_integrity_failures):
-        sa_event.listen(session, "after_transaction_end", _write_integrity_failures)
+    _queue(session, _PENDING, (keyring, actor, "integrity_failure", table, (row_id,),
+                               (field,), ""))
 
 
-def _write_integrity_failures(session: Session, transaction: SessionTransaction) -> None:
-    if transaction.parent is not None or not session.info.get(_PENDING):
+def _queue(session: Session, key: str, row: tuple) -> None:
+    session.info.setdefault(key, []).append(row)
+    if not sa_event.contains(session, "after_transaction_end", _write_pending):
+        sa_event.listen(session, "after_commit", _forget_committed)
+        sa_event.listen(session, "after_transaction_end", _write_pending)
+
+
+def _forget_committed(session: Session) -> None:
+    session.info.pop(_UNCOMMITTED, None)  # committed with the caller's transaction
+
+
+def _write_pending(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is not None:
         return
-    pending = session.info.pop(_PENDING)
+    pending = session.info.pop(_PENDING, []) + session.info.pop(_UNCOMMITTED, [])
+    if not pending:
+        return
     try:
         with Session(session.get_bind().engine) as isolated:
-            for keyring, actor, table, row_id, field in pending:
-                record(isolated, keyring, actor, "integrity_failure", object_type=table,
-                       object_ids=[row_id], fields=[field])
+            for keyring, actor, action, table, ids, fields, purpose in pending:
+                record(isolated, keyring, actor, action, object_type=table, object_ids=ids,
+                       fields=fields, purpose=purpose)
             isolated.commit()
-    except Exception as exc:  # the failure itself is still in the log
-        log.error("integrity failure(s) could not be audited (%s)", type(exc).__name__)
+    except Exception as exc:  # the event itself is still in the log
+        log.error("%d audit row(s) could not be written after the transaction ended (%s)",
+                  len(pending), type(exc).__name__)
 
 
 def _mac_parts(prev_mac: str, event: AuditEvent) -> tuple:

@@ -137,9 +137,9 @@ class Vault:
         if audited:
             if not purpose:
                 raise ValueError("decrypting identifying or sensitive data needs a purpose")
-            audit.record(self.session, self.keyring, self.actor, "decrypt",
-                         object_type=table, object_ids=[o.id for o in objs],
-                         fields=audited, purpose=purpose)
+            audit.record_decryption(self.session, self.keyring, self.actor,
+                                    object_type=table, object_ids=[o.id for o in objs],
+                                    fields=audited, purpose=purpose)
         return specs
 
     def open(self, obj: Any, field: str, *, purpose: str = "") -> Secret | None:

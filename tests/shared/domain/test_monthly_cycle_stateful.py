@@ -50,6 +50,7 @@ from shared.domain import documents, meetings
 from shared.domain.beneficiaries import Identity
 from shared.domain.meetings import ActionInput
 from shared.domain.reference import reference_labels
+from shared.domain.screening import TextsNeedReviewError
 from shared.domain.sheet_workflow import TRANSITIONS as SHEET_TRANSITIONS
 from shared.domain.sheet_workflow import note, submit, transition
 from shared.domain.sheets import EDITABLE_STATES, sheet_identity, start_sheet, write_values
@@ -88,24 +89,6 @@ from tests.factories import (
     reference_data,
 )
 from tests.generator.test_contexts import docx_xml
-
-# -- known bugs, fixed on branch cyclebugs: the machine tolerates each one so that a run
-# explores past it; the merger sets these to False once the fixes are in (each one has its
-# minimal example below as a strict xfail test).
-# Bug 1: a known person's new sheet typed with name, first name and birth date only erases
-# the other identity fields the structure had recorded.
-TOLERATE_PARTIAL_IDENTITY_ERASES = True
-# Bug 2: a transition's history event records the new state as its "from" (from == to).
-TOLERATE_EVENT_FROM_EQUALS_TO = True
-# Bug 3: a sheet adjourned at a session is offered again to that same session, and inscribing
-# it breaks the (session, sheet) unique constraint with an IntegrityError.
-TOLERATE_ADJOURNED_REOFFERED_TO_SAME_SESSION = True
-# Bug 4: an entry into accompagnement global is inscribed although the person disagrees.
-TOLERATE_ICAG_ENTRY_IN_DISAGREEMENT = True
-# Bug 5 (found by this machine, not fixed on any branch yet): an action refused with a
-# DomainError after an audited decryption (an avis text checked against the identity) is
-# rolled back by its view, and the audit row of that decryption goes with it.
-TOLERATE_REFUSAL_DROPS_DECRYPTION_AUDIT = True
 
 hypothesis_settings.register_profile(
     "ci", max_examples=5, stateful_step_count=200, deadline=None, derandomize=True,
@@ -245,15 +228,12 @@ class SimulatedYear(RuleBasedStateMachine):
     def _act(self, work) -> bool:
         """One user action in its own transaction: True when committed, False when refused
         with a DomainError (rolled back, as a view does). Anything else fails the test."""
-        decrypted_before = len(self.env.decryptions)
         with self.env.sessions() as session:
             try:
                 work(session)
                 session.commit()
             except DomainError:
                 session.rollback()
-                if TOLERATE_REFUSAL_DROPS_DECRYPTION_AUDIT:
-                    del self.env.decryptions[decrypted_before:]
                 return False
         return True
 
@@ -326,7 +306,7 @@ class SimulatedYear(RuleBasedStateMachine):
         key = (sheet.beneficiary_id, sheet.structure_id)
         values = {name: getattr(typed, name).strip() for name in IDENTITY_FIELDS}
         before = self.identities.get(key)
-        if before is not None and only_name_and_birth and not TOLERATE_PARTIAL_IDENTITY_ERASES:
+        if before is not None and only_name_and_birth:
             values = before | {name: value for name, value in values.items() if value}
         self.identities[key] = values
 
@@ -445,16 +425,11 @@ class SimulatedYear(RuleBasedStateMachine):
         with self.env.sessions() as session:
             meeting = session.get(Meeting, meeting_id)
             offered = [s.id for s in meetings.candidate_sheets(session, meeting)]
-            if TOLERATE_ADJOURNED_REOFFERED_TO_SAME_SESSION:
-                offered = [i for i in offered if i not in {item.sheet_id
-                                                           for item in meeting.items}]
         if not offered:
             return
         sheet_id = data.draw(st.sampled_from(offered))
         entry_in_disagreement = (part == "icag" and kind == "entree"
                                  and self.position.get(sheet_id) == "desaccord")
-        if entry_in_disagreement and TOLERATE_ICAG_ENTRY_IN_DISAGREEMENT:
-            return
 
         def work(session: Session) -> None:
             meeting = session.get(Meeting, meeting_id)
@@ -595,13 +570,23 @@ class SimulatedYear(RuleBasedStateMachine):
                           "confirmed": CONFIRMED_TEXT}[words]
 
         def work(session: Session, vault: Vault, meeting: Meeting, item: AgendaItem) -> None:
-            meetings.record_avis(
-                session, vault, meeting, item.id, avis=avis,
-                avis_codes=set(reference_labels(session)["avis"]), motivation=motivation,
-                actions=[ActionInput("Atelier mobilité", None, meeting.day + timedelta(30))]
-                if with_action else [],
-                come_back_on=meeting.day + timedelta(days=60) if come_back else None,
-                formal_decision_by=formal, texts_confirmed=words == "confirmed")
+            def record(dismissals: dict[str, str]) -> None:
+                meetings.record_avis(
+                    session, vault, meeting, item.id, avis=avis,
+                    avis_codes=set(reference_labels(session)["avis"]), motivation=motivation,
+                    actions=[ActionInput("Atelier mobilité", None, meeting.day + timedelta(30))]
+                    if with_action else [],
+                    come_back_on=meeting.day + timedelta(days=60) if come_back else None,
+                    formal_decision_by=formal, dismissals=dismissals)
+
+            try:
+                record({})
+            except TextsNeedReviewError as refused:
+                findings = [f for review in refused.reviews for f in review["findings"]]
+                if words != "confirmed" or any(f.own_identity for f in findings):
+                    raise
+                # The facilitator dismisses each finding with a reason, one by one.
+                record({f.key: "lieu" for f in findings})
 
         recorded = self._on_item(item_id, work)
         assert not (recorded and names_the_person), "an avis naming the person was recorded"
@@ -766,9 +751,8 @@ class SimulatedYear(RuleBasedStateMachine):
                 if event.action in NOTE_ACTIONS:
                     assert event.from_status == event.to_status == state, event.action
                     continue
-                if not TOLERATE_EVENT_FROM_EQUALS_TO:
-                    assert event.from_status == state, (event.action, event.from_status)
-                    assert event.from_status != event.to_status, event.action
+                assert event.from_status == state, (event.action, event.from_status)
+                assert event.from_status != event.to_status, event.action
                 allowed = SHEET_TRANSITIONS[event.action]
                 assert state in allowed.sources, (event.action, state)
                 assert event.to_status == allowed.target, (event.action, event.to_status)
@@ -872,7 +856,6 @@ def known_person_twice(db_session, vault, second: Identity) -> Sheet:
                        identity=second).sheet
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 bug 1, fixed on branch cyclebugs")
 def test_bug_1_a_known_persons_new_sheet_typed_in_short_keeps_the_identity(db_session, vault):
     sheet = known_person_twice(db_session, vault, partial(person(0)))
     stored = sheet_identity(db_session, vault, sheet, "test")
@@ -886,7 +869,6 @@ def test_a_known_persons_identity_typed_in_full_is_stored_as_typed(db_session, v
         person(0).numero_caf
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 bug 2, fixed on branch cyclebugs")
 def test_bug_2_a_history_event_records_the_state_the_sheet_left(db_session, vault):
     _north, _south, structures = reference_data(db_session)
     make_sheet(db_session, vault, structures["ssd"], person(0), status="soumise")
@@ -904,7 +886,6 @@ def inscribed(db_session, vault, values=None):
     return meeting, sheet
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 bug 3, fixed on branch cyclebugs")
 def test_bug_3_an_adjourned_sheet_is_not_offered_again_to_the_same_session(db_session, vault):
     meeting, sheet = inscribed(db_session, vault)
     item = meetings.inscribe_sheet(db_session, vault, meeting, sheet, "14:30")
@@ -914,7 +895,6 @@ def test_bug_3_an_adjourned_sheet_is_not_offered_again_to_the_same_session(db_se
         meetings.inscribe_sheet(db_session, vault, meeting, sheet, "15:00")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 bug 4, fixed on branch cyclebugs")
 def test_bug_4_an_ag_entry_is_refused_while_the_person_disagrees(db_session, vault):
     meeting, sheet = inscribed(db_session, vault,
                                demo_values(0) | {"position_personne": "desaccord"})
@@ -923,15 +903,13 @@ def test_bug_4_an_ag_entry_is_refused_while_the_person_disagrees(db_session, vau
                                 icag_kind="entree")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 bug 5 (new): the audit row of a decryption "
-                                       "is rolled back with the refused action")
 def test_bug_5_a_refused_avis_keeps_the_audit_row_of_the_identity_it_decrypted(
         db_session, vault):
     meeting, sheet = inscribed(db_session, vault)
     item = meetings.inscribe_sheet(db_session, vault, meeting, sheet, "14:30")
     meeting.state = "tenue"
     db_session.commit()
-    with pytest.raises(meetings.TextsNeedReview):  # the identity was decrypted to find it
+    with pytest.raises(TextsNeedReviewError):  # the identity was decrypted to find it
         meetings.record_avis(db_session, vault, meeting, item.id, avis="maintien",
                              avis_codes={"maintien"},
                              motivation=f"Échange avec {person(0).nom} sur son parcours.",
