@@ -577,22 +577,25 @@ def formal_decision(meeting_id: int, item_id: int):
         flash("Aucune décision formelle n'est attendue pour cette situation.", "error")
         return redirect(url_for("meetings.show", meeting_id=meeting.id) + "#odj")
     form = FormalDecisionForm()
+    review = None  # the caught words, highlighted, once texts were refused
     if form.validate_on_submit():
         try:
             decisions.record(db(), vault(), decision, outcome=form.outcome.data or "",
                              decided_on=_optional_date(form.decided_on.data,
                                                        "Date de la décision"),
                              author=form.author.data or "", detail=form.detail.data or "",
-                             actor_id=current_user.id)
+                             actor_id=current_user.id, dismissals=_dismissals())
         except DomainError as exc:
             db().rollback()
             flash(exc.message, "error")
+            review = exc if isinstance(exc, TextsNeedReviewError) else None
         else:
             return _done(meeting, f"Décision formelle enregistrée pour "
                                   f"{decision.sheet.reference} : la fiche retour est mise à "
                                   "jour.", "#odj")
     return render_template("meetings/formal_decision.html", meeting=meeting, decision=decision,
-                           form=form, labels=reference_labels(db()), formal=FORMAL_DECISION)
+                           form=form, labels=reference_labels(db()), formal=FORMAL_DECISION,
+                           review=review, reasons=DISMISS_REASONS)
 
 
 def _optional_date(value: str | None, label: str) -> date | None:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from shared import audit
 from shared.domain import documents
 from shared.domain.meetings import review_sheet_texts
+from shared.domain.screening import audit_dismissals
 from shared.encrypted import Vault
 from shared.errors import InvalidInput, InvalidTransition
 from shared.models import Decision, FormalDecision, Meeting, Sheet
@@ -40,8 +41,10 @@ def pending(session: Session, *, circonscription_ids: set[int] | None = None,
 
 def record(session: Session, vault: Vault, decision: Decision, *, outcome: str,
            decided_on: date | None, author: str, detail: str, actor_id: int | None,
-           today: date | None = None) -> FormalDecision:
-    """Record the decision taken on ``decision`` (once), then rebuild its fiche retour."""
+           today: date | None = None,
+           dismissals: dict[str, str] | None = None) -> FormalDecision:
+    """Record the decision taken on ``decision`` (once), then rebuild its fiche retour. Its
+    texts are screened as every session text (``dismissals``: finding key -> reason)."""
     today = today or date.today()
     if not decision.formal_decision_by:
         raise InvalidTransition("Cet avis est définitif : il n'attend pas de décision formelle.")
@@ -62,12 +65,12 @@ def record(session: Session, vault: Vault, decision: Decision, *, outcome: str,
         problems.append("précisez en quoi la décision diffère de l'avis")
     if problems:
         raise InvalidInput("Décision non enregistrée : " + " ; ".join(problems) + ".")
-    # Nothing here is dismissable: a formal decision's author is a function, its details
-    # name no one.
-    review_sheet_texts(session, vault, decision.sheet,
-                       {"Auteur de la décision": author, "Précisions": detail}, {},
-                       "Décision non enregistrée : ces textes iront sur la fiche retour, qui "
-                       "désigne la personne par sa seule référence. Reformulez :")
+    dismissals = dismissals or {}
+    dismissed = review_sheet_texts(
+        session, vault, decision.sheet, {"Auteur de la décision": author, "Précisions": detail},
+        dismissals, "Décision non enregistrée : ces textes iront sur la fiche retour, qui "
+        "désigne la personne par sa seule référence. Reformulez ; un élément qui ne désigne "
+        "personne (une fonction, un service) peut être écarté avec un motif :")
     formal = FormalDecision(decision=decision, outcome=outcome, decided_on=decided_on,
                             author=author, recorded_by=actor_id)
     session.add(formal)
@@ -76,6 +79,7 @@ def record(session: Session, vault: Vault, decision: Decision, *, outcome: str,
     audit.record(session, vault.keyring, vault.actor, "formal_decision_recorded",
                  object_type="decisions", object_ids=[decision.id],
                  fields=[decision.formal_decision_by, outcome])
+    audit_dismissals(session, vault, "decisions", decision.id, dismissed, dismissals)
     meeting = decision.meeting
     if meeting.state in documents.KIND_STATES["feedback"]:
         documents.request_document(session, meeting, "feedback", actor_id, decision.sheet,

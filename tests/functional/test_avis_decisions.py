@@ -3,6 +3,8 @@ level, through the facilitator's and the directors' pages."""
 
 from __future__ import annotations
 
+import html
+import re
 from datetime import date, timedelta
 
 import pytest
@@ -154,10 +156,17 @@ def test_a_formal_decision_is_awaited_listed_then_recorded_on_the_fiche_retour(
     db_session.expire_all()
     assert decision.formal is None
 
+    filled = {"outcome": "modifiee", "decided_on": date.today().isoformat(), "author": DGA,
+              "detail": "Réorientation acceptée, avec un délai de trois mois."}
+    response = facilitator.post(url, follow_redirects=True,
+                                data={"csrf_token": csrf_token(facilitator, url), **filled})
+    # The service's name is caught as an organisation: the facilitator dismisses it, with a
+    # reason, on the same page (issue 15: findings are dismissed one by one).
+    keys = re.findall(r'name="dismiss_([^"]+)"', response.get_data(as_text=True))
+    assert keys and decision.formal is None
     response = facilitator.post(url, follow_redirects=True, data={
-        "csrf_token": csrf_token(facilitator, url), "outcome": "modifiee",
-        "decided_on": date.today().isoformat(), "author": DGA,
-        "detail": "Réorientation acceptée, avec un délai de trois mois."})
+        "csrf_token": csrf_token(facilitator, url), **filled,
+        **{f"dismiss_{html.unescape(key)}": "partenaire" for key in keys}})
     assert "la fiche retour est mise à jour" in response.get_data(as_text=True)
     db_session.expire_all()
     assert decision.formal_state == "prise"
