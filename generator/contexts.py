@@ -69,7 +69,7 @@ SHEET_COLUMNS = ("situation_data", "sensitive_data")  # never "referent_data" (i
 
 # -- allowlists of the situation sheet (shared/sheet_schema.py) -------------------------------
 # Situational fields printed on the pseudonymised fiche, in this order ("sexe" is left out:
-# useful for statistics only, DOMAIN.md §3.1 #12).
+# useful for statistics only, docs/domain.md).
 SITUATION_FIELDS = (
     "situation_familiale", "enfants_a_charge", "age_plus_jeune", "anciennete_rsa",
     "orientation", "debut_accompagnement", "nombre_referents", "contrat", "contrat_signe",
@@ -751,7 +751,7 @@ def feedback_context(session: Session, vault: Vault, meeting: Meeting, version: 
 
 
 Builder = Callable[..., dict]
-# RGPD information of the person (DOMAIN.md §6); an administrator may upload a template with
+# RGPD information of the person (docs/domain.md); an administrator may upload a template with
 # the local wording (the DPO's own address, the retention validated with the archives).
 DPO_CONTACT = ("le ou la délégué·e à la protection des données du Département de la "
                "Seine-Saint-Denis (coordonnées sur le site du Département ou auprès de votre "

@@ -80,7 +80,7 @@ def _frames(exc: BaseException) -> str:
 class AllowlistedJob(Job):
     """Only ``run_document_job`` and ``run_mail_job`` may run: RQ would otherwise import and
     call whatever function name a job in Redis carries, so whoever can write to Redis could
-    run code (SECURITY.md rule 9). Callbacks and bound instances are refused too."""
+    run code (docs/security.md, rule 9). Callbacks and bound instances are refused too."""
 
     def _refuse_if_foreign(self) -> None:
         foreign = (self.func_name not in ALLOWED or self.instance is not None
@@ -137,7 +137,7 @@ KEY_UNAVAILABLE = ("Le générateur de documents ne détient pas la clé de chif
 
 def _audit_refusal(session: Session, rt: runtime.Runtime, purpose: str, *,
                    object_type: str = "", object_ids: list[int] | None = None) -> None:
-    """Every refused job leaves an audit row (SECURITY.md rule 9), ids and reason only."""
+    """Every refused job leaves an audit row (docs/security.md, rule 9), ids and reason only."""
     log.warning("refused job: %s", purpose)
     audit.record(session, rt.keyring, audit.WORKER, "job_refused", object_type=object_type,
                  object_ids=object_ids or [], purpose=purpose)

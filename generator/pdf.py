@@ -5,7 +5,7 @@
 (Debian's ``python3-uno`` is for /usr/bin/python3: the venv cannot import it). The helper
 starts ``soffice.bin`` with a private profile and a UNO pipe, keeps it running, and converts
 one document at a time in memory: the .docx goes in as a UNO input stream and the PDF comes
-back as an output stream, so no plaintext file is written (SECURITY.md rule 10). The helper
+back as an output stream, so no plaintext file is written (docs/security.md, rule 10). The helper
 listens on a unix socket inside the converter's private directory (mode 0700), which the worker
 and any process it forks reach alike. A LibreOffice found dead is restarted; one
 still busy when the timeout expires is killed and restarted; the helper and LibreOffice end

@@ -1,4 +1,4 @@
-"""Audit trail: MAC-chained rows, written in the caller's transaction (SECURITY.md rule 11).
+"""Audit trail: MAC-chained rows, written in the caller's transaction (docs/security.md, rule 11).
 
 A row's MAC covers its fields and the previous row's MAC under the audit secret, so editing,
 deleting or reordering a row breaks the chain from that row on. Writers serialise on the

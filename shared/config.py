@@ -75,7 +75,7 @@ class Settings:
     visa_reminder_days: int = 3
     # Local hour (Europe/Paris) at which daily digests are sent.
     digest_hour: int = 7
-    # Retention (DOMAIN.md §6, to validate with the DPO): identity and sheet contents go N
+    # Retention (docs/operations.md, to validate with the DPO): identity and sheet contents go N
     # months after the situation is closed, and never later than 24 months after the last
     # contact (CNIL 2023-095); audit rows are kept a fixed time (CNIL practice: 6-12 months).
     retention_closed_months: int = 12

@@ -1,4 +1,4 @@
-"""The only module that touches key material (SECURITY.md rules 2-5, 8, 12).
+"""The only module that touches key material (docs/security.md, rules 2-5, 8, 12).
 
 - Fields: AES-256-GCM under a per-record data key (DEK), associated data binding the
   ciphertext to table, record uuid, field and versions. Format (base64 text):

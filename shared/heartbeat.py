@@ -3,7 +3,7 @@
 ``Heartbeat.beat()`` reloads the keyring when its file changed (a version added, promoted or
 retired: no restart needed), then records in ``process_heartbeats`` the versions held —
 numbers only, never a key. ``icli keys promote`` is refused until every process seen within
-``LIVE_FOR`` holds the new version (SECURITY.md rule 6), and ``icli keys retire`` waits until
+``LIVE_FOR`` holds the new version (docs/security.md, rule 6), and ``icli keys retire`` waits until
 none holds the retired one. Intake beats before each request, the worker before each job and
 in its maintenance step: the file is checked every time, the report written at once after a
 reload, else at most every ``INTERVAL``.

@@ -1,6 +1,6 @@
 """The one place that declares which columns are encrypted, under which chain and class.
 
-Classes (DOMAIN.md §3): IDENTIFYING fields use the identity chain; SENSITIVE and
+Classes (docs/security.md, rule 1): IDENTIFYING fields use the identity chain; SENSITIVE and
 SITUATIONAL ones the content chain. Decrypting an identifying or sensitive field is audited.
 """
 

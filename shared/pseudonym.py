@@ -15,7 +15,7 @@ PSEUDONYM_LENGTH = 6
 
 
 def random_pseudonym() -> str:
-    """Random, not derived from identity (SECURITY.md rule 7): e.g. ``P-7K3Q9M``."""
+    """Random, not derived from identity (docs/security.md, rule 7): e.g. ``P-7K3Q9M``."""
     return "P-" + "".join(secrets.choice(_ALPHABET) for _ in range(PSEUDONYM_LENGTH))
 
 

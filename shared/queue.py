@@ -1,4 +1,4 @@
-"""The RQ queues and the signed, ids-only payloads they carry (SECURITY.md rule 9).
+"""The RQ queues and the signed, ids-only payloads they carry (docs/security.md, rule 9).
 
 Jobs are enqueued by dotted name so intake never imports the generator, with the JSON
 serializer so nobody who can write to Redis can make a worker run code.

@@ -1,4 +1,4 @@
-"""Default entries of the enumerations administrators edit (DOMAIN.md §3.2-3.4).
+"""Default entries of the enumerations administrators edit (docs/domain.md).
 
 Inserted by ``icli db upgrade`` for a kind that has no entry yet; afterwards the
 administrators' edits win (labels change with the vocabulary, codes stay).

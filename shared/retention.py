@@ -1,4 +1,4 @@
-"""Retention (RGPD, DOMAIN.md §6): what is purged when, by crypto-shredding.
+"""Retention (RGPD, docs/operations.md): what is purged when, by crypto-shredding.
 
 - A person's identity records and the contents of their sheets go ``closed_months`` after
   their last situation was closed (closed, withdrawn or not admissible), and in any case

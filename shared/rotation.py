@@ -1,4 +1,4 @@
-"""Key rotation, online and resumable (SECURITY.md rule 6): add → promote → rotate → retire.
+"""Key rotation, online and resumable (docs/security.md, rule 6): add → promote → rotate → retire.
 
 - ``add``: a new version in the keyring file, held by every process once it reloads, not used.
 - ``promote``: the new version becomes primary (new wraps, new blind indexes), refused until

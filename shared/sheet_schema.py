@@ -1,5 +1,5 @@
 """The situation sheet (fiche de saisine), declared once: every field with its section, label,
-type, limits and data class (DOMAIN.md §3.1). The form, validation, storage, the free-text
+type, limits and data class (docs/security.md, rule 1). The form, validation, storage, the free-text
 guard and the document builders all read this declaration.
 
 Storage: the beneficiary's identity lives in ``beneficiaries`` (identity chain). The sheet's
@@ -66,7 +66,7 @@ POSITION = {"accord": "D'accord", "desaccord": "En désaccord",
             "injoignable": "N'a pas pu être jointe (note d'information envoyée)"}
 OUI_NON = {"oui": "Oui", "non": "Non"}
 
-# Reference-data kinds that administrators edit (DOMAIN.md §3.2-3.4).
+# Reference-data kinds that administrators edit (docs/domain.md).
 EDITABLE_KINDS = {
     "motif": "Motifs de saisine",
     "frein": "Freins",
@@ -146,7 +146,7 @@ FIELDS: tuple[SheetField, ...] = (
     SheetField("logement", "Logement", "situation", "choice", choices=LOGEMENT),
     SheetField("parcours", "Parcours et situation (résumé)", "situation", "textarea",
                max_length=4000, required=True, help=_FREE_TEXT_HELP),
-    # Freins: categories with an intensity; sensitive details minimised (DOMAIN.md §3.1 #24-27)
+    # Freins: categories with an intensity; sensitive details minimised (docs/domain.md)
     SheetField("freins", "Freins identifiés", "freins", "freins", SENSITIVE, ref="frein",
                required=True),
     SheetField("sante_detail", "Santé / handicap : précisions utiles au parcours", "freins",

@@ -1,5 +1,5 @@
 """Facilitators' follow-up: open préconisations, situations to bring back, and monthly
-statistics without identities (DOMAIN.md §8 items 15-16)."""
+statistics without identities (docs/domain.md)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Accompagnement global (ICAG): entries, renewals and exits recorded at a session, the
 12-month term and its renewal reminder.
 
-The rules of the national protocol (DOMAIN.md §1): entry needs a diagnostic partagé and
+The rules of the national protocol (docs/domain.md): entry needs a diagnostic partagé and
 « ne pourra se faire contre l'avis » of the person; AG lasts up to 12 months, renewable.
 """
 

@@ -1,4 +1,4 @@
-"""Monthly steering figures per circonscription (DOMAIN.md §7.7, §8 item 16).
+"""Monthly steering figures per circonscription (docs/domain.md).
 
 Counts only: no reference, pseudonym, name or free text ever leaves these functions. Months
 are calendar months in Paris time: a sheet submitted at 00:30 on the 1st counts in that

@@ -11,7 +11,7 @@ from shared.db import Base, utcnow
 
 
 class RecordKey(Base):
-    """A DEK wrapped by a KEK version of its chain (SECURITY.md rule 2)."""
+    """A DEK wrapped by a KEK version of its chain (docs/security.md, rule 2)."""
 
     __tablename__ = "record_keys"
     # Rotation walks one chain's keys on one KEK version in uuid order (keyset batches);

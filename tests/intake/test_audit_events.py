@@ -1,4 +1,4 @@
-"""Each kind of security event writes an audit row (SECURITY.md rule 11), ids only."""
+"""Each kind of security event writes an audit row (docs/security.md, rule 11), ids only."""
 
 from __future__ import annotations
 
