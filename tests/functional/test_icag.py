@@ -14,6 +14,7 @@ from generator import mail
 from shared.demo import demo_values
 from shared.domain import access_export, icag, notifications
 from shared.domain.meetings import create_meeting, inscribe_sheet
+from shared.domain.sheets import write_values
 from shared.models import (
     AuditEvent,
     GeneratedDocument,
@@ -57,10 +58,13 @@ def test_an_ag_entry_records_its_dates_and_diagnostic_and_reaches_the_minutes(
     # Given a session with an ICAG entry for a person who agrees, and one who disagrees
     meeting = world["meeting"]
     agrees = _icag_sheet(db_session, vault, world, 0)
-    disagrees = _icag_sheet(db_session, vault, world, 1, position="desaccord")
+    disagrees = _icag_sheet(db_session, vault, world, 1)
     items = {sheet.id: inscribe_sheet(db_session, vault, meeting, sheet, "15:30", part="icag",
                                       icag_kind="entree")
              for sheet in (agrees, disagrees)}
+    # who changed her mind after the inscription (which refuses an entry in disagreement too)
+    write_values(vault, disagrees, {**demo_values(1), "position_personne": "desaccord"})
+    db_session.commit()
     _held(db_session, meeting)
     url = f"/seances/{meeting.id}"
     ali = world["structures"]["ali"]

@@ -18,19 +18,21 @@ def test_a_refused_agenda_title_is_shown_highlighted_and_a_finding_dismissed_wit
     db_session.add(Structure(name="ALI de Bobigny", type="ali"))
     db_session.commit()
     url = f"/seances/{meeting.id}"
+    presenter = {"presenter_structure": "ALI de Bobigny", "presenter_role": "Directrice"}
     page = post(facilitator, f"{url}/points", {"title": "présentation de l'ALI de Bobigny",
-                                                "duration": "20"}, url)
+                                                "duration": "20", **presenter}, url)
     assert "Point ajouté" in flash_text(page)
 
     title = "Retour sur la famille Benali (Bondy)"
-    page = post(facilitator, f"{url}/points", {"title": title, "duration": "30"}, url)
+    page = post(facilitator, f"{url}/points", {"title": title, "duration": "30", **presenter},
+                url)
     body = html.unescape(page.get_data(as_text=True))
     assert page.status_code == 422 and "Point non ajouté" in flash_text(page)
     assert re.search(r'<mark class="open"[^>]*>Benali</mark>', body)
     assert "Benali" not in flash_text(page)
     key = re.search(r'name="dismiss_([^"]+)"', body).group(1)
     assert 'name="duration" value="30"' in body  # the rest of the form comes back
-    page = post(facilitator, f"{url}/points", {"title": title, "duration": "30",
+    page = post(facilitator, f"{url}/points", {"title": title, "duration": "30", **presenter,
                                                 f"dismiss_{key}": "mot_courant"}, url)
     assert "Point ajouté" in flash_text(page)
     db_session.expire_all()

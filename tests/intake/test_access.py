@@ -28,7 +28,7 @@ PUBLIC = {"auth.login", "main.healthz", "static", "convocations.answer"}
 SCOPED = {"sheets.show", "sheets.edit", "sheets.withdraw", "sheets.screen",
           "sheets.reveal_identity", "sheets.document_download",
           "sheets.information_note", "followup.mark_done", "sheets.access_export",
-          "followup.bring_back", "followup.partnership_done"}
+          "followup.bring_back", "followup.partnership_done", "sheets.identity_choice"}
 
 
 def scoped(endpoint):

@@ -11,12 +11,12 @@ from shared.errors import InvalidInput, InvalidTransition
 from tests.factories import canary_identity, make_sheet
 
 
-def _item(db_session, vault, world, kind, n=50):
+def _item(db_session, vault, world, kind, n=50, same_person_confirmed=False):
     sheet = make_sheet(db_session, vault, world["structures"]["ssd"], canary_identity(n),
                        status="recevable", values={**demo_values(0),
                                                    "position_personne": "accord"})
     return inscribe_sheet(db_session, vault, world["meeting"], sheet, "16:00", part="icag",
-                          icag_kind=kind)
+                          icag_kind=kind, same_person_confirmed=same_person_confirmed)
 
 
 def _enter(db_session, vault, world, item, **changes):
@@ -44,7 +44,8 @@ def test_an_entry_refuses_a_diagnostic_after_the_start_and_a_second_running_ag(
         _enter(db_session, vault, world, item,
                started_on=world["meeting"].day + timedelta(days=400))
     _enter(db_session, vault, world, item)
-    again = _item(db_session, vault, world, "entree", n=50)  # the same person, a new sheet
+    again = _item(db_session, vault, world, "entree", n=50,  # the same person, a new sheet
+                  same_person_confirmed=True)
     with pytest.raises(InvalidInput, match="déjà en cours"):
         _enter(db_session, vault, world, again)
 
