@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from wtforms import (
-    BooleanField,
     Field,
     SelectField,
     SelectMultipleField,
@@ -93,8 +92,6 @@ def sheet_form_class(labels: dict[str, dict[str, str]]) -> type[Form]:
                         "date" if key in ("debut", "fin") else "text")
         else:
             attrs[spec.name] = _field(spec, labels)
-    attrs["guard_confirmed"] = BooleanField(
-        "Je confirme que les mots signalés ne désignent pas la personne")
     return type("SheetForm", (Form,), attrs)
 
 

@@ -270,8 +270,7 @@ def edit(sheet_id: int):
             if request.form.get("action") == "submit":
                 returning = sheet.status == "retour"
                 try:
-                    workflow.submit(session_db, vault(), sheet, labels, actor_id=current_user.id,
-                                    guard_confirmed=form.guard_confirmed.data)
+                    workflow.submit(session_db, vault(), sheet, labels, actor_id=current_user.id)
                 except domain.SheetInvalid as exc:
                     errors = exc.errors
                 except workflow.GuardHits as exc:

@@ -127,8 +127,9 @@ class GuardHits(InvalidInput):
     """Free texts contain the person's own identity; ``hits`` maps field -> kinds found."""
 
     def __init__(self, hits: dict[str, list[str]]) -> None:
-        super().__init__("Certains textes semblent contenir l'identité de la personne : "
-                         "reformulez-les avant de soumettre.")
+        super().__init__("Certains textes contiennent l'identité de la personne, qui ne peut "
+                         "figurer dans aucun texte transmis à l'instance : reformulez-les "
+                         "avant de soumettre.")
         self.hits = hits
 
 
@@ -143,10 +144,11 @@ class FindingsOpen(InvalidInput):
 
 
 def submit(session: Session, vault: Vault, sheet: Sheet, labels: dict[str, dict[str, str]], *,
-           actor_id: int | None, guard_confirmed: bool = False) -> SheetEvent:
+           actor_id: int | None) -> SheetEvent:
     """Check completeness, the free-text guard and the de-identification review, then
     submit (a returning sheet: resubmit); the referent's review decisions are counted for
-    the statistics."""
+    the statistics. The person's own identity in a free text is always refused: the texts
+    reach the session dossier, which names the person by reference only (issue 15)."""
     action = "resubmit" if sheet.status == "retour" else "submit"
     if sheet.status not in TRANSITIONS[action].sources:
         return transition(session, vault, sheet, action, actor_id=actor_id)  # raises
@@ -156,14 +158,11 @@ def submit(session: Session, vault: Vault, sheet: Sheet, labels: dict[str, dict[
         raise SheetInvalid(errors)
     identity = sheet_identity(session, vault, sheet, "contrôle des textes libres")
     hits = identity_hits(identity, values)
-    if hits and not guard_confirmed:
+    if hits:
         raise GuardHits(hits)
     open_findings = deidentify.unhandled(values)
     if open_findings:
         raise FindingsOpen(len(open_findings))
-    if hits:  # the referent confirmed these words do not designate the person: counted
-        audit.record(session, vault.keyring, vault.actor, "guard_overridden",
-                     object_type="sheets", object_ids=[sheet.id], fields=sorted(hits))
     _record_review_counts(session, sheet, deidentify.decision_counts(values))
     sheet.open_findings = 0
     return transition(session, vault, sheet, action, actor_id=actor_id)

@@ -198,7 +198,7 @@ def test_disallowed_transitions_are_refused_clearly_and_change_nothing(
     assert "Impossible de retirer une fiche « Retirée »" in response.get_data(as_text=True)
 
 
-def test_the_free_text_guard_flags_the_persons_identity_until_rephrased_or_confirmed(
+def test_the_free_text_guard_refuses_the_persons_identity_until_rephrased(
         referent, db_session):
     identity = canary_identity(7)
     sheet_id = create_draft(referent, identity)
@@ -212,21 +212,19 @@ def test_the_free_text_guard_flags_the_persons_identity_until_rephrased_or_confi
     assert "Textes à reformuler" in body
     assert "le nom de la personne" in body and "le numéro de téléphone" in body
     assert status_of(db_session, sheet_id) == "brouillon"  # saved, not submitted
-    confirmed = {**sheet_form(leaky, identity), "guard_confirmed": "y"}
-    body = post_sheet(referent, sheet_id, confirmed, "submit").get_data(as_text=True)
-    # The de-identification review finds the same words: each is handled, one click each.
-    assert "2 élément(s) identifiant(s) à traiter" in body
-    for decision in FINDING_RE.findall(body):
-        assert decision.startswith(("accept|", "dismiss|"))
-    while decisions := [d for d in FINDING_RE.findall(
-            referent.get(f"/fiches/{sheet_id}/modifier").get_data(as_text=True))
-            if d.startswith("dismiss|")]:
-        post_sheet(referent, sheet_id, {**confirmed, "finding": decisions[0]}, None)
-    response = post_sheet(referent, sheet_id, confirmed, "submit")
+    # No tick lets the person's own identity through (issue 15): the former confirmation
+    # posted by hand changes nothing.
+    body = post_sheet(referent, sheet_id, {**sheet_form(leaky, identity),
+                                           "guard_confirmed": "y"}, "submit") \
+        .get_data(as_text=True)
+    assert "Textes à reformuler" in body and 'name="guard_confirmed"' not in body
+    assert status_of(db_session, sheet_id) == "brouillon"
+    # Rephrased, the sheet goes.
+    response = post_sheet(referent, sheet_id, sheet_form(demo_values(0), identity), "submit")
     assert response.status_code == 302
     assert status_of(db_session, sheet_id) == "soumise"
-    assert db_session.scalar(select(AuditEvent.fields).where(
-        AuditEvent.action == "guard_overridden")) == "parcours,question"
+    assert db_session.scalar(select(func.count()).select_from(AuditEvent).where(
+        AuditEvent.action == "guard_overridden")) == 0
 
 
 def test_a_known_person_is_found_and_the_new_sheet_attached_to_them(
