@@ -19,7 +19,7 @@ from shared import audit
 from shared.domain import documents, notifications, returns
 from shared.domain.screening import SessionFinding, audit_dismissals, review_session_texts
 from shared.domain.sheet_workflow import transition as sheet_transition
-from shared.domain.sheets import read_values, sheet_identity
+from shared.domain.sheets import person_identities, read_values
 from shared.domain.users import EMAIL_RE, normalise_email
 from shared.encrypted import Vault
 from shared.errors import InvalidInput, InvalidTransition
@@ -182,14 +182,11 @@ def _screen_release_reason(session: Session, vault: Vault, meeting: Meeting, rea
     intro = ("Séance inchangée : le motif devient celui de l'ajournement de chaque situation "
              "inscrite, au procès-verbal et sur les fiches retour ; il ne doit désigner "
              "personne. Reformulez :")
-    identities = [sheet_identity(session, vault, item.sheet, GUARD_PURPOSE)
-                  for item in meeting.items
-                  if item.sheet is not None and not item.outcome] or [None]
-    dismissed: list[SessionFinding] = []
-    for identity in identities:
-        dismissed = review_session_texts(session, {"Motif": reason}, identity, dismissals,
-                                         intro)
-    return dismissed
+    identities = [identity for item in meeting.items
+                  if item.sheet is not None and not item.outcome
+                  for identity in person_identities(session, vault, item.sheet.beneficiary,
+                                                    GUARD_PURPOSE)]
+    return review_session_texts(session, {"Motif": reason}, identities, dismissals, intro)
 
 
 def _release_sheets(session: Session, vault: Vault, meeting: Meeting, reason: str) -> None:
@@ -433,7 +430,7 @@ def add_partnership_item(session: Session, vault: Vault, meeting: Meeting, title
     dismissals = dismissals or {}
     dismissed = review_session_texts(
         session, {"Intitulé": title, "Structure qui présente": presenter_structure,
-                  "Fonction de la personne qui présente": presenter_role}, None, dismissals,
+                  "Fonction de la personne qui présente": presenter_role}, (), dismissals,
         "Point non ajouté : ces textes figurent dans tous les documents de la séance, ils ne "
         "doivent désigner personne (indiquez une structure et une fonction, pas un nom). "
         "Reformulez :")
@@ -603,7 +600,7 @@ def adjourn(session: Session, vault: Vault, meeting: Meeting, item_id: int, reas
     dismissals = dismissals or {}
     dismissed = review_session_texts(
         session, {"Motif de l'ajournement": reason},
-        sheet_identity(session, vault, item.sheet, GUARD_PURPOSE), dismissals,
+        person_identities(session, vault, item.sheet.beneficiary, GUARD_PURPOSE), dismissals,
         "Situation non ajournée : le motif figure au procès-verbal et sur la fiche retour, "
         "il ne doit désigner personne. Reformulez :")
     if target is not None and (target.id == meeting.id
@@ -666,7 +663,8 @@ def review_sheet_texts(session: Session, vault: Vault, sheet: Sheet, texts: dict
         return []
     # The identity is decrypted (an audited read) only when there is text to check.
     return review_session_texts(
-        session, texts, sheet_identity(session, vault, sheet, GUARD_PURPOSE), dismissals, intro)
+        session, texts, person_identities(session, vault, sheet.beneficiary, GUARD_PURPOSE),
+        dismissals, intro)
 
 
 def avis_texts(motivation: str, actions: list[ActionInput]) -> dict[str, str]:

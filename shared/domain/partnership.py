@@ -47,7 +47,7 @@ def record_outcome(session: Session, vault: Vault, meeting: Meeting, item_id: in
         raise InvalidInput("La date de suivi doit suivre la séance.")
     dismissals = dismissals or {}
     dismissed = review_session_texts(
-        session, {"Synthèse": summary, "Décision ou suite": next_step}, None, dismissals,
+        session, {"Synthèse": summary, "Décision ou suite": next_step}, (), dismissals,
         "Compte rendu non enregistré : ces textes figurent au procès-verbal, ils ne doivent "
         "désigner personne. Reformulez ; un élément qui ne désigne personne peut être écarté "
         "avec un motif :")

@@ -16,12 +16,14 @@ import hashlib
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shared import audit, deidentify
+from shared.crypto import normalise_digits
 from shared.domain.sheets import GUARD_LABELS, identity_spans
 from shared.encrypted import Vault
 from shared.errors import InvalidInput
@@ -113,35 +115,73 @@ def _reference_spans(text: str, names: list[str]) -> list[tuple[int, int]]:
     return [(m.start(), m.end()) for m in pattern.finditer(_fold(text))]
 
 
-def screen_session_texts(texts: dict[str, str], identity: dict[str, str] | None = None,
+# The assistant's kinds that hold a number or an address the person's own identity may have.
+_OWN_KINDS = {"phone": "telephone", "caf": "numero_caf", "france_travail":
+              "identifiant_france_travail", "birth_date": "date_naissance", "email": "email"}
+
+
+def screen_session_texts(texts: dict[str, str],
+                         identities: Sequence[dict[str, str]] = (),
                          names: list[str] | None = None) -> list[SessionFinding]:
-    """Every identifying span of ``texts`` (label -> text): the person's own identity when
-    given, and the de-identification assistant's findings; spans inside a reference name
-    (``names``) are left out."""
+    """Every identifying span of ``texts`` (label -> text): the person's own identity (as each
+    structure recorded it, ``identities``) and the de-identification assistant's findings.
+    A reference name (``names``) hides the assistant's findings inside it, and the person's
+    own name only where the reference holds other words ("l'ALI de Bobigny" for a person
+    called Ali, never a member whose name is the person's)."""
     findings = []
     for label, text in texts.items():
         inside = _reference_spans(text, names or [])
         own: list[SessionFinding] = []
         # Of overlapping parts of the identity ("benali" in an e-mail address) the longest
         # is marked.
-        for start, end, key in sorted(identity_spans(identity or {}, text),
-                                      key=lambda span: span[0] - span[1]):
+        spans = [span for identity in identities for span in identity_spans(identity, text)]
+        for start, end, key in sorted(spans, key=lambda span: span[0] - span[1]):
             if all(end <= f.start or start >= f.end for f in own):
                 own.append(SessionFinding(label, start, end, key, True, text[start:end]))
-        others = [SessionFinding(label, d.start, d.end, d.kind, False, d.text)
-                  for d in deidentify.analyse(text)
-                  if all(d.end <= f.start or d.start >= f.end for f in own)]
-        findings += [f for f in own + others
-                     if not any(start <= f.start and f.end <= end for start, end in inside)]
+        own = [f for f in own
+               if not any(start <= f.start and f.end <= end and _other_words(text, start, end, own)
+                          for start, end in inside)]
+        others = []
+        for d in deidentify.analyse(text):
+            if any(d.start < f.end and f.start < d.end for f in own):
+                continue
+            if any(start <= d.start and d.end <= end for start, end in inside):
+                continue
+            # A number the assistant found that is the person's own, in a form the guard
+            # does not know: never dismissable either.
+            mine = d.kind in _OWN_KINDS and any(
+                _same_value(d.kind, d.text, identity.get(_OWN_KINDS[d.kind], ""))
+                for identity in identities)
+            others.append(SessionFinding(label, d.start, d.end,
+                                         _OWN_KINDS[d.kind] if mine else d.kind, mine, d.text))
+        findings += own + others
     return sorted(findings, key=lambda f: (list(texts).index(f.label), f.start))
 
 
+def _other_words(text: str, start: int, end: int, own: list[SessionFinding]) -> bool:
+    """Whether the reference name at ``text[start:end]`` holds a word that is no part of the
+    person's identity found there."""
+    return any(not any(f.start <= start + m.start() and start + m.end() <= f.end for f in own)
+               for m in re.finditer(r"\w+", text[start:end]))
+
+
+def _same_value(kind: str, found: str, own: str) -> bool:
+    if not own:
+        return False
+    if kind == "email":
+        return found.strip().lower() == own.strip().lower()
+    if kind == "birth_date":
+        return bool(identity_spans({"date_naissance": own}, found))
+    found, own = normalise_digits(found), normalise_digits(own)
+    return bool(own) and (found == own or (kind == "phone" and found[-9:] == own[-9:]))
+
+
 def review_session_texts(session: Session, texts: dict[str, str],
-                         identity: dict[str, str] | None, dismissals: dict[str, str],
+                         identities: Sequence[dict[str, str]], dismissals: dict[str, str],
                          intro: str) -> list[SessionFinding]:
     """The findings of ``texts``, all dismissed with a reason; raises ``TextsNeedReviewError``
     while one is the person's own identity or is not dismissed."""
-    findings = screen_session_texts({k: v for k, v in texts.items() if v}, identity,
+    findings = screen_session_texts({k: v for k, v in texts.items() if v}, identities,
                                     reference_names(session))
     valid = {key: reason for key, reason in dismissals.items() if reason in DISMISS_REASONS}
     if any(f.own_identity or f.key not in valid for f in findings):

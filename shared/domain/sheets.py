@@ -30,7 +30,7 @@ from shared.domain.beneficiaries import (
 )
 from shared.encrypted import Vault
 from shared.errors import InvalidInput
-from shared.models import Circonscription, Sheet, Structure, User
+from shared.models import Beneficiary, Circonscription, IdentityRecord, Sheet, Structure, User
 from shared.protected import IDENTITY_FIELDS
 from shared.pseudonym import next_sheet_reference
 from shared.sheet_schema import (
@@ -239,7 +239,10 @@ _STREET_WORDS = {"RUE", "AVENUE", "BOULEVARD", "ALLEE", "IMPASSE", "PLACE", "CHE
                  "QUAI", "COURS", "SQUARE", "VILLA", "CITE", "RESIDENCE", "BATIMENT", "BAT",
                  "ESCALIER", "ETAGE", "APPARTEMENT", "APPT", "BIS", "TER", "DES", "DU", "DE",
                  "LA", "LE", "LES", "SAINT", "SAINTE"}
-_NUMBER_RUN = re.compile(r"\+?\d[\d .\-/]{3,}\d")
+# Between two digits of a number as people type it: nothing, or one space, dot, dash or slash.
+_DIGIT_GAP = r"[\s.\-/]?"
+# A French phone number's national prefix: 0, or +33 / 0033 (with an optional "(0)").
+_PHONE_PREFIX = r"(?:(?:\+|00)\s?33\s?(?:\(0\)\s?)?|0)?"
 
 
 # Particles of names ("Le Gall", "Ben Youssef", "Da Silva") are ordinary words of French text.
@@ -301,7 +304,7 @@ def identity_spans(identity: dict[str, str], text: str) -> list[tuple[int, int, 
                                      for key in ("nom", "prenom", "nom_naissance")}
     needles["adresse"] = {w for w in _words(identity.get("adresse", ""))
                           if len(w) >= 4 and w not in _STREET_WORDS and not w.isdigit()}
-    digits = {
+    numbers = {
         "numero_caf": normalise_digits(identity.get("numero_caf", "")),
         "telephone": normalise_digits(identity.get("telephone", ""))[-9:],
         "identifiant_france_travail": normalise_digits(
@@ -313,12 +316,10 @@ def identity_spans(identity: dict[str, str], text: str) -> list[tuple[int, int, 
         folded = normalise_name(word.group())
         spans += [(word.start(), word.end(), key) for key, needle in needles.items()
                   if folded and folded in needle]
-    for run in _NUMBER_RUN.finditer(text):
-        number = normalise_digits(run.group())
-        # Whole numbers only: a CAF number inside a longer phone number is not a hit.
-        spans += [(run.start(), run.end(), key) for key, needle in digits.items()
-                  if len(needle) >= 5 and (number == needle or (key == "telephone"
-                                                               and number[-9:] == needle))]
+    for key, number in numbers.items():
+        if len(number) >= 5:
+            spans += [(m.start(), m.end(), key)
+                      for m in _number_regex(number, key == "telephone").finditer(text)]
     if email:
         spans += [(m.start(), m.end(), "email")
                   for m in re.finditer(re.escape(email), text, re.IGNORECASE)]
@@ -329,14 +330,24 @@ def identity_spans(identity: dict[str, str], text: str) -> list[tuple[int, int, 
     return sorted(spans)
 
 
+def _number_regex(number: str, phone: bool) -> re.Pattern[str]:
+    """The whole number however its digits are grouped (06 12 34 56 78, 061-234-5678,
+    +33 6 12 34 56 78), never a part of a longer number: "CAF 1234567 - 2024" holds it,
+    "12345678" does not hold 1234567."""
+    body = _DIGIT_GAP.join(number)
+    return re.compile(rf"(?<!\d){_PHONE_PREFIX if phone else ''}{body}(?!\d)")
+
+
 def _birth_date_regex(born: date) -> re.Pattern[str]:
-    """The birth date however it is typed: 05/03/1981, 5.3.81, 1981-03-05, 5 mars 1981."""
+    """The birth date however it is typed: 05/03/1981, 5.3.81, 1981-03-05, 1981/3/5,
+    5 mars 1981, 05 mars 1981, 1er mars 1981."""
     month = FRENCH_MONTHS[born.month - 1]
     plain_month = normalise_name(month).lower()
     return re.compile(
         rf"(?<!\d)0?{born.day}\s?[/.-]\s?0?{born.month}\s?[/.-]\s?(?:{born.year}|"
-        rf"{born.year % 100:02d})(?!\d)|{born.isoformat()}|(?<!\d){born.day}(?:er)?\s+"
-        rf"(?:{month}|{plain_month})\s+{born.year}", re.IGNORECASE)
+        rf"{born.year % 100:02d})(?!\d)|(?<!\d){born.year}\s?[/.-]\s?0?{born.month}\s?[/.-]"
+        rf"\s?0?{born.day}(?!\d)|(?<!\d)0?{born.day}(?:er)?\s+(?:{month}|{plain_month})\s+"
+        rf"{born.year}", re.IGNORECASE)
 
 
 # -- creating a sheet, with duplicate detection ---------------------------------------
@@ -410,6 +421,19 @@ def sheet_identity(session: Session, vault: Vault, sheet: Sheet, purpose: str) -
         return dict.fromkeys(IDENTITY_FIELDS, "")
     opened = vault.open_many([record], IDENTITY_FIELDS, purpose=purpose)[0]
     return {k: (v.reveal() if v else "") for k, v in opened.items()}
+
+
+def person_identities(session: Session, vault: Vault, beneficiary: Beneficiary,
+                      purpose: str) -> list[dict[str, str]]:
+    """The person's identity as every structure recorded it (one audited decryption): a
+    guard checks texts against all of them, since a phone known to one structure only is
+    the person's all the same."""
+    records = list(session.scalars(select(IdentityRecord).where(
+        IdentityRecord.beneficiary_id == beneficiary.id).order_by(IdentityRecord.id)))
+    if not records:
+        return []
+    return [{k: (v.reveal() if v else "") for k, v in opened.items()}
+            for opened in vault.open_many(records, IDENTITY_FIELDS, purpose=purpose)]
 
 
 # -- who may see what -------------------------------------------------------------------

@@ -22,7 +22,7 @@ def _caught(findings):
 def test_every_token_of_the_persons_identity_is_caught_where_it_stands():
     text = ("Mme Benali, née le 05/03/1981, joignable au 01 48 12 34 56 ou "
             "a.benali@exemple.invalid, allocataire 1234567, résidence des Glycines.")
-    findings = screen_session_texts({"Motivation": text}, BENALI)
+    findings = screen_session_texts({"Motivation": text}, [BENALI])
     assert _caught(findings) == [
         ("Motivation", "Benali", True), ("Motivation", "05/03/1981", True),
         ("Motivation", "01 48 12 34 56", True), ("Motivation", "a.benali@exemple.invalid", True),
@@ -37,8 +37,36 @@ def test_a_family_named_in_an_agenda_title_is_a_finding():
 
 def test_reference_names_are_not_findings_even_when_they_hold_the_persons_first_name():
     texts = {"Action 1": "présentation de l'ALI de Bobigny"}
-    assert _caught(screen_session_texts(texts, BENALI)) == [("Action 1", "ALI", True)]
-    assert screen_session_texts(texts, BENALI, ["ALI de Bobigny"]) == []
+    assert _caught(screen_session_texts(texts, [BENALI])) == [("Action 1", "ALI", True)]
+    assert screen_session_texts(texts, [BENALI], ["ALI de Bobigny"]) == []
+
+
+@pytest.mark.parametrize("text", [
+    "Née le 05 mars 1981, situation stable.",          # a day with its leading zero
+    "Dossier ouvert, naissance 1981/3/5.",              # year first
+    "Allocataire CAF 1234567 - 2024.",                  # a number beside another
+    "Joignable au +33 1 48 12 34 56 / 2024.",           # an international prefix
+    "Joignable au 0148-123-456.",                       # another grouping
+])
+def test_the_persons_numbers_and_birth_date_are_caught_however_they_are_written(text):
+    # Outside review: these forms passed as dismissable findings, or as nothing at all.
+    findings = screen_session_texts({"Motivation": text}, [BENALI])
+    assert findings and all(f.own_identity for f in findings), _caught(findings)
+
+
+def test_a_reference_name_made_of_the_persons_name_never_hides_it():
+    # A member or a structure named like the person must not let the name through.
+    texts = {"Motivation": "Ali Benali a été reçu."}
+    assert [f.own_identity for f in screen_session_texts(texts, [BENALI], ["Ali Benali"])] \
+        == [True, True]
+
+
+def test_every_structures_record_of_the_person_is_checked():
+    # Another structure knows a phone number this one does not: still the person's.
+    other = {"nom": "Benali", "telephone": "06 11 22 33 44"}
+    findings = screen_session_texts({"Motivation": "Rappeler au 06 11 22 33 44."},
+                                    [{"nom": "Benali"}, other])
+    assert _caught(findings) == [("Motivation", "06 11 22 33 44", True)]
 
 
 @pytest.fixture
