@@ -49,7 +49,6 @@ from shared.domain import sheet_workflow as workflow
 from shared.domain import sheets as domain
 from shared.domain.beneficiaries import (
     Identity,
-    resolve_identity_differences,
     save_identity,
     validate_identity,
 )
@@ -199,8 +198,8 @@ def identity_choice(sheet_id: int):
               "la mettre à jour.", "error")
         return _identity_choice_page(sheet, typed, 400)
     try:
-        resolve_identity_differences(
-            db(), vault(), sheet.beneficiary, sheet.structure_id, typed,
+        domain.choose_identity_values(
+            db(), vault(), sheet, typed,
             {name for name, choice in choices.items() if choice == "update"},
             index_bits=services().settings.index_bits)
     except DomainError as exc:

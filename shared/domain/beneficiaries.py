@@ -209,6 +209,9 @@ def stored_identity(vault: Vault, record: IdentityRecord, purpose: str) -> dict[
     return {name: (value.reveal() if value else "") for name, value in opened.items()}
 
 
+ADDRESS_FIELDS = ("adresse", "code_postal", "commune")
+
+
 def attach_identity(session: Session, vault: Vault, beneficiary: Beneficiary,
                     structure_id: int | None, typed: Identity, *,
                     index_bits: int = DEFAULT_INDEX_BITS) -> list[str]:
@@ -226,11 +229,18 @@ def attach_identity(session: Session, vault: Vault, beneficiary: Beneficiary,
     stored = stored_identity(vault, record, "rattachement d'une nouvelle fiche")
     typed_values = {name: getattr(typed, name).strip() for name in IDENTITY_FIELDS}
     completed = {name: stored[name] or typed_values[name] for name in IDENTITY_FIELDS}
+    # The address is one value: a stored street never gets another address's postcode.
+    if any(stored[name] for name in ADDRESS_FIELDS):
+        completed |= {name: stored[name] for name in ADDRESS_FIELDS}
     if completed != stored:
         save_identity(session, vault, beneficiary, structure_id, Identity(**completed),
                       index_bits=index_bits)
-    return [name for name in IDENTITY_FIELDS
-            if typed_values[name] and completed[name] != typed_values[name]]
+    differing = [name for name in IDENTITY_FIELDS
+                 if typed_values[name] and completed[name] != typed_values[name]]
+    if set(differing) & set(ADDRESS_FIELDS):  # chosen together, all three shown
+        differing = [name for name in IDENTITY_FIELDS
+                     if name in differing or (name in ADDRESS_FIELDS and typed_values[name])]
+    return differing
 
 
 def resolve_identity_differences(session: Session, vault: Vault, beneficiary: Beneficiary,

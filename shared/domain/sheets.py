@@ -26,6 +26,7 @@ from shared.domain.beneficiaries import (
     create_beneficiary,
     find_duplicates,
     identity_record,
+    resolve_identity_differences,
     validate_identity,
 )
 from shared.encrypted import Vault
@@ -421,6 +422,17 @@ def sheet_identity(session: Session, vault: Vault, sheet: Sheet, purpose: str) -
         return dict.fromkeys(IDENTITY_FIELDS, "")
     opened = vault.open_many([record], IDENTITY_FIELDS, purpose=purpose)[0]
     return {k: (v.reveal() if v else "") for k, v in opened.items()}
+
+
+def choose_identity_values(session: Session, vault: Vault, sheet: Sheet, typed: dict[str, str],
+                           update: set[str], *, index_bits: int = DEFAULT_INDEX_BITS) -> None:
+    """The referent's choice between stored and typed identity values, while the sheet can
+    be edited (as the edit page: an inscribed sheet's identity is not changed here)."""
+    if sheet.status not in EDITABLE_STATES:
+        raise InvalidInput("La fiche n'est plus modifiable : l'identité enregistrée est "
+                           "conservée.")
+    resolve_identity_differences(session, vault, sheet.beneficiary, sheet.structure_id, typed,
+                                 update, index_bits=index_bits)
 
 
 def person_identities(session: Session, vault: Vault, beneficiary: Beneficiary,

@@ -11,7 +11,7 @@ from shared.domain.beneficiaries import (
     resolve_identity_differences,
     stored_identity,
 )
-from shared.domain.sheets import start_sheet
+from shared.domain.sheets import choose_identity_values, start_sheet
 from shared.errors import InvalidInput
 from shared.models import AuditEvent
 from tests.factories import canary_identity
@@ -83,3 +83,32 @@ def test_a_choice_on_an_unknown_field_is_refused(world, db_session, vault, known
     with pytest.raises(InvalidInput):
         resolve_identity_differences(db_session, vault, first.beneficiary,
                                      first.structure_id, {"pseudonym": "x"}, {"pseudonym"})
+
+
+def test_a_stored_street_never_gets_another_addresss_postcode(world, db_session, vault):
+    # Outside review: a stored street with no postcode, and another address typed, made an
+    # address that never existed.
+    structures = world["structures"]
+    person = canary_identity(61)
+    first = start_sheet(db_session, vault, structure=structures["ssd"], author_id=None,
+                        identity=dataclasses.replace(person, code_postal="", commune=""))
+    moved = dataclasses.replace(person, adresse="8 avenue Neuve", code_postal="93100",
+                                commune="Montreuil")
+    second = start_sheet(db_session, vault, structure=structures["ssd"], author_id=None,
+                         identity=moved)
+    assert second.sheet.beneficiary_id == first.sheet.beneficiary_id
+    stored = _stored(db_session, vault, second.sheet)
+    assert (stored["adresse"], stored["code_postal"], stored["commune"]) == (
+        person.adresse, "", "")
+    assert {"adresse", "code_postal", "commune"} <= set(second.differences)
+
+
+def test_the_identity_choice_is_refused_once_the_sheet_cannot_be_edited(
+        world, db_session, vault, known):
+    # Outside review: the choice page could rewrite an inscribed sheet's identity.
+    identity, first = known
+    first.status = "inscrite"
+    with pytest.raises(InvalidInput, match="plus modifiable"):
+        choose_identity_values(db_session, vault, first, {"telephone": "0600000000"},
+                               {"telephone"})
+    assert _stored(db_session, vault, first)["telephone"] == identity.telephone
