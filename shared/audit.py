@@ -268,6 +268,14 @@ def record_decryption(session: Session, keyring: KeyRing, actor: Actor, *, objec
     return event
 
 
+def record_after(session: Session, keyring: KeyRing, actor: Actor, action: str, *,
+                 object_type: str, object_ids: Iterable[int], fields: Iterable[str]) -> None:
+    """An audit row written in its own transaction once the caller's ends, however it ends:
+    for an event the caller's rollback must not erase (a refusal, say)."""
+    _queue(session, _PENDING, (keyring, actor, action, object_type, tuple(object_ids),
+                               tuple(fields), ""))
+
+
 def integrity_failure(session: Session, keyring: KeyRing, actor: Actor, table: str,
                       row_id: int, field: str) -> None:
     """Queue an audit row for a value that failed to decrypt (ids only, never ciphertext)."""

@@ -37,6 +37,7 @@ ACTION_LABELS = {
     "formal_decision_recorded": "Décision formelle enregistrée",
     "guard_overridden": "Alerte d'identification outrepassée",
     "identity_differences_resolved": "Identité : valeurs enregistrées gardées ou mises à jour",
+    "identity_guard_refused": "Texte de séance refusé : il contenait l'identité de la personne",
     "icag_entree": "Accompagnement global : entrée enregistrée",
     "icag_renouvellement": "Accompagnement global : renouvellement enregistré",
     "icag_sortie": "Accompagnement global : sortie enregistrée",

@@ -17,7 +17,12 @@ from sqlalchemy.orm import Session
 
 from shared import audit
 from shared.domain import documents, notifications, returns
-from shared.domain.screening import SessionFinding, audit_dismissals, review_session_texts
+from shared.domain.screening import (
+    SessionFinding,
+    TextsNeedReviewError,
+    audit_dismissals,
+    review_session_texts,
+)
 from shared.domain.sheet_workflow import transition as sheet_transition
 from shared.domain.sheets import person_identities, read_values
 from shared.domain.users import EMAIL_RE, normalise_email
@@ -598,9 +603,8 @@ def adjourn(session: Session, vault: Vault, meeting: Meeting, item_id: int, reas
     reason = clean_text(reason, label="Motif de l'ajournement", limit=500, required=True,
                         multiline=True)
     dismissals = dismissals or {}
-    dismissed = review_session_texts(
-        session, {"Motif de l'ajournement": reason},
-        person_identities(session, vault, item.sheet.beneficiary, GUARD_PURPOSE), dismissals,
+    dismissed = review_sheet_texts(
+        session, vault, item.sheet, {"Motif de l'ajournement": reason}, dismissals,
         "Situation non ajournée : le motif figure au procès-verbal et sur la fiche retour, "
         "il ne doit désigner personne. Reformulez :")
     if target is not None and (target.id == meeting.id
@@ -662,9 +666,19 @@ def review_sheet_texts(session: Session, vault: Vault, sheet: Sheet, texts: dict
     if not any(texts.values()):
         return []
     # The identity is decrypted (an audited read) only when there is text to check.
-    return review_session_texts(
-        session, texts, person_identities(session, vault, sheet.beneficiary, GUARD_PURPOSE),
-        dismissals, intro)
+    try:
+        return review_session_texts(
+            session, texts, person_identities(session, vault, sheet.beneficiary, GUARD_PURPOSE),
+            dismissals, intro)
+    except TextsNeedReviewError as refused:
+        # The page shows which typed words are the person's: repeated refusals are how one
+        # would probe an identity, so each one stays in the audit log for the DPO.
+        own = sorted({f.kind for review in refused.reviews for f in review["findings"]
+                      if f.own_identity})
+        if own:
+            audit.record_after(session, vault.keyring, vault.actor, "identity_guard_refused",
+                               object_type="sheets", object_ids=[sheet.id], fields=own)
+        raise
 
 
 def avis_texts(motivation: str, actions: list[ActionInput]) -> dict[str, str]:

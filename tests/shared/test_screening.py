@@ -96,7 +96,12 @@ def test_no_dismissal_ever_clears_the_persons_own_identity(world, db_session, va
     with pytest.raises(TextsNeedReviewError):
         _avis(db_session, vault, meeting, item, motivation, keys)
     assert identity.nom not in refused.value.message
+    db_session.rollback()  # as the avis page does
     assert db_session.scalar(select(Decision.id)) is None
+    # Each refusal for the person's own identity stays in the audit log (outside review:
+    # the highlighted words could otherwise be used to probe an identity unseen).
+    assert db_session.scalars(select(AuditEvent.fields).where(
+        AuditEvent.action == "identity_guard_refused")).all() == ["nom", "nom"]
 
 
 def test_other_findings_pass_once_each_is_dismissed_with_a_reason(world, db_session, vault,
