@@ -3,7 +3,9 @@
 A row's MAC covers its fields and the previous row's MAC under the audit secret, so editing,
 deleting or reordering a row breaks the chain from that row on. Writers serialise on the
 single ``audit_head`` row (its UPDATE takes the row lock on PostgreSQL, the write lock on
-SQLite), whose (seq, mac) is itself MACed: rows deleted at the tail do not go unnoticed.
+SQLite), whose (seq, mac) is itself MACed: deleting the tail and moving the head back is
+detected. Restoring an older signed head (from a backup) with the tail deleted is detected
+only against a checkpoint kept outside the database (``shared.audit_checkpoint``).
 Callers that decrypt must record first: if the row cannot be written, they stop.
 
 Rows once MACed under a wrong audit key can only be accepted as they are by an
