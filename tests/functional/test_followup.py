@@ -101,6 +101,9 @@ def test_dashboard_lists_open_actions_by_due_date_and_flags_the_overdue_one(
 def test_marking_an_action_done_removes_it_and_is_audited(client, auth, followed, db_session):
     login(auth, "facilitator")
     page = client.get("/suivi/").get_data(as_text=True)
+    # Each section once, in the page's body: a merge once put two of them in the title.
+    assert "<title>Suivi des préconisations – ICL-I Seine-Saint-Denis</title>" in page
+    assert page.count("<h2>Points partenariaux à suivre</h2>") == 1
     overdue = followed["overdue"]
     form = re.search(rf'<form method="post" action="(/suivi/preconisations/{overdue.id}/realisee)"'
                      r'.*?name="csrf_token"[^>]*value="([^"]+)"', page, flags=re.S)
