@@ -61,8 +61,9 @@ def load_keyring(settings: Settings, sessions: sessionmaker[Session]) -> KeyRing
 
 
 def check_key_versions(sessions: sessionmaker[Session], versions: Iterable[KeyVersion]) -> None:
-    """Refuse a version whose key differs from the recorded fingerprint; record the versions
-    the database does not know yet (a version just added, or a new database)."""
+    """Refuse a keyring the recorded fingerprints do not vouch for (record_key_versions);
+    record the versions the database does not know yet (a version just added above the
+    recorded ones, or every version for a new database)."""
     versions = list(versions)
     if not inspect(sessions.kw["bind"]).has_table(KeyVersionRecord.__tablename__):
         return  # a database not migrated yet holds nothing sealed
