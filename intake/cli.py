@@ -28,9 +28,10 @@ WORKER_COMMAND = [sys.executable, "-m", "generator"]
 _PR_SET_PDEATHSIG = 1
 
 
-def _settings() -> Settings:
+def _settings(*, worker: bool = False) -> Settings:
+    """``worker``: the settings of a worker (no session secret read, nor required)."""
     try:
-        return load_settings()
+        return load_settings(worker=worker)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -230,7 +231,7 @@ def web(port: int, host: str) -> None:
 @main.command()
 def worker() -> None:
     """The document worker alone (python -m generator), with the bundled Redis when used."""
-    settings = _settings()
+    settings = _settings(worker=True)  # production: the worker starts without the secret
     _ensure_keyring(settings)
     _supervise(settings, [WORKER_COMMAND])
 

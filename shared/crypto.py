@@ -81,9 +81,10 @@ class KeyMismatchError(KeyringError):
     (a keyring of another instance, or a key replaced): using it would seal data and audit
     rows nobody could read or verify with the right keyring."""
 
-    def __init__(self, chain: str, version: int) -> None:
-        super().__init__(f"keyring refused: {chain} v{version} is not the key this database "
-                         f"recorded for {chain} v{version} (wrong or replaced keyring)")
+    def __init__(self, chain: str, version: int, reason: str = "") -> None:
+        reason = reason or (f"is not the key this database recorded for {chain} v{version} "
+                            "(wrong or replaced keyring)")
+        super().__init__(f"keyring refused: {chain} v{version} {reason}")
         self.chain, self.version = chain, version
 
 

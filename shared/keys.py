@@ -21,6 +21,11 @@ from shared.models import KeyVersionRecord
 
 log = logging.getLogger(__name__)
 
+UNKNOWN_VERSION = ("is neither recorded by this database nor later than the versions it "
+                   "recorded for this chain (wrong keyring)")
+NO_RECORDED_VERSION = ("is not recorded by this database, and the keyring holds none of the "
+                       "versions it recorded for this chain (another instance's keyring?)")
+
 
 def ensure_keyring(settings: Settings, engine: Engine) -> None:
     """Create the development keyring on first run; production never creates one, nor does
@@ -56,8 +61,9 @@ def load_keyring(settings: Settings, sessions: sessionmaker[Session]) -> KeyRing
 
 
 def check_key_versions(sessions: sessionmaker[Session], versions: Iterable[KeyVersion]) -> None:
-    """Refuse a version whose key differs from the recorded fingerprint; record the versions
-    the database does not know yet (a version just added, or a new database)."""
+    """Refuse a keyring the recorded fingerprints do not vouch for (record_key_versions);
+    record the versions the database does not know yet (a version just added above the
+    recorded ones, or every version for a new database)."""
     versions = list(versions)
     if not inspect(sessions.kw["bind"]).has_table(KeyVersionRecord.__tablename__):
         return  # a database not migrated yet holds nothing sealed
@@ -73,16 +79,32 @@ def check_key_versions(sessions: sessionmaker[Session], versions: Iterable[KeyVe
 
 def record_key_versions(session: Session, versions: Iterable[KeyVersion] | KeyRing) -> None:
     """Publish fingerprints of the held versions (never the keys) after comparing those the
-    database already has, in constant time; a mismatch names the chain and version only."""
+    database already has, in constant time; a refusal names the chain and version only.
+
+    For a chain the database already knows, the keyring must hold at least one recorded
+    version with the right key, and a version the database does not know is recorded only
+    above the highest recorded one (``icli keys add``): a keyring of another instance, whose
+    versions all differ from the recorded ones, is refused instead of being recorded."""
     if isinstance(versions, KeyRing):
         versions = [v for chain in versions.chains for v in versions.versions(chain)]
     recorded = {(r.chain, r.version): r.fingerprint
                 for r in session.scalars(select(KeyVersionRecord))}
+    highest: dict[str, int] = {}
+    for chain, number in recorded:
+        highest[chain] = max(number, highest.get(chain, number))
+    matched: set[str] = set()
     for version in versions:
         expected = recorded.get((version.chain, version.version))
-        if expected is None:
+        if expected is not None:
+            if not fingerprint_matches(version.key, expected):
+                raise KeyMismatchError(version.chain, version.version)
+            matched.add(version.chain)
+        elif version.version <= highest.get(version.chain, 0):
+            raise KeyMismatchError(version.chain, version.version, UNKNOWN_VERSION)
+    for version in versions:
+        if version.chain in highest and version.chain not in matched:
+            raise KeyMismatchError(version.chain, version.version, NO_RECORDED_VERSION)
+        if (version.chain, version.version) not in recorded:
             session.add(KeyVersionRecord(chain=version.chain, version=version.version,
                                          fingerprint=fingerprint(version.key)))
-        elif not fingerprint_matches(version.key, expected):
-            raise KeyMismatchError(version.chain, version.version)
     session.flush()

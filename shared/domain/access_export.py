@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session
 from shared.domain.beneficiaries import identity_record
 from shared.domain.sheets import read_values_many
 from shared.encrypted import Vault
-from shared.models import Beneficiary, Decision, GlobalSupport, Sheet
+from shared.models import AvisRevision, Beneficiary, Decision, FormalDecision, GlobalSupport, Sheet
+from shared.models.meeting import FORMAL_OUTCOMES, REVISION_KINDS
 from shared.models.sheet import SHEET_STATES
 from shared.protected import IDENTITY_FIELDS
 from shared.sheet_schema import FIELDS
@@ -66,12 +67,36 @@ def _sheet(session: Session, vault: Vault, sheet: Sheet, content: dict[str, Any]
                         "commentaire": _reveal(vault.open(e, "comment"))} for e in sheet.events],
         "avis": [{"date": d.created_at.isoformat(timespec="seconds"), "avis": d.avis,
                   "motivation": _reveal(vault.open(d, "motivation")),
-                  "preconisations": [_reveal(vault.open(a, "label")) for a in d.actions]}
+                  "preconisations": [_reveal(vault.open(a, "label")) for a in d.actions],
+                  "decision_formelle": _formal_decision(vault, d.formal) if d.formal else None,
+                  "versions_precedentes": _earlier_versions(vault, d.revisions)}
                  for d in decisions],
         "accompagnement_global": [_global_support(vault, g) for g in session.scalars(
             select(GlobalSupport).where(GlobalSupport.sheet_id == sheet.id)
             .order_by(GlobalSupport.id))],
     }
+
+
+def _formal_decision(vault: Vault, formal: FormalDecision) -> dict:
+    return {"decision": FORMAL_OUTCOMES.get(formal.outcome, formal.outcome),
+            "date": formal.decided_on.isoformat(), "auteur": formal.author,
+            "precisions": _reveal(vault.open(formal, "detail", purpose=PURPOSE))}
+
+
+def _earlier_versions(vault: Vault, revisions: list[AvisRevision]) -> list[dict]:
+    """Each version an avis had before a correction or an erratum, oldest first."""
+    opened = vault.open_many(revisions, ["previous"], purpose=PURPOSE) if revisions else []
+    versions = []
+    for revision, secret in zip(revisions, opened, strict=True):
+        previous = json.loads(secret["previous"].reveal()) if secret["previous"] else {}
+        versions.append({
+            "changement": REVISION_KINDS.get(revision.kind, revision.kind),
+            "date": revision.revised_at.isoformat(timespec="seconds"),
+            "avis": revision.avis,
+            "motivation": previous.get("motivation", ""),
+            "preconisations": [action["label"] for action in previous.get("actions", [])],
+            "motif_du_changement": previous.get("reason", "")})
+    return versions
 
 
 def _global_support(vault: Vault, support: GlobalSupport) -> dict:
@@ -128,6 +153,18 @@ def render_docx(data: dict[str, Any], identity_labels: dict[str, str]) -> bytes:
             doc.add_paragraph(f"{avis['avis']} – {avis['motivation']}")
             for action in avis["preconisations"]:
                 doc.add_paragraph(action, style="List Bullet")
+            formal = avis["decision_formelle"]
+            if formal:
+                doc.add_paragraph(f"Décision formelle du {formal['date']} : {formal['decision']}"
+                                  f", par {formal['auteur']}"
+                                  + (f" – {formal['precisions']}" if formal["precisions"] else ""))
+            for earlier in avis["versions_precedentes"]:
+                doc.add_heading(f"Version précédente de l'avis ({earlier['changement']} du "
+                                f"{earlier['date'][:10]})", 3)
+                doc.add_paragraph(f"{earlier['avis']} – {earlier['motivation']}")
+                for action in earlier["preconisations"]:
+                    doc.add_paragraph(action, style="List Bullet")
+                doc.add_paragraph(f"Motif du changement : {earlier['motif_du_changement']}")
     buffer = io.BytesIO()
     doc.save(buffer)
     return buffer.getvalue()

@@ -20,7 +20,7 @@ from intake import create_app
 from shared import audit
 from shared.crypto import KeyMismatchError, KeyRing
 from shared.keys import record_key_versions
-from shared.models import AuditEvent
+from shared.models import AuditEvent, KeyVersionRecord
 from tests.functional.test_cli import icli
 from tests.shared.test_keyring import assert_no_key_material, file_keys
 
@@ -42,6 +42,28 @@ def replaced(source: Path, destination: Path, chain: str) -> Path:
     temporary.chmod(0o600)
     temporary.replace(destination)  # as an operator's copy would: a new file
     return destination
+
+
+def with_versions(source: Path, destination: Path, chain: str, kept: tuple[int, ...],
+                  new: tuple[int, ...]) -> Path:
+    """A copy of ``source`` whose ``chain`` holds the ``kept`` versions of ``source`` and
+    ``new`` versions with random keys, the highest one primary."""
+    data = json.loads(source.read_text(encoding="utf-8"))
+    entry = data["chains"][chain]
+    entry["versions"] = {
+        **{str(n): entry["versions"][str(n)] for n in kept},
+        **{str(n): {"key": base64.b64encode(secrets.token_bytes(32)).decode(),
+                    "created_at": "2026-01-01T00:00:00+00:00"} for n in new}}
+    entry["primary"] = max(kept + new)
+    destination.write_text(json.dumps(data), encoding="utf-8")
+    destination.chmod(0o600)
+    return destination
+
+
+def recorded_versions(db_session, chain: str) -> set[int]:
+    db_session.rollback()
+    return set(db_session.scalars(select(KeyVersionRecord.version)
+                                  .where(KeyVersionRecord.chain == chain)))
 
 
 def audit_rows(db_session) -> int:
@@ -123,3 +145,52 @@ def test_a_new_database_still_gets_a_development_keyring(test_env, tmp_path):
     result = icli(env, "check")
     assert "all protected values decrypt" in result.stdout
     assert KeyRing.load(missing).chains
+
+
+def test_a_keyring_sharing_no_version_with_the_database_is_refused(
+        test_env, settings, recorded, db_session, tmp_path):
+    """Another instance's keyring after its rotations (audit v3/v4 only) against a database
+    that recorded audit v1/v2: none of its versions can be compared, so it is refused
+    instead of being recorded as the next versions (issue 16 follow-up, review item 1)."""
+    grown = with_versions(settings.keyring_path, tmp_path / "grown.json", "audit", (1,), (2,))
+    record_key_versions(db_session, KeyRing.load(grown))  # `icli keys add` then a start
+    db_session.commit()
+    foreign = with_versions(settings.keyring_path, tmp_path / "keyring.json", "audit", (),
+                            (3, 4))
+    with pytest.raises(KeyMismatchError) as refused:
+        create_app(dataclasses.replace(settings, keyring_path=foreign))
+    assert "audit v3" in str(refused.value)
+    assert_no_key_material(str(refused.value), file_keys(foreign) + file_keys(grown))
+
+    before = audit_rows(db_session)
+    result = icli({**test_env, "ICLI_KEYRING": str(foreign)}, "check", check=False)
+    assert result.returncode != 0
+    assert "keyring refused: audit v3" in result.stderr
+    assert_no_key_material(result.stdout + result.stderr, file_keys(foreign))
+    assert recorded_versions(db_session, "audit") == {1, 2}
+    assert audit_rows(db_session) == before
+
+
+def test_an_unrecorded_version_below_the_highest_recorded_one_is_refused(
+        settings, recorded, db_session, tmp_path):
+    """Only a version above every recorded one is new (`icli keys add`); an unknown version
+    among the recorded ones belongs to another keyring, even beside a matching version."""
+    later = with_versions(settings.keyring_path, tmp_path / "later.json", "content", (1,), (3,))
+    record_key_versions(db_session, KeyRing.load(later))
+    db_session.commit()
+    mixed = with_versions(settings.keyring_path, tmp_path / "mixed.json", "content", (1,), (2,))
+    with pytest.raises(KeyMismatchError) as refused:
+        record_key_versions(db_session, KeyRing.load(mixed))
+    assert "content v2" in str(refused.value)
+    assert recorded_versions(db_session, "content") == {1, 3}
+
+
+def test_a_version_added_above_the_recorded_ones_is_still_recorded(
+        settings, recorded, db_session, tmp_path):
+    added = with_versions(settings.keyring_path, tmp_path / "keyring.json", "jobs", (1,), (2,))
+    app = create_app(dataclasses.replace(settings, keyring_path=added))
+    try:
+        assert recorded_versions(db_session, "jobs") == {1, 2}
+    finally:
+        app.extensions["icli"].engine.dispose()
+        app.extensions["icli"].redis.close()

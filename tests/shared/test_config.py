@@ -1,5 +1,7 @@
 import pytest
+from click.testing import CliRunner
 
+from intake.cli import _settings, main
 from shared.config import ConfigError, load_settings
 
 
@@ -134,3 +136,19 @@ def test_retention_durations_default_to_domain_proposal_and_are_configurable(tmp
     assert (settings.retention_closed_months, settings.retention_audit_months) == (6, 9)
     with pytest.raises(ConfigError, match="ICLI_RETENTION_INACTIVE_MONTHS"):
         load_settings({"ICLI_INSTANCE": str(tmp_path), "ICLI_RETENTION_INACTIVE_MONTHS": "0"})
+
+
+def test_icli_worker_starts_in_production_without_the_session_secret(tmp_path, monkeypatch):
+    """`icli worker` loads a worker's settings: without ICLI_SECRET_KEY* it goes on to the next
+    check (here a missing keyring) instead of asking for the secret its worker never gets."""
+    env = production_env(tmp_path, ICLI_KEYRING=str(tmp_path / "absent.json"))
+    env.update(ICLI_SECRET_KEY=None, ICLI_SECRET_KEY_FILE=None)
+    result = CliRunner().invoke(main, ["worker"], env=env)
+    assert result.exit_code != 0
+    assert "ICLI_KEYRING" in result.output
+    assert "ICLI_SECRET_KEY" not in result.output
+
+    for name, value in production_env(tmp_path, ICLI_SECRET_KEY=None).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("ICLI_SECRET_KEY_FILE", raising=False)
+    assert _settings(worker=True).secret_key == ""  # the settings `icli worker` loads
