@@ -14,7 +14,7 @@ from intake.access import role_required
 from intake.dbsession import db, vault
 from intake.ids import record_id
 from intake.meetings.views import send_document
-from shared.domain import documents
+from shared.domain import documents, meetings
 from shared.errors import DomainError
 from shared.models import GeneratedDocument, Meeting
 from shared.models.document import INSTITUTIONS
@@ -64,7 +64,7 @@ def sign(meeting_id: int, institution: str):
     pdf_digest = (hashlib.sha256(vault().open_blob(document, "pdf_body")).hexdigest()
                   if document.pdf_body is not None else None)
     try:
-        both = documents.apply_visa(db(), vault(), meeting, document, current_user,
+        both = meetings.apply_visa(db(), vault(), meeting, document, current_user,
                                     institution, digest, pdf_digest)
     except DomainError as exc:
         db().rollback()

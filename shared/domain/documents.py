@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from shared import audit, deidentify
+from shared import deidentify
 from shared.db import utcnow
 from shared.domain.sheets import read_values_many
 from shared.encrypted import Vault
@@ -20,11 +20,9 @@ from shared.models import (
     Meeting,
     MinutesVisa,
     Sheet,
-    User,
 )
 from shared.models.document import (
     DOCUMENT_KINDS,
-    INSTITUTIONS,
     PER_SHEET_KINDS,
 )
 
@@ -266,38 +264,3 @@ def standing_visas(session: Session, meeting: Meeting,
             return {}
         query = query.where(MinutesVisa.document_id == latest.id)
     return {visa.institution: visa for visa in session.scalars(query.order_by(MinutesVisa.id))}
-
-
-def apply_visa(session: Session, vault: Vault, meeting: Meeting, document: GeneratedDocument,
-               user: User, institution: str, sha256: str,
-               pdf_sha256: str | None = None) -> bool:
-    """A director's visa on the exact minutes file; True once both institutions signed, when
-    the session moves to « PV signé » and the final minutes carrying both visas are built."""
-    # Visas of one session one at a time, so that of two directors signing at once the
-    # second sees the first's visa and completes the signature (a row lock on PostgreSQL;
-    # SQLite has one writer at a time and the count below follows this visa's insert).
-    session.refresh(meeting, with_for_update=True)
-    if meeting.state != "pv_en_signature":
-        raise InvalidTransition("Ce procès-verbal n'attend pas de visa.")
-    if institution not in user.institutions:
-        raise InvalidInput("Vous ne signez pas pour cette institution.")
-    latest = latest_document(session, meeting.id, "minutes")
-    if latest is None or latest.id != document.id:
-        raise InvalidTransition("Une version plus récente du procès-verbal existe : "
-                                "visez la dernière.")
-    if any(v.institution == institution for v in minutes_visas(session, document)):
-        raise InvalidTransition("Le visa de cette institution est déjà apposé.")
-    visa = MinutesVisa(meeting_id=meeting.id, document_id=document.id, institution=institution,
-                       user_id=user.id, sha256=sha256, pdf_sha256=pdf_sha256)
-    session.add(visa)
-    session.flush()
-    audit.record(session, vault.keyring, vault.actor, "minutes_visa",
-                 object_type="minutes_visas", object_ids=[visa.id], fields=[institution])
-    if {v.institution for v in minutes_visas(session, document)} != set(INSTITUTIONS):
-        return False
-    from shared.domain.meetings import transition  # the session lifecycle, one level up
-
-    transition(session, vault, meeting, "sign_minutes")
-    meeting.content_version += 1  # the final version carries both visas
-    request_document(session, meeting, "minutes", user.id)
-    return True

@@ -17,6 +17,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from shared.db import PARIS, utcnow
+from shared.domain.documents import latest_document
 from shared.errors import InvalidInput, InvalidTransition
 from shared.models import (
     DocumentJob,
@@ -39,6 +40,8 @@ SCHEDULER_SLACK = timedelta(seconds=2)
 MAX_ATTEMPTS = 8  # temporary failures before the message is reported as failed
 ANSWER_LINK_TTL = timedelta(days=21)
 ANSWER_SALT = "icli.convocation-answer.v1"
+# Session states in which a member may still answer a convocation (link or page).
+ANSWER_STATES = {"planifiee", "odj_en_construction", "convoquee"}
 # Which sheet transitions tell whom: the circonscription's facilitators or the author.
 SHEET_EVENTS = {"submit": "sheet_submitted", "return": "sheet_returned",
                 "inscribe": "sheet_inscribed", "adjourn": "sheet_adjourned",
@@ -150,8 +153,6 @@ def convoke(session: Session, meeting: Meeting, agenda_job: DocumentJob) -> int:
 
 def _directors_awaited(session: Session, meeting: Meeting) -> list[User]:
     """Directors of the institutions that have not yet signed the latest minutes."""
-    from shared.domain.documents import latest_document  # documents imports this module
-
     document = latest_document(session, meeting.id, "minutes")
     signed = set() if document is None else set(session.scalars(
         select(MinutesVisa.institution).where(MinutesVisa.document_id == document.id)))
@@ -368,8 +369,6 @@ def invitation_for(session: Session, secret: str, meeting_id: int, token: str,
                    now: datetime | None = None) -> MeetingMember:
     """The invitation a link designates, or InvalidInput (used, expired, forged, or for
     another session). The message says nothing about which."""
-    from shared.domain.meetings import ANSWER_STATES  # meetings imports this module
-
     refused = InvalidInput(LINK_REFUSED)
     try:
         data = URLSafeSerializer(secret, salt=ANSWER_SALT).loads(token)

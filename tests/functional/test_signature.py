@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.domain import documents
+from shared.domain import documents, meetings
 from shared.encrypted import Vault
 from shared.models import GeneratedDocument, Meeting, MinutesVisa, User
 from tests.conftest import csrf_token, logged_in
@@ -100,7 +100,7 @@ def test_two_directors_signing_at_the_same_moment_both_count(app, world, db_sess
     first = Session(engine)
     first_vault = Vault(first, keyring, audit.Actor(users["departement"].id))
     # The first visa is written, not yet committed, when the second director signs.
-    done_first = documents.apply_visa(first, first_vault, first.get(Meeting, meeting.id),
+    done_first = meetings.apply_visa(first, first_vault, first.get(Meeting, meeting.id),
                                       first.get(GeneratedDocument, minutes.id),
                                       first.get(User, users["departement"].id), "departement",
                                       "a" * 64)
@@ -109,7 +109,7 @@ def test_two_directors_signing_at_the_same_moment_both_count(app, world, db_sess
     def second_director():
         with Session(engine) as second:
             second_vault = Vault(second, keyring, audit.Actor(users["france_travail"].id))
-            results["done"] = documents.apply_visa(
+            results["done"] = meetings.apply_visa(
                 second, second_vault, second.get(Meeting, meeting.id),
                 second.get(GeneratedDocument, minutes.id),
                 second.get(User, users["france_travail"].id), "france_travail", "a" * 64)

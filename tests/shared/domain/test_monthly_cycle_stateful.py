@@ -644,7 +644,7 @@ class SimulatedYear(RuleBasedStateMachine):
             meeting = session.get(Meeting, meeting_id)
             minutes = documents.latest_document(session, meeting.id, "minutes")
             director = session.get(User, self.director[institution])
-            documents.apply_visa(session, self._vault(session, director.id), meeting,
+            meetings.apply_visa(session, self._vault(session, director.id), meeting,
                                  minutes, director, institution, "0" * 64)
 
         if self._act(work):

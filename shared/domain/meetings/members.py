@@ -1,0 +1,93 @@
+"""Members of the instance: invitations, answers, attendance."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shared.domain.meetings.states import audit_meeting, require_allowed
+from shared.domain.users import EMAIL_RE, normalise_email
+from shared.encrypted import Vault
+from shared.errors import InvalidInput
+from shared.models import Meeting, MeetingMember, Member, Structure
+from shared.models.meeting import ANSWERS, ATTENDANCE
+from shared.text import clean_text, has_control
+
+
+def save_member(session: Session, member: Member | None, *, circonscription_id: int,
+                structure_id: int | None, name: str, function: str, kind: str, acco_glo: bool,
+                active: bool, email: str = "") -> Member:
+    name = clean_text(name, label="Nom", limit=160, required=True)
+    function = clean_text(function, label="Fonction", limit=160)
+    email = normalise_email(email)
+    if email and (not EMAIL_RE.match(email) or len(email) > 254 or has_control(email)):
+        raise InvalidInput("Adresse e-mail invalide.")
+    if kind not in ("permanent", "invite"):
+        raise InvalidInput("Statut inconnu.")
+    if structure_id and session.get(Structure, structure_id) is None:
+        raise InvalidInput("Structure inconnue.")
+    if member is None:
+        member = Member(circonscription_id=circonscription_id)
+        session.add(member)
+    member.structure_id, member.name, member.function = structure_id, name, function
+    member.kind, member.acco_glo, member.active = kind, acco_glo, active
+    member.email = email
+    session.flush()
+    return member
+
+
+def invite_members(session: Session, meeting: Meeting) -> None:
+    """Permanent members always; invited ones (ACCO GLO) when AG items are on the agenda."""
+    has_icag = any(item.part == "icag" for item in meeting.items)
+    invited = {m.member_id for m in meeting.members}
+    for member in session.scalars(select(Member).where(
+            Member.circonscription_id == meeting.circonscription_id, Member.active.is_(True))):
+        wanted = member.kind == "permanent" or (member.acco_glo and has_icag)
+        if wanted and member.id not in invited:
+            session.add(MeetingMember(meeting=meeting, member_id=member.id))
+    session.flush()
+
+
+def record_answers(session: Session, vault: Vault, meeting: Meeting,
+                   answers: dict[int, tuple[str, str]]) -> None:
+    """``answers``: meeting-member id -> (answer, replacement name)."""
+    require_allowed(meeting, "record_answers")
+    _set_each(meeting, answers, "answer", ANSWERS)
+    audit_meeting(session, vault, "answers", meeting)
+
+
+def record_attendance(session: Session, vault: Vault, meeting: Meeting,
+                      attendance: dict[int, tuple[str, str]], today: date | None = None) -> None:
+    """Attendance, on or after the session day only."""
+    require_allowed(meeting, "record_attendance", today)
+    _set_each(meeting, attendance, "attendance", ATTENDANCE, allow_empty=True)
+    audit_meeting(session, vault, "attendance", meeting)
+
+
+def _set_each(meeting: Meeting, entries: dict[int, tuple[str, str]], attribute: str,
+              allowed: dict[str, str], allow_empty: bool = False) -> None:
+    by_id = {m.id: m for m in meeting.members}
+    for member_id, (value, replacement) in entries.items():
+        row = by_id.get(member_id)
+        if row is None:
+            raise InvalidInput("Membre inconnu pour cette séance.")
+        if value not in allowed and not (allow_empty and value == ""):
+            raise InvalidInput("Réponse invalide.")
+        replacement = clean_text(replacement, label="Remplaçant·e", limit=160)
+        if value == "remplace" and not replacement:
+            raise InvalidInput(f"Indiquez qui remplace {row.member.name}.")
+        setattr(row, attribute, value)
+        if value == "remplace" or attribute == "answer":
+            row.replacement = replacement if value == "remplace" else ""
+
+
+def attendance_counts(meeting: Meeting) -> dict[str, int]:
+    counts = {key: 0 for key in ATTENDANCE}
+    for row in meeting.members:
+        if row.attendance in counts:
+            counts[row.attendance] += 1
+    return counts
+
+
