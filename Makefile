@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test lint clean
+.PHONY: run test test-fast lint clean
 
 $(VENV)/.python:
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required"; exit 1; }
@@ -25,11 +25,18 @@ $(VENV)/.installed-test: $(VENV)/.python pyproject.toml
 run: $(VENV)/.installed-run
 	$(BIN)/icli run
 
+# One test process per core (pytest-xdist); each has its own database and Redis database.
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto $(PYTEST_ARGS)
 
+# The inner loop: no browser, no LibreOffice, no test that starts processes (under a minute).
+test-fast: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -n auto -m "not slow and not browser and not pdf" $(PYTEST_ARGS)
+
+# ruff, then the import contracts (layers and forbidden imports: .importlinter).
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

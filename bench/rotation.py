@@ -7,7 +7,7 @@ For each database (a temporary SQLite file; PostgreSQL when --postgres is given:
 ``icli_bench_rotation`` is created there and dropped afterwards) it seeds N beneficiaries, each
 with an identity record (its name sealed) and their identity and content data keys wrapped
 under v1, then ``icli keys add`` + ``promote`` the way the CLI does and times
-``shared.rotation.rotate`` of the identity and content chains (2 N data keys). Meanwhile a
+``shared.domain.rotation.rotate`` of the identity and content chains (2 N data keys). Meanwhile a
 separate process reads random people as intake does (data key lookup, unwrap, decrypt the
 name, the audit row written first): its latency percentiles are printed for a quiet baseline
 and during the rotation. Synthetic values only.

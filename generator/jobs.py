@@ -22,10 +22,9 @@ from generator import mail, runtime
 from generator.contexts import BUILDERS
 from generator.pdf import PdfError
 from generator.render import TEMPLATES, RenderError, render, template_path
-from shared import audit
 from shared.crypto import CryptoError, IntegrityError
 from shared.db import utcnow
-from shared.domain import documents, notifications
+from shared.domain import audit, documents, notifications
 from shared.domain.sheets import referent_may_edit
 from shared.encrypted import Vault
 from shared.models import (

@@ -40,9 +40,9 @@ from generator.contexts import sample_context
 from generator.jobs import AllowlistedJob
 from generator.pdf import PdfConverter, PdfError
 from generator.render import TEMPLATES, RenderError, render, template_path
-from shared import audit, audit_checkpoint, outbox, retention
+from shared import audit_checkpoint, outbox
 from shared.config import Settings, load_settings
-from shared.domain import icag, notifications
+from shared.domain import audit, icag, notifications, retention
 from shared.logs import configure_logging
 from shared.queue import document_queue, mail_queue, redis_connection
 

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import click
 
-from shared import audit
 from shared.config import ConfigError, Settings, load_settings, worker_environment
 from shared.crypto import CryptoError
 from shared.db import make_engine, make_session_factory
+from shared.domain import audit
+from shared.domain.rotation import DEFAULT_BATCH
 from shared.keys import ensure_keyring, load_keyring
 from shared.models.user import ROLES
-from shared.rotation import DEFAULT_BATCH
 
 DEFAULT_PORT = 8000
 WORKER_COMMAND = [sys.executable, "-m", "generator"]
@@ -494,7 +494,7 @@ CHAIN = click.option("--chain", required=True, help="identity, content, index, a
 @click.option("--json", "as_json", is_flag=True, help="The stable JSON form, for scripts.")
 def keys_status(as_json: bool) -> None:
     """Every key version per chain: state, rows using it, fingerprint, live holders."""
-    from shared import rotation
+    from shared.domain import rotation
 
     with _key_operation() as (_, keyring, session):
         report = rotation.status(session, keyring)
@@ -519,7 +519,7 @@ def keys_status(as_json: bool) -> None:
 @CHAIN
 def keys_add(chain: str) -> None:
     """Add a new version to a chain: every process loads it, nothing uses it yet."""
-    from shared import rotation
+    from shared.domain import rotation
 
     with _key_operation() as (settings, keyring, session):
         version = rotation.add(session, settings.keyring_path, keyring, chain, audit.CLI)
@@ -534,7 +534,7 @@ def keys_add(chain: str) -> None:
 @click.option("--version", "version", required=True, type=int)
 def keys_promote(chain: str, version: int) -> None:
     """Make a version primary; refused while a live process does not hold it."""
-    from shared import rotation
+    from shared.domain import rotation
 
     with _key_operation() as (settings, keyring, session):
         rotation.promote(session, settings.keyring_path, keyring, chain, version, audit.CLI)
@@ -550,7 +550,7 @@ def keys_promote(chain: str, version: int) -> None:
               help="Seconds between batches, to spare a busy database.")
 def keys_rotate(chains: tuple[str, ...], batch: int, pause: float) -> None:
     """Move every row to the primary version, in checkpointed batches; resumable."""
-    from shared import rotation
+    from shared.domain import rotation
     from shared.errors import DomainError
 
     settings = _settings()
@@ -594,7 +594,7 @@ def keys_deep_reencrypt(pseudonym: str) -> None:
     """Incident: re-encrypt one person's values under new data keys, old keys deleted."""
     from sqlalchemy import select
 
-    from shared import rotation
+    from shared.domain import rotation
     from shared.models import Beneficiary
 
     with _key_operation() as (_, keyring, session):
@@ -615,7 +615,7 @@ def keys_deep_reencrypt(pseudonym: str) -> None:
 def keys_retire(chain: str, version: int, wait_seconds: int) -> None:
     """Remove a version nothing needs any more (verified first); succeed once no live
     process holds it."""
-    from shared import rotation
+    from shared.domain import rotation
 
     with _key_operation() as (settings, keyring, session):
         verified = rotation.retire(session, settings.keyring_path, keyring, chain, version,
@@ -716,7 +716,7 @@ def retention() -> None:
 @click.option("--dry-run", is_flag=True, help="List what would go (ids and references only).")
 def retention_run(dry_run: bool) -> None:
     """Purge what is past its retention (ICLI_RETENTION_* settings); the worker runs it daily."""
-    from shared import retention as policy_module
+    from shared.domain import retention as policy_module
 
     settings = _settings()
     keyring = _keyring(settings)

@@ -6,7 +6,7 @@ from flask import Flask, current_app, g
 from flask_login import current_user
 from sqlalchemy.orm import Session
 
-from shared import audit
+from shared.domain import audit
 from shared.encrypted import Vault
 
 

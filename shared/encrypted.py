@@ -15,7 +15,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared import audit
 from shared.crypto import (
     CryptoError,
     IntegrityError,
@@ -27,6 +26,7 @@ from shared.crypto import (
     seal_bytes,
     seal_field,
 )
+from shared.domain import audit
 from shared.models import RecordKey
 from shared.protected import ProtectedField, protected_field
 

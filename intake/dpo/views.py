@@ -11,8 +11,7 @@ from intake.dbsession import db, record, services
 from intake.dpo.forms import AuditFilterForm
 from intake.ids import record_id
 from shared import audit_checkpoint as audit_checkpoint_module
-from shared import retention
-from shared.domain import audit_log
+from shared.domain import audit_log, retention
 from shared.models import User
 
 bp = Blueprint("dpo", __name__, url_prefix="/dpo")

@@ -42,9 +42,9 @@ from intake.sheets.forms import (
     sheet_form_class,
     values_from_form,
 )
-from shared import audit, deidentify
+from shared import deidentify
 from shared.db import utcnow
-from shared.domain import documents
+from shared.domain import audit, documents
 from shared.domain import sheet_workflow as workflow
 from shared.domain import sheets as domain
 from shared.domain.beneficiaries import (

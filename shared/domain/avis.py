@@ -14,8 +14,7 @@ from datetime import date
 
 from sqlalchemy.orm import Session
 
-from shared import audit
-from shared.domain import documents, notifications
+from shared.domain import audit, documents, notifications
 from shared.domain.meetings import (
     AVIS_REVIEW_INTRO,
     ActionInput,

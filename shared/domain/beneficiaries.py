@@ -9,7 +9,6 @@ from datetime import date
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from shared import audit
 from shared.crypto import (  # callers holding Settings pass settings.index_bits
     DEFAULT_INDEX_BITS,
     KeyRing,
@@ -17,6 +16,7 @@ from shared.crypto import (  # callers holding Settings pass settings.index_bits
     normalise_digits,
     normalise_name,
 )
+from shared.domain import audit
 from shared.encrypted import Vault
 from shared.errors import InvalidInput
 from shared.models import Beneficiary, IdentityRecord

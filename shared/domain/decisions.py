@@ -9,8 +9,7 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared import audit
-from shared.domain import documents
+from shared.domain import audit, documents
 from shared.domain.meetings import review_sheet_texts
 from shared.domain.screening import audit_dismissals
 from shared.encrypted import Vault

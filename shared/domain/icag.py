@@ -14,8 +14,7 @@ from dateutil.relativedelta import relativedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared import audit
-from shared.domain import notifications
+from shared.domain import audit, notifications
 from shared.domain.reference import reference_labels
 from shared.domain.sheets import read_values
 from shared.encrypted import Vault

@@ -8,7 +8,7 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared import audit
+from shared.domain import audit
 from shared.domain.screening import audit_dismissals, review_session_texts
 from shared.encrypted import Vault
 from shared.errors import InvalidInput, InvalidTransition

@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared import audit, deidentify
+from shared import deidentify
 from shared.crypto import normalise_digits
+from shared.domain import audit
 from shared.domain.sheets import GUARD_LABELS, identity_spans
 from shared.encrypted import Vault
 from shared.errors import InvalidInput

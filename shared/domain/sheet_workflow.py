@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
-from shared import audit, deidentify
+from shared import deidentify
 from shared.db import utcnow
-from shared.domain import notifications
+from shared.domain import audit, notifications
 from shared.domain.sheets import (
     SheetInvalid,
     identity_hits,

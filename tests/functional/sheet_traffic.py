@@ -15,10 +15,10 @@ import sys
 import time
 from pathlib import Path
 
-from shared import audit
 from shared.config import load_settings
 from shared.crypto import CryptoError
 from shared.db import make_engine, make_session_factory
+from shared.domain import audit
 from shared.domain.sheets import read_values, write_values
 from shared.encrypted import Vault
 from shared.heartbeat import Heartbeat

@@ -3,7 +3,7 @@
 import pytest
 from sqlalchemy import delete, select, update
 
-from shared import audit
+from shared.domain import audit
 from shared.models import AuditEvent
 from tests.functional.test_cli import icli
 

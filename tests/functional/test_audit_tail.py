@@ -8,8 +8,8 @@ import json
 import pytest
 from sqlalchemy import delete, select, update
 
-from shared import audit
 from shared.crypto import KeyRing
+from shared.domain import audit
 from shared.models import AuditEvent, AuditHead, AuditReanchor
 from tests.conftest import start_worker, stop_worker, wait_for
 from tests.functional.test_audit_cli import chain  # noqa: F401 - the six-row chain fixture

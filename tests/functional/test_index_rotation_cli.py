@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from shared import audit
 from shared.crypto import KeyRing
+from shared.domain import audit
 from shared.domain.beneficiaries import create_beneficiary
 from shared.encrypted import Vault
 from shared.models import AuditEvent, IdentityRecord, RecordKey

@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, text, update
 
-from shared import audit, retention
 from shared.crypto import CryptoError, open_field
 from shared.db import utcnow
+from shared.domain import audit, retention
 from shared.domain.sheet_workflow import transition
 from shared.domain.sheets import read_values
 from shared.encrypted import Vault

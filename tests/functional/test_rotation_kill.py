@@ -14,9 +14,9 @@ import time
 import pytest
 from sqlalchemy import select
 
-from shared import audit, rotation
 from shared.crypto import KeyRing
 from shared.demo import demo_values
+from shared.domain import audit, rotation
 from shared.domain.sheets import read_values, start_sheet, write_values
 from shared.encrypted import Vault
 from shared.models import KeyRotation, Sheet

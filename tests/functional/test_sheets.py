@@ -437,8 +437,8 @@ def test_login_never_redirects_outside_the_site(app, world, target):
 
 
 def test_of_two_concurrent_screenings_only_one_wins(engine, world, db_session, vault, keyring):
-    from shared import audit
     from shared.db import make_session_factory
+    from shared.domain import audit
     from shared.domain.sheet_workflow import transition
     from shared.encrypted import Vault
     from shared.errors import InvalidTransition
@@ -603,8 +603,8 @@ def test_two_simultaneous_creations_of_one_person_make_one_person(engine, world,
     then finds the person it created, on SQLite and on PostgreSQL."""
     import threading
 
-    from shared import audit
     from shared.db import make_session_factory
+    from shared.domain import audit
     from shared.domain.sheets import start_sheet
     from shared.encrypted import Vault
 

@@ -86,7 +86,7 @@ def test_visas_bear_on_the_version_read_and_the_final_pdf_carries_both(
 
 def test_two_directors_signing_at_the_same_moment_both_count(app, world, db_session, vault,
                                                              engine, keyring):
-    from shared import audit
+    from shared.domain import audit
 
     meeting = minutes_ready_for_visas(world, db_session, vault)
     meeting.state = "pv_en_signature"

@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import func, select
 
 from intake import create_app
-from shared import audit
 from shared.crypto import KeyMismatchError, KeyRing
+from shared.domain import audit
 from shared.keys import record_key_versions
 from shared.models import AuditEvent, KeyVersionRecord
 from tests.functional.test_cli import icli

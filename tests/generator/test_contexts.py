@@ -10,10 +10,10 @@ from sqlalchemy import select
 
 from generator.contexts import BUILDERS, sample_context
 from generator.render import render, template_path
-from shared import audit
 from shared.crypto import KeyRing
 from shared.db import make_session_factory
 from shared.demo import demo_values
+from shared.domain import audit
 from shared.domain.meetings import (
     ActionInput,
     adjourn,

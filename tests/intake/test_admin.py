@@ -151,8 +151,8 @@ def test_the_keys_page_runs_a_rotation_with_confirmations_and_shows_no_key(
     import json
 
     from intake import create_app
-    from shared import audit
     from shared.crypto import KeyRing
+    from shared.domain import audit
     from shared.domain.users import RoleSpec, create_user
     from shared.encrypted import Vault
     from shared.models import AuditEvent, RecordKey

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, update
 
-from shared import audit
 from shared.crypto import IntegrityError
+from shared.domain import audit
 from shared.encrypted import Vault
 from shared.models import AuditEvent, GeneratedDocument, IdentityRecord, User
 from tests.conftest import csrf_token

@@ -9,8 +9,7 @@ from datetime import date, timedelta
 
 from sqlalchemy import select
 
-from shared import audit
-from shared.domain import audit_log
+from shared.domain import audit, audit_log
 from shared.models import AuditEvent, IdentityRecord
 from tests.factories import canary_values
 from tests.intake.test_access import client_as

@@ -1,4 +1,4 @@
-"""shared/audit.py: the MAC chain names the first row that was edited, deleted or reordered."""
+"""shared/domain/audit.py: the MAC chain names the first row edited, deleted or reordered."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import delete, select, update
 
-from shared import audit
 from shared.crypto import KeyRing, KeyVersion
+from shared.domain import audit
 from shared.models import AuditEvent, AuditHead
 
 EVENTS = 5

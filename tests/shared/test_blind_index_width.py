@@ -12,9 +12,9 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import select
 
-from shared import audit
 from shared.config import ConfigError, load_settings
 from shared.crypto import BLIND_INDEX_BITS, KeyRing, blind_index, index_bits_for
+from shared.domain import audit
 from shared.domain.beneficiaries import create_beneficiary, find_duplicates
 from shared.encrypted import Vault
 from shared.models import IdentityRecord

@@ -10,9 +10,8 @@ import pytest
 from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError as DatabaseIntegrityError
 
-from shared import audit
 from shared.crypto import CryptoError, IntegrityError, KeyNotFoundError, KeyRing
-from shared.domain import beneficiaries
+from shared.domain import audit, beneficiaries
 from shared.domain.beneficiaries import Identity, create_beneficiary, find_duplicates
 from shared.domain.sheets import write_values
 from shared.encrypted import Vault

@@ -8,9 +8,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from shared import audit, heartbeat, rotation
+from shared import heartbeat
 from shared.crypto import KeyNotFoundError, KeyRing
 from shared.db import make_session_factory, utcnow
+from shared.domain import audit, rotation
 from shared.domain.beneficiaries import create_beneficiary, find_duplicates
 from shared.encrypted import Vault
 from shared.errors import InvalidTransition

@@ -7,7 +7,7 @@ from datetime import date
 
 from sqlalchemy.orm import Session
 
-from shared import audit
+from shared.domain import audit
 from shared.domain.meetings.agenda import agenda_item
 from shared.domain.meetings.guard import review_sheet_texts
 from shared.domain.meetings.states import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from shared import audit
+from shared.domain import audit
 from shared.domain.screening import SessionFinding, TextsNeedReviewError, review_session_texts
 from shared.domain.sheets import person_identities
 from shared.encrypted import Vault

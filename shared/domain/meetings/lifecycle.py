@@ -8,8 +8,7 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared import audit
-from shared.domain import documents, notifications
+from shared.domain import audit, documents, notifications
 from shared.domain.meetings.guard import GUARD_PURPOSE
 from shared.domain.meetings.members import invite_members
 from shared.domain.meetings.states import TRANSITIONS, audit_meeting, require_allowed

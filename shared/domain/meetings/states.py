@@ -9,7 +9,7 @@ from datetime import date
 
 from sqlalchemy.orm import Session
 
-from shared import audit
+from shared.domain import audit
 from shared.domain.notifications import ANSWER_STATES
 from shared.encrypted import Vault
 from shared.errors import InvalidTransition

@@ -42,11 +42,10 @@ from sqlalchemy.orm import Session, sessionmaker
 import shared.encrypted
 from generator import runtime
 from generator.jobs import run_document_job
-from shared import audit, retention, rotation
 from shared.crypto import KeyRing
 from shared.db import Base, make_session_factory
 from shared.demo import demo_values
-from shared.domain import documents, meetings
+from shared.domain import audit, documents, meetings, retention, rotation
 from shared.domain.beneficiaries import Identity
 from shared.domain.meetings import ActionInput
 from shared.domain.reference import reference_labels

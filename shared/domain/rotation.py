@@ -29,9 +29,10 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared import audit, heartbeat
+from shared import heartbeat
 from shared.crypto import DATA_CHAINS, DEFAULT_INDEX_BITS, KeyRing, fingerprint, new_dek
 from shared.db import utcnow
+from shared.domain import audit
 from shared.encrypted import Vault
 from shared.errors import InvalidInput, InvalidTransition
 from shared.keys import record_key_versions

@@ -29,10 +29,10 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shared import audit
 from shared.config import Settings
 from shared.crypto import KeyRing
 from shared.db import utcnow
+from shared.domain import audit
 from shared.models import (
     AuditEvent,
     AvisRevision,
