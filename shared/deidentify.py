@@ -428,9 +428,12 @@ def findings(values: dict[str, Any]) -> dict[str, list[Finding]]:
     return result
 
 
-def unhandled(values: dict[str, Any]) -> list[Finding]:
-    """Findings neither replaced, edited away nor dismissed: submission waits for them."""
-    return [f for found in findings(values).values() for f in found if not f.dismissed]
+def unhandled(values: dict[str, Any],
+              found: dict[str, list[Finding]] | None = None) -> list[Finding]:
+    """Findings neither replaced, edited away nor dismissed: submission waits for them
+    (``found``: ``findings(values)`` when the caller has it already)."""
+    found = findings(values) if found is None else found
+    return [f for unit_found in found.values() for f in unit_found if not f.dismissed]
 
 
 def unhandled_high_confidence(values: dict[str, Any]) -> list[Finding]:
@@ -479,15 +482,18 @@ def dismiss(values: dict[str, Any], key: str) -> dict[str, Any]:
     return _with_review(values, finding.unit, review)
 
 
-def decision_counts(values: dict[str, Any]) -> dict[tuple[str, str], int]:
+def decision_counts(values: dict[str, Any],
+                    found: dict[str, list[Finding]] | None = None) -> dict[tuple[str, str], int]:
     """(kind, outcome) -> count of the referent's decisions still in force: replacements
-    made, and dismissals whose words are still in the text. Counts only, never words."""
+    made, and dismissals whose words are still in the text. Counts only, never words.
+    (``found``: ``findings(values)`` when the caller has it already.)"""
     counts: Counter[tuple[str, str]] = Counter()
     for unit in values.get(REVIEW_KEY, {}):
         for kind, number in _review(values, unit)["accepted"].items():
             counts[(kind, "accepted")] += number
-    for found in findings(values).values():
-        counts.update((f.detection.kind, "dismissed") for f in found if f.dismissed)
+    found = findings(values) if found is None else found
+    for unit_found in found.values():
+        counts.update((f.detection.kind, "dismissed") for f in unit_found if f.dismissed)
     return dict(counts)
 
 

@@ -30,6 +30,7 @@ from shared.domain.reference import ensure_reference_defaults
 from shared.encrypted import Vault
 from shared.keys import load_keyring
 from shared.migrate import upgrade
+from shared.passwords import use_fast_hashing
 from shared.redis_server import start_bundled_redis
 from tests.factories import (
     PASSWORD,
@@ -141,6 +142,9 @@ def test_env(instance_dir, redis_url, xdist_index) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def settings(test_env):
+    # Minimal argon2 cost for the accounts the tests create in this process (as create_app
+    # does for the web): every test's fixtures create eight of them.
+    use_fast_hashing(True)
     return dataclasses.replace(load_settings(test_env), fast_password_hashing=True)
 
 

@@ -160,10 +160,11 @@ def submit(session: Session, vault: Vault, sheet: Sheet, labels: dict[str, dict[
     hits = identity_hits(identity, values)
     if hits:
         raise GuardHits(hits)
-    open_findings = deidentify.unhandled(values)
+    found = deidentify.findings(values)  # one analysis of the texts for both uses
+    open_findings = deidentify.unhandled(values, found)
     if open_findings:
         raise FindingsOpen(len(open_findings))
-    _record_review_counts(session, sheet, deidentify.decision_counts(values))
+    _record_review_counts(session, sheet, deidentify.decision_counts(values, found))
     sheet.open_findings = 0
     return transition(session, vault, sheet, action, actor_id=actor_id)
 
