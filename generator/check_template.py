@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 import sys
 
+from generator.template_check import check
+from shared.domain.templates import TemplateRejected
+
 
 def main() -> None:
-    from generator.template_check import check
-    from shared.domain.templates import TemplateRejected
-
     kind = sys.argv[1] if len(sys.argv) > 1 else ""
     data = sys.stdin.buffer.read()
     try:
