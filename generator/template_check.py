@@ -28,12 +28,14 @@ from jinja2.sandbox import SecurityError
 from generator.contexts import sample_context
 from generator.render import failure_place, sandbox
 from shared.document_variables import VARIABLES
-from shared.docx_safety import UnsafeDocxError, check_docx, content_types
+from shared.docx_safety import (
+    MAX_ENTRIES,  # against zip bombs: what the archive may hold once decompressed
+    MAX_UNCOMPRESSED,
+    UnsafeDocxError,
+    check_docx,
+    content_types,
+)
 from shared.domain.templates import TemplateRejected, precheck
-
-# Against zip bombs: what the archive may hold once decompressed.
-MAX_UNCOMPRESSED = 40 * 1024 * 1024
-MAX_ENTRIES = 2000
 
 DOCX_MAIN = "application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"
 FOOTNOTES = "application/vnd.openxmlformats-officedocument.wordprocessingml.footnotes+xml"
