@@ -9,16 +9,10 @@ from docxtpl import DocxTemplate
 from jinja2 import TemplateError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
+from shared.document_variables import BUILTIN_FILES
 from shared.docx_safety import UnsafeDocxError, check_docx
 
-TEMPLATES = {
-    "agenda": "ordre_du_jour.docx",
-    "dossier": "dossier_de_seance.docx",
-    "attendance": "feuille_emargement.docx",
-    "minutes": "proces_verbal.docx",
-    "feedback": "fiche_retour.docx",
-    "information": "note_information.docx",
-}
+TEMPLATES = BUILTIN_FILES  # the built-in template of each kind (the web app lists them too)
 
 
 MAX_PRODUCT = 200_000  # characters (or items) a template may build with "*"

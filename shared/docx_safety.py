@@ -4,7 +4,8 @@ names compared case-insensitively, Word field instructions joined as Word joins 
 
 The same check runs on an uploaded template and on every document the worker renders: a
 value typed by a user must never become a live field or a link in a document sent out.
-Standard library and defusedxml only: the web process checks uploads without docxtpl.
+Standard library and defusedxml only, no docxtpl; used by the generator (the check of an
+uploaded template, in its child process, and every render).
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Administrators: the Word templates of the documents (upload, check, versions, activation).
 
 Registered on the admin blueprint by the last line of intake/admin/views.py. An uploaded
-template is checked (shared/domain/templates.py) before it is stored, and used by the worker
-only once activated; "revenir au modèle intégré" hands back to the file of templates_docx/.
+template is checked before it is stored (shared/domain/templates.py runs the generator's check
+in a child process: this process never loads docxtpl), and used by the worker only once
+activated; "revenir au modèle intégré" hands back to the file of templates_docx/.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ def _page(errors: dict[str, list[str]] | None = None, status: int = 200):
     form = TemplateUploadForm(formdata=None)
     return render_template("admin/templates.html", kinds=DOCUMENT_KINDS, versions=versions,
                            uploaders=uploaders, builtins=builtins, form=form,
+                           variables={kind: templates.variables(kind) for kind in DOCUMENT_KINDS},
                            errors=errors or {}, when=paris_time,
                            max_size=templates.MAX_SIZE_LABEL), status
 

@@ -458,7 +458,7 @@ def show(sheet_id: int):
                                                   if is_referent else ())
     values = domain.read_values(vault(), sheet, purpose=purpose, columns=columns)
     # Sensitive details: the author structure, or the instance when the referent shared them.
-    show_sensitive = is_referent or values.get("partager_sensible") == "oui"
+    show_sensitive = is_referent or domain.sensitive_details_shared(values)
     if show_sensitive:
         values.update(domain.read_values(vault(), sheet, purpose=purpose,
                                          columns=(COLUMN_OF_CLASS[SENSITIVE],)))

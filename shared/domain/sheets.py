@@ -461,6 +461,14 @@ def facilitator_may_see(user: User, sheet: Sheet) -> bool:
     return sheet.circonscription_id in user.circonscription_ids and sheet.submitted_at is not None
 
 
+def sensitive_details_shared(values: dict[str, Any]) -> bool:
+    """Whether the instance may read the sheet's sensitive details (health, justice, debts…):
+    only if the referent chose to share them (« partager_sensible »). Otherwise the
+    facilitator's page and the dossier de séance show the categories of freins only; the
+    author's structure always sees its own details."""
+    return values.get("partager_sensible") == "oui"
+
+
 def referent_sheets_query(user: User):
     own = Sheet.author_id == user.id
     managed = Sheet.structure_id.in_(user.managed_structure_ids or {-1})

@@ -1,359 +1,132 @@
 """Word templates uploaded by administrators: checked before use, kept as versions, one active
 per kind (the worker uses it, else the built-in file of ``templates_docx/``).
 
-Plain functions, no Flask. docxtpl and the generator are imported inside the functions: the
-web app loads them only when a template is checked or listed.
-
-An uploaded template is Jinja code that the worker will run: besides compiling it and
-comparing its variables with the context builder's keys, the check refuses access to internal
-attributes (``__class__``, ``|attr``…) and renders it once with fictitious data in Jinja's
-sandbox, so that the web process never runs it unsandboxed.
+Plain functions, no Flask, no docxtpl. The check itself belongs to the generator
+(``generator.template_check``): the web process runs it as a child process,
+``python -m generator.check_template``, with CPU, memory and time limits, hands it the file
+on stdin and reads its verdict (JSON) on stdout. The administrator gets the verdict at once,
+and the uploaded template (Jinja code) is parsed and rendered only in that child: it cannot
+hang, exhaust or reach the web process, which never imports docxtpl nor the generator.
+See docs/architecture.md.
 """
 
 from __future__ import annotations
 
 import hashlib
-import html
-import io
 import json
+import logging
+import os
 import re
 import resource
 import subprocess
 import sys
-import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from shared.docx_safety import UnsafeDocxError, check_docx, content_types
+from shared.document_variables import BUILTIN_FILES, VARIABLES
 from shared.errors import DomainError
 from shared.models import TemplateVersion
 from shared.models.document import DOCUMENT_KINDS
 
+log = logging.getLogger(__name__)
+
 # The web app refuses request bodies over 2 MB (MAX_CONTENT_LENGTH): the same limit here.
 MAX_SIZE = 2 * 1024 * 1024
 MAX_SIZE_LABEL = "2 Mo"
-# Against zip bombs: what the archive may hold once decompressed.
-MAX_UNCOMPRESSED = 40 * 1024 * 1024
-MAX_ENTRIES = 2000
 
-DOCX_MAIN = "application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"
-FOOTNOTES = "application/vnd.openxmlformats-officedocument.wordprocessingml.footnotes+xml"
-HEADER_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/header"
-FOOTER_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/footer"
-# Core properties that docxtpl renders as templates too.
-PROPERTIES = {"title": "titre", "subject": "objet", "author": "auteur",
-              "comments": "commentaires", "identifier": "identifiant", "language": "langue"}
+# The child process that checks a template: a module name, not an import (the web process
+# must not load the generator).
+CHECKER = "generator.check_template"
+TRIAL_TIMEOUT = 30  # seconds (wall clock and CPU) for the whole check, test render included
+TRIAL_MEMORY = 1024 * 1024 * 1024  # bytes of address space for it
 
-_MACRO_NAMES = re.compile(r"(^|/)(vbaProject\.bin|vbaData\.xml)$|(^|/)activeX/", re.IGNORECASE)
-_MACRO_TYPES = re.compile(r"macroEnabled|vbaProject|vbaData|activeX", re.IGNORECASE)
-_TAGS = re.compile(r"<[^>]+>")
-# "_x", "a.__b", "{0.__class__}" name internals; "____" (a line to fill in by hand) does not.
-_INTERNAL_NAME = re.compile(r"(^|[.\[{(])_+[A-Za-z0-9]|__[A-Za-z]")
-_FORBIDDEN_ATTRIBUTES = {"format", "format_map", "mro"}  # str.format reaches attributes
-_UNESCAPING_FILTERS = {"safe", "forceescape"}  # they mark a value as markup: not escaped
 _FILENAME_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\"]")
 
 
 class TemplateRejected(DomainError):
-    """An uploaded template that cannot be used; ``message`` says why and where, in French.
+    """An uploaded template that cannot be used; ``message`` says why and where, in French
+    (``reason`` is the same without the « Modèle refusé : » prefix).
 
     ``code`` is a short, stable reason for the audit log."""
 
     def __init__(self, message: str, code: str = "invalid") -> None:
         super().__init__(f"Modèle refusé : {message}")
+        self.reason = message
         self.code = code
 
 
 # -- checks -----------------------------------------------------------------------------------
-def check_template(kind: str, data: bytes) -> None:
-    """Raise TemplateRejected unless ``data`` is a .docx the worker can fill for ``kind``."""
+def precheck(kind: str, data: bytes) -> None:
+    """What is refused before any parsing: an unknown kind, a file over the size limit."""
     if kind not in DOCUMENT_KINDS:
         raise TemplateRejected(f"type de document inconnu (« {kind[:40]} »).", "kind")
     if len(data) > MAX_SIZE:
         raise TemplateRejected(f"le fichier dépasse {MAX_SIZE_LABEL} "
                                f"({_size_label(len(data))}).", "size")
-    names, types = _archive(data)
-    _no_macros(names, types)
-    _docx_structure(names, types)
-    _safe_package(data, template=True)
-    document = _open_docx(data)
-    parts = list(_jinja_parts(document))
-    from generator.contexts import BUILDERS
-
-    _builder, keys = BUILDERS[kind]
-    unknown: dict[str, set[str]] = {}
-    used_anywhere: set[str] = set()
-    for place, source in parts:
-        used = _variables(place, source)
-        used_anywhere |= used
-        for name in used - keys:
-            unknown.setdefault(name, set()).add(place)
-    if unknown:
-        listed = ", ".join(f"« {name} » ({', '.join(sorted(places))})"
-                           for name, places in sorted(unknown.items()))
-        plural = "s" if len(unknown) > 1 else ""
-        raise TemplateRejected(
-            f"variable{plural} inconnue{plural} : {listed}. Variables disponibles pour ce "
-            f"document : {', '.join(sorted(keys))}.", "variables")
-    _test_render(kind, data)
-    missing = _missing_mandatory(parts, used_anywhere)
-    if missing:
-        raise TemplateRejected(
-            "il manque ce que porte tout document de l'instance : " + " ; ".join(missing)
-            + ". Partez du modèle en service (bouton « Télécharger ») pour les garder.",
-            "mandatory")
 
 
-_PAGE_FIELD = re.compile(r'(?:instrText[^>]*>|instr=")\s*PAGE\b')
-_PAGES_FIELD = re.compile(r'(?:instrText[^>]*>|instr=")\s*(?:NUMPAGES|SECTIONPAGES)\b')
-_IMAGE = re.compile(r"<(?:a:blip|v:imagedata)\b")
+def check_template(kind: str, data: bytes) -> None:
+    """Raise TemplateRejected unless ``data`` is a .docx the worker can fill for ``kind``.
 
-
-def _missing_mandatory(parts: list[tuple[str, str]], used: set[str]) -> list[str]:
-    """What every document must carry (DOMAIN §7) and the template lacks, in French: the
-    L.262-44 mention, the date and version, page x / y, the logos."""
-    xml = "".join(source for _place, source in parts)
-    text = html.unescape(_TAGS.sub("", xml))
-    missing = []
-    if "L.262-44" not in text or "secret professionnel" not in text:
-        missing.append("la mention « Document confidentiel – secret professionnel "
-                       "(art. L.262-44 CASF) »")
-    if not {"version", "generated_on"} <= used:
-        missing.append("la date et la version du document (« {{ generated_on }} » et "
-                       "« {{ version }} »)")
-    if not (_PAGE_FIELD.search(xml) and _PAGES_FIELD.search(xml)):
-        missing.append("la pagination « page x / y » (champs Word PAGE et NUMPAGES)")
-    if not _IMAGE.search(xml):
-        missing.append("les logos (images de l'en-tête)")
-    return missing
-
-
-def _safe_package(data: bytes, *, template: bool) -> None:
-    """Refuse what Word would fetch, link or embed from elsewhere (``shared.docx_safety``)."""
+    The checks (archive, macros, links, Jinja syntax, variables of the kind, internal
+    attributes, test render in the worker's sandbox, what every document carries) run in
+    the generator's child process; its verdict comes back as JSON."""
+    precheck(kind, data)
     try:
-        check_docx(data, template=template)
-    except UnsafeDocxError as exc:
-        raise TemplateRejected(exc.message, exc.code) from None
+        result = subprocess.run([sys.executable, "-m", CHECKER, kind], input=data,
+                                capture_output=True, timeout=TRIAL_TIMEOUT,
+                                preexec_fn=_trial_limits, env=_child_environment(),
+                                check=False)
+    except subprocess.TimeoutExpired:
+        raise TemplateRejected("le rendu d'essai dépasse le temps autorisé (boucle trop "
+                               "longue ?).", "render") from None
+    verdict = _verdict(result.stdout) if result.returncode == 0 else None
+    if verdict is None:
+        if result.returncode < 0 or b"MemoryError" in result.stderr:  # killed by a limit
+            raise TemplateRejected("le rendu d'essai a dépassé la mémoire ou le temps "
+                                   "autorisés.", "render")
+        log.error("template check failed (exit %s): %s", result.returncode,
+                  result.stderr.decode("utf-8", "replace")[-2000:])
+        raise TemplateRejected("la vérification du modèle n'a pas pu aboutir (erreur "
+                               "interne). Réessayez ; si l'erreur persiste, signalez-la à "
+                               "l'équipe qui exploite l'application.", "checker")
+    if not verdict["accepted"]:
+        raise TemplateRejected(verdict["message"], verdict["code"])
 
 
-def _size_label(size: int) -> str:
-    return f"{-(-size // 1024)} Ko"
-
-
-def _archive(data: bytes) -> tuple[list[str], dict[str, str]]:
-    """The entry names of a zip archive within the limits, and their content types (lower-case
-    names) from its parsed [Content_Types].xml."""
-    not_docx = "ce n'est pas un fichier Word .docx ({}). Enregistrez-le depuis Word au " \
-               "format « Document Word (*.docx) »."
+def _verdict(stdout: bytes) -> dict | None:
+    """The child's verdict, or None if it printed none."""
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            infos = archive.infolist()
-            if len(infos) > MAX_ENTRIES or sum(i.file_size for i in infos) > MAX_UNCOMPRESSED:
-                raise TemplateRejected("l'archive décompressée est trop volumineuse.", "size")
-            names = [info.filename for info in infos]
-            types = (content_types(archive.read("[Content_Types].xml"), names)
-                     if "[Content_Types].xml" in names else {})
-    except TemplateRejected:
-        raise
-    except UnsafeDocxError as exc:
-        raise TemplateRejected(exc.message, exc.code) from None
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError,
-            NotImplementedError, RuntimeError):
-        raise TemplateRejected(not_docx.format("le fichier n'est pas une archive lisible"),
-                               "not_docx") from None
-    return names, types
-
-
-def _no_macros(names: list[str], types: dict[str, str]) -> None:
-    found = [name for name in names if _MACRO_NAMES.search(name)]
-    if found or any(_MACRO_TYPES.search(value) for value in types.values()):
-        where = found[0] if found else "[Content_Types].xml"
-        raise TemplateRejected(
-            f"le fichier contient des macros ou des contrôles actifs ({where}). Enregistrez-le "
-            "au format « Document Word (*.docx) », sans macros.", "macro")
-
-
-def _docx_structure(names: list[str], types: dict[str, str]) -> None:
-    missing = [n for n in ("[Content_Types].xml", "word/document.xml") if n not in names]
-    if missing:
-        raise TemplateRejected(
-            f"ce n'est pas un fichier Word .docx (partie {missing[0]} absente).", "not_docx")
-    main = types.get("word/document.xml")
-    if main != DOCX_MAIN:
-        shown = f"« {main[:100]} »" if main else "absent"
-        raise TemplateRejected(
-            "le document principal (word/document.xml) n'a pas le type d'un document .docx "
-            f"(type {shown} ; un modèle .dotx ou un autre format n'est pas accepté).",
-            "not_docx")
-
-
-def _open_docx(data: bytes):
-    from docx import Document
-
-    try:
-        return Document(io.BytesIO(data))
-    except Exception:  # any parsing failure of a foreign file
-        raise TemplateRejected("le fichier Word est illisible (XML invalide ou parties "
-                               "manquantes).", "not_docx") from None
-
-
-def _jinja_parts(document) -> Iterator[tuple[str, str]]:
-    """(place, Jinja source) for every part docxtpl renders, prepared as docxtpl does
-    (one line per paragraph, so that a line number points to a paragraph)."""
-    from docx.oxml import parse_xml
-    from docxtpl import DocxTemplate
-
-    helper = DocxTemplate(io.BytesIO())  # only its XML clean-up methods are used
-
-    def prepared(xml: str) -> str:
-        return re.sub(r"<w:p([ >])", r"\n<w:p\1", helper.patch_xml(xml))
-
-    main = document.part
-    yield (str(main.partname).lstrip("/"),
-           prepared(helper.xml_to_string(document.element.body)))
-    for rel in main.rels.values():
-        if rel.is_external or rel.reltype not in (HEADER_REL, FOOTER_REL):
-            continue
-        if rel.target_part.blob:
-            yield (str(rel.target_part.partname).lstrip("/"),
-                   prepared(helper.xml_to_string(parse_xml(rel.target_part.blob))))
-    for part in main.package.iter_parts():
-        if part.content_type == FOOTNOTES:
-            blob = part.blob.decode("utf-8") if isinstance(part.blob, bytes) else part.blob
-            yield str(part.partname).lstrip("/"), prepared(blob)
-    properties = document.core_properties
-    for name, label in PROPERTIES.items():
-        value = getattr(properties, name, None)
-        if value:
-            yield f"propriétés du document ({label})", str(value)
-
-
-def _variables(place: str, source: str) -> set[str]:
-    """Parse one part: its undeclared variables, or TemplateRejected with the line."""
-    from jinja2 import Environment, TemplateSyntaxError, meta
-
-    try:
-        tree = Environment(autoescape=True).parse(source)
-    except TemplateSyntaxError as exc:
-        line = exc.lineno or 0
-        text = _line_text(source, line)
-        near = f", près de « {text} »" if text else ""
-        raise TemplateRejected(
-            f"erreur de syntaxe dans les balises du modèle ({place}, ligne {line}{near}) : "
-            f"{(exc.message or 'balise invalide').rstrip('.')}.", "syntax") from None
-    _no_internal_access(place, tree)
-    return meta.find_undeclared_variables(tree)
-
-
-def _line_text(source: str, line: int) -> str:
-    lines = source.splitlines()
-    if not 1 <= line <= len(lines):
-        return ""
-    text = html.unescape(_TAGS.sub("", lines[line - 1])).strip()
-    return text if len(text) <= 80 else text[:77] + "…"
-
-
-def _no_internal_access(place: str, tree) -> None:
-    """Refuse what could reach Python internals when the worker renders the template: names
-    starting with "_" (``x.__class__``, ``x["_y"]``, ``attribute="_y"``), the ``attr``
-    filter, ``str.format``, and subscripts or ``attribute=`` computed at render time (they
-    could build such a name). Templates only need ``item.field``, ``item["field"]`` and
-    ``list[0]``. Refuse too what turns escaping off: a typed value would become Word XML."""
-    from jinja2 import nodes
-
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter, nodes.Test,
-                               nodes.Const, nodes.EvalContextModifier)):
-        if isinstance(node, nodes.EvalContextModifier) or (
-                isinstance(node, nodes.Filter) and node.name in _UNESCAPING_FILTERS):
-            raise TemplateRejected(
-                f"balise qui désactive l'échappement interdite dans {place}, ligne "
-                f"{node.lineno} (« autoescape », filtres « safe » et « forceescape ») : le "
-                "texte saisi doit rester du texte.", "unsafe")
-        bad = ""
-        if isinstance(node, nodes.Getattr) and (node.attr.startswith("_")
-                                                or node.attr in _FORBIDDEN_ATTRIBUTES):
-            bad = node.attr
-        elif isinstance(node, nodes.Filter | nodes.Test) and node.name == "attr":
-            bad = "attr"
-        elif isinstance(node, nodes.Filter | nodes.Test) and any(
-                kw.key == "attribute" and not isinstance(kw.value, nodes.Const)
-                for kw in node.kwargs):
-            bad = f"{node.name}(attribute=…)"
-        elif isinstance(node, nodes.Getitem) and not isinstance(node.arg,
-                                                                nodes.Const | nodes.Slice):
-            raise TemplateRejected(
-                f"index calculé interdit dans {place}, ligne {node.lineno} : utilisez les "
-                "champs du document (par exemple « element.nom » ou « liste[0] »).", "unsafe")
-        elif isinstance(node, nodes.Const) and isinstance(node.value, str) and (
-                _INTERNAL_NAME.search(node.value) or node.value == "attr"):
-            bad = node.value
-        if bad:
-            raise TemplateRejected(
-                f"accès interdit à un élément interne (« {bad[:40]} ») dans {place}, ligne "
-                f"{node.lineno}. Un modèle n'utilise que les variables du document.",
-                "unsafe")
-
-
-TRIAL_TIMEOUT = 30  # seconds for the test render
-TRIAL_MEMORY = 1024 * 1024 * 1024  # bytes of address space for it
+        verdict = json.loads(stdout.decode("utf-8"))
+    except ValueError:
+        return None
+    if not isinstance(verdict, dict):
+        return None
+    if verdict.get("accepted") is True:
+        return verdict
+    if (verdict.get("accepted") is False and isinstance(verdict.get("message"), str)
+            and isinstance(verdict.get("code"), str)):
+        return verdict
+    return None
 
 
 def _trial_limits() -> None:  # pragma: no cover - runs in the child before exec
     resource.setrlimit(resource.RLIMIT_AS, (TRIAL_MEMORY, TRIAL_MEMORY))
     resource.setrlimit(resource.RLIMIT_CPU, (TRIAL_TIMEOUT, TRIAL_TIMEOUT))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-def _test_render(kind: str, data: bytes) -> None:
-    """The test render runs in a child process with CPU, memory and time limits: an
-    uploaded template (code) cannot hang or exhaust the web process."""
-    try:
-        result = subprocess.run([sys.executable, "-m", "generator.trial_render", kind],
-                                input=data, capture_output=True, timeout=TRIAL_TIMEOUT,
-                                preexec_fn=_trial_limits, check=False)
-    except subprocess.TimeoutExpired:
-        raise TemplateRejected("le rendu d'essai dépasse le temps autorisé (boucle trop "
-                               "longue ?).", "render") from None
-    if result.returncode == 0:
-        return
-    try:
-        refused = json.loads(result.stdout.decode("utf-8"))
-    except ValueError:
-        raise TemplateRejected("le rendu d'essai a dépassé la mémoire ou le temps autorisés.",
-                               "render") from None
-    raise TemplateRejected(refused["message"], refused["code"])
+def _child_environment() -> dict[str, str]:
+    """The web process's environment without the application's settings (database URL,
+    secret key, keyring path): the child needs none of them."""
+    return {name: value for name, value in os.environ.items()
+            if not name.startswith("ICLI_")}
 
 
-def trial_render(kind: str, data: bytes) -> None:
-    """Fill the template with fictitious data in the worker's sandbox (in the child)."""
-    from docx import Document
-    from docxtpl import DocxTemplate
-    from jinja2.sandbox import SecurityError
-
-    from generator.contexts import sample_context
-    from generator.render import failure_place, sandbox
-
-    template = DocxTemplate(io.BytesIO(data))
-    out = io.BytesIO()
-    try:
-        template.render(sample_context(kind), jinja_env=sandbox(), autoescape=True)
-        template.save(out)
-    except SecurityError:
-        raise TemplateRejected("le rendu d'essai a tenté d'accéder à un élément interne, ce "
-                               "qui est interdit.", "unsafe") from None
-    except Exception as exc:  # the sample context is valid: any failure is the template's
-        raise TemplateRejected(f"le rendu d'essai avec des données fictives échoue "
-                               f"({failure_place(template, exc)}).", "render") from None
-    try:
-        Document(io.BytesIO(out.getvalue()))
-    except Exception:
-        raise TemplateRejected("le document produit par le rendu d'essai est illisible "
-                               "(balises qui coupent la structure du document, par exemple une "
-                               "boucle ouverte et fermée dans deux paragraphes différents sans "
-                               "« {%p »).", "render") from None
-    _safe_package(out.getvalue(), template=False)  # what the worker checks on every render
+def _size_label(size: int) -> str:
+    return f"{-(-size // 1024)} Ko"
 
 
 # -- versions ---------------------------------------------------------------------------------
@@ -432,9 +205,12 @@ def versions_by_kind(session: Session) -> dict[str, list[TemplateVersion]]:
 
 def builtin_template(templates_dir: Path, kind: str) -> Path | None:
     """The built-in file of ``kind``, if there is one."""
-    from generator.render import TEMPLATES
-
-    if kind not in TEMPLATES:
+    if kind not in BUILTIN_FILES:
         return None
-    path = templates_dir / TEMPLATES[kind]
+    path = templates_dir / BUILTIN_FILES[kind]
     return path if path.is_file() else None
+
+
+def variables(kind: str) -> list[str]:
+    """The variables a template of ``kind`` may use, sorted (shown to administrators)."""
+    return sorted(VARIABLES.get(kind, ()))
