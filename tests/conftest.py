@@ -45,7 +45,8 @@ from tests.factories import (
 PROCESS_FIXTURES = {"worker_process", "live_server"}
 SLOW_MODULES = {"test_audit_cli", "test_audit_tail", "test_cli", "test_faults",
                 "test_index_rotation_cli", "test_retire_reaches_processes", "test_rotation_kill",
-                "test_run", "test_templates_admin", "test_worker", "test_wrong_keyring",
+                "test_run", "test_templates_admin", "test_templates_isolation", "test_worker",
+                "test_wrong_keyring",
                 "test_monthly_cycle_stateful"}
 PDF_MODULES = {"test_pdf"}
 

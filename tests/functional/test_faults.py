@@ -131,11 +131,11 @@ def test_sessions_list_and_generate_work_from_the_command_line(
 
     from tests.functional.test_cli import icli
 
-    listed = json.loads(icli(test_env, "sessions", "list", "--json").stdout)
+    listed = json.loads(icli(test_env, "meetings", "list", "--json").stdout)
     assert listed[0].keys() == {"id", "circonscription", "date", "state", "situations"}
     assert {(r["id"], r["situations"]) for r in listed} == {(world["meeting"].id, 2)}
     out = tmp_path / "odj.docx"
-    result = icli(test_env, "generate", "--session", str(world["meeting"].id), "--kind",
+    result = icli(test_env, "generate", "--meeting", str(world["meeting"].id), "--kind",
                   "agenda", "--out", str(out))
     assert "wrote" in result.stdout
     text = "\n".join(c.text for t in Document(str(out)).tables for r in t.rows for c in r.cells)
@@ -145,7 +145,7 @@ def test_sessions_list_and_generate_work_from_the_command_line(
 def test_generate_says_when_no_worker_is_running(test_env, engine, world, redis, tmp_path):
     from tests.functional.test_cli import icli
 
-    result = icli(test_env, "generate", "--session", str(world["meeting"].id), "--kind",
+    result = icli(test_env, "generate", "--meeting", str(world["meeting"].id), "--kind",
                   "agenda", "--out", str(tmp_path / "x.docx"), check=False)
     assert result.returncode != 0 and "no worker is running" in result.stderr
 
@@ -159,7 +159,7 @@ def test_generate_refuses_an_unwritable_output_before_any_work(test_env, engine,
     link.symlink_to(tmp_path / "elsewhere.docx")
     for out, reason in ((tmp_path / "missing" / "x.docx", "no such directory"),
                         (link, "symbolic link is refused")):
-        result = icli(test_env, "generate", "--session", str(world["meeting"].id), "--kind",
+        result = icli(test_env, "generate", "--meeting", str(world["meeting"].id), "--kind",
                       "agenda", "--out", str(out), check=False)
         assert result.returncode != 0 and reason in result.stderr
         assert "Traceback" not in result.stderr

@@ -110,10 +110,10 @@ def test_icli_worker_alone_serves_icli_generate_on_the_embedded_defaults(tmp_pat
         worker = next(c for c in children if "generator" in command_line(c))
         assert not [k for k in worker.environ() if k.startswith("ICLI_SECRET_KEY")]
 
-        sessions = json.loads(icli("sessions", "list", "--json").stdout)
+        sessions = json.loads(icli("meetings", "list", "--json").stdout)
         meeting = next(s for s in sessions if s["state"] == "odj_en_construction")
         out = tmp_path / "ordre-du-jour.docx"
-        result = icli("generate", "--session", str(meeting["id"]), "--kind", "agenda",
+        result = icli("generate", "--meeting", str(meeting["id"]), "--kind", "agenda",
                       "--out", str(out))
         assert result.returncode == 0, result.stderr
         text = "\n".join(p.text for p in Document(str(out)).paragraphs)

@@ -1,7 +1,8 @@
 import pytest
 from click.testing import CliRunner
 
-from intake.cli import _settings, main
+from intake.cli import main
+from intake.cli.common import load_cli_settings
 from shared.config import ConfigError, load_settings
 
 
@@ -151,4 +152,4 @@ def test_icli_worker_starts_in_production_without_the_session_secret(tmp_path, m
     for name, value in production_env(tmp_path, ICLI_SECRET_KEY=None).items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("ICLI_SECRET_KEY_FILE", raising=False)
-    assert _settings(worker=True).secret_key == ""  # the settings `icli worker` loads
+    assert load_cli_settings(worker=True).secret_key == ""  # the settings `icli worker` loads

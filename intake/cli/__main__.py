@@ -1,0 +1,5 @@
+"""``python -m intake.cli``: the ``icli`` command."""
+
+from intake.cli import main
+
+main()

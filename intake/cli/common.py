@@ -1,0 +1,96 @@
+"""What every command shares: settings, keyring, a database session, an audited session."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import click
+
+from shared.config import ConfigError, Settings, load_settings, worker_environment
+from shared.crypto import CryptoError
+from shared.db import make_engine, make_session_factory
+from shared.domain import audit
+from shared.keys import ensure_keyring, load_keyring
+
+DEFAULT_PORT = 8000
+WORKER_COMMAND = [sys.executable, "-m", "generator"]
+_PR_SET_PDEATHSIG = 1
+
+
+def load_cli_settings(*, worker: bool = False) -> Settings:
+    """``worker``: the settings of a worker (no session secret read, nor required)."""
+    try:
+        return load_settings(worker=worker)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Children get SIGTERM if `icli run` dies, even by SIGKILL: nothing is left behind."""
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def outside_the_terminal_group() -> None:  # pragma: no cover - runs in the child
+    """Bundled Redis: Ctrl-C in a terminal signals its whole foreground process group at
+    once; out of it, Redis is stopped last, after the worker and the web app that use it."""
+    os.setpgrp()
+    die_with_parent()
+
+
+def spawn(args: list[str]) -> subprocess.Popen:
+    # The worker never gets the session secret: with it, any user's cookie could be forged.
+    env = worker_environment() if args == WORKER_COMMAND else None
+    return subprocess.Popen(args, preexec_fn=die_with_parent, env=env)
+
+
+def checked_keyring(settings: Settings):
+    """The keyring, compared with the fingerprints the database recorded before any use (and
+    at every reload): a wrong keyring stops the command before it writes anything."""
+    try:
+        return load_keyring(settings, make_session_factory(make_engine(settings)))
+    except (ConfigError, CryptoError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def ensure_instance_keyring(settings: Settings) -> None:
+    engine = make_engine(settings)
+    try:
+        ensure_keyring(settings, engine)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def database_session(settings: Settings) -> Iterator:
+    engine = make_engine(settings)
+    try:
+        with make_session_factory(engine)() as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def audited_session() -> Iterator[tuple]:
+    """A session and a `record(action, user)` writing an audit row as the CLI; commits."""
+    settings = load_cli_settings()
+    keyring = checked_keyring(settings)
+    with database_session(settings) as session:
+
+        def record(action: str, user, **kwargs) -> None:
+            audit.record(session, keyring, audit.CLI, action, object_type="users",
+                         object_ids=[user.id], **kwargs)
+
+        yield session, record
+        session.commit()
+
+

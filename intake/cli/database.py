@@ -1,0 +1,39 @@
+"""``icli db``: the schema."""
+
+from __future__ import annotations
+
+import click
+
+from intake.cli.common import load_cli_settings
+from shared.config import Settings
+from shared.db import make_engine, make_session_factory
+
+
+@click.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the migrations up to the latest version."""
+    settings = load_cli_settings()
+    upgrade_schema(settings)
+    click.echo("database is up to date")
+
+
+def upgrade_schema(settings: Settings) -> None:
+    """Migrations, then the default reference data of kinds that have none."""
+    from shared.domain.reference import ensure_reference_defaults
+    from shared.migrate import upgrade
+
+    engine = make_engine(settings)
+    try:
+        upgrade(engine)
+        with make_session_factory(engine)() as session:
+            ensure_reference_defaults(session)
+            session.commit()
+    finally:
+        engine.dispose()
+
+
