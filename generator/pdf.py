@@ -55,6 +55,10 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = 60.0  # seconds for one conversion, a LibreOffice (re)start included
 START_TIMEOUT = 60.0  # seconds for the helper's first LibreOffice start
 HELPER_MARGIN = 30.0  # the client gives up this long after the conversion's own timeout
+# close() gives the helper this long to kill LibreOffice and exit, then kills both: a stop
+# must fit well within a supervisor's grace period (docker stop: 10 s, worker's shutdown
+# included). LibreOffice is killed, not asked to quit: its profile is private and deleted.
+STOP_TIMEOUT = 4.0
 MAX_DOCUMENT = 256 * 1024 * 1024  # bytes, either way
 DOCX_FILTER = "MS Word 2007 XML"  # forced: other bytes are refused, never read as plain text
 PDF_FILTER = "writer_pdf_Export"
@@ -309,15 +313,16 @@ class PdfConverter:
         self._closed = True
         if self.directory is None:
             return
+        deadline = time.monotonic() + STOP_TIMEOUT
         try:
             try:
-                self._call({"op": "quit"}, b"", 20, spawn=False, closing=True)
+                self._call({"op": "quit"}, b"", STOP_TIMEOUT, spawn=False, closing=True)
             except (PdfError, _HelperDown):
                 if self._helper is not None:  # still starting (a stop during start()) or wedged
                     self._helper.terminate()
             if self._helper is not None:
                 with contextlib.suppress(subprocess.TimeoutExpired):
-                    self._helper.wait(20)
+                    self._helper.wait(max(0.1, deadline - time.monotonic()))
         finally:  # also when a second stop signal (RQ's cold shutdown) interrupts the wait
             if self._helper is not None and self._helper.poll() is None:
                 self._helper.kill()
@@ -335,7 +340,7 @@ class PdfConverter:
                 raise PdfError("unavailable", "converter closed")
             sock = self._connect(spawn)
             with sock:
-                sock.settimeout(timeout + HELPER_MARGIN)
+                sock.settimeout(timeout if closing else timeout + HELPER_MARGIN)
                 try:
                     _send(sock, header, body)
                     reply, data = _receive(sock)
@@ -578,23 +583,23 @@ class _Office:  # pragma: no cover - runs in the helper
                 os.kill(self.process.pid, signal.SIGKILL)
 
     def stop(self) -> None:
+        """Kill LibreOffice. Nothing in it is worth a clean exit (the profile is private and
+        goes with the converter), and ``desktop.terminate()`` is a UNO call with no time
+        limit, then a wait: under load it took seconds, or hung on a LibreOffice that would
+        not answer."""
         if self.process is None:
             return
-        if self.alive and self.desktop is not None:
-            with contextlib.suppress(Exception):  # the bridge goes down with it
-                self.desktop.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            self.process.wait()
+        self.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(STOP_TIMEOUT)  # a killed process is reaped at once (not D state)
         self._forget()
 
     def _forget(self) -> None:
         self.context = self.desktop = None
         if self.process is not None and self.process.poll() is None:
             self.kill()
-            self.process.wait()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(STOP_TIMEOUT)
         self.process = None
         with contextlib.suppress(FileNotFoundError):
             (self.directory / "soffice.pid").unlink()

@@ -95,6 +95,19 @@ def gone(pid: int) -> bool:
         return True
 
 
+def children_naming(text: str) -> list[psutil.Process]:
+    """This process's children whose command line contains ``text``. Others are skipped
+    unread: another test's process may have ended (a zombie has no command line) or gone."""
+    found = []
+    for child in psutil.Process().children():
+        try:
+            if text in " ".join(child.cmdline()):
+                found.append(child)
+        except psutil.Error:
+            continue
+    return found
+
+
 def wait_gone(pid: int, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while not gone(pid):
@@ -331,8 +344,7 @@ def test_a_stop_while_the_helper_starts_stops_it_quietly(libreoffice, monkeypatc
     directory = str(converter.directory)
     with pytest.raises(KeyboardInterrupt):
         converter.start()
-    helpers = [child for child in psutil.Process().children()
-               if directory in " ".join(child.cmdline())]
+    helpers = children_naming(directory)
     assert len(helpers) == 1
     converter.close()
     wait_gone(helpers[0].pid)
@@ -362,6 +374,23 @@ def test_a_second_stop_signal_during_close_still_removes_everything(libreoffice)
     wait_gone(helper.pid)
     wait_gone(office)
     assert not directory.exists()
+
+
+def test_closing_kills_a_libreoffice_that_does_not_answer(libreoffice):
+    """A worker's stop must fit in a supervisor's grace period: close() does not wait for
+    LibreOffice (it used to ask it to terminate over UNO, a call with no time limit)."""
+    converter = PdfConverter()
+    assert converter.start()
+    directory, office = converter.directory, converter.resident_pid()
+    helper = int((directory / "helper.pid").read_text())
+    os.kill(office, signal.SIGSTOP)  # it will never answer
+    started = time.monotonic()
+    converter.close()
+    closing = time.monotonic() - started
+    wait_gone(office)
+    wait_gone(helper)
+    assert not directory.exists()
+    assert closing < 3 * pdf_module.STOP_TIMEOUT, f"{closing:.1f} s"
 
 
 def test_the_helper_cleans_up_when_its_worker_dies(libreoffice, tmp_path):
