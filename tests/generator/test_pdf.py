@@ -23,7 +23,8 @@ import pytest
 from docx import Document
 
 from generator import pdf as pdf_module
-from generator.pdf import PdfConverter, PdfError, convert_cold
+from generator.pdf import PdfConverter, PdfError, client, convert_cold
+from generator.pdf import helper as helper_module
 
 CANARY = "Zyxcanari-secret-0042"
 PHRASES = ["Séance du 15 décembre à Saint-Denis", "« confidentiel » – œuvre, Noël, ça"]
@@ -116,6 +117,16 @@ def wait_gone(pid: int, timeout: float = 30) -> None:
 
 
 # --- without LibreOffice ------------------------------------------------------------------------
+
+def test_the_helper_script_runs_on_the_standard_library_alone():
+    """The system Python runs helper.py in isolated mode: neither the venv nor this package
+    is on its path (-S: no site-packages either, as for /usr/bin/python3 -I)."""
+    result = subprocess.run([sys.executable, "-I", "-S", str(client.HELPER_SCRIPT)],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1
+    assert result.stderr.startswith("usage: python3 -I helper.py --serve"), result.stderr
+
+
 
 def test_without_libreoffice_pdf_is_unavailable_and_nothing_starts(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
@@ -276,8 +287,8 @@ def test_the_private_directory_holds_no_document_and_is_gone_after_close(libreof
     assert not directory.exists()
     wait_gone(helper.pid)
     wait_gone(office.pid)
-    ipc = pdf_module._ipc_pipe_name(profile_url)
-    assert not any(p.exists() for p in pdf_module._pipe_paths([ipc]))
+    ipc = helper_module.ipc_pipe_name(profile_url)
+    assert not any(p.exists() for p in helper_module.pipe_paths([ipc]))
 
 
 @pytest.fixture
@@ -330,7 +341,7 @@ def test_closing_twice_and_converting_after_close(libreoffice):
 def test_a_stop_while_the_helper_starts_stops_it_quietly(libreoffice, monkeypatch, capfd):
     """Ctrl-C reaches the worker while it waits for its new helper: close() must stop that
     helper, not pull its directory from under it (it then died with a traceback)."""
-    real_connectable = pdf_module._connectable
+    real_connectable = client._connectable
     calls = []
 
     def interrupted_once_spawned(path):
@@ -339,7 +350,7 @@ def test_a_stop_while_the_helper_starts_stops_it_quietly(libreoffice, monkeypatc
             raise KeyboardInterrupt
         return real_connectable(path)
 
-    monkeypatch.setattr(pdf_module, "_connectable", interrupted_once_spawned)
+    monkeypatch.setattr(client, "_connectable", interrupted_once_spawned)
     converter = PdfConverter()
     directory = str(converter.directory)
     with pytest.raises(KeyboardInterrupt):
