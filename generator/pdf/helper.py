@@ -83,9 +83,10 @@ def pipe_paths(names: list[str]) -> list[Path]:
 
 
 def ipc_pipe_name(profile_url: str) -> str:
-    """LibreOffice's single-instance pipe: MD5 of the UTF-16 profile URL (not for security)."""
-    digest = hashlib.md5(profile_url.encode("utf-16-le"), usedforsecurity=False).hexdigest()
-    return f"SingleOfficeIPC_{digest}"
+    """LibreOffice's single-instance pipe: MD5 of the UTF-16 profile URL (not for security),
+    each byte in hexadecimal without a leading zero, as LibreOffice writes it."""
+    digest = hashlib.md5(profile_url.encode("utf-16-le"), usedforsecurity=False).digest()
+    return "SingleOfficeIPC_" + "".join(f"{byte:x}" for byte in digest)
 
 
 def remove_stale_pipes(names: list[str]) -> None:
