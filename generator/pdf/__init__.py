@@ -3,8 +3,9 @@
 - ``client.py``: ``PdfConverter``, what the worker holds. Its first use launches the helper
   and keeps LibreOffice running for the next documents; it falls back to the cold path.
 - ``helper.py``: the helper, run as a script by the system Python that has ``uno`` (standard
-  library only); it owns ``soffice.bin`` and converts in memory (no plaintext file). Also the
-  constants and wire format both sides share.
+  library only); it owns ``soffice.bin`` and converts through UNO streams (LibreOffice's own
+  temporary files stay in the converter's private directory). Also the constants and wire
+  format both sides share.
 - ``cold.py``: ``convert_cold``, one ``soffice --convert-to pdf`` per document with a fresh
   profile (the fallback, and the benchmark's comparison); ``find_soffice``.
 - ``errors.py``: ``PdfError``, with French messages and never document content.

@@ -9,9 +9,12 @@ pieces both sides must agree on from here: the conversion filters and options, t
 the small environment given to LibreOffice, its named pipes, and the wire format.
 
 The helper starts ``soffice.bin`` with a private profile (in the converter's 0700 directory)
-and a UNO pipe, keeps it running, and converts one document at a time in memory: the .docx
-goes in as a UNO input stream and the PDF comes back as an output stream, so no plaintext
-file is written (docs/security.md, rule 10). It listens on ``DIRECTORY/helper.sock`` (0600).
+and a UNO pipe (0700), keeps it running, and converts one document at a time: the .docx goes
+in as a UNO input stream and the PDF comes back as an output stream, so no file of ours holds
+either. LibreOffice itself still spools while it works — the document's unpacked XML (its
+text) and the PDF — to temporary files in its TMPDIR: ``DIRECTORY/tmp``, inside the 0700
+directory, deleted by LibreOffice after each conversion and with the directory
+(docs/security.md, rule 10). It listens on ``DIRECTORY/helper.sock`` (0600).
 A LibreOffice found dead is restarted; one still busy when the timeout expires is killed by a
 watchdog and restarted; LibreOffice gets SIGKILL when the helper dies (PR_SET_PDEATHSIG), and
 the helper removes the directory itself when the worker (OWNER_PID) is gone. To stop,
