@@ -227,6 +227,8 @@ def main(settings: Settings | None = None) -> None:
     # A stop signal while starting, or while RQ was already stopping (to restart): no restart.
     except (KeyboardInterrupt, StopRequested):
         log.info("worker stopped while starting or restarting")
+    else:
+        log.info("worker stopped")  # after RQ's "warm shut down requested": the stop's length
 
 
 def _serve(settings: Settings) -> None:
