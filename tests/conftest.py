@@ -281,15 +281,40 @@ def start_worker(env: dict[str, str], redis, log_path: Path):
     return process
 
 
-def stop_worker(process) -> None:
+def stop_worker(process) -> bool:
+    """SIGTERM, then what ``reap`` does; returns whether the worker stopped by itself."""
+    process.terminate()
+    return reap(process, 30)
+
+
+def reap(process, timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for ``process`` to exit; past that, SIGKILL it and every
+    process it started, and reap it. Returns whether it exited by itself (a test asserts it
+    afterwards). Every test that starts a process ends with this, in a ``finally``: a process
+    that outlives its test breaks later ones (ResourceWarning "subprocess … is still
+    running", an unknown zombie among pytest's children)."""
     import subprocess
 
-    process.terminate()
+    import psutil
+
     try:
-        process.wait(30)
+        process.wait(timeout)
+        return True
     except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+        pass
+    try:
+        descendants = psutil.Process(process.pid).children(recursive=True)
+    except psutil.Error:
+        descendants = []
+    process.kill()
+    for descendant in descendants:
+        try:
+            descendant.kill()
+        except psutil.Error:
+            continue
+    process.wait()
+    psutil.wait_procs(descendants, timeout=10)
+    return False
 
 
 def wait_for(predicate, timeout: float = 30.0, interval: float = 0.2):

@@ -34,7 +34,7 @@ def kill_group(process):
     """SIGKILL the worker (it runs its jobs itself) and its RQ scheduler: nothing gets to
     clean up."""
     os.killpg(process.pid, signal.SIGKILL)
-    process.wait(10)
+    conftest.reap(process, 10)
 
 
 def test_a_worker_killed_mid_job_leaves_a_job_that_another_worker_finishes_once(
@@ -67,7 +67,9 @@ def test_a_worker_killed_mid_job_leaves_a_job_that_another_worker_finishes_once(
         wait_for(done, timeout=90, interval=0.2)
     finally:
         second.terminate()
-        second.wait(30)
+        stopped = conftest.reap(second, 30)  # else killed, with what it started
+    log = (tmp_path / "worker.log").read_text()
+    assert stopped, f"the worker did not exit within 30 s of SIGTERM:\n{log[-3000:]}"
     assert db_session.scalar(select(func.count()).select_from(GeneratedDocument)
                              .where(GeneratedDocument.meeting_id == meeting.id)) == 1
     assert db_session.get(DocumentJob, job.id).attempts == 2  # the killed run, then the sweep's

@@ -20,7 +20,7 @@ from shared.domain import audit, rotation
 from shared.domain.sheets import read_values, start_sheet, write_values
 from shared.encrypted import Vault
 from shared.models import KeyRotation, Sheet
-from tests.conftest import wait_for
+from tests.conftest import reap, wait_for
 from tests.factories import canary_identity, reference_data
 from tests.functional.test_cli import icli
 
@@ -74,6 +74,7 @@ def test_a_rotation_killed_twenty_times_loses_nothing(db_session, ring_env, tmp_
     traffic = subprocess.Popen(
         [sys.executable, "-m", "tests.functional.sheet_traffic", str(stop), str(report),
          *map(str, sheet_ids[:40])], env={**os.environ, **env})
+    rotate = None
     try:
         for chain in ("identity", "content"):
             icli(env, "keys", "add", "--chain", chain)
@@ -106,8 +107,12 @@ def test_a_rotation_killed_twenty_times_loses_nothing(db_session, ring_env, tmp_
         finished = icli(env, "keys", "rotate", "--batch", "20")
         assert "moved to v2" in finished.stdout
     finally:
+        if rotate is not None and rotate.poll() is None:  # a wait above failed
+            rotate.kill()
+            rotate.wait()
         stop.touch()
-        assert traffic.wait(60) == 0
+        stopped = reap(traffic, 60)
+    assert stopped and traffic.returncode == 0
 
     counts = json.loads(report.read_text())
     assert counts["failures"] == 0 and counts["reads"] > 50 and counts["edits"] > 20, counts

@@ -63,9 +63,9 @@ def test_icli_run_serves_a_fresh_instance_and_stops_every_process_cleanly(tmp_pa
         assert "Traceback" not in shutdown and "ConnectionError" not in shutdown, shutdown
         assert list(Path(scratch).glob("icli-pdf-*")) == []  # LibreOffice's profile is gone
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(30)
+        with contextlib.suppress(ProcessLookupError):  # what is left of its process group
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(30)
         log.close()
         subprocess.run(["rm", "-rf", str(instance), scratch], check=False)
 
@@ -125,8 +125,8 @@ def test_icli_worker_alone_serves_icli_generate_on_the_embedded_defaults(tmp_pat
         assert alive == [], [p.cmdline() for p in alive]
         assert "Traceback" not in (tmp_path / "worker.log").read_text()
     finally:
-        if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):  # what is left of its process group
             os.killpg(process.pid, signal.SIGKILL)
-            process.wait(30)
+        process.wait(30)
         log.close()
         subprocess.run(["rm", "-rf", str(instance)], check=False)

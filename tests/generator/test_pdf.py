@@ -23,7 +23,8 @@ import pytest
 from docx import Document
 
 from generator import pdf as pdf_module
-from generator.pdf import PdfConverter, PdfError, convert_cold
+from generator.pdf import PdfConverter, PdfError, client, convert_cold
+from generator.pdf import helper as helper_module
 
 CANARY = "Zyxcanari-secret-0042"
 PHRASES = ["Séance du 15 décembre à Saint-Denis", "« confidentiel » – œuvre, Noël, ça"]
@@ -95,6 +96,19 @@ def gone(pid: int) -> bool:
         return True
 
 
+def children_naming(text: str) -> list[psutil.Process]:
+    """This process's children whose command line contains ``text``. Others are skipped
+    unread: another test's process may have ended (a zombie has no command line) or gone."""
+    found = []
+    for child in psutil.Process().children():
+        try:
+            if text in " ".join(child.cmdline()):
+                found.append(child)
+        except psutil.Error:
+            continue
+    return found
+
+
 def wait_gone(pid: int, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while not gone(pid):
@@ -103,6 +117,16 @@ def wait_gone(pid: int, timeout: float = 30) -> None:
 
 
 # --- without LibreOffice ------------------------------------------------------------------------
+
+def test_the_helper_script_runs_on_the_standard_library_alone():
+    """The system Python runs helper.py in isolated mode: neither the venv nor this package
+    is on its path (-S here keeps this venv's site-packages out too)."""
+    result = subprocess.run([sys.executable, "-I", "-S", str(client.HELPER_SCRIPT)],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1
+    assert result.stderr.startswith("usage: python3 -I helper.py --serve"), result.stderr
+
+
 
 def test_without_libreoffice_pdf_is_unavailable_and_nothing_starts(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
@@ -258,13 +282,14 @@ def test_the_private_directory_holds_no_document_and_is_gone_after_close(libreof
             assert CANARY.encode() not in path.read_bytes()
         socket_path = directory / "helper.sock"
         assert socket_path.stat().st_mode & 0o777 == 0o600
+        ipc = helper_module.pipe_paths([helper_module.ipc_pipe_name(profile_url)])
+        assert any(p.exists() for p in ipc)  # the name LibreOffice gives it
     finally:
         converter.close()
     assert not directory.exists()
     wait_gone(helper.pid)
     wait_gone(office.pid)
-    ipc = pdf_module._ipc_pipe_name(profile_url)
-    assert not any(p.exists() for p in pdf_module._pipe_paths([ipc]))
+    assert not any(p.exists() for p in ipc)  # LibreOffice is killed: the helper removes it
 
 
 @pytest.fixture
@@ -317,7 +342,7 @@ def test_closing_twice_and_converting_after_close(libreoffice):
 def test_a_stop_while_the_helper_starts_stops_it_quietly(libreoffice, monkeypatch, capfd):
     """Ctrl-C reaches the worker while it waits for its new helper: close() must stop that
     helper, not pull its directory from under it (it then died with a traceback)."""
-    real_connectable = pdf_module._connectable
+    real_connectable = client._connectable
     calls = []
 
     def interrupted_once_spawned(path):
@@ -326,13 +351,12 @@ def test_a_stop_while_the_helper_starts_stops_it_quietly(libreoffice, monkeypatc
             raise KeyboardInterrupt
         return real_connectable(path)
 
-    monkeypatch.setattr(pdf_module, "_connectable", interrupted_once_spawned)
+    monkeypatch.setattr(client, "_connectable", interrupted_once_spawned)
     converter = PdfConverter()
     directory = str(converter.directory)
     with pytest.raises(KeyboardInterrupt):
         converter.start()
-    helpers = [child for child in psutil.Process().children()
-               if directory in " ".join(child.cmdline())]
+    helpers = children_naming(directory)
     assert len(helpers) == 1
     converter.close()
     wait_gone(helpers[0].pid)
@@ -362,6 +386,23 @@ def test_a_second_stop_signal_during_close_still_removes_everything(libreoffice)
     wait_gone(helper.pid)
     wait_gone(office)
     assert not directory.exists()
+
+
+def test_closing_kills_a_libreoffice_that_does_not_answer(libreoffice):
+    """A worker's stop must fit in a supervisor's grace period: close() does not wait for
+    LibreOffice (it used to ask it to terminate over UNO, a call with no time limit)."""
+    converter = PdfConverter()
+    assert converter.start()
+    directory, office = converter.directory, converter.resident_pid()
+    helper = int((directory / "helper.pid").read_text())
+    os.kill(office, signal.SIGSTOP)  # it will never answer
+    started = time.monotonic()
+    converter.close()
+    closing = time.monotonic() - started
+    wait_gone(office)
+    wait_gone(helper)
+    assert not directory.exists()
+    assert closing < 3 * pdf_module.STOP_TIMEOUT, f"{closing:.1f} s"
 
 
 def test_the_helper_cleans_up_when_its_worker_dies(libreoffice, tmp_path):
