@@ -12,19 +12,19 @@ import redis as redis_lib
 from docx import Document
 from redis.backoff import NoBackoff
 from redis.retry import Retry as ConnectionRetry
-from rq import Callback, Queue, SimpleWorker
+from rq import Callback, Queue
 from rq.registry import ScheduledJobRegistry
 from rq.serializers import JSONSerializer
 from sqlalchemy import func, select, update
 
 from generator import runtime
-from generator.jobs import AllowlistedJob
 from shared import outbox
 from shared.domain import documents
 from shared.models import AuditEvent, DocumentJob, GeneratedDocument, Sheet
 from shared.queue import DOCUMENT_JOB_FUNCTION, DOCUMENTS_QUEUE, sign_payload
 from tests.conftest import csrf_token, wait_for
 from tests.factories import PASSWORD, canary_values
+from tests.helpers import run_queue
 
 
 def docx_xml(data: bytes) -> str:
@@ -128,13 +128,6 @@ def test_request_survives_a_redis_outage_and_is_sent_when_redis_is_back(
     run_queue(settings, redis)
     db_session.expire_all()
     assert db_session.get(DocumentJob, job.id).status == "done"
-
-
-def run_queue(settings, redis):
-    runtime.init(settings)
-    queue = Queue(DOCUMENTS_QUEUE, connection=redis, serializer=JSONSerializer)
-    SimpleWorker([queue], connection=redis, serializer=JSONSerializer,
-                 job_class=AllowlistedJob).work(burst=True)
 
 
 def test_forged_and_replayed_payloads_are_refused_and_audited(

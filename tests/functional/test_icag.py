@@ -24,8 +24,9 @@ from shared.models import (
     Notification,
 )
 from tests.factories import canary_identity, canary_values, make_sheet
-from tests.functional.test_agenda import docx_xml, run_queue
+from tests.functional.test_agenda import docx_xml
 from tests.functional.test_meetings import facilitator, flash_text, post, reload  # noqa: F401
+from tests.helpers import run_queue
 
 
 def _icag_sheet(db_session, vault, world, n, position="accord"):

@@ -20,7 +20,8 @@ from shared.models import (
 )
 from tests.conftest import csrf_token, logged_in
 from tests.factories import canary_identity, make_sheet
-from tests.functional.test_agenda import docx_xml, run_queue
+from tests.functional.test_agenda import docx_xml
+from tests.helpers import run_queue
 from tests.intake.test_access import client_as
 
 PRESENTER = {"presenter_structure": "PLIE de Plaine Commune",

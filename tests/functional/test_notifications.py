@@ -335,22 +335,19 @@ def test_without_smtp_mail_is_written_to_the_instance_outbox_and_listed_for_admi
 
 def test_a_replayed_mail_payload_is_refused_and_audited(world, db_session, vault, redis,
                                                         keyring, settings):
-    from rq import Queue, SimpleWorker
+    from rq import Queue
     from rq.serializers import JSONSerializer
 
-    from generator import runtime
-    from generator.jobs import AllowlistedJob
     from shared.models import AuditEvent
     from shared.queue import MAIL_JOB_FUNCTION, MAIL_QUEUE, sign_payload
+    from tests.helpers import run_queue
 
     row = returned_sheet_mail(db_session, vault, world)
     payload = sign_payload(keyring, row.uuid, None, queue=MAIL_QUEUE)
     queue = Queue(MAIL_QUEUE, connection=redis, serializer=JSONSerializer)
     queue.enqueue(MAIL_JOB_FUNCTION, payload)
     queue.enqueue(MAIL_JOB_FUNCTION, payload)  # replayed: the message went out already
-    runtime.init(settings)
-    SimpleWorker([queue], connection=redis, serializer=JSONSerializer,
-                 job_class=AllowlistedJob).work(burst=True)
+    run_queue(settings, redis, MAIL_QUEUE)
     db_session.expire_all()
     assert db_session.get(Notification, row.id).status == "sent"
     refused = db_session.scalars(select(AuditEvent).where(

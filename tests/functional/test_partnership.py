@@ -10,10 +10,10 @@ from docx import Document
 from sqlalchemy import select
 
 from shared.models import AgendaItem, AuditEvent, GeneratedDocument
-from tests.functional.test_agenda import run_queue
 from tests.functional.test_icag import minutes_docx
 from tests.functional.test_meetings import facilitator, post, reload  # noqa: F401
 from tests.functional.test_meetings import flash_text as escaped_flash_text
+from tests.helpers import run_queue
 
 
 def flash_text(page) -> str:

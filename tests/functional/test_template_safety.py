@@ -17,8 +17,9 @@ from shared.docx_safety import MAX_UNCOMPRESSED, UnsafeDocxError, check_docx
 from shared.domain.templates import TemplateRejected, check_template
 from shared.models import AuditEvent, DocumentJob, GeneratedDocument, TemplateVersion
 from tests.factories import PASSWORD
-from tests.functional.test_agenda import request_agenda, run_queue
+from tests.functional.test_agenda import request_agenda
 from tests.functional.test_templates_admin import _zip_with, count, upload
+from tests.helpers import run_queue
 from tests.intake.test_access import client_as
 
 LINKED = b'"http://collecte.invalid/p.png"'
