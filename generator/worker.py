@@ -245,17 +245,20 @@ def _serve(settings: Settings) -> None:
     sweep(rt, connection)
     rt.pdf = PdfConverter()  # one resident LibreOffice for the jobs
     try:
-        if rt.pdf.available:
+        if not rt.pdf.available:
+            log.info("LibreOffice not installed: documents are built as .docx only")
+        elif not settings.worker_warm_up:
+            log.info("no warm-up (ICLI_WORKER_WARM_UP=0): LibreOffice starts with the first PDF")
+        else:
             try:
                 rt.pdf.start()
             except Exception as exc:
                 log.warning("LibreOffice did not start (%s): PDF unavailable",
                             type(exc).__name__)
-        else:
-            log.info("LibreOffice not installed: documents are built as .docx only")
         rt.heartbeat.converts_pdf = rt.pdf.available  # the pages say whether PDF comes too
         rt.heartbeat.beat(force=True)
-        warm_up(rt)
+        if settings.worker_warm_up:
+            warm_up(rt)
         # Sweep at least twice per lease: an abandoned job is taken over soon after it expires.
         # An idle RQ worker waits for a job worker_ttl - 15 s before its next maintenance step.
         interval = max(1, min(SWEEP_INTERVAL, settings.job_lease_seconds // 2))

@@ -64,6 +64,9 @@ class Settings:
     # A worker whose resident memory grew past this after a job restarts itself (0: never):
     # jobs run in the worker process, and a slow leak in a C library must not last for months.
     worker_memory_mb: int = 1024
+    # Start LibreOffice and render each template once before the first job (tests that need
+    # no PDF turn it off: ICLI_WORKER_WARM_UP=0).
+    worker_warm_up: bool = True
     # E-mail: None in development writes .eml files into the instance's outbox folder.
     smtp: SmtpTarget | None = None
     mail_from: str = "ICL-I 93 <ne-pas-repondre@icli.invalid>"
@@ -207,6 +210,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *,
         proxy_hops=_int(environ, "ICLI_PROXY_HOPS", 0),
         job_lease_seconds=_int(environ, "ICLI_JOB_LEASE", 360),
         worker_memory_mb=_int(environ, "ICLI_WORKER_MEMORY_MB", 1024),
+        worker_warm_up=_int(environ, "ICLI_WORKER_WARM_UP", 1) != 0,
         smtp=parse_smtp_url(smtp_url) if smtp_url else None,
         mail_from=environ.get("ICLI_MAIL_FROM", "").strip() or Settings.mail_from,
         base_url=base_url or DEFAULT_BASE_URL,

@@ -137,6 +137,8 @@ def test_env(instance_dir, redis_url, xdist_index) -> dict[str, str]:
         "ICLI_KEYRING": str(instance_dir / "keyring.json"),
         "ICLI_SECRET_KEY": "test-secret-key-" + "x" * 32,
         "ICLI_MAIL_RETRY": "1",  # a temporarily refused e-mail is retried after 1 s, 2 s…
+        # Workers start in a few seconds: LibreOffice starts with the first PDF asked for.
+        "ICLI_WORKER_WARM_UP": "0",
     }
     return env
 

@@ -55,3 +55,35 @@ def test_the_commands_thread_stops_at_once_when_it_read_the_unsubscription_first
     stopping = time.monotonic() - started
     assert not thread.is_alive()
     assert stopping < 10, f"{stopping:.1f} s"  # about COMMANDS_POLL; 60 s with RQ's own
+
+
+def test_without_warm_up_a_worker_starts_without_libreoffice_and_still_builds_a_pdf(
+        test_env, redis, engine, world, db_session, tmp_path):
+    """ICLI_WORKER_WARM_UP=0 (the tests' default): no LibreOffice until a PDF is asked for."""
+    import shutil
+
+    import psutil
+
+    from shared.domain import documents
+    from shared.models import DocumentJob, GeneratedDocument
+    from tests.conftest import start_worker, stop_worker, wait_for
+
+    if shutil.which("soffice") is None and not os.environ.get("CI"):
+        pytest.skip("LibreOffice is not installed")
+    worker = start_worker(test_env, redis, tmp_path / "worker.log")
+    try:
+        def soffice_children():
+            return [p for p in psutil.Process(worker.pid).children(recursive=True)
+                    if p.name().startswith("soffice")]
+        assert soffice_children() == []  # registered with Redis, LibreOffice not started
+        job = documents.request_document(db_session, world["meeting"], "agenda", None)
+        db_session.commit()
+
+        def done():
+            db_session.expire_all()
+            return db_session.get(DocumentJob, job.id).status == "done"
+        wait_for(done, timeout=120)
+        document = db_session.query(GeneratedDocument).one()
+        assert document.pdf_body  # converted (and sealed: the stored bytes are encrypted)
+    finally:
+        stop_worker(worker)
