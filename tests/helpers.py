@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
+from dataclasses import dataclass
 
+from click.testing import CliRunner
 from rq import Queue, SimpleWorker
 from rq.serializers import JSONSerializer
 
@@ -32,3 +37,30 @@ def run_queue(settings, redis, queue_name: str = DOCUMENTS_QUEUE) -> None:
     finally:
         for number, handler in handlers.items():
             signal.signal(number, handler)
+
+
+@dataclass
+class CliResult:
+    """What a test reads of an ``icli`` run, whether in this process or in its own."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def icli(test_env, *args, check: bool = True, process: bool = False) -> CliResult:
+    """``icli ARGS`` on the test instance: in this process through Click's CliRunner (the
+    usual case, no interpreter start), or as its own process (``process=True``) where the test
+    is about the process itself (its start, its signals, what it leaves behind)."""
+    if process:
+        ran = subprocess.run([sys.executable, "-m", "intake.cli", *args], capture_output=True,
+                             text=True, env={**os.environ, **test_env}, timeout=120)
+        result = CliResult(ran.returncode, ran.stdout, ran.stderr)
+    else:
+        from intake.cli import main
+
+        ran = CliRunner(env=test_env).invoke(main, list(args), catch_exceptions=False)
+        result = CliResult(ran.exit_code, ran.stdout, ran.stderr)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result

@@ -5,7 +5,7 @@ from sqlalchemy import delete, select, update
 
 from shared.domain import audit
 from shared.models import AuditEvent
-from tests.functional.test_cli import icli
+from tests.helpers import icli
 
 
 @pytest.fixture

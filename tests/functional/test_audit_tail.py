@@ -13,8 +13,8 @@ from shared.domain import audit
 from shared.models import AuditEvent, AuditHead, AuditReanchor
 from tests.conftest import start_worker, stop_worker, wait_for
 from tests.functional.test_audit_cli import chain  # noqa: F401 - the six-row chain fixture
-from tests.functional.test_cli import icli
 from tests.functional.test_wrong_keyring import replaced
+from tests.helpers import icli
 from tests.intake.test_access import client_as
 
 

@@ -3,24 +3,16 @@
 import csv
 import os
 import subprocess
-import sys
 
 import pytest
 from sqlalchemy import MetaData, select, update
 
 from shared.models import IdentityRecord, User
 from tests.factories import canary_identity, canary_values
+from tests.helpers import icli
 
 HEADER = ["nom", "prenom", "date_naissance", "numero_caf", "identifiant_france_travail",
           "adresse", "code_postal", "commune", "telephone", "email"]
-
-
-def icli(test_env, *args, check=True):
-    result = subprocess.run([sys.executable, "-m", "intake.cli", *args], capture_output=True,
-                            text=True, env={**os.environ, **test_env}, timeout=120)
-    if check:
-        assert result.returncode == 0, result.stderr
-    return result
 
 
 def people_csv(path, good, bad_rows):
@@ -136,7 +128,7 @@ def test_users_create_deactivate_and_reset(test_env, engine, db_session, app):
     assert refused.returncode != 0 and "structure" in refused.stderr
 
 
-def test_worker_keyring_holds_no_identity_key_and_serves_the_worker(test_env, engine, tmp_path):
+def test_worker_keyring_holds_no_identity_key_and_serves_the_worker(test_env, keyring, tmp_path):
     import json
 
     from shared.crypto import KeyNotFoundError, KeyRing

@@ -131,7 +131,7 @@ def test_sessions_list_and_generate_work_from_the_command_line(
 
     from docx import Document
 
-    from tests.functional.test_cli import icli
+    from tests.helpers import icli
 
     listed = json.loads(icli(test_env, "meetings", "list", "--json").stdout)
     assert listed[0].keys() == {"id", "circonscription", "date", "state", "situations"}
@@ -145,7 +145,7 @@ def test_sessions_list_and_generate_work_from_the_command_line(
 
 
 def test_generate_says_when_no_worker_is_running(test_env, engine, world, redis, tmp_path):
-    from tests.functional.test_cli import icli
+    from tests.helpers import icli
 
     result = icli(test_env, "generate", "--meeting", str(world["meeting"].id), "--kind",
                   "agenda", "--out", str(tmp_path / "x.docx"), check=False)
@@ -155,7 +155,7 @@ def test_generate_says_when_no_worker_is_running(test_env, engine, world, redis,
 def test_generate_refuses_an_unwritable_output_before_any_work(test_env, engine, world, redis,
                                                                tmp_path, db_session):
     from shared.models import AuditEvent, DocumentJob
-    from tests.functional.test_cli import icli
+    from tests.helpers import icli
 
     link = tmp_path / "link.docx"
     link.symlink_to(tmp_path / "elsewhere.docx")

@@ -10,7 +10,7 @@ from shared.domain.beneficiaries import create_beneficiary
 from shared.encrypted import Vault
 from shared.models import AuditEvent, IdentityRecord, RecordKey
 from tests.factories import canary_identity, canary_values, reference_data
-from tests.functional.test_cli import icli
+from tests.helpers import icli
 
 
 def test_index_rotation_reports_undecryptable_records_by_id_and_moves_the_others(

@@ -5,6 +5,7 @@ test process (create_app, as gunicorn builds it); the CLI is a real subprocess."
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import shutil
 import subprocess
@@ -13,8 +14,11 @@ import sys
 import pytest
 
 from intake import create_app
+from tests import helpers
 from tests.conftest import wait_for
-from tests.functional.test_cli import icli
+
+# These tests are about processes (start, signals, what they hold): icli runs as its own.
+icli = functools.partial(helpers.icli, process=True)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import random
@@ -20,12 +21,15 @@ from shared.domain import audit, rotation
 from shared.domain.sheets import read_values, start_sheet, write_values
 from shared.encrypted import Vault
 from shared.models import KeyRotation, Sheet
+from tests import helpers
 from tests.conftest import reap, wait_for
 from tests.factories import canary_identity, reference_data
-from tests.functional.test_cli import icli
 
 PEOPLE = 1500  # each with an identity and a content data key: 3,000 keys to rewrap
 KILLS = 20
+
+# These tests are about processes (start, signals, what they hold): icli runs as its own.
+icli = functools.partial(helpers.icli, process=True)
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import json
 import os
 import secrets
@@ -21,8 +22,11 @@ from shared.crypto import KeyMismatchError, KeyRing
 from shared.domain import audit
 from shared.keys import record_key_versions
 from shared.models import AuditEvent, KeyVersionRecord
-from tests.functional.test_cli import icli
+from tests import helpers
 from tests.shared.test_keyring import assert_no_key_material, file_keys
+
+# These tests are about processes (start, signals, what they hold): icli runs as its own.
+icli = functools.partial(helpers.icli, process=True)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from shared.domain.beneficiaries import create_beneficiary, find_duplicates
 from shared.encrypted import Vault
 from shared.models import IdentityRecord
 from tests.factories import canary_identity, reference_data
-from tests.functional.test_cli import icli
+from tests.helpers import icli
 
 SECRET = bytes(range(32))
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"

@@ -258,7 +258,7 @@ def test_deep_reencryption_gives_a_person_new_data_keys_and_drops_the_old_ones(
     from shared.domain.sheets import read_values
     from shared.models import Sheet
     from tests.factories import make_sheet
-    from tests.functional.test_cli import icli
+    from tests.helpers import icli
 
     path, keyring = ring
     vault = Vault(db_session, keyring, audit.CLI)
