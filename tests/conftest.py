@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -26,17 +25,22 @@ from sqlalchemy import text
 from shared.config import load_settings
 from shared.db import Base, make_engine, make_session_factory
 from shared.domain import audit
-from shared.domain.reference import ensure_reference_defaults
 from shared.encrypted import Vault
 from shared.keys import load_keyring
 from shared.migrate import upgrade
 from shared.passwords import use_fast_hashing
 from shared.redis_server import start_bundled_redis
 from tests.factories import (
-    PASSWORD,
     meeting_with_agenda,
     reference_data,
     users_for_every_role,
+)
+from tests.helpers import (
+    csrf_token,
+    empty_database,
+    seed_reference_data,
+    start_worker,
+    stop_worker,
 )
 
 # What ``make test-fast`` leaves out: tests that start real processes (a fixture below, or a
@@ -158,15 +162,9 @@ def engine(settings):
         Base.metadata.drop_all(conn)
         conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
     upgrade(engine)
-    _seed_reference_data(engine)
+    seed_reference_data(engine)
     yield engine
     engine.dispose()
-
-
-def _seed_reference_data(engine) -> None:
-    with make_session_factory(engine)() as session:
-        ensure_reference_defaults(session)
-        session.commit()
 
 
 @pytest.fixture(scope="session")
@@ -181,14 +179,6 @@ def _clean_database(request):
     yield
     if engine is not None:
         empty_database(engine)
-
-
-def empty_database(engine) -> None:
-    """Every table emptied, the reference data seeded again: the state a test starts from."""
-    with engine.begin() as conn:
-        for table in reversed(Base.metadata.sorted_tables):
-            conn.execute(table.delete())
-    _seed_reference_data(engine)
 
 
 @pytest.fixture
@@ -227,16 +217,6 @@ def client(app, engine):
     return app.test_client()
 
 
-CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
-
-
-def csrf_token(client, url: str) -> str:
-    page = client.get(url)
-    match = CSRF_RE.search(page.get_data(as_text=True))
-    assert match, f"no CSRF token on {url} ({page.status_code})"
-    return match.group(1)
-
-
 class AuthActions:
     def __init__(self, client) -> None:
         self.client = client
@@ -265,73 +245,6 @@ def worker_process(test_env, engine, redis, tmp_path):
     stop_worker(process)
 
 
-def start_worker(env: dict[str, str], redis, log_path: Path):
-    """Start ``python -m generator`` with ``env``; returns once it is registered with Redis."""
-    import subprocess
-    import sys
-
-    from rq import Worker
-
-    with log_path.open("wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "generator"],
-                                   env={**os.environ, **env}, stdout=log,
-                                   stderr=subprocess.STDOUT)
-    process.log_path = log_path
-    # Ready once registered with Redis (after its keyring, and LibreOffice when installed).
-    wait_for(lambda: process.poll() is not None or Worker.all(connection=redis), timeout=90)
-    assert process.poll() is None, log_path.read_text()
-    return process
-
-
-def stop_worker(process) -> bool:
-    """SIGTERM, then what ``reap`` does; returns whether the worker stopped by itself."""
-    process.terminate()
-    return reap(process, 30)
-
-
-def reap(process, timeout: float) -> bool:
-    """Wait up to ``timeout`` seconds for ``process`` to exit; past that, SIGKILL it and every
-    process it started, and reap it. Returns whether it exited by itself (a test asserts it
-    afterwards). Every test that starts a process ends with this, in a ``finally``: a process
-    that outlives its test breaks later ones (ResourceWarning "subprocess … is still
-    running", an unknown zombie among pytest's children)."""
-    import subprocess
-
-    import psutil
-
-    try:
-        process.wait(timeout)
-        return True
-    except subprocess.TimeoutExpired:
-        pass
-    try:
-        descendants = psutil.Process(process.pid).children(recursive=True)
-    except psutil.Error:
-        descendants = []
-    process.kill()
-    for descendant in descendants:
-        try:
-            descendant.kill()
-        except psutil.Error:
-            continue
-    process.wait()
-    psutil.wait_procs(descendants, timeout=10)
-    return False
-
-
-def wait_for(predicate, timeout: float = 30.0, interval: float = 0.2):
-    """Poll ``predicate`` until it returns a truthy value; fail after ``timeout`` seconds."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
-
-
 @pytest.fixture
 def world(db_session, vault):
     """Two circonscriptions, users of every role, a session of the first with its agenda."""
@@ -349,32 +262,3 @@ def short_tmp():
     path = Path(tempfile.mkdtemp(prefix="icli-t-"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
-
-
-def logged_in(app, email: str):
-    """A test client with that account logged in through the real login form."""
-    client = app.test_client()
-    token = csrf_token(client, "/connexion")
-    response = client.post("/connexion", data={"csrf_token": token, "email": email,
-                                                "password": PASSWORD})
-    assert response.status_code == 302, email
-    return client
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def answers(url: str) -> bool:
-    """Whether ``url`` answers 200 (a server of the tests, on localhost)."""
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - localhost
-            return response.status == 200
-    except OSError:
-        return False

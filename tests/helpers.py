@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from click.testing import CliRunner
 from rq import Queue, SimpleWorker
@@ -15,7 +17,10 @@ from rq.serializers import JSONSerializer
 from generator import runtime
 from generator.jobs import AllowlistedJob
 from generator.worker import DocumentWorker
+from shared.db import Base, make_session_factory
+from shared.domain.reference import ensure_reference_defaults
 from shared.queue import DOCUMENTS_QUEUE
+from tests.factories import PASSWORD
 
 
 class InProcessWorker(SimpleWorker):
@@ -64,3 +69,123 @@ def icli(test_env, *args, check: bool = True, process: bool = False) -> CliResul
     if check:
         assert result.returncode == 0, result.stderr
     return result
+
+
+CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+
+
+def csrf_token(client, url: str) -> str:
+    page = client.get(url)
+    match = CSRF_RE.search(page.get_data(as_text=True))
+    assert match, f"no CSRF token on {url} ({page.status_code})"
+    return match.group(1)
+
+
+def logged_in(app, email: str):
+    """A test client with that account logged in through the real login form."""
+    client = app.test_client()
+    token = csrf_token(client, "/connexion")
+    response = client.post("/connexion", data={"csrf_token": token, "email": email,
+                                                "password": PASSWORD})
+    assert response.status_code == 302, email
+    return client
+
+
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.2):
+    """Poll ``predicate`` until it returns a truthy value; fail after ``timeout`` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+def start_worker(env: dict[str, str], redis, log_path: Path):
+    """Start ``python -m generator`` with ``env``; returns once it is registered with Redis."""
+    import subprocess
+    import sys
+
+    from rq import Worker
+
+    with log_path.open("wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "generator"],
+                                   env={**os.environ, **env}, stdout=log,
+                                   stderr=subprocess.STDOUT)
+    process.log_path = log_path
+    # Ready once registered with Redis (after its keyring, and LibreOffice when installed).
+    wait_for(lambda: process.poll() is not None or Worker.all(connection=redis), timeout=90)
+    assert process.poll() is None, log_path.read_text()
+    return process
+
+
+def stop_worker(process) -> bool:
+    """SIGTERM, then what ``reap`` does; returns whether the worker stopped by itself."""
+    process.terminate()
+    return reap(process, 30)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def answers(url: str) -> bool:
+    """Whether ``url`` answers 200 (a server of the tests, on localhost)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - localhost
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def reap(process, timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for ``process`` to exit; past that, SIGKILL it and every
+    process it started, and reap it. Returns whether it exited by itself (a test asserts it
+    afterwards). Every test that starts a process ends with this, in a ``finally``: a process
+    that outlives its test breaks later ones (ResourceWarning "subprocess … is still
+    running", an unknown zombie among pytest's children)."""
+    import subprocess
+
+    import psutil
+
+    try:
+        process.wait(timeout)
+        return True
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        descendants = psutil.Process(process.pid).children(recursive=True)
+    except psutil.Error:
+        descendants = []
+    process.kill()
+    for descendant in descendants:
+        try:
+            descendant.kill()
+        except psutil.Error:
+            continue
+    process.wait()
+    psutil.wait_procs(descendants, timeout=10)
+    return False
+
+
+def empty_database(engine) -> None:
+    """Every table emptied, the reference data seeded again: the state a test starts from."""
+    with engine.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
+    seed_reference_data(engine)
+
+
+def seed_reference_data(engine) -> None:
+    with make_session_factory(engine)() as session:
+        ensure_reference_defaults(session)
+        session.commit()

@@ -13,9 +13,9 @@ from shared.domain import avis, decisions
 from shared.domain.screening import TextsNeedReviewError
 from shared.domain.sheets import read_values
 from shared.models import AuditEvent
-from tests.conftest import csrf_token
 from tests.factories import canary_identity, make_sheet
 from tests.functional.test_avis_decisions import DGA, examined  # noqa: F401 (fixture)
+from tests.helpers import csrf_token
 from tests.intake.test_access import client_as
 
 

@@ -22,9 +22,8 @@ from shared import outbox
 from shared.domain import documents
 from shared.models import AuditEvent, DocumentJob, GeneratedDocument, Sheet
 from shared.queue import DOCUMENT_JOB_FUNCTION, DOCUMENTS_QUEUE, sign_payload
-from tests.conftest import csrf_token, wait_for
 from tests.factories import PASSWORD, canary_values
-from tests.helpers import run_queue
+from tests.helpers import csrf_token, run_queue, wait_for
 
 
 def docx_xml(data: bytes) -> str:

@@ -6,9 +6,9 @@ import re
 from sqlalchemy import func, select
 
 from shared.models import AgendaItem, AuditEvent
-from tests.conftest import logged_in
 from tests.factories import canary_identity, make_sheet
 from tests.functional.test_meetings import flash_text, post
+from tests.helpers import logged_in
 
 
 def _offered(page) -> set[int]:

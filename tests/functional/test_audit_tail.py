@@ -11,10 +11,9 @@ from sqlalchemy import delete, select, update
 from shared.crypto import KeyRing
 from shared.domain import audit
 from shared.models import AuditEvent, AuditHead, AuditReanchor
-from tests.conftest import start_worker, stop_worker, wait_for
 from tests.functional.test_audit_cli import chain  # noqa: F401 - the six-row chain fixture
 from tests.functional.test_wrong_keyring import replaced
-from tests.helpers import icli
+from tests.helpers import icli, start_worker, stop_worker, wait_for
 from tests.intake.test_access import client_as
 
 

@@ -22,8 +22,8 @@ from shared.models import (
     GeneratedDocument,
     Notification,
 )
-from tests.conftest import csrf_token, logged_in
 from tests.functional.test_returns import give_avis, hold
+from tests.helpers import csrf_token, logged_in
 
 DGA = "DGA Solidarités, par délégation"
 

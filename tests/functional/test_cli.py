@@ -115,7 +115,7 @@ def test_users_create_deactivate_and_reset(test_env, engine, db_session, app):
     password = created.stdout.strip().rsplit(" ", 1)[1]
     user = db_session.scalar(select(User).where(User.email == "dir@test.invalid"))
     assert user.must_change_password and user.has_role("director")
-    from tests.conftest import AuthActions
+    from tests.helpers import AuthActions
 
     assert AuthActions(app.test_client()).login("dir@test.invalid", password).status_code == 302
     icli(test_env, "users", "deactivate", "dir@test.invalid")

@@ -10,9 +10,9 @@ from docx import Document
 from sqlalchemy import select
 
 from shared.models import GeneratedDocument, Meeting
-from tests.conftest import csrf_token, logged_in, wait_for
 from tests.factories import canary_values
 from tests.functional.test_agenda import docx_xml
+from tests.helpers import csrf_token, logged_in, wait_for
 
 
 def generate(client, meeting_id, kind, sheet_id=None, rebuild=False):

@@ -18,9 +18,9 @@ from shared.domain.meetings import add_partnership_item, create_meeting
 from shared.models import DocumentJob, GeneratedDocument
 from shared.queue import DOCUMENTS_QUEUE
 from shared.redis_server import start_bundled_redis
-from tests import conftest
-from tests.conftest import csrf_token, logged_in, wait_for
+from tests import helpers
 from tests.factories import PASSWORD
+from tests.helpers import csrf_token, logged_in, wait_for
 
 
 def start_worker(test_env, log_path, lease_seconds):
@@ -34,7 +34,7 @@ def kill_group(process):
     """SIGKILL the worker (it runs its jobs itself) and its RQ scheduler: nothing gets to
     clean up."""
     os.killpg(process.pid, signal.SIGKILL)
-    conftest.reap(process, 10)
+    helpers.reap(process, 10)
 
 
 def test_a_worker_killed_mid_job_leaves_a_job_that_another_worker_finishes_once(
@@ -67,7 +67,7 @@ def test_a_worker_killed_mid_job_leaves_a_job_that_another_worker_finishes_once(
         wait_for(done, timeout=90, interval=0.2)
     finally:
         second.terminate()
-        stopped = conftest.reap(second, 30)  # else killed, with what it started
+        stopped = helpers.reap(second, 30)  # else killed, with what it started
     log = (tmp_path / "worker.log").read_text()
     assert stopped, f"the worker did not exit within 30 s of SIGTERM:\n{log[-3000:]}"
     assert db_session.scalar(select(func.count()).select_from(GeneratedDocument)
@@ -106,7 +106,7 @@ def test_a_request_made_while_redis_is_down_completes_once_redis_is_back(
         connection = redis_lib.Redis(unix_socket_path=str(socket))
         assert Queue(DOCUMENTS_QUEUE, connection=connection,
                      serializer=JSONSerializer).count == 1
-        worker = conftest.start_worker({**test_env, "ICLI_REDIS_URL": f"unix://{socket}"},
+        worker = helpers.start_worker({**test_env, "ICLI_REDIS_URL": f"unix://{socket}"},
                                        connection, tmp_path / "worker.log")
         try:
             def done():
@@ -114,7 +114,7 @@ def test_a_request_made_while_redis_is_down_completes_once_redis_is_back(
                 return db_session.get(DocumentJob, job.id).status == "done"
             wait_for(done, timeout=90)
         finally:
-            conftest.stop_worker(worker)
+            helpers.stop_worker(worker)
         assert db_session.get(DocumentJob, job.id).attempts == 1
         assert db_session.scalar(select(func.count()).select_from(GeneratedDocument)) == 1
         connection.close()
@@ -176,7 +176,7 @@ def test_a_worker_past_its_memory_limit_restarts_between_jobs_and_goes_on(
     from tests.functional.test_documents import generate
 
     # Given a worker whose limit (1 MiB) every job leaves it above
-    worker = conftest.start_worker({**test_env, "ICLI_WORKER_MEMORY_MB": "1"}, redis,
+    worker = helpers.start_worker({**test_env, "ICLI_WORKER_MEMORY_MB": "1"}, redis,
                                    tmp_path / "worker.log")
     try:
         facilitator = logged_in(app, "facilitator@test.invalid")
@@ -195,5 +195,5 @@ def test_a_worker_past_its_memory_limit_restarts_between_jobs_and_goes_on(
         assert log.count("1 MiB limit: restarting") >= 2
         assert "Traceback" not in log
     finally:
-        conftest.stop_worker(worker)
+        helpers.stop_worker(worker)
     assert worker.returncode == 0

@@ -14,7 +14,6 @@ from shared.domain.meetings import ActionInput, adjourn, create_meeting, inscrib
 from shared.domain.reference import reference_labels
 from shared.domain.statistics import monthly_statistics
 from shared.models import AuditEvent, DecisionAction, DeidentificationCount
-from tests.conftest import csrf_token
 from tests.factories import (
     PASSWORD,
     canary_identity,
@@ -23,6 +22,7 @@ from tests.factories import (
     reference_data,
     users_for_every_role,
 )
+from tests.helpers import csrf_token
 
 MONTHS = ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre",
           "octobre", "novembre", "décembre"]

@@ -7,8 +7,8 @@ from sqlalchemy import select
 
 from shared.models import AgendaItem, Member, User
 from shared.text import canonical
-from tests.conftest import csrf_token
 from tests.factories import canary_identity, make_sheet
+from tests.helpers import csrf_token
 from tests.intake.test_access import client_as
 
 SHOWN_BACK = ["& < > \" ' <script>x</script>", "{{ 7*7 }} {% if 1 %}x{% endif %}",

@@ -9,9 +9,9 @@ import zipfile
 from sqlalchemy import select
 
 from shared.models import AuditEvent, Sheet
-from tests.conftest import csrf_token, logged_in
 from tests.factories import canary_identity
 from tests.functional.test_sheets import create_draft, identity_form
+from tests.helpers import csrf_token, logged_in
 
 
 def _new_sheet(client, data):

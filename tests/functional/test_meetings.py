@@ -18,10 +18,9 @@ from shared.models import (
     MinutesVisa,
     Sheet,
 )
-from tests.conftest import csrf_token, logged_in
 from tests.factories import canary_identity, make_sheet
 from tests.functional.test_agenda import docx_xml
-from tests.helpers import run_queue
+from tests.helpers import csrf_token, logged_in, run_queue
 from tests.intake.test_access import client_as
 
 PRESENTER = {"presenter_structure": "PLIE de Plaine Commune",

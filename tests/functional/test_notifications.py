@@ -18,8 +18,8 @@ from shared import outbox
 from shared.domain import notifications
 from shared.domain.meetings import invite_members, save_member
 from shared.models import MeetingMember, Notification
-from tests.conftest import csrf_token, free_port, logged_in, start_worker, stop_worker, wait_for
 from tests.factories import canary_identity, canary_values, make_sheet
+from tests.helpers import csrf_token, free_port, logged_in, start_worker, stop_worker, wait_for
 
 
 class SmtpRecorder:

@@ -197,7 +197,7 @@ def test_the_daily_run_is_claimed_by_one_worker_a_day(db_session):
 
 def test_the_worker_purges_once_a_day_in_its_maintenance_step(
         db_session, people, worker_process):
-    from tests.conftest import wait_for
+    from tests.helpers import wait_for
 
     def purged():
         db_session.expire_all()

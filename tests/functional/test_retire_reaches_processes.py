@@ -15,7 +15,7 @@ import pytest
 
 from intake import create_app
 from tests import helpers
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 
 # These tests are about processes (start, signals, what they hold): icli runs as its own.
 icli = functools.partial(helpers.icli, process=True)

@@ -17,9 +17,9 @@ from shared.domain.meetings import ActionInput, adjourn, create_meeting, inscrib
 from shared.domain.sheets import read_values
 from shared.errors import InvalidTransition
 from shared.models import AgendaItem, Decision, Meeting, Notification, Sheet
-from tests.conftest import csrf_token, logged_in
 from tests.factories import canary_identity, make_sheet
 from tests.functional.test_sheets import post_sheet, sheet_form
+from tests.helpers import csrf_token, logged_in
 
 COME_BACK = date(2027, 3, 15)
 

@@ -22,8 +22,8 @@ from shared.domain.sheets import read_values, start_sheet, write_values
 from shared.encrypted import Vault
 from shared.models import KeyRotation, Sheet
 from tests import helpers
-from tests.conftest import reap, wait_for
 from tests.factories import canary_identity, reference_data
+from tests.helpers import reap, wait_for
 
 PEOPLE = 1500  # each with an identity and a content data key: 3,000 keys to rewrap
 KILLS = 20

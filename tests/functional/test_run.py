@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import answers, free_port
+from tests.helpers import answers, free_port
 
 
 def command_line(process: psutil.Process) -> list[str]:

@@ -20,9 +20,9 @@ from shared.models import (
     Structure,
 )
 from shared.text import canonical
-from tests.conftest import CSRF_RE, csrf_token, logged_in
 from tests.factories import PASSWORD, canary_identity, canary_values, make_sheet
 from tests.functional.test_cli import database_dump, redis_dump
+from tests.helpers import CSRF_RE, csrf_token, logged_in
 
 
 def identity_form(identity) -> dict:

@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 from shared.domain import documents, meetings
 from shared.encrypted import Vault
 from shared.models import GeneratedDocument, Meeting, MinutesVisa, User
-from tests.conftest import csrf_token, logged_in
 from tests.functional.test_documents import examine_every_situation, generate, step
+from tests.helpers import csrf_token, logged_in
 from tests.intake.test_access import client_as
 
 

@@ -2,7 +2,7 @@
 
 import html
 
-from tests.conftest import logged_in
+from tests.helpers import logged_in
 
 
 def test_the_statistics_page_says_months_are_counted_in_paris_time(app, world):

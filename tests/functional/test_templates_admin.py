@@ -15,10 +15,9 @@ from generator.jobs import template_source
 from generator.render import TEMPLATES, template_path
 from shared.domain.templates import MAX_SIZE, TemplateRejected, check_template
 from shared.models import AuditEvent, GeneratedDocument, TemplateVersion
-from tests.conftest import csrf_token
 from tests.factories import PASSWORD
 from tests.functional.test_agenda import request_agenda
-from tests.helpers import run_queue
+from tests.helpers import csrf_token, run_queue
 from tests.intake.test_access import client_as
 
 PAGE = "/admin/modeles"

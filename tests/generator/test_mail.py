@@ -13,8 +13,8 @@ from shared.config import SmtpTarget
 from shared.domain import documents, notifications
 from shared.domain.meetings import adjourn
 from shared.models import MeetingMember, Member, Notification
-from tests.conftest import free_port
 from tests.factories import canary_values
+from tests.helpers import free_port
 
 
 def composed(db_session, settings, row: Notification):

@@ -10,7 +10,7 @@ from rq.serializers import JSONSerializer
 
 from generator.worker import DocumentWorker
 from shared.queue import document_queue
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 
 
 class SignalledWhileStarting(DocumentWorker):
@@ -66,7 +66,7 @@ def test_without_warm_up_a_worker_starts_without_libreoffice_and_still_builds_a_
 
     from shared.domain import documents
     from shared.models import DocumentJob, GeneratedDocument
-    from tests.conftest import start_worker, stop_worker, wait_for
+    from tests.helpers import start_worker, stop_worker, wait_for
 
     if shutil.which("soffice") is None and not os.environ.get("CI"):
         pytest.skip("LibreOffice is not installed")

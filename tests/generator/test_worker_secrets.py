@@ -13,8 +13,8 @@ from flask import Flask
 
 from generator import runtime
 from shared.config import load_settings
-from tests.conftest import logged_in
 from tests.factories import canary_identity, make_sheet
+from tests.helpers import logged_in
 
 
 def values_of(settings) -> list[str | bytes]:

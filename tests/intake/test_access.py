@@ -15,8 +15,8 @@ from shared.models import (
     ReferenceItem,
     TemplateVersion,
 )
-from tests.conftest import csrf_token, logged_in
 from tests.factories import canary_identity, canary_values, make_sheet
+from tests.helpers import csrf_token, logged_in
 
 ROLES = ["anonymous", "referent", "other_referent", "facilitator", "other_facilitator",
          "director", "admin", "dpo"]

@@ -3,8 +3,8 @@ import re
 from sqlalchemy import select
 
 from shared.models import AuditEvent, Circonscription, Structure, User
-from tests.conftest import csrf_token, logged_in, wait_for
 from tests.factories import PASSWORD, canary_identity, make_sheet
+from tests.helpers import csrf_token, logged_in, wait_for
 from tests.intake.test_access import client_as
 
 

@@ -9,8 +9,8 @@ from shared.crypto import IntegrityError
 from shared.domain import audit
 from shared.encrypted import Vault
 from shared.models import AuditEvent, GeneratedDocument, IdentityRecord, User
-from tests.conftest import csrf_token
 from tests.factories import PASSWORD, canary_values
+from tests.helpers import csrf_token
 from tests.intake.test_access import client_as
 from tests.intake.test_admin import create_account
 

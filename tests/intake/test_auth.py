@@ -1,8 +1,8 @@
 from sqlalchemy import select
 
 from shared.models import AuditEvent, LoginThrottle, User
-from tests.conftest import csrf_token
 from tests.factories import PASSWORD
+from tests.helpers import csrf_token
 
 
 def test_login_page_is_french_and_has_a_csrf_token(client, engine):

@@ -6,8 +6,8 @@ from __future__ import annotations
 import dataclasses
 
 from intake import create_app
-from tests.conftest import csrf_token
 from tests.factories import canary_identity, make_sheet
+from tests.helpers import csrf_token
 from tests.intake.test_access import client_as
 
 HSTS = "Strict-Transport-Security"

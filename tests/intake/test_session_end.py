@@ -7,8 +7,8 @@ import pytest
 
 from shared.domain import users
 from shared.models import User
-from tests.conftest import csrf_token, logged_in
 from tests.factories import PASSWORD, canary_identity, make_sheet
+from tests.helpers import csrf_token, logged_in
 
 REFERENT = "referent@test.invalid"
 NEW_PASSWORD = "Un-nouveau-mot-de-passe-2026"

@@ -79,7 +79,6 @@ from shared.passwords import use_fast_hashing
 from shared.protected import IDENTITY_FIELDS, protected_field
 from shared.queue import document_queue, mail_queue
 from shared.sheet_schema import POSITION
-from tests.conftest import empty_database
 from tests.factories import (
     PASSWORD,
     canary_identity,
@@ -88,6 +87,7 @@ from tests.factories import (
     reference_data,
 )
 from tests.generator.test_contexts import docx_xml
+from tests.helpers import empty_database
 
 hypothesis_settings.register_profile(
     "ci", max_examples=5, stateful_step_count=200, deadline=None, derandomize=True,
