@@ -117,7 +117,7 @@ def start_worker(env: dict[str, str], redis, log_path: Path):
                                    stderr=subprocess.STDOUT)
     process.log_path = log_path
     # Ready once registered with Redis (after its keyring, and LibreOffice when installed).
-    wait_for(lambda: process.poll() is not None or Worker.all(connection=redis), timeout=90)
+    wait_for(lambda: process.poll() is not None or Worker.all(connection=redis), timeout=180)
     assert process.poll() is None, log_path.read_text()
     return process
 
