@@ -37,7 +37,7 @@ from shared.domain import decisions, documents, icag, partnership, returns
 from shared.domain import meetings as domain
 from shared.domain.reference import reference_labels
 from shared.domain.screening import DISMISS_REASONS, TextsNeedReviewError
-from shared.errors import DomainError
+from shared.errors import DomainError, NotFound
 from shared.models import (
     AgendaItem,
     Circonscription,
@@ -677,13 +677,10 @@ def download(document_id: int):
 
 def send_document(document: GeneratedDocument, as_pdf: bool):
     """Decrypt and stream one file, audited before it leaves (rule 10: no file on disk)."""
-    if as_pdf and document.pdf_body is None:
+    try:
+        body = documents.download(vault(), document, pdf=as_pdf)
+    except NotFound:
         abort(404)
-    field = "pdf_body" if as_pdf else "body"
-    # Audited before decrypting: if the row cannot be written, nothing is opened (rule 11).
-    record("document_downloaded", object_type="generated_documents", object_ids=[document.id],
-           fields=[field])
-    body = vault().open_blob(document, field)
     db().commit()
     name = document.filename.removesuffix(".docx") + ".pdf" if as_pdf else document.filename
     return send_file(io.BytesIO(body), as_attachment=True, download_name=name, max_age=0,
