@@ -287,8 +287,9 @@ def _demo_sessions(session: Session, vault: Vault, circ: Circonscription,
                              cutoff_days=10, dossier_days=5)
     screened = [s for s in sheets if s.status == "recevable"]
 
+    # A session held last month: planned back then.
     past = create_meeting(session, circ, datetime.combine(past_day, time(14, 0)),
-                          schedule.place)
+                          schedule.place, today=past_day - timedelta(days=30))
     add_partnership_item(session, vault, past, "Présentation du dispositif de garde solidaire",
                          presenter_structure="CCAS de Saint-Denis",
                          presenter_role="Responsable petite enfance", time_slot="14:00")
