@@ -250,6 +250,19 @@ class AuthActions:
         return self.client.post(url, data={"csrf_token": token, **(data or {})})
 
 
+def icli_here(test_env, *args: str, check: bool = True):
+    """An ``icli`` command run in this process (click's runner) on the test instance: the
+    same code an operator's command runs, without starting a process."""
+    from click.testing import CliRunner
+
+    from intake.cli import main
+
+    result = CliRunner().invoke(main, list(args), env=test_env)
+    if check:
+        assert result.exit_code == 0, (result.output, result.exception)
+    return result
+
+
 @pytest.fixture
 def auth(client):
     return AuthActions(client)
