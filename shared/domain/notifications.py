@@ -328,13 +328,15 @@ def fail(session: Session, notification: Notification, code: str, message: str) 
     session.flush()
 
 
-def retry_failed(session: Session, notification: Notification) -> None:
-    """An administrator sends a failed message again (after fixing the address)."""
+def retry_failed(session: Session, vault: Vault, notification: Notification) -> None:
+    """An administrator sends a failed message again (after fixing the address); audited."""
     if notification.status != "failed":
         raise InvalidTransition("Ce courriel n'est pas en échec.")
     notification.status, notification.attempts = "queued", 0
     notification.next_attempt_at = notification.enqueued_at = None
     session.flush()
+    audit.record(session, vault.keyring, vault.actor, "notification_retried",
+                 object_type="notifications", object_ids=[notification.id])
 
 
 def failures(session: Session, limit: int = 100) -> list[Notification]:
