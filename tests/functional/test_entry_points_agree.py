@@ -67,7 +67,9 @@ def test_a_password_reset_leaves_a_deactivated_account_deactivated(
     if entry_point == "page":
         admin_post(admin, f"/admin/utilisateurs/{director.id}/desactiver")
         page = admin_post(admin, f"/admin/utilisateurs/{director.id}/reinitialiser")
-        password = page.get_data(as_text=True).split("<code>", 1)[1].split("</code>", 1)[0]
+        body = page.get_data(as_text=True)
+        password = body.split("<code>", 1)[1].split("</code>", 1)[0]
+        assert "Ce compte reste désactivé" in body
     else:
         icli_here(test_env, "users", "deactivate", DIRECTOR)
         reset = icli_here(test_env, "users", "reset", DIRECTOR)
