@@ -154,7 +154,8 @@ def build_meetings(instance: Instance, sizes: list[int]) -> dict[int, int]:
         meetings, person = {}, 0
         for index, size in enumerate(sizes):
             meeting = create_meeting(session, north, datetime(2026, 12, 1 + 7 * index, 14, 0),
-                                     "Salle du conseil, 2 rue de l'Exemple")
+                                     "Salle du conseil, 2 rue de l'Exemple",
+                                     today=date(2026, 11, 1))  # fixed dates, planned before
             for n in range(size):
                 sheet = make_sheet(session, vault, structures["ssd"], canary_identity(person),
                                    status="recevable")

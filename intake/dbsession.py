@@ -33,11 +33,6 @@ def actor() -> audit.Actor:
     return audit.Actor(None, "anonymous")
 
 
-def record(action: str, **kwargs) -> None:
-    """Write an audit row as the current user (in the request's transaction)."""
-    audit.record(db(), services().keyring, actor(), action, **kwargs)
-
-
 def init_app(app: Flask) -> None:
     @app.before_request
     def _heartbeat() -> None:

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shared.db import paris_to_utc
+from shared.domain import audit
 from shared.domain.beneficiaries import (
     DEFAULT_INDEX_BITS,
     Identity,
@@ -44,6 +45,7 @@ from shared.domain.sheet_workflow import submit, transition
 from shared.domain.sheets import start_sheet, write_values
 from shared.domain.users import RoleSpec, create_user, generate_password
 from shared.encrypted import Vault
+from shared.errors import InvalidInput
 from shared.models import Circonscription, Structure, User
 
 CIRCONSCRIPTIONS = [
@@ -187,7 +189,11 @@ def seed_reference_data(session: Session) -> dict[str, Structure]:
 def seed_demo(session: Session, vault: Vault, *, password: str | None = None,
               people: list[Identity] | None = None, sheets: int = 12,
               seed: int | None = None, index_bits: int = DEFAULT_INDEX_BITS) -> DemoResult:
-    """Fill an empty database; the caller commits."""
+    """Fill an empty database (refused otherwise), audited (``demo_seeded``); the caller
+    commits."""
+    if not database_is_empty(session):
+        raise InvalidInput("La base contient déjà des comptes : les données de démonstration "
+                           "ne remplissent qu'une base vide.")
     rng = random.Random(seed)  # noqa: S311 - synthetic demo values, not secrets
     result = DemoResult(password=password or generate_password(),
                         password_generated=password is None)
@@ -244,6 +250,8 @@ def seed_demo(session: Session, vault: Vault, *, password: str | None = None,
     result.sheets = len(created)
 
     _demo_sessions(session, vault, saint_denis, structures, created, past_day)
+    audit.record(session, vault.keyring, vault.actor, "demo_seeded",
+                 purpose=f"{result.people} people, {result.sheets} sheets")
     return result
 
 
@@ -287,8 +295,9 @@ def _demo_sessions(session: Session, vault: Vault, circ: Circonscription,
                              cutoff_days=10, dossier_days=5)
     screened = [s for s in sheets if s.status == "recevable"]
 
+    # A session held last month: planned back then.
     past = create_meeting(session, circ, datetime.combine(past_day, time(14, 0)),
-                          schedule.place)
+                          schedule.place, today=past_day - timedelta(days=30))
     add_partnership_item(session, vault, past, "Présentation du dispositif de garde solidaire",
                          presenter_structure="CCAS de Saint-Denis",
                          presenter_role="Responsable petite enfance", time_slot="14:00")

@@ -15,6 +15,9 @@ from shared.models import Circonscription, Structure
 from shared.text import FRENCH_MONTHS
 
 PASSWORD = "correct-horse-battery-93"
+# The day the tests' sessions at fixed dates are planned on: a session cannot be planned in
+# the past, and these dates stay in the future of that day whenever the tests run.
+PLANNED_ON = date(2025, 1, 6)
 
 
 def canary_identity(n: int = 0) -> Identity:
@@ -77,7 +80,7 @@ def users_for_every_role(session, north, south, structures):
 def meeting_with_agenda(session, vault, north, structures, people: int = 2):
     """A session of ``north`` with a partnership item and ``people`` inscribed sheets."""
     meeting = create_meeting(session, north, datetime(2026, 12, 15, 14, 0),
-                             "Salle 2 & \"annexe\" <rdc>")
+                             "Salle 2 & \"annexe\" <rdc>", today=PLANNED_ON)
     add_partnership_item(session, vault, meeting, "Présentation de l'ALI",
                          presenter_structure="ALI de Saint-Denis", presenter_role="Directrice")
     identities = [canary_identity(n) for n in range(people)]

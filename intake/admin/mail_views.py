@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from intake.access import role_required
 from intake.admin.views import bp
-from intake.dbsession import db, record, services
+from intake.dbsession import db, services, vault
 from intake.meetings.views import send_pending
 from shared.domain import notifications
 from shared.errors import DomainError
@@ -46,12 +46,11 @@ def mail():
 def mail_retry(notification_id: int):
     row = db().get(Notification, notification_id) or abort(404)
     try:
-        notifications.retry_failed(db(), row)
+        notifications.retry_failed(db(), vault(), row)
     except DomainError as exc:
         db().rollback()
         flash(exc.message, "error")
         return redirect(url_for("admin.mail"))
-    record("notification_retried", object_type="notifications", object_ids=[row.id])
     db().commit()
     send_pending()
     flash("Courriel remis en file d'envoi.", "success")

@@ -20,10 +20,11 @@ from wtforms import SubmitField
 from intake.access import role_required
 from intake.admin.views import bp
 from intake.dates import paris_time
-from intake.dbsession import db, record, services
+from intake.dbsession import db, services, vault
 from intake.errors import MESSAGES, error_page
 from intake.forms import Form
 from shared.domain import templates
+from shared.errors import NotFound
 from shared.models import TemplateVersion, User
 from shared.models.document import DOCUMENT_KINDS
 
@@ -80,19 +81,12 @@ def template_upload(kind: str):
         return _page({kind: messages or ["Le formulaire n'est pas valide."]})
     upload = form.file.data
     data = upload.read(templates.MAX_SIZE + 1)
-    session = db()
     try:
-        version = templates.upload_template(session, kind, upload.filename or "", data,
-                                            current_user.id)
+        version = templates.upload_template(db(), vault(), kind, upload.filename or "", data)
     except templates.TemplateRejected as exc:
-        session.rollback()  # nothing of the file is kept
-        record("template_rejected", object_type="template_versions",
-               purpose=f"{kind} : {exc.code}")
-        session.commit()
+        db().rollback()  # nothing of the file is kept (the refusal's audit row is)
         return _page({kind: [exc.message]})
-    record("template_uploaded", object_type="template_versions", object_ids=[version.id],
-           purpose=kind)
-    session.commit()
+    db().commit()
     flash(f"Modèle « {DOCUMENT_KINDS[kind]} » : version {version.version} vérifiée et "
           "enregistrée. Elle ne sera utilisée qu'une fois activée.", "success")
     return redirect(url_for("admin.templates_list", _anchor=kind))
@@ -101,20 +95,14 @@ def template_upload(kind: str):
 @bp.route("/modeles/versions/<int:version_id>/activer", methods=["POST"])
 @role_required("admin")
 def template_activate(version_id: int):
-    session = db()
-    version = session.get(TemplateVersion, version_id) or abort(404)
+    version = db().get(TemplateVersion, version_id) or abort(404)
     try:
-        templates.activate(session, version)
+        templates.activate(db(), vault(), version)
     except templates.TemplateRejected as exc:
-        session.rollback()
-        record("template_rejected", object_type="template_versions", object_ids=[version_id],
-               purpose=f"{version.kind} : {exc.code} (activation)")
-        session.commit()
+        db().rollback()
         return _page({version.kind: [f"La version {version.version} ne peut plus être "
                                      f"activée. {exc.message}"]})
-    record("template_activated", object_type="template_versions", object_ids=[version.id],
-           purpose=version.kind)
-    session.commit()
+    db().commit()
     flash(f"Modèle « {DOCUMENT_KINDS.get(version.kind, version.kind)} » : la version "
           f"{version.version} est utilisée pour les prochains documents.", "success")
     return redirect(url_for("admin.templates_list", _anchor=version.kind))
@@ -124,11 +112,8 @@ def template_activate(version_id: int):
 @role_required("admin")
 def template_use_builtin(kind: str):
     _kind_or_404(kind)
-    session = db()
-    ids = templates.deactivate_all(session, kind)
-    record("template_deactivated", object_type="template_versions", object_ids=ids,
-           purpose=kind)
-    session.commit()
+    templates.deactivate_all(db(), vault(), kind)
+    db().commit()
     flash(f"Modèle « {DOCUMENT_KINDS[kind]} » : le modèle intégré est utilisé pour les "
           "prochains documents.", "success")
     return redirect(url_for("admin.templates_list", _anchor=kind))
@@ -137,12 +122,9 @@ def template_use_builtin(kind: str):
 @bp.route("/modeles/versions/<int:version_id>/telecharger")
 @role_required("admin")
 def template_download(version_id: int):
-    session = db()
-    version = session.get(TemplateVersion, version_id) or abort(404)
-    body = version.body
-    record("template_downloaded", object_type="template_versions", object_ids=[version.id],
-           purpose=version.kind)
-    session.commit()
+    version = db().get(TemplateVersion, version_id) or abort(404)
+    body = templates.download_version(vault(), version)
+    db().commit()
     return send_file(io.BytesIO(body), mimetype=DOCX, as_attachment=True,
                      download_name=version.filename, max_age=0)
 
@@ -151,15 +133,14 @@ def template_download(version_id: int):
 @role_required("admin")
 def template_builtin_download(kind: str):
     _kind_or_404(kind)
-    path = templates.builtin_template(services().settings.templates_dir, kind)
-    if path is None:
+    try:
+        name, body = templates.download_builtin(vault(), services().settings.templates_dir,
+                                                kind)
+    except NotFound:
         abort(404)
-    body = path.read_bytes()
-    record("template_downloaded", object_type="template_versions",
-           purpose=f"{kind} : modèle intégré")
     db().commit()
     return send_file(io.BytesIO(body), mimetype=DOCX, as_attachment=True,
-                     download_name=path.name, max_age=0)
+                     download_name=name, max_age=0)
 
 
 @bp.errorhandler(RequestEntityTooLarge)

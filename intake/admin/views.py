@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
-from flask_login import current_user
 from sqlalchemy import select
 
 from intake.access import role_required
@@ -14,7 +13,7 @@ from intake.admin.forms import (
     UserForm,
 )
 from intake.choices import choices
-from intake.dbsession import db, record
+from intake.dbsession import db, vault
 from shared.domain import reference, users
 from shared.errors import DomainError
 from shared.models import Circonscription, ReferenceItem, Structure, User
@@ -49,19 +48,17 @@ def user_new():
     form = UserForm()
     _choices(form)
     if form.validate_on_submit():
-        password = users.generate_password()
         spec = users.RoleSpec(form.role.data, structure_id=form.structure_id.data or None,
                               circonscription_ids=tuple(form.circonscription_ids.data or ()),
                               manager=form.manager.data,
                               institution=form.institution.data or None)
         try:
-            user = users.create_user(db(), email=form.email.data, full_name=form.full_name.data,
-                                     password=password, role=spec, must_change_password=True)
+            user, password = users.create_account(db(), vault(), email=form.email.data,
+                                                  full_name=form.full_name.data, role=spec)
         except DomainError as exc:
+            db().rollback()
             flash(exc.message, "error")
         else:
-            record("user_created", object_type="users", object_ids=[user.id],
-                   fields=[form.role.data])
             db().commit()
             return render_template("admin/password_shown.html", account=user, password=password)
     return render_template("admin/user_new.html", form=form)
@@ -71,14 +68,14 @@ def user_new():
 @role_required("admin")
 def user_set_active(user_id: int, action: str):
     user = db().get(User, user_id) or abort(404)
-    if user.id == current_user.id:
-        flash("Vous ne pouvez pas désactiver votre propre compte.", "error")
-        return redirect(url_for("admin.users_list"))
-    users.set_active(db(), user, action == "activer")
-    record("user_activated" if user.active else "user_deactivated", object_type="users",
-           object_ids=[user.id])
-    db().commit()
-    flash("Compte réactivé." if user.active else "Compte désactivé.", "success")
+    try:
+        users.set_active(db(), vault(), user, action == "activer")
+    except DomainError as exc:
+        db().rollback()
+        flash(exc.message, "error")
+    else:
+        db().commit()
+        flash("Compte réactivé." if user.active else "Compte désactivé.", "success")
     return redirect(url_for("admin.users_list"))
 
 
@@ -86,8 +83,7 @@ def user_set_active(user_id: int, action: str):
 @role_required("admin")
 def user_reset(user_id: int):
     user = db().get(User, user_id) or abort(404)
-    password = users.reset_password(db(), user)
-    record("password_reset", object_type="users", object_ids=[user.id])
+    password = users.reset_password(db(), vault(), user)
     db().commit()
     return render_template("admin/password_shown.html", account=user, password=password)
 
@@ -107,13 +103,12 @@ def circonscription_edit(circ_id: int | None):
     form = CirconscriptionForm(obj=circ)
     if form.validate_on_submit():
         try:
-            saved = reference.save_circonscription(db(), circ, code=form.code.data,
-                                                   name=form.name.data, active=form.active.data)
+            reference.save_circonscription(db(), vault(), circ, code=form.code.data,
+                                           name=form.name.data, active=form.active.data)
         except DomainError as exc:
+            db().rollback()
             flash(exc.message, "error")
         else:
-            record("circonscription_saved", object_type="circonscriptions",
-                   object_ids=[saved.id])
             db().commit()
             flash("Circonscription enregistrée.", "success")
             return redirect(url_for("admin.circonscriptions"))
@@ -139,14 +134,14 @@ def structure_edit(structure_id: int | None):
         form.circonscription_id.data = structure.circonscription_id or 0
     if form.validate_on_submit():
         try:
-            saved = reference.save_structure(
-                db(), structure, name=form.name.data, type=form.type.data,
+            reference.save_structure(
+                db(), vault(), structure, name=form.name.data, type=form.type.data,
                 circonscription_id=form.circonscription_id.data or None,
                 active=form.active.data)
         except DomainError as exc:
+            db().rollback()
             flash(exc.message, "error")
         else:
-            record("structure_saved", object_type="structures", object_ids=[saved.id])
             db().commit()
             flash("Structure enregistrée.", "success")
             return redirect(url_for("admin.structures"))
@@ -178,13 +173,14 @@ def reference_edit(kind: str, item_id: int | None):
         del form.code  # codes are stored in sheets: they never change
     if form.validate_on_submit():
         try:
-            saved = reference.save_reference_item(
-                db(), item, kind=kind, code=form.code.data.strip() if item is None else "",
-                label=form.label.data, active=form.active.data)
+            reference.save_reference_item(
+                db(), vault(), item, kind=kind,
+                code=form.code.data.strip() if item is None else "", label=form.label.data,
+                active=form.active.data)
         except DomainError as exc:
+            db().rollback()
             flash(exc.message, "error")
         else:
-            record("reference_saved", object_type="reference_items", object_ids=[saved.id])
             db().commit()
             flash("Entrée enregistrée.", "success")
             return redirect(url_for("admin.references"))

@@ -10,7 +10,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 
 from intake.auth.forms import ChangePasswordForm, LoginForm
-from intake.dbsession import db, record
+from intake.dbsession import db, vault
 from shared.domain import notifications, users
 from shared.errors import InvalidInput
 from shared.models.notification import MODES
@@ -24,20 +24,16 @@ def login():
         return redirect(url_for("main.home"))
     form = LoginForm()
     if form.validate_on_submit():
-        session = db()
         try:
-            user = users.authenticate(session, form.email.data, form.password.data,
-                                      request.remote_addr or "")
+            user = users.log_in(db(), vault(), form.email.data, form.password.data,
+                                request.remote_addr or "")
         except InvalidInput as exc:
-            # Counted per hashed account and address; the e-mail itself is not logged.
-            record("login_failed", purpose=type(exc).__name__)
-            session.commit()
+            db().commit()  # the failure counters and the audit row
             flash(exc.message, "error")
             return render_template("auth/login.html", form=form), 401
+        db().commit()
         login_user(user)
         flask_session.permanent = True  # idle timeout: PERMANENT_SESSION_LIFETIME, sliding
-        record("login", object_type="users", object_ids=[user.id])
-        session.commit()
         return redirect(_safe_next(request.args.get("next")) or url_for("main.home"))
     return render_template("auth/login.html", form=form)
 
@@ -69,11 +65,12 @@ def change_password():
     form = ChangePasswordForm()
     if form.validate_on_submit():
         try:
-            users.change_password(db(), current_user, form.current.data, form.new.data)
+            users.change_password(db(), vault(), current_user, form.current.data,
+                                  form.new.data)
         except InvalidInput as exc:
+            db().rollback()
             flash(exc.message, "error")
         else:
-            record("password_changed", object_type="users", object_ids=[current_user.id])
             db().commit()
             login_user(current_user._get_current_object())  # the others ended; this one goes on
             flash("Votre mot de passe a été changé.", "success")
@@ -90,13 +87,11 @@ def account():
     if form.validate_on_submit():
         chosen = {topic: request.form.get(f"mode_{topic}", "") for topic in topics}
         try:
-            notifications.set_preferences(db(), current_user, chosen)
+            notifications.set_preferences(db(), vault(), current_user, chosen)
         except InvalidInput as exc:
             db().rollback()
             flash(exc.message, "error")
         else:
-            record("notification_preferences", object_type="users",
-                   object_ids=[current_user.id])
             db().commit()
             flash("Vos préférences de notification sont enregistrées.", "success")
             return redirect(url_for("auth.account"))

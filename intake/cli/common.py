@@ -1,4 +1,4 @@
-"""What every command shares: settings, keyring, a database session, an audited session."""
+"""What every command shares: settings, keyring, a database session, a unit of work."""
 
 from __future__ import annotations
 
@@ -80,17 +80,19 @@ def database_session(settings: Settings) -> Iterator:
 
 
 @contextlib.contextmanager
-def audited_session() -> Iterator[tuple]:
-    """A session and a `record(action, user)` writing an audit row as the CLI; commits."""
-    settings = load_cli_settings()
+def cli_unit_of_work(settings: Settings | None = None) -> Iterator[tuple]:
+    """A session and a Vault acting as the CLI (its domain calls write their audit rows in
+    that name); commits when the block ends, and turns a DomainError into the command's
+    error (its French message, exit code 1) with nothing written."""
+    from shared.encrypted import Vault
+    from shared.errors import DomainError
+
+    settings = settings or load_cli_settings()
     keyring = checked_keyring(settings)
     with database_session(settings) as session:
-
-        def record(action: str, user, **kwargs) -> None:
-            audit.record(session, keyring, audit.CLI, action, object_type="users",
-                         object_ids=[user.id], **kwargs)
-
-        yield session, record
+        try:
+            yield session, Vault(session, keyring, audit.CLI)
+        except DomainError as exc:
+            session.rollback()
+            raise click.ClickException(exc.message) from None
         session.commit()
-
-

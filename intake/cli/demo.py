@@ -8,13 +8,13 @@ import click
 
 from intake.cli.common import (
     checked_keyring,
+    cli_unit_of_work,
     database_session,
     ensure_instance_keyring,
     load_cli_settings,
 )
 from intake.cli.database import upgrade_schema
 from shared.config import Settings
-from shared.domain import audit
 
 
 @click.command()
@@ -33,9 +33,7 @@ def demo(people_file: Path | None, sheets: int, password: str | None) -> None:
 
 def seed_demo(settings: Settings, *, password: str | None, people_file: Path | None,
                sheets: int) -> None:
-    from shared.demo import database_is_empty, read_people_csv, seed_demo
-    from shared.encrypted import Vault
-    from shared.errors import DomainError
+    from shared.demo import read_people_csv, seed_demo
     from shared.passwords import password_problem
 
     if password is not None and (problem := password_problem(password)):
@@ -46,19 +44,9 @@ def seed_demo(settings: Settings, *, password: str | None, people_file: Path | N
         for line, reason in rejected:
             click.echo(f"{people_file.name}, line {line}: refused ({reason})", err=True)
         click.echo(f"{len(people)} people imported, {len(rejected)} line(s) refused")
-    keyring = checked_keyring(settings)
-    with database_session(settings) as session:
-        if not database_is_empty(session):
-            raise click.ClickException("the database already has accounts: demo seeds an "
-                                       "empty database only")
-        try:
-            result = seed_demo(session, Vault(session, keyring, audit.CLI), password=password,
-                               people=people, sheets=sheets, index_bits=settings.index_bits)
-        except DomainError as exc:
-            raise click.ClickException(exc.message) from None
-        audit.record(session, keyring, audit.CLI, "demo_seeded",
-                     purpose=f"{result.people} people, {result.sheets} sheets")
-        session.commit()
+    with cli_unit_of_work(settings) as (session, vault):
+        result = seed_demo(session, vault, password=password, people=people, sheets=sheets,
+                           index_bits=settings.index_bits)
     click.echo(f"Demo: {result.people} people, {result.sheets} sheets, three meetings.")
     for email, role in result.accounts:
         click.echo(f"  {email:32} {role}")

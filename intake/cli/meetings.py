@@ -76,14 +76,12 @@ def generate(meeting_id: int, kind: str, sheet_id: int | None, pdf: bool, out_pa
         sheet = session.get(Sheet, sheet_id) if sheet_id else None
         if meeting is None or (sheet_id and sheet is None):
             raise click.ClickException("no such meeting or sheet")
+        vault = Vault(session, keyring, audit.CLI)
         try:
-            job = documents.request_document(session, meeting, kind, None, sheet,
-                                             vault=Vault(session, keyring, audit.CLI))
+            job = documents.ask_for_document(session, vault, meeting, kind, sheet)
         except DomainError as exc:
             session.commit()  # a refused dossier keeps its review counts and audit rows
             raise click.ClickException(exc.message) from None
-        audit.record(session, keyring, audit.CLI, "document_requested",
-                     object_type="document_jobs", object_ids=[job.id])
         session.commit()
         outbox.send_pending(session, connection, keyring, meeting.id)
         deadline = time.monotonic() + timeout
@@ -99,12 +97,10 @@ def generate(meeting_id: int, kind: str, sheet_id: int | None, pdf: bool, out_pa
         if job.status == "failed":
             raise click.ClickException(f"generation failed: {job.error_message}")
         document = job.document
-        if pdf and document.pdf_body is None:
-            raise click.ClickException("PDF unavailable: LibreOffice is not installed on the "
-                                       "worker's machine (the .docx is available)")
-        audit.record(session, keyring, audit.CLI, "document_exported",
-                     object_type="generated_documents", object_ids=[document.id])
-        body = Vault(session, keyring, audit.CLI).open_blob(document, "pdf_body" if pdf else "body")
+        try:
+            body = documents.export(vault, document, pdf=pdf)
+        except DomainError as exc:
+            raise click.ClickException(exc.message) from None
         session.commit()
     # Owner-only, never through a symlink: a plaintext document leaves the vault here.
     try:

@@ -1,10 +1,11 @@
-"""``icli users``: accounts."""
+"""``icli users``: accounts. Each command is one call of ``shared.domain.users``, which
+writes the audit row, the same as the admin page's."""
 
 from __future__ import annotations
 
 import click
 
-from intake.cli.common import audited_session
+from intake.cli.common import cli_unit_of_work
 from shared.models.user import ROLES
 
 
@@ -27,58 +28,50 @@ def users_create(email: str, full_name: str, role: str, structure_id: int | None
                  circonscription_ids: tuple[int, ...], manager: bool,
                  institution: str | None) -> None:
     """Create an account with a one-time password, to change at first login."""
-    from shared.domain.users import RoleSpec, create_user, generate_password
-    from shared.errors import DomainError
+    from shared.domain.users import RoleSpec, create_account
 
-    password = generate_password()
-    with audited_session() as (session, record):
-        try:
-            user = create_user(session, email=email, full_name=full_name, password=password,
-                               role=RoleSpec(role, structure_id, circonscription_ids, manager,
-                                             institution),
-                               must_change_password=True)
-        except DomainError as exc:
-            raise click.ClickException(exc.message) from None
-        record("user_created", user, fields=[role])
+    with cli_unit_of_work() as (session, vault):
+        user, password = create_account(
+            session, vault, email=email, full_name=full_name,
+            role=RoleSpec(role, structure_id, circonscription_ids, manager, institution))
     click.echo(f"created user {user.id}; one-time password (shown once): {password}")
-
-
-def _user_by_email(session, email: str):
-    from sqlalchemy import select
-
-    from shared.domain.users import normalise_email
-    from shared.models import User
-
-    user = session.scalar(select(User).where(User.email == normalise_email(email)))
-    if user is None:
-        raise click.ClickException("no such user")
-    return user
 
 
 @users.command("deactivate")
 @click.argument("email")
 def users_deactivate(email: str) -> None:
-    """Deactivate an account (it can no longer log in)."""
-    from shared.domain.users import set_active
+    """Deactivate an account (it can no longer log in; its sessions end)."""
+    from shared.domain.users import set_active, user_by_email
 
-    with audited_session() as (session, record):
-        user = _user_by_email(session, email)
-        set_active(session, user, False)
-        record("user_deactivated", user)
+    with cli_unit_of_work() as (session, vault):
+        user = user_by_email(session, email)
+        set_active(session, vault, user, False)
     click.echo(f"user {user.id} deactivated")
+
+
+@users.command("activate")
+@click.argument("email")
+def users_activate(email: str) -> None:
+    """Reactivate a deactivated account (its password is unchanged: see `reset`)."""
+    from shared.domain.users import set_active, user_by_email
+
+    with cli_unit_of_work() as (session, vault):
+        user = user_by_email(session, email)
+        set_active(session, vault, user, True)
+    click.echo(f"user {user.id} reactivated")
 
 
 @users.command("reset")
 @click.argument("email")
 def users_reset(email: str) -> None:
-    """Give an account a new one-time password and reactivate it."""
-    from shared.domain.users import reset_password, set_active
+    """Give an account a new one-time password. A deactivated account stays deactivated:
+    reactivate it with `activate`."""
+    from shared.domain.users import reset_password, user_by_email
 
-    with audited_session() as (session, record):
-        user = _user_by_email(session, email)
-        password = reset_password(session, user)
-        set_active(session, user, True)
-        record("password_reset", user)
+    with cli_unit_of_work() as (session, vault):
+        user = user_by_email(session, email)
+        password = reset_password(session, vault, user)
     click.echo(f"user {user.id}: one-time password (shown once): {password}")
-
-
+    if not user.active:
+        click.echo(f"the account stays deactivated: `icli users activate {user.email}` "
+                   "reactivates it", err=True)

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from intake.access import role_required
 from intake.choices import choices
-from intake.dbsession import db, record, services
+from intake.dbsession import db, services, vault
 from intake.dpo.forms import AuditFilterForm
 from intake.ids import record_id
 from shared import audit_checkpoint as audit_checkpoint_module
@@ -51,9 +51,7 @@ def audit_page():
 @role_required("dpo")
 def audit_csv():
     _, filters = _filters()
-    body, count = audit_log.export_csv(db(), filters)
-    record("audit_exported", object_type="audit_events",
-           purpose=f"{count} ligne(s) ; filtres : {_describe(filters)}")
+    body, _count = audit_log.export_csv(db(), vault(), filters)
     db().commit()
     return Response(body, mimetype="text/csv",
                     headers={"Content-Disposition": "attachment; filename=journal-audit.csv"})
@@ -63,19 +61,11 @@ def audit_csv():
 @role_required("dpo")
 def audit_checkpoint():
     """A signed checkpoint of the chain's head: kept outside, it reveals rows deleted later."""
-    checkpoint = audit_checkpoint_module.take(db(), services().keyring)
-    record("audit_checkpoint_exported", object_type="audit_events",
-           object_ids=[checkpoint.seq])
+    checkpoint = audit_log.export_checkpoint(db(), vault())
     db().commit()
     return Response(audit_checkpoint_module.to_json(checkpoint), mimetype="application/json",
                     headers={"Content-Disposition":
                              f"attachment; filename=point-de-controle-{checkpoint.seq}.json"})
-
-
-def _describe(filters: audit_log.Filters) -> str:
-    """The filters as ids and codes only (a reference is pseudonymous)."""
-    parts = [f"{name}={value}" for name, value in vars(filters).items() if value]
-    return ", ".join(parts) or "aucun"
 
 
 @bp.route("/conservation")

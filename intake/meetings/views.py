@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import io
-import zipfile
 from datetime import date, datetime, time
 from typing import NamedTuple
 
@@ -15,7 +13,7 @@ from sqlalchemy import select
 
 from intake.access import meeting_in_scope, role_required
 from intake.choices import choices
-from intake.dbsession import db, record, services, vault
+from intake.dbsession import db, services, vault
 from intake.ids import record_id
 from intake.meetings.forms import (
     ACTION_ROWS,
@@ -37,7 +35,7 @@ from shared.domain import decisions, documents, icag, partnership, returns
 from shared.domain import meetings as domain
 from shared.domain.reference import reference_labels
 from shared.domain.screening import DISMISS_REASONS, TextsNeedReviewError
-from shared.errors import DomainError
+from shared.errors import DomainError, NotFound
 from shared.models import (
     AgendaItem,
     Circonscription,
@@ -140,16 +138,17 @@ def index():
     if form.validate_on_submit():
         circ = _circonscription_in_scope(form.circonscription_id.data)
         starts_at = _parse_day(form.day.data, form.at.data)
-        if starts_at is None or starts_at.date() < date.today():
-            flash("Date ou heure invalide (la séance ne peut être dans le passé).", "error")
+        if starts_at is None:
+            flash("Date ou heure invalide.", "error")
         else:
             try:
-                meeting = domain.create_meeting(db(), circ, starts_at, form.place.data or "",
-                                                video_link=form.video_link.data or "")
+                meeting = domain.plan_meeting(db(), vault(), circ, starts_at,
+                                              form.place.data or "",
+                                              video_link=form.video_link.data or "")
             except DomainError as exc:
+                db().rollback()
                 flash(exc.message, "error")
             else:
-                record("meeting_created", object_type="meetings", object_ids=[meeting.id])
                 db().commit()
                 flash("Séance planifiée.", "success")
                 return redirect(url_for("meetings.show", meeting_id=meeting.id))
@@ -169,17 +168,15 @@ def schedule(circ_id: int):
         form.at.data = current.time
     if form.validate_on_submit():
         try:
-            saved = domain.save_schedule(
-                db(), circ, weekday=form.weekday.data, week_of_month=form.week_of_month.data,
-                at=form.at.data, place=form.place.data or "",
-                video_link=form.video_link.data or "", cutoff_days=form.cutoff_days.data,
-                dossier_days=form.dossier_days.data)
-            created = domain.plan_from_schedule(db(), saved, months=3)
+            _saved, created = domain.save_schedule_and_plan(
+                db(), vault(), circ, weekday=form.weekday.data,
+                week_of_month=form.week_of_month.data, at=form.at.data,
+                place=form.place.data or "", video_link=form.video_link.data or "",
+                cutoff_days=form.cutoff_days.data, dossier_days=form.dossier_days.data)
         except DomainError as exc:
             db().rollback()
             flash(exc.message, "error")
         else:
-            record("schedule_saved", object_type="circonscriptions", object_ids=[circ.id])
             db().commit()
             flash(f"Calendrier enregistré ; {len(created)} séance(s) planifiée(s) sur trois mois.",
                   "success")
@@ -198,14 +195,14 @@ def members(circ_id: int):
     form.structure_id.choices = choices([(0, "—"), *((s.id, s.name) for s in structures)])
     if form.validate_on_submit():
         try:
-            member = domain.save_member(
-                db(), None, circonscription_id=circ.id, structure_id=form.structure_id.data or None,
-                name=form.name.data, function=form.function.data or "", kind=form.kind.data,
-                acco_glo=form.acco_glo.data == "oui", active=True, email=form.email.data or "")
+            domain.add_member(db(), vault(), circ, structure_id=form.structure_id.data or None,
+                              name=form.name.data, function=form.function.data or "",
+                              kind=form.kind.data, acco_glo=form.acco_glo.data == "oui",
+                              email=form.email.data or "")
         except DomainError as exc:
+            db().rollback()
             flash(exc.message, "error")
         else:
-            record("member_saved", object_type="members", object_ids=[member.id])
             db().commit()
             flash("Membre ajouté.", "success")
             return redirect(url_for("meetings.members", circ_id=circ.id))
@@ -223,8 +220,7 @@ def member_toggle(circ_id: int, member_id: int, action: str):
     member = db().get(Member, member_id)
     if member is None or member.circonscription_id != circ.id:
         abort(404)
-    member.active = action == "activer"
-    record("member_saved", object_type="members", object_ids=[member.id])
+    domain.set_member_active(db(), vault(), member, action == "activer")
     db().commit()
     flash("Membre réactivé." if member.active else "Membre désactivé.", "success")
     return redirect(url_for("meetings.members", circ_id=circ.id))
@@ -636,17 +632,12 @@ def generate(meeting_id: int, kind: str):
         abort(404)
     sheet = _sheet_of_meeting(meeting, request.form.get("sheet_id", type=record_id))
     try:
-        if kind == "dossier":  # reviewed first, kept even when refused: counts and audit rows
-            try:
-                documents.check_dossier_texts(vault(), meeting)
-            finally:
-                db().commit()
-        job = documents.request_document(db(), meeting, kind, current_user.id, sheet,
-                                         rebuild=request.form.get("rebuild") == "1",
-                                         vault=vault())
+        documents.ask_for_document(db(), vault(), meeting, kind, sheet,
+                                   rebuild=request.form.get("rebuild") == "1")
     except DomainError as exc:
-        return _refused(meeting, exc, "#documents")
-    record("document_requested", object_type="document_jobs", object_ids=[job.id])
+        db().commit()  # a refused dossier keeps the review counts of its texts
+        flash(exc.message, "error")
+        return redirect(url_for("meetings.show", meeting_id=meeting.id) + "#documents")
     db().commit()  # the outbox row exists before anything is sent to Redis
     send_pending(meeting.id)
     flash(f"{DOCUMENT_KINDS[kind]} : génération demandée.", "success")
@@ -677,13 +668,10 @@ def download(document_id: int):
 
 def send_document(document: GeneratedDocument, as_pdf: bool):
     """Decrypt and stream one file, audited before it leaves (rule 10: no file on disk)."""
-    if as_pdf and document.pdf_body is None:
+    try:
+        body = documents.download(vault(), document, pdf=as_pdf)
+    except NotFound:
         abort(404)
-    field = "pdf_body" if as_pdf else "body"
-    # Audited before decrypting: if the row cannot be written, nothing is opened (rule 11).
-    record("document_downloaded", object_type="generated_documents", object_ids=[document.id],
-           fields=[field])
-    body = vault().open_blob(document, field)
     db().commit()
     name = document.filename.removesuffix(".docx") + ".pdf" if as_pdf else document.filename
     return send_file(io.BytesIO(body), as_attachment=True, download_name=name, max_age=0,
@@ -696,39 +684,10 @@ def archive(meeting_id: int):
     """The session's archive: latest dossier and minutes (Word and PDF) and a CSV of the
     decisions, by reference only."""
     meeting = meeting_in_scope(meeting_id)
-    included = [document for kind in ("dossier", "minutes")
-                if (document := documents.latest_document(db(), meeting.id, kind)) is not None]
-    # Audited before decrypting: if the row cannot be written, nothing is opened (rule 11).
-    record("archive_downloaded", object_type="meetings", object_ids=[meeting.id],
-           fields=[str(d.id) for d in included])
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive_file:
-        for document in included:
-            archive_file.writestr(document.filename, vault().open_blob(document, "body"))
-            if document.pdf_body is not None:
-                archive_file.writestr(document.filename.removesuffix(".docx") + ".pdf",
-                                      vault().open_blob(document, "pdf_body"))
-        archive_file.writestr("decisions.csv", _decisions_csv(meeting))
+    body = documents.meeting_archive(db(), vault(), meeting)
     db().commit()
-    buffer.seek(0)
-    return send_file(buffer, mimetype="application/zip", as_attachment=True, max_age=0,
-                     download_name=f"archive-seance-{meeting.starts_at:%Y-%m-%d}.zip")
-
-
-def _decisions_csv(meeting: Meeting) -> str:
-    labels = reference_labels(db())
-    out = io.StringIO()
-    writer = csv.writer(out, delimiter=";")
-    writer.writerow(["Référence", "Motif", "Structure", "Avis", "Décision formelle",
-                     "Retour en instance", "Préconisations"])
-    for decision in meeting_decisions(meeting):
-        sheet = decision.sheet
-        writer.writerow([sheet.reference, labels["motif"].get(sheet.motif or "", ""),
-                         sheet.structure.name, labels["avis"].get(decision.avis, decision.avis),
-                         FORMAL_DECISION[decision.formal_decision_by],
-                         decision.come_back_on.strftime("%d/%m/%Y")
-                         if decision.come_back_on else "", len(decision.actions)])
-    return "\ufeff" + out.getvalue()
+    return send_file(io.BytesIO(body), mimetype="application/zip", as_attachment=True,
+                     max_age=0, download_name=f"archive-seance-{meeting.starts_at:%Y-%m-%d}.zip")
 
 
 from intake.meetings import icag_views  # noqa: E402,F401  (its routes join this blueprint)

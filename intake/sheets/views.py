@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
-import secrets
-from datetime import timedelta
 
 from flask import (
     Blueprint,
@@ -23,12 +19,12 @@ from flask import (
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import func, or_
 from werkzeug.datastructures import MultiDict
 
 from intake.access import role_required
 from intake.dates import paris_time
-from intake.dbsession import db, record, services, vault
+from intake.dbsession import db, services, vault
 from intake.errors import error_page
 from intake.meetings.views import send_document, send_pending
 from intake.sheets.forms import (
@@ -43,37 +39,26 @@ from intake.sheets.forms import (
     values_from_form,
 )
 from shared import deidentify
-from shared.db import utcnow
-from shared.domain import audit, documents
+from shared.domain import access_export as right_of_access
+from shared.domain import documents, sheet_editing, sheet_reading
 from shared.domain import sheet_workflow as workflow
 from shared.domain import sheets as domain
-from shared.domain.beneficiaries import (
-    Identity,
-    save_identity,
-    validate_identity,
-)
-from shared.domain.meetings import previous_passages
+from shared.domain.beneficiaries import IdentityInvalid
 from shared.domain.reference import reference_labels
-from shared.encrypted import Vault
 from shared.errors import DomainError
 from shared.models import (
     Beneficiary,
-    Decision,
-    FormStash,
     GeneratedDocument,
-    RecordKey,
     Sheet,
     Structure,
 )
 from shared.models.meeting import FORMAL_DECISION
 from shared.models.sheet import SHEET_STATES
-from shared.protected import IDENTIFYING, SENSITIVE, SITUATIONAL
-from shared.sheet_schema import COLUMN_OF_CLASS, FIELDS, FIELDS_BY_NAME, INTENSITE, SECTIONS
+from shared.sheet_schema import FIELDS, FIELDS_BY_NAME, INTENSITE, SECTIONS
 from shared.text import CONTROL, canonical
 
 bp = Blueprint("sheets", __name__, url_prefix="/fiches")
 
-STASH_LIFETIME = timedelta(hours=24)
 PAGE_SIZE = 50
 
 
@@ -102,10 +87,6 @@ def _sheet_for_viewer(sheet_id: int) -> Sheet:
     if current_user.has_role("facilitator") and domain.facilitator_may_see(current_user, sheet):
         return sheet
     abort(404)
-
-
-def _identity_of(sheet: Sheet, purpose: str) -> dict[str, str]:
-    return domain.sheet_identity(db(), vault(), sheet, purpose)
 
 
 def _labels() -> dict[str, dict[str, str]]:
@@ -154,31 +135,33 @@ def new():
     errors: dict[str, str] = {}
     if form.validate_on_submit():
         identity = identity_from_form(form)
-        errors = _identity_errors(identity)
-        if not errors:
-            try:
-                started = domain.start_sheet(db(), vault(), structure=_referent_structure(),
-                                             author_id=current_user.id, identity=identity,
-                                             index_bits=services().settings.index_bits)
-            except DomainError as exc:
-                flash(exc.message, "error")
-            else:
-                record("sheet_created", object_type="sheets", object_ids=[started.sheet.id])
-                db().commit()
-                if started.notice:
-                    flash(started.notice, "info")
-                flash(f"Brouillon {started.sheet.reference} créé. Complétez la fiche.", "success")
-                if started.differences:
-                    return _identity_choice_page(started.sheet, {
-                        name: getattr(identity, name) for name in started.differences})
-                return redirect(url_for("sheets.edit", sheet_id=started.sheet.id))
+        try:
+            started = domain.start_sheet(db(), vault(), structure=_referent_structure(),
+                                         author_id=current_user.id, identity=identity,
+                                         index_bits=services().settings.index_bits)
+        except IdentityInvalid as exc:
+            db().rollback()
+            errors = exc.errors
+        except DomainError as exc:
+            db().rollback()
+            flash(exc.message, "error")
+        else:
+            db().commit()
+            if started.notice:
+                flash(started.notice, "info")
+            flash(f"Brouillon {started.sheet.reference} créé. Complétez la fiche.", "success")
+            if started.differences:
+                return _identity_choice_page(started.sheet, {
+                    name: getattr(identity, name) for name in started.differences})
+            return redirect(url_for("sheets.edit", sheet_id=started.sheet.id))
     return render_template("sheets/new.html", form=form, errors=errors, labels=IDENTITY_LABELS)
 
 
 def _identity_choice_page(sheet: Sheet, typed: dict[str, str], status: int = 200):
     """Stored and typed values side by side (issue 15); the stored ones are the referent's
     own structure's record, shown as on the sheet's page."""
-    stored = _identity_of(sheet, "choix entre identité enregistrée et saisie")
+    stored = domain.sheet_identity(db(), vault(), sheet,
+                                   "choix entre identité enregistrée et saisie")
     db().commit()  # the decryption audit row
     return render_template("sheets/identity_choice.html", sheet=sheet, typed=typed,
                            stored=stored, labels=IDENTITY_LABELS, form=FlaskForm()), status
@@ -211,15 +194,6 @@ def identity_choice(sheet_id: int):
     return redirect(url_for("sheets.edit", sheet_id=sheet.id))
 
 
-def _identity_errors(identity: Identity) -> dict[str, str]:
-    """validate_identity's reasons ("field : reason") keyed by field for the form."""
-    errors = {}
-    for problem in validate_identity(identity):
-        name, _, reason = problem.partition(" : ")
-        errors.setdefault(name, reason[:1].upper() + reason[1:] + ".")
-    return errors
-
-
 # -- editing ---------------------------------------------------------------------------------
 @bp.route("/<int:sheet_id>/modifier", methods=["GET", "POST"])
 def edit(sheet_id: int):
@@ -230,96 +204,60 @@ def edit(sheet_id: int):
     if not current_user.has_role("referent"):
         abort(403)
     sheet = _sheet_for_referent(sheet_id)
-    if sheet.status not in domain.EDITABLE_STATES:
-        flash(f"La fiche est « {sheet.status_label} » : elle n'est plus modifiable.", "error")
+    try:
+        opened = sheet_editing.open_sheet(db(), vault(), sheet,
+                                          display=request.method == "GET",
+                                          stash_token=_stash_token(sheet))
+    except DomainError as exc:
+        db().rollback()
+        flash(exc.message, "error")
         return redirect(url_for("sheets.show", sheet_id=sheet.id))
-    labels = _labels()
-    stored = domain.read_values(vault(), sheet, purpose="modification de la fiche")
-    offered = _offered_labels(labels, stored)
-    form = sheet_form_class(offered)()
+    form = sheet_form_class(opened.offered)()
     errors: dict[str, str] = {}
     hits: dict[str, list[str]] = {}
-    shown = stored
+    shown = opened.stored
     if form.is_submitted() and not form.validate():
         # Only transport limits fail here (5,000 characters); nothing is quoted back.
         errors = {name: "Texte trop long." for name in form.errors if name != "csrf_token"}
     elif form.is_submitted():
-        values, errors = values_from_form(form)
-        values[deidentify.REVIEW_KEY] = stored[deidentify.REVIEW_KEY]
-        identity = identity_from_form(form)
-        errors.update(domain.validate_values(values, labels, submitting=False))
-        identity_errors = _identity_errors(identity)
-        shown = values
-        if (errors or identity_errors) and not request.form.get("finding"):
-            _save_all_but(sheet, values, stored, errors, identity, identity_errors)
-        errors.update(identity_errors)
-        if not errors and request.form.get("finding"):
-            # One click on a finding: the form is saved with that replacement or dismissal.
-            try:
-                values = deidentify.apply(values, request.form["finding"])
-            except deidentify.FindingGone:
-                flash("Le texte a changé depuis l'affichage : vérifiez les éléments "
-                      "signalés.", "info")
-        if not errors:
-            session_db = db()
-            save_identity(session_db, vault(), sheet.beneficiary, sheet.structure_id, identity,
-                          index_bits=services().settings.index_bits)
-            domain.write_values(vault(), sheet, values)
-            record("sheet_saved", object_type="sheets", object_ids=[sheet.id])
-            if request.form.get("action") == "submit":
-                returning = sheet.status == "retour"
-                try:
-                    workflow.submit(session_db, vault(), sheet, labels, actor_id=current_user.id)
-                except domain.SheetInvalid as exc:
-                    errors = exc.errors
-                except workflow.GuardHits as exc:
-                    hits = exc.hits
-                except DomainError as exc:  # FindingsOpen among others: shown by the page
-                    flash(exc.message, "error")
-                else:
-                    session_db.commit()
-                    send_pending()  # the facilitators' e-mails
-                    flash(f"Fiche {sheet.reference} actualisée : elle est proposée à nouveau "
-                          "à l'instance." if returning
-                          else f"Fiche {sheet.reference} soumise à l'instance.", "success")
-                    return redirect(url_for("sheets.show", sheet_id=sheet.id))
-            session_db.commit()  # the draft is saved even when submission is refused
-            if not errors and not hits and request.form.get("action") != "submit":
-                flash(f"Brouillon enregistré à {_saved_at(sheet)}.", "success")
-                return redirect(url_for("sheets.edit", sheet_id=sheet.id)
-                                + _anchor(request.form.get("finding", "")))
-            shown = values
+        values, form_errors = values_from_form(form)
+        submit = request.form.get("action") == "submit"
+        finding = request.form.get("finding", "")
+        saved = sheet_editing.save(db(), vault(), opened, values, identity_from_form(form),
+                                   form_errors=form_errors, finding=finding, submit=submit,
+                                   actor_id=current_user.id,
+                                   index_bits=services().settings.index_bits)
+        db().commit()  # the draft is saved even when its submission is refused
+        errors, hits, shown = saved.errors, saved.hits, saved.values
+        if saved.partly_saved:
+            flash("Brouillon enregistré, sauf les champs signalés : corrigez-les puis "
+                  "enregistrez de nouveau.", "info")
+        if saved.finding_gone:
+            flash("Le texte a changé depuis l'affichage : vérifiez les éléments signalés.",
+                  "info")
+        if saved.refusal:
+            flash(saved.refusal, "error")
+        if saved.submitted:
+            send_pending()  # the facilitators' e-mails
+            flash(f"Fiche {sheet.reference} actualisée : elle est proposée à nouveau à "
+                  "l'instance." if saved.returning
+                  else f"Fiche {sheet.reference} soumise à l'instance.", "success")
+            return redirect(url_for("sheets.show", sheet_id=sheet.id))
+        if saved.saved and not submit:
+            flash(f"Brouillon enregistré à {_saved_at(sheet)}.", "success")
+            return redirect(url_for("sheets.edit", sheet_id=sheet.id) + _anchor(finding))
     if errors:
         flash("La fiche contient des erreurs : corrigez les champs signalés.", "error")
-    if request.method == "GET":
-        restored = _restore_stash(sheet)
-        if restored is not None:
-            form.process(formdata=restored)
-            flash("Votre saisie précédente a été restaurée : vérifiez-la puis enregistrez.",
-                  "info")
-        else:
-            fill_form(form, stored, _identity_of(sheet, "modification de la fiche"))
+    if opened.restored is not None:
+        form.process(formdata=MultiDict(opened.restored))
+        flash("Votre saisie précédente a été restaurée : vérifiez-la puis enregistrez.", "info")
+    elif opened.identity is not None:
+        fill_form(form, opened.stored, opened.identity)
     db().commit()  # the decryption audit rows
     return render_template("sheets/edit.html", sheet=sheet, form=form, errors=errors, hits=hits,
                            sections=SECTIONS, fields=FIELDS, identity_labels=IDENTITY_LABELS,
-                           labels=offered, saved_at=_saved_at(sheet),
+                           labels=opened.offered, saved_at=_saved_at(sheet),
                            ticket=stash_ticket(sheet), review=_review(shown))
-
-
-def _save_all_but(sheet: Sheet, values: dict, stored: dict, errors: dict[str, str],
-                  identity: Identity, identity_errors: dict[str, str]) -> None:
-    """A draft with errors is saved but for the fields in error, which keep their stored
-    value: one mistyped date never costs the texts typed beside it."""
-    kept = {name: stored.get(name) if name in errors else value
-            for name, value in values.items()}
-    domain.write_values(vault(), sheet, kept)
-    if not identity_errors:
-        save_identity(db(), vault(), sheet.beneficiary, sheet.structure_id, identity,
-                      index_bits=services().settings.index_bits)
-    record("sheet_saved", object_type="sheets", object_ids=[sheet.id])
-    db().commit()
-    flash("Brouillon enregistré, sauf les champs signalés : corrigez-les puis enregistrez "
-          "de nouveau.", "info")
 
 
 def _saved_at(sheet: Sheet) -> str:
@@ -352,26 +290,11 @@ def _anchor(decision: str) -> str:
 edit.required_roles = ("referent",)  # checked inside: an anonymous POST is stashed first
 
 
-def _offered_labels(labels: dict[str, dict[str, str]], stored: dict) -> dict[str, dict[str, str]]:
-    """Active entries, plus any retired entry this sheet still uses (so a save keeps it)."""
-    offered = reference_labels(db(), active_only=True)
-    for spec in FIELDS:
-        if not spec.ref:
-            continue
-        value = stored.get(spec.name)
-        used = value if isinstance(value, (list, dict)) else [value]
-        for code in used:
-            if code and code not in offered[spec.ref]:
-                offered[spec.ref][code] = labels[spec.ref].get(code, code)
-    return offered
-
-
 # -- session expiry: keep what was typed --------------------------------------------------------
 # The edit form carries a ticket signed with the app secret (user, sheet, 24 h). A POST whose
 # session expired is stashed only with a valid ticket for that sheet, and restored only to
 # that user: a forged cross-site POST cannot plant text in someone's form.
 STASH_SALT = "icli.sheet-stash.v1"
-STASH_MAX_CHARS = 100_000
 
 
 def stash_ticket(sheet: Sheet) -> str:
@@ -383,7 +306,7 @@ def _ticket_owner(sheet_id: int) -> int | None:
     serializer = URLSafeTimedSerializer(current_app.secret_key, salt=STASH_SALT)
     try:
         data = serializer.loads(request.form.get("stash_ticket", ""),
-                                max_age=int(STASH_LIFETIME.total_seconds()))
+                                max_age=int(sheet_editing.STASH_LIFETIME.total_seconds()))
     except BadSignature:
         return None
     return data["u"] if data.get("s") == sheet_id else None
@@ -392,22 +315,17 @@ def _ticket_owner(sheet_id: int) -> int | None:
 def stash_and_relogin(sheet_id: int):
     """Keep the form of an expired session, encrypted, and send the user to log in again."""
     user_id = _ticket_owner(sheet_id)
-    payload = [(k, v) for k, v in request.form.items(multi=True)
-               if k not in ("csrf_token", "stash_ticket")]
-    body = json.dumps(payload, ensure_ascii=False)
-    if user_id is None or not payload or len(body) > STASH_MAX_CHARS:
+    pairs = [(k, v) for k, v in request.form.items(multi=True)
+             if k not in ("csrf_token", "stash_ticket")]
+    try:
+        if user_id is None:
+            raise DomainError("no valid ticket")
+        token = sheet_editing.stash_form(db(), vault(), sheet_id=sheet_id, user_id=user_id,
+                                         pairs=pairs)
+    except DomainError:
+        db().rollback()
         return error_page(400, "Formulaire expiré", "Le formulaire a expiré ou n'est pas "
                           "valide. Rechargez la page et recommencez : rien n'a été enregistré.")
-    for old in db().scalars(select(FormStash).where(FormStash.user_id == user_id,
-                                                    FormStash.sheet_id == sheet_id)):
-        _delete_stash(old)  # one stash per user and sheet: the latest typing wins
-    token = secrets.token_urlsafe(24)
-    stash = FormStash(token_hash=hashlib.sha256(token.encode()).hexdigest(), sheet_id=sheet_id,
-                      user_id=user_id, payload="")
-    db().add(stash)
-    db().flush()
-    Vault(db(), services().keyring, audit.Actor(None, "anonymous")).seal(stash, "payload", body)
-    _purge_stashes()
     db().commit()
     session["stash"] = {"token": token, "sheet": sheet_id}
     edit_url = url_for("sheets.edit", sheet_id=sheet_id)
@@ -418,32 +336,14 @@ def stash_and_relogin(sheet_id: int):
     return redirect(url_for("auth.login", next=edit_url))
 
 
-def _restore_stash(sheet: Sheet) -> MultiDict | None:
+def _stash_token(sheet: Sheet) -> str | None:
+    """The token of a form stashed for this sheet, taken from the cookie (used once)."""
     ticket = session.get("stash")
-    if not isinstance(ticket, dict) or ticket.get("sheet") != sheet.id:
+    if request.method != "GET" or not isinstance(ticket, dict) \
+            or ticket.get("sheet") != sheet.id:
         return None  # kept for the sheet it belongs to
     session.pop("stash")
-    stash = db().scalar(select(FormStash).where(
-        FormStash.token_hash == hashlib.sha256(str(ticket.get("token")).encode()).hexdigest()))
-    if (stash is None or stash.sheet_id != sheet.id or stash.user_id != current_user.id
-            or stash.created_at < utcnow() - STASH_LIFETIME):
-        return None
-    pairs = json.loads(vault().open(stash, "payload", purpose="restauration d'une saisie")
-                       .reveal())
-    _delete_stash(stash)
-    db().commit()
-    return MultiDict([tuple(pair) for pair in pairs])
-
-
-def _delete_stash(stash: FormStash) -> None:
-    db().execute(delete(RecordKey).where(RecordKey.record_uuid == stash.uuid))
-    db().delete(stash)
-
-
-def _purge_stashes() -> None:
-    for stash in db().scalars(select(FormStash).where(
-            FormStash.created_at < utcnow() - STASH_LIFETIME)):
-        _delete_stash(stash)
+    return str(ticket.get("token"))
 
 
 # -- viewing ---------------------------------------------------------------------------------
@@ -451,40 +351,19 @@ def _purge_stashes() -> None:
 @role_required("referent", "facilitator")
 def show(sheet_id: int):
     sheet = _sheet_for_viewer(sheet_id)
-    is_referent = current_user.has_role("referent") and domain.referent_may_edit(
-        current_user, sheet)
-    purpose = "consultation de la fiche"
-    columns = (COLUMN_OF_CLASS[SITUATIONAL],) + ((COLUMN_OF_CLASS[IDENTIFYING],)
-                                                  if is_referent else ())
-    values = domain.read_values(vault(), sheet, purpose=purpose, columns=columns)
-    # Sensitive details: the author structure, or the instance when the referent shared them.
-    show_sensitive = is_referent or domain.sensitive_details_shared(values)
-    if show_sensitive:
-        values.update(domain.read_values(vault(), sheet, purpose=purpose,
-                                         columns=(COLUMN_OF_CLASS[SENSITIVE],)))
-    identity = _identity_of(sheet, "consultation de la fiche") if is_referent else None
-    events = [(e, vault().open(e, "comment")) for e in sheet.events]
-    passages = previous_passages(db(), sheet)
-    feedback = [documents.latest_document(db(), item.meeting_id, "feedback", sheet.id)
-                for item in passages] if is_referent else []
-    decisions = [(d, vault().open(d, "motivation"),
-                  [(a, vault().open(a, "label")) for a in d.actions])
-                 for d in db().scalars(select(Decision).where(Decision.sheet_id == sheet.id)
-                                       .order_by(Decision.id))]
-    information_job, information = (documents.information_note(db(), sheet.id) if is_referent
-                                    else (None, None))
+    page = sheet_reading.consult(db(), vault(), sheet, current_user)
     db().commit()  # decryption audit rows before the page leaves
-    allowed = workflow.allowed_actions(sheet)
     # The facilitator's second pair of eyes on what the instance will read (issue #8).
-    review = _review(values) if not is_referent else {}
+    review = _review(page.values) if not page.is_referent else {}
     return render_template(
-        "sheets/show.html", sheet=sheet, values=values, identity=identity, events=events,
-        is_referent=is_referent, show_sensitive=show_sensitive, allowed=allowed,
-        sections=SECTIONS, fields=FIELDS, labels=_labels(), identity_labels=IDENTITY_LABELS,
-        reason_form=ReasonForm(), screening_form=ScreeningForm(), states=SHEET_STATES,
-        intensities=INTENSITE, passages=passages, decisions=decisions,
-        formal=FORMAL_DECISION, feedback=[d for d in feedback if d is not None], review=review,
-        information=information, information_job=information_job)
+        "sheets/show.html", sheet=sheet, values=page.values, identity=page.identity,
+        events=page.events, is_referent=page.is_referent, show_sensitive=page.show_sensitive,
+        allowed=page.allowed, sections=SECTIONS, fields=FIELDS, labels=_labels(),
+        identity_labels=IDENTITY_LABELS, reason_form=ReasonForm(),
+        screening_form=ScreeningForm(), states=SHEET_STATES, intensities=INTENSITE,
+        passages=page.passages, decisions=page.decisions, formal=FORMAL_DECISION,
+        feedback=page.feedback, review=review, information=page.information,
+        information_job=page.information_job)
 
 
 @bp.route("/<int:sheet_id>/documents/<int:document_id>")
@@ -505,8 +384,7 @@ def document_download(sheet_id: int, document_id: int):
 def information_note(sheet_id: int):
     """Ask the worker for the person's information note (by reference, RGPD information)."""
     sheet = _sheet_for_referent(sheet_id)
-    job = documents.request_information_note(db(), sheet, current_user.id)
-    record("document_requested", object_type="document_jobs", object_ids=[job.id])
+    documents.ask_for_information_note(db(), vault(), sheet)
     db().commit()  # the outbox row exists before anything is sent to Redis
     send_pending()
     flash("Note d'information : préparation demandée.", "success")
@@ -517,14 +395,9 @@ def information_note(sheet_id: int):
 @role_required("referent")
 def access_export(sheet_id: int):
     """Right of access: everything the structure holds about the sheet's person, in a zip."""
-    from shared.domain import access_export as export
-
     sheet = _sheet_for_referent(sheet_id)
-    # The download is audited first; each decryption inside is audited with its purpose.
-    record("access_export", object_type="beneficiaries", object_ids=[sheet.beneficiary_id],
-           purpose=export.PURPOSE)
-    data = export.collect(db(), vault(), sheet.beneficiary, sheet.structure_id)
-    body = export.build_zip(data, IDENTITY_LABELS)
+    body = right_of_access.export(db(), vault(), sheet.beneficiary, sheet.structure_id,
+                                IDENTITY_LABELS)
     db().commit()
     return send_file(io.BytesIO(body), mimetype="application/zip", as_attachment=True,
                      max_age=0, download_name=f"droit-d-acces-{sheet.reference}.zip")
@@ -575,20 +448,14 @@ def reveal_identity(sheet_id: int):
     """The facilitator's explicit, audited look at the identity, with a reason."""
     sheet = _sheet_for_facilitator(sheet_id)
     form = ReasonForm()
-    reason = (form.reason.data or "").strip() if form.validate() else ""
-    if len(reason) < 5:
-        flash("Indiquez pourquoi vous avez besoin de l'identité (5 caractères au moins).",
-              "error")
-        return redirect(url_for("sheets.show", sheet_id=sheet.id))
-    # The reason may describe the case: sealed in the sheet's history, the audit names it.
+    reason = (form.reason.data or "") if form.validate() else ""
     try:
-        event = workflow.note(db(), vault(), sheet, "reveal_identity",
-                              actor_id=current_user.id, comment=reason)
+        identity = workflow.reveal_identity(db(), vault(), sheet, actor_id=current_user.id,
+                                            reason=reason)
     except DomainError as exc:
         db().rollback()
         flash(exc.message, "error")
         return redirect(url_for("sheets.show", sheet_id=sheet.id))
-    identity = _identity_of(sheet, f"levée du pseudonyme (motif : événement {event.id})")
     db().commit()
     return render_template("sheets/identity.html", sheet=sheet, identity=identity,
                            labels=IDENTITY_LABELS)

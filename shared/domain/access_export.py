@@ -18,6 +18,7 @@ from docx import Document
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from shared.domain import audit
 from shared.domain.beneficiaries import identity_record
 from shared.domain.sheets import read_values_many
 from shared.encrypted import Vault
@@ -28,6 +29,15 @@ from shared.protected import IDENTITY_FIELDS
 from shared.sheet_schema import FIELDS
 
 PURPOSE = "droit d'accès"
+
+
+def export(session: Session, vault: Vault, beneficiary: Beneficiary, structure_id: int,
+           identity_labels: dict[str, str]) -> bytes:
+    """The right-of-access zip of what ``structure_id`` holds about the person. The export
+    is audited first (``access_export``); each decryption inside with its purpose."""
+    audit.record(session, vault.keyring, vault.actor, "access_export",
+                 object_type="beneficiaries", object_ids=[beneficiary.id], purpose=PURPOSE)
+    return build_zip(collect(session, vault, beneficiary, structure_id), identity_labels)
 
 
 def collect(session: Session, vault: Vault, beneficiary: Beneficiary,

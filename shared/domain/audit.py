@@ -271,11 +271,12 @@ def record_decryption(session: Session, keyring: KeyRing, actor: Actor, *, objec
 
 
 def record_after(session: Session, keyring: KeyRing, actor: Actor, action: str, *,
-                 object_type: str, object_ids: Iterable[int], fields: Iterable[str]) -> None:
+                 object_type: str, object_ids: Iterable[int], fields: Iterable[str] = (),
+                 purpose: str = "") -> None:
     """An audit row written in its own transaction once the caller's ends, however it ends:
     for an event the caller's rollback must not erase (a refusal, say)."""
     _queue(session, _PENDING, (keyring, actor, action, object_type, tuple(object_ids),
-                               tuple(fields), ""))
+                               tuple(fields), purpose))
 
 
 def integrity_failure(session: Session, keyring: KeyRing, actor: Actor, table: str,
@@ -286,6 +287,8 @@ def integrity_failure(session: Session, keyring: KeyRing, actor: Actor, table: s
 
 
 def _queue(session: Session, key: str, row: tuple) -> None:
+    if not session.in_transaction():
+        session.begin()  # its end, however it ends, writes the row
     session.info.setdefault(key, []).append(row)
     if not sa_event.contains(session, "after_transaction_end", _write_pending):
         sa_event.listen(session, "after_commit", _forget_committed)

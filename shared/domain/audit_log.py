@@ -11,7 +11,9 @@ from datetime import date, datetime, time, timedelta
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from shared.domain import meetings, sheet_workflow
+from shared import audit_checkpoint
+from shared.domain import audit, meetings, sheet_workflow
+from shared.encrypted import Vault
 from shared.models import AuditEvent, GeneratedDocument, IdentityRecord, Sheet, User
 
 PAGE_SIZE = 50
@@ -181,8 +183,9 @@ CSV_HEADER = ["N°", "Date (UTC)", "Utilisateur", "Compte", "Action", "Objet", "
               "Champs", "Finalité"]
 
 
-def export_csv(session: Session, filters: Filters) -> tuple[str, int]:
-    """Every matching row, oldest first, as CSV for a spreadsheet (';', UTF-8 BOM)."""
+def export_csv(session: Session, vault: Vault, filters: Filters) -> tuple[str, int]:
+    """Every matching row, oldest first, as CSV for a spreadsheet (';', UTF-8 BOM); the
+    export is audited (``audit_exported``) with its count and filters (ids and codes)."""
     query = _query(session, filters)
     rows = list(session.scalars(query.order_by(AuditEvent.seq))) if query is not None else []
     names = actor_names(session, rows)
@@ -193,4 +196,22 @@ def export_csv(session: Session, filters: Filters) -> tuple[str, int]:
         writer.writerow([row.seq, row.at.isoformat(sep=" ", timespec="seconds"),
                          row.actor_id or "", names.get(row.actor_id, row.actor_label),
                          row.action, row.object_type, row.object_ids, row.fields, row.purpose])
+    audit.record(session, vault.keyring, vault.actor, "audit_exported",
+                 object_type="audit_events",
+                 purpose=f"{len(rows)} ligne(s) ; filtres : {_describe(filters)}")
     return "\ufeff" + out.getvalue(), len(rows)
+
+
+def _describe(filters: Filters) -> str:
+    """The filters as ids and codes only (a reference is pseudonymous)."""
+    parts = [f"{name}={value}" for name, value in vars(filters).items() if value]
+    return ", ".join(parts) or "aucun"
+
+
+def export_checkpoint(session: Session, vault: Vault) -> audit_checkpoint.Checkpoint:
+    """A signed checkpoint of the chain's head for the DPO to keep outside (it reveals rows
+    deleted later); its export is audited (``audit_checkpoint_exported``), after it."""
+    checkpoint = audit_checkpoint.take(session, vault.keyring)
+    audit.record(session, vault.keyring, vault.actor, "audit_checkpoint_exported",
+                 object_type="audit_events", object_ids=[checkpoint.seq])
+    return checkpoint

@@ -55,6 +55,30 @@ class Identity:
 
 
 
+class IdentityInvalid(InvalidInput):
+    """The identity is refused; ``errors`` gives each field's French reason (for a form)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("Identité invalide : " + " ; ".join(problems))
+        self.errors: dict[str, str] = {}
+        for problem in problems:  # "field : reason"
+            name, _, reason = problem.partition(" : ")
+            self.errors.setdefault(name, reason[:1].upper() + reason[1:] + ".")
+
+
+def check_identity(identity: Identity) -> None:
+    """Raise IdentityInvalid unless ``validate_identity`` finds nothing."""
+    problems = validate_identity(identity)
+    if problems:
+        raise IdentityInvalid(problems)
+
+
+def identity_errors(identity: Identity) -> dict[str, str]:
+    """``validate_identity``'s reasons keyed by field, for a form."""
+    problems = validate_identity(identity)
+    return IdentityInvalid(problems).errors if problems else {}
+
+
 def validate_identity(identity: Identity, today: date | None = None) -> list[str]:
     """French reasons the identity is refused; never quotes the values."""
     today = today or date.today()
@@ -162,9 +186,7 @@ def create_beneficiary(session: Session, vault: Vault, identity: Identity,
                        structure_id: int | None = None, *,
                        index_bits: int = DEFAULT_INDEX_BITS) -> IdentityRecord:
     """A new person (pseudonym, keys) with the filing structure's record of their identity."""
-    problems = validate_identity(identity)
-    if problems:
-        raise InvalidInput("Identité invalide : " + " ; ".join(problems))
+    check_identity(identity)
     beneficiary = Beneficiary(pseudonym=new_pseudonym(session))
     session.add(beneficiary)
     session.flush()
@@ -185,9 +207,7 @@ def save_identity(session: Session, vault: Vault, beneficiary: Beneficiary,
                   index_bits: int = DEFAULT_INDEX_BITS) -> IdentityRecord:
     """Seal exactly what the structure typed (an emptied field is emptied) into its record,
     indexed ``index_bits`` wide under the primary index version."""
-    problems = validate_identity(identity)
-    if problems:
-        raise InvalidInput("Identité invalide : " + " ; ".join(problems))
+    check_identity(identity)
     record = identity_record(session, beneficiary, structure_id)
     if record is None:
         record = IdentityRecord(beneficiary=beneficiary, structure_id=structure_id)

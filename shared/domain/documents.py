@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import zipfile
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
@@ -9,9 +12,11 @@ from sqlalchemy.orm import Session
 
 from shared import deidentify
 from shared.db import utcnow
+from shared.domain import audit
+from shared.domain.reference import reference_labels
 from shared.domain.sheets import read_values_many
 from shared.encrypted import Vault
-from shared.errors import InvalidInput, InvalidTransition
+from shared.errors import InvalidInput, InvalidTransition, NotFound
 from shared.models import (
     AgendaItem,
     Decision,
@@ -25,6 +30,7 @@ from shared.models.document import (
     DOCUMENT_KINDS,
     PER_SHEET_KINDS,
 )
+from shared.models.meeting import FORMAL_DECISION
 
 # A running job whose lease has passed belongs to a dead worker and is run again.
 LEASE = timedelta(minutes=6)
@@ -126,6 +132,20 @@ def request_document(session: Session, meeting: Meeting, kind: str,
     return job
 
 
+def ask_for_document(session: Session, vault: Vault, meeting: Meeting, kind: str,
+                     sheet: Sheet | None = None, *, rebuild: bool = False) -> DocumentJob:
+    """Someone asks for a session document (the meeting page's button, ``icli generate``):
+    ``request_document`` in their name, audited (``document_requested``).
+
+    A refused dossier keeps the review counts of its texts: the caller commits even when
+    this raises (nothing else is written before a refusal)."""
+    job = request_document(session, meeting, kind, vault.actor.user_id, sheet, rebuild=rebuild,
+                           vault=vault)
+    audit.record(session, vault.keyring, vault.actor, "document_requested",
+                 object_type="document_jobs", object_ids=[job.id])
+    return job
+
+
 def feedback_sheet_ids(session: Session, meeting: Meeting) -> list[int]:
     """The sheets of the session that get a fiche retour: those with an avis, and those
     adjourned (the fiche says why and when they come back), in agenda order."""
@@ -146,6 +166,14 @@ def request_information_note(session: Session, sheet: Sheet,
                       sheet_id=sheet.id, content_version=1, requested_by=requester_id)
     session.add(job)
     session.flush()
+    return job
+
+
+def ask_for_information_note(session: Session, vault: Vault, sheet: Sheet) -> DocumentJob:
+    """The referent asks for the person's information note: audited (``document_requested``)."""
+    job = request_information_note(session, sheet, vault.actor.user_id)
+    audit.record(session, vault.keyring, vault.actor, "document_requested",
+                 object_type="document_jobs", object_ids=[job.id])
     return job
 
 
@@ -264,3 +292,60 @@ def standing_visas(session: Session, meeting: Meeting,
             return {}
         query = query.where(MinutesVisa.document_id == latest.id)
     return {visa.institution: visa for visa in session.scalars(query.order_by(MinutesVisa.id))}
+
+
+# -- documents leaving the vault --------------------------------------------------------------
+def _body(vault: Vault, document: GeneratedDocument, pdf: bool, action: str,
+          fields: list[str]) -> bytes:
+    if pdf and document.pdf_body is None:
+        raise NotFound("PDF indisponible : LibreOffice n'est pas installé sur la machine du "
+                       "générateur (le document Word est disponible).")
+    # Audited before decrypting: if the row cannot be written, nothing is opened (rule 11).
+    audit.record(vault.session, vault.keyring, vault.actor, action,
+                 object_type="generated_documents", object_ids=[document.id], fields=fields)
+    return vault.open_blob(document, "pdf_body" if pdf else "body")
+
+
+def download(vault: Vault, document: GeneratedDocument, *, pdf: bool = False) -> bytes:
+    """One file, decrypted for a page (``document_downloaded``, naming the field)."""
+    return _body(vault, document, pdf, "document_downloaded", ["pdf_body" if pdf else "body"])
+
+
+def export(vault: Vault, document: GeneratedDocument, *, pdf: bool = False) -> bytes:
+    """One file, decrypted for ``icli generate --out`` (``document_exported``)."""
+    return _body(vault, document, pdf, "document_exported", [])
+
+
+def meeting_archive(session: Session, vault: Vault, meeting: Meeting) -> bytes:
+    """The session's archive, a zip: the latest dossier and minutes (Word and PDF) and a CSV
+    of the decisions, by reference only. Audited before anything is decrypted."""
+    included = [document for kind in ("dossier", "minutes")
+                if (document := latest_document(session, meeting.id, kind)) is not None]
+    audit.record(session, vault.keyring, vault.actor, "archive_downloaded",
+                 object_type="meetings", object_ids=[meeting.id],
+                 fields=[str(d.id) for d in included])
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive_file:
+        for document in included:
+            archive_file.writestr(document.filename, vault.open_blob(document, "body"))
+            if document.pdf_body is not None:
+                archive_file.writestr(document.filename.removesuffix(".docx") + ".pdf",
+                                      vault.open_blob(document, "pdf_body"))
+        archive_file.writestr("decisions.csv", _decisions_csv(session, meeting))
+    return buffer.getvalue()
+
+
+def _decisions_csv(session: Session, meeting: Meeting) -> str:
+    labels = reference_labels(session)
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=";")
+    writer.writerow(["Référence", "Motif", "Structure", "Avis", "Décision formelle",
+                     "Retour en instance", "Préconisations"])
+    for decision in session.scalars(select(Decision).where(Decision.meeting_id == meeting.id)):
+        sheet = decision.sheet
+        writer.writerow([sheet.reference, labels["motif"].get(sheet.motif or "", ""),
+                         sheet.structure.name, labels["avis"].get(decision.avis, decision.avis),
+                         FORMAL_DECISION[decision.formal_decision_by],
+                         decision.come_back_on.strftime("%d/%m/%Y")
+                         if decision.come_back_on else "", len(decision.actions)])
+    return "\ufeff" + out.getvalue()

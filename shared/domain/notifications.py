@@ -17,7 +17,9 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from shared.db import PARIS, utcnow
+from shared.domain import audit
 from shared.domain.documents import latest_document
+from shared.encrypted import Vault
 from shared.errors import InvalidInput, InvalidTransition
 from shared.models import (
     DocumentJob,
@@ -65,8 +67,8 @@ def preferences(session: Session, user: User) -> dict[str, str]:
     return {topic: chosen.get(topic, "immediate") for topic in topics_for(user)}
 
 
-def set_preferences(session: Session, user: User, modes: dict[str, str]) -> None:
-    """Save the user's choice per topic; unknown topics or modes are refused."""
+def set_preferences(session: Session, vault: Vault, user: User, modes: dict[str, str]) -> None:
+    """Save the user's choice per topic; unknown topics or modes are refused. Audited."""
     allowed = topics_for(user)
     if set(modes) - set(allowed) or set(modes.values()) - set(MODES):
         raise InvalidInput("Choix de notification invalide.")
@@ -77,6 +79,8 @@ def set_preferences(session: Session, user: User, modes: dict[str, str]) -> None
         else:
             row.mode = mode
     session.flush()
+    audit.record(session, vault.keyring, vault.actor, "notification_preferences",
+                 object_type="users", object_ids=[user.id])
 
 
 # -- events ---------------------------------------------------------------------------------
@@ -324,13 +328,15 @@ def fail(session: Session, notification: Notification, code: str, message: str) 
     session.flush()
 
 
-def retry_failed(session: Session, notification: Notification) -> None:
-    """An administrator sends a failed message again (after fixing the address)."""
+def retry_failed(session: Session, vault: Vault, notification: Notification) -> None:
+    """An administrator sends a failed message again (after fixing the address); audited."""
     if notification.status != "failed":
         raise InvalidTransition("Ce courriel n'est pas en échec.")
     notification.status, notification.attempts = "queued", 0
     notification.next_attempt_at = notification.enqueued_at = None
     session.flush()
+    audit.record(session, vault.keyring, vault.actor, "notification_retried",
+                 object_type="notifications", object_ids=[notification.id])
 
 
 def failures(session: Session, limit: int = 100) -> list[Notification]:

@@ -7,6 +7,8 @@ import re
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from shared.domain import audit
+from shared.encrypted import Vault
 from shared.errors import InvalidInput
 from shared.models import Circonscription, ReferenceItem, Structure
 from shared.models.reference import STRUCTURE_TYPES
@@ -15,8 +17,15 @@ from shared.sheet_schema import EDITABLE_KINDS
 from shared.text import clean_text
 
 
-def save_circonscription(session: Session, circonscription: Circonscription | None, *,
-                         code: str, name: str, active: bool) -> Circonscription:
+def _audit(vault: Vault, action: str, object_type: str, object_id: int) -> None:
+    audit.record(vault.session, vault.keyring, vault.actor, action, object_type=object_type,
+                 object_ids=[object_id])
+
+
+def save_circonscription(session: Session, vault: Vault,
+                         circonscription: Circonscription | None, *, code: str, name: str,
+                         active: bool) -> Circonscription:
+    """Create or change a circonscription (its code unique); audited."""
     code = code.strip().upper()
     name = clean_text(name, label="Nom", limit=120, required=True)
     clash = session.scalar(select(Circonscription.id).where(Circonscription.code == code))
@@ -27,11 +36,13 @@ def save_circonscription(session: Session, circonscription: Circonscription | No
         session.add(circonscription)
     circonscription.code, circonscription.name, circonscription.active = code, name, active
     session.flush()
+    _audit(vault, "circonscription_saved", "circonscriptions", circonscription.id)
     return circonscription
 
 
-def save_structure(session: Session, structure: Structure | None, *, name: str, type: str,
-                   circonscription_id: int | None, active: bool) -> Structure:
+def save_structure(session: Session, vault: Vault, structure: Structure | None, *, name: str,
+                   type: str, circonscription_id: int | None, active: bool) -> Structure:
+    """Create or change a structure; audited."""
     name = clean_text(name, label="Nom", limit=160, required=True)
     if type not in STRUCTURE_TYPES:
         raise InvalidInput("Type de structure inconnu.")
@@ -43,6 +54,7 @@ def save_structure(session: Session, structure: Structure | None, *, name: str, 
     structure.name, structure.type, structure.active = name, type, active
     structure.circonscription_id = circonscription_id or None
     session.flush()
+    _audit(vault, "structure_saved", "structures", structure.id)
     return structure
 
 
@@ -83,9 +95,10 @@ def reference_labels(session: Session, *, active_only: bool = False
 CODE_RE = re.compile(r"^[a-z0-9_]{2,40}$")
 
 
-def save_reference_item(session: Session, item: ReferenceItem | None, *, kind: str, code: str,
-                        label: str, active: bool) -> ReferenceItem:
-    """Create an entry, or change the label / activity of one (its code never changes)."""
+def save_reference_item(session: Session, vault: Vault, item: ReferenceItem | None, *,
+                        kind: str, code: str, label: str, active: bool) -> ReferenceItem:
+    """Create an entry, or change the label / activity of one (its code never changes);
+    audited."""
     if kind not in EDITABLE_KINDS:
         raise InvalidInput("Référentiel inconnu.")
     label = clean_text(label, label="Libellé", limit=200, required=True)
@@ -101,4 +114,5 @@ def save_reference_item(session: Session, item: ReferenceItem | None, *, kind: s
         session.add(item)
     item.label, item.active = label, active
     session.flush()
+    _audit(vault, "reference_saved", "reference_items", item.id)
     return item

@@ -123,6 +123,22 @@ def note(session: Session, vault: Vault, sheet: Sheet, action: str, *, actor_id:
     return event
 
 
+REVEAL_REASON_MIN = 5
+
+
+def reveal_identity(session: Session, vault: Vault, sheet: Sheet, *, actor_id: int | None,
+                    reason: str) -> dict[str, str]:
+    """A facilitator's explicit look at the person's identity, with a reason: sealed in the
+    sheet's history (it may describe the case), the decryption audited naming that event."""
+    if len(reason.strip()) < REVEAL_REASON_MIN:
+        raise InvalidInput("Indiquez pourquoi vous avez besoin de l'identité "
+                           f"({REVEAL_REASON_MIN} caractères au moins).")
+    event = note(session, vault, sheet, "reveal_identity", actor_id=actor_id,
+                 comment=reason.strip())
+    return sheet_identity(session, vault, sheet,
+                          f"levée du pseudonyme (motif : événement {event.id})")
+
+
 class GuardHits(InvalidInput):
     """Free texts contain the person's own identity; ``hits`` maps field -> kinds found."""
 

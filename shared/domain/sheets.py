@@ -19,15 +19,16 @@ from sqlalchemy.orm import Session
 from shared import deidentify
 from shared.crypto import normalise_digits, normalise_name
 from shared.db import utcnow
+from shared.domain import audit
 from shared.domain.beneficiaries import (
     DEFAULT_INDEX_BITS,
     Identity,
     attach_identity,
+    check_identity,
     create_beneficiary,
     find_duplicates,
     identity_record,
     resolve_identity_differences,
-    validate_identity,
 )
 from shared.encrypted import Vault
 from shared.errors import InvalidInput
@@ -365,10 +366,9 @@ class StartedSheet:
 def start_sheet(session: Session, vault: Vault, *, structure: Structure, author_id: int | None,
                 identity: Identity, index_bits: int = DEFAULT_INDEX_BITS) -> StartedSheet:
     """A draft sheet for this person; an existing beneficiary is reused (blind index +
-    confirmed by decryption), with a notice about the sheets that already exist."""
-    problems = validate_identity(identity)
-    if problems:
-        raise InvalidInput("Identité invalide : " + " ; ".join(problems))
+    confirmed by decryption), with a notice about the sheets that already exist. Audited
+    (``sheet_created``); an invalid identity raises IdentityInvalid, its reasons by field."""
+    check_identity(identity)
     if structure.circonscription is None:
         raise InvalidInput("Votre structure n'est rattachée à aucune circonscription : "
                            "contactez l'administrateur·rice.")
@@ -411,7 +411,8 @@ def start_sheet(session: Session, vault: Vault, *, structure: Structure, author_
     session.flush()
     write_values(vault, sheet, {})
     beneficiary.last_activity_at = now
-    session.flush()
+    audit.record(session, vault.keyring, vault.actor, "sheet_created", object_type="sheets",
+                 object_ids=[sheet.id])
     return StartedSheet(sheet, notice, existing, differences)
 
 

@@ -26,7 +26,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from shared.document_variables import BUILTIN_FILES, VARIABLES
-from shared.errors import DomainError
+from shared.domain import audit
+from shared.encrypted import Vault
+from shared.errors import DomainError, NotFound
 from shared.models import TemplateVersion
 from shared.models.document import DOCUMENT_KINDS
 
@@ -141,41 +143,65 @@ def clean_filename(filename: str, kind: str) -> str:
     return name
 
 
-def upload_template(session: Session, kind: str, filename: str, data: bytes,
-                    user_id: int | None) -> TemplateVersion:
-    """Check ``data`` and store it as the next version of ``kind`` (not active yet)."""
-    check_template(kind, data)
-    sha256 = hashlib.sha256(data).hexdigest()
-    same = session.scalar(select(TemplateVersion.version).where(
-        TemplateVersion.kind == kind, TemplateVersion.sha256 == sha256))
-    if same is not None:
-        raise TemplateRejected(f"ce fichier est identique à la version {same} déjà "
-                               "enregistrée : activez-la plutôt.", "duplicate")
+def upload_template(session: Session, vault: Vault, kind: str, filename: str,
+                    data: bytes) -> TemplateVersion:
+    """Check ``data`` and store it as the next version of ``kind`` (not active yet), in the
+    name of the vault's actor. Audited: ``template_uploaded``, or ``template_rejected`` with
+    the reason's code, written even though the caller rolls the refusal back."""
+    try:
+        check_template(kind, data)
+        sha256 = hashlib.sha256(data).hexdigest()
+        same = session.scalar(select(TemplateVersion.version).where(
+            TemplateVersion.kind == kind, TemplateVersion.sha256 == sha256))
+        if same is not None:
+            raise TemplateRejected(f"ce fichier est identique à la version {same} déjà "
+                                   "enregistrée : activez-la plutôt.", "duplicate")
+    except TemplateRejected as exc:
+        _rejected(vault, [], f"{kind} : {exc.code}")
+        raise
     last = session.scalar(select(func.max(TemplateVersion.version))
                           .where(TemplateVersion.kind == kind))
     version = TemplateVersion(kind=kind, version=(last or 0) + 1,
                               filename=clean_filename(filename, kind), sha256=sha256,
-                              size=len(data), body=data, uploaded_by=user_id, active=False)
+                              size=len(data), body=data, uploaded_by=vault.actor.user_id,
+                              active=False)
     session.add(version)
     session.flush()
+    _audit(vault, "template_uploaded", [version.id], kind)
     return version
 
 
-def activate(session: Session, version: TemplateVersion) -> None:
+def _audit(vault: Vault, action: str, ids: list[int], purpose: str) -> None:
+    audit.record(vault.session, vault.keyring, vault.actor, action,
+                 object_type="template_versions", object_ids=ids, purpose=purpose)
+
+
+def _rejected(vault: Vault, ids: list[int], purpose: str) -> None:
+    audit.record_after(vault.session, vault.keyring, vault.actor, "template_rejected",
+                       object_type="template_versions", object_ids=ids, purpose=purpose)
+
+
+def activate(session: Session, vault: Vault, version: TemplateVersion) -> None:
     """Make ``version`` the one the worker uses for its kind (every other one inactive).
 
-    Checked again first: the context builders may have changed since the upload."""
-    check_template(version.kind, version.body)
+    Checked again first: the context builders may have changed since the upload. Audited
+    (``template_activated``, or ``template_rejected``, kept whatever the caller does)."""
+    try:
+        check_template(version.kind, version.body)
+    except TemplateRejected as exc:
+        _rejected(vault, [version.id], f"{version.kind} : {exc.code} (activation)")
+        raise
     # One statement: two administrators activating at once still leave one active version.
     session.execute(update(TemplateVersion).where(TemplateVersion.kind == version.kind)
                     .values(active=TemplateVersion.id == version.id)
                     .execution_options(synchronize_session=False))
     session.flush()
     _expire_active(session, version.kind)
+    _audit(vault, "template_activated", [version.id], version.kind)
 
 
-def deactivate_all(session: Session, kind: str) -> list[int]:
-    """Back to the built-in template of ``kind``; returns the ids that were active."""
+def deactivate_all(session: Session, vault: Vault, kind: str) -> list[int]:
+    """Back to the built-in template of ``kind``; returns the ids that were active. Audited."""
     ids = list(session.scalars(select(TemplateVersion.id).where(
         TemplateVersion.kind == kind, TemplateVersion.active.is_(True))))
     if ids:
@@ -183,7 +209,24 @@ def deactivate_all(session: Session, kind: str) -> list[int]:
                         .values(active=False).execution_options(synchronize_session=False))
         session.flush()
         _expire_active(session, kind)
+    _audit(vault, "template_deactivated", ids, kind)
     return ids
+
+
+def download_version(vault: Vault, version: TemplateVersion) -> bytes:
+    """An uploaded version's file, for an administrator; audited (``template_downloaded``)."""
+    _audit(vault, "template_downloaded", [version.id], version.kind)
+    return version.body
+
+
+def download_builtin(vault: Vault, templates_dir: Path, kind: str) -> tuple[str, bytes]:
+    """The built-in file of ``kind`` (its name, its bytes); audited like a version's."""
+    path = builtin_template(templates_dir, kind)
+    if path is None:
+        raise NotFound("Pas de modèle intégré pour ce type de document.")
+    body = path.read_bytes()
+    _audit(vault, "template_downloaded", [], f"{kind} : modèle intégré")
+    return path.name, body
 
 
 def _expire_active(session: Session, kind: str) -> None:

@@ -1,4 +1,8 @@
-"""Accounts: creation, deactivation, password reset, authentication with throttling."""
+"""Accounts: creation, deactivation, password reset, authentication with throttling.
+
+The operations an administrator, a user or the CLI performs (``create_account``,
+``set_active``, ``reset_password``, ``change_password``, ``log_in``) write their own audit
+rows, so the admin pages and ``icli users`` write the same ones."""
 
 from __future__ import annotations
 
@@ -13,6 +17,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shared.db import utcnow
+from shared.domain import audit
+from shared.encrypted import Vault
 from shared.errors import InvalidInput, NotFound
 from shared.models import Circonscription, LoginThrottle, RoleAssignment, Structure, User
 from shared.models.document import INSTITUTIONS
@@ -66,6 +72,22 @@ def create_user(session: Session, *, email: str, full_name: str, password: str,
     return user
 
 
+def create_account(session: Session, vault: Vault, *, email: str, full_name: str,
+                   role: RoleSpec) -> tuple[User, str]:
+    """An administrator (or the CLI) opens an account with a one-time password, to change at
+    first login; returns the account and that password (shown once). Audited with its role."""
+    password = generate_password()
+    user = create_user(session, email=email, full_name=full_name, password=password, role=role,
+                       must_change_password=True)
+    _audit(vault, "user_created", user, fields=[role.role])
+    return user, password
+
+
+def _audit(vault: Vault, action: str, user: User, **kwargs) -> None:
+    audit.record(vault.session, vault.keyring, vault.actor, action, object_type="users",
+                 object_ids=[user.id], **kwargs)
+
+
 def _assignments(session: Session, spec: RoleSpec) -> list[RoleAssignment]:
     if spec.role not in ROLES:
         raise InvalidInput("Rôle inconnu.")
@@ -102,21 +124,41 @@ def end_sessions(session: Session, user: User) -> None:
     session.flush()
 
 
-def set_active(session: Session, user: User, active: bool) -> None:
+def user_by_email(session: Session, email: str) -> User:
+    user = session.scalar(select(User).where(User.email == normalise_email(email)))
+    if user is None:
+        raise NotFound("Aucun compte avec cette adresse e-mail.")
+    return user
+
+
+def set_active(session: Session, vault: Vault, user: User, active: bool) -> None:
+    """Deactivate an account (it can no longer log in, its sessions end) or reactivate it:
+    each an explicit, audited act. Nobody deactivates their own account (an administrator
+    would lock themself out)."""
+    if not active and vault.actor.user_id == user.id:
+        raise InvalidInput("Vous ne pouvez pas désactiver votre propre compte.")
     user.active = active
     end_sessions(session, user)  # a reactivation must not revive an old cookie
+    _audit(vault, "user_activated" if active else "user_deactivated", user)
 
 
-def reset_password(session: Session, user: User) -> str:
-    """Give the user a new random password, to change at next login; returns it once."""
+def reset_password(session: Session, vault: Vault, user: User) -> str:
+    """Give the user a new random password, to change at next login; returns it once.
+
+    A deactivated account stays deactivated: reactivating is its own act (``set_active``),
+    so a reset asked for a forgotten password never reopens the account of someone who
+    left or was suspended."""
     password = generate_password()
     user.password_hash = hash_password(password)
     user.must_change_password = True
     end_sessions(session, user)
+    _audit(vault, "password_reset", user)
     return password
 
 
-def change_password(session: Session, user: User, current: str, new: str) -> None:
+def change_password(session: Session, vault: Vault, user: User, current: str,
+                    new: str) -> None:
+    """The user changes their own password (the current one first); audited."""
     if not verify_password(user.password_hash, current):
         raise InvalidInput("Le mot de passe actuel est incorrect.")
     problem = password_problem(new)
@@ -127,6 +169,7 @@ def change_password(session: Session, user: User, current: str, new: str) -> Non
     user.password_hash = hash_password(new)
     user.must_change_password = False
     end_sessions(session, user)
+    _audit(vault, "password_changed", user)
 
 
 class LoginThrottled(InvalidInput):
@@ -186,6 +229,22 @@ def authenticate(session: Session, email: str, password: str, address: str,
         user.password_hash = hash_password(password)
     user.last_login_at = now
     session.flush()
+    return user
+
+
+def log_in(session: Session, vault: Vault, email: str, password: str, address: str,
+           now: datetime | None = None) -> User:
+    """``authenticate``, audited: ``login`` in the user's name, or ``login_failed`` naming
+    only the kind of refusal (a lockout is ``LoginThrottled``), never the e-mail typed. The
+    caller commits in both cases: the failure counters and the row are kept."""
+    try:
+        user = authenticate(session, email, password, address, now)
+    except InvalidInput as exc:
+        audit.record(session, vault.keyring, audit.Actor(None, "anonymous"), "login_failed",
+                     purpose=type(exc).__name__)
+        raise
+    audit.record(session, vault.keyring, audit.Actor(user.id), "login", object_type="users",
+                 object_ids=[user.id])
     return user
 
 

@@ -99,7 +99,7 @@ def test_check_names_a_tampered_value_by_id_and_fails(test_env, engine, db_sessi
 def test_demo_refuses_a_database_that_has_accounts(test_env, engine):
     icli(test_env, "demo", "--password", "demo-password-2026", "--sheets", "1")
     again = icli(test_env, "demo", "--sheets", "1", check=False)
-    assert again.returncode != 0 and "empty database only" in again.stderr
+    assert again.returncode != 0 and "qu'une base vide" in again.stderr
 
 
 def test_demo_prints_a_random_password_once_when_none_is_given(test_env, engine):

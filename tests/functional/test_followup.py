@@ -16,6 +16,7 @@ from shared.domain.statistics import monthly_statistics
 from shared.models import AuditEvent, DecisionAction, DeidentificationCount
 from tests.factories import (
     PASSWORD,
+    PLANNED_ON,
     canary_identity,
     canary_values,
     make_sheet,
@@ -191,7 +192,8 @@ def steering(db_session, vault):
         DeidentificationCount(sheet_id=second.id, kind="phone", outcome="accepted", count=1),
         DeidentificationCount(sheet_id=second.id, kind="person", outcome="dismissed", count=1),
         DeidentificationCount(sheet_id=elsewhere.id, kind="iban", outcome="accepted", count=4)])
-    meeting = create_meeting(db_session, north, datetime(2025, 3, 11, 14, 0), "Salle 3")
+    meeting = create_meeting(db_session, north, datetime(2025, 3, 11, 14, 0), "Salle 3",
+                             today=PLANNED_ON)
     inscribe_sheet(db_session, vault, meeting, first, "14:30")
     inscribe_sheet(db_session, vault, meeting, second, "15:00")
     meeting.state = "tenue"
@@ -287,7 +289,8 @@ def test_delay_median_and_mean_differ_over_several_avis(db_session, vault, steer
     # dates), and one recorded on the first second of April in Paris (22:00 UTC the day before)
     north = steering["north"]
     structures = steering["structures"]
-    meeting = create_meeting(db_session, north, datetime(2025, 3, 25, 9, 30), "Salle 3")
+    meeting = create_meeting(db_session, north, datetime(2025, 3, 25, 9, 30), "Salle 3",
+                             today=PLANNED_ON)
     created = []
     for n, (submitted, recorded) in enumerate([
             (datetime(2025, 3, 13, 18, 0), datetime(2025, 3, 25, 12, 0)),

@@ -23,7 +23,7 @@ from shared.models import (
     Member,
     Notification,
 )
-from tests.factories import canary_identity, canary_values, make_sheet
+from tests.factories import PLANNED_ON, canary_identity, canary_values, make_sheet
 from tests.functional.test_agenda import docx_xml
 from tests.functional.test_meetings import facilitator, flash_text, post, reload  # noqa: F401
 from tests.helpers import run_queue
@@ -128,7 +128,7 @@ def test_a_renewal_moves_the_term_and_an_exit_records_its_reason(
     first_term = support.term_ends_on
     db_session.commit()
     later = create_meeting(db_session, world["north"], meeting.starts_at + timedelta(days=28),
-                           "Salle 3")
+                           "Salle 3", today=PLANNED_ON)
     # (the referent files a new sheet for the same person: the renewal's saisine)
     renewal = inscribe_sheet(db_session, vault, later, _icag_sheet(db_session, vault, world, 2),
                              "14:00", part="icag", icag_kind="renouvellement")
@@ -144,7 +144,7 @@ def test_a_renewal_moves_the_term_and_an_exit_records_its_reason(
 
     # Then an exit needs a reason, and keeps it
     last = create_meeting(db_session, world["north"], later.starts_at + timedelta(days=28),
-                          "Salle 4")
+                          "Salle 4", today=PLANNED_ON)
     leave = inscribe_sheet(db_session, vault, last, _icag_sheet(db_session, vault, world, 2),
                            "14:00", part="icag", icag_kind="sortie")
     _held(db_session, last)
@@ -210,7 +210,7 @@ def test_the_referent_and_the_acco_glo_counsellor_are_reminded_two_months_before
     # And a renewal re-arms the reminder for the new term
     db_session.add(meeting)
     later = create_meeting(db_session, world["north"], meeting.starts_at + timedelta(days=28),
-                           "Salle 3")
+                           "Salle 3", today=PLANNED_ON)
     renewal = inscribe_sheet(db_session, vault, later, _icag_sheet(db_session, vault, world, 3),
                              "14:00", part="icag", icag_kind="renouvellement")
     later.state = "tenue"

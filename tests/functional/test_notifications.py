@@ -302,10 +302,10 @@ def test_the_information_note_is_built_by_reference_and_submission_needs_the_inf
 
 
 def test_without_smtp_mail_is_written_to_the_instance_outbox_and_listed_for_admins(
-        app, world, db_session, redis, keyring, settings, worker_process):
+        app, world, db_session, vault, redis, keyring, settings, worker_process):
     # Given a facilitator who chose the daily digest, and minutes sent to the directors
     facilitator = world["users"]["facilitator"]
-    notifications.set_preferences(db_session, facilitator, {"sheets_to_screen": "digest"})
+    notifications.set_preferences(db_session, vault, facilitator, {"sheets_to_screen": "digest"})
     notifications.sheet_moved(db_session, world["sheets"][0], "submit")
     meeting = world["meeting"]
     meeting.state = "pv_en_signature"

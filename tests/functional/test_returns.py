@@ -17,7 +17,7 @@ from shared.domain.meetings import ActionInput, adjourn, create_meeting, inscrib
 from shared.domain.sheets import read_values
 from shared.errors import InvalidTransition
 from shared.models import AgendaItem, Decision, Meeting, Notification, Sheet
-from tests.factories import canary_identity, make_sheet
+from tests.factories import PLANNED_ON, canary_identity, make_sheet
 from tests.functional.test_sheets import post_sheet, sheet_form
 from tests.helpers import csrf_token, logged_in
 
@@ -48,7 +48,7 @@ def close(db_session, vault, meeting) -> None:
 def month_sessions(db_session, north) -> dict[str, Meeting]:
     days = {"janvier": datetime(2027, 1, 12, 14), "fevrier": datetime(2027, 2, 9, 14),
             "mars": datetime(2027, 3, 9, 14), "avril": datetime(2027, 4, 13, 14)}
-    created = {name: create_meeting(db_session, north, day, "Salle 2")
+    created = {name: create_meeting(db_session, north, day, "Salle 2", today=PLANNED_ON)
                for name, day in days.items()}
     db_session.commit()
     return created
@@ -200,7 +200,8 @@ def test_an_adjourned_situation_gets_a_fiche_retour_saying_why_and_when(
     assert f"Fiche retour au référent – {adjourned.reference}" in page
 
     # Re-inscribed on a later session: the fiche retour gives that date
-    later = create_meeting(db_session, world["north"], datetime(2027, 1, 12, 14), "Salle 2")
+    later = create_meeting(db_session, world["north"], datetime(2027, 1, 12, 14), "Salle 2",
+                           today=PLANNED_ON)
     inscribe_sheet(db_session, vault, later, adjourned, "14:30")
     context = feedback_context(db_session, vault, meeting, 2, date.today(), adjourned)
     assert context["next_passage"] == "mardi 12 janvier 2027 à 14 h 00 (séance programmée)"

@@ -37,7 +37,7 @@ from shared.models import (
     MinutesVisa,
     Sheet,
 )
-from tests.factories import canary_identity, canary_values, make_sheet
+from tests.factories import PLANNED_ON, canary_identity, canary_values, make_sheet
 from tests.generator.test_render import document_text
 
 TODAY = date(2026, 12, 16)
@@ -103,7 +103,7 @@ def scene(world, db_session, vault):
                                  replacement="Sam Suppléant"))
 
     earlier = create_meeting(db_session, world["north"], datetime(2026, 11, 10, 14, 0),
-                             "Salle 1")
+                             "Salle 1", today=PLANNED_ON)
     earlier.state = "cloturee"
     db_session.add(AgendaItem(meeting=earlier, part="situation", sheet=sheets[0],
                               time_slot="14:30", outcome="ajourne",

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from shared.domain import users
 from shared.models import User
 from tests.factories import PASSWORD, canary_identity, make_sheet
-from tests.helpers import csrf_token, logged_in
+from tests.helpers import csrf_token, icli, logged_in
 
 REFERENT = "referent@test.invalid"
 NEW_PASSWORD = "Un-nouveau-mot-de-passe-2026"
@@ -78,11 +77,9 @@ def test_a_deactivation_ends_the_sessions_and_a_reactivation_does_not_revive_the
     assert not opens(copy, sheet)
 
 
-def test_a_password_reset_from_the_cli_ends_the_sessions(app, sheet, db_session):
+def test_a_password_reset_from_the_cli_ends_the_sessions(app, sheet, test_env):
     client = logged_in(app, REFERENT)
-    user = db_session.query(User).filter_by(email=REFERENT).one()
-    users.reset_password(db_session, user)  # what `icli users reset` calls
-    db_session.commit()
+    icli(test_env, "users", "reset", REFERENT)
     assert not opens(client, sheet)
 
 

@@ -37,19 +37,23 @@ from shared.domain.meetings.followup import (
 from shared.domain.meetings.guard import GUARD_PURPOSE, review_sheet_texts
 from shared.domain.meetings.lifecycle import apply_visa, transition
 from shared.domain.meetings.members import (
+    add_member,
     attendance_counts,
     invite_members,
     record_answers,
     record_attendance,
     save_member,
+    set_member_active,
 )
 from shared.domain.meetings.planning import (
     create_meeting,
     deadlines,
     nth_weekday,
     plan_from_schedule,
+    plan_meeting,
     postpone,
     save_schedule,
+    save_schedule_and_plan,
 )
 from shared.domain.meetings.states import (
     ACTION_LIMIT,
@@ -86,6 +90,7 @@ __all__ = [
     "ActionInput",
     "MeetingTransition",
     "SamePersonOnAgendaError",
+    "add_member",
     "add_partnership_item",
     "add_screened_partnership_item",
     "adjourn",
@@ -106,6 +111,7 @@ __all__ = [
     "nth_weekday",
     "open_actions",
     "plan_from_schedule",
+    "plan_meeting",
     "postpone",
     "previous_passages",
     "record_answers",
@@ -117,6 +123,8 @@ __all__ = [
     "same_person_items",
     "save_member",
     "save_schedule",
+    "save_schedule_and_plan",
+    "set_member_active",
     "situations_to_bring_back",
     "transition",
 ]

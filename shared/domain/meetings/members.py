@@ -7,11 +7,12 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from shared.domain import audit
 from shared.domain.meetings.states import audit_meeting, require_allowed
 from shared.domain.users import EMAIL_RE, normalise_email
 from shared.encrypted import Vault
 from shared.errors import InvalidInput
-from shared.models import Meeting, MeetingMember, Member, Structure
+from shared.models import Circonscription, Meeting, MeetingMember, Member, Structure
 from shared.models.meeting import ANSWERS, ATTENDANCE
 from shared.text import clean_text, has_control
 
@@ -36,6 +37,29 @@ def save_member(session: Session, member: Member | None, *, circonscription_id: 
     member.email = email
     session.flush()
     return member
+
+
+def add_member(session: Session, vault: Vault, circonscription: Circonscription, *,
+               structure_id: int | None, name: str, function: str, kind: str,
+               acco_glo: bool, email: str = "") -> Member:
+    """A facilitator adds a member to the instance (active), audited (``member_saved``)."""
+    member = save_member(session, None, circonscription_id=circonscription.id,
+                         structure_id=structure_id, name=name, function=function, kind=kind,
+                         acco_glo=acco_glo, active=True, email=email)
+    _audit_member(session, vault, member)
+    return member
+
+
+def set_member_active(session: Session, vault: Vault, member: Member, active: bool) -> None:
+    """A member leaves the instance (no longer invited) or comes back; audited."""
+    member.active = active
+    session.flush()
+    _audit_member(session, vault, member)
+
+
+def _audit_member(session: Session, vault: Vault, member: Member) -> None:
+    audit.record(session, vault.keyring, vault.actor, "member_saved", object_type="members",
+                 object_ids=[member.id])
 
 
 def invite_members(session: Session, meeting: Meeting) -> None:

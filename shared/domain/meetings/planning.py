@@ -9,10 +9,11 @@ from datetime import date, datetime, time, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from shared.domain import audit
 from shared.domain.meetings.agenda import add_screened_partnership_item, inscribe_sheet
 from shared.domain.meetings.lifecycle import transition
 from shared.domain.meetings.members import invite_members
-from shared.domain.meetings.states import TEXT_LIMIT, TIME_RE
+from shared.domain.meetings.states import TEXT_LIMIT, TIME_RE, audit_meeting
 from shared.encrypted import Vault
 from shared.errors import InvalidInput
 from shared.models import Circonscription, Meeting, Schedule
@@ -54,6 +55,23 @@ def save_schedule(session: Session, circonscription: Circonscription, *, weekday
     return schedule
 
 
+def save_schedule_and_plan(session: Session, vault: Vault, circonscription: Circonscription, *,
+                           weekday: int, week_of_month: int, at: str, place: str,
+                           video_link: str, cutoff_days: int, dossier_days: int,
+                           months: int = 3, today: date | None = None
+                           ) -> tuple[Schedule, list[Meeting]]:
+    """A facilitator sets the circonscription's calendar: saved, the sessions of the next
+    ``months`` months planned from it, audited (``schedule_saved``)."""
+    schedule = save_schedule(session, circonscription, weekday=weekday,
+                             week_of_month=week_of_month, at=at, place=place,
+                             video_link=video_link, cutoff_days=cutoff_days,
+                             dossier_days=dossier_days)
+    created = plan_from_schedule(session, schedule, months=months, today=today)
+    audit.record(session, vault.keyring, vault.actor, "schedule_saved",
+                 object_type="circonscriptions", object_ids=[circonscription.id])
+    return schedule, created
+
+
 def _check_link(link: str) -> None:
     if link.strip() and not re.match(r"^https://[^\s<>\"']{4,290}$", link.strip()):
         raise InvalidInput("Le lien de visioconférence doit commencer par https://.")
@@ -78,7 +96,8 @@ def plan_from_schedule(session: Session, schedule: Schedule, months: int = 3,
                 created.append(create_meeting(
                     session, schedule.circonscription, datetime.combine(day, time(hour, minute)),
                     schedule.place, video_link=schedule.video_link,
-                    cutoff_days=schedule.cutoff_days, dossier_days=schedule.dossier_days))
+                    cutoff_days=schedule.cutoff_days, dossier_days=schedule.dossier_days,
+                    today=today))
         month = month % 12 + 1
         year += month == 1
     return created
@@ -86,7 +105,11 @@ def plan_from_schedule(session: Session, schedule: Schedule, months: int = 3,
 
 def create_meeting(session: Session, circonscription: Circonscription, starts_at: datetime,
                    place: str, *, video_link: str = "", cutoff_days: int = 10,
-                   dossier_days: int = 5) -> Meeting:
+                   dossier_days: int = 5, today: date | None = None) -> Meeting:
+    """A new session, its permanent members invited. Never in the past: ``today`` is the day
+    it is planned on (by default, today)."""
+    if starts_at.date() < (today or date.today()):
+        raise InvalidInput("Une séance ne peut pas être planifiée dans le passé.")
     place = clean_text(place, label="Lieu", limit=TEXT_LIMIT)
     if not place and not video_link.strip():
         raise InvalidInput("Indiquez un lieu ou un lien de visioconférence.")
@@ -100,16 +123,33 @@ def create_meeting(session: Session, circonscription: Circonscription, starts_at
     return meeting
 
 
+def plan_meeting(session: Session, vault: Vault, circonscription: Circonscription,
+                 starts_at: datetime, place: str, *, video_link: str = "",
+                 today: date | None = None) -> Meeting:
+    """A facilitator plans one session (``create_meeting``'s rules), audited
+    (``meeting_created``)."""
+    meeting = create_meeting(session, circonscription, starts_at, place, video_link=video_link,
+                             today=today)
+    audit_meeting(session, vault, "created", meeting)
+    return meeting
+
+
 def postpone(session: Session, vault: Vault, meeting: Meeting, new_start: datetime,
-             reason: str, dismissals: dict[str, str] | None = None) -> Meeting:
-    """Report the session to a new date: a new session takes over its pending agenda."""
-    if new_start.date() <= date.today() or new_start <= meeting.starts_at:
+             reason: str, dismissals: dict[str, str] | None = None, *,
+             today: date | None = None) -> Meeting:
+    """Report the session to a new date, after today and after the planned one: a new
+    session takes over its pending agenda."""
+    today = today or date.today()
+    if new_start.date() <= today:
+        raise InvalidInput("Une séance ne peut être reportée qu'à une date à venir, pas "
+                           "dans le passé ni à aujourd'hui.")
+    if new_start <= meeting.starts_at:
         raise InvalidInput("La nouvelle date doit être postérieure à la date prévue.")
     if new_start > meeting.starts_at + timedelta(days=366):  # a typo, not a monthly instance
         raise InvalidInput("La nouvelle date doit être dans les douze mois qui suivent.")
     replacement = create_meeting(session, meeting.circonscription, new_start, meeting.place,
                                  video_link=meeting.video_link, cutoff_days=meeting.cutoff_days,
-                                 dossier_days=meeting.dossier_days)
+                                 dossier_days=meeting.dossier_days, today=today)
     pending = [i for i in meeting.items if not i.outcome]
     transition(session, vault, meeting, "postpone", reason=reason, dismissals=dismissals)
     meeting.postponed_to_id = replacement.id

@@ -25,13 +25,14 @@ def rows(db_session, **where):
     return db_session.scalars(query).all()
 
 
-def test_a_user_chooses_per_topic_between_immediate_mail_and_a_daily_digest(world, db_session):
+def test_a_user_chooses_per_topic_between_immediate_mail_and_a_daily_digest(world, db_session,
+                                                                          vault):
     facilitator = world["users"]["facilitator"]
     assert notifications.preferences(db_session, facilitator) == {
         "sheets_to_screen": "immediate"}
     with pytest.raises(InvalidInput):  # a referent's topic is not the facilitator's
-        notifications.set_preferences(db_session, facilitator, {"my_sheets": "digest"})
-    notifications.set_preferences(db_session, facilitator, {"sheets_to_screen": "digest"})
+        notifications.set_preferences(db_session, vault, facilitator, {"my_sheets": "digest"})
+    notifications.set_preferences(db_session, vault, facilitator, {"sheets_to_screen": "digest"})
     notifications.sheet_moved(db_session, world["sheets"][0], "submit")
     (held,) = rows(db_session, status="held")
     assert held.user_id == facilitator.id

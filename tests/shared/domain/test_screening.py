@@ -9,6 +9,7 @@ from sqlalchemy import select
 from shared.domain.meetings import add_partnership_item, adjourn, create_meeting, record_avis
 from shared.domain.screening import TextsNeedReviewError, screen_session_texts
 from shared.models import AuditEvent, Decision, Structure
+from tests.factories import PLANNED_ON
 
 BENALI = {"nom": "Benali", "prenom": "Ali", "date_naissance": "1981-03-05",
           "telephone": "01 48 12 34 56", "numero_caf": "1234567",
@@ -132,7 +133,8 @@ def test_adjournment_reasons_and_titles_follow_the_same_rule(world, db_session, 
         adjourn(db_session, vault, meeting, item.id,
                 f"Attendre l'appel de {world['identities'][1].prenom}.")
     assert item.outcome == ""
-    planned = create_meeting(db_session, world["north"], datetime(2027, 1, 19, 14, 0), "Salle")
+    planned = create_meeting(db_session, world["north"], datetime(2027, 1, 19, 14, 0), "Salle",
+                             today=PLANNED_ON)
     presenter = {"presenter_structure": "PLIE", "presenter_role": "Chargée de mission"}
     with pytest.raises(TextsNeedReviewError) as refused:
         add_partnership_item(db_session, vault, planned, "Retour sur la famille Benali (Bondy)",
