@@ -30,6 +30,7 @@ from shared.encrypted import Vault
 from shared.errors import InvalidInput, InvalidTransition
 from shared.models import (
     AgendaItem,
+    Beneficiary,
     Circonscription,
     Decision,
     DecisionAction,
@@ -315,7 +316,8 @@ def postpone(session: Session, vault: Vault, meeting: Meeting, new_start: dateti
                                   presenter_structure=item.presenter_structure,
                                   presenter_role=item.presenter_role, time_slot=item.time_slot,
                                   duration_minutes=item.duration_minutes)
-        elif item.sheet.status == "ajournee":  # two sheets of one person: confirmed already
+        elif item.sheet.status == "ajournee" and not purged(item.sheet):
+            # Two sheets of one person: confirmed already. A purged person's sheet stays.
             inscribe_sheet(session, vault, replacement, item.sheet, item.time_slot,
                            part=item.part, icag_kind=item.icag_kind,
                            same_person_confirmed=True)
@@ -467,13 +469,15 @@ def _add_partnership_item(session: Session, vault: Vault, meeting: Meeting, titl
 
 def candidate_sheets(session: Session, meeting: Meeting) -> list[Sheet]:
     """Screened sheets of the circonscription not yet on an agenda; adjourned ones first.
-    A sheet adjourned from this very session goes to another one (issue 15)."""
+    A sheet adjourned from this very session goes to another one (issue 15); a purged
+    person's sheet goes to none."""
     on_this_agenda = select(AgendaItem.id).where(AgendaItem.meeting_id == meeting.id,
                                                  AgendaItem.sheet_id == Sheet.id)
     return list(session.scalars(
-        select(Sheet).where(Sheet.circonscription_id == meeting.circonscription_id,
-                            Sheet.status.in_(("recevable", "ajournee")),
-                            ~on_this_agenda.exists())
+        select(Sheet).join(Beneficiary, Beneficiary.id == Sheet.beneficiary_id)
+        .where(Sheet.circonscription_id == meeting.circonscription_id,
+               Sheet.status.in_(("recevable", "ajournee")), Beneficiary.purged_at.is_(None),
+               ~on_this_agenda.exists())
         .order_by((Sheet.status == "ajournee").desc(), Sheet.urgent.desc(),
                   Sheet.submitted_at)))
 
@@ -515,6 +519,10 @@ def inscribe_sheet(session: Session, vault: Vault, meeting: Meeting, sheet: Shee
         raise InvalidInput("Créneau invalide : une heure de 00:00 à 23:59.")
     if sheet.circonscription_id != meeting.circonscription_id:
         raise InvalidInput("La fiche relève d'une autre circonscription.")
+    if purged(sheet):
+        raise InvalidInput(f"La fiche {sheet.reference} ne peut plus être inscrite : les "
+                           "données de la personne ont été effacées au terme de leur durée "
+                           "de conservation.")
     earlier = [i for i in meeting.items if i.sheet_id == sheet.id]
     if any(not i.outcome for i in earlier):
         raise InvalidInput("La fiche est déjà inscrite à cette séance.")
@@ -545,6 +553,12 @@ def inscribe_sheet(session: Session, vault: Vault, meeting: Meeting, sheet: Shee
                 fields=[str(i.sheet_id) for i in same_person] + [str(sheet.id)])
     session.flush()
     return item
+
+
+def purged(sheet: Sheet) -> bool:
+    """Whether the retention shredded the sheet's content with its person's data: only its
+    reference, status and dates remain, it goes on no agenda again."""
+    return sheet.beneficiary.purged_at is not None
 
 
 def _position(vault: Vault, sheet: Sheet) -> str:

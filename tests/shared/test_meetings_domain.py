@@ -1,17 +1,22 @@
 """The agenda of a session: what may be inscribed on it (issue 15, bugs 4, 5 and 7)."""
 
-import pytest
-from sqlalchemy import select
+from datetime import timedelta
 
+import pytest
+from sqlalchemy import select, update
+
+from shared import audit, retention
+from shared.db import utcnow
 from shared.demo import demo_values
 from shared.domain.meetings import (
     SamePersonOnAgendaError,
     adjourn,
     candidate_sheets,
     inscribe_sheet,
+    postpone,
 )
 from shared.errors import InvalidInput
-from shared.models import AgendaItem, AuditEvent
+from shared.models import AgendaItem, AuditEvent, Beneficiary
 from tests.factories import canary_identity, make_sheet
 
 
@@ -56,3 +61,42 @@ def test_a_second_sheet_of_the_same_person_needs_an_explicit_confirmation(world,
         AuditEvent.action == "meeting_same_person_inscribed")).one()
     assert event.fields == f"{world['sheets'][0].id},{second.id}"
     assert db_session.get(AgendaItem, item.id).sheet_id == second.id
+
+
+def purge(db_session, vault, sheet) -> None:
+    """The retention crypto-shreds the sheet's person (no activity for longer than kept)."""
+    db_session.execute(update(Beneficiary).where(Beneficiary.id == sheet.beneficiary_id)
+                       .values(last_activity_at=retention.months_ago(utcnow(), 25)))
+    retention.run(db_session, vault.keyring, audit.CLI, retention.Policy())
+    db_session.expire_all()
+    assert sheet.beneficiary.purged_at is not None
+
+
+def test_a_purged_persons_sheet_is_neither_offered_nor_inscribed(world, db_session, vault):
+    """Found by the simulated year: the purge shreds a screened sheet's content, its recorded
+    position « en désaccord » included, and the empty sheet was still offered, then
+    inscribed for an AG entry."""
+    meeting = world["meeting"]
+    sheet = make_sheet(db_session, vault, world["structures"]["ssd"], canary_identity(21),
+                       status="recevable",
+                       values=demo_values(0) | {"position_personne": "desaccord"})
+    purge(db_session, vault, sheet)
+    assert sheet.status == "recevable"  # its metadata stays, for the statistics
+    assert sheet not in candidate_sheets(db_session, meeting)
+    for part, kind in (("icag", "entree"), ("situation", "")):
+        with pytest.raises(InvalidInput, match="durée de conservation"):
+            inscribe_sheet(db_session, vault, meeting, sheet, "16:00", part=part,
+                           icag_kind=kind)
+    assert sheet.status == "recevable"
+
+
+def test_a_session_postponed_leaves_a_purged_persons_sheet_adjourned(world, db_session, vault):
+    """The sheets pending on a postponed session go to its replacement, except one whose
+    person was purged meanwhile: the postponement is not refused because of it."""
+    meeting = world["meeting"]
+    purged, kept = world["sheets"]
+    purge(db_session, vault, purged)
+    replacement = postpone(db_session, vault, meeting, meeting.starts_at + timedelta(days=14),
+                           "Salle indisponible.")
+    assert [i.sheet_id for i in replacement.items if i.sheet_id] == [kept.id]
+    assert (purged.status, kept.status) == ("ajournee", "inscrite")

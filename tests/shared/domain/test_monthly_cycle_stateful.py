@@ -918,3 +918,18 @@ def test_bug_5_a_refused_avis_keeps_the_audit_row_of_the_identity_it_decrypted(
     assert db_session.scalars(select(AuditEvent).where(
         AuditEvent.action == "decrypt", AuditEvent.object_type == "identity_records",
         AuditEvent.purpose == meetings.GUARD_PURPOSE)).all()
+
+
+def test_bug_6_a_purged_persons_sheet_is_not_inscribed_for_an_ag_entry(db_session, vault):
+    """The purge shreds the content of a screened sheet: its position « en désaccord » read
+    back empty, and the sheet was still offered and inscribed for an AG entry."""
+    meeting, sheet = inscribed(db_session, vault,
+                               demo_values(0) | {"position_personne": "desaccord"})
+    retention.run(db_session, vault.keyring, audit.CLI, RETENTION,
+                  now=datetime.now() + timedelta(days=200))  # inactive for six months
+    db_session.expire_all()
+    assert sheet.beneficiary.purged_at is not None
+    assert sheet not in meetings.candidate_sheets(db_session, meeting)
+    with pytest.raises(DomainError):
+        meetings.inscribe_sheet(db_session, vault, meeting, sheet, "14:30", part="icag",
+                                icag_kind="entree")
