@@ -63,6 +63,7 @@ from shared.models import (
     Beneficiary,
     Circonscription,
     Decision,
+    DocumentJob,
     GeneratedDocument,
     IdentityRecord,
     Meeting,
@@ -78,7 +79,7 @@ from shared.models.sheet import SHEET_STATES
 from shared.outbox import send_pending
 from shared.passwords import use_fast_hashing
 from shared.protected import IDENTITY_FIELDS, protected_field
-from shared.queue import document_queue, mail_queue
+from shared.queue import document_queue, mail_queue, sign_payload
 from shared.sheet_schema import POSITION
 from tests.conftest import empty_database
 from tests.factories import (
@@ -933,3 +934,24 @@ def test_bug_6_a_purged_persons_sheet_is_not_inscribed_for_an_ag_entry(db_sessio
     with pytest.raises(DomainError):
         meetings.inscribe_sheet(db_session, vault, meeting, sheet, "14:30", part="icag",
                                 icag_kind="entree")
+
+
+def test_bug_7_a_document_of_a_session_cancelled_since_its_request_says_why(
+        db_session, vault, settings, redis, monkeypatch):
+    """The agenda requested when the session was convened, the session cancelled before the
+    worker ran the job: it failed with the generic message for missing data."""
+    meeting, _sheet = inscribed(db_session, vault)
+    job = documents.request_document(db_session, meeting, "agenda", None)
+    meeting.state = "annulee"
+    db_session.commit()
+    monkeypatch.setattr(runtime, "_runtime", None)  # this test's runtime, undone after it
+    worker = runtime.init(settings)
+    try:
+        result = run_document_job(sign_payload(worker.keyring, job.uuid, None))
+    finally:
+        worker.engine.dispose()
+    assert result["status"] == "failed"
+    db_session.expire_all()
+    assert db_session.get(DocumentJob, job.id).error_message == (
+        "« Ordre du jour » non produit : depuis la demande, la séance est passée à l'état "
+        "« Annulée ».")
