@@ -592,9 +592,13 @@ def move_item(session: Session, vault: Vault, meeting: Meeting, item_id: int,
 
 
 def remove_item(session: Session, vault: Vault, meeting: Meeting, item_id: int) -> None:
-    """Before the freeze: a removed sheet goes back to the screened ones."""
+    """Before the freeze: a removed sheet goes back to the screened ones. An adjourned item
+    stays: its sheet has left already, and the PV and fiche retour give why."""
     _require(meeting, "remove_item")
     item = _item(meeting, item_id)
+    if item.outcome:
+        raise InvalidInput("Ce point a été ajourné : il reste à l'ordre du jour avec le motif "
+                           "que donnent le procès-verbal et la fiche retour.")
     if item.sheet is not None:
         sheet_transition(session, vault, item.sheet, "adjourn", actor_id=vault.actor.user_id,
                          reason="Retirée de l'ordre du jour avant convocation.", meeting=meeting)

@@ -1,6 +1,6 @@
 """The agenda of a session: what may be inscribed on it (issue 15, bugs 4, 5 and 7)."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select, update
@@ -12,8 +12,10 @@ from shared.domain.meetings import (
     SamePersonOnAgendaError,
     adjourn,
     candidate_sheets,
+    create_meeting,
     inscribe_sheet,
     postpone,
+    remove_item,
 )
 from shared.errors import InvalidInput
 from shared.models import AgendaItem, AuditEvent, Beneficiary
@@ -100,3 +102,19 @@ def test_a_session_postponed_leaves_a_purged_persons_sheet_adjourned(world, db_s
                            "Salle indisponible.")
     assert [i.sheet_id for i in replacement.items if i.sheet_id] == [kept.id]
     assert (purged.status, kept.status) == ("ajournee", "inscrite")
+
+
+def test_an_adjourned_item_stays_on_the_agenda_it_was_adjourned_from(world, db_session, vault):
+    """Removing it moved its sheet, inscribed since on another session, back to « ajournée »
+    while its item there waited (that session could no longer finish its avis), and erased
+    the adjournment the PV and fiche retour give."""
+    meeting = world["meeting"]  # its agenda is still being built
+    item = next(i for i in meeting.items if i.sheet_id)
+    sheet = item.sheet
+    adjourn(db_session, vault, meeting, item.id, "Diagnostic à compléter.")
+    later = create_meeting(db_session, world["north"], datetime(2027, 1, 12, 14), "Salle 2")
+    inscribe_sheet(db_session, vault, later, sheet, "14:30")
+    with pytest.raises(InvalidInput, match="ajourné"):
+        remove_item(db_session, vault, meeting, item.id)
+    assert sheet.status == "inscrite"
+    assert item in meeting.items and item.outcome == "ajourne"
