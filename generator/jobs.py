@@ -27,6 +27,7 @@ from shared.db import utcnow
 from shared.domain import audit, documents, notifications
 from shared.domain.sheets import referent_may_edit
 from shared.encrypted import Vault
+from shared.errors import DomainError, InvalidTransition
 from shared.models import (
     DocumentJob,
     GeneratedDocument,
@@ -35,7 +36,7 @@ from shared.models import (
     TemplateVersion,
     User,
 )
-from shared.models.document import SHEET_ONLY_KINDS
+from shared.models.document import DOCUMENT_KINDS, SHEET_ONLY_KINDS
 from shared.queue import (
     DOCUMENT_JOB_FUNCTION,
     DOCUMENT_RETRY_DELAYS,
@@ -182,6 +183,12 @@ def run_document_job(payload: dict) -> dict | None:
             session.commit()
             log.error("job %s failed: %s", job.id, type(exc).__name__)
             return {"job": job.uuid, "status": "failed"}
+        except DomainError as exc:  # the request no longer holds: its French message says why
+            session.rollback()
+            documents.fail(session, job, "state", exc.message)
+            session.commit()
+            log.warning("job %s failed: %s", job.id, type(exc).__name__)
+            return {"job": job.uuid, "status": "failed"}
         except RenderError as exc:
             session.rollback()
             documents.fail(session, job, "template",
@@ -261,7 +268,9 @@ def _build(session: Session, rt: runtime.Runtime, job: DocumentJob,
                                                           job.kind):
             raise RequesterRefused
         if meeting.state not in documents.KIND_STATES[job.kind]:  # e.g. cancelled meanwhile
-            raise ValueError("session state no longer allows this document")
+            raise InvalidTransition(f"« {DOCUMENT_KINDS[job.kind]} » non produit : depuis la "
+                                    f"demande, la séance est passée à l'état "
+                                    f"« {meeting.state_label} ».")
     vault = Vault(session, rt.keyring, audit.WORKER)
     builder, _keys = BUILDERS[job.kind]
     documents.set_step(session, job, "préparation des données")

@@ -13,12 +13,15 @@ from pathlib import Path
 from click.testing import CliRunner
 from rq import Queue, SimpleWorker
 from rq.serializers import JSONSerializer
+from sqlalchemy import update
 
 from generator import runtime
 from generator.jobs import AllowlistedJob
 from generator.worker import DocumentWorker
-from shared.db import Base, make_session_factory
+from shared.db import Base, make_session_factory, utcnow
+from shared.domain import audit, retention
 from shared.domain.reference import ensure_reference_defaults
+from shared.models import Beneficiary
 from shared.queue import DOCUMENTS_QUEUE
 from tests.factories import PASSWORD
 
@@ -189,3 +192,12 @@ def seed_reference_data(engine) -> None:
     with make_session_factory(engine)() as session:
         ensure_reference_defaults(session)
         session.commit()
+
+
+def purge(db_session, vault, sheet) -> None:
+    """The retention crypto-shreds the sheet's person (no activity for longer than kept)."""
+    db_session.execute(update(Beneficiary).where(Beneficiary.id == sheet.beneficiary_id)
+                       .values(last_activity_at=retention.months_ago(utcnow(), 25)))
+    retention.run(db_session, vault.keyring, audit.CLI, retention.Policy())
+    db_session.expire_all()
+    assert sheet.beneficiary.purged_at is not None

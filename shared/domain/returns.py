@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from shared.domain.sheet_workflow import transition
 from shared.encrypted import Vault
 from shared.errors import InvalidTransition
-from shared.models import Decision, Meeting, Sheet, SheetEvent
+from shared.models import Beneficiary, Decision, Meeting, Sheet, SheetEvent
 
 # Sessions a returning situation can still be inscribed on (the agenda is open, or late
 # additions are accepted).
@@ -50,14 +50,16 @@ def nearest_meeting(meetings: list[Meeting], day: date) -> Meeting | None:
 
 def proposed_returns(session: Session, meeting: Meeting) -> list[ReturnProposal]:
     """Situations in suivi (or being updated) whose return date is nearest this session
-    among the circonscription's sessions still open to inscription."""
+    among the circonscription's sessions still open to inscription (a purged person's
+    situation does not come back: its content is gone)."""
     if meeting.state not in INSCRIBABLE_STATES:
         return []
     rows = session.execute(
         select(Sheet, Decision.come_back_on).join(Decision, Decision.sheet_id == Sheet.id)
+        .join(Beneficiary, Beneficiary.id == Sheet.beneficiary_id)
         .where(Sheet.circonscription_id == meeting.circonscription_id,
                Sheet.status.in_(RETURNING_STATES), Decision.come_back_on.is_not(None),
-               Decision.id.in_(latest_decision_ids()))
+               Decision.id.in_(latest_decision_ids()), Beneficiary.purged_at.is_(None))
         .order_by(Decision.come_back_on, Sheet.id)).all()
     if not rows:
         return []
@@ -83,6 +85,12 @@ def bring_back(session: Session, vault: Vault, sheet: Sheet, *,
     if sheet.status != "suivi":
         raise InvalidTransition(f"Seule une situation en suivi peut revenir en instance "
                                 f"(cette fiche est « {sheet.status_label} »).")
+    if sheet.beneficiary.purged_at is not None:
+        # Its referent would type the person's data again, under a new key that the
+        # retention, which purges a person once, would never delete.
+        raise InvalidTransition(f"La situation {sheet.reference} ne peut plus revenir en "
+                                "instance : les données de la personne ont été effacées au "
+                                "terme de leur durée de conservation.")
     day = planned_return(session, sheet)
     reason = (f"Retour en instance prévu le {day:%d/%m/%Y}." if day is not None
               else "Retour en instance demandé par l'animation.")

@@ -194,6 +194,25 @@ def test_a_requester_who_lost_the_right_gets_a_clear_failure(world, db_session, 
     assert refusal.object_ids == str(job.id)
 
 
+def test_a_document_of_a_session_cancelled_since_its_request_fails_saying_so(
+        world, db_session, redis, settings, keyring):
+    """Found by the simulated year: the agenda requested when the session was convened, then
+    the session cancelled before the worker ran it; the job failed with the generic message
+    for missing data (« situation absente de l'ordre du jour ? »)."""
+    job = documents.request_document(db_session, world["meeting"], "agenda", None)
+    world["meeting"].state = "annulee"
+    db_session.commit()
+    Queue(DOCUMENTS_QUEUE, connection=redis, serializer=JSONSerializer).enqueue(
+        DOCUMENT_JOB_FUNCTION, sign_payload(keyring, job.uuid, None))
+    run_queue(settings, redis)
+    db_session.expire_all()
+    job = db_session.get(DocumentJob, job.id)
+    assert (job.status, job.error_code) == ("failed", "state")
+    assert job.error_message == ("« Ordre du jour » non produit : depuis la demande, la séance "
+                                 "est passée à l'état « Annulée ».")
+    assert job.attempts == 1  # a deterministic failure is not retried
+
+
 def test_a_value_failing_its_integrity_check_is_reported_as_such_to_the_facilitator(
         client, auth, world, db_session, redis, settings):
     meeting, (first, second) = world["meeting"], world["sheets"]

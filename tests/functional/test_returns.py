@@ -6,20 +6,21 @@ from __future__ import annotations
 import io
 from datetime import date, datetime
 
+import pytest
 from docx import Document
 from sqlalchemy import func, select
 
 from generator.contexts import dossier_context, feedback_context
 from generator.render import render, template_path
 from shared.demo import demo_values
-from shared.domain import documents, meetings
+from shared.domain import documents, meetings, returns
 from shared.domain.meetings import ActionInput, adjourn, create_meeting, inscribe_sheet, record_avis
 from shared.domain.sheets import read_values
 from shared.errors import InvalidTransition
 from shared.models import AgendaItem, Decision, Meeting, Notification, Sheet
 from tests.factories import PLANNED_ON, canary_identity, make_sheet
 from tests.functional.test_sheets import post_sheet, sheet_form
-from tests.helpers import csrf_token, logged_in
+from tests.helpers import csrf_token, logged_in, purge
 
 COME_BACK = date(2027, 3, 15)
 
@@ -251,3 +252,23 @@ def test_a_sheet_not_in_suivi_cannot_be_brought_back(world, db_session, vault):
         raise AssertionError("an inscribed sheet was brought back")
     assert sheet.status == "inscrite"
     assert db_session.scalar(select(func.count()).select_from(AgendaItem)) == 3
+
+
+def test_a_purged_persons_situation_does_not_come_back(world, db_session, vault):
+    """As bug 6 of the simulated year, on the way back: a situation in suivi whose person was
+    purged was still proposed for its return. Brought back, its referent would type the
+    person's data again, under a new key that the retention (it purges a person once) would
+    never delete."""
+    meeting, sheet = world["meeting"], world["sheets"][0]
+    hold(db_session, meeting)
+    give_avis(db_session, vault, meeting, sheet, "À revoir.", come_back_on=COME_BACK)
+    close(db_session, vault, meeting)
+    march = month_sessions(db_session, world["north"])["mars"]
+    assert [p.sheet for p in returns.proposed_returns(db_session, march)] == [sheet]
+    purge(db_session, vault, sheet)
+    assert returns.proposed_returns(db_session, march) == []
+    assert meetings.situations_to_bring_back(db_session, {world["north"].id},
+                                             date(2027, 12, 31)) == []
+    with pytest.raises(InvalidTransition, match="durée de conservation"):
+        returns.bring_back(db_session, vault, sheet, actor_id=None)
+    assert sheet.status == "suivi"

@@ -18,6 +18,7 @@ from shared.domain.meetings.agenda import (
     candidate_sheets,
     inscribe_sheet,
     move_item,
+    purged,
     remove_item,
     same_person_items,
 )
@@ -114,6 +115,7 @@ __all__ = [
     "plan_meeting",
     "postpone",
     "previous_passages",
+    "purged",
     "record_answers",
     "record_attendance",
     "record_avis",

@@ -20,7 +20,7 @@ from shared.domain.sheet_workflow import transition as sheet_transition
 from shared.domain.sheets import read_values
 from shared.encrypted import Vault
 from shared.errors import InvalidInput
-from shared.models import AgendaItem, Meeting, Sheet
+from shared.models import AgendaItem, Beneficiary, Meeting, Sheet
 from shared.models.meeting import ICAG_KINDS
 from shared.sheet_schema import FIELDS_BY_NAME
 from shared.text import clean_text
@@ -88,13 +88,15 @@ def add_screened_partnership_item(session: Session, vault: Vault, meeting: Meeti
 
 def candidate_sheets(session: Session, meeting: Meeting) -> list[Sheet]:
     """Screened sheets of the circonscription not yet on an agenda; adjourned ones first.
-    A sheet adjourned from this very session goes to another one (issue 15)."""
+    A sheet adjourned from this very session goes to another one (issue 15); a purged
+    person's sheet goes to none."""
     on_this_agenda = select(AgendaItem.id).where(AgendaItem.meeting_id == meeting.id,
                                                  AgendaItem.sheet_id == Sheet.id)
     return list(session.scalars(
-        select(Sheet).where(Sheet.circonscription_id == meeting.circonscription_id,
-                            Sheet.status.in_(("recevable", "ajournee")),
-                            ~on_this_agenda.exists())
+        select(Sheet).join(Beneficiary, Beneficiary.id == Sheet.beneficiary_id)
+        .where(Sheet.circonscription_id == meeting.circonscription_id,
+               Sheet.status.in_(("recevable", "ajournee")), Beneficiary.purged_at.is_(None),
+               ~on_this_agenda.exists())
         .order_by((Sheet.status == "ajournee").desc(), Sheet.urgent.desc(),
                   Sheet.submitted_at)))
 
@@ -136,6 +138,10 @@ def inscribe_sheet(session: Session, vault: Vault, meeting: Meeting, sheet: Shee
         raise InvalidInput("Créneau invalide : une heure de 00:00 à 23:59.")
     if sheet.circonscription_id != meeting.circonscription_id:
         raise InvalidInput("La fiche relève d'une autre circonscription.")
+    if purged(sheet):
+        raise InvalidInput(f"La fiche {sheet.reference} ne peut plus être inscrite : les "
+                           "données de la personne ont été effacées au terme de leur durée "
+                           "de conservation.")
     earlier = [i for i in meeting.items if i.sheet_id == sheet.id]
     if any(not i.outcome for i in earlier):
         raise InvalidInput("La fiche est déjà inscrite à cette séance.")
@@ -166,6 +172,12 @@ def inscribe_sheet(session: Session, vault: Vault, meeting: Meeting, sheet: Shee
                 fields=[str(i.sheet_id) for i in same_person] + [str(sheet.id)])
     session.flush()
     return item
+
+
+def purged(sheet: Sheet) -> bool:
+    """Whether the retention shredded the sheet's content with its person's data: only its
+    reference, status and dates remain, it goes on no agenda again."""
+    return sheet.beneficiary.purged_at is not None
 
 
 def _position(vault: Vault, sheet: Sheet) -> str:
@@ -199,9 +211,13 @@ def move_item(session: Session, vault: Vault, meeting: Meeting, item_id: int,
 
 
 def remove_item(session: Session, vault: Vault, meeting: Meeting, item_id: int) -> None:
-    """Before the freeze: a removed sheet goes back to the screened ones."""
+    """Before the freeze: a removed sheet goes back to the screened ones. An adjourned item
+    stays: its sheet has left already, and the PV and fiche retour give why."""
     require_allowed(meeting, "remove_item")
     item = agenda_item(meeting, item_id)
+    if item.outcome:
+        raise InvalidInput("Ce point a été ajourné : il reste à l'ordre du jour avec le motif "
+                           "que donnent le procès-verbal et la fiche retour.")
     if item.sheet is not None:
         sheet_transition(session, vault, item.sheet, "adjourn", actor_id=vault.actor.user_id,
                          reason="Retirée de l'ordre du jour avant convocation.", meeting=meeting)

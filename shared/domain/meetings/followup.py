@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shared.domain import returns
-from shared.models import AgendaItem, Decision, DecisionAction, Meeting, Sheet
+from shared.models import AgendaItem, Beneficiary, Decision, DecisionAction, Meeting, Sheet
 
 
 def open_actions(session: Session, circonscription_ids: set[int]) -> list[DecisionAction]:
@@ -23,12 +23,15 @@ def open_actions(session: Session, circonscription_ids: set[int]) -> list[Decisi
 def situations_to_bring_back(session: Session, circonscription_ids: set[int],
                              horizon: date) -> list[Decision]:
     """The latest avis of situations in suivi (or being updated for their return) whose
-    return date falls before ``horizon``: an earlier passage's date no longer counts."""
+    return date falls before ``horizon``: an earlier passage's date no longer counts, a
+    purged person's situation does not come back."""
     return list(session.scalars(
         select(Decision).join(Sheet, Decision.sheet_id == Sheet.id)
+        .join(Beneficiary, Beneficiary.id == Sheet.beneficiary_id)
         .where(Sheet.circonscription_id.in_(circonscription_ids or {-1}),
                Sheet.status.in_(returns.RETURNING_STATES), Decision.come_back_on.is_not(None),
-               Decision.come_back_on <= horizon, Decision.id.in_(returns.latest_decision_ids()))
+               Decision.come_back_on <= horizon, Decision.id.in_(returns.latest_decision_ids()),
+               Beneficiary.purged_at.is_(None))
         .order_by(Decision.come_back_on)))
 
 

@@ -10,7 +10,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shared.domain import audit
-from shared.domain.meetings.agenda import add_screened_partnership_item, inscribe_sheet
+from shared.domain.meetings.agenda import (
+    add_screened_partnership_item,
+    inscribe_sheet,
+    purged,
+)
 from shared.domain.meetings.lifecycle import transition
 from shared.domain.meetings.members import invite_members
 from shared.domain.meetings.states import TEXT_LIMIT, TIME_RE, audit_meeting
@@ -159,7 +163,8 @@ def postpone(session: Session, vault: Vault, meeting: Meeting, new_start: dateti
                                   presenter_structure=item.presenter_structure,
                                   presenter_role=item.presenter_role, time_slot=item.time_slot,
                                   duration_minutes=item.duration_minutes)
-        elif item.sheet.status == "ajournee":  # two sheets of one person: confirmed already
+        elif item.sheet.status == "ajournee" and not purged(item.sheet):
+            # Two sheets of one person: confirmed already. A purged person's sheet stays.
             inscribe_sheet(session, vault, replacement, item.sheet, item.time_slot,
                            part=item.part, icag_kind=item.icag_kind,
                            same_person_confirmed=True)

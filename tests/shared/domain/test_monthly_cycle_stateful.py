@@ -62,6 +62,7 @@ from shared.models import (
     Beneficiary,
     Circonscription,
     Decision,
+    DocumentJob,
     GeneratedDocument,
     IdentityRecord,
     Meeting,
@@ -77,7 +78,7 @@ from shared.models.sheet import SHEET_STATES
 from shared.outbox import send_pending
 from shared.passwords import use_fast_hashing
 from shared.protected import IDENTITY_FIELDS, protected_field
-from shared.queue import document_queue, mail_queue
+from shared.queue import document_queue, mail_queue, sign_payload
 from shared.sheet_schema import POSITION
 from tests.factories import (
     PASSWORD,
@@ -917,3 +918,39 @@ def test_bug_5_a_refused_avis_keeps_the_audit_row_of_the_identity_it_decrypted(
     assert db_session.scalars(select(AuditEvent).where(
         AuditEvent.action == "decrypt", AuditEvent.object_type == "identity_records",
         AuditEvent.purpose == meetings.GUARD_PURPOSE)).all()
+
+
+def test_bug_6_a_purged_persons_sheet_is_not_inscribed_for_an_ag_entry(db_session, vault):
+    """The purge shreds the content of a screened sheet: its position « en désaccord » read
+    back empty, and the sheet was still offered and inscribed for an AG entry."""
+    meeting, sheet = inscribed(db_session, vault,
+                               demo_values(0) | {"position_personne": "desaccord"})
+    retention.run(db_session, vault.keyring, audit.CLI, RETENTION,
+                  now=datetime.now() + timedelta(days=200))  # inactive for six months
+    db_session.expire_all()
+    assert sheet.beneficiary.purged_at is not None
+    assert sheet not in meetings.candidate_sheets(db_session, meeting)
+    with pytest.raises(DomainError):
+        meetings.inscribe_sheet(db_session, vault, meeting, sheet, "14:30", part="icag",
+                                icag_kind="entree")
+
+
+def test_bug_7_a_document_of_a_session_cancelled_since_its_request_says_why(
+        db_session, vault, settings, redis, monkeypatch):
+    """The agenda requested when the session was convened, the session cancelled before the
+    worker ran the job: it failed with the generic message for missing data."""
+    meeting, _sheet = inscribed(db_session, vault)
+    job = documents.request_document(db_session, meeting, "agenda", None)
+    meeting.state = "annulee"
+    db_session.commit()
+    monkeypatch.setattr(runtime, "_runtime", None)  # this test's runtime, undone after it
+    worker = runtime.init(settings)
+    try:
+        result = run_document_job(sign_payload(worker.keyring, job.uuid, None))
+    finally:
+        worker.engine.dispose()
+    assert result["status"] == "failed"
+    db_session.expire_all()
+    assert db_session.get(DocumentJob, job.id).error_message == (
+        "« Ordre du jour » non produit : depuis la demande, la séance est passée à l'état "
+        "« Annulée ».")
