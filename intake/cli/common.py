@@ -53,10 +53,13 @@ def spawn(args: list[str]) -> subprocess.Popen:
 def checked_keyring(settings: Settings):
     """The keyring, compared with the fingerprints the database recorded before any use (and
     at every reload): a wrong keyring stops the command before it writes anything."""
+    engine = make_engine(settings)
     try:
-        return load_keyring(settings, make_session_factory(make_engine(settings)))
+        return load_keyring(settings, make_session_factory(engine))
     except (ConfigError, CryptoError) as exc:
         raise click.ClickException(str(exc)) from None
+    finally:
+        engine.dispose()  # no connection left open (a reload of the keyring opens one)
 
 
 def ensure_instance_keyring(settings: Settings) -> None:
