@@ -36,7 +36,7 @@ from tests.factories import (
     users_for_every_role,
 )
 from tests.helpers import (
-    csrf_token,
+    AuthActions,
     empty_database,
     seed_reference_data,
     start_worker,
@@ -215,21 +215,6 @@ def app(settings, engine, keyring):
 @pytest.fixture
 def client(app, engine):
     return app.test_client()
-
-
-class AuthActions:
-    def __init__(self, client) -> None:
-        self.client = client
-
-    def login(self, email: str, password: str):
-        token = csrf_token(self.client, "/connexion")
-        return self.client.post("/connexion", data={"csrf_token": token, "email": email,
-                                                    "password": password})
-
-    def post(self, url: str, data: dict | None = None, form_url: str | None = None):
-        """Post a form with the CSRF token read from ``form_url`` (default: the home page)."""
-        token = csrf_token(self.client, form_url or "/")
-        return self.client.post(url, data={"csrf_token": token, **(data or {})})
 
 
 @pytest.fixture

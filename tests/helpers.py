@@ -201,3 +201,18 @@ def purge(db_session, vault, sheet) -> None:
     retention.run(db_session, vault.keyring, audit.CLI, retention.Policy())
     db_session.expire_all()
     assert sheet.beneficiary.purged_at is not None
+
+
+class AuthActions:
+    def __init__(self, client) -> None:
+        self.client = client
+
+    def login(self, email: str, password: str):
+        token = csrf_token(self.client, "/connexion")
+        return self.client.post("/connexion", data={"csrf_token": token, "email": email,
+                                                    "password": password})
+
+    def post(self, url: str, data: dict | None = None, form_url: str | None = None):
+        """Post a form with the CSRF token read from ``form_url`` (default: the home page)."""
+        token = csrf_token(self.client, form_url or "/")
+        return self.client.post(url, data={"csrf_token": token, **(data or {})})

@@ -19,7 +19,7 @@ from shared.models import DocumentJob, GeneratedDocument
 from shared.queue import DOCUMENTS_QUEUE
 from shared.redis_server import start_bundled_redis
 from tests import helpers
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, PLANNED_ON
 from tests.helpers import csrf_token, logged_in, wait_for
 
 
@@ -42,7 +42,8 @@ def test_a_worker_killed_mid_job_leaves_a_job_that_another_worker_finishes_once(
     from shared.domain import documents
 
     # Given an agenda long enough for the render to take a moment
-    meeting = create_meeting(db_session, world["north"], datetime(2027, 2, 9, 14, 0), "Salle")
+    meeting = create_meeting(db_session, world["north"], datetime(2027, 2, 9, 14, 0), "Salle",
+                             today=PLANNED_ON)
     for n in range(400):
         add_partnership_item(db_session, vault, meeting, f"Point partenarial n°{n}",
                              presenter_structure="PLIE", presenter_role="Chargée de mission",
