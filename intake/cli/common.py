@@ -54,12 +54,13 @@ def checked_keyring(settings: Settings):
     """The keyring, compared with the fingerprints the database recorded before any use (and
     at every reload): a wrong keyring stops the command before it writes anything."""
     engine = make_engine(settings)
+    # A reload during the command (`keys add` rewrites the file) checks through this engine
+    # again: it is disposed of when the command ends, so no connection outlives it.
+    click.get_current_context().call_on_close(engine.dispose)
     try:
         return load_keyring(settings, make_session_factory(engine))
     except (ConfigError, CryptoError) as exc:
         raise click.ClickException(str(exc)) from None
-    finally:
-        engine.dispose()  # no connection left open (a reload of the keyring opens one)
 
 
 def ensure_instance_keyring(settings: Settings) -> None:
