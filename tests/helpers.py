@@ -18,6 +18,7 @@ from sqlalchemy import update
 from generator import runtime
 from generator.jobs import AllowlistedJob
 from generator.worker import DocumentWorker
+from intake.cli.common import die_with_parent
 from shared.db import Base, make_session_factory, utcnow
 from shared.domain import audit, retention
 from shared.domain.reference import ensure_reference_defaults
@@ -108,7 +109,10 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.2):
 
 
 def start_worker(env: dict[str, str], redis, log_path: Path):
-    """Start ``python -m generator`` with ``env``; returns once it is registered with Redis."""
+    """Start ``python -m generator`` with ``env``; returns once it is registered with Redis.
+
+    Every process a test starts gets ``die_with_parent``: a test run killed halfway leaves
+    no worker behind to take the next run's jobs from the same Redis database."""
     import subprocess
     import sys
 
@@ -117,7 +121,7 @@ def start_worker(env: dict[str, str], redis, log_path: Path):
     with log_path.open("wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "generator"],
                                    env={**os.environ, **env}, stdout=log,
-                                   stderr=subprocess.STDOUT)
+                                   stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
     process.log_path = log_path
     # Ready once registered with Redis (after its keyring, and LibreOffice when installed).
     wait_for(lambda: process.poll() is not None or Worker.all(connection=redis), timeout=180)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.factories import reference_data, users_for_every_role
-from tests.helpers import answers, free_port
+from tests.helpers import answers, die_with_parent, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -71,7 +71,8 @@ def live_server(test_env, engine, keyring, tmp_path_factory):
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
              "--threads", "4", "--access-logfile", "-", "intake.wsgi:app"],
-            env={**os.environ, **test_env}, stdout=log, stderr=subprocess.STDOUT)
+            env={**os.environ, **test_env}, stdout=log, stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent)
     try:
         started = time.monotonic()
         while not answers(f"{base_url}/healthz"):

@@ -20,14 +20,15 @@ from shared.queue import DOCUMENTS_QUEUE
 from shared.redis_server import start_bundled_redis
 from tests import helpers
 from tests.factories import PASSWORD, PLANNED_ON
-from tests.helpers import csrf_token, logged_in, wait_for
+from tests.helpers import csrf_token, die_with_parent, logged_in, wait_for
 
 
 def start_worker(test_env, log_path, lease_seconds):
     env = {**os.environ, **test_env, "ICLI_JOB_LEASE": str(lease_seconds)}
     with log_path.open("ab") as log:
         return subprocess.Popen([sys.executable, "-m", "generator"], env=env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+                                stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=die_with_parent)
 
 
 def kill_group(process):

@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.helpers import answers, free_port
+from tests.helpers import answers, die_with_parent, free_port
 
 
 def command_line(process: psutil.Process) -> list[str]:
@@ -35,7 +35,8 @@ def test_icli_run_serves_a_fresh_instance_and_stops_every_process_cleanly(tmp_pa
     log = (tmp_path / "run.log").open("wb")
     process = subprocess.Popen([sys.executable, "-m", "intake.cli", "run", "--port", str(port)],
                                env=env, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)  # a terminal's foreground group
+                               start_new_session=True,  # a terminal's foreground group
+                               preexec_fn=die_with_parent)
     try:
         started = time.monotonic()
         while not answers(f"http://127.0.0.1:{port}/healthz"):
@@ -92,7 +93,8 @@ def test_icli_worker_alone_serves_icli_generate_on_the_embedded_defaults(tmp_pat
     assert icli("demo", "--password", "demo-password-2026", "--sheets", "6").returncode == 0
     log = (tmp_path / "worker.log").open("wb")
     process = subprocess.Popen([sys.executable, "-m", "intake.cli", "worker"], env=env,
-                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                               preexec_fn=die_with_parent)
     try:
         connection = redis.Redis(unix_socket_path=str(instance / "redis.sock"))
         started = time.monotonic()
