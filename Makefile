@@ -26,8 +26,9 @@ run: $(VENV)/.installed-run
 	$(BIN)/icli run
 
 # One test process per core (pytest-xdist); each has its own database and Redis database.
+# The slowest tests are listed at the end, so that a CI log shows where the time goes.
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -n auto $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto --durations=15 $(PYTEST_ARGS)
 
 # The inner loop: no browser, no LibreOffice, no test that starts processes (under a minute).
 test-fast: $(VENV)/.installed-test
