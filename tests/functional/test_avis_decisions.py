@@ -12,7 +12,6 @@ from sqlalchemy import func, select
 
 from generator.contexts import feedback_context
 from shared.domain import avis, decisions, meetings
-from shared.domain.meetings import ActionInput
 from shared.errors import InvalidInput, InvalidTransition
 from shared.models import (
     AuditEvent,
@@ -22,24 +21,7 @@ from shared.models import (
     GeneratedDocument,
     Notification,
 )
-from tests.functional.test_returns import give_avis, hold
-from tests.helpers import csrf_token, logged_in
-
-DGA = "DGA Solidarités, par délégation"
-
-
-@pytest.fixture
-def examined(world, db_session, vault):
-    """The session held, an avis on the first situation that needs the Département."""
-    meeting, sheet = world["meeting"], world["sheets"][0]
-    meeting.starts_at = meeting.starts_at.replace(year=date.today().year - 1)  # already held
-    hold(db_session, meeting)
-    decision = give_avis(db_session, vault, meeting, sheet, "Poursuivre l'accompagnement.",
-                         actions=[ActionInput("Atelier CV", None, None)])
-    decision.formal_decision_by = "departement"
-    db_session.commit()
-    item = next(i for i in meeting.items if i.sheet_id == sheet.id)
-    return meeting, sheet, decision, f"/seances/{meeting.id}/points/{item.id}"
+from tests.helpers import DGA, csrf_token, give_avis, logged_in
 
 
 def audit_count(db_session, action):

@@ -15,10 +15,7 @@ from shared.domain.meetings import create_meeting, plan_meeting, postpone
 from shared.encrypted import Vault
 from shared.errors import InvalidInput
 from shared.models import AuditEvent, Meeting, User
-from tests.functional.test_meetings import flash_text, post, reload
-from tests.helpers import csrf_token, icli
-from tests.intake.test_access import client_as
-from tests.intake.test_admin import create_account
+from tests.helpers import client_as, create_account, csrf_token, flash_text, icli, post, reload
 
 DIRECTOR = "director@test.invalid"
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from shared.domain import templates
 from shared.models import TemplateVersion
 from tests.factories import PASSWORD
-from tests.functional.test_templates_admin import docx_with
+from tests.helpers import docx_with
 
 # A web process of its own: the app, an administrator uploading a template that passes and one
 # that does not, activating the first, then the list of modules it loaded.

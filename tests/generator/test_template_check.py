@@ -13,7 +13,7 @@ from generator.render import TEMPLATES
 from generator.template_check import check
 from shared.document_variables import VARIABLES
 from shared.domain.templates import TemplateRejected
-from tests.functional.test_templates_admin import docx_with
+from tests.helpers import docx_with
 
 
 @pytest.mark.parametrize("kind", sorted(TEMPLATES))
