@@ -6,8 +6,11 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from sqlalchemy import select
 
+from shared.domain import audit
 from shared.domain.meetings import ActionInput
+from shared.models import AuditEvent
 from tests.helpers import give_avis, hold, logged_in
 
 
@@ -29,3 +32,13 @@ def examined(world, db_session, vault):
     db_session.commit()
     item = next(i for i in meeting.items if i.sheet_id == sheet.id)
     return meeting, sheet, decision, f"/seances/{meeting.id}/points/{item.id}"
+
+
+@pytest.fixture
+def chain(db_session, keyring):
+    """Six audit rows written by the CLI: a chain that verifies."""
+    for n in range(6):
+        audit.record(db_session, keyring, audit.CLI, "decrypt", object_type="identity_records",
+                     object_ids=[n + 1], fields=["nom"], purpose=f"test {n}")
+    db_session.commit()
+    return list(db_session.scalars(select(AuditEvent).order_by(AuditEvent.seq)))
