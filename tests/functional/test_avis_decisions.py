@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from generator.contexts import feedback_context
 from shared.domain import avis, decisions, meetings
-from shared.errors import InvalidInput, InvalidTransition
+from shared.errors import InvalidInputError, InvalidTransition
 from shared.models import (
     AuditEvent,
     AvisRevision,
@@ -180,7 +180,7 @@ def test_a_formal_decision_is_awaited_listed_then_recorded_on_the_fiche_retour(
 def test_a_formal_decision_naming_the_person_is_refused(world, examined, db_session, vault):
     _meeting, _sheet, decision, _url = examined
     identity = world["identities"][0]
-    with pytest.raises(InvalidInput, match="Reformulez"):
+    with pytest.raises(InvalidInputError, match="Reformulez"):
         decisions.record(db_session, vault, decision, outcome="modifiee",
                          decided_on=date.today(), author=DGA,
                          detail=f"Accord pour {identity.prenom} {identity.nom}.",

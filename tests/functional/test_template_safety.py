@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from generator.render import RenderError, render
 from shared.docx_safety import MAX_UNCOMPRESSED, UnsafeDocxError, check_docx
-from shared.domain.templates import TemplateRejected, check_template
+from shared.domain.templates import TemplateRejectedError, check_template
 from shared.models import AuditEvent, DocumentJob, GeneratedDocument, TemplateVersion
 from tests.factories import PASSWORD
 from tests.helpers import client_as, count, request_agenda, run_queue, upload, zip_with
@@ -94,7 +94,7 @@ DOCUMENT, RELS = "word/document.xml", "word/_rels/document.xml.rels"
 def test_each_known_bypass_of_the_template_check_is_refused(settings, case, name, transform,
                                                             reason):
     builtin = (settings.templates_dir / "ordre_du_jour.docx").read_bytes()
-    with pytest.raises(TemplateRejected, match=reason):
+    with pytest.raises(TemplateRejectedError, match=reason):
         check_template("agenda", zip_with(builtin, name, transform))
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from generator.jobs import template_source
 from generator.render import TEMPLATES, template_path
-from shared.domain.templates import MAX_SIZE, TemplateRejected, check_template
+from shared.domain.templates import MAX_SIZE, TemplateRejectedError, check_template
 from shared.models import AuditEvent, GeneratedDocument, TemplateVersion
 from tests.factories import PASSWORD
 from tests.helpers import (
@@ -158,9 +158,9 @@ def test_oversized_upload_is_refused_with_the_limit(client, auth, world, db_sess
     assert "dépasse 2 Mo" in body and 'id="fichier-dossier"' in body
     assert count(db_session, TemplateVersion) == 0
     # The domain applies the same limit to what reaches it by another way.
-    with pytest.raises(TemplateRejected, match="dépasse 2 Mo"):
+    with pytest.raises(TemplateRejectedError, match="dépasse 2 Mo"):
         check_template("dossier", b"PK" + b"\0" * MAX_SIZE)
-    with pytest.raises(TemplateRejected, match="type de document inconnu"):
+    with pytest.raises(TemplateRejectedError, match="type de document inconnu"):
         check_template("convocation", docx_with("x"))
 
 
@@ -233,10 +233,10 @@ def test_other_roles_are_refused(app, world, db_session, role):
 ])
 def test_templates_that_would_send_data_elsewhere_are_refused(settings, name, transform,
                                                               reason):
-    from shared.domain.templates import TemplateRejected, check_template
+    from shared.domain.templates import TemplateRejectedError, check_template
 
     builtin = (settings.templates_dir / "ordre_du_jour.docx").read_bytes()
-    with pytest.raises(TemplateRejected, match=reason):
+    with pytest.raises(TemplateRejectedError, match=reason):
         check_template("agenda", zip_with(builtin, name, transform))
     check_template("agenda", builtin)  # the built-in one passes
 
@@ -258,7 +258,7 @@ def test_a_template_that_would_hang_or_exhaust_memory_is_refused(settings, jinja
     document.add_paragraph("{{ circonscription }} " + jinja)
     out = io.BytesIO()
     document.save(out)
-    with pytest.raises(TemplateRejected, match=reason):
+    with pytest.raises(TemplateRejectedError, match=reason):
         check_template("feedback", out.getvalue())
 
 
@@ -278,7 +278,7 @@ def _without_drawings(xml: bytes) -> bytes:
 def test_a_template_without_what_every_document_carries_is_refused(settings, name, transform,
                                                                     reason):
     builtin = (settings.templates_dir / "ordre_du_jour.docx").read_bytes()
-    with pytest.raises(TemplateRejected) as refused:
+    with pytest.raises(TemplateRejectedError) as refused:
         check_template("agenda", zip_with(builtin, name, transform))
     assert refused.value.code == "mandatory"
     assert reason in refused.value.message and "Télécharger" in refused.value.message

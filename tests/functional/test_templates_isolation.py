@@ -93,7 +93,7 @@ def test_a_checker_that_crashes_refuses_the_template_with_an_internal_error(
     body = (settings.templates_dir / "ordre_du_jour.docx").read_bytes()
     try:
         templates.check_template("agenda", body)
-    except templates.TemplateRejected as refused:
+    except templates.TemplateRejectedError as refused:
         assert refused.code == "checker" and "erreur interne" in refused.message
         assert refused.message.count("Modèle refusé") == 1
     else:
