@@ -338,5 +338,5 @@ def test_a_transient_failure_is_retried_and_its_message_stays_out_of_logs_and_re
                 value = zlib.decompress(value)
             assert secret.encode() not in value, key
     assert "transient failure (OSError)" in caplog.text  # logged by us, with its frames
-    assert "TransientFailure: OSError" in caplog.text  # and by RQ, with the kind only
+    assert "TransientFailureError: OSError" in caplog.text  # and by RQ, with the kind only
     assert secret not in caplog.text
