@@ -14,7 +14,7 @@ import json
 import sys
 
 from generator.template_check import check
-from shared.domain.templates import TemplateRejected
+from shared.domain.templates import TemplateRejectedError
 
 
 def main() -> None:
@@ -22,7 +22,7 @@ def main() -> None:
     data = sys.stdin.buffer.read()
     try:
         check(kind, data)
-    except TemplateRejected as exc:
+    except TemplateRejectedError as exc:
         verdict = {"accepted": False, "message": exc.reason, "code": exc.code}
     except MemoryError:
         verdict = {"accepted": False, "code": "render",

@@ -52,22 +52,22 @@ from shared.queue import (
 log = logging.getLogger(__name__)
 
 
-class RefusedJob(Exception):
+class RefusedJobError(Exception):
     """A job in Redis that names another function, a callback or an instance."""
 
 
-class TransientFailure(Exception):
+class TransientFailureError(Exception):
     """What RQ gets (and stores in Redis) for a run to retry: the kind of error only. The
     original's message could quote a value being handled, a personal one."""
 
 
-class RequesterRefused(Exception):
+class RequesterRefusedError(Exception):
     """The user who asked may no longer have this document built (role, circonscription or
     account changed meanwhile): a lasting refusal, unlike an operating system's
     PermissionError, which is retried like any other transient failure."""
 
 
-class LeaseLost(Exception):
+class LeaseLostError(Exception):
     """This run outlived its lease and another worker took the job over: its result is
     dropped, the other run's stands (a job builds one document)."""
 
@@ -94,7 +94,7 @@ class AllowlistedJob(Job):
                     audit.record(session, rt.keyring, audit.WORKER, "job_refused",
                                  purpose="fonction non autorisée")
                     session.commit()
-            raise RefusedJob("job refused: only the document and mail jobs may run")
+            raise RefusedJobError("job refused: only the document and mail jobs may run")
 
     @property
     def func(self):
@@ -169,7 +169,7 @@ def run_document_job(payload: dict) -> dict | None:
             return None
         try:
             if payload["requester"] != job.requested_by:  # a stale payload of another request
-                raise RequesterRefused
+                raise RequesterRefusedError
             document = _build(session, rt, job, job.requested_by)
         except (LookupError, ValueError, CryptoError) as exc:  # can never build this document
             session.rollback()
@@ -197,11 +197,11 @@ def run_document_job(payload: dict) -> dict | None:
             session.commit()
             log.error("job %s failed: template %s", job.id, exc.template)
             return {"job": job.uuid, "status": "failed"}
-        except LeaseLost:
+        except LeaseLostError:
             session.rollback()
             log.warning("job %s: lease lost to another worker, result dropped", job.id)
             return {"job": job.uuid, "status": "superseded"}
-        except RequesterRefused:
+        except RequesterRefusedError:
             session.rollback()
             documents.fail(session, job, "forbidden",
                            "Le demandeur n'a plus le droit de générer ce document.")
@@ -222,7 +222,7 @@ def run_document_job(payload: dict) -> dict | None:
             session.commit()
             log.error("job %s: transient failure (%s), released for retry\n%s", job.id, kind,
                       _frames(exc))
-            raise TransientFailure(kind) from None
+            raise TransientFailureError(kind) from None
         log.info("job %s done: document %s", job.id, document.id)
         return {"job": job.uuid, "document": document.uuid, "status": "done"}
 
@@ -261,12 +261,12 @@ def _build(session: Session, rt: runtime.Runtime, job: DocumentJob,
     if job.kind in SHEET_ONLY_KINDS:  # the information note: a sheet, no session
         meeting = None
         if sheet is None or not _referent_may_generate(session, requester_id, sheet):
-            raise RequesterRefused
+            raise RequesterRefusedError
     else:
         meeting = session.get(Meeting, job.meeting_id)
         if meeting is None or not _requester_may_generate(session, requester_id, meeting,
                                                           job.kind):
-            raise RequesterRefused
+            raise RequesterRefusedError
         if meeting.state not in documents.KIND_STATES[job.kind]:  # e.g. cancelled meanwhile
             raise InvalidTransition(f"« {DOCUMENT_KINDS[job.kind]} » non produit : depuis la "
                                     f"demande, la séance est passée à l'état "
@@ -304,7 +304,7 @@ def _build(session: Session, rt: runtime.Runtime, job: DocumentJob,
     if pdf is not None:
         vault.seal_blob(document, "pdf_body", pdf)
     if not documents.complete(session, job, document):
-        raise LeaseLost
+        raise LeaseLostError
     if job.kind == "feedback":  # the referent learns it is ready, in this transaction
         notifications.feedback_ready(session, job)
     audit.record(session, rt.keyring, audit.WORKER, "document_generated",

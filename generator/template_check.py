@@ -35,7 +35,7 @@ from shared.docx_safety import (
     check_docx,
     content_types,
 )
-from shared.domain.templates import TemplateRejected, precheck
+from shared.domain.templates import TemplateRejectedError, precheck
 
 DOCX_MAIN = "application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"
 FOOTNOTES = "application/vnd.openxmlformats-officedocument.wordprocessingml.footnotes+xml"
@@ -55,7 +55,7 @@ _UNESCAPING_FILTERS = {"safe", "forceescape"}  # they mark a value as markup: no
 
 
 def check(kind: str, data: bytes) -> None:
-    """Raise TemplateRejected unless ``data`` is a .docx the worker can fill for ``kind``."""
+    """Raise TemplateRejectedError unless ``data`` is a .docx the worker can fill for ``kind``."""
     precheck(kind, data)
     names, types = _archive(data)
     _no_macros(names, types)
@@ -75,13 +75,13 @@ def check(kind: str, data: bytes) -> None:
         listed = ", ".join(f"« {name} » ({', '.join(sorted(places))})"
                            for name, places in sorted(unknown.items()))
         plural = "s" if len(unknown) > 1 else ""
-        raise TemplateRejected(
+        raise TemplateRejectedError(
             f"variable{plural} inconnue{plural} : {listed}. Variables disponibles pour ce "
             f"document : {', '.join(sorted(keys))}.", "variables")
     _test_render(kind, data)
     missing = _missing_mandatory(parts, used_anywhere)
     if missing:
-        raise TemplateRejected(
+        raise TemplateRejectedError(
             "il manque ce que porte tout document de l'instance : " + " ; ".join(missing)
             + ". Partez du modèle en service (bouton « Télécharger ») pour les garder.",
             "mandatory")
@@ -116,7 +116,7 @@ def _safe_package(data: bytes, *, template: bool) -> None:
     try:
         check_docx(data, template=template)
     except UnsafeDocxError as exc:
-        raise TemplateRejected(exc.message, exc.code) from None
+        raise TemplateRejectedError(exc.message, exc.code) from None
 
 
 def _archive(data: bytes) -> tuple[list[str], dict[str, str]]:
@@ -128,18 +128,18 @@ def _archive(data: bytes) -> tuple[list[str], dict[str, str]]:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             infos = archive.infolist()
             if len(infos) > MAX_ENTRIES or sum(i.file_size for i in infos) > MAX_UNCOMPRESSED:
-                raise TemplateRejected("l'archive décompressée est trop volumineuse.", "size")
+                raise TemplateRejectedError("l'archive décompressée est trop volumineuse.", "size")
             names = [info.filename for info in infos]
             types = (content_types(archive.read("[Content_Types].xml"), names)
                      if "[Content_Types].xml" in names else {})
-    except TemplateRejected:
+    except TemplateRejectedError:
         raise
     except UnsafeDocxError as exc:
-        raise TemplateRejected(exc.message, exc.code) from None
+        raise TemplateRejectedError(exc.message, exc.code) from None
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError,
             NotImplementedError, RuntimeError):
-        raise TemplateRejected(not_docx.format("le fichier n'est pas une archive lisible"),
-                               "not_docx") from None
+        raise TemplateRejectedError(not_docx.format("le fichier n'est pas une archive lisible"),
+                                    "not_docx") from None
     return names, types
 
 
@@ -147,7 +147,7 @@ def _no_macros(names: list[str], types: dict[str, str]) -> None:
     found = [name for name in names if _MACRO_NAMES.search(name)]
     if found or any(_MACRO_TYPES.search(value) for value in types.values()):
         where = found[0] if found else "[Content_Types].xml"
-        raise TemplateRejected(
+        raise TemplateRejectedError(
             f"le fichier contient des macros ou des contrôles actifs ({where}). Enregistrez-le "
             "au format « Document Word (*.docx) », sans macros.", "macro")
 
@@ -155,12 +155,12 @@ def _no_macros(names: list[str], types: dict[str, str]) -> None:
 def _docx_structure(names: list[str], types: dict[str, str]) -> None:
     missing = [n for n in ("[Content_Types].xml", "word/document.xml") if n not in names]
     if missing:
-        raise TemplateRejected(
+        raise TemplateRejectedError(
             f"ce n'est pas un fichier Word .docx (partie {missing[0]} absente).", "not_docx")
     main = types.get("word/document.xml")
     if main != DOCX_MAIN:
         shown = f"« {main[:100]} »" if main else "absent"
-        raise TemplateRejected(
+        raise TemplateRejectedError(
             "le document principal (word/document.xml) n'a pas le type d'un document .docx "
             f"(type {shown} ; un modèle .dotx ou un autre format n'est pas accepté).",
             "not_docx")
@@ -170,8 +170,8 @@ def _open_docx(data: bytes):
     try:
         return Document(io.BytesIO(data))
     except Exception:  # any parsing failure of a foreign file
-        raise TemplateRejected("le fichier Word est illisible (XML invalide ou parties "
-                               "manquantes).", "not_docx") from None
+        raise TemplateRejectedError("le fichier Word est illisible (XML invalide ou parties "
+                                    "manquantes).", "not_docx") from None
 
 
 def _jinja_parts(document) -> Iterator[tuple[str, str]]:
@@ -203,14 +203,14 @@ def _jinja_parts(document) -> Iterator[tuple[str, str]]:
 
 
 def _variables(place: str, source: str) -> set[str]:
-    """Parse one part: its undeclared variables, or TemplateRejected with the line."""
+    """Parse one part: its undeclared variables, or TemplateRejectedError with the line."""
     try:
         tree = Environment(autoescape=True).parse(source)
     except TemplateSyntaxError as exc:
         line = exc.lineno or 0
         text = _line_text(source, line)
         near = f", près de « {text} »" if text else ""
-        raise TemplateRejected(
+        raise TemplateRejectedError(
             f"erreur de syntaxe dans les balises du modèle ({place}, ligne {line}{near}) : "
             f"{(exc.message or 'balise invalide').rstrip('.')}.", "syntax") from None
     _no_internal_access(place, tree)
@@ -235,7 +235,7 @@ def _no_internal_access(place: str, tree) -> None:
                                nodes.Const, nodes.EvalContextModifier)):
         if isinstance(node, nodes.EvalContextModifier) or (
                 isinstance(node, nodes.Filter) and node.name in _UNESCAPING_FILTERS):
-            raise TemplateRejected(
+            raise TemplateRejectedError(
                 f"balise qui désactive l'échappement interdite dans {place}, ligne "
                 f"{node.lineno} (« autoescape », filtres « safe » et « forceescape ») : le "
                 "texte saisi doit rester du texte.", "unsafe")
@@ -251,14 +251,14 @@ def _no_internal_access(place: str, tree) -> None:
             bad = f"{node.name}(attribute=…)"
         elif isinstance(node, nodes.Getitem) and not isinstance(node.arg,
                                                                 nodes.Const | nodes.Slice):
-            raise TemplateRejected(
+            raise TemplateRejectedError(
                 f"index calculé interdit dans {place}, ligne {node.lineno} : utilisez les "
                 "champs du document (par exemple « element.nom » ou « liste[0] »).", "unsafe")
         elif isinstance(node, nodes.Const) and isinstance(node.value, str) and (
                 _INTERNAL_NAME.search(node.value) or node.value == "attr"):
             bad = node.value
         if bad:
-            raise TemplateRejected(
+            raise TemplateRejectedError(
                 f"accès interdit à un élément interne (« {bad[:40]} ») dans {place}, ligne "
                 f"{node.lineno}. Un modèle n'utilise que les variables du document.",
                 "unsafe")
@@ -273,17 +273,18 @@ def _test_render(kind: str, data: bytes) -> None:
         template.render(sample_context(kind), jinja_env=sandbox(), autoescape=True)
         template.save(out)
     except SecurityError:
-        raise TemplateRejected("le rendu d'essai a tenté d'accéder à un élément interne, ce "
-                               "qui est interdit.", "unsafe") from None
+        raise TemplateRejectedError("le rendu d'essai a tenté d'accéder à un élément interne, ce "
+                                    "qui est interdit.", "unsafe") from None
     except Exception as exc:  # the sample context is valid: any failure is the template's
-        raise TemplateRejected(f"le rendu d'essai avec des données fictives échoue "
-                               f"({failure_place(template, exc)}).", "render") from None
+        raise TemplateRejectedError(f"le rendu d'essai avec des données fictives échoue "
+                                    f"({failure_place(template, exc)}).", "render") from None
     try:
         Document(io.BytesIO(out.getvalue()))
     except Exception:
-        raise TemplateRejected("le document produit par le rendu d'essai est illisible "
-                               "(balises qui coupent la structure du document, par exemple une "
-                               "boucle ouverte et fermée dans deux paragraphes différents sans "
-                               "« {%p »).", "render") from None
+        raise TemplateRejectedError(
+            "le document produit par le rendu d'essai est illisible "
+            "(balises qui coupent la structure du document, par exemple une "
+            "boucle ouverte et fermée dans deux paragraphes différents sans "
+            "« {%p »).", "render") from None
     _safe_package(out.getvalue(), template=False)  # what the worker checks on every render
 

@@ -441,7 +441,7 @@ def unhandled_high_confidence(values: dict[str, Any]) -> list[Finding]:
     return [f for f in unhandled(values) if f.detection.high_confidence]
 
 
-class FindingGone(ValueError):
+class FindingGoneError(ValueError):
     """The text changed since the page was shown: that finding is no longer there."""
 
 
@@ -450,7 +450,7 @@ def _find(values: dict[str, Any], key: str) -> Finding:
     for finding in findings(values).get(unit, []):
         if finding.key == key:
             return finding
-    raise FindingGone(unit)
+    raise FindingGoneError(unit)
 
 
 def _with_review(values: dict[str, Any], unit: str, review: dict[str, Any]) -> dict[str, Any]:
@@ -526,4 +526,4 @@ def apply(values: dict[str, Any], decision: str) -> dict[str, Any]:
         return accept(values, key)
     if action == "dismiss":
         return dismiss(values, key)
-    raise FindingGone(action)
+    raise FindingGoneError(action)

@@ -45,7 +45,7 @@ from shared.domain.sheet_workflow import submit, transition
 from shared.domain.sheets import start_sheet, write_values
 from shared.domain.users import RoleSpec, create_user, generate_password
 from shared.encrypted import Vault
-from shared.errors import InvalidInput
+from shared.errors import InvalidInputError
 from shared.models import Circonscription, Structure, User
 
 CIRCONSCRIPTIONS = [
@@ -192,8 +192,8 @@ def seed_demo(session: Session, vault: Vault, *, password: str | None = None,
     """Fill an empty database (refused otherwise), audited (``demo_seeded``); the caller
     commits."""
     if not database_is_empty(session):
-        raise InvalidInput("La base contient déjà des comptes : les données de démonstration "
-                           "ne remplissent qu'une base vide.")
+        raise InvalidInputError("La base contient déjà des comptes : les données de démonstration "
+                                "ne remplissent qu'une base vide.")
     rng = random.Random(seed)  # noqa: S311 - synthetic demo values, not secrets
     result = DemoResult(password=password or generate_password(),
                         password_generated=password is None)

@@ -11,15 +11,15 @@ class DomainError(Exception):
         self.message = message
 
 
-class NotFound(DomainError):
+class NotFoundError(DomainError):
     pass
 
 
-class Forbidden(DomainError):
+class ForbiddenError(DomainError):
     pass
 
 
-class InvalidInput(DomainError):
+class InvalidInputError(DomainError):
     pass
 
 

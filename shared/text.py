@@ -12,7 +12,7 @@ import re
 import unicodedata
 from datetime import date, datetime
 
-from shared.errors import InvalidInput
+from shared.errors import InvalidInputError
 
 CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
 _FULL_WIDTH = range(0xFF01, 0xFF5F)  # full-width ASCII: "Ａ" is "A" shifted by 0xFEE0
@@ -81,15 +81,15 @@ def has_control(value: str) -> bool:
 
 def clean_text(value: str | None, *, label: str, limit: int, required: bool = False,
                multiline: bool = False) -> str:
-    """The text stripped, or InvalidInput naming the field (never quoting the value). A
+    """The text stripped, or InvalidInputError naming the field (never quoting the value). A
     one-line field (a name, a title, a place) gets each run of spaces and line breaks of any
     kind as one space: it is printed on one line of a table or a document."""
     value = canonical(value or "")
     if has_control(value):
-        raise InvalidInput(f"{label} : caractères de contrôle non autorisés.")
+        raise InvalidInputError(f"{label} : caractères de contrôle non autorisés.")
     value = value.strip() if multiline else " ".join(value.split())
     if required and not value:
-        raise InvalidInput(f"{label} : champ obligatoire.")
+        raise InvalidInputError(f"{label} : champ obligatoire.")
     if len(value) > limit:
-        raise InvalidInput(f"{label} : {limit} caractères au plus.")
+        raise InvalidInputError(f"{label} : {limit} caractères au plus.")
     return value

@@ -1,30 +1,43 @@
-"""Helpers shared by test modules (fixtures live in conftest.py)."""
+"""Helpers shared by test modules: plain functions, classes and constants.
+
+Fixtures live in a conftest.py (``tests/conftest.py``, or ``tests/functional/conftest.py``
+for those only functional tests use). No test module imports from another test module: a
+helper two modules need moves here.
+"""
 
 from __future__ import annotations
 
+import base64
+import io
+import json
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
+import zipfile
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from click.testing import CliRunner
+from docx import Document
 from rq import Queue, SimpleWorker
 from rq.serializers import JSONSerializer
-from sqlalchemy import update
+from sqlalchemy import MetaData, func, select, update
 
 from generator import runtime
 from generator.jobs import AllowlistedJob
 from generator.worker import DocumentWorker
 from intake.cli.common import die_with_parent
 from shared.db import Base, make_session_factory, utcnow
-from shared.domain import audit, retention
+from shared.domain import audit, meetings, retention
+from shared.domain.meetings import ActionInput, create_meeting, record_avis
 from shared.domain.reference import ensure_reference_defaults
-from shared.models import Beneficiary
+from shared.models import Beneficiary, Decision, GeneratedDocument, Meeting
 from shared.queue import DOCUMENTS_QUEUE
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, PLANNED_ON
 
 
 class InProcessWorker(SimpleWorker):
@@ -220,3 +233,308 @@ class AuthActions:
         """Post a form with the CSRF token read from ``form_url`` (default: the home page)."""
         token = csrf_token(self.client, form_url or "/")
         return self.client.post(url, data={"csrf_token": token, **(data or {})})
+
+
+# -- the web app: logged-in clients, forms, flashed messages ---------------------------------
+
+
+def client_as(app, role):
+    """A test client for ``role`` (``anonymous``, ``referent``, ``other_facilitator``…): the
+    account ``<role>@test.invalid`` of the ``world`` fixture, logged in."""
+    if role == "anonymous":
+        return app.test_client()
+    return logged_in(app, f"{role.replace('_', '.')}@test.invalid")
+
+
+def post(client, url, data=None, form_url=None):
+    """Post a form with a fresh CSRF token; returns the page it lands on."""
+    token = csrf_token(client, form_url or url)
+    return client.post(url, data={"csrf_token": token, **(data or {})},
+                       follow_redirects=True)
+
+
+def flash_text(response) -> str:
+    """The flashed messages of a page, as the HTML has them (escaped)."""
+    return " ".join(re.findall(r'class="flash [^"]*"[^>]*>([^<]*)<', response.get_data(
+        as_text=True)))
+
+
+def reload(db_session, model, id_):
+    db_session.expire_all()
+    return db_session.get(model, id_)
+
+
+def create_account(client, **fields):
+    """The administrator's new-account form, posted."""
+    token = csrf_token(client, "/admin/utilisateurs/nouveau")
+    return client.post("/admin/utilisateurs/nouveau", data={"csrf_token": token, **fields})
+
+
+# -- situation sheets through the referent's forms -------------------------------------------
+
+
+def identity_form(identity) -> dict:
+    return {k: getattr(identity, k) for k in (
+        "nom", "prenom", "nom_naissance", "date_naissance", "numero_caf",
+        "identifiant_france_travail", "adresse", "code_postal", "commune", "telephone",
+        "email")}
+
+
+def sheet_form(values: dict, identity) -> dict:
+    """The edit form's fields for ``values`` (as the browser would post them)."""
+    data = identity_form(identity)
+    for name, value in values.items():
+        if name == "freins":
+            data.update({f"frein__{code}": level for code, level in value.items()})
+        elif name == "actions":
+            for row, entry in enumerate(value):
+                data.update({f"action_{row}_{k}": v for k, v in entry.items()})
+        elif isinstance(value, int):
+            data[name] = str(value)
+        else:
+            data[name] = value
+    return data
+
+
+def create_draft(client, identity):
+    token = csrf_token(client, "/fiches/nouvelle")
+    response = client.post("/fiches/nouvelle", data={"csrf_token": token,
+                                                     **identity_form(identity)})
+    assert response.status_code == 302, response.get_data(as_text=True)[:2000]
+    return int(response.headers["Location"].split("/")[2])
+
+
+def post_sheet(client, sheet_id, data, action="save"):
+    """The edit form posted with one of its buttons (``action=None``: a finding's button)."""
+    token = csrf_token(client, f"/fiches/{sheet_id}/modifier")
+    buttons = {"action": action} if action else {}
+    return client.post(f"/fiches/{sheet_id}/modifier",
+                       data={"csrf_token": token, **buttons, **data})
+
+
+# -- sessions and avis, on the domain functions ----------------------------------------------
+
+# Who signs a formal decision for the Département.
+DGA = "DGA Solidarités, par délégation"
+
+
+def hold(db_session, meeting) -> None:
+    """The session is held (its documents and attendance are not what is tested here)."""
+    meeting.state = "tenue"
+    db_session.flush()
+
+
+def give_avis(db_session, vault, meeting, sheet, motivation, *, come_back_on=None,
+              actions=()) -> Decision:
+    item = next(i for i in meeting.items if i.sheet_id == sheet.id and not i.outcome)
+    return record_avis(db_session, vault, meeting, item.id, avis="maintien",
+                       avis_codes={"maintien"}, motivation=motivation, actions=list(actions),
+                       come_back_on=come_back_on, formal_decision_by="")
+
+
+def close(db_session, vault, meeting) -> None:
+    """Minutes signed by both directors (tested elsewhere), then the session closed."""
+    meeting.state = "pv_signe"
+    meetings.transition(db_session, vault, meeting, "close")
+    db_session.commit()
+
+
+def month_sessions(db_session, north) -> dict[str, Meeting]:
+    days = {"janvier": datetime(2027, 1, 12, 14), "fevrier": datetime(2027, 2, 9, 14),
+            "mars": datetime(2027, 3, 9, 14), "avril": datetime(2027, 4, 13, 14)}
+    created = {name: create_meeting(db_session, north, day, "Salle 2", today=PLANNED_ON)
+               for name, day in days.items()}
+    db_session.commit()
+    return created
+
+
+def examine_every_situation(db_session, vault, meeting) -> None:
+    """The session held: every member present, an avis with one action on each situation."""
+    for row in meeting.members:
+        row.attendance = "present"
+    meeting.state = "tenue"
+    for item in [i for i in meeting.items if i.sheet_id]:
+        record_avis(db_session, vault, meeting, item.id, avis="maintien",
+                    avis_codes={"maintien"}, motivation="Poursuivre l'accompagnement.",
+                    actions=[ActionInput("Atelier CV", None, None)], come_back_on=None,
+                    formal_decision_by="")
+    db_session.commit()
+
+
+# -- documents: asked for through the forms, read back ---------------------------------------
+
+
+def request_agenda(client, meeting_id):
+    token = csrf_token(client, f"/seances/{meeting_id}")
+    return client.post(f"/seances/{meeting_id}/documents/agenda", data={"csrf_token": token})
+
+
+def generate(client, meeting_id, kind, sheet_id=None, rebuild=False):
+    """Ask for a document through the session page, wait for the worker, download it."""
+    url = f"/seances/{meeting_id}"
+    data = {"csrf_token": csrf_token(client, url)}
+    if sheet_id:
+        data["sheet_id"] = str(sheet_id)
+    if rebuild:
+        data["rebuild"] = "1"
+    assert client.post(f"{url}/documents/{kind}", data=data).status_code == 302
+    query = f"?fiche={sheet_id}" if sheet_id else ""
+
+    def finished():
+        status = client.get(f"{url}/documents/{kind}/statut{query}").get_json()
+        return status if status["status"] in ("done", "failed") else None
+
+    status = wait_for(finished, timeout=120)
+    assert status["status"] == "done", status
+    response = client.get(status["download"])
+    assert response.status_code == 200
+    return response.data
+
+
+def step(client, meeting_id, action, data=None):
+    """A transition of the session's state through its page."""
+    url = f"/seances/{meeting_id}"
+    client.post(f"{url}/etat/{action}", data={"csrf_token": csrf_token(client, url),
+                                              **(data or {})})
+
+
+def minutes_docx(facilitator, db_session, vault, settings, redis, meeting):
+    """The minutes of ``meeting`` (avis saisis), built by the real worker code."""
+    meeting.state = "avis_saisis"
+    db_session.commit()
+    url = f"/seances/{meeting.id}"
+    post(facilitator, f"{url}/documents/minutes", form_url=url)
+    run_queue(settings, redis)
+    db_session.expire_all()
+    stored = db_session.scalars(select(GeneratedDocument).where(
+        GeneratedDocument.meeting_id == meeting.id, GeneratedDocument.kind == "minutes")
+        .order_by(GeneratedDocument.id.desc())).first()
+    return vault.open_blob(stored, "body")
+
+
+def docx_xml(data: bytes) -> str:
+    """Every XML part of a .docx, relationships and properties included."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return "".join(archive.read(n).decode("utf-8") for n in archive.namelist()
+                       if n.endswith((".xml", ".rels")))
+
+
+def _paragraph_texts(container) -> list[str]:
+    texts = [p.text for p in container.paragraphs]
+    for table in container.tables:
+        for row in table.rows:
+            for cell in row.cells:
+                texts.extend(_paragraph_texts(cell))
+    return texts
+
+
+def document_text(data: bytes) -> str:
+    """Body, tables, headers and footers, as python-docx reads them (it must parse the file)."""
+    document = Document(io.BytesIO(data))
+    parts = _paragraph_texts(document)
+    for section in document.sections:
+        parts.extend(_paragraph_texts(section.header) + _paragraph_texts(section.footer))
+    return "\n".join(parts)
+
+
+def pdf_text(data: bytes) -> str:
+    """The text of a PDF, by poppler's pdftotext."""
+    return subprocess.run(["pdftotext", "-", "-"], input=data, capture_output=True,
+                          check=True).stdout.decode()
+
+
+# -- Word templates: the administrator's upload, files to upload -----------------------------
+
+TEMPLATES_PAGE = "/admin/modeles"
+
+
+def upload(client, kind: str, data: bytes, filename: str = "modele.docx", **options):
+    """A template uploaded through the administrator's form."""
+    token = csrf_token(client, TEMPLATES_PAGE)
+    return client.post(f"{TEMPLATES_PAGE}/{kind}/envoyer", content_type="multipart/form-data",
+                       data={"csrf_token": token, "file": (io.BytesIO(data), filename)},
+                       **options)
+
+
+def docx_with(*paragraphs: str) -> bytes:
+    """A new .docx holding ``paragraphs``."""
+    document = Document()
+    for text in paragraphs:
+        document.add_paragraph(text)
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
+
+
+def zip_with(source: bytes, name: str, transform) -> bytes:
+    """A copy of the zip ``source`` (a .docx) whose member ``name`` is ``transform(data)``."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(source)) as original, \
+            zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as patched:
+        for item in original.infolist():
+            data = original.read(item.filename)
+            patched.writestr(item, transform(data) if item.filename == name else data)
+    return out.getvalue()
+
+
+def count(session, model) -> int:
+    """How many rows ``model``'s table holds."""
+    return session.scalar(select(func.count()).select_from(model))
+
+
+# -- leak scans: every byte a backend holds --------------------------------------------------
+
+
+def read_elsewhere(paths) -> bytes:
+    """Read files in a child process: closing a descriptor of the SQLite file in this process
+    would drop the POSIX locks of the test's own connections (and let another process delete
+    the WAL under them)."""
+    paths = [str(p) for p in paths]
+    return subprocess.run(["cat", *paths], capture_output=True, check=True).stdout if paths else b""
+
+
+def database_dump(engine, settings) -> bytes:
+    """Every byte the database holds: the files for SQLite (with WAL), all rows otherwise."""
+    if settings.is_sqlite:
+        path = settings.database_url.removeprefix("sqlite:///")
+        return read_elsewhere(p for p in (path, path + "-wal", path + "-shm")
+                              if os.path.exists(p))
+    metadata = MetaData()
+    metadata.reflect(engine)
+    with engine.connect() as conn:
+        rows = [repr(tuple(r)) for t in metadata.sorted_tables for r in conn.execute(t.select())]
+    return "\n".join(rows).encode()
+
+
+def redis_dump(redis) -> bytes:
+    return b"".join((redis.dump(k) or b"") + k for k in redis.keys("*"))
+
+
+# -- keyring files ---------------------------------------------------------------------------
+
+
+def file_keys(path: Path) -> list[str]:
+    """Every key of a keyring file, as its base64."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return [item["key"] for entry in data["chains"].values()
+            for item in entry["versions"].values()]
+
+
+def assert_no_key_material(message: str, keys: list[str]) -> None:
+    for key in keys:
+        raw = base64.b64decode(key)
+        assert raw.hex()[:16] not in message
+        for start in range(len(key) - 8):  # no 8-character run of any key's base64
+            assert key[start:start + 8] not in message
+
+
+def replaced(source: Path, destination: Path, chain: str) -> Path:
+    """A copy of ``source`` whose ``chain`` v1 is another random key (same version)."""
+    data = json.loads(source.read_text(encoding="utf-8"))
+    data["chains"][chain]["versions"]["1"]["key"] = base64.b64encode(
+        secrets.token_bytes(32)).decode()
+    temporary = destination.with_suffix(".tmp")
+    temporary.write_text(json.dumps(data), encoding="utf-8")
+    temporary.chmod(0o600)
+    temporary.replace(destination)  # as an operator's copy would: a new file
+    return destination

@@ -42,7 +42,7 @@ HELPER_MARGIN = 30.0  # the client gives up this long after the conversion's own
 HELPER_SCRIPT = Path(helper.__file__).resolve()  # run as a script: see helper.py
 
 
-class _HelperDown(Exception):
+class _HelperDownError(Exception):
     """The resident helper cannot be reached or started (not the document's fault)."""
 
 
@@ -115,7 +115,7 @@ class PdfConverter:
             return False
         try:
             self._call({"op": "start", "timeout": timeout}, b"", timeout)
-        except (PdfError, _HelperDown) as exc:
+        except (PdfError, _HelperDownError) as exc:
             log.warning("resident LibreOffice not started: %s", getattr(exc, "detail", exc))
             return False
         return True
@@ -126,7 +126,7 @@ class PdfConverter:
             return None
         try:
             reply, _ = self._call({"op": "status"}, b"", 10, spawn=False)
-        except (PdfError, _HelperDown):
+        except (PdfError, _HelperDownError):
             return None
         return reply.get("pid")
 
@@ -138,7 +138,7 @@ class PdfConverter:
             return convert_cold(docx, timeout, self.soffice)
         try:
             _reply, pdf = self._call({"op": "convert", "timeout": timeout}, docx, timeout)
-        except _HelperDown as exc:
+        except _HelperDownError as exc:
             log.warning("resident LibreOffice unreachable (%s): cold conversion", exc)
             return convert_cold(docx, timeout, self.soffice)
         return pdf
@@ -161,7 +161,7 @@ class PdfConverter:
         try:
             try:
                 self._call({"op": "quit"}, b"", STOP_TIMEOUT, spawn=False, closing=True)
-            except (PdfError, _HelperDown):
+            except (PdfError, _HelperDownError):
                 if self._helper is not None:  # still starting (a stop during start()) or wedged
                     self._helper.terminate()
             if self._helper is not None:
@@ -192,7 +192,7 @@ class PdfConverter:
                     self._kill_helper()  # wedged: the next call starts a new one
                     raise PdfError("timeout", "helper did not answer", timeout) from None
                 except (OSError, ValueError) as exc:
-                    raise _HelperDown(type(exc).__name__) from None
+                    raise _HelperDownError(type(exc).__name__) from None
         if not reply.get("ok"):
             reason = reply.get("reason")
             raise PdfError(reason if reason in MESSAGES else "failed",
@@ -215,8 +215,8 @@ class PdfConverter:
                 try:
                     self._spawn_helper()
                 except OSError as exc:  # its private directory is gone (the worker was killed)
-                    raise _HelperDown(type(exc).__name__) from None
-        raise _HelperDown("helper not running")
+                    raise _HelperDownError(type(exc).__name__) from None
+        raise _HelperDownError("helper not running")
 
     def _spawn_helper(self) -> None:
         """Start the helper unless another process (the worker, a work horse) just did."""
@@ -246,7 +246,7 @@ class PdfConverter:
                     if process.poll() is None:
                         process.kill()
                     process.wait()
-                    raise _HelperDown(f"helper did not start (exit {process.returncode})")
+                    raise _HelperDownError(f"helper did not start (exit {process.returncode})")
                 time.sleep(0.02)
         finally:
             os.close(lock_fd)

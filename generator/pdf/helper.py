@@ -144,7 +144,7 @@ def receive(sock: socket.socket) -> tuple[dict, bytes]:
 
 # --- the helper: runs under the system Python, owns soffice.bin ---------------------------------
 
-class _Failure(Exception):
+class _HelperError(Exception):
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(detail)
         self.reason = reason
@@ -213,7 +213,7 @@ class _Office:  # pragma: no cover - runs in the helper
                 if time.monotonic() > deadline:
                     self.kill()
                     self.process.wait()
-                    raise _Failure("timeout", "LibreOffice did not start in time")
+                    raise _HelperError("timeout", "LibreOffice did not start in time")
                 try:
                     context = resolver.resolve(url)
                 except NoConnectException:
@@ -233,8 +233,8 @@ class _Office:  # pragma: no cover - runs in the helper
                 return
             self._forget()
             if code != 81:
-                raise _Failure("failed", f"LibreOffice exited at start with code {code}")
-        raise _Failure("failed", "LibreOffice kept asking for a restart")
+                raise _HelperError("failed", f"LibreOffice exited at start with code {code}")
+        raise _HelperError("failed", "LibreOffice kept asking for a restart")
 
     def kill(self) -> None:
         if self.process is not None:
@@ -280,13 +280,13 @@ class _Office:  # pragma: no cover - runs in the helper
                     if not self.alive:
                         self.start(deadline)
                     return self._convert_once(data)
-                except _Failure as failure:
+                except _HelperError as failure:
                     if self.timed_out:
-                        raise _Failure("timeout", "killed by the watchdog") from None
+                        raise _HelperError("timeout", "killed by the watchdog") from None
                     if failure.reason != "crashed" or attempt:
                         raise
                     # LibreOffice died under this document or before it: once more, fresh
-            raise _Failure("failed", "unreachable")
+            raise _HelperError("failed", "unreachable")
         finally:
             watchdog.cancel()
 
@@ -298,7 +298,7 @@ class _Office:  # pragma: no cover - runs in the helper
             stream = self.context.ServiceManager.createInstanceWithArgumentsAndContext(
                 "com.sun.star.io.SequenceInputStream", (uno.ByteSequence(data),), self.context)
         except Exception as exc:
-            raise _Failure("crashed", type(exc).__name__) from None
+            raise _HelperError("crashed", type(exc).__name__) from None
         load = (PropertyValue(Name="InputStream", Value=stream),
                 PropertyValue(Name="FilterName", Value=DOCX_FILTER),
                 PropertyValue(Name="Hidden", Value=True),
@@ -309,12 +309,12 @@ class _Office:  # pragma: no cover - runs in the helper
             document = self.desktop.loadComponentFromURL("private:stream", "_blank", 0, load)
         except Exception as exc:
             if not self.alive or self.timed_out:
-                raise _Failure("crashed", type(exc).__name__) from None
-            raise _Failure("unreadable", type(exc).__name__) from None
+                raise _HelperError("crashed", type(exc).__name__) from None
+            raise _HelperError("unreadable", type(exc).__name__) from None
         if document is None:
             if not self.alive:
-                raise _Failure("crashed", "no document")
-            raise _Failure("unreadable", "no document")
+                raise _HelperError("crashed", "no document")
+            raise _HelperError("unreadable", "no document")
         sink = self.sink_class()
         options = uno.Any("[]com.sun.star.beans.PropertyValue", tuple(
             PropertyValue(Name=name, Value=value) for name, value in PDF_OPTIONS.items()))
@@ -325,14 +325,14 @@ class _Office:  # pragma: no cover - runs in the helper
                 PropertyValue(Name="OutputStream", Value=sink))))
         except Exception as exc:
             if not self.alive or self.timed_out:
-                raise _Failure("crashed", type(exc).__name__) from None
-            raise _Failure("failed", f"export: {type(exc).__name__}") from None
+                raise _HelperError("crashed", type(exc).__name__) from None
+            raise _HelperError("failed", f"export: {type(exc).__name__}") from None
         finally:
             with contextlib.suppress(Exception):
                 document.close(True)
         pdf = b"".join(sink.chunks)
         if not pdf.startswith(b"%PDF"):
-            raise _Failure("failed", "output is not a PDF")
+            raise _HelperError("failed", "output is not a PDF")
         return pdf
 
 
@@ -408,7 +408,7 @@ def serve(directory: Path, soffice: str, owner: int) -> int:  # pragma: no cover
                 if not _handle(office, connection):
                     return 0
             if office.process is not None and not office.alive:  # killed by the watchdog
-                with contextlib.suppress(_Failure):
+                with contextlib.suppress(_HelperError):
                     office.start(time.monotonic() + START_TIMEOUT)
     finally:
         with contextlib.suppress(Exception):
@@ -446,9 +446,9 @@ def _handle(office: _Office, connection: socket.socket) -> bool:  # pragma: no c
         elif op == "quit":
             office.stop()
         else:
-            raise _Failure("failed", "unknown request")
+            raise _HelperError("failed", "unknown request")
         reply["pid"] = office.process.pid if office.alive else None
-    except _Failure as failure:
+    except _HelperError as failure:
         reason = "failed" if failure.reason == "crashed" else failure.reason
         reply = {"ok": False, "reason": reason, "detail": failure.detail}
         log_line(f"{op}: {reason} ({failure.detail})")

@@ -24,7 +24,7 @@ from intake.dbsession import db, services, vault
 from intake.errors import MESSAGES, error_page
 from intake.forms import Form
 from shared.domain import templates
-from shared.errors import NotFound
+from shared.errors import NotFoundError
 from shared.models import TemplateVersion, User
 from shared.models.document import DOCUMENT_KINDS
 
@@ -83,7 +83,7 @@ def template_upload(kind: str):
     data = upload.read(templates.MAX_SIZE + 1)
     try:
         version = templates.upload_template(db(), vault(), kind, upload.filename or "", data)
-    except templates.TemplateRejected as exc:
+    except templates.TemplateRejectedError as exc:
         db().rollback()  # nothing of the file is kept (the refusal's audit row is)
         return _page({kind: [exc.message]})
     db().commit()
@@ -98,7 +98,7 @@ def template_activate(version_id: int):
     version = db().get(TemplateVersion, version_id) or abort(404)
     try:
         templates.activate(db(), vault(), version)
-    except templates.TemplateRejected as exc:
+    except templates.TemplateRejectedError as exc:
         db().rollback()
         return _page({version.kind: [f"La version {version.version} ne peut plus être "
                                      f"activée. {exc.message}"]})
@@ -136,7 +136,7 @@ def template_builtin_download(kind: str):
     try:
         name, body = templates.download_builtin(vault(), services().settings.templates_dir,
                                                 kind)
-    except NotFound:
+    except NotFoundError:
         abort(404)
     db().commit()
     return send_file(io.BytesIO(body), mimetype=DOCX, as_attachment=True,

@@ -12,7 +12,7 @@ from flask_wtf import FlaskForm
 from intake.auth.forms import ChangePasswordForm, LoginForm
 from intake.dbsession import db, vault
 from shared.domain import notifications, users
-from shared.errors import InvalidInput
+from shared.errors import InvalidInputError
 from shared.models.notification import MODES
 
 bp = Blueprint("auth", __name__)
@@ -27,7 +27,7 @@ def login():
         try:
             user = users.log_in(db(), vault(), form.email.data, form.password.data,
                                 request.remote_addr or "")
-        except InvalidInput as exc:
+        except InvalidInputError as exc:
             db().commit()  # the failure counters and the audit row
             flash(exc.message, "error")
             return render_template("auth/login.html", form=form), 401
@@ -67,7 +67,7 @@ def change_password():
         try:
             users.change_password(db(), vault(), current_user, form.current.data,
                                   form.new.data)
-        except InvalidInput as exc:
+        except InvalidInputError as exc:
             db().rollback()
             flash(exc.message, "error")
         else:
@@ -88,7 +88,7 @@ def account():
         chosen = {topic: request.form.get(f"mode_{topic}", "") for topic in topics}
         try:
             notifications.set_preferences(db(), vault(), current_user, chosen)
-        except InvalidInput as exc:
+        except InvalidInputError as exc:
             db().rollback()
             flash(exc.message, "error")
         else:

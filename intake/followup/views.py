@@ -22,7 +22,7 @@ from shared.domain import decisions, icag, meetings, partnership, returns
 from shared.domain.reference import reference_labels
 from shared.domain.sheets import facilitator_sheets_query
 from shared.domain.statistics import MonthlyStatistics, monthly_statistics
-from shared.errors import DomainError, InvalidInput
+from shared.errors import DomainError, InvalidInputError
 from shared.models import AgendaItem, Circonscription, DecisionAction, Sheet
 from shared.models.meeting import FORMAL_DECISION
 from shared.text import FRENCH_MONTHS
@@ -194,7 +194,7 @@ def _sections(stats: MonthlyStatistics) -> list[tuple[str, list[tuple[str, str]]
 def _compute(circonscription: Circonscription, year: int, month: int) -> MonthlyStatistics:
     try:
         return monthly_statistics(db(), circonscription.id, year, month)
-    except InvalidInput:
+    except InvalidInputError:
         abort(400)
 
 

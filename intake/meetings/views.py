@@ -35,7 +35,7 @@ from shared.domain import decisions, documents, icag, partnership, returns
 from shared.domain import meetings as domain
 from shared.domain.reference import reference_labels
 from shared.domain.screening import DISMISS_REASONS, TextsNeedReviewError
-from shared.errors import DomainError, NotFound
+from shared.errors import DomainError, NotFoundError
 from shared.models import (
     AgendaItem,
     Circonscription,
@@ -670,7 +670,7 @@ def send_document(document: GeneratedDocument, as_pdf: bool):
     """Decrypt and stream one file, audited before it leaves (rule 10: no file on disk)."""
     try:
         body = documents.download(vault(), document, pdf=as_pdf)
-    except NotFound:
+    except NotFoundError:
         abort(404)
     db().commit()
     name = document.filename.removesuffix(".docx") + ".pdf" if as_pdf else document.filename

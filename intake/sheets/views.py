@@ -43,7 +43,7 @@ from shared.domain import access_export as right_of_access
 from shared.domain import documents, sheet_editing, sheet_reading
 from shared.domain import sheet_workflow as workflow
 from shared.domain import sheets as domain
-from shared.domain.beneficiaries import IdentityInvalid
+from shared.domain.beneficiaries import IdentityInvalidError
 from shared.domain.reference import reference_labels
 from shared.errors import DomainError
 from shared.models import (
@@ -139,7 +139,7 @@ def new():
             started = domain.start_sheet(db(), vault(), structure=_referent_structure(),
                                          author_id=current_user.id, identity=identity,
                                          index_bits=services().settings.index_bits)
-        except IdentityInvalid as exc:
+        except IdentityInvalidError as exc:
             db().rollback()
             errors = exc.errors
         except DomainError as exc:

@@ -24,7 +24,7 @@ from shared.domain.meetings import (
 )
 from shared.domain.screening import audit_dismissals
 from shared.encrypted import Vault
-from shared.errors import InvalidInput, InvalidTransition
+from shared.errors import InvalidInputError, InvalidTransition
 from shared.models import AvisRevision, Decision, DecisionAction
 from shared.models.meeting import MEETING_STATES
 from shared.text import clean_text
@@ -60,13 +60,13 @@ def correct(session: Session, vault: Vault, decision: Decision, *, avis: str,
     reason = clean_text(reason, label="Motif de la correction", limit=REASON_LIMIT,
                         multiline=True)
     if not reason:
-        raise InvalidInput("Indiquez le motif de la correction.")
+        raise InvalidInputError("Indiquez le motif de la correction.")
     motivation, actions = check_avis_inputs(
         session, meeting, avis=avis, avis_codes=avis_codes, motivation=motivation,
         actions=actions, come_back_on=come_back_on, formal_decision_by=formal_decision_by)
     if decision.formal is not None and formal_decision_by != decision.formal_decision_by:
-        raise InvalidInput("La décision formelle est déjà prise : l'institution compétente ne "
-                           "peut plus changer.")
+        raise InvalidInputError("La décision formelle est déjà prise : l'institution compétente ne "
+                                "peut plus changer.")
     dismissals = dismissals or {}
     dismissed = review_sheet_texts(
         session, vault, decision.sheet,

@@ -18,7 +18,7 @@ from shared.crypto import (  # callers holding Settings pass settings.index_bits
 )
 from shared.domain import audit
 from shared.encrypted import Vault
-from shared.errors import InvalidInput
+from shared.errors import InvalidInputError
 from shared.models import Beneficiary, IdentityRecord
 from shared.protected import IDENTITY_FIELDS
 from shared.pseudonym import new_pseudonym
@@ -55,7 +55,7 @@ class Identity:
 
 
 
-class IdentityInvalid(InvalidInput):
+class IdentityInvalidError(InvalidInputError):
     """The identity is refused; ``errors`` gives each field's French reason (for a form)."""
 
     def __init__(self, problems: list[str]) -> None:
@@ -67,16 +67,16 @@ class IdentityInvalid(InvalidInput):
 
 
 def check_identity(identity: Identity) -> None:
-    """Raise IdentityInvalid unless ``validate_identity`` finds nothing."""
+    """Raise IdentityInvalidError unless ``validate_identity`` finds nothing."""
     problems = validate_identity(identity)
     if problems:
-        raise IdentityInvalid(problems)
+        raise IdentityInvalidError(problems)
 
 
 def identity_errors(identity: Identity) -> dict[str, str]:
     """``validate_identity``'s reasons keyed by field, for a form."""
     problems = validate_identity(identity)
-    return IdentityInvalid(problems).errors if problems else {}
+    return IdentityInvalidError(problems).errors if problems else {}
 
 
 def validate_identity(identity: Identity, today: date | None = None) -> list[str]:
@@ -272,11 +272,11 @@ def resolve_identity_differences(session: Session, vault: Vault, beneficiary: Be
     never erases. Audited with the field names only, never the values."""
     unknown = (set(typed) | update) - set(IDENTITY_FIELDS)
     if unknown or not update <= set(typed):
-        raise InvalidInput("Choix invalide : rechargez la page.")
+        raise InvalidInputError("Choix invalide : rechargez la page.")
     record = identity_record(session, beneficiary, structure_id)
     if record is None:
-        raise InvalidInput("Cette structure n'a pas encore d'identité enregistrée pour la "
-                           "personne.")
+        raise InvalidInputError("Cette structure n'a pas encore d'identité enregistrée pour la "
+                                "personne.")
     values = stored_identity(vault, record, "choix entre identité enregistrée et saisie")
     values.update({name: typed[name].strip() for name in update if typed[name].strip()})
     save_identity(session, vault, beneficiary, structure_id, Identity(**values),

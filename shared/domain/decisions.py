@@ -13,7 +13,7 @@ from shared.domain import audit, documents
 from shared.domain.meetings import review_sheet_texts
 from shared.domain.screening import audit_dismissals
 from shared.encrypted import Vault
-from shared.errors import InvalidInput, InvalidTransition
+from shared.errors import InvalidInputError, InvalidTransition
 from shared.models import Decision, FormalDecision, Meeting, Sheet
 from shared.models.meeting import FORMAL_OUTCOMES
 from shared.text import clean_text
@@ -63,7 +63,7 @@ def record(session: Session, vault: Vault, decision: Decision, *, outcome: str,
     if outcome == "modifiee" and not detail:
         problems.append("précisez en quoi la décision diffère de l'avis")
     if problems:
-        raise InvalidInput("Décision non enregistrée : " + " ; ".join(problems) + ".")
+        raise InvalidInputError("Décision non enregistrée : " + " ; ".join(problems) + ".")
     dismissals = dismissals or {}
     dismissed = review_sheet_texts(
         session, vault, decision.sheet, {"Auteur de la décision": author, "Précisions": detail},

@@ -16,7 +16,7 @@ from shared.domain import audit
 from shared.domain.reference import reference_labels
 from shared.domain.sheets import read_values_many
 from shared.encrypted import Vault
-from shared.errors import InvalidInput, InvalidTransition, NotFound
+from shared.errors import InvalidInputError, InvalidTransition, NotFoundError
 from shared.models import (
     AgendaItem,
     Decision,
@@ -84,7 +84,7 @@ def check_dossier_texts(vault: Vault, meeting: Meeting) -> None:
         sheet.open_findings = len(deidentify.unhandled_high_confidence(opened))
     blocked = [sheet.reference for sheet in sheets if sheet.open_findings]
     if blocked:
-        raise InvalidInput(
+        raise InvalidInputError(
             "Le dossier de séance ne peut pas être généré : des textes contiennent encore des "
             "éléments identifiants non traités (fiches " + ", ".join(blocked) + "). "
             "Faites-les relire par le ou la référent·e, puis relancez la génération.")
@@ -101,7 +101,7 @@ def request_document(session: Session, meeting: Meeting, kind: str,
     ``vault`` (intake's) to check its texts first.
     """
     if kind not in KIND_STATES:
-        raise InvalidInput("Type de document inconnu.")
+        raise InvalidInputError("Type de document inconnu.")
     if kind == "dossier":
         if vault is None:
             raise TypeError("the dossier's texts are checked with intake's vault")
@@ -110,10 +110,10 @@ def request_document(session: Session, meeting: Meeting, kind: str,
         raise InvalidTransition(f"« {DOCUMENT_KINDS[kind]} » ne peut pas être généré : la "
                                 f"séance est « {meeting.state_label} ».")
     if (kind in PER_SHEET_KINDS) != (sheet is not None):
-        raise InvalidInput("Ce document se génère pour une situation de la séance.")
+        raise InvalidInputError("Ce document se génère pour une situation de la séance.")
     if sheet is not None and sheet.id not in feedback_sheet_ids(session, meeting):
-        raise InvalidInput("Pas d'avis enregistré ni d'ajournement pour cette situation à "
-                           "cette séance.")
+        raise InvalidInputError("Pas d'avis enregistré ni d'ajournement pour cette situation à "
+                                "cette séance.")
     subject = str(sheet.id) if sheet is not None else ""
     job = session.scalars(select(DocumentJob).where(
         DocumentJob.meeting_id == meeting.id, DocumentJob.kind == kind,
@@ -298,8 +298,8 @@ def standing_visas(session: Session, meeting: Meeting,
 def _body(vault: Vault, document: GeneratedDocument, pdf: bool, action: str,
           fields: list[str]) -> bytes:
     if pdf and document.pdf_body is None:
-        raise NotFound("PDF indisponible : LibreOffice n'est pas installé sur la machine du "
-                       "générateur (le document Word est disponible).")
+        raise NotFoundError("PDF indisponible : LibreOffice n'est pas installé sur la machine du "
+                            "générateur (le document Word est disponible).")
     # Audited before decrypting: if the row cannot be written, nothing is opened (rule 11).
     audit.record(vault.session, vault.keyring, vault.actor, action,
                  object_type="generated_documents", object_ids=[document.id], fields=fields)

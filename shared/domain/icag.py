@@ -18,7 +18,7 @@ from shared.domain import audit, notifications
 from shared.domain.reference import reference_labels
 from shared.domain.sheets import read_values
 from shared.encrypted import Vault
-from shared.errors import DomainError, InvalidInput, InvalidTransition
+from shared.errors import DomainError, InvalidInputError, InvalidTransition
 from shared.models import AgendaItem, GlobalSupport, GlobalSupportStep, Meeting, Sheet, Structure
 from shared.models.icag import EXIT_REASONS
 from shared.models.meeting import ICAG_KINDS
@@ -62,14 +62,15 @@ def _icag_item(session: Session, meeting: Meeting, item_id: int, kind: str) -> A
                                 "rédaction du procès-verbal.")
     item = next((i for i in meeting.items if i.id == item_id), None)
     if item is None or item.part != "icag" or item.sheet is None:
-        raise InvalidInput("Point ICAG inconnu pour cette séance.")
+        raise InvalidInputError("Point ICAG inconnu pour cette séance.")
     if item.icag_kind != kind:
-        raise InvalidInput(f"Ce point est inscrit comme « {ICAG_KINDS.get(item.icag_kind, '')} »"
-                           f", pas comme « {ICAG_KINDS[kind]} ».")
+        raise InvalidInputError(
+            f"Ce point est inscrit comme « {ICAG_KINDS.get(item.icag_kind, '')} »"
+            f", pas comme « {ICAG_KINDS[kind]} ».")
     if item.outcome == "ajourne":
-        raise InvalidInput("Ce point a été ajourné : rien n'est enregistré à cette séance.")
+        raise InvalidInputError("Ce point a été ajourné : rien n'est enregistré à cette séance.")
     if step_of(session, item) is not None:
-        raise InvalidInput("Cette étape de l'accompagnement global est déjà enregistrée.")
+        raise InvalidInputError("Cette étape de l'accompagnement global est déjà enregistrée.")
     return item
 
 
@@ -85,9 +86,9 @@ def _refuse_if_disagreeing(vault: Vault, sheet: Sheet) -> None:
 
 def _check_date(value: date | None, label: str, meeting: Meeting) -> date:
     if value is None:
-        raise InvalidInput(f"{label} : indiquez une date.")
+        raise InvalidInputError(f"{label} : indiquez une date.")
     if abs(value - meeting.day) > DATE_SPAN:
-        raise InvalidInput(f"{label} : la date doit être à moins de six mois de la séance.")
+        raise InvalidInputError(f"{label} : la date doit être à moins de six mois de la séance.")
     return value
 
 
@@ -114,20 +115,20 @@ def record_entry(session: Session, vault: Vault, meeting: Meeting, item_id: int,
     _refuse_if_disagreeing(vault, sheet)
     started_on = _check_date(started_on, "Début de l'accompagnement global", meeting)
     if diagnostic_on is None:
-        raise InvalidInput("Diagnostic partagé : indiquez sa date.")
+        raise InvalidInputError("Diagnostic partagé : indiquez sa date.")
     if diagnostic_on > today or diagnostic_on > started_on:
-        raise InvalidInput("Le diagnostic partagé précède l'entrée : sa date ne peut suivre "
-                           "ni aujourd'hui ni le début de l'accompagnement.")
+        raise InvalidInputError("Le diagnostic partagé précède l'entrée : sa date ne peut suivre "
+                                "ni aujourd'hui ni le début de l'accompagnement.")
     if not diagnostic_structure_id or session.get(Structure, diagnostic_structure_id) is None:
-        raise InvalidInput("Diagnostic partagé : choisissez la structure qui l'a mené.")
+        raise InvalidInputError("Diagnostic partagé : choisissez la structure qui l'a mené.")
     known = reference_labels(session)["frein"]
     categories = list(dict.fromkeys(categories))
     if not categories or set(categories) - set(known):
-        raise InvalidInput("Diagnostic partagé : cochez au moins une catégorie de frein "
-                           "identifiée.")
+        raise InvalidInputError("Diagnostic partagé : cochez au moins une catégorie de frein "
+                                "identifiée.")
     if running_support(session, sheet.beneficiary_id) is not None:
-        raise InvalidInput("Un accompagnement global est déjà en cours pour cette personne : "
-                           "inscrivez un renouvellement ou une sortie.")
+        raise InvalidInputError("Un accompagnement global est déjà en cours pour cette personne : "
+                                "inscrivez un renouvellement ou une sortie.")
     support = GlobalSupport(beneficiary_id=sheet.beneficiary_id, sheet=sheet,
                             circonscription_id=sheet.circonscription_id, started_on=started_on,
                             term_ends_on=term_end(started_on), diagnostic_on=diagnostic_on,
@@ -142,8 +143,8 @@ def record_entry(session: Session, vault: Vault, meeting: Meeting, item_id: int,
 def _running_for(session: Session, item: AgendaItem) -> GlobalSupport:
     support = running_support(session, item.sheet.beneficiary_id)
     if support is None:
-        raise InvalidInput("Aucun accompagnement global en cours pour cette personne : "
-                           "enregistrez d'abord son entrée.")
+        raise InvalidInputError("Aucun accompagnement global en cours pour cette personne : "
+                                "enregistrez d'abord son entrée.")
     return support
 
 
@@ -165,9 +166,9 @@ def record_exit(session: Session, vault: Vault, meeting: Meeting, item_id: int, 
     support = _running_for(session, item)
     ended_on = _check_date(ended_on, "Fin de l'accompagnement global", meeting)
     if ended_on < support.started_on:
-        raise InvalidInput("La fin de l'accompagnement global ne peut précéder son début.")
+        raise InvalidInputError("La fin de l'accompagnement global ne peut précéder son début.")
     if reason not in EXIT_REASONS:
-        raise InvalidInput("Indiquez le motif de sortie de l'accompagnement global.")
+        raise InvalidInputError("Indiquez le motif de sortie de l'accompagnement global.")
     support.ended_on, support.exit_reason = ended_on, reason
     _step(session, vault, support, item, ended_on)
     return support

@@ -20,7 +20,7 @@ from shared.db import PARIS, utcnow
 from shared.domain import audit
 from shared.domain.documents import latest_document
 from shared.encrypted import Vault
-from shared.errors import InvalidInput, InvalidTransition
+from shared.errors import InvalidInputError, InvalidTransition
 from shared.models import (
     DocumentJob,
     GlobalSupport,
@@ -71,7 +71,7 @@ def set_preferences(session: Session, vault: Vault, user: User, modes: dict[str,
     """Save the user's choice per topic; unknown topics or modes are refused. Audited."""
     allowed = topics_for(user)
     if set(modes) - set(allowed) or set(modes.values()) - set(MODES):
-        raise InvalidInput("Choix de notification invalide.")
+        raise InvalidInputError("Choix de notification invalide.")
     for topic, mode in modes.items():
         row = session.get(NotificationPreference, (user.id, topic))
         if row is None:
@@ -373,9 +373,9 @@ def answer_token(secret: str, row: MeetingMember, now: datetime | None = None) -
 
 def invitation_for(session: Session, secret: str, meeting_id: int, token: str,
                    now: datetime | None = None) -> MeetingMember:
-    """The invitation a link designates, or InvalidInput (used, expired, forged, or for
+    """The invitation a link designates, or InvalidInputError (used, expired, forged, or for
     another session). The message says nothing about which."""
-    refused = InvalidInput(LINK_REFUSED)
+    refused = InvalidInputError(LINK_REFUSED)
     try:
         data = URLSafeSerializer(secret, salt=ANSWER_SALT).loads(token)
         row_id, nonce, expires = int(data["i"]), str(data["n"]), int(data["e"])
@@ -399,5 +399,5 @@ def use_answer_link(session: Session, row: MeetingMember) -> None:
         MeetingMember.id == row.id, MeetingMember.answer_nonce == row.answer_nonce,
         MeetingMember.answer_nonce.is_not(None)).values(answer_nonce=None))
     if spent.rowcount != 1:
-        raise InvalidInput(LINK_REFUSED)
+        raise InvalidInputError(LINK_REFUSED)
     session.expire(row, ["answer_nonce"])

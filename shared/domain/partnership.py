@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from shared.domain import audit
 from shared.domain.screening import audit_dismissals, review_session_texts
 from shared.encrypted import Vault
-from shared.errors import InvalidInput, InvalidTransition
+from shared.errors import InvalidInputError, InvalidTransition
 from shared.models import AgendaItem, Meeting
 from shared.text import clean_text
 
@@ -25,7 +25,7 @@ CANCELLED = ("annulee", "reportee")
 def _partnership_item(meeting: Meeting, item_id: int) -> AgendaItem:
     item = next((i for i in meeting.items if i.id == item_id), None)
     if item is None or item.part != "partenariat":
-        raise InvalidInput("Point partenarial inconnu pour cette séance.")
+        raise InvalidInputError("Point partenarial inconnu pour cette séance.")
     return item
 
 
@@ -44,7 +44,7 @@ def record_outcome(session: Session, vault: Vault, meeting: Meeting, item_id: in
     next_step = clean_text(next_step, label="Décision ou suite à donner", limit=NEXT_STEP_LIMIT,
                            required=True, multiline=True)
     if follow_up_on is not None and follow_up_on <= meeting.day:
-        raise InvalidInput("La date de suivi doit suivre la séance.")
+        raise InvalidInputError("La date de suivi doit suivre la séance.")
     dismissals = dismissals or {}
     dismissed = review_session_texts(
         session, {"Synthèse": summary, "Décision ou suite": next_step}, (), dismissals,
@@ -75,7 +75,7 @@ def mark_follow_up_done(session: Session, vault: Vault, item: AgendaItem,
                         today: date | None = None) -> None:
     """The follow-up of a partnership item was done: it leaves the dashboard."""
     if item.part != "partenariat" or item.follow_up_on is None:
-        raise InvalidInput("Ce point n'a pas de suivi prévu.")
+        raise InvalidInputError("Ce point n'a pas de suivi prévu.")
     if item.follow_up_done_on is not None:
         raise InvalidTransition("Ce suivi est déjà marqué fait.")
     item.follow_up_done_on = today or date.today()

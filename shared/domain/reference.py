@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from shared.domain import audit
 from shared.encrypted import Vault
-from shared.errors import InvalidInput
+from shared.errors import InvalidInputError
 from shared.models import Circonscription, ReferenceItem, Structure
 from shared.models.reference import STRUCTURE_TYPES
 from shared.reference_defaults import DEFAULT_ITEMS
@@ -30,7 +30,7 @@ def save_circonscription(session: Session, vault: Vault,
     name = clean_text(name, label="Nom", limit=120, required=True)
     clash = session.scalar(select(Circonscription.id).where(Circonscription.code == code))
     if clash is not None and (circonscription is None or clash != circonscription.id):
-        raise InvalidInput("Une autre circonscription porte déjà ce code.")
+        raise InvalidInputError("Une autre circonscription porte déjà ce code.")
     if circonscription is None:
         circonscription = Circonscription()
         session.add(circonscription)
@@ -45,9 +45,9 @@ def save_structure(session: Session, vault: Vault, structure: Structure | None, 
     """Create or change a structure; audited."""
     name = clean_text(name, label="Nom", limit=160, required=True)
     if type not in STRUCTURE_TYPES:
-        raise InvalidInput("Type de structure inconnu.")
+        raise InvalidInputError("Type de structure inconnu.")
     if circonscription_id and session.get(Circonscription, circonscription_id) is None:
-        raise InvalidInput("Circonscription inconnue.")
+        raise InvalidInputError("Circonscription inconnue.")
     if structure is None:
         structure = Structure()
         session.add(structure)
@@ -100,14 +100,14 @@ def save_reference_item(session: Session, vault: Vault, item: ReferenceItem | No
     """Create an entry, or change the label / activity of one (its code never changes);
     audited."""
     if kind not in EDITABLE_KINDS:
-        raise InvalidInput("Référentiel inconnu.")
+        raise InvalidInputError("Référentiel inconnu.")
     label = clean_text(label, label="Libellé", limit=200, required=True)
     if item is None:
         if not CODE_RE.match(code):
-            raise InvalidInput("Le code : 2 à 40 lettres minuscules, chiffres ou « _ ».")
+            raise InvalidInputError("Le code : 2 à 40 lettres minuscules, chiffres ou « _ ».")
         if session.scalar(select(ReferenceItem.id).where(ReferenceItem.kind == kind,
                                                          ReferenceItem.code == code)):
-            raise InvalidInput("Ce code existe déjà dans ce référentiel.")
+            raise InvalidInputError("Ce code existe déjà dans ce référentiel.")
         last = session.scalar(select(func.max(ReferenceItem.position))
                               .where(ReferenceItem.kind == kind)) or 0
         item = ReferenceItem(kind=kind, code=code, position=last + 1)

@@ -34,7 +34,7 @@ from shared.crypto import DATA_CHAINS, DEFAULT_INDEX_BITS, KeyRing, fingerprint,
 from shared.db import utcnow
 from shared.domain import audit
 from shared.encrypted import Vault
-from shared.errors import InvalidInput, InvalidTransition
+from shared.errors import InvalidInputError, InvalidTransition
 from shared.keys import record_key_versions
 from shared.models import (
     AvisRevision,
@@ -118,7 +118,7 @@ def status(session: Session, keyring: KeyRing) -> dict[str, Any]:
 # -- add, promote, retire ----------------------------------------------------------------
 def _check_chain(keyring: KeyRing, chain: str) -> None:
     if chain not in keyring.chains:
-        raise InvalidInput(f"unknown chain {chain!r} (known: {', '.join(keyring.chains)})")
+        raise InvalidInputError(f"unknown chain {chain!r} (known: {', '.join(keyring.chains)})")
 
 
 def add(session: Session, keyring_path: Path, keyring: KeyRing, chain: str,
@@ -171,7 +171,7 @@ def promote(session: Session, keyring_path: Path, keyring: KeyRing, chain: str, 
     _check_chain(keyring, chain)
     keyring.refresh()
     if not keyring.holds(chain, version):
-        raise InvalidInput(f"{chain} v{version} is not in the keyring")
+        raise InvalidInputError(f"{chain} v{version} is not in the keyring")
     if chain in FIXED_CHAINS:
         raise InvalidTransition(f"the {chain} secret is not rotated online")
     if keyring.primary_version(chain) == version:
@@ -205,7 +205,7 @@ def retire(session: Session, keyring_path: Path, keyring: KeyRing, chain: str, v
     if keyring.primary_version(chain) == version:
         raise InvalidTransition(f"refused: {chain} v{version} is primary")
     if not keyring.holds(chain, version):
-        raise InvalidInput(f"{chain} v{version} is not in the keyring")
+        raise InvalidInputError(f"{chain} v{version} is not in the keyring")
     in_use = rows_by_version(session, chain).get(version, 0)
     if in_use:
         raise InvalidTransition(f"refused: {in_use} row(s) still need {chain} v{version}; "
@@ -266,7 +266,7 @@ def rotate(sessions: sessionmaker[Session], keyring: KeyRing, chain: str, actor:
     decrypt is skipped and listed in the result, the others go on."""
     _check_chain(keyring, chain)
     if chain not in ROTATED_CHAINS:
-        raise InvalidInput(f"{chain}: nothing to rotate (no row names a {chain} version)")
+        raise InvalidInputError(f"{chain}: nothing to rotate (no row names a {chain} version)")
     keyring.refresh()
     target = keyring.primary_version(chain)
     undecryptable: set[int] = set()

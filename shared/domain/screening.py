@@ -27,7 +27,7 @@ from shared.crypto import normalise_digits
 from shared.domain import audit
 from shared.domain.sheets import GUARD_LABELS, identity_spans
 from shared.encrypted import Vault
-from shared.errors import InvalidInput
+from shared.errors import InvalidInputError
 from shared.models import Circonscription, Member, Structure
 
 # Why a finding designates nobody here: codes are audited, labels shown.
@@ -63,7 +63,7 @@ class SessionFinding:
                 else deidentify.KINDS[self.kind])
 
 
-class TextsNeedReviewError(InvalidInput):
+class TextsNeedReviewError(InvalidInputError):
     """Session texts hold identifying words. The message names the kinds found per text,
     never the words; ``reviews`` lets the page highlight them in place."""
 

@@ -33,28 +33,28 @@ from shared.domain.beneficiaries import (
 from shared.domain.reference import reference_labels
 from shared.domain.sheets import (
     EDITABLE_STATES,
-    SheetInvalid,
+    SheetInvalidError,
     read_values,
     sheet_identity,
     validate_values,
     write_values,
 )
 from shared.encrypted import Vault
-from shared.errors import DomainError, InvalidInput, InvalidTransition
+from shared.errors import DomainError, InvalidInputError, InvalidTransition
 from shared.models import FormStash, RecordKey, Sheet
 from shared.sheet_schema import FIELDS
 
 EDIT_PURPOSE = "modification de la fiche"
 
 
-class NotEditable(InvalidTransition):
+class NotEditableError(InvalidTransition):
     """The sheet left the states its referent may change it in."""
 
 
 def require_editable(sheet: Sheet) -> None:
     if sheet.status not in EDITABLE_STATES:
-        raise NotEditable(f"La fiche est « {sheet.status_label} » : elle n'est plus "
-                          "modifiable.")
+        raise NotEditableError(f"La fiche est « {sheet.status_label} » : elle n'est plus "
+                               "modifiable.")
 
 
 # -- opening ------------------------------------------------------------------------------
@@ -73,7 +73,7 @@ class OpenedSheet:
 
 def open_sheet(session: Session, vault: Vault, sheet: Sheet, *, display: bool = False,
                stash_token: str | None = None) -> OpenedSheet:
-    """The sheet as its edit form needs it (audited decryption), or NotEditable.
+    """The sheet as its edit form needs it (audited decryption), or NotEditableError.
 
     ``display``: the form is shown afresh (not a posted one): with the form its author typed
     when the session expired (``stash_token``, theirs only), else with the identity."""
@@ -150,7 +150,7 @@ def save(session: Session, vault: Vault, opened: OpenedSheet, values: dict[str, 
     if finding:
         try:
             values = outcome.values = deidentify.apply(values, finding)
-        except deidentify.FindingGone:
+        except deidentify.FindingGoneError:
             outcome.finding_gone = True
     _write(session, vault, sheet, values, identity, index_bits)
     outcome.saved = True
@@ -158,11 +158,11 @@ def save(session: Session, vault: Vault, opened: OpenedSheet, values: dict[str, 
         outcome.returning = sheet.status == "retour"
         try:
             workflow.submit(session, vault, sheet, opened.labels, actor_id=actor_id)
-        except SheetInvalid as exc:
+        except SheetInvalidError as exc:
             outcome.errors = exc.errors
-        except workflow.GuardHits as exc:
+        except workflow.GuardHitsError as exc:
             outcome.hits = exc.hits
-        except DomainError as exc:  # FindingsOpen among others
+        except DomainError as exc:  # FindingsOpenError among others
             outcome.refusal = exc.message
         else:
             outcome.submitted = True
@@ -192,8 +192,8 @@ def stash_form(session: Session, vault: Vault, *, sheet_id: int, user_id: int,
     One stash per user and sheet (the latest typing wins); expired ones are deleted."""
     body = json.dumps(pairs, ensure_ascii=False)
     if not pairs or len(body) > STASH_MAX_CHARS:
-        raise InvalidInput("Le formulaire a expiré ou n'est pas valide. Rechargez la page et "
-                           "recommencez : rien n'a été enregistré.")
+        raise InvalidInputError("Le formulaire a expiré ou n'est pas valide. Rechargez la page et "
+                                "recommencez : rien n'a été enregistré.")
     for old in session.scalars(select(FormStash).where(FormStash.user_id == user_id,
                                                        FormStash.sheet_id == sheet_id)):
         _delete_stash(session, old)

@@ -17,14 +17,14 @@ from shared import deidentify
 from shared.db import utcnow
 from shared.domain import audit, notifications
 from shared.domain.sheets import (
-    SheetInvalid,
+    SheetInvalidError,
     identity_hits,
     read_values,
     sheet_identity,
     validate_values,
 )
 from shared.encrypted import Vault
-from shared.errors import InvalidInput, InvalidTransition
+from shared.errors import InvalidInputError, InvalidTransition
 from shared.models import DeidentificationCount, Meeting, Sheet, SheetEvent
 from shared.models.sheet import SHEET_STATES
 from shared.text import clean_text
@@ -80,7 +80,7 @@ def transition(session: Session, vault: Vault, sheet: Sheet, action: str, *,
         )
     reason = clean_text(reason, label="Motif", limit=REASON_LIMIT, multiline=True)
     if rule.needs_reason and not reason:
-        raise InvalidInput(f"Indiquez le motif pour {rule.label} la fiche.")
+        raise InvalidInputError(f"Indiquez le motif pour {rule.label} la fiche.")
     # Compare-and-swap: of two concurrent transitions from the same state, one wins. The
     # UPDATE also moves the loaded sheet, so the state it leaves is read before (issue 15).
     source = sheet.status
@@ -131,15 +131,15 @@ def reveal_identity(session: Session, vault: Vault, sheet: Sheet, *, actor_id: i
     """A facilitator's explicit look at the person's identity, with a reason: sealed in the
     sheet's history (it may describe the case), the decryption audited naming that event."""
     if len(reason.strip()) < REVEAL_REASON_MIN:
-        raise InvalidInput("Indiquez pourquoi vous avez besoin de l'identité "
-                           f"({REVEAL_REASON_MIN} caractères au moins).")
+        raise InvalidInputError("Indiquez pourquoi vous avez besoin de l'identité "
+                                f"({REVEAL_REASON_MIN} caractères au moins).")
     event = note(session, vault, sheet, "reveal_identity", actor_id=actor_id,
                  comment=reason.strip())
     return sheet_identity(session, vault, sheet,
                           f"levée du pseudonyme (motif : événement {event.id})")
 
 
-class GuardHits(InvalidInput):
+class GuardHitsError(InvalidInputError):
     """Free texts contain the person's own identity; ``hits`` maps field -> kinds found."""
 
     def __init__(self, hits: dict[str, list[str]]) -> None:
@@ -149,7 +149,7 @@ class GuardHits(InvalidInput):
         self.hits = hits
 
 
-class FindingsOpen(InvalidInput):
+class FindingsOpenError(InvalidInputError):
     """Free texts hold identifying words the referent has not handled yet (issue #8)."""
 
     def __init__(self, count: int) -> None:
@@ -171,15 +171,15 @@ def submit(session: Session, vault: Vault, sheet: Sheet, labels: dict[str, dict[
     values = read_values(vault, sheet, purpose="soumission de la fiche")
     errors = validate_values(values, labels, submitting=True)
     if errors:
-        raise SheetInvalid(errors)
+        raise SheetInvalidError(errors)
     identity = sheet_identity(session, vault, sheet, "contrôle des textes libres")
     hits = identity_hits(identity, values)
     if hits:
-        raise GuardHits(hits)
+        raise GuardHitsError(hits)
     found = deidentify.findings(values)  # one analysis of the texts for both uses
     open_findings = deidentify.unhandled(values, found)
     if open_findings:
-        raise FindingsOpen(len(open_findings))
+        raise FindingsOpenError(len(open_findings))
     _record_review_counts(session, sheet, deidentify.decision_counts(values, found))
     sheet.open_findings = 0
     return transition(session, vault, sheet, action, actor_id=actor_id)

@@ -31,7 +31,7 @@ from shared.domain.beneficiaries import (
     resolve_identity_differences,
 )
 from shared.encrypted import Vault
-from shared.errors import InvalidInput
+from shared.errors import InvalidInputError
 from shared.models import Beneficiary, Circonscription, IdentityRecord, Sheet, Structure, User
 from shared.protected import IDENTITY_FIELDS
 from shared.pseudonym import next_sheet_reference
@@ -55,7 +55,7 @@ EARLIEST = date(1990, 1, 1)
 EDITABLE_STATES = {"brouillon", "a_completer", "retour"}
 
 
-class SheetInvalid(InvalidInput):
+class SheetInvalidError(InvalidInputError):
     """Field errors in French, keyed by field name; the messages never quote a value."""
 
     def __init__(self, errors: dict[str, str]) -> None:
@@ -367,11 +367,11 @@ def start_sheet(session: Session, vault: Vault, *, structure: Structure, author_
                 identity: Identity, index_bits: int = DEFAULT_INDEX_BITS) -> StartedSheet:
     """A draft sheet for this person; an existing beneficiary is reused (blind index +
     confirmed by decryption), with a notice about the sheets that already exist. Audited
-    (``sheet_created``); an invalid identity raises IdentityInvalid, its reasons by field."""
+    (``sheet_created``); an invalid identity raises IdentityInvalidError, its reasons by field."""
     check_identity(identity)
     if structure.circonscription is None:
-        raise InvalidInput("Votre structure n'est rattachée à aucune circonscription : "
-                           "contactez l'administrateur·rice.")
+        raise InvalidInputError("Votre structure n'est rattachée à aucune circonscription : "
+                                "contactez l'administrateur·rice.")
     # Sheets of a circonscription start one at a time: the circonscription's row is locked
     # (a no-op UPDATE: a row lock on PostgreSQL, the write lock on SQLite) before the
     # duplicate search, so two clicks or two colleagues cannot create the same person
@@ -430,8 +430,8 @@ def choose_identity_values(session: Session, vault: Vault, sheet: Sheet, typed: 
     """The referent's choice between stored and typed identity values, while the sheet can
     be edited (as the edit page: an inscribed sheet's identity is not changed here)."""
     if sheet.status not in EDITABLE_STATES:
-        raise InvalidInput("La fiche n'est plus modifiable : l'identité enregistrée est "
-                           "conservée.")
+        raise InvalidInputError("La fiche n'est plus modifiable : l'identité enregistrée est "
+                                "conservée.")
     resolve_identity_differences(session, vault, sheet.beneficiary, sheet.structure_id, typed,
                                  update, index_bits=index_bits)
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from shared import deidentify
 from shared.db import paris_to_utc, utc_to_paris
 from shared.domain.reference import reference_labels
-from shared.errors import InvalidInput
+from shared.errors import InvalidInputError
 from shared.models import (
     AgendaItem,
     Decision,
@@ -97,7 +97,7 @@ def text_review(session: Session, circonscription_id: int, year: int,
 def month_bounds(year: int, month: int) -> tuple[datetime, datetime]:
     """[start, end) of the month in Paris time (naive), as session times are stored."""
     if not (1 <= month <= 12 and 2000 <= year <= 2100):
-        raise InvalidInput("Mois invalide : indiquez un mois au format AAAA-MM.")
+        raise InvalidInputError("Mois invalide : indiquez un mois au format AAAA-MM.")
     start = datetime(year, month, 1)
     end = datetime(year + (month == 12), month % 12 + 1, 1)
     return start, end

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from shared.document_variables import BUILTIN_FILES, VARIABLES
 from shared.domain import audit
 from shared.encrypted import Vault
-from shared.errors import DomainError, NotFound
+from shared.errors import DomainError, NotFoundError
 from shared.models import TemplateVersion
 from shared.models.document import DOCUMENT_KINDS
 
@@ -47,7 +47,7 @@ TRIAL_MEMORY = 1024 * 1024 * 1024  # bytes of address space for it
 _FILENAME_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\"]")
 
 
-class TemplateRejected(DomainError):
+class TemplateRejectedError(DomainError):
     """An uploaded template that cannot be used; ``message`` says why and where, in French
     (``reason`` is the same without the « Modèle refusé : » prefix).
 
@@ -63,14 +63,14 @@ class TemplateRejected(DomainError):
 def precheck(kind: str, data: bytes) -> None:
     """What is refused before any parsing: an unknown kind, a file over the size limit."""
     if kind not in DOCUMENT_KINDS:
-        raise TemplateRejected(f"type de document inconnu (« {kind[:40]} »).", "kind")
+        raise TemplateRejectedError(f"type de document inconnu (« {kind[:40]} »).", "kind")
     if len(data) > MAX_SIZE:
-        raise TemplateRejected(f"le fichier dépasse {MAX_SIZE_LABEL} "
-                               f"({_size_label(len(data))}).", "size")
+        raise TemplateRejectedError(f"le fichier dépasse {MAX_SIZE_LABEL} "
+                                    f"({_size_label(len(data))}).", "size")
 
 
 def check_template(kind: str, data: bytes) -> None:
-    """Raise TemplateRejected unless ``data`` is a .docx the worker can fill for ``kind``.
+    """Raise TemplateRejectedError unless ``data`` is a .docx the worker can fill for ``kind``.
 
     The checks (archive, macros, links, Jinja syntax, variables of the kind, internal
     attributes, test render in the worker's sandbox, what every document carries) run in
@@ -82,20 +82,20 @@ def check_template(kind: str, data: bytes) -> None:
                                 preexec_fn=_trial_limits, env=_child_environment(),
                                 check=False)
     except subprocess.TimeoutExpired:
-        raise TemplateRejected("le rendu d'essai dépasse le temps autorisé (boucle trop "
-                               "longue ?).", "render") from None
+        raise TemplateRejectedError("le rendu d'essai dépasse le temps autorisé (boucle trop "
+                                    "longue ?).", "render") from None
     verdict = _verdict(result.stdout) if result.returncode == 0 else None
     if verdict is None:
         if result.returncode < 0 or b"MemoryError" in result.stderr:  # killed by a limit
-            raise TemplateRejected("le rendu d'essai a dépassé la mémoire ou le temps "
-                                   "autorisés.", "render")
+            raise TemplateRejectedError("le rendu d'essai a dépassé la mémoire ou le temps "
+                                        "autorisés.", "render")
         log.error("template check failed (exit %s): %s", result.returncode,
                   result.stderr.decode("utf-8", "replace")[-2000:])
-        raise TemplateRejected("la vérification du modèle n'a pas pu aboutir (erreur "
-                               "interne). Réessayez ; si l'erreur persiste, signalez-la à "
-                               "l'équipe qui exploite l'application.", "checker")
+        raise TemplateRejectedError("la vérification du modèle n'a pas pu aboutir (erreur "
+                                    "interne). Réessayez ; si l'erreur persiste, signalez-la à "
+                                    "l'équipe qui exploite l'application.", "checker")
     if not verdict["accepted"]:
-        raise TemplateRejected(verdict["message"], verdict["code"])
+        raise TemplateRejectedError(verdict["message"], verdict["code"])
 
 
 def _verdict(stdout: bytes) -> dict | None:
@@ -154,9 +154,9 @@ def upload_template(session: Session, vault: Vault, kind: str, filename: str,
         same = session.scalar(select(TemplateVersion.version).where(
             TemplateVersion.kind == kind, TemplateVersion.sha256 == sha256))
         if same is not None:
-            raise TemplateRejected(f"ce fichier est identique à la version {same} déjà "
-                                   "enregistrée : activez-la plutôt.", "duplicate")
-    except TemplateRejected as exc:
+            raise TemplateRejectedError(f"ce fichier est identique à la version {same} déjà "
+                                        "enregistrée : activez-la plutôt.", "duplicate")
+    except TemplateRejectedError as exc:
         _rejected(vault, [], f"{kind} : {exc.code}")
         raise
     last = session.scalar(select(func.max(TemplateVersion.version))
@@ -188,7 +188,7 @@ def activate(session: Session, vault: Vault, version: TemplateVersion) -> None:
     (``template_activated``, or ``template_rejected``, kept whatever the caller does)."""
     try:
         check_template(version.kind, version.body)
-    except TemplateRejected as exc:
+    except TemplateRejectedError as exc:
         _rejected(vault, [version.id], f"{version.kind} : {exc.code} (activation)")
         raise
     # One statement: two administrators activating at once still leave one active version.
@@ -223,7 +223,7 @@ def download_builtin(vault: Vault, templates_dir: Path, kind: str) -> tuple[str,
     """The built-in file of ``kind`` (its name, its bytes); audited like a version's."""
     path = builtin_template(templates_dir, kind)
     if path is None:
-        raise NotFound("Pas de modèle intégré pour ce type de document.")
+        raise NotFoundError("Pas de modèle intégré pour ce type de document.")
     body = path.read_bytes()
     _audit(vault, "template_downloaded", [], f"{kind} : modèle intégré")
     return path.name, body

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from shared.db import utcnow
 from shared.domain import audit
 from shared.encrypted import Vault
-from shared.errors import InvalidInput, NotFound
+from shared.errors import InvalidInputError, NotFoundError
 from shared.models import Circonscription, LoginThrottle, RoleAssignment, Structure, User
 from shared.models.document import INSTITUTIONS
 from shared.models.user import ROLES
@@ -57,13 +57,13 @@ def create_user(session: Session, *, email: str, full_name: str, password: str,
                 role: RoleSpec, must_change_password: bool = False) -> User:
     email = normalise_email(email)
     if not EMAIL_RE.match(email) or len(email) > 254 or has_control(email):
-        raise InvalidInput("L'adresse e-mail n'est pas valide.")
+        raise InvalidInputError("L'adresse e-mail n'est pas valide.")
     full_name = clean_text(full_name, label="Nom", limit=160, required=True)
     problem = password_problem(password)
     if problem:
-        raise InvalidInput(problem)
+        raise InvalidInputError(problem)
     if session.scalar(select(User.id).where(User.email == email)) is not None:
-        raise InvalidInput("Un compte existe déjà avec cette adresse e-mail.")
+        raise InvalidInputError("Un compte existe déjà avec cette adresse e-mail.")
     user = User(email=email, full_name=full_name, password_hash=hash_password(password),
                 must_change_password=must_change_password)
     user.roles = _assignments(session, role)
@@ -90,10 +90,10 @@ def _audit(vault: Vault, action: str, user: User, **kwargs) -> None:
 
 def _assignments(session: Session, spec: RoleSpec) -> list[RoleAssignment]:
     if spec.role not in ROLES:
-        raise InvalidInput("Rôle inconnu.")
+        raise InvalidInputError("Rôle inconnu.")
     if spec.role == "referent":
         if spec.structure_id is None or session.get(Structure, spec.structure_id) is None:
-            raise InvalidInput("Un·e référent·e doit être rattaché·e à une structure.")
+            raise InvalidInputError("Un·e référent·e doit être rattaché·e à une structure.")
         return [RoleAssignment(role="referent", structure_id=spec.structure_id,
                                is_manager=spec.manager)]
     if spec.role == "facilitator":
@@ -101,11 +101,11 @@ def _assignments(session: Session, spec: RoleSpec) -> list[RoleAssignment]:
         found = session.scalar(select(func.count()).select_from(Circonscription)
                                .where(Circonscription.id.in_(ids))) if ids else 0
         if not ids or found != len(ids):
-            raise InvalidInput("Choisissez au moins une circonscription existante.")
+            raise InvalidInputError("Choisissez au moins une circonscription existante.")
         return [RoleAssignment(role="facilitator", circonscription_id=i) for i in ids]
     if spec.role == "director":
         if spec.institution not in INSTITUTIONS:
-            raise InvalidInput("Précisez l'institution pour laquelle la direction signe.")
+            raise InvalidInputError("Précisez l'institution pour laquelle la direction signe.")
         return [RoleAssignment(role="director", institution=spec.institution)]
     return [RoleAssignment(role=spec.role)]
 
@@ -113,7 +113,7 @@ def _assignments(session: Session, spec: RoleSpec) -> list[RoleAssignment]:
 def get_user(session: Session, user_id: int) -> User:
     user = session.get(User, user_id)
     if user is None:
-        raise NotFound("Compte introuvable.")
+        raise NotFoundError("Compte introuvable.")
     return user
 
 
@@ -127,7 +127,7 @@ def end_sessions(session: Session, user: User) -> None:
 def user_by_email(session: Session, email: str) -> User:
     user = session.scalar(select(User).where(User.email == normalise_email(email)))
     if user is None:
-        raise NotFound("Aucun compte avec cette adresse e-mail.")
+        raise NotFoundError("Aucun compte avec cette adresse e-mail.")
     return user
 
 
@@ -136,7 +136,7 @@ def set_active(session: Session, vault: Vault, user: User, active: bool) -> None
     each an explicit, audited act. Nobody deactivates their own account (an administrator
     would lock themself out)."""
     if not active and vault.actor.user_id == user.id:
-        raise InvalidInput("Vous ne pouvez pas désactiver votre propre compte.")
+        raise InvalidInputError("Vous ne pouvez pas désactiver votre propre compte.")
     user.active = active
     end_sessions(session, user)  # a reactivation must not revive an old cookie
     _audit(vault, "user_activated" if active else "user_deactivated", user)
@@ -160,19 +160,19 @@ def change_password(session: Session, vault: Vault, user: User, current: str,
                     new: str) -> None:
     """The user changes their own password (the current one first); audited."""
     if not verify_password(user.password_hash, current):
-        raise InvalidInput("Le mot de passe actuel est incorrect.")
+        raise InvalidInputError("Le mot de passe actuel est incorrect.")
     problem = password_problem(new)
     if problem:
-        raise InvalidInput(problem)
+        raise InvalidInputError(problem)
     if new == current:
-        raise InvalidInput("Le nouveau mot de passe doit être différent de l'actuel.")
+        raise InvalidInputError("Le nouveau mot de passe doit être différent de l'actuel.")
     user.password_hash = hash_password(new)
     user.must_change_password = False
     end_sessions(session, user)
     _audit(vault, "password_changed", user)
 
 
-class LoginThrottled(InvalidInput):
+class LoginThrottledError(InvalidInputError):
     pass
 
 
@@ -193,7 +193,7 @@ def _throttle(session: Session, key: str, now: datetime) -> LoginThrottle:
 
 def authenticate(session: Session, email: str, password: str, address: str,
                  now: datetime | None = None) -> User:
-    """The active user with these credentials, else InvalidInput with a French message.
+    """The active user with these credentials, else InvalidInputError with a French message.
 
     Failures are counted per account and per client address; past the limit the key is
     locked for a while, with the same message whether or not the account exists.
@@ -207,7 +207,7 @@ def authenticate(session: Session, email: str, password: str, address: str,
     for row, _ in rows:
         if row.locked_until and row.locked_until > now:
             minutes = max(1, int((row.locked_until - now).total_seconds() // 60) + 1)
-            raise LoginThrottled(
+            raise LoginThrottledError(
                 f"Trop de tentatives de connexion. Réessayez dans {minutes} minute(s)."
             )
     user = session.scalar(select(User).where(User.email == normalise_email(email)))
@@ -220,9 +220,9 @@ def authenticate(session: Session, email: str, password: str, address: str,
             if row.failures >= limit:
                 row.locked_until = now + LOCK_TIME
         session.flush()
-        raise InvalidInput("Adresse e-mail ou mot de passe incorrect.")
+        raise InvalidInputError("Adresse e-mail ou mot de passe incorrect.")
     if not user.active:
-        raise InvalidInput("Ce compte est désactivé. Contactez votre administrateur·rice.")
+        raise InvalidInputError("Ce compte est désactivé. Contactez votre administrateur·rice.")
     account_row = rows[0][0]  # the address counter is kept: one good login must not reset it
     account_row.failures, account_row.locked_until = 0, None
     if needs_rehash(user.password_hash):
@@ -235,11 +235,11 @@ def authenticate(session: Session, email: str, password: str, address: str,
 def log_in(session: Session, vault: Vault, email: str, password: str, address: str,
            now: datetime | None = None) -> User:
     """``authenticate``, audited: ``login`` in the user's name, or ``login_failed`` naming
-    only the kind of refusal (a lockout is ``LoginThrottled``), never the e-mail typed. The
+    only the kind of refusal (a lockout is ``LoginThrottledError``), never the e-mail typed. The
     caller commits in both cases: the failure counters and the row are kept."""
     try:
         user = authenticate(session, email, password, address, now)
-    except InvalidInput as exc:
+    except InvalidInputError as exc:
         audit.record(session, vault.keyring, audit.Actor(None, "anonymous"), "login_failed",
                      purpose=type(exc).__name__)
         raise

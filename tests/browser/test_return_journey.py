@@ -11,7 +11,7 @@ from shared.domain import meetings
 from shared.models import Sheet
 from tests.browser.pages import LoginPage, MeetingPage, SheetPage
 from tests.factories import PASSWORD, canary_identity, canary_values, make_sheet
-from tests.functional.test_returns import close, give_avis, hold, month_sessions
+from tests.helpers import close, give_avis, hold, month_sessions
 
 THREE_MONTHS_LATER = date(2027, 3, 15)  # examined on 15/12/2026
 NEW_QUESTION = "Le permis est obtenu : quelle suite donner au parcours vers l'emploi ?"

@@ -14,9 +14,7 @@ from shared.domain.screening import TextsNeedReviewError
 from shared.domain.sheets import read_values
 from shared.models import AuditEvent
 from tests.factories import canary_identity, make_sheet
-from tests.functional.test_avis_decisions import DGA, examined  # noqa: F401 (fixture)
-from tests.helpers import csrf_token
-from tests.intake.test_access import client_as
+from tests.helpers import DGA, client_as, csrf_token
 
 
 def test_the_referent_exports_identity_and_sheet_contents_audited(app, world, db_session,
@@ -66,7 +64,7 @@ def exported(app, sheet) -> tuple[dict, str]:
 
 
 def test_the_export_holds_the_formal_decision_and_the_earlier_versions_of_the_avis(
-        app, world, examined, db_session, vault):  # noqa: F811 (the fixture imported above)
+        app, world, examined, db_session, vault):
     """Everything held about the person: the decision the competent institution took, and
     what the avis said before it was corrected, with the reason of the change."""
     _meeting, sheet, decision, _url = examined

@@ -5,7 +5,6 @@ import io
 import os
 import pickle
 import shutil
-import zipfile
 import zlib
 
 import redis as redis_lib
@@ -23,19 +22,7 @@ from shared.domain import documents
 from shared.models import AuditEvent, DocumentJob, GeneratedDocument, Sheet
 from shared.queue import DOCUMENT_JOB_FUNCTION, DOCUMENTS_QUEUE, sign_payload
 from tests.factories import PASSWORD, canary_values
-from tests.helpers import csrf_token, run_queue, wait_for
-
-
-def docx_xml(data: bytes) -> str:
-    """Every XML part of a .docx, relationships and properties included."""
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        return "".join(archive.read(n).decode("utf-8", "replace") for n in archive.namelist()
-                       if n.endswith((".xml", ".rels")))
-
-
-def request_agenda(client, meeting_id):
-    token = csrf_token(client, f"/seances/{meeting_id}")
-    return client.post(f"/seances/{meeting_id}/documents/agenda", data={"csrf_token": token})
+from tests.helpers import csrf_token, docx_xml, request_agenda, run_queue, wait_for
 
 
 def test_facilitator_generates_the_agenda_through_the_real_worker(
@@ -351,5 +338,5 @@ def test_a_transient_failure_is_retried_and_its_message_stays_out_of_logs_and_re
                 value = zlib.decompress(value)
             assert secret.encode() not in value, key
     assert "transient failure (OSError)" in caplog.text  # logged by us, with its frames
-    assert "TransientFailure: OSError" in caplog.text  # and by RQ, with the kind only
+    assert "TransientFailureError: OSError" in caplog.text  # and by RQ, with the kind only
     assert secret not in caplog.text

@@ -7,8 +7,7 @@ from sqlalchemy import func, select
 
 from shared.models import AgendaItem, AuditEvent
 from tests.factories import canary_identity, make_sheet
-from tests.functional.test_meetings import flash_text, post
-from tests.helpers import logged_in
+from tests.helpers import flash_text, logged_in, post
 
 
 def _offered(page) -> set[int]:

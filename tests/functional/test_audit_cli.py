@@ -1,20 +1,9 @@
 """`icli audit verify` as an administrator runs it: a real subprocess on the test instance."""
 
-import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, update
 
-from shared.domain import audit
 from shared.models import AuditEvent
 from tests.helpers import icli
-
-
-@pytest.fixture
-def chain(db_session, keyring):
-    for n in range(6):
-        audit.record(db_session, keyring, audit.CLI, "decrypt", object_type="identity_records",
-                     object_ids=[n + 1], fields=["nom"], purpose=f"test {n}")
-    db_session.commit()
-    return list(db_session.scalars(select(AuditEvent).order_by(AuditEvent.seq)))
 
 
 def broken(test_env, row: AuditEvent, reason: str) -> None:

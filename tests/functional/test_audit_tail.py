@@ -11,10 +11,7 @@ from sqlalchemy import delete, select, update
 from shared.crypto import KeyRing
 from shared.domain import audit
 from shared.models import AuditEvent, AuditHead, AuditReanchor
-from tests.functional.test_audit_cli import chain  # noqa: F401 - the six-row chain fixture
-from tests.functional.test_wrong_keyring import replaced
-from tests.helpers import icli, start_worker, stop_worker, wait_for
-from tests.intake.test_access import client_as
+from tests.helpers import client_as, icli, replaced, start_worker, stop_worker, wait_for
 
 
 def write_rows(db_session, keyring, count: int, purpose: str) -> None:
@@ -31,7 +28,7 @@ def truncate_to(db_session, last_kept: AuditEvent) -> None:
     db_session.commit()
 
 
-def test_deleting_the_tail_and_moving_the_head_back_is_detected(test_env, db_session, chain):  # noqa: F811
+def test_deleting_the_tail_and_moving_the_head_back_is_detected(test_env, db_session, chain):
     truncate_to(db_session, chain[3])
     result = icli(test_env, "audit", "verify", check=False)
     assert result.returncode != 0
@@ -45,7 +42,7 @@ def checkpointed(test_env, tmp_path):
 
 
 def test_truncation_covered_by_new_rows_is_detected_against_the_checkpoint(
-        checkpointed, db_session, keyring, chain):  # noqa: F811
+        checkpointed, db_session, keyring, chain):
     env, path = checkpointed
     assert "checkpoint of seq 6" in icli(env, "audit", "checkpoint").stdout
     truncate_to(db_session, chain[2])
@@ -58,7 +55,7 @@ def test_truncation_covered_by_new_rows_is_detected_against_the_checkpoint(
 
 
 def test_truncation_before_any_new_row_is_detected_against_the_checkpoint(
-        checkpointed, db_session, keyring, chain):  # noqa: F811
+        checkpointed, db_session, keyring, chain):
     env, path = checkpointed
     icli(env, "audit", "checkpoint")
     truncate_to(db_session, chain[2])
@@ -69,7 +66,7 @@ def test_truncation_before_any_new_row_is_detected_against_the_checkpoint(
     assert "truncated: the chain ends at seq 3, the checkpoint of" in result.stderr
 
 
-def test_a_forged_checkpoint_is_refused(checkpointed, db_session, chain):  # noqa: F811
+def test_a_forged_checkpoint_is_refused(checkpointed, db_session, chain):
     env, path = checkpointed
     icli(env, "audit", "checkpoint")
     data = json.loads(path.read_text())
@@ -80,7 +77,7 @@ def test_a_forged_checkpoint_is_refused(checkpointed, db_session, chain):  # noq
 
 
 def test_an_intact_chain_is_consistent_with_its_checkpoint(checkpointed, db_session, keyring,
-                                                           chain):  # noqa: F811
+                                                           chain):
     env, path = checkpointed
     icli(env, "audit", "checkpoint")
     write_rows(db_session, keyring, 2, "later")
@@ -88,7 +85,7 @@ def test_an_intact_chain_is_consistent_with_its_checkpoint(checkpointed, db_sess
 
 
 def test_the_worker_writes_checkpoints_on_its_schedule(checkpointed, engine, redis, db_session,
-                                                       keyring, chain, tmp_path):  # noqa: F811
+                                                       keyring, chain, tmp_path):
     env, path = checkpointed
     worker = start_worker(env, redis, tmp_path / "worker.log")
     try:
@@ -113,7 +110,7 @@ def test_the_dpo_downloads_a_signed_checkpoint(app, world, db_session, tmp_path,
 
 
 def test_rows_written_under_a_wrong_audit_key_are_repaired_by_a_signed_reanchor(
-        test_env, settings, db_session, keyring, chain, tmp_path):  # noqa: F811
+        test_env, settings, db_session, keyring, chain, tmp_path):
     # History from before the keyring was checked: three rows MACed under a replaced key.
     wrong = KeyRing.load(replaced(settings.keyring_path, tmp_path / "wrong.json", "audit"))
     write_rows(db_session, wrong, 3, "wrong key")
@@ -136,7 +133,7 @@ def test_rows_written_under_a_wrong_audit_key_are_repaired_by_a_signed_reanchor(
     assert "re-anchor forged" in icli(test_env, "audit", "verify", check=False).stderr
 
 
-def test_a_gap_is_never_reanchored(test_env, db_session, chain):  # noqa: F811
+def test_a_gap_is_never_reanchored(test_env, db_session, chain):
     db_session.execute(delete(AuditEvent).where(AuditEvent.id == chain[3].id))
     db_session.commit()
     result = icli(test_env, "audit", "re-anchor", "--reason", "x", check=False)

@@ -12,8 +12,7 @@ from sqlalchemy import func, select
 
 from generator.contexts import feedback_context
 from shared.domain import avis, decisions, meetings
-from shared.domain.meetings import ActionInput
-from shared.errors import InvalidInput, InvalidTransition
+from shared.errors import InvalidInputError, InvalidTransition
 from shared.models import (
     AuditEvent,
     AvisRevision,
@@ -22,24 +21,7 @@ from shared.models import (
     GeneratedDocument,
     Notification,
 )
-from tests.functional.test_returns import give_avis, hold
-from tests.helpers import csrf_token, logged_in
-
-DGA = "DGA Solidarités, par délégation"
-
-
-@pytest.fixture
-def examined(world, db_session, vault):
-    """The session held, an avis on the first situation that needs the Département."""
-    meeting, sheet = world["meeting"], world["sheets"][0]
-    meeting.starts_at = meeting.starts_at.replace(year=date.today().year - 1)  # already held
-    hold(db_session, meeting)
-    decision = give_avis(db_session, vault, meeting, sheet, "Poursuivre l'accompagnement.",
-                         actions=[ActionInput("Atelier CV", None, None)])
-    decision.formal_decision_by = "departement"
-    db_session.commit()
-    item = next(i for i in meeting.items if i.sheet_id == sheet.id)
-    return meeting, sheet, decision, f"/seances/{meeting.id}/points/{item.id}"
+from tests.helpers import DGA, csrf_token, give_avis, logged_in
 
 
 def audit_count(db_session, action):
@@ -198,7 +180,7 @@ def test_a_formal_decision_is_awaited_listed_then_recorded_on_the_fiche_retour(
 def test_a_formal_decision_naming_the_person_is_refused(world, examined, db_session, vault):
     _meeting, _sheet, decision, _url = examined
     identity = world["identities"][0]
-    with pytest.raises(InvalidInput, match="Reformulez"):
+    with pytest.raises(InvalidInputError, match="Reformulez"):
         decisions.record(db_session, vault, decision, outcome="modifiee",
                          decided_on=date.today(), author=DGA,
                          detail=f"Accord pour {identity.prenom} {identity.nom}.",

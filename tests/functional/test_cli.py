@@ -1,15 +1,13 @@
 """The `icli` command as an administrator runs it, with leak scans of everything it touched."""
 
 import csv
-import os
-import subprocess
 
 import pytest
-from sqlalchemy import MetaData, select, update
+from sqlalchemy import select, update
 
 from shared.models import IdentityRecord, User
 from tests.factories import canary_identity, canary_values
-from tests.helpers import icli
+from tests.helpers import database_dump, icli, read_elsewhere, redis_dump
 
 HEADER = ["nom", "prenom", "date_naissance", "numero_caf", "identifiant_france_travail",
           "adresse", "code_postal", "commune", "telephone", "email"]
@@ -24,33 +22,8 @@ def people_csv(path, good, bad_rows):
         writer.writerows(bad_rows)
 
 
-def read_elsewhere(paths) -> bytes:
-    """Read files in a child process: closing a descriptor of the SQLite file in this process
-    would drop the POSIX locks of the test's own connections (and let another process delete
-    the WAL under them)."""
-    paths = [str(p) for p in paths]
-    return subprocess.run(["cat", *paths], capture_output=True, check=True).stdout if paths else b""
-
-
-def database_dump(engine, settings) -> bytes:
-    """Every byte the database holds: the files for SQLite (with WAL), all rows otherwise."""
-    if settings.is_sqlite:
-        path = settings.database_url.removeprefix("sqlite:///")
-        return read_elsewhere(p for p in (path, path + "-wal", path + "-shm")
-                              if os.path.exists(p))
-    metadata = MetaData()
-    metadata.reflect(engine)
-    with engine.connect() as conn:
-        rows = [repr(tuple(r)) for t in metadata.sorted_tables for r in conn.execute(t.select())]
-    return "\n".join(rows).encode()
-
-
 def instance_files(instance) -> bytes:
     return read_elsewhere(p for p in instance.rglob("*") if p.is_file())
-
-
-def redis_dump(redis) -> bytes:
-    return b"".join((redis.dump(k) or b"") + k for k in redis.keys("*"))
 
 
 def test_demo_with_people_then_check_leaves_no_value_anywhere(

@@ -11,50 +11,16 @@ from sqlalchemy import select
 
 from shared.models import GeneratedDocument, Meeting
 from tests.factories import canary_values
-from tests.functional.test_agenda import docx_xml
-from tests.helpers import csrf_token, logged_in, wait_for
-
-
-def generate(client, meeting_id, kind, sheet_id=None, rebuild=False):
-    url = f"/seances/{meeting_id}"
-    data = {"csrf_token": csrf_token(client, url)}
-    if sheet_id:
-        data["sheet_id"] = str(sheet_id)
-    if rebuild:
-        data["rebuild"] = "1"
-    assert client.post(f"{url}/documents/{kind}", data=data).status_code == 302
-    query = f"?fiche={sheet_id}" if sheet_id else ""
-
-    def finished():
-        status = client.get(f"{url}/documents/{kind}/statut{query}").get_json()
-        return status if status["status"] in ("done", "failed") else None
-
-    status = wait_for(finished, timeout=120)
-    assert status["status"] == "done", status
-    response = client.get(status["download"])
-    assert response.status_code == 200
-    return response.data
-
-
-def step(client, meeting_id, action, data=None):
-    url = f"/seances/{meeting_id}"
-    client.post(f"{url}/etat/{action}", data={"csrf_token": csrf_token(client, url),
-                                              **(data or {})})
-
-
-def examine_every_situation(db_session, vault, meeting) -> None:
-    """The session held: every member present, an avis with one action on each situation."""
-    from shared.domain.meetings import ActionInput, record_avis
-
-    for row in meeting.members:
-        row.attendance = "present"
-    meeting.state = "tenue"
-    for item in [i for i in meeting.items if i.sheet_id]:
-        record_avis(db_session, vault, meeting, item.id, avis="maintien",
-                    avis_codes={"maintien"}, motivation="Poursuivre l'accompagnement.",
-                    actions=[ActionInput("Atelier CV", None, None)], come_back_on=None,
-                    formal_decision_by="")
-    db_session.commit()
+from tests.helpers import (
+    csrf_token,
+    docx_xml,
+    examine_every_situation,
+    flash_text,
+    generate,
+    logged_in,
+    pdf_text,
+    step,
+)
 
 
 def test_every_document_is_built_by_the_worker_pseudonymised(
@@ -97,8 +63,6 @@ def test_every_document_is_built_by_the_worker_pseudonymised(
     assert {d.kind for d in stored} == set(built)
     assert all(not d.body.startswith(b"PK") for d in stored)  # encrypted at rest
     if shutil.which("soffice") and shutil.which("pdftotext"):  # .ci/run installs both
-        from tests.functional.test_signature import pdf_text
-
         for document in stored:
             assert document.pdf_body is not None, document.kind
             text = pdf_text(vault.open_blob(document, "pdf_body"))
@@ -132,7 +96,6 @@ def test_the_dossier_is_refused_while_a_text_names_someone(app, world, db_sessio
     from shared import deidentify
     from shared.domain.sheets import read_values, write_values
     from shared.models import DocumentJob
-    from tests.functional.test_meetings import flash_text
 
     # Given an inscribed sheet whose text was changed after its review to name a doctor
     meeting, sheet = world["meeting"], world["sheets"][1]

@@ -13,12 +13,9 @@ from sqlalchemy import select
 from shared.domain import audit, users
 from shared.domain.meetings import create_meeting, plan_meeting, postpone
 from shared.encrypted import Vault
-from shared.errors import InvalidInput
+from shared.errors import InvalidInputError
 from shared.models import AuditEvent, Meeting, User
-from tests.functional.test_meetings import flash_text, post, reload
-from tests.helpers import csrf_token, icli
-from tests.intake.test_access import client_as
-from tests.intake.test_admin import create_account
+from tests.helpers import client_as, create_account, csrf_token, flash_text, icli, post, reload
 
 DIRECTOR = "director@test.invalid"
 
@@ -100,7 +97,7 @@ def test_nobody_deactivates_their_own_account_on_the_page_nor_through_the_domain
     assert reload(db_session, User, admin_user.id).active is True
     assert audit_rows(db_session, "user_deactivated") == []
     as_admin = Vault(db_session, keyring, audit.Actor(admin_user.id))
-    with pytest.raises(InvalidInput, match="votre propre compte"):
+    with pytest.raises(InvalidInputError, match="votre propre compte"):
         users.set_active(db_session, as_admin, admin_user, False)
     db_session.rollback()
     # Another administrator's account, or the operator at the console, may be deactivated.
@@ -126,7 +123,7 @@ def test_a_meeting_cannot_be_planned_in_the_past_on_the_page_nor_in_the_domain(
     assert "Une séance ne peut pas être planifiée dans le passé." in flash_text(page)
     assert db_session.scalars(select(Meeting.id)).all() == before
     for create in (create_meeting, lambda *args: plan_meeting(db_session, vault, *args[1:])):
-        with pytest.raises(InvalidInput, match="dans le passé"):
+        with pytest.raises(InvalidInputError, match="dans le passé"):
             create(db_session, north, datetime.combine(yesterday, time(14)), "Salle 2")
     # Today is not the past; the page plans it and audits it.
     page = post(facilitator, "/seances/", {"circonscription_id": str(north.id),
@@ -145,6 +142,6 @@ def test_a_meeting_cannot_be_postponed_to_the_past_on_the_page_nor_in_the_domain
                 f"/seances/{meeting.id}")
     assert "qu'à une date à venir" in html.unescape(flash_text(page))
     assert reload(db_session, Meeting, meeting.id).postponed_to_id is None
-    with pytest.raises(InvalidInput, match="qu'à une date à venir"):
+    with pytest.raises(InvalidInputError, match="qu'à une date à venir"):
         postpone(db_session, vault, meeting, datetime.combine(yesterday, time(14)),
                  "Salle indisponible")

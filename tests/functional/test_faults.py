@@ -20,7 +20,7 @@ from shared.queue import DOCUMENTS_QUEUE
 from shared.redis_server import start_bundled_redis
 from tests import helpers
 from tests.factories import PASSWORD, PLANNED_ON
-from tests.helpers import csrf_token, die_with_parent, logged_in, wait_for
+from tests.helpers import csrf_token, die_with_parent, generate, logged_in, wait_for
 
 
 def start_worker(test_env, log_path, lease_seconds):
@@ -175,8 +175,6 @@ def test_generate_refuses_an_unwritable_output_before_any_work(test_env, engine,
 
 def test_a_worker_past_its_memory_limit_restarts_between_jobs_and_goes_on(
         app, test_env, redis, world, tmp_path):
-    from tests.functional.test_documents import generate
-
     # Given a worker whose limit (1 MiB) every job leaves it above
     worker = helpers.start_worker({**test_env, "ICLI_WORKER_MEMORY_MB": "1"}, redis,
                                    tmp_path / "worker.log")

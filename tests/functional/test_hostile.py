@@ -8,18 +8,12 @@ from sqlalchemy import select
 from shared.models import AgendaItem, Member, User
 from shared.text import canonical
 from tests.factories import canary_identity, make_sheet
-from tests.helpers import csrf_token
-from tests.intake.test_access import client_as
+from tests.helpers import client_as, csrf_token, post
 
 SHOWN_BACK = ["& < > \" ' <script>x</script>", "{{ 7*7 }} {% if 1 %}x{% endif %}",
               "\u202eRTL", "Émoji 🙂"]
 REFUSED = ["nul\x00byte", "bell\x07", "x" * 5000]
 PRESENTER = {"presenter_structure": "PLIE", "presenter_role": "Cheffe de projet"}
-
-
-def post(client, url, data, form_url=None):
-    token = csrf_token(client, form_url or url)
-    return client.post(url, data={"csrf_token": token, **data}, follow_redirects=True)
 
 
 @pytest.mark.parametrize("value", SHOWN_BACK + REFUSED)

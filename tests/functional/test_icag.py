@@ -17,16 +17,13 @@ from shared.domain.meetings import create_meeting, inscribe_sheet
 from shared.domain.sheets import write_values
 from shared.models import (
     AuditEvent,
-    GeneratedDocument,
     GlobalSupport,
     Meeting,
     Member,
     Notification,
 )
 from tests.factories import PLANNED_ON, canary_identity, canary_values, make_sheet
-from tests.functional.test_agenda import docx_xml
-from tests.functional.test_meetings import facilitator, flash_text, post, reload  # noqa: F401
-from tests.helpers import run_queue
+from tests.helpers import docx_xml, flash_text, minutes_docx, post, reload
 
 
 def _icag_sheet(db_session, vault, world, n, position="accord"):
@@ -40,22 +37,8 @@ def _held(db_session, meeting):
     db_session.commit()
 
 
-def minutes_docx(facilitator, db_session, vault, settings, redis, meeting):  # noqa: F811
-    """The minutes of ``meeting`` (avis saisis), built by the real worker code."""
-    meeting.state = "avis_saisis"
-    db_session.commit()
-    url = f"/seances/{meeting.id}"
-    post(facilitator, f"{url}/documents/minutes", form_url=url)
-    run_queue(settings, redis)
-    db_session.expire_all()
-    stored = db_session.scalars(select(GeneratedDocument).where(
-        GeneratedDocument.meeting_id == meeting.id, GeneratedDocument.kind == "minutes")
-        .order_by(GeneratedDocument.id.desc())).first()
-    return vault.open_blob(stored, "body")
-
-
 def test_an_ag_entry_records_its_dates_and_diagnostic_and_reaches_the_minutes(
-        facilitator, world, db_session, vault, settings, redis):  # noqa: F811
+        facilitator, world, db_session, vault, settings, redis):
     # Given a session with an ICAG entry for a person who agrees, and one who disagrees
     meeting = world["meeting"]
     agrees = _icag_sheet(db_session, vault, world, 0)
@@ -114,7 +97,7 @@ def test_an_ag_entry_records_its_dates_and_diagnostic_and_reaches_the_minutes(
 
 
 def test_a_renewal_moves_the_term_and_an_exit_records_its_reason(
-        facilitator, world, db_session, vault):  # noqa: F811
+        facilitator, world, db_session, vault):
     # Given a person in AG since an earlier session
     meeting = world["meeting"]
     sheet = _icag_sheet(db_session, vault, world, 2)

@@ -10,8 +10,7 @@ from sqlalchemy import select
 
 from shared.models import AuditEvent, Sheet
 from tests.factories import canary_identity
-from tests.functional.test_sheets import create_draft, identity_form
-from tests.helpers import csrf_token, logged_in
+from tests.helpers import create_draft, csrf_token, identity_form, logged_in
 
 
 def _new_sheet(client, data):

@@ -5,7 +5,6 @@ import html
 import re
 from datetime import date, timedelta
 
-import pytest
 from sqlalchemy import func, select
 
 from shared.models import (
@@ -19,34 +18,18 @@ from shared.models import (
     Sheet,
 )
 from tests.factories import canary_identity, make_sheet
-from tests.functional.test_agenda import docx_xml
-from tests.helpers import csrf_token, logged_in, run_queue
-from tests.intake.test_access import client_as
+from tests.helpers import (
+    client_as,
+    csrf_token,
+    docx_xml,
+    flash_text,
+    post,
+    reload,
+    run_queue,
+)
 
 PRESENTER = {"presenter_structure": "PLIE de Plaine Commune",
              "presenter_role": "Chargée de mission"}
-
-
-@pytest.fixture
-def facilitator(app, world):
-    return logged_in(app, "facilitator@test.invalid")
-
-
-def post(client, url, data=None, form_url=None):
-    """Post a form with a fresh CSRF token; returns the page it lands on."""
-    token = csrf_token(client, form_url or url)
-    return client.post(url, data={"csrf_token": token, **(data or {})},
-                       follow_redirects=True)
-
-
-def flash_text(response) -> str:
-    return " ".join(re.findall(r'class="flash [^"]*"[^>]*>([^<]*)<', response.get_data(
-        as_text=True)))
-
-
-def reload(db_session, model, id_):
-    db_session.expire_all()
-    return db_session.get(model, id_)
 
 
 def test_a_whole_month_of_one_instance(facilitator, app, world, db_session, vault, redis,

@@ -287,16 +287,16 @@ def test_the_information_note_is_built_by_reference_and_submission_needs_the_inf
     from shared.demo import demo_values
     from shared.domain.reference import reference_labels
     from shared.domain.sheet_workflow import submit
-    from shared.domain.sheets import SheetInvalid, write_values
+    from shared.domain.sheets import SheetInvalidError, write_values
 
     write_values(vault, sheet, {**demo_values(0), "personne_informee": "",
                                 "date_information": "", "position_personne": ""})
-    with pytest.raises(SheetInvalid) as refused:
+    with pytest.raises(SheetInvalidError) as refused:
         submit(db_session, vault, sheet, reference_labels(db_session), actor_id=referent.id)
     assert set(refused.value.errors) >= {"personne_informee", "position_personne"}
     write_values(vault, sheet, {**demo_values(0), "personne_informee": "oui",
                                 "date_information": "", "position_personne": "injoignable"})
-    with pytest.raises(SheetInvalid) as refused:
+    with pytest.raises(SheetInvalidError) as refused:
         submit(db_session, vault, sheet, reference_labels(db_session), actor_id=referent.id)
     assert "date" in refused.value.errors["date_information"]
 

@@ -10,14 +10,7 @@ from docx import Document
 from sqlalchemy import select
 
 from shared.models import AgendaItem, AuditEvent, GeneratedDocument
-from tests.functional.test_icag import minutes_docx
-from tests.functional.test_meetings import facilitator, post, reload  # noqa: F401
-from tests.functional.test_meetings import flash_text as escaped_flash_text
-from tests.helpers import run_queue
-
-
-def flash_text(page) -> str:
-    return html.unescape(escaped_flash_text(page))
+from tests.helpers import flash_text, minutes_docx, post, reload, run_queue
 
 
 def _cells(body: bytes) -> list[str]:
@@ -25,7 +18,7 @@ def _cells(body: bytes) -> list[str]:
 
 
 def test_a_partnership_item_has_a_presenter_and_a_slot_in_the_agenda(
-        facilitator, world, db_session, vault, settings, redis):  # noqa: F811
+        facilitator, world, db_session, vault, settings, redis):
     meeting = world["meeting"]
     url = f"/seances/{meeting.id}"
 
@@ -34,12 +27,12 @@ def test_a_partnership_item_has_a_presenter_and_a_slot_in_the_agenda(
         "title": "Mobilité solidaire", "duration": "20", "slot": "14:10",
         "presenter_structure": "PLIE de Plaine Commune",
         "presenter_role": "Madame Jeanne Martin"}, url)
-    assert "Point non ajouté" in flash_text(page)
-    assert "Fonction de la personne qui présente" in flash_text(page)
+    assert "Point non ajouté" in html.unescape(flash_text(page))
+    assert "Fonction de la personne qui présente" in html.unescape(flash_text(page))
     page = post(facilitator, f"{url}/points", {
         "title": "Mobilité solidaire", "duration": "20", "slot": "14:10",
         "presenter_structure": "", "presenter_role": "Chargée de mission"}, url)
-    assert "Structure qui présente" in flash_text(page)
+    assert "Structure qui présente" in html.unescape(flash_text(page))
 
     # A structure of the reference list is taken as it is (a town's name is no person)
     for title, structure in (("Mobilité solidaire", "PLIE de Plaine Commune"),
@@ -47,7 +40,7 @@ def test_a_partnership_item_has_a_presenter_and_a_slot_in_the_agenda(
         page = post(facilitator, f"{url}/points", {
             "title": title, "duration": "20", "slot": "14:10",
             "presenter_structure": structure, "presenter_role": "Chargée de mission"}, url)
-        assert "Point ajouté à l'ordre du jour." in flash_text(page)
+        assert "Point ajouté à l'ordre du jour." in html.unescape(flash_text(page))
     item = db_session.scalars(select(AgendaItem).where(
         AgendaItem.title == "Mobilité solidaire")).one()
     assert (item.presenter_structure, item.presenter_role, item.time_slot) == (
@@ -64,7 +57,7 @@ def test_a_partnership_item_has_a_presenter_and_a_slot_in_the_agenda(
 
 
 def test_the_outcome_of_a_partnership_item_reaches_the_minutes_and_the_dashboard(
-        facilitator, world, db_session, vault, settings, redis):  # noqa: F811
+        facilitator, world, db_session, vault, settings, redis):
     meeting = world["meeting"]
     item = next(i for i in meeting.items if i.part == "partenariat")
     url = f"/seances/{meeting.id}/points/{item.id}/partenariat"
@@ -82,13 +75,13 @@ def test_the_outcome_of_a_partnership_item_reaches_the_minutes_and_the_dashboard
     db_session.commit()
     page = post(facilitator, url, {**outcome, "summary": "Échange avec Madame Jeanne Martin."},
                 url)
-    assert "Compte rendu non enregistré" in flash_text(page)
+    assert "Compte rendu non enregistré" in html.unescape(flash_text(page))
     page = post(facilitator, url, {**outcome, "follow_up_on": meeting.day.isoformat()}, url)
-    assert "La date de suivi doit suivre la séance." in flash_text(page)
+    assert "La date de suivi doit suivre la séance." in html.unescape(flash_text(page))
     assert reload(db_session, AgendaItem, item.id).summary == ""
 
     page = post(facilitator, url, outcome, url)
-    assert "Compte rendu du point partenarial enregistré." in flash_text(page)
+    assert "Compte rendu du point partenarial enregistré." in html.unescape(flash_text(page))
     item = reload(db_session, AgendaItem, item.id)
     assert (item.summary, item.next_step, item.follow_up_on) == (
         outcome["summary"], outcome["next_step"], follow_up)
@@ -108,6 +101,6 @@ def test_the_outcome_of_a_partnership_item_reaches_the_minutes_and_the_dashboard
     page = html.unescape(facilitator.get("/suivi/").get_data(as_text=True))
     assert "Présentation de l'ALI" in page and follow_up.strftime("%d/%m/%Y") in page
     page = post(facilitator, f"/suivi/partenariat/{item.id}/fait", form_url="/suivi/")
-    assert "Suivi du point partenarial marqué fait." in flash_text(page)
+    assert "Suivi du point partenarial marqué fait." in html.unescape(flash_text(page))
     assert "Présentation de l'ALI" not in html.unescape(page.get_data(as_text=True))
     assert reload(db_session, AgendaItem, item.id).follow_up_done_on is not None

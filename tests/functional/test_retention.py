@@ -27,8 +27,7 @@ from shared.models import (
 )
 from shared.protected import IDENTITY_FIELDS
 from tests.factories import canary_identity, canary_values, make_sheet
-from tests.functional.test_cli import database_dump
-from tests.helpers import icli
+from tests.helpers import database_dump, icli
 
 
 def withdraw(db_session, vault, sheet, months_ago: int) -> None:

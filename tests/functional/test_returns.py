@@ -14,45 +14,24 @@ from generator.contexts import dossier_context, feedback_context
 from generator.render import render, template_path
 from shared.demo import demo_values
 from shared.domain import documents, meetings, returns
-from shared.domain.meetings import ActionInput, adjourn, create_meeting, inscribe_sheet, record_avis
+from shared.domain.meetings import ActionInput, adjourn, create_meeting, inscribe_sheet
 from shared.domain.sheets import read_values
 from shared.errors import InvalidTransition
-from shared.models import AgendaItem, Decision, Meeting, Notification, Sheet
+from shared.models import AgendaItem, Notification, Sheet
 from tests.factories import PLANNED_ON, canary_identity, make_sheet
-from tests.functional.test_sheets import post_sheet, sheet_form
-from tests.helpers import csrf_token, logged_in, purge
+from tests.helpers import (
+    close,
+    csrf_token,
+    give_avis,
+    hold,
+    logged_in,
+    month_sessions,
+    post_sheet,
+    purge,
+    sheet_form,
+)
 
 COME_BACK = date(2027, 3, 15)
-
-
-def hold(db_session, meeting) -> None:
-    """The session is held (its documents and attendance are not what is tested here)."""
-    meeting.state = "tenue"
-    db_session.flush()
-
-
-def give_avis(db_session, vault, meeting, sheet, motivation, *, come_back_on=None,
-              actions=()) -> Decision:
-    item = next(i for i in meeting.items if i.sheet_id == sheet.id and not i.outcome)
-    return record_avis(db_session, vault, meeting, item.id, avis="maintien",
-                       avis_codes={"maintien"}, motivation=motivation, actions=list(actions),
-                       come_back_on=come_back_on, formal_decision_by="")
-
-
-def close(db_session, vault, meeting) -> None:
-    """Minutes signed by both directors (tested elsewhere), then the session closed."""
-    meeting.state = "pv_signe"
-    meetings.transition(db_session, vault, meeting, "close")
-    db_session.commit()
-
-
-def month_sessions(db_session, north) -> dict[str, Meeting]:
-    days = {"janvier": datetime(2027, 1, 12, 14), "fevrier": datetime(2027, 2, 9, 14),
-            "mars": datetime(2027, 3, 9, 14), "avril": datetime(2027, 4, 13, 14)}
-    created = {name: create_meeting(db_session, north, day, "Salle 2", today=PLANNED_ON)
-               for name, day in days.items()}
-    db_session.commit()
-    return created
 
 
 def returns_section(page: str) -> str:

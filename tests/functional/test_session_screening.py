@@ -7,8 +7,7 @@ import re
 from sqlalchemy import select
 
 from shared.models import AgendaItem, AuditEvent, Meeting, Structure
-from tests.functional.test_meetings import flash_text, post
-from tests.helpers import logged_in
+from tests.helpers import flash_text, logged_in, post
 
 
 def test_a_refused_agenda_title_is_shown_highlighted_and_a_finding_dismissed_with_a_reason(

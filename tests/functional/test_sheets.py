@@ -21,48 +21,18 @@ from shared.models import (
 )
 from shared.text import canonical
 from tests.factories import PASSWORD, canary_identity, canary_values, make_sheet
-from tests.functional.test_cli import database_dump, redis_dump
-from tests.helpers import CSRF_RE, csrf_token, logged_in
-
-
-def identity_form(identity) -> dict:
-    return {k: getattr(identity, k) for k in (
-        "nom", "prenom", "nom_naissance", "date_naissance", "numero_caf",
-        "identifiant_france_travail", "adresse", "code_postal", "commune", "telephone",
-        "email")}
-
-
-def sheet_form(values: dict, identity) -> dict:
-    """The edit form's fields for ``values`` (as the browser would post them)."""
-    data = identity_form(identity)
-    for name, value in values.items():
-        if name == "freins":
-            data.update({f"frein__{code}": level for code, level in value.items()})
-        elif name == "actions":
-            for row, entry in enumerate(value):
-                data.update({f"action_{row}_{k}": v for k, v in entry.items()})
-        elif isinstance(value, int):
-            data[name] = str(value)
-        else:
-            data[name] = value
-    return data
-
-
-def create_draft(client, identity):
-    token = csrf_token(client, "/fiches/nouvelle")
-    response = client.post("/fiches/nouvelle", data={"csrf_token": token,
-                                                     **identity_form(identity)})
-    assert response.status_code == 302, response.get_data(as_text=True)[:2000]
-    return int(response.headers["Location"].split("/")[2])
-
-
-def post_sheet(client, sheet_id, data, action="save"):
-    """The edit form posted with one of its buttons (``action=None``: a finding's button)."""
-    token = csrf_token(client, f"/fiches/{sheet_id}/modifier")
-    buttons = {"action": action} if action else {}
-    return client.post(f"/fiches/{sheet_id}/modifier",
-                       data={"csrf_token": token, **buttons, **data})
-
+from tests.helpers import (
+    CSRF_RE,
+    client_as,
+    create_draft,
+    csrf_token,
+    database_dump,
+    identity_form,
+    logged_in,
+    post_sheet,
+    redis_dump,
+    sheet_form,
+)
 
 FINDING_RE = re.compile(r'name="finding" value="([^"]+)"')
 TICKET_RE = re.compile(r'name="stash_ticket" value="([^"]+)"')
@@ -81,11 +51,6 @@ def status_of(db_session, sheet_id):
 @pytest.fixture
 def referent(app, world):
     return logged_in(app, "referent@test.invalid")
-
-
-@pytest.fixture
-def facilitator(app, world):
-    return logged_in(app, "facilitator@test.invalid")
 
 
 def test_a_sheet_goes_from_draft_to_screening_and_back_through_the_forms(
@@ -337,8 +302,6 @@ def test_no_identity_value_reaches_the_database_files_redis_or_the_logs(
 
 
 def test_directors_and_admins_never_reach_sheets(app, world, db_session, vault):
-    from tests.intake.test_access import client_as
-
     sheet = make_sheet(db_session, vault, world["structures"]["ssd"], canary_identity(12),
                        status="soumise")
     db_session.commit()
@@ -364,8 +327,6 @@ def test_a_forged_cross_site_post_is_neither_stashed_nor_restored(app, referent,
 
 def test_a_stash_is_restored_only_to_the_user_who_typed_it(app, referent, db_session, world,
                                                            vault):
-    from tests.intake.test_access import client_as
-
     manager_spec = world["users"]["referent"]
     sheet_id = create_draft(referent, canary_identity(14))
     token, ticket = form_tokens(referent, sheet_id)

@@ -2,7 +2,6 @@
 
 import hashlib
 import shutil
-import subprocess
 import threading
 from datetime import date, datetime, time
 
@@ -13,9 +12,15 @@ from sqlalchemy.orm import Session
 from shared.domain import documents, meetings
 from shared.encrypted import Vault
 from shared.models import GeneratedDocument, Meeting, MinutesVisa, User
-from tests.functional.test_documents import examine_every_situation, generate, step
-from tests.helpers import csrf_token, logged_in
-from tests.intake.test_access import client_as
+from tests.helpers import (
+    client_as,
+    csrf_token,
+    examine_every_situation,
+    generate,
+    logged_in,
+    pdf_text,
+    step,
+)
 
 
 def minutes_ready_for_visas(world, db_session, vault) -> Meeting:
@@ -37,11 +42,6 @@ def latest_minutes(db_session) -> GeneratedDocument:
     db_session.expire_all()
     return db_session.scalars(select(GeneratedDocument).where(
         GeneratedDocument.kind == "minutes").order_by(GeneratedDocument.id.desc())).first()
-
-
-def pdf_text(data: bytes) -> str:
-    return subprocess.run(["pdftotext", "-", "-"], input=data, capture_output=True,
-                          check=True).stdout.decode()
 
 
 @pytest.mark.skipif(not (shutil.which("soffice") and shutil.which("pdftotext")),

@@ -14,13 +14,10 @@ from sqlalchemy import select
 
 from generator.render import RenderError, render
 from shared.docx_safety import MAX_UNCOMPRESSED, UnsafeDocxError, check_docx
-from shared.domain.templates import TemplateRejected, check_template
+from shared.domain.templates import TemplateRejectedError, check_template
 from shared.models import AuditEvent, DocumentJob, GeneratedDocument, TemplateVersion
 from tests.factories import PASSWORD
-from tests.functional.test_agenda import request_agenda
-from tests.functional.test_templates_admin import _zip_with, count, upload
-from tests.helpers import run_queue
-from tests.intake.test_access import client_as
+from tests.helpers import client_as, count, request_agenda, run_queue, upload, zip_with
 
 LINKED = b'"http://collecte.invalid/p.png"'
 
@@ -97,8 +94,8 @@ DOCUMENT, RELS = "word/document.xml", "word/_rels/document.xml.rels"
 def test_each_known_bypass_of_the_template_check_is_refused(settings, case, name, transform,
                                                             reason):
     builtin = (settings.templates_dir / "ordre_du_jour.docx").read_bytes()
-    with pytest.raises(TemplateRejected, match=reason):
-        check_template("agenda", _zip_with(builtin, name, transform))
+    with pytest.raises(TemplateRejectedError, match=reason):
+        check_template("agenda", zip_with(builtin, name, transform))
 
 
 def lying_size_header(source: bytes, name: str, stated: int) -> bytes:
@@ -152,7 +149,7 @@ def test_a_rendered_value_that_would_become_a_live_field_is_never_stored_or_sent
         app, world, db_session, settings, redis):
     # Given an active template stored before this check, with a tag inside a field code,
     builtin = (settings.templates_dir / "ordre_du_jour.docx").read_bytes()
-    hostile = _zip_with(builtin, DOCUMENT, in_body(field(b"{{ circonscription }}")))
+    hostile = zip_with(builtin, DOCUMENT, in_body(field(b"{{ circonscription }}")))
     db_session.add(TemplateVersion(kind="agenda", version=1, filename="ancien.docx",
                                    sha256=hashlib.sha256(hostile).hexdigest(),
                                    size=len(hostile), body=hostile, active=True))
@@ -176,7 +173,7 @@ def test_a_rendered_value_that_would_become_a_live_field_is_never_stored_or_sent
 
 def test_the_worker_refuses_a_rendered_document_with_an_external_link(settings):
     builtin = (settings.templates_dir / "ordre_du_jour.docx").read_bytes()
-    hostile = _zip_with(builtin, RELS, external_relationship(b'TargetMode="External"'))
+    hostile = zip_with(builtin, RELS, external_relationship(b'TargetMode="External"'))
     from generator.contexts import sample_context
 
     with pytest.raises(RenderError, match="document produit refusé"):

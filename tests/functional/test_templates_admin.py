@@ -9,38 +9,30 @@ import zipfile
 
 import pytest
 from docx import Document
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from generator.jobs import template_source
 from generator.render import TEMPLATES, template_path
-from shared.domain.templates import MAX_SIZE, TemplateRejected, check_template
+from shared.domain.templates import MAX_SIZE, TemplateRejectedError, check_template
 from shared.models import AuditEvent, GeneratedDocument, TemplateVersion
 from tests.factories import PASSWORD
-from tests.functional.test_agenda import request_agenda
-from tests.helpers import csrf_token, run_queue
-from tests.intake.test_access import client_as
+from tests.helpers import (
+    TEMPLATES_PAGE,
+    client_as,
+    count,
+    csrf_token,
+    docx_with,
+    request_agenda,
+    run_queue,
+    upload,
+    zip_with,
+)
 
-PAGE = "/admin/modeles"
-
-
-def upload(client, kind: str, data: bytes, filename: str = "modele.docx", **options):
-    token = csrf_token(client, PAGE)
-    return client.post(f"{PAGE}/{kind}/envoyer", content_type="multipart/form-data",
-                       data={"csrf_token": token, "file": (io.BytesIO(data), filename)},
-                       **options)
+PAGE = TEMPLATES_PAGE
 
 
 def post(client, url: str):
     return client.post(url, data={"csrf_token": csrf_token(client, PAGE)})
-
-
-def docx_with(*paragraphs: str) -> bytes:
-    document = Document()
-    for text in paragraphs:
-        document.add_paragraph(text)
-    out = io.BytesIO()
-    document.save(out)
-    return out.getvalue()
 
 
 def zip_of(entries: dict[str, bytes]) -> bytes:
@@ -49,10 +41,6 @@ def zip_of(entries: dict[str, bytes]) -> bytes:
         for name, data in entries.items():
             archive.writestr(name, data)
     return out.getvalue()
-
-
-def count(session, model) -> int:
-    return session.scalar(select(func.count()).select_from(model))
 
 
 def audit_actions(session) -> list[str]:
@@ -89,7 +77,7 @@ def test_builtin_template_uploaded_activated_used_by_the_worker_then_back_to_bui
 
     # A second version: activating it deactivates the first (one active per kind).
     marker = "Modèle d'essai, version 2"
-    second_body = _zip_with(body, "word/document.xml", lambda xml: xml.replace(
+    second_body = zip_with(body, "word/document.xml", lambda xml: xml.replace(
         b"<w:sectPr", f"<w:p><w:r><w:t>{marker}</w:t></w:r></w:p><w:sectPr".encode(), 1))
     assert upload(client, "agenda", second_body, "odj-v2.docx").status_code == 302
     second = db_session.scalar(select(TemplateVersion).where(TemplateVersion.version == 2))
@@ -170,9 +158,9 @@ def test_oversized_upload_is_refused_with_the_limit(client, auth, world, db_sess
     assert "dépasse 2 Mo" in body and 'id="fichier-dossier"' in body
     assert count(db_session, TemplateVersion) == 0
     # The domain applies the same limit to what reaches it by another way.
-    with pytest.raises(TemplateRejected, match="dépasse 2 Mo"):
+    with pytest.raises(TemplateRejectedError, match="dépasse 2 Mo"):
         check_template("dossier", b"PK" + b"\0" * MAX_SIZE)
-    with pytest.raises(TemplateRejected, match="type de document inconnu"):
+    with pytest.raises(TemplateRejectedError, match="type de document inconnu"):
         check_template("convocation", docx_with("x"))
 
 
@@ -232,16 +220,6 @@ def test_other_roles_are_refused(app, world, db_session, role):
     assert anonymous.get(PAGE).headers["Location"].startswith("/connexion")
 
 
-def _zip_with(source: bytes, name: str, transform) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(source)) as original, \
-            zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as patched:
-        for item in original.infolist():
-            data = original.read(item.filename)
-            patched.writestr(item, transform(data) if item.filename == name else data)
-    return out.getvalue()
-
-
 @pytest.mark.parametrize(("name", "transform", "reason"), [
     ("word/document.xml", lambda xml: xml.replace(
         b"</w:body>", b'<w:p><w:r><w:instrText>INCLUDEPICTURE "http://x/{{ reference }}"'
@@ -255,11 +233,11 @@ def _zip_with(source: bytes, name: str, transform) -> bytes:
 ])
 def test_templates_that_would_send_data_elsewhere_are_refused(settings, name, transform,
                                                               reason):
-    from shared.domain.templates import TemplateRejected, check_template
+    from shared.domain.templates import TemplateRejectedError, check_template
 
     builtin = (settings.templates_dir / "ordre_du_jour.docx").read_bytes()
-    with pytest.raises(TemplateRejected, match=reason):
-        check_template("agenda", _zip_with(builtin, name, transform))
+    with pytest.raises(TemplateRejectedError, match=reason):
+        check_template("agenda", zip_with(builtin, name, transform))
     check_template("agenda", builtin)  # the built-in one passes
 
 
@@ -280,7 +258,7 @@ def test_a_template_that_would_hang_or_exhaust_memory_is_refused(settings, jinja
     document.add_paragraph("{{ circonscription }} " + jinja)
     out = io.BytesIO()
     document.save(out)
-    with pytest.raises(TemplateRejected, match=reason):
+    with pytest.raises(TemplateRejectedError, match=reason):
         check_template("feedback", out.getvalue())
 
 
@@ -300,8 +278,8 @@ def _without_drawings(xml: bytes) -> bytes:
 def test_a_template_without_what_every_document_carries_is_refused(settings, name, transform,
                                                                     reason):
     builtin = (settings.templates_dir / "ordre_du_jour.docx").read_bytes()
-    with pytest.raises(TemplateRejected) as refused:
-        check_template("agenda", _zip_with(builtin, name, transform))
+    with pytest.raises(TemplateRejectedError) as refused:
+        check_template("agenda", zip_with(builtin, name, transform))
     assert refused.value.code == "mandatory"
     assert reason in refused.value.message and "Télécharger" in refused.value.message
     for kind, filename in TEMPLATES.items():  # every built-in template carries them all

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from shared.domain import templates
 from shared.models import TemplateVersion
 from tests.factories import PASSWORD
-from tests.functional.test_templates_admin import docx_with
+from tests.helpers import docx_with
 
 # A web process of its own: the app, an administrator uploading a template that passes and one
 # that does not, activating the first, then the list of modules it loaded.
@@ -93,7 +93,7 @@ def test_a_checker_that_crashes_refuses_the_template_with_an_internal_error(
     body = (settings.templates_dir / "ordre_du_jour.docx").read_bytes()
     try:
         templates.check_template("agenda", body)
-    except templates.TemplateRejected as refused:
+    except templates.TemplateRejectedError as refused:
         assert refused.code == "checker" and "erreur interne" in refused.message
         assert refused.message.count("Modèle refusé") == 1
     else:

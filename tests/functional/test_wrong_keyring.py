@@ -23,7 +23,7 @@ from shared.domain import audit
 from shared.keys import record_key_versions
 from shared.models import AuditEvent, KeyVersionRecord
 from tests import helpers
-from tests.shared.test_keyring import assert_no_key_material, file_keys
+from tests.helpers import assert_no_key_material, file_keys, replaced
 
 # These tests are about processes (start, signals, what they hold): icli runs as its own.
 icli = functools.partial(helpers.icli, process=True)
@@ -34,18 +34,6 @@ def recorded(db_session, keyring):
     """The database knows the fingerprints of the test keyring (as after any first start)."""
     record_key_versions(db_session, keyring)
     db_session.commit()
-
-
-def replaced(source: Path, destination: Path, chain: str) -> Path:
-    """A copy of ``source`` whose ``chain`` v1 is another random key (same version)."""
-    data = json.loads(source.read_text(encoding="utf-8"))
-    data["chains"][chain]["versions"]["1"]["key"] = base64.b64encode(
-        secrets.token_bytes(32)).decode()
-    temporary = destination.with_suffix(".tmp")
-    temporary.write_text(json.dumps(data), encoding="utf-8")
-    temporary.chmod(0o600)
-    temporary.replace(destination)  # as an operator's copy would: a new file
-    return destination
 
 
 def with_versions(source: Path, destination: Path, chain: str, kept: tuple[int, ...],

@@ -1,8 +1,6 @@
 """Each context builder on a real database, with a worker's vault (no identity chain):
 render, open with python-docx, check the pseudonymised content and that no identity leaks."""
 
-import io
-import zipfile
 from datetime import date, datetime
 
 import pytest
@@ -38,7 +36,7 @@ from shared.models import (
     Sheet,
 )
 from tests.factories import PLANNED_ON, canary_identity, canary_values, make_sheet
-from tests.generator.test_render import document_text
+from tests.helpers import document_text, docx_xml
 
 TODAY = date(2026, 12, 16)
 WORKER_CHAINS = ("content", "audit", "jobs")
@@ -48,12 +46,6 @@ REFERENT_CONTACT = ("Fonction-du-referent-canari", "0912345678")
 EARLIER_ACTION = "Bilan de compétences à organiser"
 AVIS_ACTION = "Aide au permis de conduire"
 MOTIVATION = "Le parcours progresse ; appui nécessaire sur la mobilité."
-
-
-def docx_xml(data: bytes) -> str:
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        return "".join(archive.read(n).decode("utf-8") for n in archive.namelist()
-                       if n.endswith((".xml", ".rels")))
 
 
 def shape_matches(real, sample, path="") -> None:

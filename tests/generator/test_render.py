@@ -12,6 +12,7 @@ from docx.oxml.ns import qn
 from generator.contexts import BUILDERS, clean, french_date, sample_context, slot_time
 from generator.render import TEMPLATES, RenderError, render, template_path, undeclared_variables
 from shared.models.document import DOCUMENT_KINDS
+from tests.helpers import document_text
 
 HOSTILE = [
     "& < > \" '",
@@ -34,30 +35,6 @@ def hostile(value, text: str):
     if isinstance(value, str) and value:
         return text
     return value
-
-
-def _paragraph_texts(container) -> list[str]:
-    texts = [p.text for p in container.paragraphs]
-    for table in container.tables:
-        for row in table.rows:
-            for cell in row.cells:
-                texts.extend(_paragraph_texts(cell))
-    return texts
-
-
-def document_text(data: bytes) -> str:
-    """Body, tables, headers and footers, as python-docx reads them (it must parse the file)."""
-    document = Document(io.BytesIO(data))
-    parts = _paragraph_texts(document)
-    for section in document.sections:
-        parts.extend(_paragraph_texts(section.header) + _paragraph_texts(section.footer))
-    return "\n".join(parts)
-
-
-def docx_xml(data: bytes) -> str:
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        return "".join(archive.read(n).decode("utf-8") for n in archive.namelist()
-                       if n.endswith((".xml", ".rels")))
 
 
 def test_every_document_kind_has_a_template_and_a_builder():

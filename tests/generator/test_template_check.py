@@ -12,8 +12,8 @@ import pytest
 from generator.render import TEMPLATES
 from generator.template_check import check
 from shared.document_variables import VARIABLES
-from shared.domain.templates import TemplateRejected
-from tests.functional.test_templates_admin import docx_with
+from shared.domain.templates import TemplateRejectedError
+from tests.helpers import docx_with
 
 
 @pytest.mark.parametrize("kind", sorted(TEMPLATES))
@@ -22,7 +22,7 @@ def test_every_built_in_template_passes(settings, kind):
 
 
 def test_an_unknown_variable_is_refused_with_the_variables_of_the_kind():
-    with pytest.raises(TemplateRejected) as refused:
+    with pytest.raises(TemplateRejectedError) as refused:
         check("information", docx_with("{{ reference }}", "{{ nom }}"))
     assert refused.value.code == "variables"
     assert "« nom » (word/document.xml)" in refused.value.reason

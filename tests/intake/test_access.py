@@ -16,7 +16,7 @@ from shared.models import (
     TemplateVersion,
 )
 from tests.factories import canary_identity, canary_values, make_sheet
-from tests.helpers import csrf_token, logged_in
+from tests.helpers import client_as, csrf_token
 
 ROLES = ["anonymous", "referent", "other_referent", "facilitator", "other_facilitator",
          "director", "admin", "dpo"]
@@ -125,12 +125,6 @@ def routes(app, world, db_session, vault):
         method = "GET" if "GET" in rule.methods else "POST"
         out.append((rule.endpoint, url, method))
     return out
-
-
-def client_as(app, role):
-    if role == "anonymous":
-        return app.test_client()
-    return logged_in(app, f"{role.replace('_', '.')}@test.invalid")
 
 
 def expected_status(app, endpoint, role):

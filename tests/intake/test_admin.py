@@ -4,13 +4,7 @@ from sqlalchemy import select
 
 from shared.models import AuditEvent, Circonscription, Structure, User
 from tests.factories import PASSWORD, canary_identity, make_sheet
-from tests.helpers import csrf_token, logged_in, wait_for
-from tests.intake.test_access import client_as
-
-
-def create_account(client, **fields):
-    token = csrf_token(client, "/admin/utilisateurs/nouveau")
-    return client.post("/admin/utilisateurs/nouveau", data={"csrf_token": token, **fields})
+from tests.helpers import client_as, create_account, csrf_token, logged_in, wait_for
 
 
 def test_admin_creates_a_facilitator_who_must_change_the_one_time_password(

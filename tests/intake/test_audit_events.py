@@ -10,9 +10,7 @@ from shared.domain import audit
 from shared.encrypted import Vault
 from shared.models import AuditEvent, GeneratedDocument, IdentityRecord, User
 from tests.factories import PASSWORD, canary_values
-from tests.helpers import csrf_token
-from tests.intake.test_access import client_as
-from tests.intake.test_admin import create_account
+from tests.helpers import client_as, create_account, csrf_token
 
 
 def rows(db_session, action: str, purpose: str | None = None) -> list[AuditEvent]:

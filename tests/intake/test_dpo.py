@@ -12,7 +12,7 @@ from sqlalchemy import select
 from shared.domain import audit, audit_log
 from shared.models import AuditEvent, IdentityRecord
 from tests.factories import canary_values
-from tests.intake.test_access import client_as
+from tests.helpers import client_as
 
 
 def no_personal_data(body: str, world) -> None:

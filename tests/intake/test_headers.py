@@ -7,8 +7,7 @@ import dataclasses
 
 from intake import create_app
 from tests.factories import canary_identity, make_sheet
-from tests.helpers import csrf_token
-from tests.intake.test_access import client_as
+from tests.helpers import client_as, csrf_token
 
 HSTS = "Strict-Transport-Security"
 

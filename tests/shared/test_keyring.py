@@ -20,6 +20,7 @@ from shared.crypto import (
     KeyringError,
     new_dek,
 )
+from tests.helpers import assert_no_key_material, file_keys
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER_CHAINS = ("content", "audit", "jobs")
@@ -32,23 +33,9 @@ def keyring_file(tmp_path) -> Path:
     return path
 
 
-def file_keys(path: Path) -> list[str]:
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return [item["key"] for entry in data["chains"].values()
-            for item in entry["versions"].values()]
-
-
 def rewrite(path: Path, body: str) -> None:
     path.write_text(body, encoding="utf-8")
     path.chmod(0o600)
-
-
-def assert_no_key_material(message: str, keys: list[str]) -> None:
-    for key in keys:
-        raw = base64.b64decode(key)
-        assert raw.hex()[:16] not in message
-        for start in range(len(key) - 8):  # no 8-character run of any key's base64
-            assert key[start:start + 8] not in message
 
 
 # -- creation ----------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from shared.domain.screening import audit_dismissals, review_session_texts
 from shared.domain.sheet_workflow import transition as sheet_transition
 from shared.domain.sheets import read_values
 from shared.encrypted import Vault
-from shared.errors import InvalidInput
+from shared.errors import InvalidInputError
 from shared.models import AgendaItem, Beneficiary, Meeting, Sheet
 from shared.models.meeting import ICAG_KINDS
 from shared.sheet_schema import FIELDS_BY_NAME
@@ -72,9 +72,9 @@ def add_screened_partnership_item(session: Session, vault: Vault, meeting: Meeti
                           presenter_structure: str, presenter_role: str, time_slot: str,
                           duration_minutes: int) -> AgendaItem:
     if time_slot and not TIME_RE.match(time_slot):
-        raise InvalidInput("Créneau invalide : une heure de 00:00 à 23:59.")
+        raise InvalidInputError("Créneau invalide : une heure de 00:00 à 23:59.")
     if not 5 <= duration_minutes <= 240:
-        raise InvalidInput("Durée entre 5 et 240 minutes.")
+        raise InvalidInputError("Durée entre 5 et 240 minutes.")
     item = AgendaItem(meeting=meeting, part="partenariat", title=title,
                       presenter_structure=presenter_structure, presenter_role=presenter_role,
                       time_slot=time_slot, duration_minutes=duration_minutes,
@@ -101,7 +101,7 @@ def candidate_sheets(session: Session, meeting: Meeting) -> list[Sheet]:
                   Sheet.submitted_at)))
 
 
-class SamePersonOnAgendaError(InvalidInput):
+class SamePersonOnAgendaError(InvalidInputError):
     """Another sheet of the same person is already on the agenda (issue 15): the facilitator
     confirms explicitly (audited) or chooses another session."""
 
@@ -130,28 +130,28 @@ def inscribe_sheet(session: Session, vault: Vault, meeting: Meeting, sheet: Shee
     A second sheet of a person already on the agenda needs ``same_person_confirmed``."""
     require_allowed(meeting, "inscribe")
     if part not in ("situation", "icag"):
-        raise InvalidInput("Partie de l'ordre du jour inconnue.")
+        raise InvalidInputError("Partie de l'ordre du jour inconnue.")
     if part == "icag" and icag_kind not in ICAG_KINDS:
-        raise InvalidInput("Précisez s'il s'agit d'une entrée, d'un renouvellement ou "
-                           "d'une sortie d'accompagnement global.")
+        raise InvalidInputError("Précisez s'il s'agit d'une entrée, d'un renouvellement ou "
+                                "d'une sortie d'accompagnement global.")
     if not TIME_RE.match(time_slot):
-        raise InvalidInput("Créneau invalide : une heure de 00:00 à 23:59.")
+        raise InvalidInputError("Créneau invalide : une heure de 00:00 à 23:59.")
     if sheet.circonscription_id != meeting.circonscription_id:
-        raise InvalidInput("La fiche relève d'une autre circonscription.")
+        raise InvalidInputError("La fiche relève d'une autre circonscription.")
     if purged(sheet):
-        raise InvalidInput(f"La fiche {sheet.reference} ne peut plus être inscrite : les "
-                           "données de la personne ont été effacées au terme de leur durée "
-                           "de conservation.")
+        raise InvalidInputError(f"La fiche {sheet.reference} ne peut plus être inscrite : les "
+                                "données de la personne ont été effacées au terme de leur durée "
+                                "de conservation.")
     earlier = [i for i in meeting.items if i.sheet_id == sheet.id]
     if any(not i.outcome for i in earlier):
-        raise InvalidInput("La fiche est déjà inscrite à cette séance.")
+        raise InvalidInputError("La fiche est déjà inscrite à cette séance.")
     if earlier:  # one agenda item per sheet and session
-        raise InvalidInput("La fiche a été ajournée de cette séance ou y a déjà été "
-                           "examinée : inscrivez-la à une autre séance.")
+        raise InvalidInputError("La fiche a été ajournée de cette séance ou y a déjà été "
+                                "examinée : inscrivez-la à une autre séance.")
     if part == "icag" and icag_kind == "entree" and _position(vault, sheet) == "desaccord":
-        raise InvalidInput("Entrée en accompagnement global impossible : la position "
-                           "enregistrée de la personne est « en désaccord ». Mettez à jour "
-                           "la fiche si elle a changé d'avis.")
+        raise InvalidInputError("Entrée en accompagnement global impossible : la position "
+                                "enregistrée de la personne est « en désaccord ». Mettez à jour "
+                                "la fiche si elle a changé d'avis.")
     same_person = [i for i in meeting.items if i.sheet is not None and i.outcome != "ajourne"
                    and i.sheet.beneficiary_id == sheet.beneficiary_id]
     if same_person and not same_person_confirmed:
@@ -192,7 +192,7 @@ def agenda_item(meeting: Meeting, item_id: int) -> AgendaItem:
     for item in meeting.items:
         if item.id == item_id:
             return item
-    raise InvalidInput("Point inconnu pour cette séance.")
+    raise InvalidInputError("Point inconnu pour cette séance.")
 
 
 def move_item(session: Session, vault: Vault, meeting: Meeting, item_id: int,
@@ -216,8 +216,8 @@ def remove_item(session: Session, vault: Vault, meeting: Meeting, item_id: int) 
     require_allowed(meeting, "remove_item")
     item = agenda_item(meeting, item_id)
     if item.outcome:
-        raise InvalidInput("Ce point a été ajourné : il reste à l'ordre du jour avec le motif "
-                           "que donnent le procès-verbal et la fiche retour.")
+        raise InvalidInputError("Ce point a été ajourné : il reste à l'ordre du jour avec le motif "
+                                "que donnent le procès-verbal et la fiche retour.")
     if item.sheet is not None:
         sheet_transition(session, vault, item.sheet, "adjourn", actor_id=vault.actor.user_id,
                          reason="Retirée de l'ordre du jour avant convocation.", meeting=meeting)
@@ -236,7 +236,7 @@ def adjourn(session: Session, vault: Vault, meeting: Meeting, item_id: int, reas
     require_allowed(meeting, "adjourn")
     item = agenda_item(meeting, item_id)
     if item.sheet is None or item.outcome:
-        raise InvalidInput("Seule une situation non encore examinée peut être ajournée.")
+        raise InvalidInputError("Seule une situation non encore examinée peut être ajournée.")
     reason = clean_text(reason, label="Motif de l'ajournement", limit=500, required=True,
                         multiline=True)
     dismissals = dismissals or {}
@@ -246,7 +246,7 @@ def adjourn(session: Session, vault: Vault, meeting: Meeting, item_id: int, reas
         "il ne doit désigner personne. Reformulez :")
     if target is not None and (target.id == meeting.id
                                or target.circonscription_id != meeting.circonscription_id):
-        raise InvalidInput("Choisissez une autre séance de la même circonscription.")
+        raise InvalidInputError("Choisissez une autre séance de la même circonscription.")
     sheet_transition(session, vault, item.sheet, "adjourn", actor_id=vault.actor.user_id,
                      reason=reason, meeting=meeting)
     item.outcome, item.adjourn_reason = "ajourne", reason

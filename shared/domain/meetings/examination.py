@@ -19,7 +19,7 @@ from shared.domain.meetings.states import (
 from shared.domain.screening import audit_dismissals
 from shared.domain.sheet_workflow import transition as sheet_transition
 from shared.encrypted import Vault
-from shared.errors import InvalidInput, InvalidTransition
+from shared.errors import InvalidInputError, InvalidTransition
 from shared.models import Decision, DecisionAction, Meeting, Structure
 from shared.models.meeting import FORMAL_DECISION
 from shared.text import clean_text
@@ -57,7 +57,8 @@ def check_avis_inputs(session: Session, meeting: Meeting, *, avis: str, avis_cod
                                                      action.owner_structure_id) is None:
             problems.append("structure porteuse inconnue")
     if problems:
-        raise InvalidInput("Avis non enregistré : " + " ; ".join(dict.fromkeys(problems)) + ".")
+        raise InvalidInputError(
+            "Avis non enregistré : " + " ; ".join(dict.fromkeys(problems)) + ".")
     return motivation, actions
 
 
@@ -84,7 +85,7 @@ def record_avis(session: Session, vault: Vault, meeting: Meeting, item_id: int, 
     require_allowed(meeting, "record_avis")
     item = agenda_item(meeting, item_id)
     if item.sheet is None or item.outcome:
-        raise InvalidInput("Cette situation a déjà un avis ou a été ajournée.")
+        raise InvalidInputError("Cette situation a déjà un avis ou a été ajournée.")
     motivation, actions = check_avis_inputs(
         session, meeting, avis=avis, avis_codes=avis_codes, motivation=motivation,
         actions=actions, come_back_on=come_back_on, formal_decision_by=formal_decision_by)

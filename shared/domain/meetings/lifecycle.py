@@ -16,7 +16,7 @@ from shared.domain.screening import SessionFinding, audit_dismissals, review_ses
 from shared.domain.sheet_workflow import transition as sheet_transition
 from shared.domain.sheets import person_identities
 from shared.encrypted import Vault
-from shared.errors import InvalidInput, InvalidTransition
+from shared.errors import InvalidInputError, InvalidTransition
 from shared.models import Decision, GeneratedDocument, Meeting, MinutesVisa, User
 from shared.models.document import INSTITUTIONS
 from shared.text import clean_text
@@ -31,20 +31,20 @@ def transition(session: Session, vault: Vault, meeting: Meeting, action: str, *,
     require_allowed(meeting, action, today)
     reason = clean_text(reason, label="Motif", limit=500, multiline=True)
     if rule.needs_reason and not reason:
-        raise InvalidInput(f"Indiquez le motif pour {rule.label}.")
+        raise InvalidInputError(f"Indiquez le motif pour {rule.label}.")
     if action == "convene" and not meeting.items:
-        raise InvalidInput("L'ordre du jour est vide : inscrivez au moins un point.")
+        raise InvalidInputError("L'ordre du jour est vide : inscrivez au moins un point.")
     if action == "hold" and not any(m.attendance in ("present", "remplace")
                                     for m in meeting.members):
-        raise InvalidInput("Saisissez d'abord les présences : aucun membre n'est présent.")
+        raise InvalidInputError("Saisissez d'abord les présences : aucun membre n'est présent.")
     if action == "send_minutes" and documents.latest_document(session, meeting.id,
                                                               "minutes") is None:
-        raise InvalidInput("Générez d'abord le procès-verbal : c'est lui que les directions "
-                           "viseront.")
+        raise InvalidInputError("Générez d'abord le procès-verbal : c'est lui que les directions "
+                                "viseront.")
     if action == "finish_avis":
         pending = [i for i in meeting.items if i.sheet_id and not i.outcome]
         if pending:
-            raise InvalidInput(f"{len(pending)} situation(s) sans avis ni ajournement.")
+            raise InvalidInputError(f"{len(pending)} situation(s) sans avis ni ajournement.")
     if action == "convene":
         invite_members(session, meeting)  # members added since the session was planned
         meeting.frozen_version = meeting.content_version
@@ -115,7 +115,7 @@ def apply_visa(session: Session, vault: Vault, meeting: Meeting, document: Gener
     if meeting.state != "pv_en_signature":
         raise InvalidTransition("Ce procès-verbal n'attend pas de visa.")
     if institution not in user.institutions:
-        raise InvalidInput("Vous ne signez pas pour cette institution.")
+        raise InvalidInputError("Vous ne signez pas pour cette institution.")
     latest = documents.latest_document(session, meeting.id, "minutes")
     if latest is None or latest.id != document.id:
         raise InvalidTransition("Une version plus récente du procès-verbal existe : "

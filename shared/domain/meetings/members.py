@@ -11,7 +11,7 @@ from shared.domain import audit
 from shared.domain.meetings.states import audit_meeting, require_allowed
 from shared.domain.users import EMAIL_RE, normalise_email
 from shared.encrypted import Vault
-from shared.errors import InvalidInput
+from shared.errors import InvalidInputError
 from shared.models import Circonscription, Meeting, MeetingMember, Member, Structure
 from shared.models.meeting import ANSWERS, ATTENDANCE
 from shared.text import clean_text, has_control
@@ -24,11 +24,11 @@ def save_member(session: Session, member: Member | None, *, circonscription_id: 
     function = clean_text(function, label="Fonction", limit=160)
     email = normalise_email(email)
     if email and (not EMAIL_RE.match(email) or len(email) > 254 or has_control(email)):
-        raise InvalidInput("Adresse e-mail invalide.")
+        raise InvalidInputError("Adresse e-mail invalide.")
     if kind not in ("permanent", "invite"):
-        raise InvalidInput("Statut inconnu.")
+        raise InvalidInputError("Statut inconnu.")
     if structure_id and session.get(Structure, structure_id) is None:
-        raise InvalidInput("Structure inconnue.")
+        raise InvalidInputError("Structure inconnue.")
     if member is None:
         member = Member(circonscription_id=circonscription_id)
         session.add(member)
@@ -96,12 +96,12 @@ def _set_each(meeting: Meeting, entries: dict[int, tuple[str, str]], attribute: 
     for member_id, (value, replacement) in entries.items():
         row = by_id.get(member_id)
         if row is None:
-            raise InvalidInput("Membre inconnu pour cette séance.")
+            raise InvalidInputError("Membre inconnu pour cette séance.")
         if value not in allowed and not (allow_empty and value == ""):
-            raise InvalidInput("Réponse invalide.")
+            raise InvalidInputError("Réponse invalide.")
         replacement = clean_text(replacement, label="Remplaçant·e", limit=160)
         if value == "remplace" and not replacement:
-            raise InvalidInput(f"Indiquez qui remplace {row.member.name}.")
+            raise InvalidInputError(f"Indiquez qui remplace {row.member.name}.")
         setattr(row, attribute, value)
         if value == "remplace" or attribute == "answer":
             row.replacement = replacement if value == "remplace" else ""

@@ -19,7 +19,7 @@ from shared.domain.meetings.lifecycle import transition
 from shared.domain.meetings.members import invite_members
 from shared.domain.meetings.states import TEXT_LIMIT, TIME_RE, audit_meeting
 from shared.encrypted import Vault
-from shared.errors import InvalidInput
+from shared.errors import InvalidInputError
 from shared.models import Circonscription, Meeting, Schedule
 from shared.text import clean_text
 
@@ -35,18 +35,18 @@ def save_schedule(session: Session, circonscription: Circonscription, *, weekday
                   week_of_month: int, at: str, place: str, video_link: str, cutoff_days: int,
                   dossier_days: int) -> Schedule:
     if not 0 <= weekday <= 4:
-        raise InvalidInput("Choisissez un jour ouvré (lundi à vendredi).")
+        raise InvalidInputError("Choisissez un jour ouvré (lundi à vendredi).")
     if week_of_month not in (1, 2, 3, 4, -1):
-        raise InvalidInput("Semaine du mois : 1re à 4e, ou dernière.")
+        raise InvalidInputError("Semaine du mois : 1re à 4e, ou dernière.")
     if not TIME_RE.match(at):
-        raise InvalidInput("Heure au format HH:MM.")
+        raise InvalidInputError("Heure au format HH:MM.")
     place = clean_text(place, label="Lieu", limit=TEXT_LIMIT)
     if not place and not video_link.strip():
-        raise InvalidInput("Indiquez un lieu ou un lien de visioconférence.")
+        raise InvalidInputError("Indiquez un lieu ou un lien de visioconférence.")
     _check_link(video_link)
     if not (1 <= dossier_days <= cutoff_days <= 60):
-        raise InvalidInput("Délais : l'envoi du dossier (J-y) doit suivre la date limite "
-                           "des fiches (J-x), entre 1 et 60 jours avant la séance.")
+        raise InvalidInputError("Délais : l'envoi du dossier (J-y) doit suivre la date limite "
+                                "des fiches (J-x), entre 1 et 60 jours avant la séance.")
     schedule = session.scalar(select(Schedule).where(
         Schedule.circonscription_id == circonscription.id))
     if schedule is None:
@@ -78,7 +78,7 @@ def save_schedule_and_plan(session: Session, vault: Vault, circonscription: Circ
 
 def _check_link(link: str) -> None:
     if link.strip() and not re.match(r"^https://[^\s<>\"']{4,290}$", link.strip()):
-        raise InvalidInput("Le lien de visioconférence doit commencer par https://.")
+        raise InvalidInputError("Le lien de visioconférence doit commencer par https://.")
 
 
 def plan_from_schedule(session: Session, schedule: Schedule, months: int = 3,
@@ -113,10 +113,10 @@ def create_meeting(session: Session, circonscription: Circonscription, starts_at
     """A new session, its permanent members invited. Never in the past: ``today`` is the day
     it is planned on (by default, today)."""
     if starts_at.date() < (today or date.today()):
-        raise InvalidInput("Une séance ne peut pas être planifiée dans le passé.")
+        raise InvalidInputError("Une séance ne peut pas être planifiée dans le passé.")
     place = clean_text(place, label="Lieu", limit=TEXT_LIMIT)
     if not place and not video_link.strip():
-        raise InvalidInput("Indiquez un lieu ou un lien de visioconférence.")
+        raise InvalidInputError("Indiquez un lieu ou un lien de visioconférence.")
     _check_link(video_link)
     meeting = Meeting(circonscription_id=circonscription.id, starts_at=starts_at,
                       place=place, video_link=video_link.strip(), state="planifiee",
@@ -145,12 +145,12 @@ def postpone(session: Session, vault: Vault, meeting: Meeting, new_start: dateti
     session takes over its pending agenda."""
     today = today or date.today()
     if new_start.date() <= today:
-        raise InvalidInput("Une séance ne peut être reportée qu'à une date à venir, pas "
-                           "dans le passé ni à aujourd'hui.")
+        raise InvalidInputError("Une séance ne peut être reportée qu'à une date à venir, pas "
+                                "dans le passé ni à aujourd'hui.")
     if new_start <= meeting.starts_at:
-        raise InvalidInput("La nouvelle date doit être postérieure à la date prévue.")
+        raise InvalidInputError("La nouvelle date doit être postérieure à la date prévue.")
     if new_start > meeting.starts_at + timedelta(days=366):  # a typo, not a monthly instance
-        raise InvalidInput("La nouvelle date doit être dans les douze mois qui suivent.")
+        raise InvalidInputError("La nouvelle date doit être dans les douze mois qui suivent.")
     replacement = create_meeting(session, meeting.circonscription, new_start, meeting.place,
                                  video_link=meeting.video_link, cutoff_days=meeting.cutoff_days,
                                  dossier_days=meeting.dossier_days, today=today)

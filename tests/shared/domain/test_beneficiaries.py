@@ -12,7 +12,7 @@ from shared.domain.beneficiaries import (
     stored_identity,
 )
 from shared.domain.sheets import choose_identity_values, start_sheet
-from shared.errors import InvalidInput
+from shared.errors import InvalidInputError
 from shared.models import AuditEvent
 from tests.factories import canary_identity
 
@@ -80,7 +80,7 @@ def test_the_referents_choice_updates_or_keeps_each_field_and_is_audited_by_name
 
 def test_a_choice_on_an_unknown_field_is_refused(world, db_session, vault, known):
     _, first = known
-    with pytest.raises(InvalidInput):
+    with pytest.raises(InvalidInputError):
         resolve_identity_differences(db_session, vault, first.beneficiary,
                                      first.structure_id, {"pseudonym": "x"}, {"pseudonym"})
 
@@ -108,7 +108,7 @@ def test_the_identity_choice_is_refused_once_the_sheet_cannot_be_edited(
     # Outside review: the choice page could rewrite an inscribed sheet's identity.
     identity, first = known
     first.status = "inscrite"
-    with pytest.raises(InvalidInput, match="plus modifiable"):
+    with pytest.raises(InvalidInputError, match="plus modifiable"):
         choose_identity_values(db_session, vault, first, {"telephone": "0600000000"},
                                {"telephone"})
     assert _stored(db_session, vault, first)["telephone"] == identity.telephone

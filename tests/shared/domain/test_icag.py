@@ -7,7 +7,7 @@ import pytest
 from shared.demo import demo_values
 from shared.domain import icag
 from shared.domain.meetings import inscribe_sheet
-from shared.errors import InvalidInput, InvalidTransition
+from shared.errors import InvalidInputError, InvalidTransition
 from tests.factories import canary_identity, make_sheet
 
 
@@ -36,25 +36,25 @@ def test_an_entry_refuses_a_diagnostic_after_the_start_and_a_second_running_ag(
         world, db_session, vault):
     world["meeting"].state = "tenue"
     item = _item(db_session, vault, world, "entree")
-    with pytest.raises(InvalidInput, match="précède l'entrée"):
+    with pytest.raises(InvalidInputError, match="précède l'entrée"):
         _enter(db_session, vault, world, item,
                diagnostic_on=world["meeting"].day - timedelta(days=1),
                started_on=world["meeting"].day - timedelta(days=2))
-    with pytest.raises(InvalidInput, match="moins de six mois"):
+    with pytest.raises(InvalidInputError, match="moins de six mois"):
         _enter(db_session, vault, world, item,
                started_on=world["meeting"].day + timedelta(days=400))
     _enter(db_session, vault, world, item)
     again = _item(db_session, vault, world, "entree", n=50,  # the same person, a new sheet
                   same_person_confirmed=True)
-    with pytest.raises(InvalidInput, match="déjà en cours"):
+    with pytest.raises(InvalidInputError, match="déjà en cours"):
         _enter(db_session, vault, world, again)
 
 
 def test_a_renewal_or_exit_needs_a_running_ag_and_the_right_kind(world, db_session, vault):
     world["meeting"].state = "tenue"
     renewal = _item(db_session, vault, world, "renouvellement")
-    with pytest.raises(InvalidInput, match="Aucun accompagnement global en cours"):
+    with pytest.raises(InvalidInputError, match="Aucun accompagnement global en cours"):
         icag.record_renewal(db_session, vault, world["meeting"], renewal.id)
-    with pytest.raises(InvalidInput, match="pas comme « Sortie »"):
+    with pytest.raises(InvalidInputError, match="pas comme « Sortie »"):
         icag.record_exit(db_session, vault, world["meeting"], renewal.id,
                          ended_on=world["meeting"].day, reason="terme")

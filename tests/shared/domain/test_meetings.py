@@ -15,7 +15,7 @@ from shared.domain.meetings import (
     postpone,
     remove_item,
 )
-from shared.errors import InvalidInput
+from shared.errors import InvalidInputError
 from shared.models import AgendaItem, AuditEvent
 from tests.factories import canary_identity, make_sheet
 from tests.helpers import purge
@@ -26,7 +26,7 @@ def test_a_sheet_adjourned_from_a_session_is_not_offered_again_on_it(world, db_s
     item = next(i for i in meeting.items if i.sheet_id)
     adjourn(db_session, vault, meeting, item.id, "Diagnostic à compléter.")
     assert item.sheet not in candidate_sheets(db_session, meeting)
-    with pytest.raises(InvalidInput, match="ajournée de cette séance"):
+    with pytest.raises(InvalidInputError, match="ajournée de cette séance"):
         inscribe_sheet(db_session, vault, meeting, item.sheet, "16:00")
     assert item.sheet.status == "ajournee"
     assert len([i for i in meeting.items if i.sheet_id == item.sheet_id]) == 1
@@ -37,7 +37,7 @@ def test_an_ag_entry_is_refused_for_a_person_in_disagreement(world, db_session, 
     sheet = make_sheet(db_session, vault, world["structures"]["ssd"], canary_identity(20),
                        status="recevable",
                        values=demo_values(0) | {"position_personne": "desaccord"})
-    with pytest.raises(InvalidInput, match="désaccord"):
+    with pytest.raises(InvalidInputError, match="désaccord"):
         inscribe_sheet(db_session, vault, meeting, sheet, "16:00", part="icag",
                        icag_kind="entree")
     assert sheet.status == "recevable"
@@ -76,7 +76,7 @@ def test_a_purged_persons_sheet_is_neither_offered_nor_inscribed(world, db_sessi
     assert sheet.status == "recevable"  # its metadata stays, for the statistics
     assert sheet not in candidate_sheets(db_session, meeting)
     for part, kind in (("icag", "entree"), ("situation", "")):
-        with pytest.raises(InvalidInput, match="durée de conservation"):
+        with pytest.raises(InvalidInputError, match="durée de conservation"):
             inscribe_sheet(db_session, vault, meeting, sheet, "16:00", part=part,
                            icag_kind=kind)
     assert sheet.status == "recevable"
@@ -104,7 +104,7 @@ def test_an_adjourned_item_stays_on_the_agenda_it_was_adjourned_from(world, db_s
     adjourn(db_session, vault, meeting, item.id, "Diagnostic à compléter.")
     later = create_meeting(db_session, world["north"], datetime(2027, 1, 12, 14), "Salle 2")
     inscribe_sheet(db_session, vault, later, sheet, "14:30")
-    with pytest.raises(InvalidInput, match="ajourné"):
+    with pytest.raises(InvalidInputError, match="ajourné"):
         remove_item(db_session, vault, meeting, item.id)
     assert sheet.status == "inscrite"
     assert item in meeting.items and item.outcome == "ajourne"

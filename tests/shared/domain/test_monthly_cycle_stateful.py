@@ -108,8 +108,7 @@ from tests.factories import (
     make_sheet,
     reference_data,
 )
-from tests.generator.test_contexts import docx_xml
-from tests.helpers import empty_database
+from tests.helpers import docx_xml, empty_database
 
 hypothesis_settings.register_profile(
     "ci", max_examples=12, stateful_step_count=80, deadline=None, derandomize=True,

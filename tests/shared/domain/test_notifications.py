@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from shared.db import utcnow
 from shared.domain import documents, notifications
-from shared.errors import InvalidInput
+from shared.errors import InvalidInputError
 from shared.models import (
     GeneratedDocument,
     MeetingMember,
@@ -30,7 +30,7 @@ def test_a_user_chooses_per_topic_between_immediate_mail_and_a_daily_digest(worl
     facilitator = world["users"]["facilitator"]
     assert notifications.preferences(db_session, facilitator) == {
         "sheets_to_screen": "immediate"}
-    with pytest.raises(InvalidInput):  # a referent's topic is not the facilitator's
+    with pytest.raises(InvalidInputError):  # a referent's topic is not the facilitator's
         notifications.set_preferences(db_session, vault, facilitator, {"my_sheets": "digest"})
     notifications.set_preferences(db_session, vault, facilitator, {"sheets_to_screen": "digest"})
     notifications.sheet_moved(db_session, world["sheets"][0], "submit")
@@ -104,19 +104,19 @@ def test_an_answer_link_names_one_member_of_one_session_and_works_once(world, db
     secret = "s" * 40
     token = notifications.answer_token(secret, first)
     assert notifications.invitation_for(db_session, secret, meeting.id, token) is first
-    with pytest.raises(InvalidInput):  # another session
+    with pytest.raises(InvalidInputError):  # another session
         notifications.invitation_for(db_session, secret, meeting.id + 1, token)
     # Another member's id under this member's nonce (even with the secret) opens nothing
     forged = URLSafeSerializer(secret, salt=notifications.ANSWER_SALT).dumps(
         {"m": meeting.id, "i": second.id, "n": first.answer_nonce, "e": 2**40})
-    with pytest.raises(InvalidInput):
+    with pytest.raises(InvalidInputError):
         notifications.invitation_for(db_session, secret, meeting.id, forged)
     # Expired: the session has started
-    with pytest.raises(InvalidInput):
+    with pytest.raises(InvalidInputError):
         notifications.invitation_for(db_session, secret, meeting.id, token,
                                      now=meeting.starts_at + timedelta(days=1))
     notifications.use_answer_link(db_session, first)
-    with pytest.raises(InvalidInput):  # used once
+    with pytest.raises(InvalidInputError):  # used once
         notifications.invitation_for(db_session, secret, meeting.id, token)
     other = notifications.answer_token(secret, second)
     assert notifications.invitation_for(db_session, secret, meeting.id, other) is second
@@ -142,6 +142,6 @@ def test_two_answers_sent_at_once_through_one_link_keep_one(world, db_session, e
         notifications.use_answer_link(one, first)
         one.commit()
         # The second, validated against the same nonce, is refused when it spends the link
-        with pytest.raises(InvalidInput):
+        with pytest.raises(InvalidInputError):
             notifications.use_answer_link(two, second)
         two.rollback()

@@ -60,10 +60,10 @@ def test_a_sheet_no_longer_editable_is_refused_in_french(db_session, vault, refe
                                                           draft):
     opened = sheet_editing.open_sheet(db_session, referent_vault, draft)
     transition(db_session, vault, draft, "withdraw", actor_id=None, reason="Test.")
-    with pytest.raises(sheet_editing.NotEditable, match="n'est plus modifiable"):
+    with pytest.raises(sheet_editing.NotEditableError, match="n'est plus modifiable"):
         sheet_editing.save(db_session, referent_vault, opened, demo_values(0),
                            canary_identity(30), actor_id=None)
-    with pytest.raises(sheet_editing.NotEditable):
+    with pytest.raises(sheet_editing.NotEditableError):
         sheet_editing.open_sheet(db_session, referent_vault, draft)
 
 
@@ -85,6 +85,6 @@ def test_a_stashed_form_is_restored_once_and_to_its_author_only(
 
 def test_an_empty_or_oversized_form_is_not_stashed(db_session, referent_vault, draft, world):
     for pairs in ([], [("parcours", "x" * sheet_editing.STASH_MAX_CHARS)]):
-        with pytest.raises(sheet_editing.InvalidInput):
+        with pytest.raises(sheet_editing.InvalidInputError):
             sheet_editing.stash_form(db_session, referent_vault, sheet_id=draft.id,
                                      user_id=world["users"]["referent"].id, pairs=pairs)
