@@ -26,9 +26,10 @@ run: $(VENV)/.installed-run
 	$(BIN)/icli run
 
 # One test process per core (pytest-xdist); each has its own database and Redis database.
-# The slowest tests are listed at the end, so that a CI log shows where the time goes.
+# An idle process takes tests queued for the other (two tests of a minute or more would
+# otherwise end the run on one process); the slowest tests are listed at the end.
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -n auto --durations=15 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto --dist worksteal --durations=15 $(PYTEST_ARGS)
 
 # The inner loop: no browser, no LibreOffice, no test that starts processes (under a minute).
 test-fast: $(VENV)/.installed-test
