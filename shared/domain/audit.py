@@ -227,31 +227,35 @@ def verify_chain(session: Session, keyring: KeyRing, batch: int = 5000, *,
                            "head signature mismatch: rows deleted at the tail, or a head "
                            "not signed since the upgrade (the next seal signs it)")
     return _verify_unsealed(session, secret, count, tuple(repaired),
-                            (now or utcnow()) - unsealed_limit)
+                            (now or utcnow()) - unsealed_limit, batch)
 
 
 def _verify_unsealed(session: Session, secret: bytes, count: int, repaired: tuple[str, ...],
-                     stale_before: datetime) -> ChainReport:
+                     stale_before: datetime, batch: int) -> ChainReport:
     """Each unsealed row by its own MAC; a gap in ids among those older than
     ``stale_before``, above the last id the sealer passed, is a deleted row."""
     passed = _sealed_through(session)
     expected_id = passed + 1 if passed else None  # nothing sealed: no start to count from
-    unsealed = stale = 0
-    for event in session.scalars(select(AuditEvent).where(AuditEvent.seq.is_(None))
-                                 .order_by(AuditEvent.id).execution_options(yield_per=1000)):
-        count += 1
-        unsealed += 1
-        if event.row_mac is None or not mac_matches(secret, event.row_mac, *_row_parts(event)):
-            return ChainReport(count, False, event.id, "MAC mismatch (row not sealed yet)",
-                               event.at)
-        if event.at < stale_before:
-            stale += 1
-            if expected_id is not None and event.id > expected_id:
-                return ChainReport(count, False, event.id,
-                                   f"gap: unsealed row(s) missing before id {event.id} "
-                                   "(deleted, or rolled back while no sealer ran)", event.at)
-        if expected_id is not None and event.id >= expected_id:
-            expected_id = event.id + 1
+    unsealed = stale = last_id = 0
+    while rows := session.scalars(select(AuditEvent).where(AuditEvent.seq.is_(None))
+                                  .where(AuditEvent.id > last_id)
+                                  .order_by(AuditEvent.id).limit(batch)).all():
+        for event in rows:
+            count += 1
+            unsealed += 1
+            if event.row_mac is None or not mac_matches(secret, event.row_mac,
+                                                        *_row_parts(event)):
+                return ChainReport(count, False, event.id, "MAC mismatch (row not sealed yet)",
+                                   event.at)
+            if event.at < stale_before:
+                stale += 1
+                if expected_id is not None and event.id > expected_id:
+                    return ChainReport(count, False, event.id,
+                                       f"gap: unsealed row(s) missing before id {event.id} "
+                                       "(deleted, or rolled back while no sealer ran)", event.at)
+            if expected_id is not None and event.id >= expected_id:
+                expected_id = event.id + 1
+            last_id = event.id
     return ChainReport(count, True, reanchored=repaired, unsealed=unsealed,
                        stale_unsealed=stale)
 
