@@ -8,9 +8,10 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import delete, select, text, update
+from sqlalchemy.orm import Session
 
 from shared.crypto import mac
-from shared.db import make_session_factory, utcnow
+from shared.db import utcnow
 from shared.domain import audit
 from shared.models import AuditEvent, AuditHead
 
@@ -212,18 +213,20 @@ def test_rows_written_before_the_upgrade_verify_and_the_new_rows_continue_their_
 def pg_sessions(engine):
     if engine.dialect.name != "postgresql":
         pytest.skip("concurrent writers: PostgreSQL (SQLite has one writer at a time)")
-    factory = make_session_factory(engine)
-    sessions = [factory(), factory()]
-    for session in sessions:
+    connections = [engine.connect(), engine.connect()]
+    sessions = []
+    for connection in connections:
         # A regression (a writer waiting on another's lock) fails in a second, never hangs
-        session.execute(text("SET lock_timeout = '1s'"))
-        session.commit()
+        connection.execute(text("SET lock_timeout = '1s'"))
+        connection.commit()
+        sessions.append(Session(bind=connection))  # its own connection, keeping the setting
     yield sessions
-    for session in sessions:
-        session.rollback()
-        session.execute(text("SET lock_timeout = 0"))
-        session.commit()
+    for session, connection in zip(sessions, connections, strict=True):
         session.close()
+        connection.rollback()
+        connection.execute(text("RESET lock_timeout"))
+        connection.commit()
+        connection.close()
 
 
 def record_in(session, keyring, purpose: str) -> AuditEvent:
