@@ -14,6 +14,8 @@ def chain(db_session, keyring):
         audit.record(db_session, keyring, audit.CLI, "decrypt", object_type="identity_records",
                      object_ids=[n + 1], fields=["nom"], purpose=f"test {n}")
     db_session.commit()
+    audit.seal(db_session, keyring)  # what the worker does within seconds
+    db_session.commit()
     return list(db_session.scalars(select(AuditEvent).order_by(AuditEvent.seq)))
 
 
