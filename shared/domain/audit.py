@@ -315,11 +315,13 @@ def _out_of_order(session: Session, secret: bytes, event: AuditEvent, previous_i
 
 
 def purge_before(session: Session, keyring: KeyRing, actor: Actor, cutoff: datetime) -> int:
-    """Delete the rows older than ``cutoff`` (retention) after verifying the chain; the
-    last deleted row becomes the signed anchor verification starts from. Returns the count.
+    """Seal the committed rows, verify the chain, then delete the sealed rows older than
+    ``cutoff`` (retention); the last deleted row becomes the signed anchor verification
+    starts from. Returns the count. Rows not sealed yet are kept until a later run.
 
     A broken chain is never purged: the evidence of the tampering is kept.
     """
+    seal(session, keyring)
     report = verify_chain(session, keyring)
     if not report.ok:
         raise ChainBrokenError(report)
