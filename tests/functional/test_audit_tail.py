@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import delete, func, select, update
 
 from shared.crypto import KeyRing
+from shared.db import utcnow
 from shared.domain import audit
 from shared.models import AuditEvent, AuditHead, AuditReanchor
 from tests.functional.test_audit_cli import chain  # noqa: F401 - the six-row chain fixture
@@ -18,12 +20,13 @@ from tests.intake.test_access import client_as
 
 
 def write_rows(db_session, keyring, count: int, purpose: str) -> None:
-    """Rows written, then sealed (as the worker does within seconds)."""
+    """Rows written, then sealed as the worker does within seconds (after the grace: rows
+    deleted just before leave a gap in ids on PostgreSQL, whose ids are never reused)."""
     for n in range(count):
         audit.record(db_session, keyring, audit.CLI, "decrypt", object_type="identity_records",
                      object_ids=[n + 1], fields=["nom"], purpose=f"{purpose} {n}")
     db_session.commit()
-    audit.seal(db_session, keyring)
+    audit.seal(db_session, keyring, now=utcnow() + timedelta(minutes=1))
     db_session.commit()
 
 
