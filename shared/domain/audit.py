@@ -188,33 +188,44 @@ def verify_chain(session: Session, keyring: KeyRing, batch: int = 5000, *,
     # The retention may have purged the start of a re-anchored range.
     pinned_until = next((r for r in reanchors.values()
                          if r.from_seq < expected_seq <= r.to_seq), None)
-    while True:
-        rows = session.scalars(
-            select(AuditEvent).where(AuditEvent.seq >= expected_seq)
-            .order_by(AuditEvent.seq).limit(batch)
-        ).all()
-        if not rows:
+    # The sealer may commit while we walk: rows sealed after the head was read are reached by
+    # reading the head again (it is committed with them), never reported as a truncation.
+    for _ in range(5):
+        while True:
+            rows = session.scalars(
+                select(AuditEvent).where(AuditEvent.seq >= expected_seq)
+                .order_by(AuditEvent.seq).limit(batch)
+                .execution_options(populate_existing=True)
+            ).all()
+            if not rows:
+                break
+            for event in rows:
+                count += 1
+                if event.seq != expected_seq:
+                    return ChainReport(count, False, event.id,
+                                       f"gap: row(s) missing before seq {event.seq}", event.at,
+                                       event.seq)
+                if event.seq in reanchors:
+                    pinned_until = reanchors[event.seq]
+                    repaired.append(_describe_reanchor(pinned_until))
+                if pinned_until is not None:  # unverifiable, kept as the re-anchor found them
+                    if event.seq == pinned_until.to_seq:
+                        if event.mac != pinned_until.last_mac:
+                            return ChainReport(count, False, event.id,
+                                               "re-anchored row changed", event.at, event.seq)
+                        pinned_until = None
+                elif not _verifies(secret, prev_mac, event):
+                    reason = ("order: row moved out of its place in the chain"
+                              if _out_of_order(session, secret, event, last_id) else "MAC mismatch")
+                    return ChainReport(count, False, event.id, reason, event.at, event.seq)
+                prev_mac, expected_seq, last_id = event.mac, expected_seq + 1, event.id
+        if (head is None and not count) or (
+                head is not None and (head.seq, head.mac) == (expected_seq - 1, prev_mac)):
             break
-        for event in rows:
-            count += 1
-            if event.seq != expected_seq:
-                return ChainReport(count, False, event.id,
-                                   f"gap: row(s) missing before seq {event.seq}", event.at,
-                                   event.seq)
-            if event.seq in reanchors:
-                pinned_until = reanchors[event.seq]
-                repaired.append(_describe_reanchor(pinned_until))
-            if pinned_until is not None:  # unverifiable, kept as the re-anchor found them
-                if event.seq == pinned_until.to_seq:
-                    if event.mac != pinned_until.last_mac:
-                        return ChainReport(count, False, event.id,
-                                           "re-anchored row changed", event.at, event.seq)
-                    pinned_until = None
-            elif not _verifies(secret, prev_mac, event):
-                reason = ("order: row moved out of its place in the chain"
-                          if _out_of_order(session, secret, event, last_id) else "MAC mismatch")
-                return ChainReport(count, False, event.id, reason, event.at, event.seq)
-            prev_mac, expected_seq, last_id = event.mac, expected_seq + 1, event.id
+        seen = None if head is None else (head.seq, head.mac)
+        head = session.get(AuditHead, 1, populate_existing=True)
+        if seen == (None if head is None else (head.seq, head.mac)):
+            break  # no seal in between: the comparison below reports the mismatch
     # The head row anchors the end: rows deleted at the tail leave it ahead of the chain,
     # and moving it back needs its MAC.
     if (head is None and count) or (
@@ -239,7 +250,8 @@ def _verify_unsealed(session: Session, secret: bytes, count: int, repaired: tupl
     unsealed = stale = last_id = 0
     while rows := session.scalars(select(AuditEvent).where(AuditEvent.seq.is_(None))
                                   .where(AuditEvent.id > last_id)
-                                  .order_by(AuditEvent.id).limit(batch)).all():
+                                  .order_by(AuditEvent.id).limit(batch)
+                                  .execution_options(populate_existing=True)).all():
         for event in rows:
             count += 1
             unsealed += 1

@@ -206,6 +206,38 @@ def test_rows_written_before_the_upgrade_verify_and_the_new_rows_continue_their_
     assert audit.verify_chain(db_session, keyring).first_broken_id == old[1].id
 
 
+def test_rows_sealed_while_verification_walks_are_not_taken_for_a_truncation(
+        engine, db_session, keyring, monkeypatch):
+    write(db_session, keyring, 3)
+    seal(db_session, keyring)
+    write(db_session, keyring, 2, "sealed during the walk")
+    checked = audit._verifies
+
+    def verifies_while_a_worker_seals(secret, prev_mac, event):
+        if event.seq == 1:  # the head was read already: a worker seals the two new rows
+            with Session(engine) as worker:
+                seal(worker, keyring)
+        return checked(secret, prev_mac, event)
+
+    monkeypatch.setattr(audit, "_verifies", verifies_while_a_worker_seals)
+    report = audit.verify_chain(db_session, keyring, batch=2)
+    assert report.ok, report.reason
+    assert (report.rows, report.unsealed) == (5, 0)
+
+
+def test_a_head_put_back_over_rows_that_were_kept_is_reported(db_session, keyring):
+    events = write(db_session, keyring, 4)
+    seal(db_session, keyring)
+    sealed_rows = sealed(db_session)
+    head = db_session.get(AuditHead, 1)
+    head.seq, head.mac = 2, sealed_rows[1].mac
+    head.sig = mac(keyring.secret("audit"), *audit._head_parts(head))  # an older signed head
+    db_session.commit()
+    report = audit.verify_chain(db_session, keyring)
+    assert (report.ok, report.first_broken_id) == (False, events[-1].id)
+    assert report.reason.startswith("gap: chain truncated")
+
+
 # -- PostgreSQL: real concurrent transactions -----------------------------------------------
 
 
