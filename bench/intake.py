@@ -58,14 +58,13 @@ from shared.config import load_settings  # noqa: E402
 from shared.db import make_engine, make_session_factory  # noqa: E402
 from shared.demo import demo_values  # noqa: E402
 from shared.domain import audit  # noqa: E402
+from shared.domain.reference import ensure_reference_defaults  # noqa: E402
 from shared.domain.users import RoleSpec, create_user  # noqa: E402
 from shared.encrypted import Vault  # noqa: E402
 from shared.keys import load_keyring  # noqa: E402
 from shared.migrate import upgrade  # noqa: E402
-from shared.models import Structure  # noqa: E402
 from shared.passwords import use_fast_hashing  # noqa: E402
-from shared.reference_defaults import ensure_reference_defaults  # noqa: E402
-from tests.factories import PASSWORD, canary_identity, make_sheet  # noqa: E402
+from tests.factories import PASSWORD, canary_identity, make_sheet, reference_data  # noqa: E402
 
 PG_DATABASE = "icli_bench_intake"
 REFERENT = "referente.bench@icli.invalid"
@@ -100,8 +99,8 @@ def seed(env: dict[str, str], sheets: int) -> list[int]:
     use_fast_hashing(False)  # the login is not measured; the account is as in production
     with sessions() as session:
         ensure_reference_defaults(session)
-        structure = session.query(Structure).filter(Structure.circonscription_id.is_not(None)) \
-            .order_by(Structure.id).first()
+        _north, _south, structures = reference_data(session)
+        structure = structures["ssd"]
         referent = create_user(session, email=REFERENT, full_name="Référente Bench",
                                password=PASSWORD,
                                role=RoleSpec("referent", structure_id=structure.id))
