@@ -13,6 +13,8 @@ from shared import deidentify
 
 app = create_app()
 deidentify.load()
+for template in app.jinja_env.list_templates(extensions=["html"]):
+    app.jinja_env.get_template(template)  # compiled once, here, not by each worker
 # Workers open their own database connections: none is inherited across the fork.
 app.extensions["icli"].engine.dispose()
 # What is loaded by now lives as long as the process: the collector leaves it alone, so its
