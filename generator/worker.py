@@ -10,13 +10,12 @@ and a worker whose memory grew past ``ICLI_WORKER_MEMORY_MB`` all the same resta
 
 Between jobs the worker sweeps the outbox: jobs and e-mails never sent (Redis was down), lost,
 due for a retry, or abandoned by a killed worker past their lease are sent again; the sweep
-also writes the directors' visa reminders and the daily digests when they are due; each
-maintenance step first seals the audit rows committed since the last one (one worker at a
-time: shared/domain/audit.py), then writes a signed checkpoint of the chain's head
-(ICLI_AUDIT_CHECKPOINT_FILE); once a day
-one of the workers runs the retention purge (it needs no identity key: purging deletes, it
-never decrypts); each maintenance step reloads the keyring if it changed and reports the
-versions held (shared/heartbeat.py).
+also writes the directors' visa reminders and the daily digests when they are due. Each
+maintenance step, and the end of each job, seals the audit rows committed since (one worker at
+a time: shared/domain/audit.py); the step then writes a signed checkpoint of the chain's head
+(ICLI_AUDIT_CHECKPOINT_FILE). Once a day one of the workers runs the retention purge (it needs
+no identity key: purging deletes, it never decrypts); each maintenance step reloads the
+keyring if it changed and reports the versions held (shared/heartbeat.py).
 """
 
 from __future__ import annotations
@@ -175,8 +174,8 @@ def resident_memory() -> int | None:
 
 class DocumentWorker(SimpleWorker):
     """RQ's in-process worker plus, in its maintenance step, the keyring heartbeat, the audit
-    sealer, the outbox sweep and the daily retention purge; it stops after a job that left it above
-    ``memory_limit`` bytes (``outgrown``: main() then restarts it)."""
+    sealer, the outbox sweep and the daily retention purge; it stops after a job that left it
+    above ``memory_limit`` bytes (``outgrown``: main() then restarts it)."""
 
     def __init__(self, *args, memory_limit: int | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
