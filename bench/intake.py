@@ -370,9 +370,10 @@ def main() -> None:
     identities = [canary_identity(n) for n in range(most)]
     forms = [sheet_form(demo_values(n), identity) for n, identity in enumerate(identities)]
     work = Path(tempfile.mkdtemp(prefix="icli-bench-intake-"))
-    print(f"bench/intake.py: {os.cpu_count()} CPU(s), {args.seconds:g} s per measure after "
-          f"{WARM_UP:g} s of warm-up, clients {counts}, gunicorn --threads {THREADS} --preload; "
-          f"logs in {work}")
+    print(f"bench/intake.py {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: "
+          f"{os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.2f}; {args.seconds:g} s "
+          f"per measure after {WARM_UP:g} s of warm-up, clients {counts}, gunicorn --threads "
+          f"{THREADS} --preload")
     try:
         sizes = {name: 5000 if len(value) > 100 else 200 for name, value in forms[0].items()}
         bare_env = {"BARE_FORM_FIELDS": json.dumps(sizes),
@@ -396,6 +397,7 @@ def main() -> None:
             run_database(database, server_url, work, args, counts, forms, baseline)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    print(f"load average at the end: {os.getloadavg()[0]:.2f}")
 
 
 def run_database(database: str, server_url: str | None, work: Path, args, counts: list[int],
