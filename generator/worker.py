@@ -10,11 +10,12 @@ and a worker whose memory grew past ``ICLI_WORKER_MEMORY_MB`` all the same resta
 
 Between jobs the worker sweeps the outbox: jobs and e-mails never sent (Redis was down), lost,
 due for a retry, or abandoned by a killed worker past their lease are sent again; the sweep
-also writes the directors' visa reminders and the daily digests when they are due, and a
-signed checkpoint of the audit chain's head (ICLI_AUDIT_CHECKPOINT_FILE); once a day
-one of the workers runs the retention purge (it needs no identity key: purging deletes, it
-never decrypts); each maintenance step reloads the keyring if it changed and reports the
-versions held (shared/heartbeat.py).
+also writes the directors' visa reminders and the daily digests when they are due. Each
+maintenance step, and the end of each job, seals the audit rows committed since (one worker at
+a time: shared/domain/audit.py); the step then writes a signed checkpoint of the chain's head
+(ICLI_AUDIT_CHECKPOINT_FILE). Once a day one of the workers runs the retention purge (it needs
+no identity key: purging deletes, it never decrypts); each maintenance step reloads the
+keyring if it changed and reports the versions held (shared/heartbeat.py).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import redis
 from rq import SimpleWorker
 from rq.exceptions import StopRequested
 from rq.serializers import JSONSerializer
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 # Loaded at start (docxtpl, the builders) and warmed up (warm_up): the first job starts warm.
 from generator import runtime
@@ -112,6 +113,21 @@ def daily_retention(rt: runtime.Runtime) -> retention.Report | None:
     return report
 
 
+def seal_audit(rt: runtime.Runtime) -> int:
+    """Chain the audit rows committed since the last step (another worker sealing at the
+    same moment makes this one wait, then find nothing left); returns how many."""
+    try:
+        with rt.sessions() as session:
+            sealed = audit.seal(session, rt.keyring)
+            session.commit()
+    except SQLAlchemyError as exc:  # the next step seals them
+        log.error("audit rows not sealed (%s)", type(exc).__name__)
+        return 0
+    if sealed:
+        log.debug("%d audit row(s) sealed", sealed)
+    return sealed
+
+
 def write_audit_checkpoint(rt: runtime.Runtime) -> None:
     """A signed checkpoint of the audit head to ICLI_AUDIT_CHECKPOINT_FILE, when it is set."""
     destination = rt.settings.audit_checkpoint_file
@@ -157,9 +173,9 @@ def resident_memory() -> int | None:
 
 
 class DocumentWorker(SimpleWorker):
-    """RQ's in-process worker plus, in its maintenance step, the keyring heartbeat, the outbox
-    sweep and the daily retention purge; it stops after a job that left it above
-    ``memory_limit`` bytes (``outgrown``: main() then restarts it)."""
+    """RQ's in-process worker plus, in its maintenance step, the keyring heartbeat, the audit
+    sealer, the outbox sweep and the daily retention purge; it stops after a job that left it
+    above ``memory_limit`` bytes (``outgrown``: main() then restarts it)."""
 
     def __init__(self, *args, memory_limit: int | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -200,6 +216,7 @@ class DocumentWorker(SimpleWorker):
         finally:
             gc.enable()
             gc.collect()
+        seal_audit(runtime.current())  # a long job does not leave the rows of others unsealed
         resident = resident_memory()
         if self.memory_limit and resident and resident > self.memory_limit:
             log.warning("worker memory %d MiB above the %d MiB limit: restarting",
@@ -211,6 +228,7 @@ class DocumentWorker(SimpleWorker):
         super().run_maintenance_tasks()
         rt = runtime.current()
         rt.heartbeat.beat(force=True)
+        seal_audit(rt)
         write_audit_checkpoint(rt)
         try:
             sweep(rt, self.connection)

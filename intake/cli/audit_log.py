@@ -47,15 +47,21 @@ def audit_verify(checkpoint_file: Path | None) -> None:
                                    f"({report.rows} row(s) checked)")
     for note in report.reanchored:
         click.echo(f"break repaired by an administrator's re-anchor: {note}")
+    if report.stale_unsealed:
+        click.echo(f"warning: {report.stale_unsealed} row(s) written more than "
+                   f"{audit.UNSEALED_LIMIT.total_seconds() / 60:g} min ago are not sealed yet: "
+                   "is a worker running?", err=True)
     against = f", consistent with checkpoint {checkpoint_file}" if checkpoint_file else ""
-    click.echo(f"audit chain verified: {report.rows} row(s){against}")
+    unsealed = f" ({report.unsealed} not sealed yet)" if report.unsealed else ""
+    click.echo(f"audit chain verified: {report.rows} row(s){unsealed}{against}")
 
 
 @audit_group.command("checkpoint")
 @click.option("--out", "destination", type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write it (default: ICLI_AUDIT_CHECKPOINT_FILE).")
 def audit_checkpoint_command(destination: Path | None) -> None:
-    """Write a signed checkpoint of the chain's head (the worker also does, on a schedule)."""
+    """Seal the committed rows, then write a signed checkpoint of the chain's head (the
+    worker also does, on a schedule)."""
     from shared import audit_checkpoint
 
     settings = load_cli_settings()
@@ -64,6 +70,8 @@ def audit_checkpoint_command(destination: Path | None) -> None:
         raise click.ClickException("set ICLI_AUDIT_CHECKPOINT_FILE or give --out")
     keyring = checked_keyring(settings)
     with database_session(settings) as session:
+        audit.seal(session, keyring)
+        session.commit()
         checkpoint = audit_checkpoint.take(session, keyring)
     try:
         audit_checkpoint.write(destination, checkpoint)
@@ -78,6 +86,7 @@ def audit_checkpoint_command(destination: Path | None) -> None:
 def audit_reanchor(reason: str) -> None:
     """Accept, signed and audited, the rows of a break MACed under a wrong audit key."""
     with key_operation() as (_, keyring, session):
+        audit.seal(session, keyring)  # the broken rows get their seq first
         anchor = audit.reanchor(session, keyring, audit.CLI, reason)
         session.commit()
     click.echo(f"rows seq {anchor.from_seq}-{anchor.to_seq} re-anchored; `icli audit verify` "

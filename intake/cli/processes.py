@@ -48,7 +48,7 @@ def _start_bundled_redis(settings: Settings) -> subprocess.Popen | None:
 
 def _gunicorn_args(port: int, host: str = "127.0.0.1") -> list[str]:
     return [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", "2",
-            "--threads", "4", "--access-logfile", "-",
+            "--threads", "4", "--preload", "--access-logfile", "-",
             "--access-logformat", '%(h)s "%(m)s %(U)s" %(s)s %(M)sms',  # no query strings
             "intake.wsgi:app"]
 

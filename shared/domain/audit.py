@@ -1,15 +1,26 @@
-"""Audit trail: MAC-chained rows, written in the caller's transaction (docs/security.md, rule 11).
+"""Audit trail: rows MACed one by one by their writers, then chained by a sealer
+(docs/security.md, rule 11 and "Audit: writers and the sealer").
 
-A row's MAC covers its fields and the previous row's MAC under the audit secret, so editing,
-deleting or reordering a row breaks the chain from that row on. Writers serialise on the
-single ``audit_head`` row (its UPDATE takes the row lock on PostgreSQL, the write lock on
-SQLite), whose (seq, mac) is itself MACed: deleting the tail and moving the head back is
-detected. Restoring an older signed head (from a backup) with the tail deleted is detected
-only against a checkpoint kept outside the database (``shared.audit_checkpoint``).
-Callers that decrypt must record first: if the row cannot be written, they stop.
+A writer inserts its row in its own transaction with ``row_mac``, a MAC of the row's id and
+content under the audit secret, and reads or updates nothing shared: audited requests never
+wait on each other. The sealer (``seal``, run by the worker's maintenance step, one at a time
+under the ``audit_head`` row lock) then gives the committed rows their place in the chain, in
+id order: ``seq`` and ``mac``, a MAC over the previous row's ``mac``, the row's seq, id and
+``row_mac``; the head (seq, mac) is itself MACed. Editing, deleting or reordering a sealed row
+breaks the chain; deleting the sealed tail is caught by the head, and after a restored older
+head only against a checkpoint kept outside the database (``shared.audit_checkpoint``). An
+unsealed row is checked by its own MAC; a gap in ids among unsealed rows older than
+``UNSEALED_LIMIT`` is reported. Rows written before migration 0020 carry a v1 MAC over the
+previous MAC and their content, and verify as they did.
 
-Rows once MACed under a wrong audit key can only be accepted as they are by an
-administrator's signed, audited re-anchor (``reanchor``); verification names it for good.
+Ids are given out before commit: on PostgreSQL a row with a smaller id can commit after a
+larger one. The sealer never passes a gap in ids while the row after it is younger than
+``SEAL_GRACE``; a row whose transaction outlasted that (a "late" row) is sealed next time,
+after rows with larger ids: the chain's order is ``seq``, not ``id``.
+
+Callers that decrypt must record first: if the row cannot be written, they stop. Rows once
+MACed under a wrong audit key can only be accepted as they are by an administrator's signed,
+audited re-anchor (``reanchor``); verification names it for good.
 """
 
 from __future__ import annotations
@@ -17,7 +28,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy import event as sa_event
@@ -43,8 +54,14 @@ CLI = Actor(None, "cli")
 WORKER = Actor(None, "worker")
 
 
-def _row_mac(secret: bytes, prev_mac: str, event: AuditEvent) -> str:
-    return mac(secret, *_mac_parts(prev_mac, event))
+# A gap in ids followed by a row younger than this may still be filled by a transaction that
+# took its id earlier and has not committed yet: the sealer stops before it. Later, the gap
+# is a rollback (or a late commit, sealed after larger ids).
+SEAL_GRACE = timedelta(seconds=5)
+# Rows older than this should have been sealed (the worker seals at each maintenance step,
+# every 15 s or after the job it is running): below it, a gap in ids among unsealed rows is
+# a row deleted before the sealer saw it.
+UNSEALED_LIMIT = timedelta(minutes=2)
 
 
 def record(
@@ -58,11 +75,10 @@ def record(
     fields: Iterable[str] = (),
     purpose: str = "",
 ) -> AuditEvent:
-    """Append one chained audit row and flush it; raises if it cannot be written."""
+    """Insert one audit row with its own MAC and flush it; raises if it cannot be written.
+    Nothing shared is read or locked: the sealer chains it once it is committed."""
     secret = keyring.secret("audit")
-    head = _locked_head(session)
     event = AuditEvent(
-        seq=head.seq + 1,
         at=utcnow(),
         actor_id=actor.user_id,
         actor_label=actor.label,
@@ -72,16 +88,19 @@ def record(
         fields=",".join(fields),
         purpose=purpose[:200],
     )
-    event.mac = _row_mac(secret, head.mac, event)
-    head.seq, head.mac = event.seq, event.mac
-    head.sig = mac(secret, *_head_parts(head))
     session.add(event)
+    session.flush()  # the id, which the row's MAC covers (no one can renumber it unseen)
+    event.row_mac = _row_mac(secret, event)
     session.flush()
     return event
 
 
+def _row_mac(secret: bytes, event: AuditEvent) -> str:
+    return mac(secret, *_row_parts(event))
+
+
 def _locked_head(session: Session) -> AuditHead:
-    # UPDATE first: it takes the lock before we read, so two writers cannot fork the chain.
+    # UPDATE first: it takes the lock before we read, so two sealers cannot fork the chain.
     result = session.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq))
     if result.rowcount == 0:
         session.add(AuditHead(id=1, seq=0, mac=""))
@@ -89,6 +108,49 @@ def _locked_head(session: Session) -> AuditHead:
     return session.execute(
         select(AuditHead).where(AuditHead.id == 1).execution_options(populate_existing=True)
     ).scalar_one()
+
+
+def seal(session: Session, keyring: KeyRing, *, now: datetime | None = None,
+         grace: timedelta = SEAL_GRACE, batch: int = 2000) -> int:
+    """Chain the committed rows not sealed yet, in id order, up to the first gap in ids that
+    a transaction still open may fill (the row after it is younger than ``grace``); move
+    the signed head. Flushes; the caller commits. Returns how many rows were sealed."""
+    secret = keyring.secret("audit")
+    head = _locked_head(session)  # a second sealer waits here, then finds nothing left
+    cut = (now or utcnow()) - grace
+    # Nothing sealed yet (or all of it purged): the first unsealed row starts the run.
+    passed = _sealed_through(session) or (session.scalar(
+        select(func.min(AuditEvent.id)).where(AuditEvent.seq.is_(None))) or 1) - 1
+    sealed = 0
+    while True:
+        rows = session.scalars(select(AuditEvent).where(AuditEvent.seq.is_(None))
+                               .order_by(AuditEvent.id)
+                               .limit(batch)).all()
+        stop = False
+        for event in rows:
+            if event.id > passed + 1 and event.at > cut:
+                stop = True  # ids before it may still commit
+                break
+            head.seq += 1
+            event.seq = head.seq
+            event.mac = mac(secret, *_chain_parts(head.mac, event))
+            head.mac = event.mac
+            passed = max(passed, event.id)  # a late row (id below) leaves it where it is
+            sealed += 1
+        session.flush()
+        if stop or len(rows) < batch:
+            break
+    if sealed:
+        head.sig = mac(secret, *_head_parts(head))
+        session.flush()
+    return sealed
+
+
+def _sealed_through(session: Session) -> int:
+    """The largest id the sealer has passed: ids below it that are missing were gaps when it
+    passed (rollbacks), or rows committed late, sealed after it."""
+    return session.scalar(select(func.max(AuditEvent.id))
+                          .where(AuditEvent.seq.is_not(None))) or 0
 
 
 @dataclass(frozen=True)
@@ -100,12 +162,18 @@ class ChainReport:
     first_broken_at: datetime | None = None
     first_broken_seq: int | None = None
     reanchored: tuple[str, ...] = ()  # breaks repaired by an administrator's re-anchor
+    unsealed: int = 0  # rows checked by their own MAC only, not chained yet
+    stale_unsealed: int = 0  # of which older than UNSEALED_LIMIT: is a worker sealing?
 
 
-def verify_chain(session: Session, keyring: KeyRing, batch: int = 5000) -> ChainReport:
-    """Walk the chain in sequence order from the retention anchor; name the first row that
-    was edited (MAC mismatch), follows deleted rows (gap) or was moved (order), or a head
-    moved back over deleted rows; rows covered by a signed re-anchor are taken as pinned."""
+def verify_chain(session: Session, keyring: KeyRing, batch: int = 5000, *,
+                 now: datetime | None = None,
+                 unsealed_limit: timedelta = UNSEALED_LIMIT) -> ChainReport:
+    """Walk the sealed chain in sequence order from the retention anchor; name the first row
+    that was edited (MAC mismatch), follows deleted rows (gap) or was moved (order), or a head
+    moved back over deleted rows; rows covered by a signed re-anchor are taken as pinned.
+    Then check each unsealed row's own MAC, and that no id is missing among the unsealed
+    rows older than ``unsealed_limit`` (the sealer would have seen the gap)."""
     secret = keyring.secret("audit")
     head = session.get(AuditHead, 1)
     prev_mac, expected_seq = "", 1
@@ -120,33 +188,44 @@ def verify_chain(session: Session, keyring: KeyRing, batch: int = 5000) -> Chain
     # The retention may have purged the start of a re-anchored range.
     pinned_until = next((r for r in reanchors.values()
                          if r.from_seq < expected_seq <= r.to_seq), None)
-    while True:
-        rows = session.scalars(
-            select(AuditEvent).where(AuditEvent.seq >= expected_seq)
-            .order_by(AuditEvent.seq).limit(batch)
-        ).all()
-        if not rows:
+    # The sealer may commit while we walk: rows sealed after the head was read are reached by
+    # reading the head again (it is committed with them), never reported as a truncation.
+    for _ in range(5):
+        while True:
+            rows = session.scalars(
+                select(AuditEvent).where(AuditEvent.seq >= expected_seq)
+                .order_by(AuditEvent.seq).limit(batch)
+                .execution_options(populate_existing=True)
+            ).all()
+            if not rows:
+                break
+            for event in rows:
+                count += 1
+                if event.seq != expected_seq:
+                    return ChainReport(count, False, event.id,
+                                       f"gap: row(s) missing before seq {event.seq}", event.at,
+                                       event.seq)
+                if event.seq in reanchors:
+                    pinned_until = reanchors[event.seq]
+                    repaired.append(_describe_reanchor(pinned_until))
+                if pinned_until is not None:  # unverifiable, kept as the re-anchor found them
+                    if event.seq == pinned_until.to_seq:
+                        if event.mac != pinned_until.last_mac:
+                            return ChainReport(count, False, event.id,
+                                               "re-anchored row changed", event.at, event.seq)
+                        pinned_until = None
+                elif not _verifies(secret, prev_mac, event):
+                    reason = ("order: row moved out of its place in the chain"
+                              if _out_of_order(session, secret, event, last_id) else "MAC mismatch")
+                    return ChainReport(count, False, event.id, reason, event.at, event.seq)
+                prev_mac, expected_seq, last_id = event.mac, expected_seq + 1, event.id
+        if (head is None and not count) or (
+                head is not None and (head.seq, head.mac) == (expected_seq - 1, prev_mac)):
             break
-        for event in rows:
-            count += 1
-            if event.seq != expected_seq:
-                return ChainReport(count, False, event.id,
-                                   f"gap: row(s) missing before seq {event.seq}", event.at,
-                                   event.seq)
-            if event.seq in reanchors:
-                pinned_until = reanchors[event.seq]
-                repaired.append(_describe_reanchor(pinned_until))
-            if pinned_until is not None:  # unverifiable, kept as the re-anchor found them
-                if event.seq == pinned_until.to_seq:
-                    if event.mac != pinned_until.last_mac:
-                        return ChainReport(count, False, event.id,
-                                           "re-anchored row changed", event.at, event.seq)
-                    pinned_until = None
-            elif not mac_matches(secret, event.mac, *_mac_parts(prev_mac, event)):
-                reason = ("order: row moved out of its place in the chain"
-                          if _out_of_order(session, event, last_id) else "MAC mismatch")
-                return ChainReport(count, False, event.id, reason, event.at, event.seq)
-            prev_mac, expected_seq, last_id = event.mac, expected_seq + 1, event.id
+        seen = None if head is None else (head.seq, head.mac)
+        head = session.get(AuditHead, 1, populate_existing=True)
+        if seen == (None if head is None else (head.seq, head.mac)):
+            break  # no seal in between: the comparison below reports the mismatch
     # The head row anchors the end: rows deleted at the tail leave it ahead of the chain,
     # and moving it back needs its MAC.
     if (head is None and count) or (
@@ -157,8 +236,40 @@ def verify_chain(session: Session, keyring: KeyRing, batch: int = 5000) -> Chain
     if head is not None and head.seq and not mac_matches(secret, head.sig, *_head_parts(head)):
         return ChainReport(count, False, last_id or None,
                            "head signature mismatch: rows deleted at the tail, or a head "
-                           "not signed since the upgrade (the next audited action signs it)")
-    return ChainReport(count, True, reanchored=tuple(repaired))
+                           "not signed since the upgrade (the next seal signs it)")
+    return _verify_unsealed(session, secret, count, tuple(repaired),
+                            (now or utcnow()) - unsealed_limit, batch)
+
+
+def _verify_unsealed(session: Session, secret: bytes, count: int, repaired: tuple[str, ...],
+                     stale_before: datetime, batch: int) -> ChainReport:
+    """Each unsealed row by its own MAC; a gap in ids among those older than
+    ``stale_before``, above the last id the sealer passed, is a deleted row."""
+    passed = _sealed_through(session)
+    expected_id = passed + 1 if passed else None  # nothing sealed: no start to count from
+    unsealed = stale = last_id = 0
+    while rows := session.scalars(select(AuditEvent).where(AuditEvent.seq.is_(None))
+                                  .where(AuditEvent.id > last_id)
+                                  .order_by(AuditEvent.id).limit(batch)
+                                  .execution_options(populate_existing=True)).all():
+        for event in rows:
+            count += 1
+            unsealed += 1
+            if event.row_mac is None or not mac_matches(secret, event.row_mac,
+                                                        *_row_parts(event)):
+                return ChainReport(count, False, event.id, "MAC mismatch (row not sealed yet)",
+                                   event.at)
+            if event.at < stale_before:
+                stale += 1
+                if expected_id is not None and event.id > expected_id:
+                    return ChainReport(count, False, event.id,
+                                       f"gap: unsealed row(s) missing before id {event.id} "
+                                       "(deleted, or rolled back while no sealer ran)", event.at)
+            if expected_id is not None and event.id >= expected_id:
+                expected_id = event.id + 1
+            last_id = event.id
+    return ChainReport(count, True, reanchored=repaired, unsealed=unsealed,
+                       stale_unsealed=stale)
 
 
 def reanchor(session: Session, keyring: KeyRing, actor: Actor, reason: str) -> AuditReanchor:
@@ -179,7 +290,7 @@ def reanchor(session: Session, keyring: KeyRing, actor: Actor, reason: str) -> A
     prev_mac, last = None, None
     for event in session.scalars(select(AuditEvent).where(AuditEvent.seq >= first)
                                  .order_by(AuditEvent.seq)):
-        if prev_mac is not None and mac_matches(secret, event.mac, *_mac_parts(prev_mac, event)):
+        if prev_mac is not None and _verifies(secret, prev_mac, event):
             break  # the right key again from here
         prev_mac, last = event.mac, event
     anchor = AuditReanchor(from_seq=first, to_seq=last.seq, last_mac=last.mac,
@@ -197,23 +308,37 @@ def _describe_reanchor(anchor: AuditReanchor) -> str:
             f"{anchor.at:%Y-%m-%d %H:%M} UTC")
 
 
-def _out_of_order(session: Session, event: AuditEvent, previous_id: int) -> bool:
-    # Rows are inserted under the head lock, so ids grow with seq: the row that should
-    # come next is the one with the next id. Another row here means rows were swapped.
+def _verifies(secret: bytes, prev_mac: str, event: AuditEvent) -> bool:
+    """The sealed row's place in the chain, and (v2) its own MAC."""
+    if event.row_mac is None:  # written before migration 0020: one MAC over both
+        return mac_matches(secret, event.mac or "", *_v1_parts(prev_mac, event))
+    return (mac_matches(secret, event.row_mac, *_row_parts(event))
+            and mac_matches(secret, event.mac or "", *_chain_parts(prev_mac, event)))
+
+
+def _out_of_order(session: Session, secret: bytes, event: AuditEvent, previous_id: int) -> bool:
+    """A row whose own content verifies but not its chain link was moved: v2 rows carry a
+    row MAC, v1 rows tell by ids (they were inserted under the head lock, so ids grew with
+    seq: the row that should come next is the one with the next id)."""
+    if event.row_mac is not None:
+        return mac_matches(secret, event.row_mac, *_row_parts(event))
     next_id = session.scalar(select(func.min(AuditEvent.id)).where(AuditEvent.id > previous_id))
     return next_id != event.id
 
 
 def purge_before(session: Session, keyring: KeyRing, actor: Actor, cutoff: datetime) -> int:
-    """Delete the rows older than ``cutoff`` (retention) after verifying the chain; the
-    last deleted row becomes the signed anchor verification starts from. Returns the count.
+    """Seal the committed rows, verify the chain, then delete the sealed rows older than
+    ``cutoff`` (retention); the last deleted row becomes the signed anchor verification
+    starts from. Returns the count. Rows not sealed yet are kept until a later run.
 
     A broken chain is never purged: the evidence of the tampering is kept.
     """
+    seal(session, keyring)
     report = verify_chain(session, keyring)
     if not report.ok:
         raise ChainBrokenError(report)
     last = session.scalars(select(AuditEvent).where(AuditEvent.at < cutoff)
+                           .where(AuditEvent.seq.is_not(None))  # unsealed rows wait
                            .order_by(AuditEvent.seq.desc()).limit(1)).first()
     if last is None:
         return 0
@@ -251,9 +376,9 @@ def _reanchor_parts(anchor: AuditReanchor) -> tuple:
 # -- rows that must outlive the caller's transaction --------------------------------
 # A value was decrypted, or failed to decrypt: that happened whatever the caller does next,
 # and a refused action (a DomainError after a guard read the identity) is rolled back by its
-# view. Writing these rows at once on another connection would wait for the caller's own
-# lock on the chain head, so they wait in the session and are written in their own short
-# transaction as soon as the caller's transaction ends without committing them.
+# view. They wait in the session and are written in their own short transaction as soon as
+# the caller's transaction ends without committing them (on SQLite, another connection could
+# not write while the caller's transaction holds the write lock).
 _PENDING = "icli_pending_audit"  # integrity failures: written after any ending
 _UNCOMMITTED = "icli_uncommitted_audit"  # decryptions: written again after a rollback
 
@@ -316,7 +441,27 @@ def _write_pending(session: Session, transaction: SessionTransaction) -> None:
                   len(pending), type(exc).__name__)
 
 
-def _mac_parts(prev_mac: str, event: AuditEvent) -> tuple:
+def _row_parts(event: AuditEvent) -> tuple:
+    return (
+        "icli.audit.row.v2",
+        event.id,
+        event.at.isoformat(timespec="microseconds"),
+        event.actor_id if event.actor_id is not None else "",
+        event.actor_label,
+        event.action,
+        event.object_type,
+        event.object_ids,
+        event.fields,
+        event.purpose,
+    )
+
+
+def _chain_parts(prev_mac: str, event: AuditEvent) -> tuple:
+    return ("icli.audit.chain.v2", prev_mac, event.seq, event.id, event.row_mac)
+
+
+def _v1_parts(prev_mac: str, event: AuditEvent) -> tuple:
+    """Rows written before migration 0020: one MAC over the previous MAC and the content."""
     return (
         "icli.audit.v1",
         prev_mac,

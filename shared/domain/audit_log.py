@@ -164,7 +164,7 @@ def search(session: Session, filters: Filters, page: int = 1,
     if query is None:
         return [], 0
     total = session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = session.scalars(query.order_by(AuditEvent.seq.desc())
+    rows = session.scalars(query.order_by(AuditEvent.id.desc())
                            .offset((max(page, 1) - 1) * page_size).limit(page_size)).all()
     return list(rows), total
 
@@ -187,13 +187,13 @@ def export_csv(session: Session, vault: Vault, filters: Filters) -> tuple[str, i
     """Every matching row, oldest first, as CSV for a spreadsheet (';', UTF-8 BOM); the
     export is audited (``audit_exported``) with its count and filters (ids and codes)."""
     query = _query(session, filters)
-    rows = list(session.scalars(query.order_by(AuditEvent.seq))) if query is not None else []
+    rows = list(session.scalars(query.order_by(AuditEvent.id))) if query is not None else []
     names = actor_names(session, rows)
     out = io.StringIO()
     writer = csv.writer(out, delimiter=";")
     writer.writerow(CSV_HEADER)
     for row in rows:
-        writer.writerow([row.seq, row.at.isoformat(sep=" ", timespec="seconds"),
+        writer.writerow([row.id, row.at.isoformat(sep=" ", timespec="seconds"),
                          row.actor_id or "", names.get(row.actor_id, row.actor_label),
                          row.action, row.object_type, row.object_ids, row.fields, row.purpose])
     audit.record(session, vault.keyring, vault.actor, "audit_exported",
@@ -210,7 +210,9 @@ def _describe(filters: Filters) -> str:
 
 def export_checkpoint(session: Session, vault: Vault) -> audit_checkpoint.Checkpoint:
     """A signed checkpoint of the chain's head for the DPO to keep outside (it reveals rows
-    deleted later); its export is audited (``audit_checkpoint_exported``), after it."""
+    deleted later); the rows committed until now are sealed first, so that it covers them.
+    Its export is audited (``audit_checkpoint_exported``), after it."""
+    audit.seal(session, vault.keyring)
     checkpoint = audit_checkpoint.take(session, vault.keyring)
     audit.record(session, vault.keyring, vault.actor, "audit_checkpoint_exported",
                  object_type="audit_events", object_ids=[checkpoint.seq])

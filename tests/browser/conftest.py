@@ -70,7 +70,7 @@ def live_server(test_env, engine, keyring, tmp_path_factory):
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-             "--threads", "4", "--access-logfile", "-", "intake.wsgi:app"],
+             "--threads", "4", "--preload", "--access-logfile", "-", "intake.wsgi:app"],
             env={**os.environ, **test_env}, stdout=log, stderr=subprocess.STDOUT,
             preexec_fn=die_with_parent)
     try:
@@ -78,8 +78,9 @@ def live_server(test_env, engine, keyring, tmp_path_factory):
         while not answers(f"{base_url}/healthz"):
             if process.poll() is not None:
                 pytest.fail(f"gunicorn exited ({process.returncode}):\n{log_path.read_text()}")
-            if time.monotonic() - started > 60:
-                pytest.fail(f"no answer from {base_url}/healthz within 60 s:\n"
+            # The master loads the language model before it forks the workers (--preload)
+            if time.monotonic() - started > 180:
+                pytest.fail(f"no answer from {base_url}/healthz within 180 s:\n"
                             f"{log_path.read_text()}")
             time.sleep(0.2)
         yield base_url

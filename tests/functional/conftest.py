@@ -36,9 +36,11 @@ def examined(world, db_session, vault):
 
 @pytest.fixture
 def chain(db_session, keyring):
-    """Six audit rows written by the CLI: a chain that verifies."""
+    """Six audit rows written by the CLI, sealed: a chain that verifies."""
     for n in range(6):
         audit.record(db_session, keyring, audit.CLI, "decrypt", object_type="identity_records",
                      object_ids=[n + 1], fields=["nom"], purpose=f"test {n}")
+    db_session.commit()
+    audit.seal(db_session, keyring)  # what the worker does within seconds
     db_session.commit()
     return list(db_session.scalars(select(AuditEvent).order_by(AuditEvent.seq)))

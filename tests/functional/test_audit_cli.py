@@ -1,7 +1,10 @@
 """`icli audit verify` as an administrator runs it: a real subprocess on the test instance."""
 
+from datetime import timedelta
+
 from sqlalchemy import delete, update
 
+from shared.domain import audit
 from shared.models import AuditEvent
 from tests.helpers import icli
 
@@ -37,3 +40,18 @@ def test_two_swapped_rows_are_named(test_env, db_session, chain):
         db_session.execute(update(AuditEvent).where(AuditEvent.id == row_id).values(seq=seq))
     db_session.commit()
     broken(test_env, chain[2], "order")
+
+
+def test_rows_left_unsealed_for_long_are_verified_with_a_warning(test_env, db_session, keyring,
+                                                                 chain):
+    # No worker sealed for ten minutes: the rows are checked by their own MAC, and said so
+    for n in range(2):
+        event = audit.record(db_session, keyring, audit.CLI, "decrypt", object_ids=[n],
+                             fields=["nom"], purpose="sans worker")
+        event.at -= timedelta(minutes=10)
+        event.row_mac = audit._row_mac(keyring.secret("audit"), event)
+    db_session.commit()
+    result = icli(test_env, "audit", "verify")
+    assert "audit chain verified: 8 row(s) (2 not sealed yet)" in result.stdout
+    assert "2 row(s) written more than 2 min ago are not sealed yet: is a worker running?" \
+        in result.stderr

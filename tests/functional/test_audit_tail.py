@@ -4,20 +4,26 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
 from shared.crypto import KeyRing
+from shared.db import utcnow
 from shared.domain import audit
 from shared.models import AuditEvent, AuditHead, AuditReanchor
 from tests.helpers import client_as, icli, replaced, start_worker, stop_worker, wait_for
 
 
 def write_rows(db_session, keyring, count: int, purpose: str) -> None:
+    """Rows written, then sealed as the worker does within seconds (after the grace: rows
+    deleted just before leave a gap in ids on PostgreSQL, whose ids are never reused)."""
     for n in range(count):
         audit.record(db_session, keyring, audit.CLI, "decrypt", object_type="identity_records",
                      object_ids=[n + 1], fields=["nom"], purpose=f"{purpose} {n}")
+    db_session.commit()
+    audit.seal(db_session, keyring, now=utcnow() + timedelta(minutes=1))
     db_session.commit()
 
 
@@ -46,7 +52,7 @@ def test_truncation_covered_by_new_rows_is_detected_against_the_checkpoint(
     env, path = checkpointed
     assert "checkpoint of seq 6" in icli(env, "audit", "checkpoint").stdout
     truncate_to(db_session, chain[2])
-    write_rows(db_session, keyring, 5, "after")  # the head is signed again by a real writer
+    write_rows(db_session, keyring, 5, "after")  # the head is signed again by the sealer
     assert icli(env | {"ICLI_AUDIT_CHECKPOINT_FILE": ""}, "audit", "verify").returncode == 0
     for args in (("audit", "verify"), ("audit", "verify", "--checkpoint", str(path))):
         result = icli(env, *args, check=False)
@@ -94,6 +100,27 @@ def test_the_worker_writes_checkpoints_on_its_schedule(checkpointed, engine, red
         stop_worker(worker)
     assert json.loads(path.read_text())["seq"] >= 6
     assert "consistent with checkpoint" in icli(env, "audit", "verify").stdout
+
+
+def test_the_worker_seals_the_rows_that_requests_commit(test_env, engine, redis, db_session,
+                                                       keyring, chain, tmp_path):
+    for n in range(3):
+        audit.record(db_session, keyring, audit.Actor(n + 1), "decrypt",
+                     object_type="identity_records", object_ids=[n + 1], fields=["nom"],
+                     purpose="consultation")
+    db_session.commit()
+    unsealed = select(func.count()).select_from(AuditEvent).where(AuditEvent.seq.is_(None))
+    assert db_session.scalar(unsealed) == 3
+    worker = start_worker(test_env, redis, tmp_path / "worker.log")
+    try:
+        wait_for(lambda: db_session.scalar(unsealed) == 0, timeout=60)
+    finally:
+        stop_worker(worker)
+    head = db_session.get(AuditHead, 1, populate_existing=True)
+    assert head.seq == 9
+    result = icli(test_env, "audit", "verify")
+    assert "audit chain verified: 9 row(s)" in result.stdout
+    assert "not sealed" not in result.stdout + result.stderr
 
 
 def test_the_dpo_downloads_a_signed_checkpoint(app, world, db_session, tmp_path, test_env):

@@ -23,7 +23,7 @@ DIRECTOR = "director@test.invalid"
 def audit_rows(db_session, action: str) -> list[AuditEvent]:
     db_session.expire_all()
     return list(db_session.scalars(select(AuditEvent).where(AuditEvent.action == action)
-                                   .order_by(AuditEvent.seq)))
+                                   .order_by(AuditEvent.id)))
 
 
 def admin_post(admin, url: str):

@@ -44,7 +44,7 @@ def zip_of(entries: dict[str, bytes]) -> bytes:
 
 
 def audit_actions(session) -> list[str]:
-    return list(session.scalars(select(AuditEvent.action).order_by(AuditEvent.seq)))
+    return list(session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)))
 
 
 def test_builtin_template_uploaded_activated_used_by_the_worker_then_back_to_builtin(

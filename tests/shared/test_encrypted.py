@@ -7,15 +7,16 @@ import json
 from dataclasses import asdict
 
 import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy import select, text, update
-from sqlalchemy.exc import IntegrityError as DatabaseIntegrityError
+from sqlalchemy.exc import DatabaseError
 
 from shared.crypto import CryptoError, IntegrityError, KeyNotFoundError, KeyRing
 from shared.domain import audit, beneficiaries
 from shared.domain.beneficiaries import Identity, create_beneficiary, find_duplicates
 from shared.domain.sheets import write_values
 from shared.encrypted import Vault
-from shared.models import AuditEvent, AuditHead, IdentityRecord, RecordKey, Sheet
+from shared.models import AuditEvent, IdentityRecord, RecordKey, Sheet
 from shared.protected import IDENTITY_FIELDS
 from tests.factories import canary_identity, canary_values, reference_data
 
@@ -30,7 +31,7 @@ def all_values(identity: Identity) -> list[str]:
 
 def audit_rows(session) -> list[AuditEvent]:
     session.expire_all()
-    return list(session.scalars(select(AuditEvent).order_by(AuditEvent.seq)))
+    return list(session.scalars(select(AuditEvent).order_by(AuditEvent.id)))
 
 
 def fresh_vault(session, keyring) -> Vault:
@@ -167,16 +168,19 @@ def test_opening_situational_content_needs_no_purpose_and_is_not_audited(
     assert audit_rows(db_session) == []
 
 
-def test_if_the_audit_head_cannot_be_locked_nothing_is_decrypted(
-        db_session, keyring, people, decryptions, monkeypatch):
-    def broken(_session):
+def test_if_the_audit_row_cannot_be_inserted_nothing_is_decrypted(
+        db_session, keyring, people, decryptions):
+    def broken(*_args):
         raise RuntimeError("audit store unavailable")
 
-    monkeypatch.setattr(audit, "_locked_head", broken)
     vault = fresh_vault(db_session, keyring)
     result = None
-    with pytest.raises(RuntimeError, match="audit store unavailable"):
-        result = vault.open_many([people[0][0]], ["nom", "prenom"], purpose="test")
+    sa_event.listen(AuditEvent, "before_insert", broken)
+    try:
+        with pytest.raises(RuntimeError, match="audit store unavailable"):
+            result = vault.open_many([people[0][0]], ["nom", "prenom"], purpose="test")
+    finally:
+        sa_event.remove(AuditEvent, "before_insert", broken)
     assert result is None
     assert decryptions == []
 
@@ -196,13 +200,16 @@ def test_if_the_audit_row_is_refused_by_the_database_nothing_is_decrypted(
     vault = fresh_vault(db_session, keyring)
     vault.open(people[0][0], "nom", purpose="first")
     db_session.commit()
-    # the head no longer matches the rows: the next row reuses seq 1 and is refused
-    db_session.execute(update(AuditHead).values(seq=0, mac=""))
+    # The audit table is gone for this transaction (a write first: SQLite then keeps the
+    # rename in the transaction, which the rollback undoes)
+    db_session.execute(update(AuditEvent).values(purpose=AuditEvent.purpose))
+    db_session.execute(text("ALTER TABLE audit_events RENAME TO audit_events_away"))
     decryptions.clear()
-    with pytest.raises(DatabaseIntegrityError):
+    with pytest.raises(DatabaseError):
         vault.open(people[1][0], "nom", purpose="second")
     assert decryptions == []
     db_session.rollback()
+    assert [e.purpose for e in audit_rows(db_session)] == ["first"]
 
 
 # -- tampering in the database -----------------------------------------------------------

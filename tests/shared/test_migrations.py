@@ -69,3 +69,48 @@ def test_sheet_history_recorded_before_0017_gets_the_state_each_transition_left(
         ("submit", "brouillon", "soumise"), ("reveal_identity", "soumise", "soumise"),
         ("accept", "soumise", "recevable"), ("inscribe", "recevable", "inscrite")]
     engine.dispose()
+
+
+def test_a_chain_written_before_0020_still_verifies_and_new_rows_are_sealed_after_it(
+        tmp_path, keyring):
+    """Issue 18: rows and head of the former design (seq and one MAC per row, written under
+    the head lock) keep verifying; the sealer chains the new rows on from their last MAC."""
+    from shared.crypto import mac
+    from shared.db import make_session_factory
+    from shared.domain import audit
+    from shared.models import AuditEvent, AuditHead
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+    upgrade(engine, "0019")
+    secret, prev, rows = keyring.secret("audit"), "", []
+    for seq in (1, 2, 3):
+        row = AuditEvent(id=seq, seq=seq, at=datetime(2026, 11, seq), actor_id=None,
+                         actor_label="cli", action="decrypt", object_type="identity_records",
+                         object_ids=str(seq), fields="nom", purpose="avant 0020")
+        row.mac = prev = mac(secret, *audit._v1_parts(prev, row))
+        rows.append({c.key: getattr(row, c.key) for c in AuditEvent.__table__.columns
+                     if c.key != "row_mac"})
+    head = AuditHead(id=1, seq=3, mac=prev)
+    head.sig = mac(secret, *audit._head_parts(head))
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO audit_events (id, seq, at, actor_id, actor_label, action, object_type,"
+            " object_ids, fields, purpose, mac) VALUES (:id, :seq, :at, :actor_id,"
+            " :actor_label, :action, :object_type, :object_ids, :fields, :purpose, :mac)"),
+            rows)
+        conn.execute(text("INSERT INTO audit_head (id, seq, mac, anchor_seq, anchor_mac,"
+                          " anchor_sig, sig) VALUES (1, 3, :mac, 0, '', '', :sig)"),
+                     {"mac": head.mac, "sig": head.sig})
+    upgrade(engine)
+    with make_session_factory(engine)() as session:
+        assert audit.verify_chain(session, keyring).ok
+        audit.record(session, keyring, audit.CLI, "sheet_saved", object_ids=[1])
+        session.commit()
+        assert audit.seal(session, keyring) == 1
+        session.commit()
+        report = audit.verify_chain(session, keyring)
+        assert (report.ok, report.rows, report.unsealed) == (True, 4, 0)
+        session.execute(text("UPDATE audit_events SET purpose = 'modifié' WHERE id = 2"))
+        session.commit()
+        assert audit.verify_chain(session, keyring).first_broken_id == 2
+    engine.dispose()

@@ -1,4 +1,5 @@
-"""shared/domain/audit.py: the MAC chain names the first row edited, deleted or reordered."""
+"""shared/domain/audit.py: the sealed MAC chain names the first row edited, deleted or
+reordered (the rows of these tests are sealed; unsealed rows: test_audit_sealer.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import delete, select, update
 
-from shared.crypto import KeyRing, KeyVersion
+from shared.crypto import KeyRing, KeyVersion, mac
 from shared.domain import audit
 from shared.models import AuditEvent, AuditHead
 
@@ -21,12 +22,14 @@ def events(db_session, keyring) -> list[AuditEvent]:
                      "decrypt", object_type="beneficiaries", object_ids=[n + 1, n + 10],
                      fields=["nom", "prenom"], purpose=f"test {n}")
     db_session.commit()
+    assert audit.seal(db_session, keyring) == EVENTS
+    db_session.commit()
     return reload(db_session)
 
 
 def reload(session) -> list[AuditEvent]:
     session.expire_all()
-    return list(session.scalars(select(AuditEvent).order_by(AuditEvent.seq)))
+    return list(session.scalars(select(AuditEvent).order_by(AuditEvent.id)))
 
 
 def tamper(session, event_id: int, **values) -> None:
@@ -73,6 +76,8 @@ EDITS = {
     "actor_id": lambda e: {"actor_id": 77},
     "actor_label": lambda e: {"actor_label": "worker"},
     "mac": lambda e: {"mac": "0" * 64},
+    "row_mac": lambda e: {"row_mac": "0" * 64},
+    "row_mac_removed": lambda e: {"row_mac": None},
 }
 
 
@@ -93,7 +98,8 @@ def test_an_edited_row_given_a_valid_new_mac_still_breaks_the_chain_at_the_next_
     # row's MAC covers the old MAC.
     target = events[2]
     target.purpose = "réécrit"
-    target.mac = audit._row_mac(keyring.secret("audit"), events[1].mac, target)
+    target.row_mac = audit._row_mac(keyring.secret("audit"), target)
+    target.mac = mac(keyring.secret("audit"), *audit._chain_parts(events[1].mac, target))
     db_session.commit()
     report = audit.verify_chain(db_session, keyring)
     assert report.first_broken_id == events[3].id
@@ -164,6 +170,9 @@ def test_new_rows_continue_a_chain_across_transactions(db_session, keyring, even
     event = audit.record(db_session, keyring, audit.WORKER, "document_generated",
                          object_type="sheets", object_ids=["12"], purpose="test")
     db_session.commit()
+    assert event.seq is None  # written without touching the head
+    audit.seal(db_session, keyring)
+    db_session.commit()
     assert event.seq == EVENTS + 1
     report = audit.verify_chain(db_session, keyring)
     assert report.ok
@@ -192,10 +201,14 @@ def test_purging_old_rows_keeps_the_rest_of_the_chain_verifiable(db_session, key
     assert (head.anchor_seq, head.anchor_mac) == (events[2].seq, events[2].mac)
     rows = reload(db_session)
     assert [r.id for r in rows[:2]] == [events[3].id, events[4].id]
-    assert rows[-1].action == "audit_purged"
+    assert (rows[-1].action, rows[-1].seq) == ("audit_purged", None)  # sealed at the next step
     report = audit.verify_chain(db_session, keyring)
     assert report.ok
-    assert report.rows == 3
+    assert (report.rows, report.unsealed) == (3, 1)
+    audit.seal(db_session, keyring)
+    db_session.commit()
+    assert reload(db_session)[-1].action == "audit_purged"
+    assert audit.verify_chain(db_session, keyring).ok
 
 
 def test_after_a_purge_deleting_the_first_kept_row_is_still_detected(db_session, keyring, events):

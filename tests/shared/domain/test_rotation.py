@@ -44,7 +44,7 @@ def on_version(session, chain, version):
 
 
 def actions(session):
-    return [e.action for e in session.scalars(select(AuditEvent).order_by(AuditEvent.seq))]
+    return [e.action for e in session.scalars(select(AuditEvent).order_by(AuditEvent.id))]
 
 
 def test_a_full_rotation_rewraps_every_key_and_retires_the_old_version(

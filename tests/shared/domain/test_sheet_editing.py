@@ -15,7 +15,7 @@ from tests.factories import canary_identity, make_sheet
 
 
 def actions(db_session) -> list[str]:
-    return list(db_session.scalars(select(AuditEvent.action).order_by(AuditEvent.seq)))
+    return list(db_session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)))
 
 
 @pytest.fixture
