@@ -39,4 +39,4 @@ WORKDIR /var/lib/icli
 USER icli:icli
 
 EXPOSE 8000
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "3", "--preload", "intake.wsgi:app"]
+CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "3", "--preload", "--no-control-socket", "intake.wsgi:app"]

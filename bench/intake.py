@@ -171,7 +171,7 @@ def start_gunicorn(app: str, env: dict[str, str], workers: int, log: Path,
     port = free_port()
     command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
                "--workers", str(workers), "--threads", str(THREADS), "--preload",
-               "--timeout", "120", *extra, app]
+               "--no-control-socket", "--timeout", "120", *extra, app]
     with log.open("ab") as out:
         process = subprocess.Popen(command, env={**os.environ, **env}, cwd=ROOT, stdout=out,
                                    stderr=subprocess.STDOUT)

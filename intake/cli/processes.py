@@ -47,8 +47,10 @@ def _start_bundled_redis(settings: Settings) -> subprocess.Popen | None:
 
 
 def _gunicorn_args(port: int, host: str = "127.0.0.1") -> list[str]:
+    # No control socket: gunicorn would put it in $HOME, one path for every instance of the
+    # machine (two instances, or the tests' servers, would unlink each other's).
     return [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", "2",
-            "--threads", "4", "--preload", "--access-logfile", "-",
+            "--threads", "4", "--preload", "--no-control-socket", "--access-logfile", "-",
             "--access-logformat", '%(h)s "%(m)s %(U)s" %(s)s %(M)sms',  # no query strings
             "intake.wsgi:app"]
 
