@@ -61,10 +61,9 @@ from generator.contexts import BUILDERS  # noqa: E402
 from generator.pdf import client as pdf_client  # noqa: E402
 from generator.pdf import helper as pdf_helper  # noqa: E402
 from generator.render import render, template_path  # noqa: E402
-from shared import audit  # noqa: E402
 from shared.config import load_settings  # noqa: E402
 from shared.db import make_engine, make_session_factory  # noqa: E402
-from shared.domain import documents  # noqa: E402
+from shared.domain import audit, documents  # noqa: E402
 from shared.domain.meetings import create_meeting, inscribe_sheet  # noqa: E402
 from shared.domain.reference import ensure_reference_defaults  # noqa: E402
 from shared.encrypted import Vault  # noqa: E402

@@ -34,10 +34,10 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import create_engine, insert, select, text  # noqa: E402
 
-from shared import audit, rotation  # noqa: E402
 from shared.config import load_settings  # noqa: E402
 from shared.crypto import KeyRing, new_dek, seal_field  # noqa: E402
 from shared.db import make_engine, make_session_factory, utcnow  # noqa: E402
+from shared.domain import audit, rotation  # noqa: E402
 from shared.encrypted import Vault  # noqa: E402
 from shared.migrate import upgrade  # noqa: E402
 from shared.models import Beneficiary, IdentityRecord, RecordKey  # noqa: E402
