@@ -65,6 +65,7 @@ from shared.keys import load_keyring  # noqa: E402
 from shared.migrate import upgrade  # noqa: E402
 from shared.passwords import use_fast_hashing  # noqa: E402
 from tests.factories import PASSWORD, canary_identity, make_sheet, reference_data  # noqa: E402
+from tests.helpers import sheet_form  # noqa: E402
 
 PG_DATABASE = "icli_bench_intake"
 REFERENT = "referente.bench@icli.invalid"
@@ -112,22 +113,6 @@ def seed(env: dict[str, str], sheets: int) -> list[int]:
         session.commit()
     engine.dispose()
     return ids
-
-
-def sheet_form(values: dict, identity) -> dict[str, str]:
-    """The edit form's fields for ``values``, as the browser posts them."""
-    data = {k: getattr(identity, k) for k in (
-        "nom", "prenom", "nom_naissance", "date_naissance", "numero_caf",
-        "identifiant_france_travail", "adresse", "code_postal", "commune", "telephone", "email")}
-    for name, value in values.items():
-        if name == "freins":
-            data.update({f"frein__{code}": level for code, level in value.items()})
-        elif name == "actions":
-            for row, entry in enumerate(value):
-                data.update({f"action_{row}_{k}": v for k, v in entry.items()})
-        else:
-            data[name] = str(value)
-    return data
 
 
 # -- servers ---------------------------------------------------------------------------------

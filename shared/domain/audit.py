@@ -442,18 +442,7 @@ def _write_pending(session: Session, transaction: SessionTransaction) -> None:
 
 
 def _row_parts(event: AuditEvent) -> tuple:
-    return (
-        "icli.audit.row.v2",
-        event.id,
-        event.at.isoformat(timespec="microseconds"),
-        event.actor_id if event.actor_id is not None else "",
-        event.actor_label,
-        event.action,
-        event.object_type,
-        event.object_ids,
-        event.fields,
-        event.purpose,
-    )
+    return ("icli.audit.row.v2", event.id, *_content_parts(event))
 
 
 def _chain_parts(prev_mac: str, event: AuditEvent) -> tuple:
@@ -462,10 +451,12 @@ def _chain_parts(prev_mac: str, event: AuditEvent) -> tuple:
 
 def _v1_parts(prev_mac: str, event: AuditEvent) -> tuple:
     """Rows written before migration 0020: one MAC over the previous MAC and the content."""
+    return ("icli.audit.v1", prev_mac, event.seq, *_content_parts(event))
+
+
+def _content_parts(event: AuditEvent) -> tuple:
+    """What a row says, in the order both MAC versions cover it."""
     return (
-        "icli.audit.v1",
-        prev_mac,
-        event.seq,
         event.at.isoformat(timespec="microseconds"),
         event.actor_id if event.actor_id is not None else "",
         event.actor_label,
