@@ -6,11 +6,13 @@ numbers only, never a key. ``icli keys promote`` is refused until every process 
 ``LIVE_FOR`` holds the new version (docs/security.md, rule 6), and ``icli keys retire`` waits until
 none holds the retired one. Intake beats before each request, the worker before each job and
 in its maintenance step: the file is checked every time, the report written at once after a
-reload, else at most every ``INTERVAL``.
+reload, else at most every ``INTERVAL``. A process that exits normally deletes its own row
+(``forget``): only a killed one keeps counting as live until ``LIVE_FOR`` has passed.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -57,6 +59,7 @@ class Heartbeat:
         if os.getpid() != self._pid:  # a forked child is another process
             self._pid, self._id = os.getpid(), str(uuid.uuid4())
             self._last = float("-inf")
+            atexit.register(self.forget)
         # The file is looked at on every call (one stat): a retired version leaves this
         # process before its next request or job, and the report says so at once.
         try:
@@ -77,6 +80,20 @@ class Heartbeat:
                 session.commit()
         except SQLAlchemyError as exc:
             log.warning("heartbeat not recorded (%s)", type(exc).__name__)
+
+
+    def forget(self) -> None:
+        """Delete this process's row: it holds no key any more once it has exited. Never
+        raises, and logs nothing: at exit the logging streams may be closed already, and a row
+        left behind only stops counting as live after ``LIVE_FOR``."""
+        if os.getpid() != self._pid:  # registered by a parent this process was forked from
+            return
+        try:
+            with self.sessions() as session:
+                session.execute(delete(ProcessHeartbeat).where(ProcessHeartbeat.id == self._id))
+                session.commit()
+        except SQLAlchemyError:
+            pass
 
 
 def record(session: Session, process_id: str, kind: str, held: dict[str, list[int]],

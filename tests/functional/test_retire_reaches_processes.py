@@ -67,3 +67,31 @@ def test_retire_waits_until_every_live_process_has_dropped_the_version(promoted)
         out, err = retire.communicate()
     assert retire.returncode == 0, err
     assert "held by no live process" in out
+
+
+BEATING_PROCESS = """
+import os, signal, sys
+from shared.config import load_settings
+from shared.db import make_engine, make_session_factory
+from shared.heartbeat import Heartbeat
+from shared.keys import load_keyring
+settings = load_settings()
+sessions = make_session_factory(make_engine(settings))
+Heartbeat("intake", load_keyring(settings, sessions), sessions).beat()
+if sys.argv[1] == "killed":
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.parametrize(("ending", "still_live"), [("exits", 0), ("killed", 1)])
+def test_a_process_that_exits_normally_stops_counting_as_live_at_once(test_env, engine,
+                                                                      ending, still_live):
+    """`keys retire` need not wait a minute for a process stopped cleanly; a killed one keeps
+    its row until LIVE_FOR has passed (it may as well be hung)."""
+    from shared.db import make_session_factory
+    from shared.heartbeat import live_processes
+
+    subprocess.run([sys.executable, "-c", BEATING_PROCESS, ending],
+                   env={**os.environ, **test_env}, check=False, timeout=60)
+    with make_session_factory(engine)() as session:
+        assert len(live_processes(session)) == still_live
