@@ -58,12 +58,13 @@ def test_the_commands_thread_stops_at_once_when_it_read_the_unsubscription_first
 
 
 def test_without_warm_up_a_worker_starts_without_libreoffice_and_still_builds_a_pdf(
-        test_env, redis, engine, world, db_session, tmp_path):
+        test_env, redis, engine, keyring, world, db_session, tmp_path):
     """ICLI_WORKER_WARM_UP=0 (the tests' default): no LibreOffice until a PDF is asked for."""
     import shutil
 
     import psutil
 
+    from shared import outbox
     from shared.domain import documents
     from shared.models import DocumentJob, GeneratedDocument
     from tests.helpers import start_worker, stop_worker, wait_for
@@ -78,6 +79,7 @@ def test_without_warm_up_a_worker_starts_without_libreoffice_and_still_builds_a_
         assert soffice_children() == []  # registered with Redis, LibreOffice not started
         job = documents.request_document(db_session, world["meeting"], "agenda", None)
         db_session.commit()
+        outbox.send_pending(db_session, redis, keyring)  # as the page does, not the next sweep
 
         def done():
             db_session.expire_all()

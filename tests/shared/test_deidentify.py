@@ -107,6 +107,19 @@ def test_the_corpus_keeps_its_recall_and_precision():
         k: (round(s.recall, 3), round(s.precision, 3)) for k, s in scores.items()}
 
 
+def test_a_text_is_analysed_once_and_the_memo_keeps_no_text(monkeypatch):
+    text = "Vu avec Madame Zyxmemo Okonkwo, née le 14/02/1987, au 06 71 52 38 94, suivie à l'ALI."
+    model_calls = []
+    model = deidentify._ANALYZER.analyse
+    monkeypatch.setattr(deidentify._ANALYZER, "analyse",
+                        lambda t: model_calls.append(1) or model(t))
+    first = analyse(text)
+    assert [d.text for d in first] == ["Zyxmemo Okonkwo", "14/02/1987", "06 71 52 38 94"]
+    assert analyse(text) == first and analyse(text + " ") != [] and len(model_calls) == 2
+    held = repr(deidentify._ANALYSED._spans)
+    assert "Zyxmemo" not in held and "1987" not in held and "06 71" not in held
+
+
 def test_the_model_is_loaded_once_and_shared_by_threads():
     text = "Son fils Moussa, joignable au 06 12 48 73 95."
     results = []
