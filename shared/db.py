@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import Engine, MetaData, create_engine, event, text
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from shared.config import Settings
@@ -69,6 +69,16 @@ def make_engine(settings: Settings) -> Engine:
     # hide_parameters: an error message never quotes a bound value (it could be personal).
     return create_engine(settings.database_url, pool_pre_ping=True, pool_size=5, max_overflow=5,
                          hide_parameters=True)
+
+
+def wait_briefly_for_locks(session: Session, seconds: int = 1) -> None:
+    """Give up after ``seconds`` instead of waiting for a lock (30 s on SQLite, unbounded on
+    PostgreSQL), for a process's last, best-effort write at exit: on SQLite the setting stays
+    on the connection (SQLite has no per-transaction one)."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text(f"PRAGMA busy_timeout={seconds * 1000}"))
+    else:
+        session.execute(text(f"SET LOCAL lock_timeout = '{seconds}s'"))
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

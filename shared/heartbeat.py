@@ -26,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.crypto import CryptoError, KeyRing
-from shared.db import utcnow
+from shared.db import utcnow, wait_briefly_for_locks
 from shared.models import ProcessHeartbeat
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,7 @@ class Heartbeat:
             return
         try:
             with self.sessions() as session:
+                wait_briefly_for_locks(session)  # a write lock held elsewhere: exit anyway
                 session.execute(delete(ProcessHeartbeat).where(ProcessHeartbeat.id == self._id))
                 session.commit()
         except SQLAlchemyError:

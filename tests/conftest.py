@@ -227,7 +227,8 @@ def worker_process(test_env, engine, redis, tmp_path):
     """A real ``python -m generator`` process on the test instance; its log is kept."""
     process = start_worker(test_env, redis, tmp_path / "worker.log")
     yield process
-    stop_worker(process)
+    assert stop_worker(process), "the worker did not stop within 30 s of SIGTERM:\n" \
+        + process.log_path.read_text()[-3000:]
 
 
 @pytest.fixture
