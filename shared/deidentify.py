@@ -21,17 +21,16 @@ column); statistics get counts per kind only.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import os
 import re
 import threading
 import unicodedata
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from shared.memo import DigestMemo
 from shared.protected import IDENTIFYING
 from shared.sheet_schema import FIELDS, FIELDS_BY_NAME
 
@@ -360,47 +359,16 @@ def _role(text: str, start: int, end: int, kind: str) -> str:
     return roles[int(nearest.lastgroup[1:])][0]
 
 
-class _Memo:
-    """The spans found in the last texts analysed, so that a text shown, saved, submitted and
-    screened again is analysed once (tens of milliseconds each time otherwise).
-
-    Keyed by a digest of the text under a key drawn by this process at start-up, and holding
-    offsets, kinds, scores and replacements only: the memo keeps no text, and its keys cannot
-    be compared with anything outside this process."""
-
-    SIZE = 4096
-
-    def __init__(self) -> None:
-        self._key = os.urandom(32)
-        self._lock = threading.Lock()
-        self._spans: OrderedDict[bytes, tuple] = OrderedDict()
-
-    def digest(self, text: str) -> bytes:
-        return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), key=self._key,
-                               digest_size=16).digest()
-
-    def get(self, digest: bytes) -> tuple | None:
-        with self._lock:
-            spans = self._spans.get(digest)
-            if spans is not None:
-                self._spans.move_to_end(digest)
-            return spans
-
-    def put(self, digest: bytes, spans: tuple) -> None:
-        with self._lock:
-            self._spans[digest] = spans
-            while len(self._spans) > self.SIZE:
-                self._spans.popitem(last=False)
-
-
-_ANALYSED = _Memo()
+# The spans found in the last texts analysed (offsets, kinds, scores, replacements: no text),
+# so that a text shown, saved, submitted and screened again is analysed once.
+_ANALYSED: DigestMemo[tuple] = DigestMemo(4096)
 
 
 def analyse(text: str) -> list[Detection]:
     """The identifying spans of ``text``, in order, without overlaps."""
     if not text.strip():
         return []
-    digest = _ANALYSED.digest(text)
+    digest = _ANALYSED.digest(text.encode("utf-8", "surrogatepass"))
     spans = _ANALYSED.get(digest)
     if spans is None:
         spans = tuple((d.kind, d.start, d.end, d.score, d.replacement)

@@ -21,6 +21,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
 from shared.errors import DomainError
+from shared.memo import DigestMemo
 
 # Against zip bombs, whatever the archive's headers claim: what may be decompressed at most.
 MAX_ENTRIES = 2000
@@ -58,13 +59,22 @@ def check_docx(data: bytes, *, template: bool) -> None:
 
     ``template``: the file is a template, where Jinja tags inside a field instruction are
     refused too (the value rendered there would become the field's instruction)."""
-    for name, root in _xml_parts(data):
-        _check_part(name, root, template=template)
+    for name, body in _xml_parts(data):
+        digest = _SAFE_PARTS.digest(b"T" + body if template else b"D" + body)
+        if _SAFE_PARTS.get(digest):
+            continue
+        _check_part(name, _parse(name, body), template=template)
+        _SAFE_PARTS.put(digest, True)
 
 
-def _xml_parts(data: bytes) -> Iterator[tuple[str, Element]]:
-    """Every XML part and relationship of the package, parsed; other parts must be
-    pictures or fonts."""
+# XML parts found safe lately: a rendered document keeps most of its template's parts as
+# they are (styles alone weigh 800 kB), so only the parts the render changed are parsed.
+_SAFE_PARTS: DigestMemo[bool] = DigestMemo(512)
+
+
+def _xml_parts(data: bytes) -> Iterator[tuple[str, bytes]]:
+    """Every XML part and relationship of the package; other parts must be pictures or
+    fonts."""
     parts = dict(_read_archive(data))
     if "[Content_Types].xml" not in parts:
         raise UnsafeDocxError("ce n'est pas un fichier Word .docx (partie [Content_Types].xml "
@@ -73,7 +83,7 @@ def _xml_parts(data: bytes) -> Iterator[tuple[str, Element]]:
     for name, body in parts.items():
         content_type = types.get(name.lower(), "")
         if _is_xml(name, content_type):
-            yield name, _parse(name, body)
+            yield name, body
         elif not _BINARY_TYPES.search(content_type):
             raise UnsafeDocxError(f"{name[:80]} : contenu non autorisé dans un document "
                                   f"Word (type « {content_type[:80] or 'inconnu'} »).",

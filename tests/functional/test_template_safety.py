@@ -179,3 +179,20 @@ def test_the_worker_refuses_a_rendered_document_with_an_external_link(settings):
     with pytest.raises(RenderError, match="document produit refusé"):
         render(hostile, sample_context("agenda"), "ordre_du_jour.docx")
     render(builtin, sample_context("agenda"), "ordre_du_jour.docx")  # the built-in one renders
+
+
+def test_parts_found_safe_are_remembered_but_a_changed_part_or_use_is_checked_again(settings):
+    """check_docx skips parts it found safe lately (a render keeps most of its template's
+    parts): a part that changed, or the same part now checked as a template, is not skipped."""
+    builtin = (settings.templates_dir / "ordre_du_jour.docx").read_bytes()
+    check_docx(builtin, template=True)
+    check_docx(builtin, template=True)
+    linked = zip_with(builtin, DOCUMENT, in_body(run(
+        b'<w:pict><v:shape><v:imagedata o:href="http://collecte.invalid/p.png"/></v:shape>'
+        b"</w:pict>")))
+    with pytest.raises(UnsafeDocxError, match="adresse externe interdite"):
+        check_docx(linked, template=True)
+    tagged = zip_with(builtin, DOCUMENT, in_body(field(b"{{ circonscription }}")))
+    check_docx(tagged, template=False)  # a rendered document may show braces in a field
+    with pytest.raises(UnsafeDocxError, match="balise de modèle"):
+        check_docx(tagged, template=True)

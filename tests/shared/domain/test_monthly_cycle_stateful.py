@@ -1120,22 +1120,35 @@ class SimulatedYear(RuleBasedStateMachine):
                     f"decryption of {table}.{field_name} row {row_id} not audited"
 
 
+REDIS_READERS = {
+    b"string": lambda pipe, key: pipe.get(key),
+    b"hash": lambda pipe, key: pipe.hgetall(key),
+    b"list": lambda pipe, key: pipe.lrange(key, 0, -1),
+    b"set": lambda pipe, key: pipe.smembers(key),
+    b"zset": lambda pipe, key: pipe.zrange(key, 0, -1),
+}
+
+
 def redis_text(connection: redis_lib.Redis) -> str:
-    """Every value held in Redis, as text (payloads, queues, job hashes)."""
-    parts = []
-    for key in connection.scan_iter():
-        kind = connection.type(key)
-        if kind == b"string":
-            parts.append(connection.get(key))
-        elif kind == b"hash":
-            parts.extend(v for pair in connection.hgetall(key).items() for v in pair)
-        elif kind == b"list":
-            parts.extend(connection.lrange(key, 0, -1))
-        elif kind == b"set":
-            parts.extend(connection.smembers(key))
-        elif kind == b"zset":
-            parts.extend(connection.zrange(key, 0, -1))
-        parts.append(key)
+    """Every value held in Redis, as text (payloads, queues, job hashes): two round trips
+    (the keys' types, then their values), not one per key."""
+    keys = list(connection.scan_iter(count=1000))
+    with connection.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.type(key)
+        kinds = pipe.execute()
+    with connection.pipeline(transaction=False) as pipe:
+        for key, kind in zip(keys, kinds, strict=True):
+            REDIS_READERS.get(kind, lambda pipe, key: pipe.exists(key))(pipe, key)
+        values = pipe.execute()
+    parts: list = list(keys)
+    for value in values:
+        if isinstance(value, dict):
+            parts.extend(v for pair in value.items() for v in pair)
+        elif isinstance(value, list | set):
+            parts.extend(value)
+        elif value is not None:
+            parts.append(value)
     return "\n".join(p.decode("utf-8", "replace") if isinstance(p, bytes) else str(p)
                      for p in parts)
 
