@@ -55,7 +55,14 @@ SLOW_MODULES = {"test_audit_cli", "test_audit_tail", "test_cli", "test_faults",
 PDF_MODULES = {"test_pdf"}
 
 
+# The longest tests (a minute or so each) start first: under pytest-xdist, one started last
+# would end the run alone while the other processes wait.
+STARTED_FIRST = ("test_monthly_cycle_stateful", "test_rotation_kill", "test_run")
+
+
 def pytest_collection_modifyitems(items) -> None:
+    rank = {stem: n for n, stem in enumerate(STARTED_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))  # stable: else as found
     for item in items:
         if "browser" in item.path.parts:
             item.add_marker(pytest.mark.browser)
