@@ -200,7 +200,11 @@ def counted(rule_function):
     @functools.wraps(rule_function)
     def run(self, *args, **kwargs):
         self.rule_running = rule_function.__name__
-        return rule_function(self, *args, **kwargs)
+        try:
+            return rule_function(self, *args, **kwargs)
+        finally:
+            self.queried.clear()  # the state may have changed: preconditions query again
+
 
     return run
 
@@ -213,6 +217,7 @@ class SimulatedYear(RuleBasedStateMachine):
         super().__init__()
         env = self.env
         self.rule_running = "__init__"
+        self.queried: dict[tuple[str, str], list[int]] = {}
         empty_database(env.engine)
         env.redis.flushdb()
         env.keyring_path.write_bytes(env.keyring_original)  # rotations start over
@@ -363,6 +368,7 @@ class SimulatedYear(RuleBasedStateMachine):
     def _act(self, work) -> bool:
         """One user action in its own transaction: True when committed, False when refused
         with a DomainError (rolled back, as a view does). Anything else fails the test."""
+        self.queried.clear()
         with self.env.sessions() as session:
             try:
                 work(session)
@@ -374,8 +380,14 @@ class SimulatedYear(RuleBasedStateMachine):
         return True
 
     def _ids(self, query) -> list[int]:
-        with self.env.sessions() as session:
-            return list(session.scalars(query))
+        """The ids ``query`` selects, remembered until the next rule runs: Hypothesis checks
+        the preconditions of every rule before each step, on a state only rules change."""
+        compiled = query.compile()
+        key = (str(compiled), repr(sorted(compiled.params.items())))
+        if key not in self.queried:
+            with self.env.sessions() as session:
+                self.queried[key] = list(session.scalars(query))
+        return self.queried[key]
 
     def _facilitator_of(self, meeting: Meeting) -> int:
         north = meeting.circonscription_id == self.circonscription["north"]
