@@ -27,7 +27,7 @@ from shared.db import utcnow
 from shared.domain import audit, documents, notifications
 from shared.domain.sheets import referent_may_edit
 from shared.encrypted import Vault
-from shared.errors import DomainError, InvalidTransition
+from shared.errors import DomainError, InvalidTransitionError
 from shared.models import (
     DocumentJob,
     GeneratedDocument,
@@ -268,9 +268,9 @@ def _build(session: Session, rt: runtime.Runtime, job: DocumentJob,
                                                           job.kind):
             raise RequesterRefusedError
         if meeting.state not in documents.KIND_STATES[job.kind]:  # e.g. cancelled meanwhile
-            raise InvalidTransition(f"« {DOCUMENT_KINDS[job.kind]} » non produit : depuis la "
-                                    f"demande, la séance est passée à l'état "
-                                    f"« {meeting.state_label} ».")
+            raise InvalidTransitionError(f"« {DOCUMENT_KINDS[job.kind]} » non produit : depuis la "
+                                         f"demande, la séance est passée à l'état "
+                                         f"« {meeting.state_label} ».")
     vault = Vault(session, rt.keyring, audit.WORKER)
     builder, _keys = BUILDERS[job.kind]
     documents.set_step(session, job, "préparation des données")

@@ -23,5 +23,5 @@ class InvalidInputError(DomainError):
     pass
 
 
-class InvalidTransition(DomainError):
+class InvalidTransitionError(DomainError):
     pass

@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 from shared.crypto import KeyRing, mac, mac_matches
 from shared.db import utcnow
-from shared.errors import InvalidTransition
+from shared.errors import InvalidTransitionError
 from shared.models import AuditEvent, AuditHead, AuditReanchor
 
 log = logging.getLogger(__name__)
@@ -278,13 +278,13 @@ def reanchor(session: Session, keyring: KeyRing, actor: Actor, reason: str) -> A
     key. Signed and audited; refused when the chain verifies or breaks another way."""
     reason = reason.strip()
     if not reason:
-        raise InvalidTransition("a re-anchor needs a reason")
+        raise InvalidTransitionError("a re-anchor needs a reason")
     report = verify_chain(session, keyring)
     if report.ok:
-        raise InvalidTransition("the audit chain verifies: nothing to re-anchor")
+        raise InvalidTransitionError("the audit chain verifies: nothing to re-anchor")
     if report.reason != "MAC mismatch":
-        raise InvalidTransition(f"refused: the chain breaks by {report.reason!r}, not by rows "
-                                "MACed under another key; that evidence is kept")
+        raise InvalidTransitionError(f"refused: the chain breaks by {report.reason!r}, not by rows "
+                                     "MACed under another key; that evidence is kept")
     secret = keyring.secret("audit")
     first = report.first_broken_seq
     prev_mac, last = None, None

@@ -24,7 +24,7 @@ from shared.domain.meetings import (
 )
 from shared.domain.screening import audit_dismissals
 from shared.encrypted import Vault
-from shared.errors import InvalidInputError, InvalidTransition
+from shared.errors import InvalidInputError, InvalidTransitionError
 from shared.models import AvisRevision, Decision, DecisionAction
 from shared.models.meeting import MEETING_STATES
 from shared.text import clean_text
@@ -53,7 +53,7 @@ def correct(session: Session, vault: Vault, decision: Decision, *, avis: str,
     meeting = decision.meeting
     kind = revision_kind(meeting.state)
     if kind is None:
-        raise InvalidTransition(
+        raise InvalidTransitionError(
             f"L'avis ne peut pas être corrigé : la séance est « {MEETING_STATES[meeting.state]} »"
             + (" ; attendez les visas, puis publiez un erratum si nécessaire."
                if meeting.state == "pv_en_signature" else "."))

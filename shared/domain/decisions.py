@@ -13,7 +13,7 @@ from shared.domain import audit, documents
 from shared.domain.meetings import review_sheet_texts
 from shared.domain.screening import audit_dismissals
 from shared.encrypted import Vault
-from shared.errors import InvalidInputError, InvalidTransition
+from shared.errors import InvalidInputError, InvalidTransitionError
 from shared.models import Decision, FormalDecision, Meeting, Sheet
 from shared.models.meeting import FORMAL_OUTCOMES
 from shared.text import clean_text
@@ -46,9 +46,10 @@ def record(session: Session, vault: Vault, decision: Decision, *, outcome: str,
     texts are screened as every session text (``dismissals``: finding key -> reason)."""
     today = today or date.today()
     if not decision.formal_decision_by:
-        raise InvalidTransition("Cet avis est définitif : il n'attend pas de décision formelle.")
+        raise InvalidTransitionError(
+            "Cet avis est définitif : il n'attend pas de décision formelle.")
     if decision.formal is not None:
-        raise InvalidTransition("La décision formelle est déjà enregistrée pour cet avis.")
+        raise InvalidTransitionError("La décision formelle est déjà enregistrée pour cet avis.")
     author = clean_text(author, label="Auteur de la décision", limit=AUTHOR_LIMIT)
     detail = clean_text(detail, label="Précisions", limit=DETAIL_LIMIT, multiline=True)
     problems = []

@@ -16,7 +16,7 @@ from shared.domain import audit
 from shared.domain.reference import reference_labels
 from shared.domain.sheets import read_values_many
 from shared.encrypted import Vault
-from shared.errors import InvalidInputError, InvalidTransition, NotFoundError
+from shared.errors import InvalidInputError, InvalidTransitionError, NotFoundError
 from shared.models import (
     AgendaItem,
     Decision,
@@ -107,8 +107,8 @@ def request_document(session: Session, meeting: Meeting, kind: str,
             raise TypeError("the dossier's texts are checked with intake's vault")
         check_dossier_texts(vault, meeting)
     if meeting.state not in KIND_STATES[kind]:
-        raise InvalidTransition(f"« {DOCUMENT_KINDS[kind]} » ne peut pas être généré : la "
-                                f"séance est « {meeting.state_label} ».")
+        raise InvalidTransitionError(f"« {DOCUMENT_KINDS[kind]} » ne peut pas être généré : la "
+                                     f"séance est « {meeting.state_label} ».")
     if (kind in PER_SHEET_KINDS) != (sheet is not None):
         raise InvalidInputError("Ce document se génère pour une situation de la séance.")
     if sheet is not None and sheet.id not in feedback_sheet_ids(session, meeting):

@@ -18,7 +18,7 @@ from shared.domain import audit, notifications
 from shared.domain.reference import reference_labels
 from shared.domain.sheets import read_values
 from shared.encrypted import Vault
-from shared.errors import DomainError, InvalidInputError, InvalidTransition
+from shared.errors import DomainError, InvalidInputError, InvalidTransitionError
 from shared.models import AgendaItem, GlobalSupport, GlobalSupportStep, Meeting, Sheet, Structure
 from shared.models.icag import EXIT_REASONS
 from shared.models.meeting import ICAG_KINDS
@@ -57,9 +57,9 @@ def step_of(session: Session, item: AgendaItem) -> GlobalSupportStep | None:
 
 def _icag_item(session: Session, meeting: Meeting, item_id: int, kind: str) -> AgendaItem:
     if meeting.state not in RECORD_STATES:
-        raise InvalidTransition("Les entrées, renouvellements et sorties d'accompagnement "
-                                "global se saisissent une fois la séance tenue, avant la "
-                                "rédaction du procès-verbal.")
+        raise InvalidTransitionError("Les entrées, renouvellements et sorties d'accompagnement "
+                                     "global se saisissent une fois la séance tenue, avant la "
+                                     "rédaction du procès-verbal.")
     item = next((i for i in meeting.items if i.id == item_id), None)
     if item is None or item.part != "icag" or item.sheet is None:
         raise InvalidInputError("Point ICAG inconnu pour cette séance.")

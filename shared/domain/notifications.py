@@ -20,7 +20,7 @@ from shared.db import PARIS, utcnow
 from shared.domain import audit
 from shared.domain.documents import latest_document
 from shared.encrypted import Vault
-from shared.errors import InvalidInputError, InvalidTransition
+from shared.errors import InvalidInputError, InvalidTransitionError
 from shared.models import (
     DocumentJob,
     GlobalSupport,
@@ -331,7 +331,7 @@ def fail(session: Session, notification: Notification, code: str, message: str) 
 def retry_failed(session: Session, vault: Vault, notification: Notification) -> None:
     """An administrator sends a failed message again (after fixing the address); audited."""
     if notification.status != "failed":
-        raise InvalidTransition("Ce courriel n'est pas en échec.")
+        raise InvalidTransitionError("Ce courriel n'est pas en échec.")
     notification.status, notification.attempts = "queued", 0
     notification.next_attempt_at = notification.enqueued_at = None
     session.flush()

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from shared.domain import audit
 from shared.domain.screening import audit_dismissals, review_session_texts
 from shared.encrypted import Vault
-from shared.errors import InvalidInputError, InvalidTransition
+from shared.errors import InvalidInputError, InvalidTransitionError
 from shared.models import AgendaItem, Meeting
 from shared.text import clean_text
 
@@ -36,8 +36,8 @@ def record_outcome(session: Session, vault: Vault, meeting: Meeting, item_id: in
     follow-up date (after the session). May be corrected until the minutes are written.
     Texts are screened as every session text (``dismissals``: finding key -> reason)."""
     if meeting.state not in OUTCOME_STATES:
-        raise InvalidTransition("Le compte rendu des points partenariaux se saisit une fois la "
-                                "séance tenue, avant la rédaction du procès-verbal.")
+        raise InvalidTransitionError("Le compte rendu des points partenariaux se saisit une fois "
+                                     "la séance tenue, avant la rédaction du procès-verbal.")
     item = _partnership_item(meeting, item_id)
     summary = clean_text(summary, label="Synthèse", limit=SUMMARY_LIMIT, required=True,
                          multiline=True)
@@ -77,7 +77,7 @@ def mark_follow_up_done(session: Session, vault: Vault, item: AgendaItem,
     if item.part != "partenariat" or item.follow_up_on is None:
         raise InvalidInputError("Ce point n'a pas de suivi prévu.")
     if item.follow_up_done_on is not None:
-        raise InvalidTransition("Ce suivi est déjà marqué fait.")
+        raise InvalidTransitionError("Ce suivi est déjà marqué fait.")
     item.follow_up_done_on = today or date.today()
     audit.record(session, vault.keyring, vault.actor, "partnership_follow_up_done",
                  object_type="agenda_items", object_ids=[item.id])

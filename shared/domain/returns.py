@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from shared.domain.sheet_workflow import transition
 from shared.encrypted import Vault
-from shared.errors import InvalidTransition
+from shared.errors import InvalidTransitionError
 from shared.models import Beneficiary, Decision, Meeting, Sheet, SheetEvent
 
 # Sessions a returning situation can still be inscribed on (the agenda is open, or late
@@ -83,14 +83,14 @@ def bring_back(session: Session, vault: Vault, sheet: Sheet, *,
     """Ask the referent to update a situation in suivi for its return (notified, audited).
     The planned return date goes to the sheet's history."""
     if sheet.status != "suivi":
-        raise InvalidTransition(f"Seule une situation en suivi peut revenir en instance "
-                                f"(cette fiche est « {sheet.status_label} »).")
+        raise InvalidTransitionError(f"Seule une situation en suivi peut revenir en instance "
+                                     f"(cette fiche est « {sheet.status_label} »).")
     if sheet.beneficiary.purged_at is not None:
         # Its referent would type the person's data again, under a new key that the
         # retention, which purges a person once, would never delete.
-        raise InvalidTransition(f"La situation {sheet.reference} ne peut plus revenir en "
-                                "instance : les données de la personne ont été effacées au "
-                                "terme de leur durée de conservation.")
+        raise InvalidTransitionError(f"La situation {sheet.reference} ne peut plus revenir en "
+                                     "instance : les données de la personne ont été effacées au "
+                                     "terme de leur durée de conservation.")
     day = planned_return(session, sheet)
     reason = (f"Retour en instance prévu le {day:%d/%m/%Y}." if day is not None
               else "Retour en instance demandé par l'animation.")

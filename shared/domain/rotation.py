@@ -34,7 +34,7 @@ from shared.crypto import DATA_CHAINS, DEFAULT_INDEX_BITS, KeyRing, fingerprint,
 from shared.db import utcnow
 from shared.domain import audit
 from shared.encrypted import Vault
-from shared.errors import InvalidInputError, InvalidTransition
+from shared.errors import InvalidInputError, InvalidTransitionError
 from shared.keys import record_key_versions
 from shared.models import (
     AvisRevision,
@@ -125,8 +125,8 @@ def add(session: Session, keyring_path: Path, keyring: KeyRing, chain: str,
         actor: audit.Actor) -> int:
     _check_chain(keyring, chain)
     if chain in FIXED_CHAINS:
-        raise InvalidTransition(f"the {chain} secret is not rotated online (it MACs the "
-                                "existing audit rows)")
+        raise InvalidTransitionError(f"the {chain} secret is not rotated online (it MACs the "
+                                     "existing audit rows)")
     version = KeyRing.add_version(keyring_path, chain)
     keyring.refresh()
     record_key_versions(session, keyring)
@@ -173,13 +173,13 @@ def promote(session: Session, keyring_path: Path, keyring: KeyRing, chain: str, 
     if not keyring.holds(chain, version):
         raise InvalidInputError(f"{chain} v{version} is not in the keyring")
     if chain in FIXED_CHAINS:
-        raise InvalidTransition(f"the {chain} secret is not rotated online")
+        raise InvalidTransitionError(f"the {chain} secret is not rotated online")
     if keyring.primary_version(chain) == version:
-        raise InvalidTransition(f"{chain} v{version} is already primary")
+        raise InvalidTransitionError(f"{chain} v{version} is already primary")
     blockers = promote_blockers(session, chain, version)
     if blockers:
-        raise InvalidTransition(f"refused: {len(blockers)} live process(es) do not hold "
-                                f"{chain} v{version} yet: " + "; ".join(blockers))
+        raise InvalidTransitionError(f"refused: {len(blockers)} live process(es) do not hold "
+                                     f"{chain} v{version} yet: " + "; ".join(blockers))
     KeyRing.set_primary(keyring_path, chain, version)
     keyring.refresh()
     _set_state(session, chain, version, "primary")
@@ -203,13 +203,13 @@ def retire(session: Session, keyring_path: Path, keyring: KeyRing, chain: str, v
     _check_chain(keyring, chain)
     keyring.refresh()
     if keyring.primary_version(chain) == version:
-        raise InvalidTransition(f"refused: {chain} v{version} is primary")
+        raise InvalidTransitionError(f"refused: {chain} v{version} is primary")
     if not keyring.holds(chain, version):
         raise InvalidInputError(f"{chain} v{version} is not in the keyring")
     in_use = rows_by_version(session, chain).get(version, 0)
     if in_use:
-        raise InvalidTransition(f"refused: {in_use} row(s) still need {chain} v{version}; "
-                                f"run `icli keys rotate --chain {chain}` first")
+        raise InvalidTransitionError(f"refused: {in_use} row(s) still need {chain} v{version}; "
+                                     f"run `icli keys rotate --chain {chain}` first")
     verified = verify_chain_keys(session, keyring, chain, without=version)
     KeyRing.remove_version(keyring_path, chain, version)
     keyring.refresh()
@@ -238,7 +238,7 @@ def verify_chain_keys(session: Session, keyring: KeyRing, chain: str, *, without
             return count
         for uuid, dek_version, kek_version, wrapped in rows:
             if kek_version == without:
-                raise InvalidTransition(f"refused: a key still needs {chain} v{without}")
+                raise InvalidTransitionError(f"refused: a key still needs {chain} v{without}")
             keyring.unwrap(chain, uuid, dek_version, kek_version, wrapped)
             count += 1
         after = (rows[-1][0], rows[-1][1])
@@ -288,7 +288,7 @@ def rotate(sessions: sessionmaker[Session], keyring: KeyRing, chain: str, actor:
             with sessions() as session:
                 checkpoint = session.get(KeyRotation, rotation_id)
                 if keyring.primary_version(chain) != target:
-                    raise InvalidTransition(f"{chain} primary changed during the rotation")
+                    raise InvalidTransitionError(f"{chain} primary changed during the rotation")
                 count, position = step(session, keyring, chain, target, checkpoint.position,
                                        batch, actor)
                 if position is None:  # end of this pass

@@ -40,14 +40,14 @@ from shared.domain.sheets import (
     write_values,
 )
 from shared.encrypted import Vault
-from shared.errors import DomainError, InvalidInputError, InvalidTransition
+from shared.errors import DomainError, InvalidInputError, InvalidTransitionError
 from shared.models import FormStash, RecordKey, Sheet
 from shared.sheet_schema import FIELDS
 
 EDIT_PURPOSE = "modification de la fiche"
 
 
-class NotEditableError(InvalidTransition):
+class NotEditableError(InvalidTransitionError):
     """The sheet left the states its referent may change it in."""
 
 

@@ -24,7 +24,7 @@ from shared.domain.sheets import (
     validate_values,
 )
 from shared.encrypted import Vault
-from shared.errors import InvalidInputError, InvalidTransition
+from shared.errors import InvalidInputError, InvalidTransitionError
 from shared.models import DeidentificationCount, Meeting, Sheet, SheetEvent
 from shared.models.sheet import SHEET_STATES
 from shared.text import clean_text
@@ -75,7 +75,7 @@ def transition(session: Session, vault: Vault, sheet: Sheet, action: str, *,
     rule = TRANSITIONS[action]
     if sheet.status not in rule.sources:
         of = "d'" if rule.label[0] in "aeéiou" else "de "
-        raise InvalidTransition(
+        raise InvalidTransitionError(
             f"Impossible {of}{rule.label} une fiche « {SHEET_STATES[sheet.status]} »."
         )
     reason = clean_text(reason, label="Motif", limit=REASON_LIMIT, multiline=True)
@@ -88,8 +88,8 @@ def transition(session: Session, vault: Vault, sheet: Sheet, action: str, *,
                             .values(status=rule.target)).rowcount
     if moved != 1:
         session.refresh(sheet)
-        raise InvalidTransition("La fiche vient d'être modifiée par quelqu'un d'autre : "
-                                "rechargez la page.")
+        raise InvalidTransitionError("La fiche vient d'être modifiée par quelqu'un d'autre : "
+                                     "rechargez la page.")
     event = _event(session, vault, sheet, action, source, rule.target, actor_id, reason)
     sheet.status = rule.target
     if action == "submit":

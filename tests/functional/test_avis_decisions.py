@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from generator.contexts import feedback_context
 from shared.domain import avis, decisions, meetings
-from shared.errors import InvalidInputError, InvalidTransition
+from shared.errors import InvalidInputError, InvalidTransitionError
 from shared.models import (
     AuditEvent,
     AvisRevision,
@@ -72,7 +72,7 @@ def test_an_avis_is_corrected_before_signature_and_its_previous_version_kept(
     db_session.commit()
     response = facilitator.get(f"{item_url}/corriger", follow_redirects=True)
     assert "ne peut pas être corrigé maintenant" in response.get_data(as_text=True)
-    with pytest.raises(InvalidTransition, match="publiez un erratum"):
+    with pytest.raises(InvalidTransitionError, match="publiez un erratum"):
         avis.correct(db_session, vault, decision, avis="maintien", avis_codes={"maintien"},
                      motivation="", actions=[], come_back_on=None,
                      formal_decision_by="departement", reason="Trop tard.")
@@ -167,11 +167,11 @@ def test_a_formal_decision_is_awaited_listed_then_recorded_on_the_fiche_retour(
     assert "Aucune décision en attente." in facilitator.get(
         "/suivi/decisions-en-attente").get_data(as_text=True)
     # Recorded once; an avis that needs none has nothing to record
-    with pytest.raises(InvalidTransition, match="déjà enregistrée"):
+    with pytest.raises(InvalidTransitionError, match="déjà enregistrée"):
         decisions.record(db_session, vault, decision, outcome="conforme",
                          decided_on=date.today(), author=DGA, detail="", actor_id=None)
     final = Decision(meeting_id=meeting.id, sheet=sheet, avis="maintien")
-    with pytest.raises(InvalidTransition, match="définitif"):
+    with pytest.raises(InvalidTransitionError, match="définitif"):
         decisions.record(db_session, vault, final, outcome="conforme",
                          decided_on=date.today(), author=DGA, detail="", actor_id=None)
     db_session.rollback()

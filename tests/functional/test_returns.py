@@ -16,7 +16,7 @@ from shared.demo import demo_values
 from shared.domain import documents, meetings, returns
 from shared.domain.meetings import ActionInput, adjourn, create_meeting, inscribe_sheet
 from shared.domain.sheets import read_values
-from shared.errors import InvalidTransition
+from shared.errors import InvalidTransitionError
 from shared.models import AgendaItem, Notification, Sheet
 from tests.factories import PLANNED_ON, canary_identity, make_sheet
 from tests.helpers import (
@@ -225,7 +225,7 @@ def test_a_sheet_not_in_suivi_cannot_be_brought_back(world, db_session, vault):
     sheet = world["sheets"][0]
     try:
         bring_back(db_session, vault, sheet, actor_id=None)
-    except InvalidTransition as exc:
+    except InvalidTransitionError as exc:
         assert "Inscrite" in exc.message
     else:
         raise AssertionError("an inscribed sheet was brought back")
@@ -248,6 +248,6 @@ def test_a_purged_persons_situation_does_not_come_back(world, db_session, vault)
     assert returns.proposed_returns(db_session, march) == []
     assert meetings.situations_to_bring_back(db_session, {world["north"].id},
                                              date(2027, 12, 31)) == []
-    with pytest.raises(InvalidTransition, match="durée de conservation"):
+    with pytest.raises(InvalidTransitionError, match="durée de conservation"):
         returns.bring_back(db_session, vault, sheet, actor_id=None)
     assert sheet.status == "suivi"

@@ -402,7 +402,7 @@ def test_of_two_concurrent_screenings_only_one_wins(engine, world, db_session, v
     from shared.domain import audit
     from shared.domain.sheet_workflow import transition
     from shared.encrypted import Vault
-    from shared.errors import InvalidTransition
+    from shared.errors import InvalidTransitionError
 
     sheet = make_sheet(db_session, vault, world["structures"]["ssd"], canary_identity(19),
                        status="soumise")
@@ -412,7 +412,7 @@ def test_of_two_concurrent_screenings_only_one_wins(engine, world, db_session, v
     assert stale.status == "soumise"  # loaded before the first decision
     transition(db_session, vault, sheet, "accept", actor_id=None)
     db_session.commit()
-    with pytest.raises(InvalidTransition, match="modifiée par quelqu'un d'autre"):
+    with pytest.raises(InvalidTransitionError, match="modifiée par quelqu'un d'autre"):
         transition(other, Vault(other, keyring, audit.CLI), stale, "reject", actor_id=None,
                    reason="Trop tard")
     other.rollback()

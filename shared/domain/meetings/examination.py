@@ -19,7 +19,7 @@ from shared.domain.meetings.states import (
 from shared.domain.screening import audit_dismissals
 from shared.domain.sheet_workflow import transition as sheet_transition
 from shared.encrypted import Vault
-from shared.errors import InvalidInputError, InvalidTransition
+from shared.errors import InvalidInputError, InvalidTransitionError
 from shared.models import Decision, DecisionAction, Meeting, Structure
 from shared.models.meeting import FORMAL_DECISION
 from shared.text import clean_text
@@ -116,7 +116,7 @@ def record_avis(session: Session, vault: Vault, meeting: Meeting, item_id: int, 
 def mark_action_done(session: Session, vault: Vault, action: DecisionAction,
                      today: date | None = None) -> None:
     if action.done_on is not None:
-        raise InvalidTransition("Cette préconisation est déjà réalisée.")
+        raise InvalidTransitionError("Cette préconisation est déjà réalisée.")
     action.done_on = today or date.today()
     audit.record(session, vault.keyring, vault.actor, "action_done",
                  object_type="decision_actions", object_ids=[action.id])

@@ -9,7 +9,7 @@ from shared.domain import audit
 from shared.domain.screening import SessionFinding, TextsNeedReviewError, review_session_texts
 from shared.domain.sheets import person_identities
 from shared.encrypted import Vault
-from shared.errors import InvalidTransition
+from shared.errors import InvalidTransitionError
 from shared.models import Sheet
 
 GUARD_PURPOSE = "contrôle des textes saisis en séance"
@@ -24,7 +24,7 @@ def review_sheet_texts(session: Session, vault: Vault, sheet: Sheet, texts: dict
     if sheet.beneficiary.purged_at is not None:
         # Its identity is shredded: nothing could tell whether a text names the person, and
         # a text typed now would outlive the purge in the PV and the fiche retour.
-        raise InvalidTransition(
+        raise InvalidTransitionError(
             f"Les données de la personne de la situation {sheet.reference} ont été effacées "
             "au terme de leur durée de conservation : aucun texte ne peut plus être ajouté à "
             "cette situation, faute de pouvoir vérifier qu'il ne la désigne pas.")

@@ -16,7 +16,7 @@ from shared.domain.screening import SessionFinding, audit_dismissals, review_ses
 from shared.domain.sheet_workflow import transition as sheet_transition
 from shared.domain.sheets import person_identities
 from shared.encrypted import Vault
-from shared.errors import InvalidInputError, InvalidTransition
+from shared.errors import InvalidInputError, InvalidTransitionError
 from shared.models import Decision, GeneratedDocument, Meeting, MinutesVisa, User
 from shared.models.document import INSTITUTIONS
 from shared.text import clean_text
@@ -113,15 +113,15 @@ def apply_visa(session: Session, vault: Vault, meeting: Meeting, document: Gener
     # SQLite has one writer at a time and the count below follows this visa's insert).
     session.refresh(meeting, with_for_update=True)
     if meeting.state != "pv_en_signature":
-        raise InvalidTransition("Ce procès-verbal n'attend pas de visa.")
+        raise InvalidTransitionError("Ce procès-verbal n'attend pas de visa.")
     if institution not in user.institutions:
         raise InvalidInputError("Vous ne signez pas pour cette institution.")
     latest = documents.latest_document(session, meeting.id, "minutes")
     if latest is None or latest.id != document.id:
-        raise InvalidTransition("Une version plus récente du procès-verbal existe : "
-                                "visez la dernière.")
+        raise InvalidTransitionError("Une version plus récente du procès-verbal existe : "
+                                     "visez la dernière.")
     if any(v.institution == institution for v in documents.minutes_visas(session, document)):
-        raise InvalidTransition("Le visa de cette institution est déjà apposé.")
+        raise InvalidTransitionError("Le visa de cette institution est déjà apposé.")
     visa = MinutesVisa(meeting_id=meeting.id, document_id=document.id, institution=institution,
                        user_id=user.id, sha256=sha256, pdf_sha256=pdf_sha256)
     session.add(visa)

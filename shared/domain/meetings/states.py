@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from shared.domain import audit
 from shared.domain.notifications import ANSWER_STATES
 from shared.encrypted import Vault
-from shared.errors import InvalidTransition
+from shared.errors import InvalidTransitionError
 from shared.models import Meeting
 from shared.models.meeting import MEETING_STATES
 
@@ -84,10 +84,11 @@ def allowed_actions(meeting: Meeting, today: date | None = None) -> set[str]:
 def require_allowed(meeting: Meeting, action: str, today: date | None = None) -> None:
     if action not in allowed_actions(meeting, today):
         if action == "record_attendance" and meeting.state in ATTENDANCE_STATES:
-            raise InvalidTransition("Les présences se saisissent le jour de la séance ou après.")
+            raise InvalidTransitionError(
+                "Les présences se saisissent le jour de la séance ou après.")
         if action == "hold" and meeting.state == "convoquee":
-            raise InvalidTransition("La séance ne peut être tenue avant sa date.")
-        raise InvalidTransition(
+            raise InvalidTransitionError("La séance ne peut être tenue avant sa date.")
+        raise InvalidTransitionError(
             f"Action impossible : la séance est « {MEETING_STATES[meeting.state]} »."
         )
 

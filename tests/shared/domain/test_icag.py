@@ -7,7 +7,7 @@ import pytest
 from shared.demo import demo_values
 from shared.domain import icag
 from shared.domain.meetings import inscribe_sheet
-from shared.errors import InvalidInputError, InvalidTransition
+from shared.errors import InvalidInputError, InvalidTransitionError
 from tests.factories import canary_identity, make_sheet
 
 
@@ -28,7 +28,7 @@ def _enter(db_session, vault, world, item, **changes):
 
 def test_steps_wait_for_the_session_to_be_held(world, db_session, vault):
     item = _item(db_session, vault, world, "entree")
-    with pytest.raises(InvalidTransition, match="une fois la séance tenue"):
+    with pytest.raises(InvalidTransitionError, match="une fois la séance tenue"):
         _enter(db_session, vault, world, item)
 
 

@@ -14,7 +14,7 @@ from shared.db import make_session_factory, utcnow
 from shared.domain import audit, rotation
 from shared.domain.beneficiaries import create_beneficiary, find_duplicates
 from shared.encrypted import Vault
-from shared.errors import InvalidTransition
+from shared.errors import InvalidTransitionError
 from shared.integrity import check_all
 from shared.models import AuditEvent, IdentityRecord, KeyRotation, RecordKey
 from tests.factories import canary_identity, reference_data
@@ -59,7 +59,7 @@ def test_a_full_rotation_rewraps_every_key_and_retires_the_old_version(
     rotation.promote(db_session, path, keyring, "identity", 2, audit.CLI)
     db_session.commit()
     assert KeyRing.load(path).primary_version("identity") == 2
-    with pytest.raises(InvalidTransition, match="still need identity v1"):
+    with pytest.raises(InvalidTransitionError, match="still need identity v1"):
         rotation.retire(db_session, path, keyring, "identity", 1, audit.CLI)
 
     reported = []
@@ -93,7 +93,7 @@ def test_promote_waits_for_every_live_process_that_loads_the_chain(db_session, r
     heartbeat.record(db_session, "worker-gone", "worker", {"content": [1]},
                      now=utcnow() - timedelta(minutes=5))
     db_session.commit()
-    with pytest.raises(InvalidTransition, match="1 live process"):
+    with pytest.raises(InvalidTransitionError, match="1 live process"):
         rotation.promote(db_session, path, keyring, "content", 2, audit.CLI)
     assert KeyRing.load(path).primary_version("content") == 1
 
@@ -112,14 +112,14 @@ def test_promote_waits_for_every_live_process_that_loads_the_chain(db_session, r
 
 def test_the_primary_and_versions_in_use_are_never_retired(db_session, ring, people):
     path, keyring = ring
-    with pytest.raises(InvalidTransition, match="primary"):
+    with pytest.raises(InvalidTransitionError, match="primary"):
         rotation.retire(db_session, path, keyring, "identity", 1, audit.CLI)
     rotation.add(db_session, path, keyring, "identity", audit.CLI)
     rotation.promote(db_session, path, keyring, "identity", 2, audit.CLI)
-    with pytest.raises(InvalidTransition, match="30 row"):
+    with pytest.raises(InvalidTransitionError, match="30 row"):
         rotation.retire(db_session, path, keyring, "identity", 1, audit.CLI)
     assert KeyRing.load(path).holds("identity", 1)
-    with pytest.raises(InvalidTransition, match="not rotated online"):
+    with pytest.raises(InvalidTransitionError, match="not rotated online"):
         rotation.add(db_session, path, keyring, "audit", audit.CLI)
 
 
