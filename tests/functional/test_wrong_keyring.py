@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import functools
 import json
 import os
 import secrets
@@ -22,11 +21,7 @@ from shared.crypto import KeyMismatchError, KeyRing
 from shared.domain import audit
 from shared.keys import record_key_versions
 from shared.models import AuditEvent, KeyVersionRecord
-from tests import helpers
-from tests.helpers import assert_no_key_material, file_keys, replaced
-
-# These tests are about processes (start, signals, what they hold): icli runs as its own.
-icli = functools.partial(helpers.icli, process=True)
+from tests.helpers import assert_no_key_material, file_keys, icli, replaced
 
 
 @pytest.fixture
@@ -122,7 +117,9 @@ def test_development_never_creates_a_keyring_for_a_database_that_has_keys(
         test_env, recorded, tmp_path):
     missing = tmp_path / "keyring.json"
     for command in (("check",), ("demo",), ("worker",)):
-        result = icli({**test_env, "ICLI_KEYRING": str(missing)}, *command, check=False)
+        # `icli worker` in its own process: should it not refuse, it would serve jobs.
+        result = icli({**test_env, "ICLI_KEYRING": str(missing)}, *command, check=False,
+                      process=command == ("worker",))
         assert result.returncode != 0
         assert "already holds data under existing keys" in result.stderr
         assert not missing.exists()
