@@ -2,20 +2,23 @@
 
 Deterministic failures (a broken template) are recorded on the job row in French and not
 retried; anything else is released for RQ's retry, and a killed worker's row is picked up
-again by the sweep once its lease expires.
+again by the sweep once its lease expires (a live worker extends it: ``lease_kept``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import traceback
+from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
 import redis
 from rq.job import Job
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from generator import mail, runtime
@@ -155,6 +158,37 @@ def _payload_refused(session: Session, rt: runtime.Runtime, payload: dict,
     return False
 
 
+@contextlib.contextmanager
+def lease_kept(rt: runtime.Runtime, extend: Callable[[Session, timedelta], bool]
+               ) -> Iterator[None]:
+    """While the block runs, push the claim's lease back every third of it (``extend``, a
+    compare-and-swap on this very attempt): a live worker keeps its job however long the job
+    runs, a dead one's lease runs out within one lease and the next sweep hands it over.
+
+    The thread is not waited for: once told to stop it makes at most one more attempt, which
+    finds the job ended and changes nothing."""
+    lease = timedelta(seconds=rt.settings.job_lease_seconds)
+    stop = threading.Event()
+
+    def keep() -> None:
+        while not stop.wait(lease.total_seconds() / 3):
+            try:
+                with rt.sessions() as session:
+                    kept = extend(session, lease)
+                    session.commit()
+            except SQLAlchemyError as exc:  # the next attempt may pass; the lease is long
+                log.warning("lease not extended (%s)", type(exc).__name__)
+                continue
+            if not kept:
+                return
+
+    threading.Thread(target=keep, name="lease", daemon=True).start()
+    try:
+        yield
+    finally:
+        stop.set()
+
+
 def run_document_job(payload: dict) -> dict | None:
     """Build the document of one DocumentJob row; returns ids only."""
     rt = runtime.current()
@@ -170,7 +204,10 @@ def run_document_job(payload: dict) -> dict | None:
         try:
             if payload["requester"] != job.requested_by:  # a stale payload of another request
                 raise RequesterRefusedError
-            document = _build(session, rt, job, job.requested_by)
+            job_id, attempt = job.id, job.attempts
+            with lease_kept(rt, lambda other, lease: documents.extend_lease(other, job_id,
+                                                                             attempt, lease)):
+                document = _build(session, rt, job, job.requested_by)
         except (LookupError, ValueError, CryptoError) as exc:  # can never build this document
             session.rollback()
             if isinstance(exc, IntegrityError):  # the vault has audited which value
@@ -326,7 +363,10 @@ def run_mail_job(payload: dict) -> dict | None:
         if row is None:  # sent already, not due yet, or another worker is on it
             _audit_refusal(session, rt, "replayed payload")
             return None
-        return _send_mail(session, rt, row)
+        row_id, attempt = row.id, row.attempts
+        with lease_kept(rt, lambda other, lease: notifications.extend_lease(other, row_id,
+                                                                             attempt, lease)):
+            return _send_mail(session, rt, row)
 
 
 def _send_mail(session: Session, rt: runtime.Runtime, row) -> dict:

@@ -8,8 +8,9 @@ each job's garbage is collected as soon as it ends (the worker is back to its si
 and a worker whose memory grew past ``ICLI_WORKER_MEMORY_MB`` all the same restarts itself
 (same process id, a fresh interpreter) between two jobs.
 
-Between jobs the worker sweeps the outbox: jobs and e-mails never sent (Redis was down), lost,
-due for a retry, or abandoned by a killed worker past their lease are sent again; the sweep
+Between jobs the worker sweeps the outbox: jobs and e-mails never sent (Redis was down), lost
+(Redis restarted empty: ``outbox.resend_if_redis_lost``), due for a retry, or abandoned by a
+killed worker past their lease are sent again; the sweep
 also writes the directors' visa reminders and the daily digests when they are due. Each
 maintenance step, and the end of each job, seals the audit rows committed since (one worker at
 a time: shared/domain/audit.py); the step then writes a signed checkpoint of the chain's head
@@ -78,7 +79,8 @@ def sweep(rt: runtime.Runtime, connection: redis.Redis) -> int:
     returns how many were sent."""
     with rt.sessions() as session:
         write_due_notifications(session, rt.settings)
-        sent = outbox.send_pending(session, connection, rt.keyring)
+        outbox.resend_if_redis_lost(session, connection)
+        sent = outbox.send_pending(session, connection, rt.keyring).count
     if sent:
         log.info("sweep sent %d job(s) and e-mail(s)", sent)
     return sent

@@ -51,7 +51,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         engine=engine,
         sessions=sessions,
         keyring=keyring,
-        redis=redis_connection(settings),
+        redis=redis_connection(settings, web=True),
         heartbeat=Heartbeat("intake", keyring, sessions),
     )
 

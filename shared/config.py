@@ -58,9 +58,10 @@ class Settings:
     # Reverse proxies in front of the web app whose X-Forwarded-For / -Proto are trusted:
     # login throttling counts per client address, not per proxy.
     proxy_hops: int = 0
-    # How long a running document job may go without finishing before another worker takes
-    # it over (a killed worker never finishes it).
-    job_lease_seconds: int = 360
+    # How long a running job (document or e-mail) keeps its claim: the worker running it
+    # extends it every third of this, so only a dead worker's lease runs out, and another
+    # worker takes the job over at its next sweep (at most half a lease later).
+    job_lease_seconds: int = 30
     # A worker whose resident memory grew past this after a job restarts itself (0: never):
     # jobs run in the worker process, and a slow leak in a C library must not last for months.
     worker_memory_mb: int = 1024
@@ -208,7 +209,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *,
         templates_dir=templates_dir,
         log_level=environ.get("ICLI_LOG_LEVEL", "INFO").upper(),
         proxy_hops=_int(environ, "ICLI_PROXY_HOPS", 0),
-        job_lease_seconds=_int(environ, "ICLI_JOB_LEASE", 360),
+        job_lease_seconds=_int(environ, "ICLI_JOB_LEASE", 30),
         worker_memory_mb=_int(environ, "ICLI_WORKER_MEMORY_MB", 1024),
         worker_warm_up=_int(environ, "ICLI_WORKER_WARM_UP", 1) != 0,
         smtp=parse_smtp_url(smtp_url) if smtp_url else None,

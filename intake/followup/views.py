@@ -15,9 +15,9 @@ from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 
 from intake.access import role_required
-from intake.dbsession import db, services, vault
+from intake.dbsession import db, vault
 from intake.ids import record_id
-from shared import outbox
+from intake.meetings.views import send_pending
 from shared.domain import decisions, icag, meetings, partnership, returns
 from shared.domain.reference import reference_labels
 from shared.domain.sheets import facilitator_sheets_query
@@ -103,7 +103,7 @@ def bring_back(sheet_id: int):
         flash(exc.message, "error")
         return redirect(back)
     db().commit()
-    outbox.send_pending(db(), services().redis, services().keyring)  # the referent's e-mail
+    send_pending()  # the referent's e-mail
     flash(f"Fiche {sheet.reference} : le ou la référent·e est invité·e à l'actualiser pour "
           "son retour en instance.", "success")
     return redirect(back)

@@ -61,10 +61,16 @@ from shared.text import parse_date
 bp = Blueprint("meetings", __name__, url_prefix="/seances")
 
 
+QUEUE_UNREACHABLE = ("Le service des documents et des courriels est injoignable pour le "
+                     "moment : votre demande est enregistrée et partira dès son retour, sans "
+                     "rien à refaire.")
+
+
 def send_pending(meeting_id: int | None = None) -> None:
-    """Hand unsent jobs (the meeting's, or all) and e-mails to Redis; if it is down they
-    wait (outbox)."""
-    outbox.send_pending(db(), services().redis, services().keyring, meeting_id)
+    """Hand unsent jobs (the meeting's, or all) and e-mails to Redis; if it is down or hung
+    they wait (outbox), and the page says so."""
+    if outbox.send_pending(db(), services().redis, services().keyring, meeting_id).unreachable:
+        flash(QUEUE_UNREACHABLE, "warning")
 
 
 def _circonscription_in_scope(circ_id: int) -> Circonscription:

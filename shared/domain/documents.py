@@ -32,8 +32,9 @@ from shared.models.document import (
 )
 from shared.models.meeting import FORMAL_DECISION
 
-# A running job whose lease has passed belongs to a dead worker and is run again.
-LEASE = timedelta(minutes=6)
+# A running job whose lease has passed belongs to a dead worker and is run again (the worker
+# running a job extends its lease while it runs: ``extend_lease``).
+LEASE = timedelta(seconds=30)
 # A queued job sent to Redis this long ago without starting is sent again (Redis lost it).
 RESEND_AFTER = timedelta(minutes=10)
 
@@ -203,6 +204,13 @@ def jobs_to_send(session: Session, now: datetime | None = None,
     return list(session.scalars(query))
 
 
+def forget_enqueued(session: Session) -> int:
+    """Redis lost its queues: every queued job counts as never sent (``jobs_to_send``)."""
+    return session.execute(update(DocumentJob).where(DocumentJob.status == "queued",
+                                                     DocumentJob.enqueued_at.is_not(None))
+                           .values(enqueued_at=None)).rowcount
+
+
 def mark_sent(session: Session, job: DocumentJob) -> None:
     job.enqueued_at = utcnow()
     job.step = "en file d'attente"
@@ -225,6 +233,16 @@ def claim(session: Session, job_uuid: str, now: datetime | None = None,
         return None
     return session.scalars(select(DocumentJob).where(DocumentJob.uuid == job_uuid)
                            .execution_options(populate_existing=True)).one()
+
+
+def extend_lease(session: Session, job_id: int, attempt: int, lease: timedelta) -> bool:
+    """Push back the lease of this very run (its attempt number); False once the job ended or
+    another run took it over."""
+    result = session.execute(
+        update(DocumentJob).where(DocumentJob.id == job_id, DocumentJob.status == "running",
+                                  DocumentJob.attempts == attempt)
+        .values(lease_until=utcnow() + lease))
+    return result.rowcount == 1
 
 
 def set_step(session: Session, job: DocumentJob, step: str) -> None:

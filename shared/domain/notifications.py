@@ -36,7 +36,7 @@ from shared.models import (
 )
 from shared.models.notification import KINDS, MODES, TOPIC_ROLES, TOPICS
 
-LEASE = timedelta(minutes=5)  # a sending row older than this belongs to a dead worker
+LEASE = timedelta(seconds=30)  # extended while sending: once past, the worker is dead
 RESEND_AFTER = timedelta(minutes=10)  # a queued row sent to Redis this long ago was lost
 SCHEDULER_SLACK = timedelta(seconds=2)
 MAX_ATTEMPTS = 8  # temporary failures before the message is reported as failed
@@ -263,6 +263,14 @@ def to_send(session: Session, now: datetime | None = None) -> list[Notification]
     )).order_by(Notification.id)))
 
 
+def forget_enqueued(session: Session) -> int:
+    """Redis lost its queues (scheduled retries included): every queued e-mail counts as never
+    sent, and goes when it is due (``to_send``)."""
+    return session.execute(update(Notification).where(Notification.status == "queued",
+                                                      Notification.enqueued_at.is_not(None))
+                           .values(enqueued_at=None)).rowcount
+
+
 def mark_enqueued(session: Session, notification: Notification) -> None:
     notification.enqueued_at = utcnow()
     session.flush()
@@ -285,6 +293,17 @@ def claim(session: Session, uuid: str, now: datetime | None = None,
         return None
     return session.scalars(select(Notification).where(Notification.uuid == uuid)
                            .execution_options(populate_existing=True)).one()
+
+
+def extend_lease(session: Session, notification_id: int, attempt: int,
+                 lease: timedelta) -> bool:
+    """Push back the lease of this very attempt; False once it ended or was taken over."""
+    result = session.execute(
+        update(Notification).where(Notification.id == notification_id,
+                                   Notification.status == "sending",
+                                   Notification.attempts == attempt)
+        .values(lease_until=utcnow() + lease))
+    return result.rowcount == 1
 
 
 def mark_sent(session: Session, notification: Notification) -> bool:

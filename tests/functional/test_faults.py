@@ -101,7 +101,8 @@ def test_a_request_made_while_redis_is_down_completes_once_redis_is_back(
         assert response.status_code == 302
         job = db_session.scalars(select(DocumentJob)).one()
         assert job.status == "queued" and job.enqueued_at is None  # kept in the outbox
-        assert "En attente" in client.get(url).get_data(as_text=True)
+        page = client.get(url).get_data(as_text=True)
+        assert "En attente" in page and "injoignable" in page
 
         server = start_bundled_redis(socket, data)  # Redis is back
         client.get(url)  # the next page view sends what waited
@@ -121,6 +122,82 @@ def test_a_request_made_while_redis_is_down_completes_once_redis_is_back(
         assert db_session.scalar(select(func.count()).select_from(GeneratedDocument)) == 1
         connection.close()
     finally:
+        server.terminate()
+        server.wait(10)
+        app.extensions["icli"].engine.dispose()
+        app.extensions["icli"].redis.close()
+
+
+def test_a_click_while_redis_hangs_waits_two_seconds_at_most_and_loses_nothing(
+        settings, world, db_session):
+    """A Redis that accepts connections and never answers (hung, or a network black hole):
+    the page answers within the web's Redis timeout and says so; the job waits in the
+    outbox."""
+    import socket
+    import time
+
+    from intake import create_app
+
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(64)  # the kernel completes the connections; nothing ever reads them
+        app = create_app(dataclasses.replace(
+            settings, redis_url=f"redis://127.0.0.1:{hung.getsockname()[1]}/0"))
+        try:
+            client = logged_in(app, "facilitator@test.invalid")
+            url = f"/seances/{world['meeting'].id}"
+            token = csrf_token(client, url)
+            started = time.monotonic()
+            response = client.post(f"{url}/documents/agenda", data={"csrf_token": token})
+            waited = time.monotonic() - started
+            page = client.get(url).get_data(as_text=True)
+        finally:
+            app.extensions["icli"].engine.dispose()
+            app.extensions["icli"].redis.close()
+    # One call of 0.9 s and its retry (before: 10 s, a health check and a retry, twice)
+    assert waited < 4, f"{waited:.1f} s"
+    assert response.status_code == 302 and "injoignable" in page
+    job = db_session.scalars(select(DocumentJob)).one()
+    assert job.status == "queued" and job.enqueued_at is None
+
+
+def test_jobs_lost_when_redis_restarts_empty_are_sent_again_at_the_next_sweep(
+        settings, test_env, engine, world, db_session, tmp_path, short_tmp):
+    from intake import create_app
+
+    socket, data = short_tmp / "r.sock", short_tmp / "redis"
+    server = start_bundled_redis(socket, data)
+    env = {**test_env, "ICLI_REDIS_URL": f"unix://{socket}"}
+    connection = redis_lib.Redis(unix_socket_path=str(socket))
+    app = create_app(dataclasses.replace(settings, redis_url=f"unix://{socket}"))
+    try:
+        # Given an instance whose worker has swept once (Redis then holds its mark)
+        helpers.stop_worker(helpers.start_worker(env, connection, tmp_path / "worker.log"))
+        client = logged_in(app, "facilitator@test.invalid")
+        url = f"/seances/{world['meeting'].id}"
+        client.post(f"{url}/documents/agenda", data={"csrf_token": csrf_token(client, url)})
+        job = db_session.scalars(select(DocumentJob)).one()
+        assert job.enqueued_at is not None  # handed to Redis
+        # When Redis restarts empty (without its data) before a worker takes the job
+        server.terminate()
+        server.wait(10)
+        server = start_bundled_redis(socket, short_tmp / "redis-empty")
+        connection.close()
+        assert Queue(DOCUMENTS_QUEUE, connection=connection,
+                     serializer=JSONSerializer).count == 0
+        # Then the next sweep sends it again (before: only 10 minutes after it was handed)
+        worker = helpers.start_worker(env, connection, tmp_path / "worker.log")
+        try:
+            def done():
+                db_session.expire_all()
+                return db_session.get(DocumentJob, job.id).status == "done"
+            wait_for(done, timeout=60)
+        finally:
+            assert helpers.stop_worker(worker)
+        assert db_session.get(DocumentJob, job.id).attempts == 1
+        assert "Redis lost its queues" in (tmp_path / "worker.log").read_text()
+    finally:
+        connection.close()
         server.terminate()
         server.wait(10)
         app.extensions["icli"].engine.dispose()
