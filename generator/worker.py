@@ -46,6 +46,7 @@ from shared import audit_checkpoint, outbox
 from shared.config import Settings, load_settings
 from shared.domain import audit, icag, notifications, retention
 from shared.logs import configure_logging
+from shared.processes import die_with_parent
 from shared.queue import document_queue, mail_queue, redis_connection
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,9 @@ _STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 def _child_stops_on_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    # A worker killed with SIGKILL must not leave its scheduler running, holding the
+    # scheduler's lock in Redis: the next worker could never schedule anything.
+    die_with_parent()
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
 
 

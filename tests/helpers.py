@@ -30,12 +30,12 @@ from sqlalchemy import MetaData, func, select, update
 from generator import runtime
 from generator.jobs import AllowlistedJob
 from generator.worker import DocumentWorker
-from intake.cli.common import die_with_parent
 from shared.db import Base, make_session_factory, utcnow
 from shared.domain import audit, meetings, retention
 from shared.domain.meetings import ActionInput, create_meeting, record_avis
 from shared.domain.reference import ensure_reference_defaults
 from shared.models import Beneficiary, Decision, GeneratedDocument, Meeting
+from shared.processes import die_with_parent
 from shared.queue import DOCUMENTS_QUEUE
 from tests.factories import PASSWORD, PLANNED_ON
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,10 +15,10 @@ from shared.crypto import CryptoError
 from shared.db import make_engine, make_session_factory
 from shared.domain import audit
 from shared.keys import ensure_keyring, load_keyring
+from shared.processes import die_with_parent
 
 DEFAULT_PORT = 8000
 WORKER_COMMAND = [sys.executable, "-m", "generator"]
-_PR_SET_PDEATHSIG = 1
 
 
 def load_cli_settings(*, worker: bool = False) -> Settings:
@@ -29,12 +27,6 @@ def load_cli_settings(*, worker: bool = False) -> Settings:
         return load_settings(worker=worker)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-
-
-def die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    """Children get SIGTERM if `icli run` dies, even by SIGKILL: nothing is left behind."""
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def outside_the_terminal_group() -> None:  # pragma: no cover - runs in the child

@@ -37,6 +37,26 @@ def test_a_stop_signal_while_the_worker_starts_stops_its_scheduler_too(redis):
     assert worker.name not in {w.name for w in Worker.all(connection=redis)}
 
 
+def test_a_worker_killed_with_sigkill_leaves_no_scheduler_behind(test_env, engine, redis,
+                                                                  tmp_path):
+    """Its scheduler, an orphan, would keep the scheduler's lock in Redis for ever: no other
+    worker could schedule e-mail retries any more."""
+    import psutil
+
+    from tests.helpers import reap, start_worker
+
+    worker = start_worker(test_env, redis, tmp_path / "worker.log")
+    try:
+        scheduler = wait_for(lambda: psutil.Process(worker.pid).children(), timeout=60)[0]
+        worker.kill()
+    finally:
+        reap(worker, 10)
+    gone, alive = psutil.wait_procs([scheduler], timeout=10)
+    for orphan in alive:  # the failure is reported; the orphan must not take later jobs
+        orphan.kill()
+    assert gone == [scheduler]
+
+
 def test_the_commands_thread_stops_at_once_when_it_read_the_unsubscription_first(redis):
     """The race that made a worker take a minute to exit after SIGTERM on a loaded machine:
     RQ unsubscribes, then stops the thread that listens for its commands. When that thread
