@@ -14,7 +14,8 @@ from intake.extensions import login_manager
 from shared.models import Meeting, User
 
 # Endpoints a user who must change their password can still reach.
-_PASSWORD_CHANGE_ALLOWED = {"auth.change_password", "auth.logout", "static", "main.healthz"}
+_PASSWORD_CHANGE_ALLOWED = {"auth.change_password", "auth.logout", "static", "main.healthz",
+                             "main.readyz"}
 
 
 def role_required(*roles: str) -> Callable:

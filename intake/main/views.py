@@ -1,13 +1,14 @@
-"""Home page per role, and the health check."""
+"""Home page per role, and the health checks (/healthz: alive, /readyz: ready to serve)."""
 
 from __future__ import annotations
 
 from flask import Blueprint, render_template
 from flask_login import current_user, login_required
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
-from intake.dbsession import db
+from intake.dbsession import db, services
 from shared.models import Meeting, Sheet
+from shared.readiness import OK, readiness
 
 bp = Blueprint("main", __name__)
 
@@ -28,5 +29,15 @@ def home():
 
 @bp.route("/healthz")
 def healthz():
-    db().execute(text("SELECT 1"))
+    """Alive: the process answers (what a restart would fix is not asked here)."""
     return {"status": "ok"}
+
+
+@bp.route("/readyz")
+def readyz():
+    """Ready to serve: database, Redis, keyring and a live worker (shared/readiness.py);
+    503 with the failed checks named otherwise."""
+    icli = services()
+    checks = readiness(icli.settings, icli.sessions, icli.redis)
+    ready = all(outcome == OK for outcome in checks.values())
+    return {"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503
