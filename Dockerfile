@@ -15,10 +15,11 @@ RUN groupadd --system --gid 10001 icli \
         --home-dir /var/lib/icli --shell /usr/sbin/nologin icli
 
 # LibreOffice for the worker's PDF conversion: Writer without GUI, the UNO bridge of the
-# resident converter (Debian's python3-uno) and metric-compatible fonts.
+# resident converter (Debian's python3-uno) and metric-compatible fonts (Carlito has
+# Calibri's metrics: the PDF paginates as the Word file does).
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        libreoffice-writer-nogui python3-uno fonts-liberation \
+        libreoffice-writer-nogui python3-uno fonts-liberation fonts-crosextra-carlito \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app

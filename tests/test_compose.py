@@ -190,6 +190,29 @@ def test_web_and_worker_wait_for_a_healthy_redis(services, name):
     assert (depends_on.get("redis") or {}).get("condition") == "service_healthy"
 
 
+def test_redis_has_a_memory_limit_so_that_noeviction_refuses_instead_of_swapping(services):
+    command = command_words(services["redis"].get("command"))
+    assert "--maxmemory" in command and command[command.index("--maxmemory") + 1] != "0"
+
+
+def test_web_threads_outlast_the_longest_request(services):
+    """A template check runs 30 s at most; gunicorn's timeout must not kill it."""
+    web = command_words(services["web"].get("command"))
+    assert web[web.index("--worker-class") + 1] == "gthread"
+    assert int(web[web.index("--timeout") + 1]) > 30
+
+
+def test_the_image_has_a_font_with_calibris_metrics():
+    dockerfile = (Path(__file__).resolve().parents[1] / "Dockerfile").read_text()
+    assert "fonts-crosextra-carlito" in dockerfile
+
+
+def test_the_proxy_example_forwards_host_and_the_client_address():
+    caddyfile = (Path(__file__).resolve().parents[1] / "deploy" / "Caddyfile").read_text()
+    for header in ("Host {host}", "X-Forwarded-For", "X-Forwarded-Proto"):
+        assert f"header_up {header}" in caddyfile
+
+
 def test_web_runs_gunicorn_and_worker_runs_the_generator(services):
     web = command_words(services["web"].get("command"))
     assert web[:1] == ["gunicorn"] and web[-1] == "intake.wsgi:app"
