@@ -22,6 +22,23 @@ def db_upgrade() -> None:
     click.echo("database is up to date")
 
 
+@db.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Go back to an older schema REVISION (e.g. 0019): refused when the database holds data
+    (every downgrade drops tables or columns; restore a backup instead)."""
+    from shared.migrate import DowngradeRefusedError, downgrade
+
+    engine = make_engine(load_cli_settings())
+    try:
+        downgrade(engine, revision)
+    except DowngradeRefusedError as exc:  # raised by the migration environment, before any step
+        raise click.ClickException(str(exc)) from None
+    finally:
+        engine.dispose()
+    click.echo(f"database downgraded to {revision}")
+
+
 def upgrade_schema(settings: Settings) -> None:
     """Migrations, then the default reference data of kinds that have none."""
     from shared.domain.reference import ensure_reference_defaults

@@ -1,5 +1,6 @@
 from datetime import datetime
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, insert, inspect, select, text
@@ -113,4 +114,33 @@ def test_a_chain_written_before_0020_still_verifies_and_new_rows_are_sealed_afte
         session.execute(text("UPDATE audit_events SET purpose = 'modifié' WHERE id = 2"))
         session.commit()
         assert audit.verify_chain(session, keyring).first_broken_id == 2
+    engine.dispose()
+
+
+def test_a_downgrade_over_data_is_refused_before_any_step(engine, world, test_env):
+    from shared.migrate import DowngradeRefusedError, downgrade
+    from tests.helpers import icli
+
+    with engine.connect() as conn:
+        before = MigrationContext.configure(conn).get_current_revision()
+    for target in ("0001", "base", "-1"):
+        with pytest.raises(DowngradeRefusedError, match="this database holds data"):
+            downgrade(engine, target)
+    refused = icli(test_env, "db", "downgrade", "0019", check=False)
+    assert refused.returncode != 0 and "Restore the backup" in refused.stderr
+    with engine.connect() as conn:
+        assert MigrationContext.configure(conn).get_current_revision() == before
+        assert conn.scalar(text("SELECT count(*) FROM users")) == len(world["users"])
+
+
+def test_an_empty_database_goes_down_and_up_again(tmp_path):
+    from shared.migrate import downgrade
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'empty.sqlite3'}")
+    upgrade(engine)
+    downgrade(engine, "0001")
+    with engine.connect() as conn:
+        assert MigrationContext.configure(conn).get_current_revision() == "0001"
+    upgrade(engine)
+    assert not compare_metadata(MigrationContext.configure(engine.connect()), Base.metadata)
     engine.dispose()
