@@ -2,7 +2,8 @@
 
 One module per command group, as rq splits ``rq/cli/``: ``processes`` (run, web, worker),
 ``database``, ``users``, ``meetings`` (meetings, generate), ``keys``, ``audit_log``,
-``retention``, ``demo`` (demo, check); ``common`` holds what they share.
+``retention``, ``demo`` (demo, check), ``init`` (a production instance's first steps);
+``common`` holds what they share.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import click
 from intake.cli.audit_log import audit_group
 from intake.cli.database import db
 from intake.cli.demo import check, demo
+from intake.cli.init import init_group
 from intake.cli.keys import keys
 from intake.cli.meetings import generate, meetings
 from intake.cli.processes import run, web, worker
@@ -24,6 +26,7 @@ def main() -> None:
     """ICL-I Seine-Saint-Denis: situation sheets, meetings and their documents."""
 
 
+main.add_command(init_group)
 main.add_command(db)
 main.add_command(run)
 main.add_command(web)

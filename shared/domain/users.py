@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from shared.db import utcnow
 from shared.domain import audit
 from shared.encrypted import Vault
-from shared.errors import InvalidInputError, NotFoundError
+from shared.errors import InvalidInputError, InvalidTransitionError, NotFoundError
 from shared.models import Circonscription, LoginThrottle, RoleAssignment, Structure, User
 from shared.models.document import INSTITUTIONS
 from shared.models.user import ROLES
@@ -81,6 +81,17 @@ def create_account(session: Session, vault: Vault, *, email: str, full_name: str
                        must_change_password=True)
     _audit(vault, "user_created", user, fields=[role.role])
     return user, password
+
+
+def create_first_administrator(session: Session, vault: Vault, *, email: str,
+                               full_name: str) -> tuple[User, str]:
+    """The instance's first account, an administrator with a one-time password (shown
+    once): refused once any account exists (the others are created by an administrator)."""
+    if session.scalar(select(func.count()).select_from(User)):
+        raise InvalidTransitionError("Refusé : l'instance a déjà des comptes ; un "
+                                     "administrateur crée les suivants (page Comptes).")
+    return create_account(session, vault, email=email, full_name=full_name,
+                          role=RoleSpec("admin"))
 
 
 def _audit(vault: Vault, action: str, user: User, **kwargs) -> None:
