@@ -2,7 +2,8 @@
 
 One module per command group, as rq splits ``rq/cli/``: ``processes`` (run, web, worker),
 ``database``, ``users``, ``meetings`` (meetings, generate), ``keys``, ``audit_log``,
-``retention``, ``demo`` (demo, check), ``init`` (a production instance's first steps);
+``retention``, ``demo`` (demo, check), ``init`` (a production instance's first steps),
+``backup`` (backup, restore);
 ``common`` holds what they share.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import click
 
 from intake.cli.audit_log import audit_group
+from intake.cli.backup import backup, restore
 from intake.cli.database import db
 from intake.cli.demo import check, demo
 from intake.cli.init import init_group
@@ -39,3 +41,5 @@ main.add_command(audit_group)
 main.add_command(retention)
 main.add_command(demo)
 main.add_command(check)
+main.add_command(backup)
+main.add_command(restore)
