@@ -198,6 +198,15 @@ class DocumentWorker(SimpleWorker):
             self.teardown()
             raise
 
+    def _shutdown(self) -> None:
+        """RQ's, which raises StopRequested when idle, but first sets the flag its loop
+        checks at each turn. A stop signal that lands while Python runs a ``__del__``
+        (garbage collection, e.g. a Redis connection pool's) has that exception swallowed
+        ("Exception ignored in …"): without the flag the worker never stopped, and was killed
+        30 s later."""
+        self._stop_requested = True
+        super()._shutdown()
+
     def subscribe(self) -> None:
         """RQ's, with a 1 s wait per read (COMMANDS_POLL) instead of 60 s.
 

@@ -92,6 +92,10 @@ def restore(engine: Engine, source: Path) -> dict:
                           "altered): nothing restored")
     if engine.dialect.name == "sqlite":  # a new file, in a folder that may not exist yet
         private_dir(Path(engine.url.database).parent)
+    if not _known_revision(manifest.get("schema_revision")):
+        raise BackupError(f"this backup's schema ({manifest.get('schema_revision')}) is newer "
+                          "than this version of the application: restore it with the version "
+                          "that wrote it")
     filled = _filled_tables(engine)
     if filled:
         raise BackupError(f"the target database is not empty ({', '.join(filled[:5])}): a "
@@ -101,9 +105,21 @@ def restore(engine: Engine, source: Path) -> dict:
         _sqlite_copy(dump, Path(engine.url.database))
     else:
         url, environment = _libpq_url(engine)
+        # One transaction: an error leaves the database as it was (empty), never half loaded.
         _run(["pg_restore", "--no-owner", "--no-privileges", "--clean", "--if-exists",
-              f"--dbname={url}", str(dump)], environment)
+              "--single-transaction", "--exit-on-error", f"--dbname={url}", str(dump)],
+             environment)
     return manifest
+
+
+def _known_revision(revision: str | None) -> bool:
+    from alembic.script import ScriptDirectory
+
+    from shared.migrate import alembic_config
+
+    revisions = {script.revision for script in
+                 ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+    return revision in revisions
 
 
 def _filled_tables(engine: Engine) -> list[str]:
@@ -117,10 +133,14 @@ def _filled_tables(engine: Engine) -> list[str]:
 def _sqlite_copy(source: Path, destination: Path) -> None:
     """SQLite's online backup: a consistent copy, even while other connections write."""
     private_dir(destination.parent)
-    with sqlite3.connect(source) as original, sqlite3.connect(destination) as copy:
-        original.backup(copy)
-    original.close()
-    copy.close()
+    try:
+        with sqlite3.connect(source) as original, sqlite3.connect(destination) as copy:
+            original.backup(copy)
+        original.close()
+        copy.close()
+    except sqlite3.Error as exc:
+        raise BackupError(f"SQLite copy from {source} to {destination} failed "
+                          f"({type(exc).__name__}: {exc})") from None
 
 
 def _libpq_url(engine: Engine) -> tuple[str, dict[str, str]]:

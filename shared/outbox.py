@@ -52,8 +52,13 @@ def resend_if_redis_lost(session: Session, connection: redis.Redis) -> bool:
     a payload whose job another run has claimed (single use)."""
     if not connection.set(HELD_MARK, "1", nx=True):
         return False
-    lost = documents.forget_enqueued(session) + notifications.forget_enqueued(session)
-    session.commit()
+    try:
+        lost = documents.forget_enqueued(session) + notifications.forget_enqueued(session)
+        session.commit()
+    except BaseException:  # the next sweep must see the loss again (a locked database)
+        session.rollback()
+        connection.delete(HELD_MARK)
+        raise
     if lost:
         log.warning("Redis lost its queues: %d job(s) and e-mail(s) sent again", lost)
     return True

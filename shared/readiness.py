@@ -35,7 +35,7 @@ def readiness(settings: Settings, sessions: sessionmaker[Session],
         "database": _check(lambda: _database(sessions), "unreachable"),
         "redis": _check(connection.ping, "unreachable", (redis.RedisError,)),
         "keyring": _check(lambda: load_keyring(settings, sessions), "refused",
-                          (CryptoError, ConfigError, SQLAlchemyError)),
+                          (CryptoError, ConfigError, SQLAlchemyError, OSError, ValueError)),
         "worker": _check(lambda: _live_worker(sessions), "none seen in the last minute"),
     }
 

@@ -49,6 +49,11 @@ def _refuse_downgrade_over_data(connection) -> None:
         return
     script = ScriptDirectory.from_config(config)
     below = {revision.revision for revision in script.walk_revisions("base", current)}
+    if target not in (None, "base") and not str(target).startswith("-"):
+        try:  # a revision given by a prefix of its id, or with Alembic's branch syntax
+            target = script.get_revision(target).revision
+        except Exception:  # unknown: Alembic refuses it itself, before any step
+            return
     downgrade = (target in (None, "base") or str(target).startswith("-")  # None: base
                  or (target in below and target != current))
     if not downgrade:

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
+from shared.keys import record_key_versions
 from shared.models import IdentityRecord, Sheet, User
 from tests.helpers import file_keys, icli
 
@@ -43,7 +44,9 @@ def counts(url: str) -> dict[str, int]:
 
 
 def test_a_backup_restored_into_a_new_database_decrypts_and_verifies(
-        settings, test_env, world, empty_database_url, tmp_path):
+        settings, test_env, world, db_session, keyring, empty_database_url, tmp_path):
+    record_key_versions(db_session, keyring)  # as the first start of any process did
+    db_session.commit()
     out = tmp_path / "backup"
     icli(test_env, "backup", "--out", str(out))
     manifest = json.loads((out / "manifest.json").read_text())

@@ -37,6 +37,26 @@ def test_a_stop_signal_while_the_worker_starts_stops_its_scheduler_too(redis):
     assert worker.name not in {w.name for w in Worker.all(connection=redis)}
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the point
+def test_a_stop_signal_landing_in_garbage_collection_still_stops_the_worker(redis):
+    """The handler runs inside whatever Python was running: in a ``__del__``, the
+    StopRequested it raises is swallowed ("Exception ignored in …"); the loop's flag stays."""
+    worker = DocumentWorker([document_queue(redis)], connection=redis,
+                            serializer=JSONSerializer)
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+
+    class Collected:
+        def __del__(self):
+            worker.request_stop(signal.SIGTERM, None)  # as if the signal landed here
+
+    try:
+        Collected()  # collected at once: its __del__ runs, its exception is swallowed
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+    assert worker._stop_requested  # RQ's loop stops at its next turn
+
+
 def test_a_worker_killed_with_sigkill_leaves_no_scheduler_behind(test_env, engine, redis,
                                                                   tmp_path):
     """Its scheduler, an orphan, would keep the scheduler's lock in Redis for ever: no other

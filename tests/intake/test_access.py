@@ -20,8 +20,9 @@ from tests.helpers import client_as, csrf_token
 
 ROLES = ["anonymous", "referent", "other_referent", "facilitator", "other_facilitator",
          "director", "admin", "dpo"]
-# The convocation answer link needs no account (its token is checked instead).
-PUBLIC = {"auth.login", "main.healthz", "static", "convocations.answer"}
+# The convocation answer link needs no account (its token is checked instead); the health
+# probes answer whoever asks (check names only: tests/intake/test_health.py).
+PUBLIC = {"auth.login", "main.healthz", "main.readyz", "static", "convocations.answer"}
 # Meeting-scoped endpoints: a facilitator of another circonscription gets 404, not 403.
 # Scoped endpoints: a facilitator of another circonscription (or a referent of another
 # structure) gets 404, not 403: nothing tells them the record exists.
