@@ -32,6 +32,11 @@ def start_worker(test_env, log_path, lease_seconds):
                                 preexec_fn=die_with_parent)
 
 
+def job_status(db_session, job_id: int) -> str:
+    db_session.expire_all()
+    return db_session.get(DocumentJob, job_id).status
+
+
 def kill_group(process):
     """SIGKILL the worker (it runs its jobs itself) and its RQ scheduler: nothing gets to
     clean up."""
@@ -54,20 +59,14 @@ def test_a_worker_killed_mid_job_leaves_a_job_that_another_worker_finishes_once(
     db_session.commit()
     first = start_worker(test_env, tmp_path / "worker.log", lease_seconds=3)
     try:
-        def running():
-            db_session.expire_all()
-            return db_session.get(DocumentJob, job.id).status == "running"
-        wait_for(running, timeout=180, interval=0.01)  # a loaded machine starts it slowly
+        wait_for(lambda: job_status(db_session, job.id) == "running", timeout=180,
+                 interval=0.01)  # a loaded machine starts it slowly
     finally:
         kill_group(first)  # killed while it builds the document
-    db_session.expire_all()
-    assert db_session.get(DocumentJob, job.id).status == "running"  # left behind, lease running
+    assert job_status(db_session, job.id) == "running"  # left behind, lease running
     second = start_worker(test_env, tmp_path / "worker.log", lease_seconds=3)
     try:
-        def done():
-            db_session.expire_all()
-            return db_session.get(DocumentJob, job.id).status == "done"
-        wait_for(done, timeout=90, interval=0.2)
+        wait_for(lambda: job_status(db_session, job.id) == "done", timeout=90)
     finally:
         second.terminate()
         stopped = helpers.reap(second, 30)  # else killed, with what it started
@@ -113,10 +112,7 @@ def test_a_request_made_while_redis_is_down_completes_once_redis_is_back(
         worker = helpers.start_worker({**test_env, "ICLI_REDIS_URL": f"unix://{socket}"},
                                        connection, tmp_path / "worker.log")
         try:
-            def done():
-                db_session.expire_all()
-                return db_session.get(DocumentJob, job.id).status == "done"
-            wait_for(done, timeout=90)
+            wait_for(lambda: job_status(db_session, job.id) == "done", timeout=90)
         finally:
             helpers.stop_worker(worker)
         assert db_session.get(DocumentJob, job.id).attempts == 1
@@ -189,10 +185,7 @@ def test_jobs_lost_when_redis_restarts_empty_are_sent_again_at_the_next_sweep(
         # Then the next sweep sends it again (before: only 10 minutes after it was handed)
         worker = helpers.start_worker(env, connection, tmp_path / "worker.log")
         try:
-            def done():
-                db_session.expire_all()
-                return db_session.get(DocumentJob, job.id).status == "done"
-            wait_for(done, timeout=60)
+            wait_for(lambda: job_status(db_session, job.id) == "done", timeout=60)
         finally:
             assert helpers.stop_worker(worker)
         assert db_session.get(DocumentJob, job.id).attempts == 1
