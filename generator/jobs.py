@@ -25,6 +25,7 @@ from generator import mail, runtime
 from generator.contexts import BUILDERS
 from generator.pdf import PdfError
 from generator.render import TEMPLATES, RenderError, render, template_path
+from shared import metrics
 from shared.crypto import CryptoError, IntegrityError
 from shared.db import utcnow
 from shared.domain import audit, documents, notifications
@@ -191,6 +192,13 @@ def lease_kept(rt: runtime.Runtime, extend: Callable[[Session, timedelta], bool]
 
 def run_document_job(payload: dict) -> dict | None:
     """Build the document of one DocumentJob row; returns ids only."""
+    with metrics.job_observed("document") as observation:
+        result = _run_document_job(payload, observation)
+        observation.outcome = result["status"] if result else "refused"
+        return result
+
+
+def _run_document_job(payload: dict, observation: metrics.JobObservation) -> dict | None:
     rt = runtime.current()
     with rt.sessions() as session:
         if _payload_refused(session, rt, payload):
@@ -201,6 +209,7 @@ def run_document_job(payload: dict) -> dict | None:
         if job is None:  # done already, or another worker holds a live lease: single use
             _audit_refusal(session, rt, "replayed payload")
             return None
+        observation.kind = job.kind
         try:
             if payload["requester"] != job.requested_by:  # a stale payload of another request
                 raise RequesterRefusedError
@@ -353,6 +362,13 @@ def _build(session: Session, rt: runtime.Runtime, job: DocumentJob,
 
 def run_mail_job(payload: dict) -> dict | None:
     """Send one notification: claimed, composed, handed over, then marked sent."""
+    with metrics.job_observed("mail") as observation:
+        result = _run_mail_job(payload, observation)
+        observation.outcome = result["status"] if result else "refused"
+        return result
+
+
+def _run_mail_job(payload: dict, observation: metrics.JobObservation) -> dict | None:
     rt = runtime.current()
     with rt.sessions() as session:
         if _payload_refused(session, rt, payload, MAIL_QUEUE):
@@ -363,6 +379,7 @@ def run_mail_job(payload: dict) -> dict | None:
         if row is None:  # sent already, not due yet, or another worker is on it
             _audit_refusal(session, rt, "replayed payload")
             return None
+        observation.kind = row.kind
         row_id, attempt = row.id, row.attempts
         with lease_kept(rt, lambda other, lease: notifications.extend_lease(other, row_id,
                                                                              attempt, lease)):

@@ -45,9 +45,10 @@ from generator.render import TEMPLATES, RenderError, render, template_path
 from shared import audit_checkpoint, outbox
 from shared.config import Settings, load_settings
 from shared.domain import audit, icag, notifications, retention
-from shared.logs import configure_logging
+from shared.logs import configure_logging, request_id, safe_request_id
+from shared.metrics import serve_worker_metrics
 from shared.processes import die_with_parent
-from shared.queue import document_queue, mail_queue, redis_connection
+from shared.queue import REQUEST_ID_META, document_queue, mail_queue, redis_connection
 
 log = logging.getLogger(__name__)
 
@@ -226,9 +227,12 @@ class DocumentWorker(SimpleWorker):
     def execute_job(self, job, queue) -> None:
         runtime.current().heartbeat.beat()  # a retired key is dropped before the job uses it
         gc.disable()  # a job's garbage is collected after it, not in pauses during it
+        # The job's log lines carry the id of the web request that asked for it.
+        token = request_id.set(safe_request_id(job.meta.get(REQUEST_ID_META)))
         try:
             super().execute_job(job, queue)
         finally:
+            request_id.reset(token)
             gc.enable()
             gc.collect()
         seal_audit(runtime.current())  # a long job does not leave the rows of others unsealed
@@ -276,6 +280,8 @@ def _serve(settings: Settings) -> None:
             log.warning("Redis unavailable, retrying in 2 s")
             time.sleep(2)
     sweep(rt, connection)
+    if settings.worker_metrics_address:
+        serve_worker_metrics(settings.worker_metrics_address)
     rt.pdf = PdfConverter()  # one resident LibreOffice for the jobs
     try:
         if not rt.pdf.available:

@@ -14,6 +14,7 @@ from shared.db import make_engine, make_session_factory
 from shared.heartbeat import Heartbeat
 from shared.keys import load_keyring
 from shared.logs import configure_logging
+from shared.metrics import web_registry
 from shared.passwords import use_fast_hashing
 from shared.queue import redis_connection
 
@@ -46,17 +47,20 @@ def create_app(settings: Settings | None = None) -> Flask:
     except BaseException:
         engine.dispose()  # the app will not start: its connections are closed, not leaked
         raise
+    redis = redis_connection(settings, web=True)
     app.extensions["icli"] = Services(
         settings=settings,
         engine=engine,
         sessions=sessions,
         keyring=keyring,
-        redis=redis_connection(settings, web=True),
+        redis=redis,
         heartbeat=Heartbeat("intake", keyring, sessions),
+        metrics=web_registry(sessions, redis),
     )
 
-    from intake import access, dbsession, errors, extensions
+    from intake import access, dbsession, errors, extensions, observability
 
+    observability.init_app(app)  # first: every other hook's log lines carry the request id
     extensions.init_app(app)
     dbsession.init_app(app)
     access.init_app(app)
@@ -92,10 +96,12 @@ class IntakeFlask(Flask):
 class Services:
     """Process-wide objects the views reach through ``current_app.extensions["icli"]``."""
 
-    def __init__(self, *, settings, engine, sessions, keyring, redis, heartbeat) -> None:
+    def __init__(self, *, settings, engine, sessions, keyring, redis, heartbeat,
+                 metrics) -> None:
         self.settings = settings
         self.engine = engine
         self.sessions = sessions
         self.keyring = keyring
         self.redis = redis
         self.heartbeat = heartbeat
+        self.metrics = metrics  # the registry /metrics exports

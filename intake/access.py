@@ -15,7 +15,7 @@ from shared.models import Meeting, User
 
 # Endpoints a user who must change their password can still reach.
 _PASSWORD_CHANGE_ALLOWED = {"auth.change_password", "auth.logout", "static", "main.healthz",
-                             "main.readyz"}
+                             "main.readyz", "main.prometheus_metrics"}
 
 
 def role_required(*roles: str) -> Callable:

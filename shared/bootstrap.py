@@ -1,6 +1,7 @@
 """The files a production instance starts from (``icli init secrets``), in the folder that
 compose.yaml reads its secrets from: the keyring, the worker's keyring (no identity chain),
-the session secret and the link key, each readable by its owner only (0600).
+the session secret, the link key and the metrics token, each readable by its owner only
+(0600).
 
 All or nothing, and never over an existing file: a second run, or a folder that already holds
 any of them, is refused before anything is written (a replaced keyring would make every
@@ -18,7 +19,8 @@ from shared.files import private_dir, write_private
 
 KEYRING = "keyring"
 WORKER_KEYRING = "keyring_worker"
-RANDOM_SECRETS = ("secret_key", "link_key")  # session cookies; answer links in e-mails
+# Session cookies; answer links in e-mails; what Prometheus sends to /metrics.
+RANDOM_SECRETS = ("secret_key", "link_key", "metrics_token")
 WRITTEN = (KEYRING, WORKER_KEYRING, *RANDOM_SECRETS)
 
 

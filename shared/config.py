@@ -18,6 +18,7 @@ from shared.files import write_private
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 ENVIRONMENTS = ("development", "production")
+LOG_FORMATS = ("json", "text")
 SMTP_SCHEMES = {"smtp": "plain", "smtp+starttls": "starttls", "smtps": "tls"}
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"  # what `make run` serves
 # The web's session secret: whoever holds it can forge any user's session cookie, so worker
@@ -92,6 +93,12 @@ class Settings:
     # records already indexed with `icli keys rotate --chain index`.
     expected_population: int = DEFAULT_EXPECTED_POPULATION
     log_level: str = "INFO"
+    # "json" (one object per line, for a log collector) or "text"; json in production.
+    log_format: str = "text"
+    # Bearer token a Prometheus scraper sends to the web's /metrics ("": /metrics is off).
+    metrics_token: str = field(default="", repr=False)
+    # host:port where the worker serves its own /metrics, its job figures ("": off).
+    worker_metrics_address: str = ""
     # Signs the convocation answer links the worker e-mails and the web checks: never the
     # session secret, which the worker must not hold.
     link_key: str = field(default="", repr=False)
@@ -208,6 +215,9 @@ def load_settings(environ: Mapping[str, str] | None = None, *,
         secret_key=secret_key,
         templates_dir=templates_dir,
         log_level=environ.get("ICLI_LOG_LEVEL", "INFO").upper(),
+        log_format=_log_format(environ, env),
+        metrics_token=_secret(environ, "ICLI_METRICS_TOKEN"),
+        worker_metrics_address=_metrics_address(environ),
         proxy_hops=_int(environ, "ICLI_PROXY_HOPS", 0),
         job_lease_seconds=_int(environ, "ICLI_JOB_LEASE", 30),
         worker_memory_mb=_int(environ, "ICLI_WORKER_MEMORY_MB", 1024),
@@ -245,6 +255,25 @@ def parse_smtp_url(url: str) -> SmtpTarget:
     return SmtpTarget(host=parts.hostname, port=port or default_port, security=security,
                       username=unquote(parts.username or ""),
                       password=unquote(parts.password or ""))
+
+
+def _log_format(environ: Mapping[str, str], env: str) -> str:
+    log_format = environ.get("ICLI_LOG_FORMAT", "").strip().lower()
+    if not log_format:
+        return "json" if env == "production" else "text"
+    if log_format not in LOG_FORMATS:
+        raise ConfigError(f"ICLI_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)} "
+                          f"(got {log_format!r})")
+    return log_format
+
+
+def _metrics_address(environ: Mapping[str, str]) -> str:
+    address = environ.get("ICLI_WORKER_METRICS_ADDRESS", "").strip()
+    host, _, port = address.rpartition(":")
+    if address and not (host and port.isdigit() and 0 < int(port) < 65536):
+        raise ConfigError("ICLI_WORKER_METRICS_ADDRESS must look like host:port "
+                          f"(e.g. 0.0.0.0:9101; got {address!r})")
+    return address
 
 
 def _int(environ: Mapping[str, str], name: str, default: int) -> int:

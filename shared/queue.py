@@ -19,6 +19,7 @@ from rq.serializers import JSONSerializer
 
 from shared.config import Settings
 from shared.crypto import KeyRing, mac, mac_matches
+from shared.logs import request_id
 
 DOCUMENTS_QUEUE = "documents"
 DOCUMENT_JOB_FUNCTION = "generator.jobs.run_document_job"
@@ -32,6 +33,7 @@ MAIL_JOB_TIMEOUT = 120
 # The signed label binds a payload to its queue: a document payload is no mail payload.
 LABELS = {DOCUMENTS_QUEUE: "icli.job.v1", MAIL_QUEUE: "icli.mail.v1"}
 PAYLOAD_TTL = 24 * 3600  # a payload older than this is refused, the sweep re-sends one
+REQUEST_ID_META = "request_id"  # in an RQ job's meta: the web request that enqueued it
 
 
 class PayloadError(Exception):
@@ -113,6 +115,7 @@ def enqueue_document_job(connection: redis.Redis, keyring: KeyRing, job_uuid: st
         result_ttl=3600,
         failure_ttl=7 * 24 * 3600,
         retry=Retry(max=len(DOCUMENT_RETRY_DELAYS), interval=list(DOCUMENT_RETRY_DELAYS)),
+        meta=_request_meta(),
     )
     return job.id
 
@@ -125,7 +128,14 @@ def enqueue_mail_job(connection: redis.Redis, keyring: KeyRing, notification_uui
     payload = sign_payload(keyring, notification_uuid, None, queue=MAIL_QUEUE,
                            ttl=PAYLOAD_TTL + int(delay.total_seconds() if delay else 0))
     options = {"job_timeout": MAIL_JOB_TIMEOUT, "result_ttl": 3600,
-               "failure_ttl": 7 * 24 * 3600}
+               "failure_ttl": 7 * 24 * 3600, "meta": _request_meta()}
     if delay:
         return queue.enqueue_in(delay, MAIL_JOB_FUNCTION, payload, **options).id
     return queue.enqueue(MAIL_JOB_FUNCTION, payload, **options).id
+
+
+def _request_meta() -> dict[str, str]:
+    """The id of the web request enqueuing the job, for the worker's log lines (outside the
+    signed payload: it only links log lines together)."""
+    current = request_id.get()
+    return {REQUEST_ID_META: current} if current else {}

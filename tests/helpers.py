@@ -148,6 +148,17 @@ def stop_worker(process) -> bool:
     return reap(process, 30)
 
 
+def metric_sample(exposition: str, name: str, **labels) -> float | None:
+    """The value of the sample ``name{labels}`` in a Prometheus text exposition."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(exposition):
+        for found in family.samples:
+            if found.name == name and found.labels == labels:
+                return found.value
+    return None
+
+
 def free_port() -> int:
     import socket
 

@@ -202,6 +202,20 @@ def test_web_threads_outlast_the_longest_request(services):
     assert int(web[web.index("--timeout") + 1]) > 30
 
 
+def test_web_metrics_sum_gunicorns_processes_from_an_empty_tmpfs_and_need_a_token(services):
+    web = services["web"]
+    directory = environment(web).get("PROMETHEUS_MULTIPROC_DIR")
+    assert directory and directory in web.get("tmpfs", [])
+    assert environment(web).get("ICLI_METRICS_TOKEN_FILE") == \
+        mounted_secrets(web).get("metrics_token")
+
+
+def test_the_worker_serves_its_metrics_on_the_compose_network_only(services):
+    worker = services["worker"]
+    assert environment(worker).get("ICLI_WORKER_METRICS_ADDRESS", "").endswith(":9101")
+    assert not worker.get("ports")
+
+
 def test_the_image_has_a_font_with_calibris_metrics():
     dockerfile = (Path(__file__).resolve().parents[1] / "Dockerfile").read_text()
     assert "fonts-crosextra-carlito" in dockerfile

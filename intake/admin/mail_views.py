@@ -8,7 +8,6 @@ import re
 from datetime import UTC, datetime
 
 from flask import abort, flash, redirect, render_template, send_file, url_for
-from sqlalchemy import func, select
 
 from intake.access import role_required
 from intake.admin.views import bp
@@ -27,8 +26,7 @@ EML_SHOWN = 100
 @role_required("admin")
 def mail():
     settings = services().settings
-    counts = dict(db().execute(select(Notification.status, func.count())
-                               .group_by(Notification.status)).all())
+    counts = notifications.counts_by_state(db())
     files = []
     if settings.smtp is None and settings.mail_outbox_dir.is_dir():
         paths = sorted(settings.mail_outbox_dir.glob("*.eml"), key=lambda p: p.stat().st_mtime,

@@ -186,4 +186,4 @@ def reference_edit(kind: str, item_id: int | None):
             return redirect(url_for("admin.references"))
     title = f"{EDITABLE_KINDS[kind]} : " + ("modifier une entrée" if item else "nouvelle entrée")
     return render_template("admin/edit.html", form=form, title=title)
-from intake.admin import keys_views, mail_views, templates_views  # noqa: E402,F401
+from intake.admin import jobs_views, keys_views, mail_views, templates_views  # noqa: E402,F401

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +24,7 @@ from intake.cli.common import (
 from intake.cli.database import upgrade_schema
 from intake.cli.demo import seed_demo
 from shared.config import Settings
+from shared.metrics import MULTIPROCESS_VARIABLE
 
 
 def _prepare(settings: Settings) -> None:
@@ -49,10 +52,23 @@ def _start_bundled_redis(settings: Settings) -> subprocess.Popen | None:
 def _gunicorn_args(port: int, host: str = "127.0.0.1") -> list[str]:
     # No control socket: gunicorn would put it in $HOME, one path for every instance of the
     # machine (two instances, or the tests' servers, would unlink each other's).
+    # No gunicorn access log: the app writes its own (intake/observability.py), with the
+    # time, the route's rule and the request id.
     return [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", "2",
-            "--threads", "4", "--preload", "--no-control-socket", "--access-logfile", "-",
-            "--access-logformat", '%(h)s "%(m)s %(U)s" %(s)s %(M)sms',  # no query strings
-            "intake.wsgi:app"]
+            "--threads", "4", "--preload", "--no-control-socket", "intake.wsgi:app"]
+
+
+def _share_metrics(settings: Settings) -> None:
+    """The processes started next write their counters into one directory, which /metrics
+    sums (prometheus-client's multiprocess mode: gunicorn has two web processes). Emptied at
+    each start: the files of processes that are gone would count twice. An operator's own
+    PROMETHEUS_MULTIPROC_DIR is left as it is."""
+    if MULTIPROCESS_VARIABLE in os.environ:
+        return
+    directory = settings.instance / "metrics"
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(mode=0o700, parents=True)
+    os.environ[MULTIPROCESS_VARIABLE] = str(directory)  # inherited by spawn()'s children
 
 
 @click.command()
@@ -66,6 +82,7 @@ def run(port: int) -> None:
         click.echo(f"\nICL-I is running on http://127.0.0.1:{port}  (Ctrl-C to stop)")
         _print_accounts(settings)
 
+    _share_metrics(settings)
     _supervise(settings, [WORKER_COMMAND, _gunicorn_args(port)], started)
 
 
@@ -132,6 +149,7 @@ def web(port: int, host: str) -> None:
     """The web app alone (gunicorn), with the bundled Redis when it is used."""
     settings = load_cli_settings()
     ensure_instance_keyring(settings)
+    _share_metrics(settings)
     _supervise(settings, [_gunicorn_args(port, host)])
 
 

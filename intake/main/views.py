@@ -1,12 +1,16 @@
-"""Home page per role, and the health checks (/healthz: alive, /readyz: ready to serve)."""
+"""Home page per role, the health checks (/healthz: alive, /readyz: ready to serve) and the
+Prometheus metrics (/metrics, for a scraper holding the token)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+import hmac
+
+from flask import Blueprint, abort, render_template, request
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
 from intake.dbsession import db, services
+from shared import metrics
 from shared.models import Meeting, Sheet
 from shared.readiness import OK, readiness
 
@@ -41,3 +45,17 @@ def readyz():
     checks = readiness(icli.settings, icli.sessions, icli.redis)
     ready = all(outcome == OK for outcome in checks.values())
     return {"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503
+
+
+@bp.route("/metrics")
+def prometheus_metrics():
+    """For Prometheus, with ``Authorization: Bearer <ICLI_METRICS_TOKEN>``; 404 while no
+    token is set (the figures say how busy the service is: not for anyone who asks)."""
+    token = services().settings.metrics_token
+    if not token:
+        abort(404)
+    if not hmac.compare_digest(request.headers.get("Authorization", "").encode(),
+                               f"Bearer {token}".encode()):
+        abort(401)
+    return (metrics.exposition(services().metrics), 200,
+            {"Content-Type": metrics.CONTENT_TYPE, "Cache-Control": "no-store"})

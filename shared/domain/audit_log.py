@@ -35,6 +35,7 @@ ACTION_LABELS = {
     "document_downloaded": "Document téléchargé",
     "document_exported": "Document exporté (ligne de commande)",
     "document_generated": "Document généré",
+    "document_job_retried": "Génération de document relancée (administrateur)",
     "document_requested": "Document demandé",
     "formal_decision_recorded": "Décision formelle enregistrée",
     "guard_overridden": "Alerte d'identification outrepassée",

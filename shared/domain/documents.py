@@ -72,11 +72,7 @@ def check_dossier_texts(vault: Vault, meeting: Meeting) -> None:
     """The dossier carries no free text with an unhandled high-confidence finding (a name,
     a number…): refused naming the sheets. Runs where the model is (intake, the CLI); the
     worker, which never analyses text, builds only what passed here."""
-    sheets = list(vault.session.scalars(  # one query: this runs on every request
-        select(Sheet).join(AgendaItem, AgendaItem.sheet_id == Sheet.id)
-        .where(AgendaItem.meeting_id == meeting.id,
-               AgendaItem.part.in_(("situation", "icag")), AgendaItem.outcome != "ajourne")
-        .order_by(AgendaItem.position, AgendaItem.id)))
+    sheets = _dossier_sheets(vault.session, meeting)
     # Sheets reviewed at submission kept their count; only texts changed since are analysed.
     unknown = [sheet for sheet in sheets if sheet.open_findings is None]
     values = read_values_many(vault, unknown, purpose=REVIEW_PURPOSE,
@@ -89,6 +85,15 @@ def check_dossier_texts(vault: Vault, meeting: Meeting) -> None:
             "Le dossier de séance ne peut pas être généré : des textes contiennent encore des "
             "éléments identifiants non traités (fiches " + ", ".join(blocked) + "). "
             "Faites-les relire par le ou la référent·e, puis relancez la génération.")
+
+
+def _dossier_sheets(session: Session, meeting: Meeting) -> list[Sheet]:
+    """The sheets whose texts the dossier carries, in agenda order."""
+    return list(session.scalars(  # one query: this runs on every request
+        select(Sheet).join(AgendaItem, AgendaItem.sheet_id == Sheet.id)
+        .where(AgendaItem.meeting_id == meeting.id,
+               AgendaItem.part.in_(("situation", "icag")), AgendaItem.outcome != "ajourne")
+        .order_by(AgendaItem.position, AgendaItem.id)))
 
 
 def request_document(session: Session, meeting: Meeting, kind: str,
@@ -126,11 +131,47 @@ def request_document(session: Session, meeting: Meeting, kind: str,
                           content_version=meeting.content_version, requested_by=requester_id)
         session.add(job)
     elif job.status == "failed" or (rebuild and job.status == "done"):
-        job.status, job.step, job.error_code, job.error_message = "queued", "", None, None
-        job.enqueued_at, job.requested_by, job.attempts = None, requester_id, 0
-        job.document_id = None
+        _requeue(job, requester_id)
     session.flush()
     return job
+
+
+def _requeue(job: DocumentJob, requester_id: int | None) -> None:
+    """Arm a finished job again as if just requested: no longer sent (the outbox sends it),
+    no attempt made, no error, no document (a rebuild keeps the earlier file, unlinked)."""
+    job.status, job.step, job.error_code, job.error_message = "queued", "", None, None
+    job.enqueued_at, job.requested_by, job.attempts = None, requester_id, 0
+    job.document_id = None
+
+
+def retry_failed_job(session: Session, vault: Vault, job: DocumentJob) -> None:
+    """An administrator queues a failed job again (« Travaux » page), audited
+    (``document_job_retried``).
+
+    The job keeps the requester it had: the worker checks, when it runs, that the requester
+    may still have this document, and an administrator holds no circonscription, so a job
+    in the administrator's name would always be refused. The audit row names the
+    administrator. The session's state is checked by the worker too (as for any job).
+
+    The worker builds only a dossier whose texts passed ``check_dossier_texts``; that check
+    reads the texts, which an administrator never does (nor sees the sheets' references
+    its refusal names). A dossier is retried here only while every text of the session is
+    known clear (reviewed since its last change, nothing left); else the facilitator asks
+    for it again from the session's page, where the check runs."""
+    if job.status != "failed":
+        raise InvalidTransitionError(f"Seule une génération en échec peut être relancée : "
+                                     f"celle-ci est « {job.status_label} ».")
+    meeting = session.get(Meeting, job.meeting_id) if job.kind == "dossier" else None
+    if meeting is not None and any(sheet.open_findings != 0
+                                   for sheet in _dossier_sheets(session, meeting)):
+        raise InvalidTransitionError(
+            "Ce dossier de séance ne peut pas être relancé ici : des textes de la séance ont "
+            "changé depuis leur dernière relecture ou contiennent des éléments identifiants. "
+            "La ou le chargé·e d'animation le redemande depuis la page de la séance.")
+    _requeue(job, job.requested_by)
+    session.flush()
+    audit.record(session, vault.keyring, vault.actor, "document_job_retried",
+                 object_type="document_jobs", object_ids=[job.id])
 
 
 def ask_for_document(session: Session, vault: Vault, meeting: Meeting, kind: str,

@@ -358,6 +358,11 @@ def retry_failed(session: Session, vault: Vault, notification: Notification) -> 
                  object_type="notifications", object_ids=[notification.id])
 
 
+def counts_by_state(session: Session) -> dict[str, int]:
+    return dict(session.execute(select(Notification.status, func.count())
+                                .group_by(Notification.status)).all())
+
+
 def failures(session: Session, limit: int = 100) -> list[Notification]:
     return list(session.scalars(select(Notification).where(Notification.status == "failed")
                                 .order_by(Notification.id.desc()).limit(limit)))

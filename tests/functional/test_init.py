@@ -15,7 +15,8 @@ def test_init_secrets_writes_each_file_once_readable_by_its_owner_only(test_env,
     folder = tmp_path / "secrets"
     result = icli(test_env, "init", "secrets", str(folder))
     files = {path.name: path for path in folder.iterdir()}
-    assert set(files) == {"keyring", "keyring_worker", "secret_key", "link_key"}
+    assert set(files) == {"keyring", "keyring_worker", "secret_key", "link_key",
+                          "metrics_token"}
     assert folder.stat().st_mode & 0o777 == 0o700
     assert all(path.stat().st_mode & 0o777 == 0o600 for path in files.values())
     for path in files.values():  # names only: no key material on the terminal
@@ -28,10 +29,13 @@ def test_init_secrets_writes_each_file_once_readable_by_its_owner_only(test_env,
         "ICLI_ENV": "production", "ICLI_KEYRING": str(files["keyring"]),
         "ICLI_SECRET_KEY_FILE": str(files["secret_key"]),
         "ICLI_LINK_KEY_FILE": str(files["link_key"]),
+        "ICLI_METRICS_TOKEN_FILE": str(files["metrics_token"]),
         "ICLI_DATABASE_URL": "postgresql+psycopg://icli@postgres/icli",
         "ICLI_REDIS_URL": "redis://redis:6379/0", "ICLI_SMTP_URL": "smtp://mail:25",
         "ICLI_BASE_URL": "https://icli.example"})
     assert production.keyring_path == files["keyring"]
+    assert production.metrics_token == files["metrics_token"].read_text().strip()
+    assert production.log_format == "json"
 
     before = {name: path.read_bytes() for name, path in files.items()}
     again = icli(test_env, "init", "secrets", str(folder), check=False)

@@ -7,12 +7,15 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import psutil
 import pytest
 
-from tests.helpers import answers, die_with_parent, free_port
+from tests.helpers import answers, die_with_parent, free_port, metric_sample
+
+METRICS_TOKEN = "run-metrics-token-" + "t" * 20
 
 
 def command_line(process: psutil.Process) -> list[str]:
@@ -30,6 +33,7 @@ def test_icli_run_serves_a_fresh_instance_and_stops_every_process_cleanly(tmp_pa
     instance = Path(tempfile.mkdtemp(prefix="icli-run-"))  # short: unix socket path limit
     env = {k: v for k, v in os.environ.items() if not k.startswith("ICLI_")}
     env["ICLI_INSTANCE"] = str(instance)
+    env["ICLI_METRICS_TOKEN"] = METRICS_TOKEN
     env["TMPDIR"] = scratch = tempfile.mkdtemp(prefix="icli-tmp-")  # the PDF profile's parent
     port = free_port()
     log = (tmp_path / "run.log").open("wb")
@@ -44,7 +48,16 @@ def test_icli_run_serves_a_fresh_instance_and_stops_every_process_cleanly(tmp_pa
             # The web app loads the language model before it forks its workers (--preload)
             assert time.monotonic() - started < 180, "no answer within three minutes"
             time.sleep(0.5)
-        assert answers(f"http://127.0.0.1:{port}/connexion")
+        for _ in range(20):
+            assert answers(f"http://127.0.0.1:{port}/connexion")
+        # Both gunicorn processes count into one directory; /metrics sums them.
+        scrape = urllib.request.Request(f"http://127.0.0.1:{port}/metrics",
+                                        headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+        with urllib.request.urlopen(scrape, timeout=10) as answer:  # noqa: S310
+            exposition = answer.read().decode()
+        assert metric_sample(exposition, "icli_http_requests_total", route="/connexion",
+                             method="GET", status="200") == 20
+        assert len(list((instance / "metrics").glob("counter_*.db"))) >= 1
         children = psutil.Process(process.pid).children(recursive=True)
         names = " ".join(" ".join(command_line(c)) for c in children)
         assert "redis-server" in names and "generator" in names and "gunicorn" in names

@@ -21,8 +21,10 @@ from tests.helpers import client_as, csrf_token
 ROLES = ["anonymous", "referent", "other_referent", "facilitator", "other_facilitator",
          "director", "admin", "dpo"]
 # The convocation answer link needs no account (its token is checked instead); the health
-# probes answer whoever asks (check names only: tests/intake/test_health.py).
-PUBLIC = {"auth.login", "main.healthz", "main.readyz", "static", "convocations.answer"}
+# probes answer whoever asks (check names only), /metrics whoever holds its token
+# (tests/intake/test_monitoring.py).
+PUBLIC = {"auth.login", "main.healthz", "main.readyz", "main.prometheus_metrics", "static",
+          "convocations.answer"}
 # Meeting-scoped endpoints: a facilitator of another circonscription gets 404, not 403.
 # Scoped endpoints: a facilitator of another circonscription (or a referent of another
 # structure) gets 404, not 403: nothing tells them the record exists.
@@ -56,7 +58,8 @@ def routes(app, world, db_session, vault):
     db_session.add(minutes)
     db_session.flush()
     vault.seal_blob(minutes, "body", b"pv")
-    documents.request_document(db_session, meeting, "agenda", None)
+    # Queued, not failed: an administrator's « Relancer » is refused and changes nothing.
+    agenda_job = documents.request_document(db_session, meeting, "agenda", None)
     referent = world["users"]["referent"]
     sheet = make_sheet(db_session, vault, world["structures"]["ssd"], canary_identity(9),
                        author_id=referent.id, status="soumise")
@@ -104,7 +107,8 @@ def routes(app, world, db_session, vault):
               "user_id": world["users"]["director"].id, "action": "desactiver",
               "circ_id": world["north"].id, "structure_id": world["structures"]["ali"].id,
               "filename": "app.css", "action_id": action.id, "chain": "content", "version": 1,
-              "notification_id": failed_mail.id, "name": eml, "token": "not-a-token"}
+              "notification_id": failed_mail.id, "name": eml, "token": "not-a-token",
+              "job_id": agenda_job.id}
     out = []
     for rule in app.url_map.iter_rules():
         args = {k: values.get(k, meeting_values.get(k)) for k in rule.arguments}
