@@ -17,6 +17,12 @@ from tests.helpers import answers, die_with_parent, free_port, metric_sample
 
 METRICS_TOKEN = "run-metrics-token-" + "t" * 20
 
+# These start `make run`'s own instance (a SQLite file, the bundled Redis) whatever backends
+# the suite runs on: the pass on PostgreSQL would repeat them to the letter (a minute).
+pytestmark = pytest.mark.skipif(
+    os.environ.get("ICLI_DATABASE_URL", "").startswith("postgresql"),
+    reason="embedded defaults (SQLite, bundled Redis): run once, in the SQLite pass")
+
 
 def command_line(process: psutil.Process) -> list[str]:
     """A child's command line; a zombie (exited, not yet reaped) has none."""
