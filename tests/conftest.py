@@ -230,10 +230,13 @@ def auth(client):
 
 
 @pytest.fixture
-def worker_process(test_env, engine, redis, tmp_path):
+def worker_process(test_env, engine, redis, tmp_path, db_session):
     """A real ``python -m generator`` process on the test instance; its log is kept."""
     process = start_worker(test_env, redis, tmp_path / "worker.log")
     yield process
+    # A test that ends inside a write holds SQLite's lock: the worker's next write would wait
+    # for it (busy timeout, 30 s) with the stop signal pending, and miss its 30 s to stop.
+    db_session.rollback()
     assert stop_worker(process), "the worker did not stop within 30 s of SIGTERM:\n" \
         + process.log_path.read_text()[-3000:]
 
