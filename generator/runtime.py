@@ -17,6 +17,7 @@ from shared.crypto import KeyRing
 from shared.db import make_engine, make_session_factory
 from shared.heartbeat import Heartbeat
 from shared.keys import load_keyring
+from shared.migrate import require_current_schema
 
 
 @dataclass
@@ -42,6 +43,7 @@ def init(settings: Settings) -> Runtime:
     engine = make_engine(settings)
     sessions = make_session_factory(engine)
     try:
+        require_current_schema(engine)
         keyring = load_keyring(settings, sessions)  # refuses a key the database does not know
     except BaseException:
         engine.dispose()  # the worker will not start: its connections are closed

@@ -47,6 +47,7 @@ from shared.config import Settings, load_settings
 from shared.domain import audit, icag, notifications, retention
 from shared.logs import configure_logging, request_id, safe_request_id
 from shared.metrics import serve_worker_metrics
+from shared.migrate import SchemaNotCurrentError
 from shared.processes import die_with_parent
 from shared.queue import REQUEST_ID_META, document_queue, mail_queue, redis_connection
 
@@ -264,6 +265,9 @@ def main(settings: Settings | None = None) -> None:
     # A stop signal while starting, or while RQ was already stopping (to restart): no restart.
     except (KeyboardInterrupt, StopRequested):
         log.info("worker stopped while starting or restarting")
+    except SchemaNotCurrentError as exc:  # what to run says it all: no traceback
+        log.error("worker not started: %s", exc)
+        sys.exit(1)
     else:
         log.info("worker stopped")  # after RQ's "warm shut down requested": the stop's length
 

@@ -15,6 +15,7 @@ from shared.heartbeat import Heartbeat
 from shared.keys import load_keyring
 from shared.logs import configure_logging
 from shared.metrics import web_registry
+from shared.migrate import require_current_schema
 from shared.passwords import use_fast_hashing
 from shared.queue import redis_connection
 
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     engine = make_engine(settings)
     sessions = make_session_factory(engine)
     try:
+        require_current_schema(engine)
         keyring = load_keyring(settings, sessions)  # refuses a key the database does not know
     except BaseException:
         engine.dispose()  # the app will not start: its connections are closed, not leaked

@@ -61,3 +61,5 @@ def configure_logging(settings: Settings, process: str) -> None:
     root.setLevel(settings.log_level)
     # Werkzeug logs request lines with query strings; the access log is ours (intake).
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    # Each start checks the schema's revision: Alembic would say so at INFO every time.
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)

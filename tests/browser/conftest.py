@@ -70,8 +70,7 @@ def live_server(test_env, engine, keyring, tmp_path_factory):
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-             "--threads", "4", "--preload", "--no-control-socket", "--access-logfile", "-",
-             "intake.wsgi:app"],
+             "--threads", "4", "--preload", "--no-control-socket", "intake.wsgi:app"],
             env={**os.environ, **test_env}, stdout=log, stderr=subprocess.STDOUT,
             preexec_fn=die_with_parent)
     try:

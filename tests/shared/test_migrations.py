@@ -144,3 +144,29 @@ def test_an_empty_database_goes_down_and_up_again(tmp_path):
     upgrade(engine)
     assert not compare_metadata(MigrationContext.configure(engine.connect()), Base.metadata)
     engine.dispose()
+
+
+def test_web_and_worker_refuse_a_database_whose_schema_is_not_theirs(settings, tmp_path):
+    """A new database, or one an upgrade did not reach: refused at start with what to run,
+    before anything is written (no keyring is created for it)."""
+    import dataclasses
+
+    from generator import runtime
+    from intake import create_app
+    from shared.migrate import SchemaNotCurrentError
+
+    database = tmp_path / "new.sqlite3"
+    fresh = dataclasses.replace(settings, database_url=f"sqlite:///{database}",
+                                keyring_path=tmp_path / "keyring.json")
+    for start in (create_app, runtime.init):
+        with pytest.raises(SchemaNotCurrentError, match=r"nothing \(new database\).*icli db "
+                                                        r"upgrade"):
+            start(fresh)
+    assert not fresh.keyring_path.exists()
+
+    behind = create_engine(fresh.database_url)
+    upgrade(behind, "0019")
+    behind.dispose()
+    with pytest.raises(SchemaNotCurrentError,
+                       match=r"schema is at 0019, this code needs (?!0019)\w+"):
+        create_app(fresh)
