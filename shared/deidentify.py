@@ -13,6 +13,23 @@ Presidio and spaCy are imported when the first text is analysed, so importing th
 costs nothing (the worker never analyses). Text never leaves the process; findings carry the
 text only for the page that shows them (``repr`` hides it) and are never logged.
 
+Design (issue 23):
+
+- The product's own placeholders (``[n° CAF]``, ``[enfant]``…) are masked before analysis:
+  never findings, never a cue or a neighbour for another span, so replacing one finding does
+  not create new ones.
+- Case: a name typed in lower case ("son fils moussa", "le dr lambert") is looked for in a
+  re-cased view of the text, where the words that may be names (after a title or a family
+  word, or unknown to the French lexicon of the spaCy pipeline) get a capital; the model's
+  person spans are kept whatever their case after such a cue. Particles (de, d', van, ben,
+  el…) stay inside a name.
+- Letters are Unicode classes (``\\p{Lu}``, ``[^\\W\\d_]``, ``str.isupper``), not lists.
+- A vocabulary of the field identifies nobody: the product's reference lists (motifs, freins,
+  avis, contrats, orientations, structure types), the common acronyms of social and
+  employment policy, functions ("le Maire"), the communes of the département. A span made of
+  those words, titles and particles only is no finding; a single capitalised common word
+  opening a sentence, without a person cue, is at most a low-confidence person.
+
 Review: each finding is replaced (accepted), edited away, or dismissed as not identifying.
 Dismissals and the number of accepted replacements per kind are kept in the sheet's encrypted
 values under ``REVIEW_KEY`` (one entry per text unit, stored in that field's own class
@@ -28,10 +45,12 @@ import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from shared.memo import DigestMemo
+from shared.models.reference import STRUCTURE_TYPES
 from shared.protected import IDENTIFYING
+from shared.reference_defaults import DEFAULT_ITEMS
 from shared.sheet_schema import FIELDS, FIELDS_BY_NAME
 
 T = TypeVar("T")
@@ -70,6 +89,12 @@ _RELATIVES = (r"fils|filles?|enfants?|bébé|aînée?|cadette?|benjamine?|petite
 _BUSINESSES = (r"boulangerie|boucherie|pharmacie|garage|restaurant|supermarché|magasin|"
                r"société|entreprise|cabinet|hôtel|salon|épicerie|pressing|auto-école")
 _LEGAL_FORMS = r"SARL|SAS|SASU|EURL|SA|SCI|SNC|Ets|Établissements|Etablissements"
+# Establishments and employers named after a common noun ("l'EHPAD Les Tilleuls",
+# "l'hôpital Avicenne", "le foyer Adoma"): the noun and the name are the finding.
+_ESTABLISHMENTS = (r"ehpad|ehpa|hôpital|hopital|clinique|foyer|chrs|chu|chi|eps|esat|ime|"
+                   r"mecs|cada|huda|centre\s+hospitalier|centre|maison\s+de\s+retraite|"
+                   r"résidence|residence|association|entreprise|société|societe|agence|"
+                   r"enseigne|groupe|ets")
 # The role a name plays, from the words just before it: the proposed replacement says it.
 _PERSON_ROLES = (
     ("[enfant]", r"fils|filles?|enfants?|bébé|aîné|aînée|cadet|cadette|benjamine?|neveu|"
@@ -85,9 +110,10 @@ _ORGANISATION_ROLES = (
     ("[établissement scolaire]", r"école|ecole|collège|college|lycée|lycee|crèche|creche|"
                                  r"scolaire|maternelle|scolarisée?"),
     ("[employeur]", rf"chez|employeur|embauchée?|salariée?|recrutée?|travaill\w*|intérim|"
-                    rf"cdd|cdi|contrat|{_BUSINESSES}|{_LEGAL_FORMS}"),
+                    rf"cdd|cdi|contrat|pour|via|{_BUSINESSES}|{_LEGAL_FORMS}"),
     ("[bailleur]", r"bailleur|propriétaire|logement|hlm|loyer"),
-    ("[structure de soins]", r"hôpital|hopital|clinique|soins|santé|cmp|médical"),
+    ("[structure de soins]", r"hôpital|hopital|clinique|soins|santé|cmp|médical|ehpad|eps|"
+                             r"chu|centre hospitalier|hospitalisée?"),
 )
 _ROLE_WINDOW = 45  # characters looked at before a name
 
@@ -100,10 +126,49 @@ def _role_regex(roles: tuple[tuple[str, str], ...]) -> re.Pattern[str]:
 _PERSON_ROLE_RE = _role_regex(_PERSON_ROLES)
 _ORGANISATION_ROLE_RE = _role_regex(_ORGANISATION_ROLES)
 
+# Everything the product itself writes into a text: never a finding, never a cue.
+PLACEHOLDERS = frozenset({*REPLACEMENTS.values(),
+                          *(role for role, _ in (*_PERSON_ROLES, *_ORGANISATION_ROLES))})
+_PLACEHOLDER_RE = re.compile("|".join(re.escape(p) for p in sorted(PLACEHOLDERS, key=len,
+                                                                    reverse=True)),
+                             re.IGNORECASE)
+
 # Words of ordinary social-work French that the NER model mistakes for names: titles,
 # institutions and schemes, places that identify nobody (the communes of the département).
 _TITLES = {"madame", "monsieur", "mme", "mmes", "m", "mr", "mlle", "mademoiselle", "dr",
-           "docteur", "docteure", "me", "maitre", "pr", "professeur"}
+           "docteur", "docteure", "me", "maitre", "pr", "professeur", "professeure", "mm"}
+# Particles inside a name ("M. de Villiers", "Mme Ben Salah", "Ahmed el Amrani") and the
+# small words of a place or institution's name: alone they name nobody.
+_PARTICLES = (r"de|du|des|d['’]|le|la|les|van|von|der|den|ter|ten|ben|bin|ibn|bent|el|al|"
+              r"ould|ag|da|di|do|dos|das|del|della|mac|abou|abu")
+_NEUTRAL_WORDS = {"de", "du", "des", "d", "l", "le", "la", "les", "et", "aux", "au", "sur",
+                  "sous", "en", "a", "un", "une", "van", "von", "der", "den", "el", "al"}
+# Functions, not names ("Monsieur le Maire", "la Juge").
+_FUNCTIONS = {"maire", "adjoint", "adjointe", "prefet", "prefete", "prefecture", "juge",
+              "procureur", "procureure", "president", "presidente", "directeur",
+              "directrice", "depute", "deputee", "senateur", "senatrice", "ministre",
+              "commissaire", "conseiller", "conseillere", "delegue", "deleguee", "chef",
+              "cheffe", "responsable", "coordinateur", "coordinatrice", "referent",
+              "referente", "educateur", "educatrice", "assistante", "assistant", "social",
+              "sociale", "noel", "paques", "toussaint", "ramadan", "aid"}
+# The common acronyms of social and employment policy (a vocabulary, not a list of names):
+# institutions, schemes, contracts, benefits, diplomas.
+_ACRONYMS = {
+    "aah", "aci", "acre", "aeeh", "afpa", "ag", "ai", "ale", "ali", "ame", "ana", "anah",
+    "ape", "apl", "are", "ars", "asf", "ase", "asl", "aspa", "ass", "asv", "bafa", "bep",
+    "bpjeps", "bts", "caarud", "cada", "caf", "cap", "capeb", "carsat", "cas", "ccapex",
+    "ccas", "cdd", "cddi", "cdi", "cd93", "cer", "cesf", "cfa", "ch", "chrs", "chu", "cias",
+    "cidff", "cjc", "clas", "clic", "cmp", "cmpp", "cmu", "cnaf", "cnav", "cpam", "cpf",
+    "crip", "crous", "csapa", "css", "cui", "cv", "dalo", "daho", "dae", "dasen", "dealt",
+    "ddets", "dgfip", "dieess", "dilf", "delf", "dreets", "ea", "ehpad", "ei", "eja", "ep",
+    "epide", "eps", "esat", "esms", "etti", "fle", "fsl", "ft", "geiq", "greta", "hlm",
+    "huda", "iae", "icag", "icl", "ifsi", "ime", "insee", "itep", "jaf", "maia", "mdph",
+    "mds", "mecs", "ml", "mla", "msa", "oph", "pass", "pch", "pe", "pec", "pjj", "pli",
+    "plie", "pmi", "pmsmp", "poec", "poei", "ppae", "ppre", "prf", "qpv", "rased", "rqth",
+    "rsa", "sae", "saio", "samsah", "savs", "sdf", "segpa", "sessad", "siae", "siao", "smic",
+    "spe", "spip", "ssd", "ssiad", "ulis", "urssaf", "vae", "caces", "bac", "cafa", "ird", "btp",
+    "rh", "cp", "ce1", "ce2", "cm1", "cm2",
+}
 _COMMON_WORDS = {
     "rsa", "caf", "cpam", "cnaf", "msa", "france travail", "pole emploi", "ft", "pe", "ccas",
     "cias", "cmp", "cmpp", "pmi", "ali", "mdph", "ase", "aeeh", "aah", "ass", "are", "apl",
@@ -130,9 +195,35 @@ _COMMON_WORDS = {
     "vendredi", "samedi", "dimanche", "euros", "euro", "salle",
 }
 
-_UPPER = "A-ZÀÂÄÇÉÈÊËÎÏÔÖÙÛÜ"
+
+def _fold(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).strip(" .,;:'’")
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[^\W\d_]+", text)
+
+
+def _field_vocabulary() -> frozenset[str]:
+    """Single words of the field that name nobody: those of the product's own labels
+    (reference lists, structure types, kinds of finding), acronyms, functions."""
+    labels = [label for items in DEFAULT_ITEMS.values() for _, label in items]
+    labels += [*STRUCTURE_TYPES.values(), *KINDS.values(), *PLACEHOLDERS]
+    words = {_fold(w) for label in labels for w in _words(label) if len(w) > 2}
+    words |= _ACRONYMS | _FUNCTIONS | _TITLES
+    words |= {w for w in map(_fold, _COMMON_WORDS) if re.fullmatch(r"[^\W\d_]+", w)}
+    return frozenset(words)
+
+
+_VOCABULARY = _field_vocabulary()
+
+# \p{Lu}/\p{Lt}: the Unicode capitals (Ș, Ł, Đ…), for the rules Presidio runs with `regex`.
+_UPPER = r"\p{Lu}\p{Lt}"
 _NAME_WORD = rf"[{_UPPER}][\w'’&-]*"
+_NAME = rf"(?:(?:{_PARTICLES})\s?)?{_NAME_WORD}"  # a name word, after a particle or not
 _LINK = r"(?:de la|de l['’]|de|du|des|d['’]|l['’]|la|le|les|et|aux|au|sur|sous|en)"
+_TITLE_WORDS = r"Dr|Docteure?|Pr|Mme|Madame|M\.|Mr\.?|Monsieur|Mlle|Me|Maître"
 _STREET_TYPES = (r"rue|avenue|av\.|boulevard|bd|allée|allee|impasse|place|chemin|route|quai|"
                  r"cours|square|villa|cité|cite|passage|sentier|sente|voie|rond-point|mail|"
                  r"résidence|residence|esplanade|parvis|promenade|ruelle")
@@ -140,12 +231,20 @@ _MONTHS = (r"janvier|février|fevrier|mars|avril|mai|juin|juillet|août|aout|sep
            r"octobre|novembre|décembre|decembre")
 _SCHOOLS = (r"école|ecole|collège|college|lycée|lycee|crèche|creche|groupe scolaire|"
             r"halte-garderie|IME|ITEP|SEGPA|Ulis")
+_ARTICLE = r"(?:l['’]|la\s+|le\s+|les\s+)"
 _EMPLOYER_CUES = (r"\bchez|employeur|employée?\s+(?:par|chez|de)|embauchée?\s+(?:par|chez)|"
                   r"salariée?\s+(?:de|d['’]|chez)|recrutée?\s+par|"
                   r"travaill\w*\s+(?:pour|chez|à|au)|en\s+(?:CDD|CDI|intérim|mission)\s+"
                   r"(?:chez|à|au)|la\s+société|l['’]entreprise|l['’]enseigne|"
                   r"l['’]agence\s+d['’]intérim|le\s+magasin|le\s+restaurant|le\s+garage")
-
+_NOT_AN_EMPLOYER = r"(?!(?i:m\.|mme|madame|monsieur|mr|mlle|dr|docteur|lui|elle|eux)\b)"
+_ORGANISATION_NAME = rf"{_NAME_WORD}(?:\s(?:&\s|(?i:de|du|des|et)\s)?{_NAME_WORD})*"
+# The cues before a birth date: the date may come a place later ("né à Pointe-à-Pitre le").
+_BIRTH_CUE = (r"(?<=(?i:\bnée?s?\b|\bné\(e\)|naissance|\bDDN\b)"
+              r"(?:(?![.!?;]\s)[^\n\d]){0,45})")
+_NIR_CUE = (r"(?<=(?i:\bNIR\b|sécurité\s+sociale|securite\s+sociale|\bsécu\b|\bsecu\b|"
+            r"\bINSEE\b|immatriculation|\bn°\s?SS\b)[^\d\n]{0,30})")
+_NIR_13 = r"[12]\s?\d{2}\s?\d{2}\s?(?:\d{2}|2[ABab])\s?\d{3}\s?\d{3}(?![ .]?\d)(?![\w])"
 
 
 @dataclass(frozen=True)
@@ -153,51 +252,83 @@ class _Rule:
     kind: str
     regex: str
     score: float
-    check: str = ""  # name of the python-stdnum key check, if any
+    check: str = ""  # name of the key check, if any
 
 
 _RULES = (
-    _Rule("person", rf"(?<=\b(?:Dr|Docteure?|Pr|Mme|Madame|M\.|Monsieur|Mlle|Me|Maître)\s)"
-                    rf"(?!(?:{_LINK})\b){_NAME_WORD}(?:[ -]{_NAME_WORD})?", 0.85),
-    _Rule("phone", r"(?<![\w+])(?:(?:\+|00)\s?33\s?(?:\(0\)\s?)?[1-9]|0[1-9])"
-                   r"(?:[ .-]?\d{2}){4}(?!\d)", 0.9),
-    _Rule("email", r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}\b", 0.95),
+    _Rule("person", rf"(?<=\b(?:{_TITLE_WORDS})\s)"
+                    rf"{_NAME}(?:[ -]{_NAME}){{0,2}}", 0.85),
+    # French numbers, any grouping of their ten digits ("06 123 456 78").
+    _Rule("phone", r"(?<![\w+])(?<!\d[ .-])(?:(?:\+|00)\s?33\s?(?:\(0\)\s?)?[1-9]|0[1-9])"
+                   r"(?:[ .-]?\d){8}(?![ .-]?\d)", 0.9),
+    # Foreign numbers: a country code, then 7 to 13 digits in any grouping.
+    _Rule("phone", r"(?<![\w+])(?:\+|00)\s?(?!33)[1-9](?:[ .-]?\d){7,13}(?![ .-]?\d)", 0.85),
+    _Rule("email", r"(?<![\w.+'’-])[\w.+-](?:[\w.+'’-]*[\w.+-])?@[\w-]+(?:\.[\w-]+)*"
+                   r"\.[A-Za-z]{2,}\b", 0.95),
     _Rule("nir", r"(?<![\w])[12]\s?\d{2}\s?\d{2}\s?(?:\d{2}|2[ABab])\s?\d{3}\s?\d{3}\s?\d{2}"
                  r"(?!\d)", 0.95, "nir"),
+    # A NIR without its key: after a cue, or in its own layout (1 84 08 59 197 919).
+    _Rule("nir", rf"{_NIR_CUE}{_NIR_13}", 0.9, "nir13"),
+    _Rule("nir", r"(?<![\w])(?<!\d[ .])[12] \d{2} \d{2} (?:\d{2}|2[ABab]) \d{3} \d{3}"
+                 r"(?![ .]?\d)(?![\w])", 0.85, "nir13"),
     _Rule("iban", r"(?<![A-Z0-9])FR\d{2}(?:\s?[A-Z0-9]{4}){5}\s?[A-Z0-9]{3}(?![A-Z0-9])",
           0.95, "iban"),
     _Rule("iban", r"(?<![A-Z0-9])(?!FR)[A-Z]{2}\d{2}(?:\s?[A-Z0-9]{4}){2,7}"
                   r"(?:\s?[A-Z0-9]{1,3})?(?![A-Z0-9])", 0.9, "iban"),
-    _Rule("caf", r"(?<=(?i:\bcaf\b|allocataire|matricule)[^\d\n]{0,25})\d{7}(?![\w])", 0.85),
+    # Seven digits after a CAF cue, grouped or not ("2 846 513").
+    _Rule("caf", r"(?<=(?i:\bcaf\b|allocataire|matricule)[^\d\n]{0,25})"
+                 r"\d(?:[ .]?\d){6}(?![\w])(?![ .]?\d)", 0.85),
     _Rule("france_travail", r"(?<![\w])\d{7}[A-Z](?![\w])", 0.85),
     _Rule("france_travail", r"(?<=(?i:france\s+travail|p[ôo]le\s+emploi|identifiant|\bFT\b)"
-                            r"[^\d\n]{0,30})\d{8}(?![\w])", 0.85),
+                            r"[^\d\n]{0,30})\d(?:\s?\d){6}(?:\s?[A-Z]|\s?\d)(?![\w])", 0.85),
     _Rule("address", rf"(?<![\w])\d{{1,4}}(?:\s?(?:bis|ter|[A-Da-d]))?,?\s(?i:{_STREET_TYPES})"
                      rf"\s(?:(?i:{_LINK})\s?)?(?:{_NAME_WORD}|\d{{1,4}}(?!\d))"
                      rf"(?:[ -](?:(?i:{_LINK})\s?)?(?:{_NAME_WORD}|\d{{1,4}}(?![\d/])))*", 0.9),
     _Rule("postcode", r"(?<![\w])93\d{3}(?!\d)", 0.7),
-    _Rule("postcode", rf"(?<![\w])\d{{5}}(?=\s[{_UPPER}][a-zé])", 0.6),
-    _Rule("birth_date", rf"(?<=(?i:\bnée?s?\b|\bné\(e\)|naissance|\bDDN\b)[^\n\d]{{0,15}})"
-                        rf"(?:\d{{1,2}}[/.-]\d{{1,2}}[/.-](?:19|20)?\d{{2}}(?!\d)|"
-                        rf"\d{{1,2}}(?:er)?\s(?i:{_MONTHS})\s(?:19|20)\d{{2}})", 0.85),
+    _Rule("postcode", rf"(?<![\w])\d{{5}}(?=\s[{_UPPER}]\p{{Ll}})", 0.6),
+    _Rule("birth_date", rf"{_BIRTH_CUE}(?:\d{{1,2}}[/.-]\d{{1,2}}[/.-](?:19|20)?\d{{2}}(?!\d)|"
+                        rf"\d{{1,2}}(?:er)?\s(?i:{_MONTHS})\s(?:19|20)?\d{{2}}(?!\d))", 0.85),
     _Rule("organisation", rf"(?i:{_SCHOOLS})\s(?:(?i:maternelle|élémentaire|elementaire|"
                           rf"primaire|professionnel|polyvalent|privée?|publique?|municipale)"
                           rf"\s)?(?:(?i:{_LINK})\s?)?{_NAME_WORD}"
                           rf"(?:\s(?:(?i:{_LINK})\s?)?{_NAME_WORD})*", 0.85),
+    _Rule("organisation", rf"(?<![\w])(?i:{_ESTABLISHMENTS})\s(?:(?i:{_LINK})\s?)?{_NAME_WORD}"
+                          rf"(?:[\s-](?:(?i:{_LINK})\s?)?{_NAME_WORD})*", 0.86),
     _Rule("person", rf"(?<=\b(?i:{_RELATIVES})(?:\s(?i:de Madame|de Monsieur|de Mme|de M\.))?"
                     rf"\s?[,:]?\s(?:{_NAME_WORD}(?:\s\(\d+\s?ans\))?(?:,\s|\set\s))*)"
-                    rf"{_NAME_WORD}", 0.85),
+                    rf"{_NAME}(?:[ -]{_NAME}){{0,2}}", 0.85),
     _Rule("organisation", rf"(?:\b(?i:{_BUSINESSES})\s|\b(?:{_LEGAL_FORMS})\s)"
                           rf"{_NAME_WORD}(?:\s(?:&\s)?{_NAME_WORD})*", 0.9),
-    _Rule("organisation", rf"(?<=(?i:{_EMPLOYER_CUES})[,:]?\s+)"
-                          rf"(?!(?i:m\.|mme|madame|monsieur|mr|mlle|dr|docteur|lui|elle|eux)\b)"
-                          rf"{_NAME_WORD}(?:\s(?:&\s|(?i:de|du|des|et)\s)?{_NAME_WORD})*",
-          0.86),
+    _Rule("organisation", rf"(?<=(?i:{_EMPLOYER_CUES})[,:]?\s+(?i:{_ARTICLE})?)"
+                          rf"{_NOT_AN_EMPLOYER}{_ORGANISATION_NAME}", 0.86),
+    # Weaker cues ("pour Adecco", "via Uber Eats"): below the model's person score, so a
+    # name the model knows for a person stays one.
+    _Rule("organisation", rf"(?<=\b(?:pour|via)\s+(?i:{_ARTICLE})?)"
+                          rf"{_NOT_AN_EMPLOYER}{_ORGANISATION_NAME}", 0.84),
 )
 # NER labels of the French pipeline: persons are high confidence, organisations medium
 # (most named organisations in a sheet are partner institutions); places are left to the
 # address and postcode rules (a commune alone identifies nobody).
 _NER_KINDS = {"PERSON": ("person", 0.85), "ORGANIZATION": ("organisation", 0.6)}
+# Scores of a person span the model found in lower case: after a cue, or not.
+_LOWER_CASE_SCORES = (0.85, 0.7)
+_SENTENCE_START_SCORE = 0.5  # one common word opening a sentence, no cue: low confidence
+# The words right before a person's name ("le dr", "son fils", "sa compagne,").
+_TITLE_CUE = r"dr|docteure?|pr|professeure?|mme|mmes|madame|m|mr|monsieur|mlle|me|ma[iî]tre"
+_KIN_CUE = "|".join(words for _, words in _PERSON_ROLES[:4]) + "|" + _RELATIVES
+_PERSON_CUE_RE = re.compile(
+    rf"(?:(?<![^\W\d_])(?:{_TITLE_CUE})\.?|\b(?:{_KIN_CUE})\b)"
+    rf"(?:\s+(?:de|d['’])\s*(?:madame|monsieur|mme|m\.))?\s*[,:]?\s*$", re.IGNORECASE)
+# Lower-case words after these cues that the re-cased view tries as names.
+_LOWER_CUE_RE = re.compile(
+    rf"(?:(?<![^\W\d_])(?:dr|docteure?|pr|mme|m|mr|mlle)\.?|\b(?:{_KIN_CUE})\b)"
+    rf"(?:\s+(?:de|d['’])\s*(?:madame|monsieur|mme|m\.))?\s*[,:]?\s+"
+    rf"(?P<name>(?:(?:{_PARTICLES})\s?)?[^\W\d_][\w'’-]*(?:\s[^\W\d_][\w'’-]*)?)",
+    re.IGNORECASE)
+_NAME_LIST_RE = re.compile(r"(?:\s?\(\d+\s?ans\))?(?:\s*,\s*|\s+et\s+)"
+                           r"(?P<name>[^\W\d_][\w'’-]*)")
+# Parts of speech a lower-case word after a cue is not a name in.
+_NOT_NAME_POS = {"VERB", "AUX", "ADP", "DET", "PRON", "CCONJ", "SCONJ", "ADV", "NUM", "PUNCT"}
 
 
 @dataclass(frozen=True)
@@ -236,25 +367,59 @@ class Finding:
 
 
 # -- the analyzer: one per process, loaded on first use ----------------------------------
+class _Analysis(NamedTuple):
+    results: list  # Presidio's RecognizerResult
+    doc: Any  # spaCy's Doc of the same text (parts of speech, places)
+
+
 class _Analyzer:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._engine = None
+        self._lexicon: tuple[Any, frozenset[str], frozenset[str]] | None = None
 
     def engine(self):
         with self._lock:
             if self._engine is None:
                 self._engine = _build_engine()
+                self._lexicon = _lexicon(self._engine)
             return self._engine
 
-    def analyse(self, text: str) -> list:
+    def analyse(self, text: str) -> _Analysis:
         engine = self.engine()
         # One analysis at a time: spaCy pipelines are not documented as thread-safe, and
         # one field takes tens of milliseconds.
         with self._lock:
-            return engine.analyze(text=text, language="fr",
-                                  entities=[*_NER_KINDS, *(f"ICLI_{r.kind.upper()}"
-                                                          for r in _RULES)])
+            artifacts = engine.nlp_engine.process_text(text, "fr")
+            results = engine.analyze(text=text, language="fr", nlp_artifacts=artifacts,
+                                     entities=[*_NER_KINDS, *(f"ICLI_{r.kind.upper()}"
+                                                             for r in _RULES)])
+            return _Analysis(results, artifacts.tokens)
+
+    def people(self, text: str) -> list[tuple[int, int]]:
+        """The person spans the model's entity recogniser alone finds in ``text``."""
+        engine = self.engine()
+        with self._lock:
+            nlp = engine.nlp_engine.nlp["fr"]
+            doc = nlp(text, disable=[n for n in nlp.pipe_names if n not in ("tok2vec", "ner")])
+            return [(e.start_char, e.end_char) for e in doc.ents if e.label_ == "PER"]
+
+    def known(self, word: str) -> bool:
+        """Whether ``word`` is a word of French (the pipeline's lemmatiser tables and stop
+        words): a lower-case word that is not may well be a name."""
+        self.engine()
+        assert self._lexicon is not None
+        forms, lemmas, stop = self._lexicon
+        lower = word.lower()
+        return lower in stop or lower in lemmas or lower in forms
+
+
+def _lexicon(engine) -> tuple[Any, frozenset[str], frozenset[str]]:
+    nlp = engine.nlp_engine.nlp["fr"]
+    tables = nlp.get_pipe("lemmatizer").lookups
+    index = tables.get_table("lemma_index")
+    lemmas = frozenset(word for words in index.values() for word in words)
+    return tables.get_table("lemma_lookup"), lemmas, frozenset(nlp.Defaults.stop_words)
 
 
 def _build_engine():
@@ -283,13 +448,19 @@ def _build_engine():
                           supported_languages=["fr"])
 
 
+def _nir_without_key(digits: str) -> bool:
+    """The 13 digits of a NIR without its key: sex, then a possible month."""
+    month = int(digits[3:5])
+    return len(digits) == 13 and digits[0] in "12" and (1 <= month <= 12 or month >= 20)
+
+
 def _pattern_recognizers() -> Iterator:
     import regex
     from presidio_analyzer import Pattern, PatternRecognizer
     from stdnum import iban
     from stdnum.fr import nir
 
-    checks = {"nir": nir.is_valid, "iban": iban.is_valid}
+    checks = {"nir": nir.is_valid, "iban": iban.is_valid, "nir13": _nir_without_key}
 
     class Recognizer(PatternRecognizer):
         def __init__(self, rule: _Rule, index: int) -> None:
@@ -302,7 +473,7 @@ def _pattern_recognizers() -> Iterator:
         def validate_result(self, pattern_text: str) -> bool | None:
             if not self.rule.check:
                 return None  # keep the pattern's score
-            return checks[self.rule.check](re.sub(r"\s", "", pattern_text))
+            return checks[self.rule.check](re.sub(r"[\s.]", "", pattern_text))
 
     for index, rule in enumerate(_RULES):
         yield Recognizer(rule, index)
@@ -317,13 +488,23 @@ def load() -> None:
 
 
 # -- analysis -----------------------------------------------------------------------------
-def _fold(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).strip(" .,;:'’")
+def _masked(text: str) -> tuple[str, list[tuple[int, int]]]:
+    """``text`` with the product's placeholders blanked (same length, same offsets), and
+    where they were: they are neither findings nor the context of one."""
+    spans = [m.span() for m in _PLACEHOLDER_RE.finditer(text)]
+    for start, end in spans:
+        text = text[:start] + " " * (end - start) + text[end:]
+    return text, spans
 
 
-def _strip_titles(text: str, start: int, end: int) -> tuple[int, int]:
-    """Drop leading titles ("Madame", "Dr") and trailing punctuation from a name span."""
+def _name_span(text: str, start: int, end: int) -> tuple[int, int]:
+    """A name span without the titles it starts with, nor what comes before a title inside
+    it ("Situation de Monsieur", "Monsieur Le Maire"), nor trailing punctuation."""
+    for match in re.finditer(r"[\w.]+", text[start:end]):
+        if _fold(match.group()) in _TITLES:
+            start = start + match.end()
+            start += len(text[start:end]) - len(text[start:end].lstrip(" .,;:"))
+            break
     while True:
         match = re.match(r"([\w.]+)\s+", text[start:end])
         if not match or _fold(match.group(1)) not in _TITLES:
@@ -335,17 +516,30 @@ def _strip_titles(text: str, start: int, end: int) -> tuple[int, int]:
 
 
 def _common(span: str) -> bool:
-    """A span made only of titles and everyday social-work words (no one's name)."""
-    folded = _fold(span)
-    if folded in _COMMON_WORDS:
+    """A span made only of titles, particles and words of the field (no one's name)."""
+    if _fold(span) in _COMMON_WORDS:
         return True
-    words = [w for w in re.split(r"[\s]+", folded) if w]
-    return all(w in _TITLES or w in _COMMON_WORDS for w in words)
+    words = [_fold(w) for w in _words(span)]
+    return all(w in _VOCABULARY or w in _NEUTRAL_WORDS for w in words)
+
+
+def _capitalised(text: str, start: int, end: int) -> bool:
+    """Whether the name at ``text[start:end]`` is written with a capital (after its
+    particles: "de Villiers", "ben Salah")."""
+    for word in _words(text[start:end]):
+        if _fold(word) not in _NEUTRAL_WORDS:
+            return word[0].isupper()
+    return False
 
 
 def _sentence_word(text: str, start: int, end: int) -> bool:
     """One capitalised word opening a sentence: the model often takes it for a name."""
-    return " " not in text[start:end] and re.search(r"(?:^|[.!?:]\s+)$", text[:start]) is not None
+    return (" " not in text[start:end].strip()
+            and re.search(r"(?:^|[.!?:;]\s+|\n\s*|-\s+)$", text[:start]) is not None)
+
+
+def _after_person_cue(text: str, start: int) -> bool:
+    return _PERSON_CUE_RE.search(text[max(0, start - 40):start]) is not None
 
 
 def _role(text: str, start: int, end: int, kind: str) -> str:
@@ -364,6 +558,11 @@ def _role(text: str, start: int, end: int, kind: str) -> str:
 _ANALYSED: DigestMemo[tuple] = DigestMemo(4096)
 
 
+def forget_analyses() -> None:
+    """Empty the memo: the next analysis of any text runs the detector (benchmarks)."""
+    _ANALYSED.clear()
+
+
 def analyse(text: str) -> list[Detection]:
     """The identifying spans of ``text``, in order, without overlaps."""
     if not text.strip():
@@ -379,23 +578,102 @@ def analyse(text: str) -> list[Detection]:
 
 
 def _detections(text: str) -> list[Detection]:
-    candidates: list[Detection] = []
-    for result in _ANALYZER.analyse(text):
+    masked, placeholders = _masked(text)
+    analysis = _ANALYZER.analyse(masked)
+    spans: list[tuple[str, int, int, float]] = []
+    for result in analysis.results:
         if result.entity_type in _NER_KINDS:
             kind, score = _NER_KINDS[result.entity_type]
-            start, end = _strip_titles(text, result.start, result.end)
-            if (end - start < 2 or not text[start].isupper() or _common(text[start:end])
-                    or (kind == "organisation" and _sentence_word(text, start, end))):
+            start, end = _name_span(masked, result.start, result.end)
+            if end - start < 2 or _common(masked[start:end]):
                 continue
+            if not _capitalised(masked, start, end):
+                if kind == "organisation":
+                    continue
+                score = _lower_case_score(masked, start, end)
+                if not score:
+                    continue
+            elif (_sentence_word(masked, start, end)
+                  and not _after_person_cue(masked, start)):
+                if kind == "organisation":
+                    continue
+                if _ANALYZER.known(_fold(masked[start:end])):
+                    score = _SENTENCE_START_SCORE
         else:
             kind = result.entity_type.removeprefix("ICLI_").lower()
             start, end, score = result.start, result.end, result.score
-            if kind in ("person", "organisation") and _common(text[start:end]):
-                continue
-        replacement = (_role(text, start, end, kind) if kind in ("person", "organisation")
-                       else REPLACEMENTS[kind])
-        candidates.append(Detection(kind, start, end, score, replacement, text[start:end]))
+            if kind in ("person", "organisation"):
+                start, end = _name_span(masked, start, end)
+                if end - start < 2 or _common(masked[start:end]):
+                    continue
+        spans.append((kind, start, end, score))
+    spans += _lower_case_names(masked, analysis.doc)
+    candidates = [Detection(kind, start, end, score,
+                            _role(masked, start, end, kind)
+                            if kind in ("person", "organisation") else REPLACEMENTS[kind],
+                            text[start:end])
+                  for kind, start, end, score in spans
+                  if not any(s < end and start < e for s, e in placeholders)]
     return _without_overlaps(candidates)
+
+
+def _lower_case_score(text: str, start: int, end: int) -> float:
+    """The score of a person span the model found in lower case: high after a cue ("le dr
+    lambert"), lower if its words are not all common French words ("kevin durand"), none
+    otherwise."""
+    if _after_person_cue(text, start):
+        return _LOWER_CASE_SCORES[0]
+    words = [w for w in _words(text[start:end]) if _fold(w) not in _NEUTRAL_WORDS]
+    unknown = [w for w in words if not _ANALYZER.known(w)]
+    if words and (len(unknown) == len(words) or (len(words) > 1 and unknown)):
+        return _LOWER_CASE_SCORES[1]
+    return 0.0
+
+
+def _lower_case_names(text: str, doc) -> list[tuple[str, int, int, float]]:
+    """Names written in lower case after a person cue ("son fils moussa", "le dr lambert"):
+    the candidate words are given a capital in a view of the text the entity recogniser
+    reads again; a candidate unknown to the French lexicon is a name even if it does not."""
+    pos = {token.idx: token.pos_ for token in doc}
+    candidates: list[tuple[int, int, bool]] = []  # start, end, unknown to the lexicon
+    for match in _LOWER_CUE_RE.finditer(text):
+        start, end = match.span("name")
+        while True:
+            first = len(candidates)
+            for word in re.finditer(r"[^\W\d_][\w'’-]*", text[start:end]):
+                w_start, w_end = start + word.start(), start + word.end()
+                if re.fullmatch(rf"{_PARTICLES}|{_KIN_CUE}", word.group().lower()):
+                    continue  # "la fille aînée, inès", "m. de villiers"
+                core = re.sub(r"^[dl]['’]", "", word.group())  # "d'un", "d'almeida"
+                if not word.group()[0].islower() or _fold(core) in _VOCABULARY:
+                    break
+                unknown = not _ANALYZER.known(core)
+                if not unknown and (pos.get(w_start, "X") in _NOT_NAME_POS
+                                    or len(candidates) > first):
+                    break  # a known word: the first one only ("son fils moussa")
+                candidates.append((w_start, w_end, unknown))
+            if len(candidates) == first:
+                break
+            # A list of names: "ses enfants adam et rayan", "sa fille awa, 5 ans".
+            more = _NAME_LIST_RE.match(text, candidates[-1][1])
+            if not more:
+                break
+            start, end = more.span("name")
+    if not candidates:
+        return []
+    view = list(text)
+    for start, _, _ in candidates:
+        view[start] = view[start].upper()[:1] or view[start]
+    found: list[tuple[str, int, int, float]] = []
+    for start, end in _ANALYZER.people("".join(view)):
+        start, end = _name_span(text, start, end)
+        inside = [c for c in candidates if start <= c[0] and c[1] <= end]
+        if inside and not _common(text[start:end]):
+            found.append(("person", start, end, _LOWER_CASE_SCORES[0]))
+    for start, end, unknown in candidates:
+        if unknown and not any(s <= start < e for _, s, e, _ in found):
+            found.append(("person", start, end, HIGH_CONFIDENCE))
+    return found
 
 
 def _without_overlaps(candidates: list[Detection]) -> list[Detection]:

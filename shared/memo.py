@@ -37,6 +37,10 @@ class DigestMemo(Generic[Value]):
                 self._values.move_to_end(digest)
             return value
 
+    def clear(self) -> None:
+        with self._lock:
+            self._values.clear()
+
     def put(self, digest: bytes, value: Value) -> None:
         with self._lock:
             self._values[digest] = value

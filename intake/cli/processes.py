@@ -54,8 +54,12 @@ def _gunicorn_args(port: int, host: str = "127.0.0.1") -> list[str]:
     # machine (two instances, or the tests' servers, would unlink each other's).
     # No gunicorn access log: the app writes its own (intake/observability.py), with the
     # time, the route's rule and the request id.
+    # --graceful-timeout under _stop_all's 20 s: a web process that does not stop in time is
+    # killed by its master, which then exits by itself. Past 20 s _stop_all kills the master,
+    # and would leave that process behind, serving nobody (seen once under heavy load).
     return [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", "2",
-            "--threads", "4", "--preload", "--no-control-socket", "intake.wsgi:app"]
+            "--threads", "4", "--preload", "--no-control-socket", "--graceful-timeout", "10",
+            "intake.wsgi:app"]
 
 
 def _share_metrics(settings: Settings) -> None:

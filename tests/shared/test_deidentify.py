@@ -98,7 +98,8 @@ def test_dismissals_are_sealed_with_their_fields_class(db_session, vault, world)
 
 
 def test_the_corpus_keeps_its_recall_and_precision():
-    # Measured: recall 98.9 %, precision 100 % (bench/deidentify.py); floors a little under.
+    # Measured: recall 98.4 %, precision 99.2 % on 102 narratives (bench/deidentify.py, issue
+    # 23); floors a little under.
     scores = evaluate(load_corpus())
     assert len(load_corpus()) >= 60
     assert scores["overall"].recall >= 0.96
@@ -118,6 +119,8 @@ def test_a_text_is_analysed_once_and_the_memo_keeps_no_text(monkeypatch):
     assert analyse(text) == first and analyse(text + " ") != [] and len(model_calls) == 2
     held = repr(deidentify._ANALYSED._values)
     assert "Zyxmemo" not in held and "1987" not in held and "06 71" not in held
+    deidentify.forget_analyses()  # what the benchmark does before timing each text
+    assert analyse(text) == first and len(model_calls) == 3
 
 
 def test_the_model_is_loaded_once_and_shared_by_threads():
