@@ -183,12 +183,18 @@ def resident_memory() -> int | None:
 class DocumentWorker(SimpleWorker):
     """RQ's in-process worker plus, in its maintenance step, the keyring heartbeat, the audit
     sealer, the outbox sweep and the daily retention purge; it stops after a job that left it
-    above ``memory_limit`` bytes (``outgrown``: main() then restarts it)."""
+    above ``memory_limit`` bytes (``outgrown``: main() then restarts it, unless it was asked
+    to stop: ``restarts``)."""
 
     def __init__(self, *args, memory_limit: int | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.memory_limit = memory_limit
         self.outgrown = False
+        self.stop_asked = False  # a stop signal came: no restart after an outgrown job
+
+    @property
+    def restarts(self) -> bool:
+        return self.outgrown and not self.stop_asked
 
     def work(self, *args, **kwargs) -> bool:
         try:
@@ -206,7 +212,7 @@ class DocumentWorker(SimpleWorker):
         (garbage collection, e.g. a Redis connection pool's) has that exception swallowed
         ("Exception ignored in …"): without the flag the worker never stopped, and was killed
         30 s later."""
-        self._stop_requested = True
+        self._stop_requested = self.stop_asked = True
         super()._shutdown()
 
     def subscribe(self) -> None:
@@ -314,5 +320,5 @@ def _serve(settings: Settings) -> None:
         worker.work(with_scheduler=True, logging_level=settings.log_level)
     finally:
         rt.pdf.close()
-    if worker.outgrown:  # the same command again, in this process (supervisors see no exit)
+    if worker.restarts:  # the same command again, in this process (supervisors see no exit)
         os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])  # noqa: S606

@@ -7,6 +7,7 @@ import time
 import pytest
 from rq import Worker
 from rq.serializers import JSONSerializer
+from rq.worker import WorkerStatus
 
 from generator.worker import DocumentWorker
 from shared.queue import document_queue
@@ -55,6 +56,24 @@ def test_a_stop_signal_landing_in_garbage_collection_still_stops_the_worker(redi
         for number, handler in handlers.items():
             signal.signal(number, handler)
     assert worker._stop_requested  # RQ's loop stops at its next turn
+
+
+def test_a_worker_asked_to_stop_during_a_job_that_outgrew_its_limit_does_not_restart(redis):
+    """SIGTERM while a job runs: RQ waits for the job; the memory check after it then ends
+    the loop as « outgrown ». The stop wins: restarting in place ignored it (seen in CI, the
+    worker then had to be killed)."""
+    worker = DocumentWorker([document_queue(redis)], connection=redis,
+                            serializer=JSONSerializer)
+    worker.outgrown = True
+    assert worker.restarts
+    worker.set_state(WorkerStatus.BUSY)  # a job under way: RQ's stop does not raise
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        worker.request_stop(signal.SIGTERM, None)
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+    assert not worker.restarts
 
 
 def test_a_worker_killed_with_sigkill_leaves_no_scheduler_behind(test_env, engine, redis,
