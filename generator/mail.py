@@ -25,9 +25,13 @@ from shared.models import AgendaItem, GeneratedDocument, Notification, SheetEven
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 SMTP_TIMEOUT = 30  # seconds
+# Staff (a user account) read the detail in the application; instance members have no
+# account: they answer through the signed link of their message, so are never sent to log in.
 FOOTER = ("Ce message ne contient aucune donnée personnelle : le détail se consulte dans "
           "l'application, après connexion.\n"
           "Document couvert par le secret professionnel (art. L.262-44 CASF).")
+MEMBER_FOOTER = ("Ce message ne contient aucune donnée personnelle.\n"
+                 "Document couvert par le secret professionnel (art. L.262-44 CASF).")
 
 
 class MailError(Exception):
@@ -214,8 +218,9 @@ def compose(session: Session, settings: Settings, n: Notification, recipient: st
     message["Auto-Submitted"] = "auto-generated"
     preferences = ("" if n.user_id is None else
                    f"\nCourriel immédiat ou récapitulatif quotidien : {settings.base_url}/compte")
+    footer = MEMBER_FOOTER if n.user_id is None else FOOTER
     body = "\n\n".join([*text.paragraphs, f"{settings.base_url}{text.link}", "--",
-                        FOOTER + preferences])
+                        footer + preferences])
     message.set_content(body)
     if attachment is not None and attachment_body is not None:
         message.add_attachment(attachment_body, maintype="application",

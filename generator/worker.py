@@ -180,6 +180,13 @@ def resident_memory() -> int | None:
     return pages * os.sysconf("SC_PAGE_SIZE")
 
 
+def requested_by(job) -> str | None:
+    """The id of the web request that enqueued ``job``, if its meta (whatever Redis held)
+    carries a well-formed one."""
+    meta = job.meta if isinstance(job.meta, dict) else {}
+    return safe_request_id(meta.get(REQUEST_ID_META))
+
+
 class DocumentWorker(SimpleWorker):
     """RQ's in-process worker plus, in its maintenance step, the keyring heartbeat, the audit
     sealer, the outbox sweep and the daily retention purge; it stops after a job that left it
@@ -235,7 +242,7 @@ class DocumentWorker(SimpleWorker):
         runtime.current().heartbeat.beat()  # a retired key is dropped before the job uses it
         gc.disable()  # a job's garbage is collected after it, not in pauses during it
         # The job's log lines carry the id of the web request that asked for it.
-        token = request_id.set(safe_request_id(job.meta.get(REQUEST_ID_META)))
+        token = request_id.set(requested_by(job))
         try:
             super().execute_job(job, queue)
         finally:

@@ -15,12 +15,18 @@ def french_date(value: str | None) -> str:
     return value or ""
 
 
-def paris_time(moment: datetime | None, fmt: str = "%d/%m/%Y à %H:%M") -> str:
+def paris_time(moment: datetime | str | None, fmt: str = "%d/%m/%Y à %H:%M") -> str:
     """A stored (naive UTC) timestamp in Paris time; said to be UTC where the system has no
-    time zone data."""
-    if moment is None:
+    time zone data. ISO text (the key ring's and ``icli keys status``'s times, with their
+    offset or ``Z``) is read first; text that is not ISO is shown unchanged."""
+    if not moment:
         return ""
-    aware = moment.replace(tzinfo=UTC)
+    if isinstance(moment, str):
+        try:
+            moment = datetime.fromisoformat(moment)
+        except ValueError:
+            return moment
+    aware = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
     try:
         return aware.astimezone(ZoneInfo("Europe/Paris")).strftime(fmt)
     except ZoneInfoNotFoundError:

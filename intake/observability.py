@@ -19,6 +19,7 @@ from shared.logs import new_request_id, request_id, safe_request_id
 
 access_log = logging.getLogger("icli.access")
 HEADER = "X-Request-ID"
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def init_app(app: Flask) -> None:
@@ -36,9 +37,12 @@ def _start() -> None:
 def _finish(response: Response) -> Response:
     seconds = time.perf_counter() - g.get("request_started", time.perf_counter())
     route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-    metrics.observe_request(route, request.method, response.status_code, seconds)
-    access_log.info("%s %s %d %.1f ms", request.method, route, response.status_code,
-                    seconds * 1000, extra={"method": request.method, "route": route,
+    # A client chooses the method ("DUPONTJEAN /x" reaches the app): any other than HTTP's
+    # own is "other", or each would be a new series, growing without limit, and typed text.
+    method = request.method if request.method in HTTP_METHODS else "other"
+    metrics.observe_request(route, method, response.status_code, seconds)
+    access_log.info("%s %s %d %.1f ms", method, route, response.status_code,
+                    seconds * 1000, extra={"method": method, "route": route,
                                            "status": response.status_code,
                                            "duration_ms": round(seconds * 1000, 1)})
     current = request_id.get()

@@ -216,7 +216,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *,
         templates_dir=templates_dir,
         log_level=environ.get("ICLI_LOG_LEVEL", "INFO").upper(),
         log_format=_log_format(environ, env),
-        metrics_token=_secret(environ, "ICLI_METRICS_TOKEN"),
+        metrics_token=_metrics_token(environ, env),
         worker_metrics_address=_metrics_address(environ),
         proxy_hops=_int(environ, "ICLI_PROXY_HOPS", 0),
         job_lease_seconds=_int(environ, "ICLI_JOB_LEASE", 30),
@@ -265,6 +265,13 @@ def _log_format(environ: Mapping[str, str], env: str) -> str:
         raise ConfigError(f"ICLI_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)} "
                           f"(got {log_format!r})")
     return log_format
+
+
+def _metrics_token(environ: Mapping[str, str], env: str) -> str:
+    token = _secret(environ, "ICLI_METRICS_TOKEN").strip()  # a header's value is stripped
+    if token and env == "production" and len(token) < 32:
+        raise ConfigError("ICLI_METRICS_TOKEN must be at least 32 random characters")
+    return token
 
 
 def _metrics_address(environ: Mapping[str, str]) -> str:

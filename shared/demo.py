@@ -214,6 +214,8 @@ def seed_demo(session: Session, vault: Vault, *, password: str | None = None,
         ("dga@icli.example", "Directeur général adjoint (démo)",
          RoleSpec("director", institution="departement")),
         ("admin@icli.example", "Admin (démo)", RoleSpec("admin")),
+        ("dpo@icli.example", "Nadia Déléguée à la protection des données (démo)",
+         RoleSpec("dpo")),
     ]
     users = {}
     for email, name, role in accounts:

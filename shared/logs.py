@@ -1,9 +1,9 @@
 """Logging for every process: events and ids only, never field values.
 
-One line per event on stderr, with a timestamp, the process and, when the event belongs to a
-web request or to a job that request enqueued, the request's id. In production each line is a
+One line per event on stderr, with a timestamp and the process. In production each line is a
 JSON object (``ICLI_LOG_FORMAT=json``, the default there) that a log collector reads without a
-parser of its own; in development it is plain text.
+parser of its own, with the request's id when the event belongs to a web request or to a job
+that request enqueued; in development it is plain text (without the id).
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from shared.config import Settings
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 # What an id taken from outside (a proxy's X-Request-ID, a job's metadata) may look like:
 # anything else could forge log lines or carry a value into them, and is replaced.
-_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")  # fullmatch: "$" would let a final "\n" in
 
 
 def safe_request_id(candidate: object) -> str | None:
     """``candidate`` if it is a well-formed id, else None."""
-    if isinstance(candidate, str) and _SAFE_ID.match(candidate):
+    if isinstance(candidate, str) and _SAFE_ID.fullmatch(candidate):
         return candidate
     return None
 

@@ -12,6 +12,7 @@ from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from shared import audit_checkpoint
+from shared.db import paris_to_utc, utc_to_paris
 from shared.domain import audit, meetings, sheet_workflow
 from shared.encrypted import Vault
 from shared.models import AuditEvent, GeneratedDocument, IdentityRecord, Sheet, User
@@ -143,11 +144,13 @@ def _query(session: Session, filters: Filters) -> Select | None:
         query = query.where(AuditEvent.actor_id == filters.user_id)
     if filters.action:
         query = query.where(AuditEvent.action == filters.action)
+    # The days are Paris days, as the page and the export show the times.
     if filters.since:
-        query = query.where(AuditEvent.at >= datetime.combine(filters.since, time()))
+        query = query.where(AuditEvent.at >= paris_to_utc(datetime.combine(filters.since,
+                                                                           time())))
     if filters.until:
-        query = query.where(AuditEvent.at < datetime.combine(filters.until + timedelta(days=1),
-                                                             time()))
+        query = query.where(AuditEvent.at < paris_to_utc(datetime.combine(
+            filters.until + timedelta(days=1), time())))
     if filters.reference:
         ids = {table: found for table, found in reference_ids(session, filters.reference).items()
                if found}
@@ -180,8 +183,8 @@ def actor_names(session: Session, rows: Iterable[AuditEvent]) -> dict[int, str]:
     return dict(session.execute(select(User.id, User.full_name).where(User.id.in_(ids))).all())
 
 
-CSV_HEADER = ["N°", "Date (UTC)", "Utilisateur", "Compte", "Action", "Objet", "Identifiants",
-              "Champs", "Finalité"]
+CSV_HEADER = ["N°", "Date (heure de Paris)", "Utilisateur", "Compte", "Action", "Objet",
+              "Identifiants", "Champs", "Finalité"]
 
 
 def export_csv(session: Session, vault: Vault, filters: Filters) -> tuple[str, int]:
@@ -194,7 +197,7 @@ def export_csv(session: Session, vault: Vault, filters: Filters) -> tuple[str, i
     writer = csv.writer(out, delimiter=";")
     writer.writerow(CSV_HEADER)
     for row in rows:
-        writer.writerow([row.id, row.at.isoformat(sep=" ", timespec="seconds"),
+        writer.writerow([row.id, utc_to_paris(row.at).isoformat(sep=" ", timespec="seconds"),
                          row.actor_id or "", names.get(row.actor_id, row.actor_label),
                          row.action, row.object_type, row.object_ids, row.fields, row.purpose])
     audit.record(session, vault.keyring, vault.actor, "audit_exported",

@@ -28,6 +28,7 @@ POSTCODE_RE = re.compile(r"^\d{5}$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 PHONE_RE = re.compile(r"\+?[0-9 .()-]+")
 MAX_LENGTH = 200
+BIRTH_DATE_MIN = date(1900, 1, 1)  # the earliest birth date accepted (the latest: today)
 
 
 @dataclass(frozen=True)
@@ -96,8 +97,9 @@ def validate_identity(identity: Identity, today: date | None = None) -> list[str
                                             else "obligatoire"))
     try:
         born = iso_date(identity.date_naissance)
-        if not (date(1900, 1, 1) <= born <= today):
-            problems.append("date_naissance : hors de la plage admise")
+        if not (BIRTH_DATE_MIN <= born <= today):
+            problems.append("date_naissance : la date de naissance doit être comprise entre le "
+                            f"{BIRTH_DATE_MIN:%d/%m/%Y} et aujourd'hui")
     except ValueError:
         problems.append("date_naissance : date invalide (format JJ/MM/AAAA)")
     if identity.numero_caf and not re.fullmatch(r"\d{5,10}", identity.numero_caf.strip()):

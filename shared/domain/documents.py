@@ -161,8 +161,14 @@ def retry_failed_job(session: Session, vault: Vault, job: DocumentJob) -> None:
     if job.status != "failed":
         raise InvalidTransitionError(f"Seule une génération en échec peut être relancée : "
                                      f"celle-ci est « {job.status_label} ».")
-    meeting = session.get(Meeting, job.meeting_id) if job.kind == "dossier" else None
-    if meeting is not None and any(sheet.open_findings != 0
+    meeting = session.get(Meeting, job.meeting_id) if job.meeting_id is not None else None
+    if meeting is not None and job.content_version != meeting.content_version:
+        # Its content was replaced since: built now, it would carry today's data under the
+        # old version's name, beside the current one.
+        raise InvalidTransitionError(
+            "Cette demande porte sur une version de la séance modifiée depuis : la ou le "
+            "chargé·e d'animation redemande le document depuis la page de la séance.")
+    if job.kind == "dossier" and any(sheet.open_findings != 0
                                    for sheet in _dossier_sheets(session, meeting)):
         raise InvalidTransitionError(
             "Ce dossier de séance ne peut pas être relancé ici : des textes de la séance ont "

@@ -80,6 +80,17 @@ def test_demo_prints_a_random_password_once_when_none_is_given(test_env, engine)
     assert "Password of every demo account (shown once):" in result.stdout
 
 
+def test_demo_has_a_dpo_account_listed_with_the_others(test_env, engine, app):
+    from tests.helpers import AuthActions
+
+    result = icli(test_env, "demo", "--password", "demo-password-2026", "--sheets", "0")
+    assert "dpo@icli.example" in result.stdout
+    assert "Délégué·e à la protection des données" in result.stdout
+    dpo = app.test_client()  # the same password as every demo account
+    assert AuthActions(dpo).login("dpo@icli.example", "demo-password-2026").status_code == 302
+    assert dpo.get("/dpo/journal").status_code == 200
+
+
 def test_users_create_deactivate_and_reset(test_env, engine, db_session, app):
     icli(test_env, "demo", "--password", "demo-password-2026", "--sheets", "0")
     created = icli(test_env, "users", "create", "--email", "dir@test.invalid", "--name",

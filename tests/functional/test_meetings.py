@@ -234,6 +234,23 @@ def test_disallowed_session_actions_are_refused_clearly_and_change_nothing(
     assert db_session.scalar(select(func.count()).select_from(Decision)) == 0
 
 
+def test_the_session_page_says_in_plain_words_whether_the_agenda_changed_since_convened(
+        facilitator, world, db_session, redis):
+    meeting = world["meeting"]
+    url = f"/seances/{meeting.id}"
+    assert "convocations" not in facilitator.get(url).get_data(as_text=True).split("<p>Date")[0]
+    post(facilitator, f"{url}/etat/convene", form_url=url)
+    assert reload(db_session, Meeting, meeting.id).state == "convoquee"
+    head = facilitator.get(url).get_data(as_text=True).split("<p>Date")[0]
+    assert "Ordre du jour inchangé depuis l'envoi des convocations." in head
+    post(facilitator, f"{url}/points", {"title": "Point urgent", "duration": "10",
+                                        **PRESENTER}, url)
+    head = facilitator.get(url).get_data(as_text=True).split("<p>Date")[0]
+    assert "Ordre du jour modifié depuis l'envoi des convocations" in head
+    assert "les membres ont reçu la version précédente" in head
+    assert "version du contenu" not in head and "figée" not in head
+
+
 def test_a_cancelled_session_gives_its_sheets_back_with_the_reason(facilitator, world,
                                                                    db_session):
     meeting = world["meeting"]

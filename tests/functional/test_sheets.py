@@ -124,6 +124,18 @@ def test_the_facilitator_sees_the_pseudonym_and_reveals_identity_only_with_a_rea
     assert not any("doublon" in p for p in purposes)
 
 
+def test_every_field_of_the_screening_page_has_its_own_id_and_label(
+        referent, facilitator, db_session):
+    identity = canary_identity(15)
+    sheet_id = create_draft(referent, identity)
+    post_sheet(referent, sheet_id, sheet_form(demo_values(2), identity), "submit")
+    page = facilitator.get(f"/fiches/{sheet_id}").get_data(as_text=True)
+    ids = re.findall(r'\bid="([^"]+)"', page.replace('id="csrf_token"', ""))
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+    for field in ("reveal-reason", "screening-decision", "screening-reason"):
+        assert f'id="{field}"' in page and f'for="{field}"' in page
+
+
 def test_sensitive_details_reach_the_instance_only_when_the_referent_shares_them(
         referent, facilitator, db_session):
     identity = canary_identity(5)

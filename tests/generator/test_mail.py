@@ -56,6 +56,9 @@ def test_every_kind_reads_in_french_with_links_and_no_identity(world, db_session
     convocation = messages["convocation"].get_content()
     assert "mardi 15 décembre 2026 à 14 h 00" in convocation
     assert f"{settings.base_url}/convocation/{meeting.id}/" in convocation
+    # A member has no account: answered through the link, never sent to log in
+    assert "connexion" not in convocation and "/compte" not in convocation
+    assert "après connexion" in messages["sheet_inscribed"].get_content()
     for message in messages.values():
         assert message["Message-ID"] and message["Auto-Submitted"] == "auto-generated"
         for identity in world["identities"]:

@@ -202,3 +202,34 @@ def test_the_keys_page_runs_a_rotation_with_confirmations_and_shows_no_key(
     assert {"key_added", "key_promoted", "key_rotation_done", "key_retired"} <= actions
     app.extensions["icli"].engine.dispose()
     app.extensions["icli"].redis.close()
+
+
+def test_the_mail_and_keys_pages_give_paris_times_and_never_utc(app, world, settings):
+    import os
+    from datetime import UTC, datetime
+
+    from intake.dates import paris_time
+
+    # Given an outbox file written at 22:30 UTC on 14 July: 00:30 on 15 July in Paris
+    folder = settings.mail_outbox_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    written = folder / "00000000-0000-4000-8000-000000000714.eml"
+    written.write_bytes(b"Subject: test\r\n\r\ntest\r\n")
+    moment = datetime(2026, 7, 14, 22, 30, tzinfo=UTC).timestamp()
+    os.utime(written, (moment, moment))
+    try:
+        admin = client_as(app, "admin")
+        page = admin.get("/admin/courriels").get_data(as_text=True)
+        assert written.name in page and "15/07/2026 à 00:30" in page
+        assert "UTC" not in page
+        # The keys page: the processes seen and the versions' creation dates
+        app.extensions["icli"].heartbeat.beat(force=True)
+        page = admin.get("/admin/cles").get_data(as_text=True)
+        assert "UTC" not in page
+        assert re.search(r"<td>\d\d/\d\d/\d{4} à \d\d:\d\d:\d\d</td>", page)
+    finally:
+        written.unlink()
+    # ISO text (the key ring's times, the keys status's) is read, offset included
+    assert paris_time("2026-07-14T22:30:05Z", "%d/%m/%Y à %H:%M:%S") == "15/07/2026 à 00:30:05"
+    assert paris_time("2026-01-14T23:30:00+00:00", "%d/%m/%Y") == "15/01/2026"
+    assert paris_time("", "%d/%m/%Y") == "" and paris_time("hier") == "hier"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import html
 import io
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
 
@@ -92,6 +92,30 @@ def test_the_csv_export_holds_the_filtered_rows_and_is_audited(app, world, db_se
         AuditEvent.action == "audit_exported")).all()
     assert export.actor_id == world["users"]["dpo"].id
     assert "action=login" in export.purpose
+
+
+def test_the_trail_its_day_filters_and_its_export_are_in_paris_time(
+        app, world, db_session, keyring, monkeypatch):
+    # Given a row written at 22:30:05 UTC on 14 July: 00:30:05 on 15 July in Paris
+    monkeypatch.setattr(audit, "utcnow", lambda: datetime(2026, 7, 14, 22, 30, 5))
+    audit.record(db_session, keyring, audit.Actor(world["users"]["admin"].id),
+                 "user_deactivated", object_type="users", object_ids=[999])
+    db_session.commit()
+    client = client_as(app, "dpo")
+    body = client.get("/dpo/journal", query_string={"action": "user_deactivated"}
+                      ).get_data(as_text=True)
+    assert "15/07/2026 à 00:30:05" in body
+    assert "UTC" not in body and "temps universel" not in body
+    # The days typed in the filters are Paris days
+    for since, until, found in (("2026-07-15", "2026-07-15", True),
+                                ("2026-07-14", "2026-07-14", False)):
+        table = client.get("/dpo/journal", query_string={
+            "action": "user_deactivated", "since": since, "until": until}
+        ).get_data(as_text=True).split("<tbody>", 1)[1]
+        assert ("Compte désactivé" in table) is found, (since, until)
+    csv_text = client.get("/dpo/journal.csv", query_string={"action": "user_deactivated"}
+                          ).get_data(as_text=True)
+    assert "2026-07-15 00:30:05" in csv_text and "UTC" not in csv_text
 
 
 def test_the_dpo_sees_the_retention_report_without_personal_data(app, world):

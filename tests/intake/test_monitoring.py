@@ -152,6 +152,27 @@ def test_each_response_carries_a_request_id_taken_from_the_proxy_when_well_forme
     assert len(forged.headers["X-Request-ID"]) == 32
 
 
+def test_a_method_the_client_made_up_is_counted_and_logged_as_other(own_app, caplog):
+    """A client chooses the method: as a label each would be a new series (memory without
+    limit) and text a user typed."""
+    app, _keyring = own_app(metrics_token=TOKEN)
+    client = app.test_client()
+    access = logging.getLogger("icli.access")
+    access.addHandler(caplog.handler)  # create_app replaced the root's handlers
+    try:
+        for name in ("DUPONTJEAN", "MARTIN1"):
+            client.open("/healthz", method=name)
+    finally:
+        access.removeHandler(caplog.handler)
+    body = scrape(client).get_data(as_text=True)
+    assert "DUPONT" not in body and "MARTIN" not in body
+    # 405: no rule matched this method (route "unmatched")
+    assert metric_sample(body, "icli_http_requests_total", route="unmatched", method="other",
+                         status="405") >= 2
+    lines = [r.getMessage() for r in caplog.records if r.name == "icli.access"]
+    assert lines and all(line.startswith("other unmatched 405") for line in lines)
+
+
 def test_the_access_log_names_the_rule_status_and_time_never_the_query(client, world, caplog):
     name = world["identities"][0].nom
     with caplog.at_level(logging.INFO, logger="icli.access"):

@@ -61,5 +61,29 @@ def test_a_malformed_worker_metrics_address_is_refused(test_env, address):
 
 def test_only_well_formed_request_ids_are_taken():
     assert safe_request_id("4f1c-proxy.id:2") == "4f1c-proxy.id:2"
-    for bad in ("", "a" * 65, "a b", "x\ny", "é", None, 12):
+    for bad in ("", "a" * 65, "a b", "x\ny", "abc\n", "é", None, 12):
         assert safe_request_id(bad) is None
+
+
+def test_a_job_whose_meta_redis_mangled_has_no_request_id():
+    from types import SimpleNamespace
+
+    from generator.worker import requested_by
+
+    assert requested_by(SimpleNamespace(meta={"request_id": "req-9"})) == "req-9"
+    for meta in ([1, 2], "req-9", None, {"request_id": ["req-9"]}, {"request_id": "a\n"}):
+        assert requested_by(SimpleNamespace(meta=meta)) is None
+
+
+def test_the_metrics_token_is_stripped_and_long_in_production(test_env, tmp_path):
+    assert load_settings({**test_env, "ICLI_METRICS_TOKEN": " tok "}).metrics_token == "tok"
+    keyring = tmp_path / "keyring"
+    keyring.write_text("{}")
+    production = {"ICLI_ENV": "production", "ICLI_KEYRING": str(keyring),
+                  "ICLI_SECRET_KEY": "s" * 40, "ICLI_LINK_KEY": "l" * 40,
+                  "ICLI_DATABASE_URL": "postgresql+psycopg://icli@postgres/icli",
+                  "ICLI_REDIS_URL": "redis://redis:6379/0", "ICLI_SMTP_URL": "smtp://mail:25",
+                  "ICLI_BASE_URL": "https://icli.example"}
+    assert load_settings({**production, "ICLI_METRICS_TOKEN": "t" * 32}).metrics_token
+    with pytest.raises(ConfigError, match="ICLI_METRICS_TOKEN"):
+        load_settings({**production, "ICLI_METRICS_TOKEN": "short"})

@@ -5,7 +5,7 @@ from datetime import date
 import pytest
 
 from shared.crypto import normalise_name
-from shared.domain.beneficiaries import Identity, validate_identity
+from shared.domain.beneficiaries import Identity, IdentityInvalidError, validate_identity
 from shared.text import canonical, clean_text, parse_date
 
 DISGUISED = {  # what pasting from other software produces, and what a reader sees
@@ -56,6 +56,16 @@ def test_a_birth_date_has_one_spelling_so_duplicates_are_found():
     assert validate_identity(typed) == []
     compact = Identity(nom="Rent", prenom="Concur", date_naissance="19710707")
     assert validate_identity(compact) == ["date_naissance : date invalide (format JJ/MM/AAAA)"]
+
+
+@pytest.mark.parametrize("born", ["31/12/1899", "02/01/2027"])
+def test_a_birth_date_out_of_range_is_refused_with_the_range(born):
+    identity = Identity(nom="Rent", prenom="Concur", date_naissance=born)
+    problems = validate_identity(identity, today=date(2027, 1, 1))
+    assert problems == ["date_naissance : la date de naissance doit être comprise entre le "
+                        "01/01/1900 et aujourd'hui"]
+    assert IdentityInvalidError(problems).errors["date_naissance"] == (
+        "La date de naissance doit être comprise entre le 01/01/1900 et aujourd'hui.")
 
 
 def test_a_name_disguised_by_invisible_characters_normalises_like_the_plain_name():

@@ -134,6 +134,8 @@ def inscribe_sheet(session: Session, vault: Vault, meeting: Meeting, sheet: Shee
     if part == "icag" and icag_kind not in ICAG_KINDS:
         raise InvalidInputError("Précisez s'il s'agit d'une entrée, d'un renouvellement ou "
                                 "d'une sortie d'accompagnement global.")
+    if not time_slot.strip():
+        raise InvalidInputError("Choisissez un créneau.")
     if not TIME_RE.match(time_slot):
         raise InvalidInputError("Créneau invalide : une heure de 00:00 à 23:59.")
     if sheet.circonscription_id != meeting.circonscription_id:

@@ -58,6 +58,18 @@ def test_only_a_failed_job_can_be_retried(world, db_session, admin_vault, status
     assert retried(db_session) == []
 
 
+def test_a_failed_job_of_a_session_changed_since_is_not_retried(world, db_session,
+                                                                 admin_vault):
+    """Built now, it would carry today's data under the old version's name."""
+    job = failed_job(db_session, world)
+    world["meeting"].content_version += 1
+    db_session.flush()
+    with pytest.raises(InvalidTransitionError, match="modifiée depuis"):
+        documents.retry_failed_job(db_session, admin_vault, job)
+    assert (job.status, job.error_code) == ("failed", "template")
+    assert retried(db_session) == []
+
+
 def test_asking_again_for_a_failed_document_re_arms_the_same_job(world, db_session):
     job = failed_job(db_session, world)
     director_id = world["users"]["director"].id
@@ -71,8 +83,9 @@ def test_asking_again_for_a_failed_document_re_arms_the_same_job(world, db_sessi
 def test_a_failed_dossier_is_retried_only_while_every_text_is_known_clear(
         world, db_session, admin_vault):
     meeting, sheets = world["meeting"], world["sheets"]
-    job = DocumentJob(meeting_id=meeting.id, kind="dossier", content_version=1,
-                      status="failed", error_code="template", attempts=1)
+    job = DocumentJob(meeting_id=meeting.id, kind="dossier",
+                      content_version=meeting.content_version, status="failed",
+                      error_code="template", attempts=1)
     db_session.add(job)
     for sheet in sheets:
         sheet.open_findings = 0
