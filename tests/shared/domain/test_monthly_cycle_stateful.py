@@ -111,7 +111,7 @@ from tests.factories import (
 from tests.helpers import docx_xml, empty_database
 
 hypothesis_settings.register_profile(
-    "ci", max_examples=12, stateful_step_count=80, deadline=None, derandomize=True,
+    "ci", max_examples=10, stateful_step_count=80, deadline=None, derandomize=True,
     database=None, suppress_health_check=[HealthCheck.too_slow])
 hypothesis_settings.register_profile(
     "long", max_examples=200, stateful_step_count=150, deadline=None,
