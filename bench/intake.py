@@ -13,7 +13,8 @@ two scenarios for ``--seconds`` each at every client count, after a warm-up:
 
 - save: POST the complete edit form with a changed text, as a logged-in referent (one session
   per client, its CSRF token read once from the form, as a browser showing it); the draft is
-  saved (302; the redirect is not followed: the edit page it leads to analyses every text);
+  saved (302; the redirect is not followed: the edit page it leads to analyses every text;
+  the flash message the save puts in the session cookie is dropped, as that page would);
 - view: GET the sheet's page (the identity decrypted, its audit row written first).
 
 The baseline is ``bench/bare_form.py`` under the same gunicorn settings: POST the same fields,
@@ -187,7 +188,8 @@ class Client:
         self.tokens: dict[str, dict[str, str]] = {}  # CSRF token and stash ticket, per form
         self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 
-    def request(self, method: str, path: str, form: dict | None = None) -> tuple[int, str]:
+    def request(self, method: str, path: str, form: dict | None = None,
+                keep_cookies: bool = True) -> tuple[int, str]:
         headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
         body = None
         if form is not None:
@@ -205,7 +207,7 @@ class Client:
                                                              timeout=60)
                 if attempt == 2:
                     raise
-        for header in response.headers.get_all("Set-Cookie") or []:
+        for header in (response.headers.get_all("Set-Cookie") or []) if keep_cookies else []:
             match = COOKIE_RE.match(header)
             if match:
                 self.cookies[match.group(1)] = match.group(2)
@@ -282,8 +284,12 @@ def app_scenarios(sheet_ids: list[int], forms: list[dict[str, str]]):
         if path not in client.tokens:  # once per session, as a browser showing the form
             client.tokens[path] = client.form_token(path)
         form = {**forms[index], "parcours": f"{forms[index]['parcours']} Étape {n}."}
+        # The session cookie the save sets carries its flash message (« Brouillon
+        # enregistré… »), which the page it redirects to takes out again: a browser's next
+        # save sends the cookie it had before. Kept, the messages would pile up in the cookie
+        # (tens of KB after a few hundred saves), and every request would parse them.
         status, _ = client.request("POST", path, {**client.tokens[path], "action": "save",
-                                                  **form})
+                                                  **form}, keep_cookies=False)
         return status == 302
 
     def view(client: Client, index: int, n: int) -> bool:

@@ -7,7 +7,7 @@ from functools import wraps
 
 from flask import Flask, abort, redirect, request, url_for
 from flask_login import current_user, login_required
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload
 
 from intake.dbsession import db
 from intake.extensions import login_manager
@@ -51,7 +51,8 @@ def init_app(app: Flask) -> None:
         user_id, _, version = session_id.partition(":")
         if not (user_id.isdigit() and version.isdigit()):
             return None
-        user = db().get(User, int(user_id), options=[selectinload(User.roles)])
+        # One query for the user and their roles: this runs on every request.
+        user = db().get(User, int(user_id), options=[joinedload(User.roles)])
         if user is None or not user.active or user.session_version != int(version):
             return None
         return user

@@ -39,6 +39,7 @@ class Vault:
         self.keyring = keyring
         self.actor = actor
         self._deks: dict[tuple[str, str], tuple[int, bytes]] = {}
+        self._key_rows: dict[str, dict[str, RecordKey]] = {}
 
     def __repr__(self) -> str:
         return f"Vault(actor={self.actor!r})"
@@ -48,12 +49,7 @@ class Vault:
         cached = self._deks.get((owner_uuid, chain))
         if cached:
             return cached
-        row = self.session.scalars(
-            select(RecordKey)
-            .where(RecordKey.record_uuid == owner_uuid, RecordKey.chain == chain)
-            .order_by(RecordKey.dek_version.desc())
-            .limit(1)
-        ).first()
+        row = self._latest_keys(owner_uuid).get(chain)
         if row is None:
             if not create:
                 raise IntegrityError(f"no {chain} data key for this record")
@@ -68,6 +64,20 @@ class Vault:
             entry = (row.dek_version, dek)
         self._deks[(owner_uuid, chain)] = entry
         return entry
+
+    def _latest_keys(self, owner_uuid: str) -> dict[str, RecordKey]:
+        """The record's latest wrapped key of every chain, with one query: a sheet's page
+        opens its contents and its person's identity, two chains of one owner. Each is
+        unwrapped only when used (a key that does not unwrap fails only the field that
+        needs it)."""
+        rows = self._key_rows.get(owner_uuid)
+        if rows is None:
+            rows = self._key_rows[owner_uuid] = {}
+            for row in self.session.scalars(select(RecordKey)
+                                            .where(RecordKey.record_uuid == owner_uuid)
+                                            .order_by(RecordKey.dek_version)):
+                rows[row.chain] = row  # the latest version wins
+        return rows
 
     def _prefetch(self, owner_uuids: set[str], chain: str) -> None:
         """Unwrap the data keys of many records with one query (a dossier's sheets)."""

@@ -7,6 +7,7 @@ as typed and reported, never lost.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from wtforms import (
@@ -76,11 +77,21 @@ def identity_form_class() -> type[Form]:
 
 def sheet_form_class(labels: dict[str, dict[str, str]]) -> type[Form]:
     """Identity fields, then every declared field; freins and actions as input grids."""
+    return _sheet_form_class(tuple((kind, tuple(entries.items()))
+                                   for kind, entries in labels.items()))
+
+
+@lru_cache(maxsize=64)
+def _sheet_form_class(labels: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
+                      ) -> type[Form]:
+    # Built once per set of offered entries (each request of the edit page asks for one:
+    # ~100 fields, a millisecond or two); a retired entry a sheet still uses makes its own.
+    offered = {kind: dict(entries) for kind, entries in labels}
     attrs: dict[str, Any] = {name: _input(label, "date" if name == "date_naissance" else "text")
                              for name, label in IDENTITY_LABELS.items()}
     for spec in FIELDS:
         if spec.kind == "freins":
-            for code, label in labels.get("frein", {}).items():
+            for code, label in offered.get("frein", {}).items():
                 attrs[f"frein__{code}"] = SelectField(
                     label, choices=choices([("", "—"), *INTENSITE.items()]),
                     validate_choice=False)
@@ -91,7 +102,7 @@ def sheet_form_class(labels: dict[str, dict[str, str]]) -> type[Form]:
                         f"{ACTION_LABELS[key]} (ligne {row + 1})",
                         "date" if key in ("debut", "fin") else "text")
         else:
-            attrs[spec.name] = _field(spec, labels)
+            attrs[spec.name] = _field(spec, offered)
     return type("SheetForm", (Form,), attrs)
 
 

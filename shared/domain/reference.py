@@ -68,6 +68,7 @@ def ensure_reference_defaults(session: Session) -> int:
             session.add(ReferenceItem(kind=kind, code=code, label=label, position=position))
             added += 1
     session.flush()
+    _forget_reference_rows(session)
     return added
 
 
@@ -84,12 +85,31 @@ def reference_labels(session: Session, *, active_only: bool = False
     """Every kind's code -> label in order; inactive entries too unless ``active_only``
     (old sheets still show and keep them, forms no longer offer them)."""
     labels: dict[str, dict[str, str]] = {kind: {} for kind in EDITABLE_KINDS}
-    query = select(ReferenceItem).order_by(ReferenceItem.position, ReferenceItem.id)
-    if active_only:
-        query = query.where(ReferenceItem.active.is_(True))
-    for item in session.scalars(query):
-        labels.setdefault(item.kind, {})[item.code] = item.label
+    for kind, code, label, active in _reference_rows(session):
+        if active or not active_only:
+            labels.setdefault(kind, {})[code] = label
     return labels
+
+
+_ROWS_MEMO = "icli.reference_rows"
+
+
+def _reference_rows(session: Session) -> list[tuple[str, str, str, bool]]:
+    """The entries, read once per transaction: a request asks for the labels several times
+    (the form's choices, its validation, the page), and every request that shows a sheet
+    does. A new transaction reads them again, so another process's change is seen."""
+    memo = session.info.get(_ROWS_MEMO)
+    if memo is None or memo[0] is not session.get_transaction():
+        rows = session.execute(
+            select(ReferenceItem.kind, ReferenceItem.code, ReferenceItem.label,
+                   ReferenceItem.active)
+            .order_by(ReferenceItem.position, ReferenceItem.id)).all()
+        memo = session.info[_ROWS_MEMO] = (session.get_transaction(), rows)  # begun by now
+    return memo[1]
+
+
+def _forget_reference_rows(session: Session) -> None:
+    session.info.pop(_ROWS_MEMO, None)
 
 
 CODE_RE = re.compile(r"^[a-z0-9_]{2,40}$")
@@ -114,5 +134,6 @@ def save_reference_item(session: Session, vault: Vault, item: ReferenceItem | No
         session.add(item)
     item.label, item.active = label, active
     session.flush()
+    _forget_reference_rows(session)
     _audit(vault, "reference_saved", "reference_items", item.id)
     return item

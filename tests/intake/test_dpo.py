@@ -5,10 +5,11 @@ from __future__ import annotations
 import csv
 import html
 import io
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from shared.db import utc_to_paris, utcnow
 from shared.domain import audit, audit_log
 from shared.models import AuditEvent, IdentityRecord
 from tests.factories import canary_values
@@ -48,12 +49,13 @@ def test_filters_by_user_action_and_dates_and_pages(app, world, db_session, keyr
         audit.record(db_session, keyring, audit.Actor(admin.id), "user_created",
                      object_type="users", object_ids=[n + 1000])
     db_session.commit()
+    today = utc_to_paris(utcnow()).date()  # the journal's days are Paris days
     filters = audit_log.Filters(user_id=admin.id, action="user_created",
-                                since=date.today() - timedelta(days=1), until=date.today())
+                                since=today - timedelta(days=1), until=today)
     rows, total = audit_log.search(db_session, filters, page=2)
     assert total == audit_log.PAGE_SIZE + 5 and len(rows) == 5
     assert audit_log.search(db_session, audit_log.Filters(
-        user_id=admin.id, since=date.today() + timedelta(days=1)))[1] == 0
+        user_id=admin.id, since=today + timedelta(days=1)))[1] == 0
     client = client_as(app, "dpo")
     body = client.get("/dpo/journal", query_string={"user_id": admin.id,
                                                     "action": "user_created", "page": 2}
