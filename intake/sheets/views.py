@@ -20,6 +20,7 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import func, or_
+from sqlalchemy.orm import joinedload
 from werkzeug.datastructures import MultiDict
 
 from intake.access import role_required
@@ -79,7 +80,9 @@ def _sheet_for_facilitator(sheet_id: int) -> Sheet:
 
 
 def _sheet_for_viewer(sheet_id: int) -> Sheet:
-    sheet = db().get(Sheet, sheet_id)
+    # The page names the sheet's structure and circonscription: loaded with it.
+    sheet = db().get(Sheet, sheet_id, options=[joinedload(Sheet.structure),
+                                               joinedload(Sheet.circonscription)])
     if sheet is None:
         abort(404)
     if current_user.has_role("referent") and domain.referent_may_edit(current_user, sheet):

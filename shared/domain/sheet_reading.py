@@ -59,12 +59,14 @@ def consult(session: Session, vault: Vault, sheet: Sheet, viewer: User) -> Sheet
     """The sheet for ``viewer``, who may see it (the caller checked: its author's structure,
     or a facilitator of its circonscription once submitted)."""
     is_referent = viewer.has_role("referent") and referent_may_edit(viewer, sheet)
-    columns = (COLUMN_OF_CLASS[SITUATIONAL],) + ((COLUMN_OF_CLASS[IDENTIFYING],)
+    # Sensitive details: the author structure (read with the rest: one audit row), or the
+    # instance when the referent shared them (known once the situation is read).
+    columns = (COLUMN_OF_CLASS[SITUATIONAL],) + ((COLUMN_OF_CLASS[IDENTIFYING],
+                                                   COLUMN_OF_CLASS[SENSITIVE])
                                                   if is_referent else ())
     values = read_values(vault, sheet, purpose=PURPOSE, columns=columns)
-    # Sensitive details: the author structure, or the instance when the referent shared them.
     show_sensitive = is_referent or sensitive_details_shared(values)
-    if show_sensitive:
+    if show_sensitive and not is_referent:
         values.update(read_values(vault, sheet, purpose=PURPOSE,
                                   columns=(COLUMN_OF_CLASS[SENSITIVE],)))
     identity = sheet_identity(session, vault, sheet, PURPOSE) if is_referent else None
