@@ -1,5 +1,5 @@
-"""Home page per role, the health checks (/healthz: alive, /readyz: ready to serve) and the
-Prometheus metrics (/metrics, for a scraper holding the token)."""
+"""Home page (each role's work queue), the health checks (/healthz: alive, /readyz: ready
+to serve) and the Prometheus metrics (/metrics, for a scraper holding the token)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import hmac
 
 from flask import Blueprint, abort, render_template, request
 from flask_login import current_user, login_required
-from sqlalchemy import func, select
 
 from intake.dbsession import db, services
 from shared import metrics
-from shared.models import Meeting, Sheet
+from shared.domain.retention import Policy
+from shared.domain.work_queue import work_queue
 from shared.readiness import OK, readiness
 
 bp = Blueprint("main", __name__)
@@ -20,15 +20,10 @@ bp = Blueprint("main", __name__)
 @bp.route("/")
 @login_required
 def home():
-    session = db()
-    counts = {}
-    if current_user.structure_ids:
-        counts["sheets"] = session.scalar(select(func.count()).select_from(Sheet).where(
-            Sheet.structure_id.in_(current_user.structure_ids)))
-    if current_user.circonscription_ids:
-        counts["meetings"] = session.scalar(select(func.count()).select_from(Meeting).where(
-            Meeting.circonscription_id.in_(current_user.circonscription_ids)))
-    return render_template("main/home.html", counts=counts)
+    """Each role's work queue: what waits on this user, with links to it."""
+    queue = work_queue(db(), current_user,
+                       retention_policy=Policy.from_settings(services().settings))
+    return render_template("main/home.html", queue=queue)
 
 
 @bp.route("/healthz")
