@@ -219,18 +219,23 @@ def edit(sheet_id: int):
     errors: dict[str, str] = {}
     hits: dict[str, list[str]] = {}
     shown = opened.stored
+    autosave = request.form.get("action") == "autosave"
     if form.is_submitted() and not form.validate():
         # Only transport limits fail here (5,000 characters); nothing is quoted back.
         errors = {name: "Texte trop long." for name in form.errors if name != "csrf_token"}
+        if autosave:
+            return _autosave_answer(sheet, None)
     elif form.is_submitted():
         values, form_errors = values_from_form(form)
         submit = request.form.get("action") == "submit"
-        finding = request.form.get("finding", "")
+        finding = "" if autosave else request.form.get("finding", "")
         saved = sheet_editing.save(db(), vault(), opened, values, identity_from_form(form),
                                    form_errors=form_errors, finding=finding, submit=submit,
                                    actor_id=current_user.id,
                                    index_bits=services().settings.index_bits)
         db().commit()  # the draft is saved even when its submission is refused
+        if autosave:
+            return _autosave_answer(sheet, saved)
         errors, hits, shown = saved.errors, saved.hits, saved.values
         if saved.partly_saved:
             flash("Brouillon enregistré, sauf les champs signalés : corrigez-les puis "
@@ -260,11 +265,32 @@ def edit(sheet_id: int):
     return render_template("sheets/edit.html", sheet=sheet, form=form, errors=errors, hits=hits,
                            sections=SECTIONS, fields=FIELDS, identity_labels=IDENTITY_LABELS,
                            labels=opened.offered, saved_at=_saved_at(sheet),
-                           ticket=stash_ticket(sheet), review=_review(shown))
+                           ticket=stash_ticket(sheet), review=_review(shown),
+                           autosave_seconds=AUTOSAVE_SECONDS)
 
 
 def _saved_at(sheet: Sheet) -> str:
     return paris_time(sheet.updated_at, "%H h %M")
+
+
+# The edit page saves the draft by itself (static/app.js) this often while it is being typed
+# in, and when the page is left: on the server, as any save (encrypted, audited); the
+# browser keeps nothing.
+AUTOSAVE_SECONDS = 30
+
+
+def _autosave_answer(sheet: Sheet, saved: sheet_editing.Saved | None):
+    """What the page's script shows after a save it made itself (no flash message: no
+    page follows it)."""
+    if saved is None or not (saved.saved or saved.partly_saved):
+        return {"saved": False,
+                "message": "Enregistrement automatique impossible : un texte dépasse la "
+                           "longueur permise. Enregistrez le brouillon avec le bouton."}
+    if saved.partly_saved:
+        return {"saved": True,
+                "message": f"Enregistré à {_saved_at(sheet)}, sauf les champs en erreur : "
+                           "enregistrez le brouillon avec le bouton pour les voir."}
+    return {"saved": True, "message": f"Enregistré à {_saved_at(sheet)}"}
 
 
 def _review(values: dict) -> dict:

@@ -59,3 +59,55 @@ document.addEventListener("submit", (event) => {
 window.addEventListener("pageshow", () => {
   document.querySelectorAll("form[data-sent]").forEach((form) => { delete form.dataset.sent; });
 });
+
+// The sheet form saves its draft by itself: every data-autosave seconds while it is typed
+// in, and when the page is hidden or left (a fetch kept alive past the page). The server
+// saves it as any draft (encrypted, audited); nothing is kept in the browser. Leaving with
+// changes not saved yet asks for confirmation.
+document.addEventListener("DOMContentLoaded", () => {
+  const form = document.querySelector("form[data-autosave]");
+  if (!form) return;
+  const status = document.getElementById("enregistrement-auto");
+  let changed = false;
+  let saving = false;
+  const markChanged = () => { changed = true; };
+  form.addEventListener("input", markChanged);
+  form.addEventListener("change", markChanged);
+  form.addEventListener("submit", () => { changed = false; });  // the page saves it
+  const save = async (leaving) => {
+    if (!changed || saving) return;
+    saving = true;
+    changed = false;
+    const body = new FormData(form);
+    body.set("action", "autosave");
+    try {
+      const response = await fetch(window.location.href, {
+        method: "POST", body, credentials: "same-origin", keepalive: leaving,
+        headers: { Accept: "application/json" },
+      });
+      const json = (response.headers.get("Content-Type") || "").includes("application/json");
+      const answer = response.ok && json ? await response.json() : null;
+      if (answer === null) {
+        changed = true;
+        status.textContent = "Enregistrement automatique interrompu (session expirée ?) : "
+          + "enregistrez le brouillon avec le bouton.";
+      } else {
+        if (!answer.saved) changed = true;
+        status.textContent = answer.message;
+      }
+    } catch (e) {
+      changed = true;
+      status.textContent = "Enregistrement automatique impossible pour le moment : "
+        + "nouvel essai dans un instant.";
+    }
+    saving = false;
+  };
+  setInterval(() => save(false), Number(form.dataset.autosave) * 1000);
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "hidden") save(true);
+  });
+  window.addEventListener("pagehide", () => save(true));
+  window.addEventListener("beforeunload", (event) => {
+    if (changed) { event.preventDefault(); event.returnValue = ""; }
+  });
+});

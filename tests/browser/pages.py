@@ -346,3 +346,18 @@ class SheetEditPage(Page):
 
     def text_of(self, label: str) -> str:
         return self._field(label).get_attribute("value")
+
+    def switch_to_another_tab(self) -> None:
+        """The user leaves the page for another tab: the page is hidden, not closed (a
+        headless browser has no other tab to show, so the page is told it is hidden)."""
+        self.driver.execute_script(
+            "Object.defineProperty(document, 'visibilityState',"
+            " {value: 'hidden', configurable: true});"
+            "document.dispatchEvent(new Event('visibilitychange'));")
+
+    def autosave_status(self, *, once_it_starts: str) -> str:
+        """The line under the buttons where the page says what it saved by itself."""
+        def status(driver):
+            text = driver.find_element(By.ID, "enregistrement-auto").text
+            return text if text.startswith(once_it_starts) else False
+        return self._wait().until(status)

@@ -6,6 +6,8 @@ import io
 
 from docx import Document
 
+from shared.domain.sheets import read_values
+from shared.models import Sheet
 from tests.browser.pages import LoginPage, MeetingPage, Page, SheetEditPage
 from tests.factories import PASSWORD, canary_identity, make_sheet
 
@@ -115,6 +117,23 @@ def test_a_referent_replaces_and_dismisses_findings_in_the_sheet_form(
     assert form.text_of("Parcours et situation (résumé)").endswith("au [téléphone].")
     form.dismiss_first_finding()
     assert form.highlighted() == []
+    assert form.console_errors() == []
+
+
+def test_a_referent_who_switches_tabs_mid_sentence_finds_the_text_saved(
+        browser, live_server, world, db_session, vault):
+    sheet = make_sheet(db_session, vault, world["structures"]["ssd"], canary_identity(31),
+                       author_id=world["users"]["referent"].id)
+    db_session.commit()
+    LoginPage(browser, live_server).open().login("referent@test.invalid", PASSWORD)
+    form = SheetEditPage(browser, live_server).open(sheet.id)
+    form.write("Parcours et situation (résumé)", "Texte tapé, puis un autre onglet ouvert.")
+    form.switch_to_another_tab()
+    assert form.autosave_status(once_it_starts="Enregistré à ")
+    db_session.expire_all()
+    stored = read_values(vault, db_session.get(Sheet, sheet.id), purpose="test")
+    db_session.commit()
+    assert stored["parcours"] == "Texte tapé, puis un autre onglet ouvert."
     assert form.console_errors() == []
 
 

@@ -1,5 +1,6 @@
 """Referents file situation sheets and facilitators screen them, through the real forms."""
 
+import html
 import logging
 import re
 
@@ -611,3 +612,37 @@ def test_two_simultaneous_creations_of_one_person_make_one_person(engine, world,
         thread.join(30)
         first.close()
         second.close()
+
+
+def test_the_pages_own_autosave_keeps_the_draft_and_answers_its_script(referent, db_session,
+                                                                      vault):
+    identity = canary_identity(14)
+    sheet_id = create_draft(referent, identity)
+    typed = sheet_form({**demo_values(0), "parcours": "Tapé puis laissé sans cliquer."}, identity)
+    answer = post_sheet(referent, sheet_id, typed, "autosave")
+    assert answer.status_code == 200 and answer.is_json
+    assert answer.json["saved"] is True and answer.json["message"].startswith("Enregistré à ")
+    db_session.expire_all()
+    stored = read_values(vault, db_session.get(Sheet, sheet_id), purpose="test")
+    db_session.commit()  # its audit row: the app writes next
+    assert stored["parcours"] == "Tapé puis laissé sans cliquer."
+    with referent.session_transaction() as session:
+        assert "_flashes" not in session  # no page follows it to show a message
+    # A wrong date: the rest is kept, and the script says what was not
+    answer = post_sheet(referent, sheet_id, {**typed, "parcours": "Deuxième version.",
+                                             "debut_accompagnement": "32/13/2026"}, "autosave")
+    assert answer.json["saved"] is True and "sauf les champs en erreur" in answer.json["message"]
+    db_session.expire_all()
+    stored = read_values(vault, db_session.get(Sheet, sheet_id), purpose="test")
+    db_session.commit()
+    assert stored["parcours"] == "Deuxième version."
+    # A text over the transport limit: nothing is saved, and the script is told so
+    answer = post_sheet(referent, sheet_id, {**typed, "parcours": "x" * 20_000}, "autosave")
+    assert answer.json["saved"] is False and "longueur" in answer.json["message"]
+    db_session.expire_all()
+    assert read_values(vault, db_session.get(Sheet, sheet_id),
+                       purpose="test")["parcours"] == "Deuxième version."
+    db_session.commit()
+    # The page the script runs on says that it saves by itself
+    page = referent.get(f"/fiches/{sheet_id}/modifier").get_data(as_text=True)
+    assert 'data-autosave="30"' in page and "s'enregistre automatiquement" in html.unescape(page)
