@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from datetime import date, datetime
 
 from flask import (
     Blueprint,
@@ -19,7 +20,6 @@ from flask import (
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import func, or_
 from sqlalchemy.orm import joinedload
 from werkzeug.datastructures import MultiDict
 
@@ -46,9 +46,9 @@ from shared.domain import sheet_workflow as workflow
 from shared.domain import sheets as domain
 from shared.domain.beneficiaries import IdentityInvalidError
 from shared.domain.reference import reference_labels
+from shared.domain.sheet_lists import SORTS, SheetFilters, sheet_page
 from shared.errors import DomainError
 from shared.models import (
-    Beneficiary,
     GeneratedDocument,
     Sheet,
     Structure,
@@ -110,24 +110,35 @@ def index():
     base = (domain.facilitator_sheets_query(current_user) if as_facilitator
             else domain.referent_sheets_query(current_user))
     state = request.args.get("etat", "")
-    search = CONTROL.sub("", request.args.get("q", "")).strip()[:40]
-    query = base
-    if state in SHEET_STATES:
-        query = query.where(Sheet.status == state)
-    elif as_facilitator and "etat" not in request.args:
-        state = "soumise"  # the facilitator's inbox: sheets to screen first
-        query = query.where(Sheet.status == state)
-    if search:
-        pattern = f"%{search.upper()}%"
-        query = query.join(Beneficiary).where(or_(
-            func.upper(Sheet.reference).like(pattern), Beneficiary.pseudonym.like(pattern)))
-    rows = db().scalars(query.order_by(Sheet.urgent.desc(), Sheet.updated_at.desc())
-                        .limit(PAGE_SIZE)).all()
-    counted = base.with_only_columns(Sheet.status, func.count()).group_by(Sheet.status)
-    counts = dict(db().execute(counted.order_by(None)).all())
-    return render_template("sheets/index.html", sheets=rows, counts=counts, state=state,
-                           search=search, states=SHEET_STATES, as_facilitator=as_facilitator,
-                           labels=_labels())
+    if state not in SHEET_STATES:
+        # The facilitator's inbox opens on the sheets to screen.
+        state = "soumise" if as_facilitator and "etat" not in request.args else ""
+    since, since_error = _day_argument("du")
+    until, until_error = _day_argument("au")
+    filters = SheetFilters(
+        state=state, search=CONTROL.sub("", request.args.get("q", "")).strip()[:40],
+        structure_id=request.args.get("structure", type=int),
+        meeting_id=request.args.get("seance", type=int), since=since, until=until,
+        sort=request.args.get("tri", "maj") if request.args.get("tri") in SORTS else "maj")
+    listed = sheet_page(db(), base, filters, request.args.get("page", 1, type=int))
+    query = {name: value for name, value in request.args.items() if name != "page" and value}
+    return render_template("sheets/index.html", listed=listed, filters=filters,
+                           states=SHEET_STATES, sorts=SORTS, as_facilitator=as_facilitator,
+                           labels=_labels(), query=query,
+                           date_errors={"du": since_error, "au": until_error})
+
+
+def _day_argument(name: str) -> tuple[date | None, str]:
+    """A day typed in a filter (the browser's yyyy-mm-dd, or dd/mm/yyyy), or its error."""
+    typed = request.args.get(name, "").strip()
+    if not typed:
+        return None, ""
+    for pattern in ("%Y-%m-%d", "%d/%m/%Y"):
+        try:
+            return datetime.strptime(typed, pattern).date(), ""
+        except ValueError:
+            continue
+    return None, "Date non reconnue : saisissez-la sous la forme jj/mm/aaaa."
 
 
 # -- creating -------------------------------------------------------------------------------
