@@ -99,8 +99,8 @@ _ESTABLISHMENTS = (r"ehpad|ehpa|hôpital|hopital|clinique|foyer|chrs|chu|chi|eps
 _PERSON_ROLES = (
     ("[enfant]", r"fils|filles?|enfants?|bébé|aîné|aînée|cadet|cadette|benjamine?|neveu|"
                  r"nièce|petite?-(?:fils|fille)"),
-    ("[médecin]", r"dr|docteure?|pr|professeure?|médecin|psychiatre|psychologue|pédiatre|généraliste|"
-                  r"infirmière?|kinésithérapeute|kiné|sage-femme|orthophoniste"),
+    ("[médecin]", r"dr|docteure?|pr|professeure?|médecin|psychiatre|psychologue|pédiatre|"
+                  r"généraliste|infirmière?|kinésithérapeute|kiné|sage-femme|orthophoniste"),
     ("[conjoint·e]", r"conjointe?|mari|époux|épouse|compagnon|compagne|concubine?|"
                      r"ex-(?:mari|compagnon|compagne|conjointe?|époux|épouse)"),
     ("[bailleur]", r"propriétaire|bailleur|bailleresse|logeur|logeuse"),
@@ -200,19 +200,21 @@ def _words(text: str) -> list[str]:
     return re.findall(r"[^\W\d_]+", text)
 
 
-def _label_vocabulary() -> frozenset[str]:
-    """Single words of the product's own labels (reference lists, structure types, kinds of
-    finding), functions and titles: words of the field, never someone's first name."""
+def _label_words() -> tuple[frozenset[str], frozenset[str]]:
+    """The single words of the product's own labels (reference lists, structure types, kinds
+    of finding): those written in small letters, with functions and titles, never someone's
+    first name; and those written in capitals, acronyms ("ALI")."""
     labels = [label for items in DEFAULT_ITEMS.values() for _, label in items]
     labels += [*STRUCTURE_TYPES.values(), *KINDS.values(), *PLACEHOLDERS]
-    words = {_fold(w) for label in labels for w in _words(label) if len(w) > 2}
-    return frozenset(words | _FUNCTIONS | _TITLES)
+    words = [w for label in labels for w in _words(label) if len(w) > 2]
+    return (frozenset({_fold(w) for w in words if not w.isupper()} | _FUNCTIONS | _TITLES),
+            frozenset(_fold(w) for w in words if w.isupper()))
 
 
-_LABEL_VOCABULARY = _label_vocabulary()
+_LABEL_VOCABULARY, _LABEL_ACRONYMS = _label_words()
 # The whole field vocabulary adds the acronyms and the common words (months, communes…),
 # some of which are also first names ("Ali", "Mai"): see _common.
-_VOCABULARY = _LABEL_VOCABULARY | _ACRONYMS | {
+_VOCABULARY = _LABEL_VOCABULARY | _LABEL_ACRONYMS | _ACRONYMS | {
     w for w in map(_fold, _COMMON_WORDS) if re.fullmatch(r"[^\W\d_]+", w)}
 
 # \p{Lu}/\p{Lt}: the Unicode capitals (Ș, Ł, Đ…), for the rules Presidio runs with `regex`.
@@ -241,7 +243,9 @@ _EMPLOYER_CUES = (r"\bchez|employeur|employée?\s+(?:par|chez|de)|embauchée?\s+
                   # A landlord: "locataire de Vilogia", "logée par Seine-Saint-Denis Habitat".
                   r"locataire\s+(?:de|d['’]|chez)|logée?\s+par|bailleur\s+(?:social\s+)?")
 _NOT_AN_EMPLOYER = r"(?!(?i:m\.|mme|madame|monsieur|mr|mlle|dr|docteur|lui|elle|eux)\b)"
-_ORGANISATION_NAME = rf"{_NAME_WORD}(?:\s(?:&\s|(?i:de|du|des|et)\s)?{_NAME_WORD})*"
+# Its words have a capital, or are a number with capitals ("Immobilière 3F").
+_ORGANISATION_NAME = (rf"{_NAME_WORD}(?:\s(?:&\s|(?i:de|du|des|et)\s)?"
+                      rf"(?:{_NAME_WORD}|\d+[{_UPPER}]+(?![\w])))*")
 # The cues before a birth date: the date may come a place later ("né à Pointe-à-Pitre le").
 _BIRTH_CUE = (r"(?<=(?i:\bnée?s?\b|\bné\(e\)|naissance|\bDDN\b)"
               r"(?:(?![.!?;]\s)[^\n\d]){0,45})")
@@ -535,7 +539,7 @@ def _common(span: str, after_cue: bool = False) -> bool:
     if after_cue and any(w[0].isupper() and not w.isupper() for w in words):
         return all(_fold(w) in _NEUTRAL_WORDS or _fold(w) in _LABEL_VOCABULARY
                    or (w.isupper() and _fold(w) in _VOCABULARY) for w in words)
-    if _fold(span) in _COMMON_WORDS:
+    if _fold(span) in _COMMON_WORDS or _fold(span) in _ACRONYMS:  # also "cm2", "cd93"
         return True
     return all(_fold(w) in _VOCABULARY or _fold(w) in _NEUTRAL_WORDS for w in words)
 

@@ -98,10 +98,11 @@ def test_dismissals_are_sealed_with_their_fields_class(db_session, vault, world)
 
 
 def test_the_corpus_keeps_its_recall_and_precision():
-    # Measured: recall 98.4 %, precision 99.2 % on 102 narratives (bench/deidentify.py, issue
-    # 23); floors a little under.
+    # The tuning part only (the held-out part is never read by tests). Measured: recall
+    # 98.9 %, precision 99.4 % on 172 narratives (bench/deidentify.py, issue 23); floors a
+    # little under.
     scores = evaluate(load_corpus())
-    assert len(load_corpus()) >= 60
+    assert len(load_corpus()) >= 160
     assert scores["overall"].recall >= 0.96
     assert scores["overall"].precision >= 0.95
     assert all(s.recall >= 0.9 and s.precision >= 0.9 for s in scores.values()), {
