@@ -305,8 +305,10 @@ _RULES = (
                     rf"\s?[,:]?\s(?:{_NAME_WORD}(?:\s\(\d+\s?ans\))?(?:,\s|\set\s))*)"
                     rf"{_NAME}(?:[ -]{_NAME}){{0,2}}", 0.85),
     # The items of a list under a heading that names relatives ("Famille :\n- Samira, 12
-    # ans"): the first words of each item.
-    _Rule("person", rf"(?<=^\s*(?i:{_RELATIVES})\s*:\s*\n(?:\s*[-–•*].*\n)*\s*[-–•*]\s*)"
+    # ans"): the first words of each item, of the first 16 items (a bound that keeps the
+    # look-behind linear in the text's length).
+    _Rule("person", rf"(?<=^[ \t]*(?i:{_RELATIVES})[ \t]*:[ \t]*\n(?:[ \t]*[-–•*].*\n){{0,15}}"
+                    rf"[ \t]*[-–•*][ \t]*)"
                     rf"{_NAME}(?:[ -]{_NAME}){{0,2}}", 0.85),
     _Rule("organisation", rf"(?:\b(?i:{_BUSINESSES})\s|\b(?:{_LEGAL_FORMS})\s)"
                           rf"{_NAME_WORD}(?:\s(?:&\s)?{_NAME_WORD})*", 0.9),
