@@ -28,7 +28,15 @@ Design (issue 23):
   avis, contrats, orientations, structure types), the common acronyms of social and
   employment policy, functions ("le Maire"), the communes of the département. A span made of
   those words, titles and particles only is no finding; a single capitalised common word
-  opening a sentence, without a person cue, is at most a low-confidence person.
+  opening a sentence or a line, without a person cue, is no finding unless the tagger reads
+  it as a proper noun, then a low-confidence person. Right after a person cue, a first name
+  that is also an acronym or a common word of the field ("son fils Ali", "sa fille Mai") is
+  a name: there those count only in capitals ("son fils CP"). A lone acronym is no
+  establishment (the model tags "MASP", "SAAD" as organisations).
+- Cues name the role: titles and family words before a person (also the items of a list
+  under "Enfants :"), establishment nouns ("l'EHPAD", "l'organisme"), employer cues ("chez",
+  "via", "pour" after a word of work) and landlord cues ("locataire de") before an
+  organisation; the proposed replacement says the role ([enfant], [employeur]…).
 
 Review: each finding is replaced (accepted), edited away, or dismissed as not identifying.
 Dismissals and the number of accepted replacements per kind are kept in the sheet's encrypted
