@@ -248,8 +248,10 @@ _EMPLOYER_CUES = (r"\bchez|employeur|employée?\s+(?:par|chez|de)|embauchée?\s+
                   # of work in the same clause ("livre pour", "des missions pour").
                   r"\bvia|\b(?:travaill|livr|mission|intérim|interim|contrat|poste|job|"
                   r"extra|stage|salari|employ|emploi)\w*\b[^.;:!?\n]{0,25}?\bpour|"
-                  # A landlord: "locataire de Vilogia", "logée par Seine-Saint-Denis Habitat".
-                  r"locataire\s+(?:de|d['’]|chez)|logée?\s+par|bailleur\s+(?:social\s+)?")
+                  # A landlord or a manager: "locataire de Vilogia", "logée par Seine-Saint-
+                  # Denis Habitat", "un studio géré par Plaine Commune Habitat".
+                  r"locataire\s+(?:de|d['’]|chez)|(?:logé|géré)e?s?\s+par|"
+                  r"bailleur\s+(?:social\s+)?")
 _NOT_AN_EMPLOYER = r"(?!(?i:m\.|mme|madame|monsieur|mr|mlle|dr|docteur|lui|elle|eux)\b)"
 # Its words have a capital, or are a number with capitals ("Immobilière 3F").
 _ORGANISATION_NAME = (rf"{_NAME_WORD}(?:\s(?:&\s|(?i:de|du|des|et)\s)?"

@@ -235,6 +235,7 @@ def test_the_items_of_a_list_of_relatives_are_names():
     ("Des missions ponctuelles pour Frichti le week-end.", "Frichti", "[employeur]"),
     ("Il livre des repas via Stuart depuis mars.", "Stuart", "[employeur]"),
     ("Locataire de Immobilière 3F depuis 2012.", "Immobilière 3F", "[bailleur]"),
+    ("Un studio géré par Habitat Solidaire Nord.", "Habitat Solidaire Nord", "[organisme]"),
     ("Formation à l'organisme Kalidea Formation en mai.", "organisme Kalidea Formation",
      "[organisme]"),
 ])
