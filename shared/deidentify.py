@@ -28,7 +28,15 @@ Design (issue 23):
   avis, contrats, orientations, structure types), the common acronyms of social and
   employment policy, functions ("le Maire"), the communes of the département. A span made of
   those words, titles and particles only is no finding; a single capitalised common word
-  opening a sentence, without a person cue, is at most a low-confidence person.
+  opening a sentence or a line, without a person cue, is no finding unless the tagger reads
+  it as a proper noun, then a low-confidence person. Right after a person cue, a first name
+  that is also an acronym or a common word of the field ("son fils Ali", "sa fille Mai") is
+  a name: there those count only in capitals ("son fils CP"). A lone acronym is no
+  establishment (the model tags "MASP", "SAAD" as organisations).
+- Cues name the role: titles and family words before a person (also the items of a list
+  under "Enfants :"), establishment nouns ("l'EHPAD", "l'organisme"), employer cues ("chez",
+  "via", "pour" after a word of work) and landlord cues ("locataire de") before an
+  organisation; the proposed replacement says the role ([enfant], [employeur]…).
 
 Review: each finding is replaced (accepted), edited away, or dismissed as not identifying.
 Dismissals and the number of accepted replacements per kind are kept in the sheet's encrypted
@@ -94,13 +102,13 @@ _LEGAL_FORMS = r"SARL|SAS|SASU|EURL|SA|SCI|SNC|Ets|Établissements|Etablissement
 _ESTABLISHMENTS = (r"ehpad|ehpa|hôpital|hopital|clinique|foyer|chrs|chu|chi|eps|esat|ime|"
                    r"mecs|cada|huda|centre\s+hospitalier|centre|maison\s+de\s+retraite|"
                    r"résidence|residence|association|entreprise|société|societe|agence|"
-                   r"enseigne|groupe|ets")
+                   r"enseigne|groupe|ets|organisme(?:\s+de\s+formation)?")
 # The role a name plays, from the words just before it: the proposed replacement says it.
 _PERSON_ROLES = (
     ("[enfant]", r"fils|filles?|enfants?|bébé|aîné|aînée|cadet|cadette|benjamine?|neveu|"
                  r"nièce|petite?-(?:fils|fille)"),
-    ("[médecin]", r"dr|docteure?|médecin|psychiatre|psychologue|pédiatre|généraliste|"
-                  r"infirmière?|kinésithérapeute|kiné|sage-femme|orthophoniste"),
+    ("[médecin]", r"dr|docteure?|pr|professeure?|médecin|psychiatre|psychologue|pédiatre|"
+                  r"généraliste|infirmière?|kinésithérapeute|kiné|sage-femme|orthophoniste"),
     ("[conjoint·e]", r"conjointe?|mari|époux|épouse|compagnon|compagne|concubine?|"
                      r"ex-(?:mari|compagnon|compagne|conjointe?|époux|épouse)"),
     ("[bailleur]", r"propriétaire|bailleur|bailleresse|logeur|logeuse"),
@@ -111,7 +119,7 @@ _ORGANISATION_ROLES = (
                                  r"scolaire|maternelle|scolarisée?"),
     ("[employeur]", rf"chez|employeur|embauchée?|salariée?|recrutée?|travaill\w*|intérim|"
                     rf"cdd|cdi|contrat|pour|via|{_BUSINESSES}|{_LEGAL_FORMS}"),
-    ("[bailleur]", r"bailleur|propriétaire|logement|hlm|loyer"),
+    ("[bailleur]", r"bailleur|propriétaire|logement|hlm|loyer|locataire"),
     ("[structure de soins]", r"hôpital|hopital|clinique|soins|santé|cmp|médical|ehpad|eps|"
                              r"chu|centre hospitalier|hospitalisée?"),
 )
@@ -200,18 +208,22 @@ def _words(text: str) -> list[str]:
     return re.findall(r"[^\W\d_]+", text)
 
 
-def _field_vocabulary() -> frozenset[str]:
-    """Single words of the field that name nobody: those of the product's own labels
-    (reference lists, structure types, kinds of finding), acronyms, functions."""
+def _label_words() -> tuple[frozenset[str], frozenset[str]]:
+    """The single words of the product's own labels (reference lists, structure types, kinds
+    of finding): those written in small letters, with functions and titles, never someone's
+    first name; and those written in capitals, acronyms ("ALI")."""
     labels = [label for items in DEFAULT_ITEMS.values() for _, label in items]
     labels += [*STRUCTURE_TYPES.values(), *KINDS.values(), *PLACEHOLDERS]
-    words = {_fold(w) for label in labels for w in _words(label) if len(w) > 2}
-    words |= _ACRONYMS | _FUNCTIONS | _TITLES
-    words |= {w for w in map(_fold, _COMMON_WORDS) if re.fullmatch(r"[^\W\d_]+", w)}
-    return frozenset(words)
+    words = [w for label in labels for w in _words(label) if len(w) > 2]
+    return (frozenset({_fold(w) for w in words if not w.isupper()} | _FUNCTIONS | _TITLES),
+            frozenset(_fold(w) for w in words if w.isupper()))
 
 
-_VOCABULARY = _field_vocabulary()
+_LABEL_VOCABULARY, _LABEL_ACRONYMS = _label_words()
+# The whole field vocabulary adds the acronyms and the common words (months, communes…),
+# some of which are also first names ("Ali", "Mai"): see _common.
+_VOCABULARY = _LABEL_VOCABULARY | _LABEL_ACRONYMS | _ACRONYMS | {
+    w for w in map(_fold, _COMMON_WORDS) if re.fullmatch(r"[^\W\d_]+", w)}
 
 # \p{Lu}/\p{Lt}: the Unicode capitals (Ș, Ł, Đ…), for the rules Presidio runs with `regex`.
 _UPPER = r"\p{Lu}\p{Lt}"
@@ -231,9 +243,19 @@ _EMPLOYER_CUES = (r"\bchez|employeur|employée?\s+(?:par|chez|de)|embauchée?\s+
                   r"salariée?\s+(?:de|d['’]|chez)|recrutée?\s+par|"
                   r"travaill\w*\s+(?:pour|chez|à|au)|en\s+(?:CDD|CDI|intérim|mission)\s+"
                   r"(?:chez|à|au)|la\s+société|l['’]entreprise|l['’]enseigne|"
-                  r"l['’]agence\s+d['’]intérim|le\s+magasin|le\s+restaurant|le\s+garage")
+                  r"l['’]agence\s+d['’]intérim|le\s+magasin|le\s+restaurant|le\s+garage|"
+                  # "via" names a platform or an agency; "pour" an employer after a word
+                  # of work in the same clause ("livre pour", "des missions pour").
+                  r"\bvia|\b(?:travaill|livr|mission|intérim|interim|contrat|poste|job|"
+                  r"extra|stage|salari|employ|emploi)\w*\b[^.;:!?\n]{0,25}?\bpour|"
+                  # A landlord or a manager: "locataire de Vilogia", "logée par Seine-Saint-
+                  # Denis Habitat", "un studio géré par Plaine Commune Habitat".
+                  r"locataire\s+(?:de|d['’]|chez)|(?:logé|géré)e?s?\s+par|"
+                  r"bailleur\s+(?:social\s+)?")
 _NOT_AN_EMPLOYER = r"(?!(?i:m\.|mme|madame|monsieur|mr|mlle|dr|docteur|lui|elle|eux)\b)"
-_ORGANISATION_NAME = rf"{_NAME_WORD}(?:\s(?:&\s|(?i:de|du|des|et)\s)?{_NAME_WORD})*"
+# Its words have a capital, or are a number with capitals ("Immobilière 3F").
+_ORGANISATION_NAME = (rf"{_NAME_WORD}(?:\s(?:&\s|(?i:de|du|des|et)\s)?"
+                      rf"(?:{_NAME_WORD}|\d+[{_UPPER}]+(?![\w])))*")
 # The cues before a birth date: the date may come a place later ("né à Pointe-à-Pitre le").
 _BIRTH_CUE = (r"(?<=(?i:\bnée?s?\b|\bné\(e\)|naissance|\bDDN\b)"
               r"(?:(?![.!?;]\s)[^\n\d]){0,45})")
@@ -292,13 +314,19 @@ _RULES = (
     _Rule("person", rf"(?<=\b(?i:{_RELATIVES})(?:\s(?i:de Madame|de Monsieur|de Mme|de M\.))?"
                     rf"\s?[,:]?\s(?:{_NAME_WORD}(?:\s\(\d+\s?ans\))?(?:,\s|\set\s))*)"
                     rf"{_NAME}(?:[ -]{_NAME}){{0,2}}", 0.85),
+    # The items of a list under a heading that names relatives ("Famille :\n- Samira, 12
+    # ans"): the first words of each item, of the first 16 items (a bound that keeps the
+    # look-behind linear in the text's length).
+    _Rule("person", rf"(?<=^[ \t]*(?i:{_RELATIVES})[ \t]*:[ \t]*\n(?:[ \t]*[-–•*].*\n){{0,15}}"
+                    rf"[ \t]*[-–•*][ \t]*)"
+                    rf"{_NAME}(?:[ -]{_NAME}){{0,2}}", 0.85),
     _Rule("organisation", rf"(?:\b(?i:{_BUSINESSES})\s|\b(?:{_LEGAL_FORMS})\s)"
                           rf"{_NAME_WORD}(?:\s(?:&\s)?{_NAME_WORD})*", 0.9),
     _Rule("organisation", rf"(?<=(?i:{_EMPLOYER_CUES})[,:]?\s+(?i:{_ARTICLE})?)"
                           rf"{_NOT_AN_EMPLOYER}{_ORGANISATION_NAME}", 0.86),
-    # Weaker cues ("pour Adecco", "via Uber Eats"): below the model's person score, so a
-    # name the model knows for a person stays one.
-    _Rule("organisation", rf"(?<=\b(?:pour|via)\s+(?i:{_ARTICLE})?)"
+    # A weaker cue ("pour Adecco" without a word of work before it): below the model's
+    # person score, so a name the model knows for a person stays one.
+    _Rule("organisation", rf"(?<=\bpour\s+(?i:{_ARTICLE})?)"
                           rf"{_NOT_AN_EMPLOYER}{_ORGANISATION_NAME}", 0.84),
 )
 # NER labels of the French pipeline: persons are high confidence, organisations medium
@@ -308,19 +336,22 @@ _NER_KINDS = {"PERSON": ("person", 0.85), "ORGANIZATION": ("organisation", 0.6)}
 # Scores of a person span the model found in lower case: after a cue, or not.
 _LOWER_CASE_SCORES = (0.85, 0.7)
 _SENTENCE_START_SCORE = 0.5  # one common word opening a sentence, no cue: low confidence
+# Between a cue and a name: a few spaces at most, so that a cue never reaches over a
+# placeholder (masked as spaces: "le Pr [médecin], pneumologue").
+_CUE_GAP = r"\s{0,3}[,:]?\s{0,3}"
 # The words right before a person's name ("le dr", "son fils", "sa compagne,").
 _TITLE_CUE = r"dr|docteure?|pr|professeure?|mme|mmes|madame|m|mr|monsieur|mlle|me|ma[iî]tre"
 _KIN_CUE = "|".join(words for _, words in _PERSON_ROLES[:4]) + "|" + _RELATIVES
 _PERSON_CUE_RE = re.compile(
     rf"(?:(?<![^\W\d_])(?:{_TITLE_CUE})\.?|\b(?:{_KIN_CUE})\b)"
-    rf"(?:\s+(?:de|d['’])\s*(?:madame|monsieur|mme|m\.))?\s*[,:]?\s*$", re.IGNORECASE)
+    rf"(?:\s+(?:de|d['’])\s*(?:madame|monsieur|mme|m\.))?{_CUE_GAP}$", re.IGNORECASE)
 # Lower-case words after these cues that the re-cased view tries as names.
 _LOWER_CUE_RE = re.compile(
     rf"(?:(?<![^\W\d_])(?:dr|docteure?|pr|mme|m|mr|mlle)\.?|\b(?:{_KIN_CUE})\b)"
-    rf"(?:\s+(?:de|d['’])\s*(?:madame|monsieur|mme|m\.))?\s*[,:]?\s+"
+    rf"(?:\s+(?:de|d['’])\s*(?:madame|monsieur|mme|m\.))?\s{{0,3}}[,:]?\s{{1,3}}"
     rf"(?P<name>(?:(?:{_PARTICLES})\s?)?[^\W\d_][\w'’-]*(?:\s[^\W\d_][\w'’-]*)?)",
     re.IGNORECASE)
-_NAME_LIST_RE = re.compile(r"(?:\s?\(\d+\s?ans\))?(?:\s*,\s*|\s+et\s+)"
+_NAME_LIST_RE = re.compile(r"(?:\s?\(\d+\s?ans\))?(?:\s{0,3},\s{0,3}|\s{1,3}et\s{1,3})"
                            r"(?P<name>[^\W\d_][\w'’-]*)")
 # Parts of speech a lower-case word after a cue is not a name in.
 _NOT_NAME_POS = {"VERB", "AUX", "ADP", "DET", "PRON", "CCONJ", "SCONJ", "ADV", "NUM", "PUNCT"}
@@ -510,12 +541,27 @@ def _name_span(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
-def _common(span: str) -> bool:
-    """A span made only of titles, particles and words of the field (no one's name)."""
-    if _fold(span) in _COMMON_WORDS:
+def _common(span: str, after_cue: bool = False) -> bool:
+    """A span made only of titles, particles and words of the field (no one's name).
+
+    Right after a person cue ("son fils Ali", "Mme Mai"), a word written as a name (a
+    capital, then small letters) is a name unless the product's own labels use it: the
+    acronyms and common words of the field count there only in capitals ("son fils CP")."""
+    words = _words(span)
+    if after_cue and any(w[0].isupper() and not w.isupper() for w in words):
+        return all(_fold(w) in _NEUTRAL_WORDS or _fold(w) in _LABEL_VOCABULARY
+                   or (w.isupper() and _fold(w) in _VOCABULARY) for w in words)
+    if _fold(span) in _COMMON_WORDS or _fold(span) in _ACRONYMS:  # also "cm2", "cd93"
         return True
-    words = [_fold(w) for w in _words(span)]
-    return all(w in _VOCABULARY or w in _NEUTRAL_WORDS for w in words)
+    return all(_fold(w) in _VOCABULARY or _fold(w) in _NEUTRAL_WORDS for w in words)
+
+
+def _acronym(span: str) -> bool:
+    """One word in capitals ("MASP", "SAAD"): in a sheet, the acronym of a scheme or an
+    institution far more often than an establishment's name; the model tags them ORG. An
+    employer or establishment known by its acronym comes with a cue ("chez", "l'EHPAD"),
+    and the cue rules find it."""
+    return " " not in span.strip() and span.isupper() and len(span.strip()) <= 6
 
 
 def _capitalised(text: str, start: int, end: int) -> bool:
@@ -575,12 +621,16 @@ def analyse(text: str) -> list[Detection]:
 def _detections(text: str) -> list[Detection]:
     masked, placeholders = _masked(text)
     analysis = _ANALYZER.analyse(masked)
+    pos = {token.idx: token.pos_ for token in analysis.doc}
     spans: list[tuple[str, int, int, float]] = []
     for result in analysis.results:
         if result.entity_type in _NER_KINDS:
             kind, score = _NER_KINDS[result.entity_type]
             start, end = _name_span(masked, result.start, result.end)
-            if end - start < 2 or _common(masked[start:end]):
+            cued = _after_person_cue(masked, start)
+            if end - start < 2 or _common(masked[start:end], cued and kind == "person"):
+                continue
+            if kind == "organisation" and _acronym(masked[start:end]):
                 continue
             if not _capitalised(masked, start, end):
                 if kind == "organisation":
@@ -588,21 +638,23 @@ def _detections(text: str) -> list[Detection]:
                 score = _lower_case_score(masked, start, end)
                 if not score:
                     continue
-            elif (_sentence_word(masked, start, end)
-                  and not _after_person_cue(masked, start)):
+            elif _sentence_word(masked, start, end) and not cued:
                 if kind == "organisation":
                     continue
                 if _ANALYZER.known(_fold(masked[start:end])):
+                    if pos.get(start) != "PROPN":
+                        continue  # "Famille :", "Orientation" opening a line
                     score = _SENTENCE_START_SCORE
         else:
             kind = result.entity_type.removeprefix("ICLI_").lower()
             start, end, score = result.start, result.end, result.score
             if kind in ("person", "organisation"):
                 start, end = _name_span(masked, start, end)
-                if end - start < 2 or _common(masked[start:end]):
+                # The person rules all start after a cue (a title, a family word).
+                if end - start < 2 or _common(masked[start:end], kind == "person"):
                     continue
         spans.append((kind, start, end, score))
-    spans += _lower_case_names(masked, analysis.doc)
+    spans += _lower_case_names(masked, pos)
     candidates = [Detection(kind, start, end, score,
                             _role(masked, start, end, kind)
                             if kind in ("person", "organisation") else REPLACEMENTS[kind],
@@ -625,11 +677,10 @@ def _lower_case_score(text: str, start: int, end: int) -> float:
     return 0.0
 
 
-def _lower_case_names(text: str, doc) -> list[tuple[str, int, int, float]]:
+def _lower_case_names(text: str, pos: dict[int, str]) -> list[tuple[str, int, int, float]]:
     """Names written in lower case after a person cue ("son fils moussa", "le dr lambert"):
     the candidate words are given a capital in a view of the text the entity recogniser
     reads again; a candidate unknown to the French lexicon is a name even if it does not."""
-    pos = {token.idx: token.pos_ for token in doc}
     candidates: list[tuple[int, int, bool]] = []  # start, end, unknown to the lexicon
     for match in _LOWER_CUE_RE.finditer(text):
         start, end = match.span("name")

@@ -4,7 +4,7 @@ import subprocess
 import sys
 import threading
 
-from bench.deidentify import evaluate, load_corpus
+from bench.deidentify import Score, evaluate, load_corpus, target_lines
 from shared import deidentify
 from shared.deidentify import (
     REVIEW_KEY,
@@ -98,14 +98,25 @@ def test_dismissals_are_sealed_with_their_fields_class(db_session, vault, world)
 
 
 def test_the_corpus_keeps_its_recall_and_precision():
-    # Measured: recall 98.4 %, precision 99.2 % on 102 narratives (bench/deidentify.py, issue
-    # 23); floors a little under.
+    # The tuning part only (the held-out part is never read by tests). Measured: recall
+    # 99.0 %, precision 99.0 % on 177 narratives (bench/deidentify.py, issue 23); floors a
+    # little under.
     scores = evaluate(load_corpus())
-    assert len(load_corpus()) >= 60
+    assert len(load_corpus()) >= 160
     assert scores["overall"].recall >= 0.96
     assert scores["overall"].precision >= 0.95
     assert all(s.recall >= 0.9 and s.precision >= 0.9 for s in scores.values()), {
         k: (round(s.recall, 3), round(s.precision, 3)) for k, s in scores.items()}
+
+
+def test_the_bench_checks_issue_23s_targets_recall_and_precision_on_the_held_out_part():
+    figures = {"scores": {"overall": vars(Score(expected=100, found=96, found_any_kind=97,
+                                                predicted=100, correct=96))},
+               "flagged_free": 3, "free": 30, "block_p99_ms": 150.5}
+    held_out = target_lines("held-out", figures)
+    assert [line.split()[0] for line in held_out] == ["MISSED", "met", "met", "MISSED"]
+    assert "(96.0%)" in held_out[0] and "(3/30)" in held_out[2]
+    assert target_lines("tuning", figures) == held_out[2:]
 
 
 def test_a_text_is_analysed_once_and_the_memo_keeps_no_text(monkeypatch):

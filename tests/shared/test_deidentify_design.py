@@ -197,3 +197,54 @@ def test_a_common_word_opening_a_sentence_is_no_high_confidence_person(text):
 ])
 def test_establishments_and_employers_are_organisations(text, span):
     assert found(text, "organisation", span), kinds(text)
+
+
+# 9. Found on the larger tuning part of the corpus.
+@pytest.mark.parametrize(("text", "span"), [
+    ("Son fils Ali entre en sixième.", "Ali"),  # also the ALI, a local agency
+    ("Sa fille Mai est gardée par sa grand-mère.", "Mai"),  # also a month
+    ("Le bailleur est Mme Juin, qui habite au rez-de-chaussée.", "Juin"),
+])
+def test_a_first_name_that_is_also_a_word_of_the_field_is_a_name_after_a_cue(text, span):
+    assert found(text, "person", span), kinds(text)
+
+
+@pytest.mark.parametrize("text", [
+    "Son fils CP, sa fille CM2 : la rentrée est préparée.",
+    "Sa mère Allocataire du RSA depuis 2010.",
+])
+def test_acronyms_in_capitals_and_the_product_labels_stay_common_after_a_cue(text):
+    assert [k for k in kinds(text) if k[0] == "person"] == []
+
+
+def test_a_lone_acronym_is_no_establishment():
+    assert kinds("Une MASP est proposée ; la CQP APS est financée par une AIF. Un SAAD "
+                 "recrute.") == []
+
+
+def test_a_known_noun_opening_a_line_is_no_name():
+    assert kinds("Famille :\nhébergée chez un tiers.\nOrientation : sociale.") == []
+
+
+def test_the_items_of_a_list_of_relatives_are_names():
+    assert kinds("Enfants :\n- Yacine, 7 ans\n- Soraya Benchikh, 4 ans\n• Ilyes, 1 an") == [
+        ("person", "Yacine"), ("person", "Soraya Benchikh"), ("person", "Ilyes")]
+
+
+@pytest.mark.parametrize(("text", "span", "replacement"), [
+    ("Des missions ponctuelles pour Frichti le week-end.", "Frichti", "[employeur]"),
+    ("Il livre des repas via Stuart depuis mars.", "Stuart", "[employeur]"),
+    ("Locataire de Immobilière 3F depuis 2012.", "Immobilière 3F", "[bailleur]"),
+    ("Un studio géré par Habitat Solidaire Nord.", "Habitat Solidaire Nord", "[organisme]"),
+    ("Formation à l'organisme Kalidea Formation en mai.", "organisme Kalidea Formation",
+     "[organisme]"),
+])
+def test_employers_landlords_and_training_bodies_after_their_cue(text, span, replacement):
+    assert [(d.kind, d.text, d.replacement) for d in analyse(text)] == [
+        ("organisation", span, replacement)]
+
+
+def test_a_cue_never_reaches_over_a_placeholder():
+    assert kinds("Le Pr [médecin], pneumologue, suit Madame. Son fils [enfant], ulrich, "
+                 "aussi.") == [("person", "ulrich")]
+    assert [d.replacement for d in analyse("Suivi par le Pr Okafor.")] == ["[médecin]"]
