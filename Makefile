@@ -5,6 +5,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+PORT ?= 8000
 
 .PHONY: run test test-fast lint clean
 
@@ -22,8 +23,9 @@ $(VENV)/.installed-test: $(VENV)/.python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.installed-run
 
+# `make run PORT=8080` serves another port (e-mail links follow it).
 run: $(VENV)/.installed-run
-	$(BIN)/icli run
+	$(BIN)/icli run --port $(PORT)
 
 # One test process per core (pytest-xdist); each has its own database and Redis database.
 # An idle process takes tests queued for the other (two tests of a minute or more would

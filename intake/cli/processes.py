@@ -79,6 +79,9 @@ def _share_metrics(settings: Settings) -> None:
 @click.option("--port", default=DEFAULT_PORT, show_default=True, help="HTTP port of the web app.")
 def run(port: int) -> None:
     """Everything on one machine: Redis (bundled), one worker and the web app."""
+    if not os.environ.get("ICLI_BASE_URL"):
+        # The links of the e-mails the worker sends lead to this port (inherited by spawn()).
+        os.environ["ICLI_BASE_URL"] = f"http://127.0.0.1:{port}"
     settings = load_cli_settings()
     _prepare(settings)
 

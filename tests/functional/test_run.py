@@ -67,6 +67,10 @@ def test_icli_run_serves_a_fresh_instance_and_stops_every_process_cleanly(tmp_pa
         children = psutil.Process(process.pid).children(recursive=True)
         names = " ".join(" ".join(command_line(c)) for c in children)
         assert "redis-server" in names and "generator" in names and "gunicorn" in names
+        # The e-mails' links lead to the port served, not to the default one
+        workers = [c for c in children if "generator" in command_line(c)[1:3]]
+        assert workers and all(w.environ()["ICLI_BASE_URL"] == f"http://127.0.0.1:{port}"
+                               for w in workers)
 
         assert (instance / "keyring.json").stat().st_mode & 0o777 == 0o600
         assert (instance / "icli.sqlite3").exists()
