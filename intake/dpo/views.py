@@ -44,7 +44,10 @@ def audit_page():
     return render_template("dpo/audit.html", form=form, rows=rows, total=total, page=page,
                            pages=max(1, -(-total // audit_log.PAGE_SIZE)), query=query,
                            names=audit_log.actor_names(db(), rows),
-                           action_label=audit_log.action_label)
+                           action_label=audit_log.action_label,
+                           object_label=audit_log.object_label,
+                           fields_label=audit_log.fields_label,
+                           purpose_label=audit_log.purpose_label)
 
 
 @bp.route("/journal.csv")

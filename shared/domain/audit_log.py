@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -91,6 +92,69 @@ ACTION_LABELS = {
     "user_created": "Compte créé",
     "user_deactivated": "Compte désactivé",
 }
+
+
+# What each row is about, for the DPO (the table's name stays in the CSV export).
+OBJECT_LABELS = {
+    "agenda_items": "point d'ordre du jour",
+    "avis_revisions": "révision d'avis",
+    "beneficiaries": "personne (pseudonyme)",
+    "circonscriptions": "circonscription",
+    "decision_actions": "préconisation",
+    "decisions": "avis",
+    "document_jobs": "génération de document",
+    "form_stashes": "saisie conservée après expiration de session",
+    "formal_decisions": "décision formelle",
+    "generated_documents": "document",
+    "global_support_steps": "étape d'accompagnement global",
+    "global_supports": "accompagnement global",
+    "identity_records": "identité",
+    "key_rotations": "rotation de clés",
+    "key_versions": "version de clé",
+    "meeting_members": "membre convoqué",
+    "meeting_schedules": "calendrier",
+    "meetings": "séance",
+    "members": "membre de l'instance",
+    "minutes_visas": "visa du procès-verbal",
+    "notification_preferences": "préférences de courriel",
+    "notifications": "courriel",
+    "reference_items": "référentiel",
+    "sheet_events": "historique de fiche",
+    "sheets": "fiche",
+    "structures": "structure",
+    "template_versions": "modèle de document",
+    "users": "compte",
+}
+# Encrypted columns named in the "fields" of a decryption row (the others are field names of
+# the identity: nom, prenom… already French).
+FIELD_LABELS = {
+    "situation_data": "situation",
+    "sensitive_data": "détails sensibles",
+    "referent_data": "coordonnées du référent",
+    "comment": "commentaire",
+    "motivation": "motivation",
+    "label": "libellé",
+    "payload": "saisie conservée",
+    "body": "contenu",
+    "pdf_body": "contenu PDF",
+}
+# A reveal's purpose names the sheet event holding its reason (the reason itself may
+# describe the case, so it is sealed in the sheet's history, not written here).
+_REASON_EVENT = re.compile(r"\(motif : événement (\d+)\)")
+
+
+def object_label(table: str) -> str:
+    return OBJECT_LABELS.get(table, table)
+
+
+def fields_label(fields: str) -> str:
+    return ", ".join(FIELD_LABELS.get(name, name.replace("_", " "))
+                     for name in fields.split(",") if name)
+
+
+def purpose_label(purpose: str) -> str:
+    return _REASON_EVENT.sub(r"(motif écrit dans l'historique de la fiche, événement n° \1)",
+                             purpose)
 
 
 def action_label(code: str) -> str:

@@ -130,3 +130,19 @@ def test_the_dpo_cannot_open_sheets_or_sessions(app, world):
     client = client_as(app, "dpo")
     assert client.get(f"/fiches/{world['sheets'][0].id}").status_code in (403, 404)
     assert client.get("/seances/").status_code == 403
+
+
+def test_the_journal_names_tables_fields_and_reveal_reasons_in_french(app, world, db_session,
+                                                                      keyring):
+    audit.record(db_session, keyring, audit.Actor(world["users"]["facilitator"].id), "decrypt",
+                 object_type="identity_records", object_ids=[7], fields=["nom", "date_naissance"],
+                 purpose="levée du pseudonyme (motif : événement 22)")
+    audit.record(db_session, keyring, audit.CLI, "decrypt", object_type="sheets",
+                 object_ids=[7], fields=["situation_data", "sensitive_data"], purpose="test")
+    db_session.commit()
+    body = html.unescape(client_as(app, "dpo").get("/dpo/journal").get_data(as_text=True))
+    table = body.split("<tbody>", 1)[1]
+    assert '<td title="identity_records">identité</td>' in table
+    assert ">nom, date naissance</td>" in table and ">situation, détails sensibles</td>" in table
+    assert "(motif écrit dans l'historique de la fiche, événement n° 22)" in table
+    assert "motif : événement" not in table
