@@ -44,7 +44,7 @@ from shared.domain import access_export as right_of_access
 from shared.domain import documents, sheet_editing, sheet_reading
 from shared.domain import sheet_workflow as workflow
 from shared.domain import sheets as domain
-from shared.domain.beneficiaries import IdentityInvalidError
+from shared.domain.beneficiaries import REQUIRED_IDENTITY, IdentityInvalidError
 from shared.domain.reference import reference_labels
 from shared.domain.sheet_lists import SORTS, SheetFilters, sheet_page
 from shared.errors import DomainError
@@ -277,7 +277,7 @@ def edit(sheet_id: int):
                            sections=SECTIONS, fields=FIELDS, identity_labels=IDENTITY_LABELS,
                            labels=opened.offered, saved_at=_saved_at(sheet),
                            ticket=stash_ticket(sheet), review=_review(shown),
-                           autosave_seconds=AUTOSAVE_SECONDS)
+                           autosave_seconds=AUTOSAVE_SECONDS, required_identity=REQUIRED_IDENTITY)
 
 
 def _saved_at(sheet: Sheet) -> str:

@@ -80,6 +80,10 @@ def identity_errors(identity: Identity) -> dict[str, str]:
     return IdentityInvalidError(problems).errors if problems else {}
 
 
+# What every identity holds, from the first draft on: the duplicate search needs them.
+REQUIRED_IDENTITY = ("nom", "prenom", "date_naissance")
+
+
 def validate_identity(identity: Identity, today: date | None = None) -> list[str]:
     """French reasons the identity is refused; never quotes the values."""
     today = today or date.today()

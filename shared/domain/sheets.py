@@ -107,6 +107,8 @@ def validate_values(values: dict[str, Any], labels: dict[str, dict[str, str]], *
             problem = "Ce champ est obligatoire pour soumettre la fiche."
         if problem:
             errors[spec.name] = problem
+    errors.update({name: problem for name, problem in _order_problems(values).items()
+                   if name not in errors})
     if submitting:
         if values.get("personne_informee") == "oui" and not values.get("date_information"):
             errors.setdefault("date_information", "Indiquez la date à laquelle la personne "
@@ -118,6 +120,22 @@ def validate_values(values: dict[str, Any], labels: dict[str, dict[str, str]], *
             errors.setdefault("motif_duree", "Précisez la raison de la durée réduite ou de "
                                              "la dispense.")
     return errors
+
+
+def _order_problems(values: dict[str, Any]) -> dict[str, str]:
+    """Dates that contradict each other: an end before its start (on drafts too, like any
+    date typed wrong: the field keeps its stored value until it is corrected)."""
+    problems = {}
+    start, end = _date(values.get("contrat_debut") or ""), _date(values.get("contrat_fin") or "")
+    if start and end and end < start:
+        problems["contrat_fin"] = ("La fin du contrat ne peut pas précéder sa signature "
+                                   f"(le {start:%d/%m/%Y}).")
+    for number, row in enumerate(values.get("actions") or [], start=1):
+        start, end = _date(str(row.get("debut") or "")), _date(str(row.get("fin") or ""))
+        if start and end and end < start:
+            problems["actions"] = f"Action de la ligne {number} : la fin précède le début."
+            break
+    return problems
 
 
 def _allowed(spec: SheetField, labels: dict[str, dict[str, str]]) -> dict[str, str]:

@@ -643,6 +643,11 @@ def test_the_pages_own_autosave_keeps_the_draft_and_answers_its_script(referent,
     assert read_values(vault, db_session.get(Sheet, sheet_id),
                        purpose="test")["parcours"] == "Deuxième version."
     db_session.commit()
-    # The page the script runs on says that it saves by itself
-    page = referent.get(f"/fiches/{sheet_id}/modifier").get_data(as_text=True)
-    assert 'data-autosave="30"' in page and "s'enregistre automatiquement" in html.unescape(page)
+    # The page the script runs on says that it saves by itself, and which fields a
+    # submission needs (tied to their field for screen readers)
+    page = html.unescape(referent.get(f"/fiches/{sheet_id}/modifier").get_data(as_text=True))
+    assert 'data-autosave="30"' in page and "s'enregistre automatiquement" in page
+    assert '<span class="required-mark" id="question-requis">(obligatoire pour soumettre)' \
+        in page and 'aria-describedby="question-requis"' in page
+    assert '<span class="required-mark" id="nom-requis">(obligatoire)' in page
+    assert 'id="proposition-requis"' not in page  # optional

@@ -101,3 +101,18 @@ def test_every_state_is_reachable_and_every_transition_targets_a_known_state():
 def test_name_particles_are_not_taken_for_the_name(name, text, flagged):
     hits = identity_hits({"nom": name}, {"question": text})
     assert bool(hits) is flagged
+
+
+def test_an_end_before_its_start_is_named_on_drafts_too():
+    values = {**demo_values(0), "contrat_debut": "2026-03-10", "contrat_fin": "2026-03-01",
+              "actions": [{"action": "Atelier CV", "structure": "PLIE", "debut": "2026-02-01",
+                           "fin": "2026-03-01", "resultat": ""},
+                          {"action": "Stage", "structure": "ACI", "debut": "2026-05-01",
+                           "fin": "2026-04-01", "resultat": ""}]}
+    for submitting in (False, True):
+        errors = validate_values(values, LABELS, submitting=submitting, today=TODAY)
+        assert errors["contrat_fin"] == ("La fin du contrat ne peut pas précéder sa "
+                                         "signature (le 10/03/2026).")
+        assert errors["actions"] == "Action de la ligne 2 : la fin précède le début."
+    in_order = {**values, "contrat_fin": "2026-03-10", "actions": values["actions"][:1]}
+    assert validate_values(in_order, LABELS, submitting=True, today=TODAY) == {}
