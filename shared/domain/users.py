@@ -161,12 +161,13 @@ def deactivate_expired(session: Session, keyring: KeyRing, actor: audit.Actor,
 
 
 def create_account(session: Session, vault: Vault, *, email: str, full_name: str,
-                   role: RoleSpec) -> tuple[User, str]:
+                   role: RoleSpec, habilitation: tuple[date | None, date | None] = (None, None)
+                   ) -> tuple[User, str]:
     """An administrator (or the CLI) opens an account with a one-time password, to change at
     first login; returns the account and that password (shown once). Audited with its role."""
     password = generate_password()
     user = create_user(session, email=email, full_name=full_name, password=password, role=role,
-                       must_change_password=True)
+                       must_change_password=True, habilitation=habilitation)
     _audit(vault, "user_created", user, fields=[role.role])
     return user, password
 
