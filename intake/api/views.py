@@ -10,7 +10,7 @@ are; APIFlask replaces the application class and its error handling for the whol
 
 from __future__ import annotations
 
-from flask import Flask, g, request
+from flask import Flask, current_app, g, request
 from flask_smorest import Api, Blueprint, abort
 from werkzeug.exceptions import HTTPException
 
@@ -48,9 +48,16 @@ def init_app(app: Flask) -> None:
             "bearerAuth": {"type": "http", "scheme": "bearer"}}}},
     )
     api = IcliApi(app)
-    bp.register_error_handler(HTTPException, api.handle_http_exception)
-    csrf.exempt(bp)
+    app.extensions["icli_api"] = api
     api.register_blueprint(bp)
+
+
+csrf.exempt(bp)
+
+
+@bp.errorhandler(HTTPException)
+def _json_error(error: HTTPException):
+    return current_app.extensions["icli_api"].handle_http_exception(error)
 
 
 def _client(scope: str) -> ApiClient:
