@@ -10,9 +10,11 @@ are; APIFlask replaces the application class and its error handling for the whol
 
 from __future__ import annotations
 
+import logging
+
 from flask import Flask, current_app, g, request
 from flask_smorest import Api, Blueprint, abort
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, InternalServerError
 
 from intake.api.schemas import (
     DecisionSchema,
@@ -29,6 +31,7 @@ from shared.encrypted import Vault
 from shared.errors import DomainError, ForbiddenError, InvalidInputError, NotFoundError
 from shared.models import ApiClient
 
+log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api/v1",
                description="Import et export pour les systèmes d'information du département")
 BEARER = {"bearerAuth": []}
@@ -55,9 +58,23 @@ def init_app(app: Flask) -> None:
 csrf.exempt(bp)
 
 
-@bp.errorhandler(HTTPException)
 def _json_error(error: HTTPException):
+    """JSON with a French message, never the exception's text (it may quote a value); an
+    internal error rolls the request back (its audit row is then written alone)."""
+    if error.code == 500:
+        db().rollback()
+        log.error("internal error in the API type=%s", type(
+            getattr(error, "original_exception", None) or error).__name__)
+        error = InternalServerError()
+        error.data = {"message": "Erreur interne : rien n'a été enregistré."}
     return current_app.extensions["icli_api"].handle_http_exception(error)
+
+
+# The site's French HTML pages answer these codes (intake/errors.py); Flask prefers an
+# application's handler for a code to a blueprint's for a class, so each code is named here.
+bp.register_error_handler(HTTPException, _json_error)
+for _code in (400, 403, 404, 405, 413, 500):
+    bp.register_error_handler(_code, _json_error)
 
 
 def _client(scope: str) -> ApiClient:

@@ -28,7 +28,8 @@ MAX_DAYS = 366
 
 def export_decisions(session: Session, vault: Vault, since: date, until: date) -> list[dict]:
     """The avis given at sessions held from ``since`` to ``until`` (included, at most a
-    year), oldest first. The préconisations' decryption is audited with its purpose."""
+    year), oldest first. The préconisations are situational texts (their reading is not an
+    audit row of its own, as for the documents); the call itself is audited by the API."""
     if until < since:
         raise InvalidInputError("La date de fin précède la date de début.")
     if (until - since).days > MAX_DAYS:
