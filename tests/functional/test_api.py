@@ -10,7 +10,7 @@ from shared.domain import api_clients
 from shared.domain.users import paris_today
 from shared.models import ApiClient, AuditEvent, Circonscription
 from tests.factories import canary_values
-from tests.helpers import client_as, csrf_token, post
+from tests.helpers import client_as, post
 
 
 def _token(db_session, vault, scopes=("import", "export"), days=30) -> str:
@@ -109,7 +109,7 @@ def test_the_api_import_is_the_page_import_all_or_nothing_with_french_errors(app
 
 def test_decisions_export_pseudonymised_and_no_response_carries_an_identity(
         app, world, db_session, vault, examined):
-    meeting, sheet, decision, _ = examined
+    meeting, sheet, _, _ = examined
     token = _token(db_session, vault)
     api = app.test_client()
     day, today = meeting.starts_at.date(), paris_today()  # avis counted in the month given

@@ -10,8 +10,8 @@ from datetime import timedelta
 
 import pytest
 import schemathesis
-from schemathesis.specs.openapi import checks
 from hypothesis import HealthCheck, Phase, given, settings
+from schemathesis.specs.openapi import checks
 
 from shared.domain import api_clients
 from shared.domain.users import paris_today

@@ -3,13 +3,15 @@ sheets, suppléants."""
 
 from datetime import date, timedelta
 
+import pytest
 from sqlalchemy import select
 
 from shared.domain import account_lifecycle, users
 from shared.domain.audit import WORKER
 from shared.domain.meetings import record_answers
 from shared.domain.meetings.members import save_member, set_substitute
-from shared.models import AuditEvent, MeetingMember, Notification, Sheet, User
+from shared.errors import InvalidInputError
+from shared.models import AuditEvent, MeetingMember, Member, Notification, Sheet, User
 from tests.factories import PASSWORD, canary_identity, make_sheet
 from tests.helpers import client_as, csrf_token, flash_text, post, reload
 
@@ -160,22 +162,35 @@ def test_sheets_never_go_to_another_structure(world, db_session, vault):
     make_sheet(db_session, vault, world["structures"]["ssd"], canary_identity(5),
                author_id=referent.id)
     stranger = world["users"]["other_referent"]
-    try:
+    with pytest.raises(InvalidInputError, match="même structure"):
         account_lifecycle.reassign_open_sheets(db_session, vault, referent, stranger)
-    except Exception as exc:  # noqa: BLE001
-        assert "même structure" in exc.message
-    else:
-        raise AssertionError("reassigned to another structure")
+
+
+def _members(db_session, circonscription):
+    return [save_member(db_session, None, circonscription_id=circonscription.id,
+                        structure_id=None, name=name, function="Conseillère", kind=kind,
+                        acco_glo=False, active=True)
+            for name, kind in (("Titulaire CAF", "permanent"), ("Suppléante CAF", "invite"))]
+
+
+def test_a_facilitator_names_a_members_suppleant_of_the_same_instance(app, world, db_session):
+    titular, substitute = _members(db_session, world["north"])
+    stranger, _ = _members(db_session, world["south"])
+    db_session.commit()
+    facilitator = client_as(app, "facilitator")
+    url = f"/seances/membres/{world['north'].id}/{titular.id}/suppleant"
+    page = post(facilitator, url, {"substitute_id": str(stranger.id)},
+                form_url=f"/seances/membres/{world['north'].id}")
+    assert "même instance" in page.get_data(as_text=True)
+    page = post(facilitator, url, {"substitute_id": str(substitute.id)},
+                form_url=f"/seances/membres/{world['north'].id}")
+    assert "Suppléance enregistrée." in flash_text(page)
+    assert reload(db_session, Member, titular.id).substitute_id == substitute.id
 
 
 def test_a_declining_member_brings_in_their_suppleant(world, db_session, vault):
-    meeting, north = world["meeting"], world["north"]
-    titular = save_member(db_session, None, circonscription_id=north.id, structure_id=None,
-                          name="Titulaire CAF", function="Conseillère", kind="permanent",
-                          acco_glo=False, active=True)
-    substitute = save_member(db_session, None, circonscription_id=north.id, structure_id=None,
-                             name="Suppléante CAF", function="Conseillère", kind="invite",
-                             acco_glo=False, active=True)
+    meeting = world["meeting"]
+    titular, substitute = _members(db_session, world["north"])
     set_substitute(db_session, vault, titular, substitute)
     row = MeetingMember(meeting=meeting, member_id=titular.id)
     db_session.add(row)
