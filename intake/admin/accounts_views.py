@@ -7,7 +7,7 @@ from flask import abort, flash, redirect, render_template, url_for
 
 from intake.access import role_required
 from intake.admin.forms import AccountEditForm, ReassignForm
-from intake.admin.views import _choices, bp, habilitation, role_spec
+from intake.admin.views import bp, fill_choices, habilitation, role_spec
 from intake.choices import choices
 from intake.dbsession import db, vault
 from shared.domain import account_lifecycle, users
@@ -20,7 +20,7 @@ from shared.models import User
 def user_edit(user_id: int):
     account = db().get(User, user_id) or abort(404)
     form = AccountEditForm(obj=account)
-    _choices(form)
+    fill_choices(form)
     if not form.is_submitted():
         spec = users.role_spec(account)
         form.role.data, form.structure_id.data = spec.role, spec.structure_id or 0

@@ -24,7 +24,7 @@ from shared.sheet_schema import EDITABLE_KINDS
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 
-def _choices(form: AccountScopeForm | StructureForm) -> None:
+def fill_choices(form: AccountScopeForm | StructureForm) -> None:
     session = db()
     circs = session.scalars(select(Circonscription).order_by(Circonscription.code)).all()
     circ_choices = [(c.id, f"{c.code} – {c.name}") for c in circs]
@@ -47,7 +47,7 @@ def users_list():
 @role_required("admin")
 def user_new():
     form = UserForm()
-    _choices(form)
+    fill_choices(form)
     if form.validate_on_submit():
         try:
             user, password = users.create_account(
@@ -137,7 +137,7 @@ def structures():
 def structure_edit(structure_id: int | None):
     structure = (db().get(Structure, structure_id) or abort(404)) if structure_id else None
     form = StructureForm(obj=structure)
-    _choices(form)
+    fill_choices(form)
     if structure is not None and not form.is_submitted():
         form.circonscription_id.data = structure.circonscription_id or 0
     if form.validate_on_submit():

@@ -237,6 +237,11 @@ def set_active(session: Session, vault: Vault, user: User, active: bool) -> None
     would lock themself out)."""
     if not active and vault.actor.user_id == user.id:
         raise InvalidInputError("Vous ne pouvez pas désactiver votre propre compte.")
+    ends_on = user.habilitation_ends_on
+    if active and ends_on is not None and ends_on < paris_today():
+        # The worker would deactivate it again at its next step.
+        raise InvalidInputError("L'habilitation de ce compte est terminée : modifiez d'abord "
+                                "sa date de fin.")
     user.active = active
     end_sessions(session, user)  # a reactivation must not revive an old cookie
     _audit(vault, "user_activated" if active else "user_deactivated", user)

@@ -121,6 +121,17 @@ def test_accounts_past_their_end_are_deactivated_and_audited(world, db_session, 
     assert _actions(db_session).count("user_expired") == 1
 
 
+def test_an_account_past_its_end_is_not_reactivated_before_its_end_moves(app, world,
+                                                                         db_session):
+    director = world["users"]["director"]
+    director.active, director.habilitation_ends_on = False, date(2020, 1, 31)
+    db_session.commit()
+    page = post(client_as(app, "admin"), f"/admin/utilisateurs/{director.id}/activer",
+                form_url="/admin/utilisateurs")
+    assert "modifiez d&#39;abord sa date de fin" in flash_text(page)
+    assert reload(db_session, User, director.id).active is False
+
+
 def _colleague(db_session, world):
     return users.create_user(db_session, email="colleague@test.invalid", full_name="Collègue",
                              password=PASSWORD, role=users.RoleSpec(
