@@ -114,9 +114,7 @@ def import_csv(session: Session, vault: Vault, kind: str, data: bytes, *,
     if kind not in KINDS:
         raise InvalidInputError("Type d'import inconnu.")
     report = ImportReport(kind=kind)
-    rows = read_rows(data, kind, report)
-    if report.error_count:
-        return report
+    rows = read_rows(data, kind, report)  # the lines that can be checked further
     planner = _PLANNERS[kind](session)
     staged: list[Callable[[], object]] = []
     for line, row in rows:
@@ -166,7 +164,8 @@ def decode(data: bytes) -> str:
 
 
 def read_rows(data: bytes, kind: str, report: ImportReport) -> list[tuple[int, dict]]:
-    """(line number, {column: stripped value}) for each non-empty line after the header."""
+    """(line number, {column: stripped value}) for each non-empty line after the header;
+    a line with a formula or a wrong number of cells is reported, not returned."""
     try:
         text = decode(data)
     except InvalidInputError as exc:
@@ -200,14 +199,15 @@ def read_rows(data: bytes, kind: str, report: ImportReport) -> list[tuple[int, d
             if len(values) != len(header):
                 report.error(line, f"{len(values)} colonne(s) au lieu de {len(header)}.")
                 continue
-            row = {}
-            for name, value in zip(header, values, strict=True):
-                if value.lstrip(" ").startswith(FORMULA_STARTS):
-                    report.error(line, f"colonne « {name} » : une cellule ne peut pas "
-                                       "commencer par « = », « + », « - » ou « @ » (formule "
-                                       "de tableur refusée).")
-                row[name] = value.strip()
-            rows.append((line, row))
+            formulas = [name for name, value in zip(header, values, strict=True)
+                        if value.lstrip(" ").startswith(FORMULA_STARTS)]
+            for name in formulas:
+                report.error(line, f"colonne « {name} » : une cellule ne peut pas commencer "
+                                   "par « = », « + », « - » ou « @ » (formule de tableur "
+                                   "refusée).")
+            if not formulas:
+                rows.append((line, {name: value.strip()
+                                    for name, value in zip(header, values, strict=True)}))
     except csv.Error:
         report.error(reader.line_num, "guillemets mal fermés.")
         return []
