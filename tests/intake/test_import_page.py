@@ -7,9 +7,9 @@ from sqlalchemy import func, select
 from shared.models import Structure
 from tests.helpers import client_as, csrf_token
 
-STRUCTURES = ("nom;type;circonscription\n"
-              "ALI de Bondy;ali;C01\n"
-              "CCAS de Pantin;service_social_municipal;C02\n").encode()
+STRUCTURES = (b"nom;type;circonscription\n"
+              b"ALI de Bondy;ali;C01\n"
+              b"CCAS de Pantin;service_social_municipal;C02\n")
 
 
 def _send(client, data: bytes, button: str):
