@@ -38,7 +38,6 @@ from shared.domain import audit, users
 from shared.encrypted import Vault
 from shared.errors import DomainError, InvalidInputError
 from shared.models import Circonscription, Member, RoleAssignment, Structure, User
-from shared.models.document import INSTITUTIONS
 from shared.models.meeting import MEMBER_KINDS
 from shared.models.reference import STRUCTURE_TYPES
 from shared.text import clean_text
@@ -408,26 +407,20 @@ class _Accounts(_Planner):
         return Change(line, "modification", email, changed), update
 
     def _scope(self, role: str, row: dict) -> list[dict]:
-        blank = {"role": role, "structure_id": None, "circonscription_id": None,
-                 "is_manager": False, "institution": None}
-        if role == "referent":
-            if not row.get("structure"):
-                raise RowError("colonne « structure » : obligatoire pour un·e référent·e.")
-            return [{**blank, "structure_id": self.structure(row["structure"]).id,
-                     "is_manager": _flag(row, "responsable", False)}]
-        if role == "facilitator":
-            codes = sorted(set(row.get("circonscriptions", "").replace("|", " ").split()))
-            if not codes:
-                raise RowError("colonne « circonscriptions » : au moins un code pour "
-                               "l'animation (séparés par des espaces).")
-            return [{**blank, "circonscription_id": self.circonscription(
-                code, "circonscriptions").id} for code in codes]
-        if role == "director":
-            if row.get("institution") not in INSTITUTIONS:
-                raise RowError("colonne « institution » : attendu "
-                               + " ou ".join(INSTITUTIONS) + ".")
-            return [{**blank, "institution": row["institution"]}]
-        return [blank]
+        """The role's assignments, checked by the rule account forms use
+        (``users.role_assignments``) once the file's names and codes are resolved."""
+        structure = self.structure(row["structure"]).id if row.get("structure") else None
+        codes = sorted(set(row.get("circonscriptions", "").replace("|", " ").split()))
+        spec = users.RoleSpec(role, structure_id=structure,
+                              circonscription_ids=tuple(
+                                  self.circonscription(code, "circonscriptions").id
+                                  for code in codes),
+                              manager=_flag(row, "responsable", False),
+                              institution=row.get("institution") or None)
+        try:
+            return [_assignment(a) for a in users.role_assignments(self.session, spec)]
+        except InvalidInputError as exc:
+            raise RowError(f"colonne « role » : {exc.message}") from None
 
 
 def _assignment(a: RoleAssignment) -> dict:

@@ -90,7 +90,7 @@ def create_user(session: Session, *, email: str, full_name: str, password: str,
     user = User(email=email, full_name=full_name, password_hash=hash_password(password),
                 must_change_password=must_change_password,
                 habilitation_starts_on=habilitation[0], habilitation_ends_on=habilitation[1])
-    user.roles = _assignments(session, role)
+    user.roles = role_assignments(session, role)
     session.add(user)
     session.flush()
     return user
@@ -126,7 +126,7 @@ def update_account(session: Session, vault: Vault, user: User, *, full_name: str
     if (user.habilitation_starts_on, user.habilitation_ends_on) != habilitation:
         user.habilitation_starts_on, user.habilitation_ends_on = habilitation
         changed.append("habilitation")
-    wanted = _assignments(session, role)
+    wanted = role_assignments(session, role)
     if _scope(wanted) != _scope(user.roles):
         user.roles = wanted
         changed.append("role")
@@ -188,7 +188,9 @@ def _audit(vault: Vault, action: str, user: User, **kwargs) -> None:
                  object_ids=[user.id], **kwargs)
 
 
-def _assignments(session: Session, spec: RoleSpec) -> list[RoleAssignment]:
+def role_assignments(session: Session, spec: RoleSpec) -> list[RoleAssignment]:
+    """The assignments ``spec`` describes, new and unattached; InvalidInputError in French
+    when its scope is missing or unknown (the forms and the CSV import share this rule)."""
     if spec.role not in ROLES:
         raise InvalidInputError("Rôle inconnu.")
     if spec.role == "referent":
