@@ -5,7 +5,7 @@ import io
 from sqlalchemy import func, select
 
 from shared.models import Structure
-from tests.helpers import client_as, csrf_token
+from tests.helpers import client_as, csrf_token, icli
 
 STRUCTURES = (b"nom;type;circonscription\n"
               b"ALI de Bondy;ali;C01\n"
@@ -53,3 +53,16 @@ def test_the_import_form_needs_its_csrf_token(app, world, db_session):
         "kind": "structures", "apply": "1", "file": (io.BytesIO(STRUCTURES), "s.csv")},
         content_type="multipart/form-data")
     assert response.status_code == 400 and _structures(db_session) == before
+
+
+def test_icli_users_import_makes_the_same_import(test_env, world, db_session, tmp_path):
+    path = tmp_path / "structures.csv"
+    path.write_bytes(STRUCTURES)
+    before = _structures(db_session)
+    dry = icli(test_env, "users", "import", "structures", str(path))
+    assert "line 2: création ALI de Bondy" in dry.stdout and _structures(db_session) == before
+    icli(test_env, "users", "import", "structures", str(path), "--apply")
+    assert _structures(db_session) == before + 2
+    path.write_bytes(STRUCTURES + b"X;inconnu;C01\n")
+    refused = icli(test_env, "users", "import", "structures", str(path), "--apply", check=False)
+    assert refused.returncode == 1 and "Ligne 4 : colonne « type »" in refused.stderr
