@@ -67,6 +67,10 @@ def _json_error(error: HTTPException):
             getattr(error, "original_exception", None) or error).__name__)
         error = InternalServerError()
         error.data = {"message": "Erreur interne : rien n'a été enregistré."}
+    data = getattr(error, "data", None)
+    if error.code == 422 and isinstance(data, dict) and "message" not in data:
+        # webargs' own words per field stay in "errors" (they never quote the value)
+        data["message"] = "Paramètres invalides : le détail par champ est dans « errors »."
     return current_app.extensions["icli_api"].handle_http_exception(error)
 
 
@@ -85,7 +89,7 @@ def _client(scope: str) -> ApiClient:
     except ForbiddenError as exc:
         abort(403, message=exc.message)
     except InvalidInputError as exc:
-        abort(401, message=exc.message)
+        abort(401, message=exc.message, headers={"WWW-Authenticate": "Bearer"})
     g.api_client_id = client.id
     return client
 

@@ -71,7 +71,9 @@ def test_missing_unknown_expired_or_out_of_scope_tokens_are_refused(app, world, 
                                                                     vault):
     api = app.test_client()
     url = "/api/v1/decisions?since=2026-01-01&until=2026-12-31"
-    assert api.get(url).status_code == 401
+    missing = api.get(url)
+    assert missing.status_code == 401 and missing.headers["WWW-Authenticate"] == "Bearer"
+    assert missing.json["message"] == "Jeton d'API absent, inconnu, expiré ou révoqué."
     assert api.get(url, headers=_bearer("icli_not-a-token")).status_code == 401
     importer = _token(db_session, vault, scopes=("import",))
     response = api.get(url, headers=_bearer(importer))
@@ -155,3 +157,11 @@ def test_a_period_backwards_or_over_a_year_is_a_422(app, world, db_session, vaul
     response = app.test_client().get(f"/api/v1/decisions?since=2026-06-01&until={until}",
                                      headers=_bearer(_token(db_session, vault)))
     assert response.status_code == 422 and response.json["message"]
+
+
+def test_malformed_parameters_are_a_422_with_a_french_message(app, world, db_session, vault):
+    response = app.test_client().get("/api/v1/statistics?circonscription=C01&year=1&month=13",
+                                     headers=_bearer(_token(db_session, vault)))
+    assert response.status_code == 422
+    assert response.json["message"].startswith("Paramètres invalides")
+    assert set(response.json["errors"]["query"]) == {"year", "month"}
