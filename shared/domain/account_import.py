@@ -208,7 +208,8 @@ def read_rows(data: bytes, kind: str, report: ImportReport) -> list[tuple[int, d
                 rows.append((line, {name: value.strip()
                                     for name, value in zip(header, values, strict=True)}))
     except csv.Error:
-        report.error(reader.line_num, "guillemets mal fermés.")
+        report.error(reader.line_num, "ligne illisible (guillemets mal fermés ou cellule de "
+                                      "plus de 128 000 caractères).")
         return []
     return rows
 

@@ -149,9 +149,12 @@ def test_spreadsheet_formulas_are_refused_with_line_and_column(db_session, vault
     assert _count(db_session, Structure) == 3
 
 
-def test_an_unclosed_quote_is_an_error_not_a_crash(db_session, vault, places):
-    report = _run(db_session, vault, "circonscriptions", 'code;nom\nC03;"Bobigny\n')
-    assert report.error_count == 1 and not report.applied
+@pytest.mark.parametrize("line", ['C03;"Bobigny', "C03;" + "x" * 200_000])
+def test_an_unclosed_quote_or_a_huge_cell_is_an_error_not_a_crash(db_session, vault, places,
+                                                                  line):
+    report = _run(db_session, vault, "circonscriptions", f"code;nom\n{line}\n")
+    assert report.errors == ["Ligne 2 : ligne illisible (guillemets mal fermés ou cellule de "
+                             "plus de 128 000 caractères)."]
 
 
 def test_ten_thousand_lines_are_checked_and_imported_in_a_few_seconds(db_session, vault,
