@@ -362,14 +362,14 @@ class _Accounts(_Planner):
         object per account)."""
         if not self.new:
             return []
-        ids = list(self.session.scalars(
-            insert(User).returning(User.id, sort_by_parameter_order=True),
+        created = dict(self.session.execute(
+            insert(User).returning(User.email, User.id),
             [{**values, "password_hash": UNUSABLE_HASH, "must_change_password": True}
-             for values, _ in self.new]))
+             for values, _ in self.new]).all())
         self.session.execute(insert(RoleAssignment), [
-            {**assignment, "user_id": user_id}
-            for user_id, (_, scope) in zip(ids, self.new, strict=True) for assignment in scope])
-        return ids
+            {**assignment, "user_id": created[values["email"]]}
+            for values, scope in self.new for assignment in scope])
+        return list(created.values())
 
     def plan(self, line: int, row: dict):
         try:
