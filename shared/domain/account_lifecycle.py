@@ -21,8 +21,10 @@ def open_sheets(session: Session, author: User) -> list[Sheet]:
 
 
 def colleagues(session: Session, departing: User) -> list[User]:
-    """The active referents who share a structure with ``departing``, by name."""
-    structures = departing.structure_ids
+    """The active referents of a structure where ``departing`` has open sheets, by name.
+    The sheets' structures, not the account's: an account already moved elsewhere (or
+    deactivated) still hands over what it left behind."""
+    structures = {sheet.structure_id for sheet in open_sheets(session, departing)}
     return [user for user in session.scalars(select(User).where(User.active.is_(True),
                                                                  User.id != departing.id)
                                              .order_by(User.full_name))
@@ -39,13 +41,11 @@ def reassign_open_sheets(session: Session, vault: Vault, departing: User,
         raise InvalidInputError("Choisissez un·e autre référent·e que le compte qui part.")
     if not colleague.active or not colleague.has_role("referent"):
         raise InvalidInputError("Le ou la collègue doit être un·e référent·e actif·ve.")
-    shared_structures = departing.structure_ids & colleague.structure_ids
-    if not shared_structures:
-        raise InvalidInputError("Le ou la collègue doit appartenir à la même structure.")
     moved = [sheet for sheet in open_sheets(session, departing)
-             if sheet.structure_id in shared_structures]
+             if sheet.structure_id in colleague.structure_ids]
     if not moved:
-        raise InvalidInputError("Ce compte n'a aucune fiche en cours dans cette structure.")
+        raise InvalidInputError("Le ou la collègue doit appartenir à la structure des fiches "
+                                "en cours de ce compte.")
     for sheet in moved:
         sheet.author_id = colleague.id
         notifications.sheet_reassigned(session, sheet, colleague)

@@ -168,12 +168,26 @@ def test_a_departing_referents_open_sheets_go_to_a_colleague_who_is_told(app, wo
     assert event.purpose == f"users:{referent.id}->{colleague.id}"
 
 
+def test_an_account_already_moved_elsewhere_still_hands_over_its_sheets(world, db_session,
+                                                                       vault):
+    referent, ssd = world["users"]["referent"], world["structures"]["ssd"]
+    sheet = make_sheet(db_session, vault, ssd, canary_identity(5), author_id=referent.id)
+    colleague = _colleague(db_session, world)
+    users.update_account(db_session, vault, referent, full_name=referent.full_name,
+                         role=users.RoleSpec("referent",
+                                             structure_id=world["structures"]["other"].id),
+                         habilitation=(None, None))
+    assert account_lifecycle.colleagues(db_session, referent) == [colleague]
+    assert account_lifecycle.reassign_open_sheets(db_session, vault, referent,
+                                                  colleague) == [sheet.id]
+
+
 def test_sheets_never_go_to_another_structure(world, db_session, vault):
     referent = world["users"]["referent"]
     make_sheet(db_session, vault, world["structures"]["ssd"], canary_identity(5),
                author_id=referent.id)
     stranger = world["users"]["other_referent"]
-    with pytest.raises(InvalidInputError, match="même structure"):
+    with pytest.raises(InvalidInputError, match="structure des fiches en cours"):
         account_lifecycle.reassign_open_sheets(db_session, vault, referent, stranger)
 
 
