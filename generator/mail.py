@@ -125,6 +125,14 @@ def _sheet_updated(session: Session, n: Notification) -> Text:
                  "Elle est proposée parmi les situations à inscrire."], f"/fiches/{n.sheet_id}")
 
 
+def _sheet_reassigned(session: Session, n: Notification) -> Text:
+    return Text(f"Fiche {n.sheet.reference} confiée à votre suivi",
+                [f"La fiche {_sheet_label(n)} vous est confiée : la personne qui la suivait "
+                 "a quitté la structure ou change de fonction.",
+                 "Elle figure désormais parmi vos fiches, avec son historique."],
+                f"/fiches/{n.sheet_id}")
+
+
 def _feedback_ready(session: Session, n: Notification) -> Text:
     return Text(f"Avis rendu : fiche retour {n.sheet.reference} disponible",
                 [f"L'instance a rendu son avis sur la fiche {_sheet_label(n)} à "
@@ -195,6 +203,7 @@ COMPOSERS = {
     "sheet_adjourned": _simple(_sheet_adjourned),
     "sheet_brought_back": _simple(_sheet_brought_back),
     "sheet_updated": _simple(_sheet_updated),
+    "sheet_reassigned": _simple(_sheet_reassigned),
     "feedback_ready": _simple(_feedback_ready),
     "visa_pending": _simple(_visa),
     "visa_reminder": _simple(_visa),

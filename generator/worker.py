@@ -44,7 +44,7 @@ from generator.pdf import PdfConverter, PdfError
 from generator.render import TEMPLATES, RenderError, render, template_path
 from shared import audit_checkpoint, outbox
 from shared.config import Settings, load_settings
-from shared.domain import audit, icag, notifications, retention
+from shared.domain import audit, icag, notifications, retention, users
 from shared.logs import configure_logging, request_id, safe_request_id
 from shared.metrics import serve_worker_metrics
 from shared.migrate import SchemaNotCurrentError
@@ -119,6 +119,17 @@ def daily_retention(rt: runtime.Runtime) -> retention.Report | None:
     log.info("retention: %d person(s), %d dossier(s), %d audit row(s) purged",
              len(report.people), len(report.dossier_ids), report.audit_rows)
     return report
+
+
+def expire_accounts(rt: runtime.Runtime) -> list[int]:
+    """Deactivate the accounts whose habilitation ended (the web already refuses them from
+    that day on; this makes it visible and final). Returns their ids."""
+    with rt.sessions() as session:
+        expired = users.deactivate_expired(session, rt.keyring, audit.WORKER)
+        session.commit()
+    if expired:
+        log.info("%d account(s) deactivated at the end of their habilitation", len(expired))
+    return expired
 
 
 def seal_audit(rt: runtime.Runtime) -> int:
@@ -268,6 +279,7 @@ class DocumentWorker(SimpleWorker):
         except redis.RedisError:
             log.warning("sweep skipped: Redis unavailable")
         daily_retention(rt)
+        expire_accounts(rt)
 
 
 def main(settings: Settings | None = None) -> None:

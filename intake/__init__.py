@@ -68,6 +68,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     access.init_app(app)
     errors.register_error_handlers(app)
     _register_blueprints(app)
+    from intake.api.views import init_app as init_api
+
+    init_api(app)  # /api/v1 and its OpenAPI document
     app.add_template_filter(french_date, "date_fr")
     app.add_template_filter(paris_time, "paris")
     return app

@@ -11,6 +11,7 @@ from sqlalchemy.orm import joinedload
 
 from intake.dbsession import db
 from intake.extensions import login_manager
+from shared.domain.users import paris_today
 from shared.models import Meeting, User
 
 # Endpoints a user who must change their password can still reach.
@@ -47,13 +48,15 @@ def init_app(app: Flask) -> None:
     @login_manager.user_loader
     def load_user(session_id: str) -> User | None:
         # "<user id>:<session version>" (User.get_id): a cookie issued before the version
-        # was raised (logout, password change, deactivation) no longer names anyone.
+        # was raised (logout, password change, deactivation) no longer names anyone; nor
+        # one of an account outside its habilitation dates, from their first day on.
         user_id, _, version = session_id.partition(":")
         if not (user_id.isdigit() and version.isdigit()):
             return None
         # One query for the user and their roles: this runs on every request.
         user = db().get(User, int(user_id), options=[joinedload(User.roles)])
-        if user is None or not user.active or user.session_version != int(version):
+        if (user is None or not user.active or user.session_version != int(version)
+                or not user.habilitated_on(paris_today())):
             return None
         return user
 

@@ -1,6 +1,8 @@
 from wtforms import (
     BooleanField,
+    DateField,
     EmailField,
+    FileField,
     SelectField,
     SelectMultipleField,
     StringField,
@@ -15,10 +17,9 @@ from shared.models.reference import STRUCTURE_TYPES
 from shared.models.user import ROLES
 
 
-class UserForm(Form):
-    email = EmailField("Adresse e-mail professionnelle",
-                       validators=[DataRequired("L'adresse e-mail est obligatoire."),
-                                   Length(max=254)])
+class AccountScopeForm(Form):
+    """What an administrator sets on an account, at creation and when editing it."""
+
     full_name = StringField("Nom et prénom",
                             validators=[DataRequired("Le nom est obligatoire."), Length(max=160)])
     role = SelectField("Rôle", choices=choices(ROLES.items()))
@@ -29,7 +30,42 @@ class UserForm(Form):
                               validate_choice=False)
     circonscription_ids = SelectMultipleField("Circonscriptions (animation)", coerce=int,
                                               validators=[Optional()])
+    habilitation_starts_on = DateField("Habilité·e à partir du (facultatif)",
+                                       validators=[Optional()])
+    habilitation_ends_on = DateField("Habilité·e jusqu'au, inclus (facultatif)",
+                                     validators=[Optional()])
+
+
+class UserForm(AccountScopeForm):
+    email = EmailField("Adresse e-mail professionnelle",
+                       validators=[DataRequired("L'adresse e-mail est obligatoire."),
+                                   Length(max=254)])
     submit = SubmitField("Créer le compte")
+
+
+class AccountEditForm(AccountScopeForm):
+    submit = SubmitField("Enregistrer")
+
+
+class ReassignForm(Form):
+    colleague_id = SelectField("Confier ses fiches en cours à", coerce=int)
+    submit = SubmitField("Confier les fiches")
+
+
+class ImportForm(Form):
+    kind = SelectField("Contenu du fichier")
+    file = FileField("Fichier CSV (UTF-8, séparateur « ; » ou « , »)")
+    dry_run = SubmitField("Vérifier (rien n'est enregistré)")
+    apply = SubmitField("Importer")
+
+
+class ApiClientForm(Form):
+    name = StringField("Nom du système appelant",
+                       validators=[DataRequired("Le nom est obligatoire."), Length(max=120)])
+    scopes = SelectMultipleField("Droits", validators=[DataRequired("Choisissez un droit.")])
+    expires_on = DateField("Valable jusqu'au (inclus)",
+                           validators=[DataRequired("La date d'expiration est obligatoire.")])
+    submit = SubmitField("Créer le jeton")
 
 
 class CirconscriptionForm(Form):

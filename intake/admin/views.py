@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from intake.access import role_required
 from intake.admin.forms import (
+    AccountScopeForm,
     CirconscriptionForm,
     ReferenceItemForm,
     StructureForm,
@@ -23,11 +24,11 @@ from shared.sheet_schema import EDITABLE_KINDS
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 
-def _choices(form: UserForm | StructureForm) -> None:
+def fill_choices(form: AccountScopeForm | StructureForm) -> None:
     session = db()
     circs = session.scalars(select(Circonscription).order_by(Circonscription.code)).all()
     circ_choices = [(c.id, f"{c.code} – {c.name}") for c in circs]
-    if isinstance(form, UserForm):
+    if isinstance(form, AccountScopeForm):
         structures = session.scalars(select(Structure).order_by(Structure.name)).all()
         form.structure_id.choices = choices([(0, "—")] + [(s.id, s.name) for s in structures])
         form.circonscription_ids.choices = choices(circ_choices)
@@ -46,15 +47,12 @@ def users_list():
 @role_required("admin")
 def user_new():
     form = UserForm()
-    _choices(form)
+    fill_choices(form)
     if form.validate_on_submit():
-        spec = users.RoleSpec(form.role.data, structure_id=form.structure_id.data or None,
-                              circonscription_ids=tuple(form.circonscription_ids.data or ()),
-                              manager=form.manager.data,
-                              institution=form.institution.data or None)
         try:
-            user, password = users.create_account(db(), vault(), email=form.email.data,
-                                                  full_name=form.full_name.data, role=spec)
+            user, password = users.create_account(
+                db(), vault(), email=form.email.data, full_name=form.full_name.data,
+                role=role_spec(form), habilitation=habilitation(form))
         except DomainError as exc:
             db().rollback()
             flash(exc.message, "error")
@@ -62,6 +60,16 @@ def user_new():
             db().commit()
             return render_template("admin/password_shown.html", account=user, password=password)
     return render_template("admin/user_new.html", form=form)
+
+
+def role_spec(form: AccountScopeForm) -> users.RoleSpec:
+    return users.RoleSpec(form.role.data, structure_id=form.structure_id.data or None,
+                          circonscription_ids=tuple(form.circonscription_ids.data or ()),
+                          manager=form.manager.data, institution=form.institution.data or None)
+
+
+def habilitation(form: AccountScopeForm) -> tuple:
+    return form.habilitation_starts_on.data, form.habilitation_ends_on.data
 
 
 @bp.route("/utilisateurs/<int:user_id>/<any(activer, desactiver):action>", methods=["POST"])
@@ -129,7 +137,7 @@ def structures():
 def structure_edit(structure_id: int | None):
     structure = (db().get(Structure, structure_id) or abort(404)) if structure_id else None
     form = StructureForm(obj=structure)
-    _choices(form)
+    fill_choices(form)
     if structure is not None and not form.is_submitted():
         form.circonscription_id.data = structure.circonscription_id or 0
     if form.validate_on_submit():
@@ -186,4 +194,12 @@ def reference_edit(kind: str, item_id: int | None):
             return redirect(url_for("admin.references"))
     title = f"{EDITABLE_KINDS[kind]} : " + ("modifier une entrée" if item else "nouvelle entrée")
     return render_template("admin/edit.html", form=form, title=title)
-from intake.admin import jobs_views, keys_views, mail_views, templates_views  # noqa: E402,F401
+from intake.admin import (  # noqa: E402,F401
+    accounts_views,
+    api_clients_views,
+    import_views,
+    jobs_views,
+    keys_views,
+    mail_views,
+    templates_views,
+)

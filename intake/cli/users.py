@@ -3,9 +3,12 @@ writes the audit row, the same as the admin page's."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from intake.cli.common import cli_unit_of_work
+from shared.domain.account_import import KINDS
 from shared.models.user import ROLES
 
 
@@ -75,3 +78,27 @@ def users_reset(email: str) -> None:
     if not user.active:
         click.echo(f"the account stays deactivated: `icli users activate {user.email}` "
                    "reactivates it", err=True)
+
+
+@users.command("import")
+@click.argument("kind", type=click.Choice(sorted(KINDS)))
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--apply", is_flag=True, help="Write the changes (default: a dry run).")
+def users_import(kind: str, path: Path, apply: bool) -> None:
+    """Import a CSV file of circonscriptions, structures, accounts or members: the admin
+    page's import (all or nothing, errors by line number)."""
+    from shared.domain.account_import import import_csv
+
+    with cli_unit_of_work() as (session, vault):
+        report = import_csv(session, vault, kind, path.read_bytes(), dry_run=not apply)
+    for change in report.changes:
+        click.echo(f"line {change.line}: {change.action} {change.key} "
+                   f"{' '.join(change.fields)}".rstrip())
+    for message in report.errors:
+        click.echo(message, err=True)
+    if report.error_count:
+        raise click.ClickException(f"{report.error_count} erreur(s) : rien n'a été "
+                                   "enregistré.")
+    click.echo(f"{report.rows} line(s), {len(report.changes)} "
+               + ("applied" if report.applied else "to apply (dry run)" if not apply
+                  else "changed: nothing to apply"))

@@ -232,6 +232,27 @@ def member_toggle(circ_id: int, member_id: int, action: str):
     return redirect(url_for("meetings.members", circ_id=circ.id))
 
 
+@bp.route("/membres/<int:circ_id>/<int:member_id>/suppleant", methods=["POST"])
+@role_required("facilitator")
+def member_substitute(circ_id: int, member_id: int):
+    """Name a member's suppléant·e (invited in their place when they decline), or none."""
+    circ = _circonscription_in_scope(circ_id)
+    member = db().get(Member, member_id)
+    if member is None or member.circonscription_id != circ.id:
+        abort(404)
+    chosen = request.form.get("substitute_id", "")
+    substitute = db().get(Member, int(chosen)) if chosen.isdigit() and int(chosen) else None
+    try:
+        domain.set_substitute(db(), vault(), member, substitute)
+    except DomainError as exc:
+        db().rollback()
+        flash(exc.message, "error")
+    else:
+        db().commit()
+        flash("Suppléance enregistrée.", "success")
+    return redirect(url_for("meetings.members", circ_id=circ.id))
+
+
 # -- the session page -------------------------------------------------------------------------
 @bp.route("/<int:meeting_id>")
 @role_required("facilitator")

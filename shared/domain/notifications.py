@@ -126,6 +126,11 @@ def sheet_moved(session: Session, sheet: Sheet, action: str,
     session.flush()
 
 
+def sheet_reassigned(session: Session, sheet: Sheet, colleague: User) -> None:
+    """A departing referent's sheet is now ``colleague``'s to follow."""
+    _to_user(session, "sheet_reassigned", colleague, sheet_id=sheet.id)
+
+
 def feedback_ready(session: Session, job: DocumentJob) -> None:
     """The fiche retour of a situation is built: its author can download it."""
     sheet = session.get(Sheet, job.sheet_id) if job.sheet_id else None

@@ -1,8 +1,12 @@
-"""Accounts: creation, deactivation, password reset, authentication with throttling.
+"""Accounts: creation, editing, habilitation, deactivation, password reset, authentication
+with throttling.
 
 The operations an administrator, a user or the CLI performs (``create_account``,
-``set_active``, ``reset_password``, ``change_password``, ``log_in``) write their own audit
-rows, so the admin pages and ``icli users`` write the same ones."""
+``update_account``, ``set_active``, ``reset_password``, ``change_password``, ``log_in``) write
+their own audit rows, so the admin pages and ``icli users`` write the same ones. The worker
+calls ``deactivate_expired`` at each maintenance step: an account past its habilitation's end
+is deactivated there (and refused at login and on every request from that day on, whether or
+not the worker has run)."""
 
 from __future__ import annotations
 
@@ -11,12 +15,13 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from shared.db import utcnow
+from shared.crypto import KeyRing
+from shared.db import utc_to_paris, utcnow
 from shared.domain import audit
 from shared.encrypted import Vault
 from shared.errors import InvalidInputError, InvalidTransitionError, NotFoundError
@@ -53,32 +58,116 @@ def generate_password() -> str:
     return secrets.token_urlsafe(12)
 
 
-def create_user(session: Session, *, email: str, full_name: str, password: str,
-                role: RoleSpec, must_change_password: bool = False) -> User:
+def paris_today(now: datetime | None = None) -> date:
+    """The day it is in Paris: habilitations start and end on Paris days."""
+    return utc_to_paris(now or utcnow()).date()
+
+
+def valid_email(email: str) -> str:
+    """``email`` normalised, or InvalidInputError in French."""
     email = normalise_email(email)
     if not EMAIL_RE.match(email) or len(email) > 254 or has_control(email):
         raise InvalidInputError("L'adresse e-mail n'est pas valide.")
+    return email
+
+
+def check_habilitation(starts_on: date | None, ends_on: date | None) -> None:
+    if starts_on and ends_on and ends_on < starts_on:
+        raise InvalidInputError("La fin d'habilitation précède son début.")
+
+
+def create_user(session: Session, *, email: str, full_name: str, password: str,
+                role: RoleSpec, must_change_password: bool = False,
+                habilitation: tuple[date | None, date | None] = (None, None)) -> User:
+    email = valid_email(email)
     full_name = clean_text(full_name, label="Nom", limit=160, required=True)
     problem = password_problem(password)
     if problem:
         raise InvalidInputError(problem)
+    check_habilitation(*habilitation)
     if session.scalar(select(User.id).where(User.email == email)) is not None:
         raise InvalidInputError("Un compte existe déjà avec cette adresse e-mail.")
     user = User(email=email, full_name=full_name, password_hash=hash_password(password),
-                must_change_password=must_change_password)
-    user.roles = _assignments(session, role)
+                must_change_password=must_change_password,
+                habilitation_starts_on=habilitation[0], habilitation_ends_on=habilitation[1])
+    user.roles = role_assignments(session, role)
     session.add(user)
     session.flush()
     return user
 
 
+def role_spec(user: User) -> RoleSpec:
+    """The account's role as the form and the import describe it (one role per account)."""
+    if not user.roles:
+        return RoleSpec("")
+    first = user.roles[0]
+    return RoleSpec(first.role, structure_id=first.structure_id,
+                    circonscription_ids=tuple(sorted(user.circonscription_ids)),
+                    manager=bool(first.is_manager), institution=first.institution)
+
+
+def update_account(session: Session, vault: Vault, user: User, *, full_name: str,
+                   role: RoleSpec, habilitation: tuple[date | None, date | None]) -> list[str]:
+    """An administrator edits an account's name, role and scope (structure, circonscriptions,
+    manager flag, institution) and habilitation dates. A change of role or scope ends the
+    account's sessions (its pages were built for the old rights); the dates need not, as
+    every request checks them. Audited as
+    ``user_updated`` with the names of the fields changed (never their values); returns
+    them (empty: nothing changed, nothing written)."""
+    full_name = clean_text(full_name, label="Nom", limit=160, required=True)
+    check_habilitation(*habilitation)
+    if (vault.actor.user_id == user.id and user.has_role("admin") and role.role != "admin"):
+        raise InvalidInputError("Vous ne pouvez pas retirer votre propre rôle "
+                                "d'administrateur·rice.")
+    changed = []
+    if full_name != user.full_name:
+        user.full_name = full_name
+        changed.append("full_name")
+    if (user.habilitation_starts_on, user.habilitation_ends_on) != habilitation:
+        user.habilitation_starts_on, user.habilitation_ends_on = habilitation
+        changed.append("habilitation")
+    wanted = role_assignments(session, role)
+    if _scope(wanted) != _scope(user.roles):
+        user.roles = wanted
+        changed.append("role")
+    if not changed:
+        return changed
+    if "role" in changed:
+        end_sessions(session, user)
+    session.flush()
+    _audit(vault, "user_updated", user, fields=changed)
+    return changed
+
+
+def _scope(assignments: list[RoleAssignment]) -> set[tuple]:
+    return {(a.role, a.structure_id, a.circonscription_id, bool(a.is_manager), a.institution)
+            for a in assignments}
+
+
+def deactivate_expired(session: Session, keyring: KeyRing, actor: audit.Actor,
+                       today: date | None = None) -> list[int]:
+    """Deactivate every active account whose habilitation ended before ``today`` (Paris);
+    each is audited (``user_expired``) and its sessions end. Returns their ids."""
+    today = today or paris_today()
+    expired = list(session.scalars(select(User).where(
+        User.active.is_(True), User.habilitation_ends_on.is_not(None),
+        User.habilitation_ends_on < today).order_by(User.id)))
+    for user in expired:
+        user.active = False
+        end_sessions(session, user)
+        audit.record(session, keyring, actor, "user_expired", object_type="users",
+                     object_ids=[user.id])
+    return [user.id for user in expired]
+
+
 def create_account(session: Session, vault: Vault, *, email: str, full_name: str,
-                   role: RoleSpec) -> tuple[User, str]:
+                   role: RoleSpec, habilitation: tuple[date | None, date | None] = (None, None)
+                   ) -> tuple[User, str]:
     """An administrator (or the CLI) opens an account with a one-time password, to change at
     first login; returns the account and that password (shown once). Audited with its role."""
     password = generate_password()
     user = create_user(session, email=email, full_name=full_name, password=password, role=role,
-                       must_change_password=True)
+                       must_change_password=True, habilitation=habilitation)
     _audit(vault, "user_created", user, fields=[role.role])
     return user, password
 
@@ -99,7 +188,9 @@ def _audit(vault: Vault, action: str, user: User, **kwargs) -> None:
                  object_ids=[user.id], **kwargs)
 
 
-def _assignments(session: Session, spec: RoleSpec) -> list[RoleAssignment]:
+def role_assignments(session: Session, spec: RoleSpec) -> list[RoleAssignment]:
+    """The assignments ``spec`` describes, new and unattached; InvalidInputError in French
+    when its scope is missing or unknown (the forms and the CSV import share this rule)."""
     if spec.role not in ROLES:
         raise InvalidInputError("Rôle inconnu.")
     if spec.role == "referent":
@@ -148,6 +239,11 @@ def set_active(session: Session, vault: Vault, user: User, active: bool) -> None
     would lock themself out)."""
     if not active and vault.actor.user_id == user.id:
         raise InvalidInputError("Vous ne pouvez pas désactiver votre propre compte.")
+    ends_on = user.habilitation_ends_on
+    if active and ends_on is not None and ends_on < paris_today():
+        # The worker would deactivate it again at its next step.
+        raise InvalidInputError("L'habilitation de ce compte est terminée : modifiez d'abord "
+                                "sa date de fin.")
     user.active = active
     end_sessions(session, user)  # a reactivation must not revive an old cookie
     _audit(vault, "user_activated" if active else "user_deactivated", user)
@@ -234,6 +330,9 @@ def authenticate(session: Session, email: str, password: str, address: str,
         raise InvalidInputError("Adresse e-mail ou mot de passe incorrect.")
     if not user.active:
         raise InvalidInputError("Ce compte est désactivé. Contactez votre administrateur·rice.")
+    if not user.habilitated_on(paris_today(now)):
+        raise InvalidInputError("Ce compte n'est pas habilité à cette date. Contactez votre "
+                                "administrateur·rice.")
     account_row = rows[0][0]  # the address counter is kept: one good login must not reset it
     account_row.failures, account_row.locked_until = 0, None
     if needs_rehash(user.password_hash):

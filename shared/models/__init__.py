@@ -25,10 +25,11 @@ from shared.models.meeting import (
 from shared.models.notification import Notification, NotificationPreference
 from shared.models.reference import Circonscription, ReferenceItem, Structure
 from shared.models.sheet import DeidentificationCount, FormStash, Sheet, SheetEvent
-from shared.models.user import LoginThrottle, RoleAssignment, User
+from shared.models.user import ApiClient, LoginThrottle, RoleAssignment, User
 
 __all__ = [
     "AgendaItem",
+    "ApiClient",
     "AuditEvent",
     "AuditHead",
     "AuditReanchor",

@@ -133,8 +133,11 @@ class Member(Base):
     # The France Travail "ACCO GLO" counsellor: invited when AG items are on the agenda.
     acco_glo: Mapped[bool] = mapped_column(Boolean, default=False)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The suppléant·e: invited in the member's place once the member declines a session.
+    substitute_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
 
     structure: Mapped[Structure | None] = relationship()
+    substitute: Mapped[Member | None] = relationship(remote_side="Member.id")
 
 
 class MeetingMember(Base):

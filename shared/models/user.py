@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Integer, String
+from sqlalchemy import Boolean, CheckConstraint, Date, DateTime, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shared.db import Base, new_uuid, utcnow
@@ -34,6 +34,10 @@ class User(Base):
     # In every session cookie and compared on each request: raising it (logout, password
     # change or reset, (de)activation) ends every session of the account, copies included.
     session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The habilitation: the account opens pages from the first day to the last one included
+    # (Paris days); none: no bound. Past the end the worker deactivates it (issue 21).
+    habilitation_starts_on: Mapped[date | None] = mapped_column(Date)
+    habilitation_ends_on: Mapped[date | None] = mapped_column(Date)
 
     roles: Mapped[list[RoleAssignment]] = relationship(
         back_populates="user", cascade="all, delete-orphan", lazy="selectin"
@@ -50,6 +54,11 @@ class User(Base):
     def get_id(self) -> str:
         """What the session cookie names: the account and its session version."""
         return f"{self.id}:{self.session_version}"
+
+    def habilitated_on(self, day: date) -> bool:
+        """Whether ``day`` is within the habilitation (its bounds included)."""
+        return ((self.habilitation_starts_on is None or self.habilitation_starts_on <= day)
+                and (self.habilitation_ends_on is None or day <= self.habilitation_ends_on))
 
     def has_role(self, role: str) -> bool:
         return any(r.role == role for r in self.roles)
@@ -116,3 +125,34 @@ class LoginThrottle(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     window_started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     locked_until: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+API_SCOPES = {
+    "import": "Import des structures, circonscriptions, comptes et membres",
+    "export": "Export des décisions pseudonymisées et des statistiques",
+}
+
+
+class ApiClient(Base):
+    """A system of the département calling ``/api/v1`` with its own token.
+
+    Only a SHA-256 of the token is stored (it is 256 random bits: a slow hash would add
+    nothing): the token is shown once, at creation, and a stolen database cannot call the API.
+    """
+
+    __tablename__ = "api_clients"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
+    name: Mapped[str] = mapped_column(String(120))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[str] = mapped_column(String(60))  # keys of API_SCOPES, comma-separated
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    @property
+    def scope_set(self) -> set[str]:
+        return set(filter(None, self.scopes.split(",")))

@@ -306,6 +306,27 @@ class AdminUsersPage(Page):
         return OneTimePasswordPage(self.driver, self.base_url)
 
 
+    def open_import(self) -> ImportPage:
+        self._follow(self.driver.find_element(By.LINK_TEXT, "Importer un fichier CSV"))
+        return ImportPage(self.driver, self.base_url)
+
+
+class ImportPage(Page):
+    """The administrator's CSV import: a dry run, then the import."""
+
+    def send(self, kind: str, path: Path, *, dry_run: bool) -> ImportPage:
+        Select(self._field("Contenu du fichier")).select_by_visible_text(kind)
+        self._field("Fichier CSV (UTF-8, séparateur « ; » ou « , »)").send_keys(str(path))
+        self._press("Vérifier (rien n'est enregistré)" if dry_run else "Importer")
+        return self
+
+    def report(self) -> str:
+        return self.driver.find_element(By.ID, "rapport").text
+
+    def back_to_accounts(self) -> AdminUsersPage:
+        return AdminUsersPage(self.driver, self.base_url).open()
+
+
 class OneTimePasswordPage(Page):
     @property
     def password(self) -> str:

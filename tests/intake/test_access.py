@@ -6,6 +6,7 @@ from sqlalchemy import select
 from shared.domain import documents
 from shared.domain.meetings import add_partnership_item, inscribe_sheet
 from shared.models import (
+    ApiClient,
     Decision,
     DecisionAction,
     GeneratedDocument,
@@ -25,6 +26,9 @@ ROLES = ["anonymous", "referent", "other_referent", "facilitator", "other_facili
 # (tests/intake/test_monitoring.py).
 PUBLIC = {"auth.login", "main.healthz", "main.readyz", "main.prometheus_metrics", "static",
           "convocations.answer"}
+# The API answers a bearer token, never the login session, and its OpenAPI document is public
+# (tests/functional/test_api.py).
+TOKEN_API = ("api.", "api-docs.")
 # Meeting-scoped endpoints: a facilitator of another circonscription gets 404, not 403.
 # Scoped endpoints: a facilitator of another circonscription (or a referent of another
 # structure) gets 404, not 403: nothing tells them the record exists.
@@ -82,6 +86,9 @@ def routes(app, world, db_session, vault):
     failed_mail = Notification(kind="sheet_submitted", user_id=world["users"]["facilitator"].id,
                                sheet_id=sheet.id, status="failed", error_message="code 550")
     db_session.add(failed_mail)
+    api_client = ApiClient(name="SI", token_hash="0" * 64, scopes="export",
+                           expires_at=meeting.starts_at)
+    db_session.add(api_client)
     db_session.commit()
     eml = f"{failed_mail.uuid}.eml"  # a development outbox file
     (app.extensions["icli"].settings.mail_outbox_dir).mkdir(exist_ok=True)
@@ -108,7 +115,7 @@ def routes(app, world, db_session, vault):
               "circ_id": world["north"].id, "structure_id": world["structures"]["ali"].id,
               "filename": "app.css", "action_id": action.id, "chain": "content", "version": 1,
               "notification_id": failed_mail.id, "name": eml, "token": "not-a-token",
-              "job_id": agenda_job.id}
+              "job_id": agenda_job.id, "client_id": api_client.id}
     out = []
     for rule in app.url_map.iter_rules():
         args = {k: values.get(k, meeting_values.get(k)) for k in rule.arguments}
@@ -133,7 +140,7 @@ def routes(app, world, db_session, vault):
 
 
 def expected_status(app, endpoint, role):
-    if endpoint in PUBLIC:
+    if endpoint in PUBLIC or endpoint.startswith(TOKEN_API):
         return None  # anyone; checked separately
     if role == "anonymous":
         return 302

@@ -41,10 +41,12 @@ from shared.domain.meetings.members import (
     add_member,
     attendance_counts,
     invite_members,
+    invite_substitutes,
     record_answers,
     record_attendance,
     save_member,
     set_member_active,
+    set_substitute,
 )
 from shared.domain.meetings.planning import (
     create_meeting,
@@ -107,6 +109,7 @@ __all__ = [
     "deadlines",
     "inscribe_sheet",
     "invite_members",
+    "invite_substitutes",
     "mark_action_done",
     "move_item",
     "nth_weekday",
@@ -127,6 +130,7 @@ __all__ = [
     "save_schedule",
     "save_schedule_and_plan",
     "set_member_active",
+    "set_substitute",
     "situations_to_bring_back",
     "transition",
 ]

@@ -7,7 +7,7 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.domain import audit
+from shared.domain import audit, documents, notifications
 from shared.domain.meetings.states import audit_meeting, require_allowed
 from shared.domain.users import EMAIL_RE, normalise_email
 from shared.encrypted import Vault
@@ -57,6 +57,40 @@ def set_member_active(session: Session, vault: Vault, member: Member, active: bo
     _audit_member(session, vault, member)
 
 
+def set_substitute(session: Session, vault: Vault, member: Member,
+                   substitute: Member | None) -> None:
+    """Name the member's suppléant·e (another member of the same instance), or none;
+    audited (``member_saved``)."""
+    if substitute is not None and (substitute.id == member.id
+                                   or substitute.circonscription_id
+                                   != member.circonscription_id):
+        raise InvalidInputError("Le ou la suppléant·e doit être un autre membre de la même "
+                                "instance.")
+    member.substitute_id = substitute.id if substitute is not None else None
+    session.flush()
+    _audit_member(session, vault, member)
+
+
+def invite_substitutes(session: Session, vault: Vault, meeting: Meeting) -> list[Member]:
+    """The active suppléant·e of each member who declined is invited in their place; once
+    the session is convoked, they receive the convocation (the frozen agenda attached, the
+    others are not sent again). Returns the members invited."""
+    invited = {row.member_id for row in meeting.members}
+    added = []
+    for row in list(meeting.members):
+        substitute = row.member.substitute
+        if (row.answer == "decline" and substitute is not None and substitute.active
+                and substitute.id not in invited):
+            session.add(MeetingMember(meeting=meeting, member_id=substitute.id))
+            invited.add(substitute.id)
+            added.append(substitute)
+    session.flush()
+    if added and meeting.state == "convoquee":
+        agenda = documents.request_document(session, meeting, "agenda", vault.actor.user_id)
+        notifications.convoke(session, meeting, agenda)
+    return added
+
+
 def _audit_member(session: Session, vault: Vault, member: Member) -> None:
     audit.record(session, vault.keyring, vault.actor, "member_saved", object_type="members",
                  object_ids=[member.id])
@@ -79,6 +113,7 @@ def record_answers(session: Session, vault: Vault, meeting: Meeting,
     """``answers``: meeting-member id -> (answer, replacement name)."""
     require_allowed(meeting, "record_answers")
     _set_each(meeting, answers, "answer", ANSWERS)
+    invite_substitutes(session, vault, meeting)
     audit_meeting(session, vault, "answers", meeting)
 
 
