@@ -26,6 +26,12 @@ def home():
     return render_template("main/home.html", queue=queue)
 
 
+@bp.route("/accessibilite")
+def accessibility():
+    """The accessibility statement (RGAA): public, like the login page it is linked from."""
+    return render_template("main/accessibility.html")
+
+
 @bp.route("/healthz")
 def healthz():
     """Alive: the process answers (what a restart would fix is not asked here)."""

@@ -55,7 +55,7 @@ def pages_by_role(world, own_sheet_id: int) -> dict[str, list[str]]:
                   "/admin/import", "/admin/api",
                   "/admin/circonscriptions", "/admin/structures", "/admin/referentiels",
                   "/admin/modeles", "/admin/cles", "/admin/courriels", "/admin/travaux"],
-        "dpo": ["/", "/dpo/journal", "/dpo/conservation"],
+        "dpo": ["/", "/dpo/journal", "/dpo/conservation", "/accessibilite"],
     }
 
 

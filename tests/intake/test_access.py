@@ -25,6 +25,7 @@ ROLES = ["anonymous", "referent", "other_referent", "facilitator", "other_facili
 # probes answer whoever asks (check names only), /metrics whoever holds its token
 # (tests/intake/test_monitoring.py).
 PUBLIC = {"auth.login", "main.healthz", "main.readyz", "main.prometheus_metrics", "static",
+          "main.accessibility",
           "convocations.answer"}
 # The API answers a bearer token, never the login session, and its OpenAPI document is public
 # (tests/functional/test_api.py).

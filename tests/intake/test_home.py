@@ -87,3 +87,11 @@ def test_the_home_page_shows_the_roles_queue_only_and_decrypts_nothing(app, worl
         assert not [other for other, _ in QUEUES.values()
                     if other != heading and f">{other}</h2>" in body], role
     assert decryptions() == before
+
+
+def test_the_accessibility_statement_is_public_and_linked_from_every_page(app, world):
+    anonymous = client_as(app, "anonymous")
+    statement = html.unescape(anonymous.get("/accessibilite").get_data(as_text=True))
+    assert "partiellement conforme" in statement and "Défenseur des droits" in statement
+    login = anonymous.get("/connexion").get_data(as_text=True)
+    assert 'href="/accessibilite"' in login
