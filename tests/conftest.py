@@ -245,7 +245,7 @@ def worker_process(test_env, engine, redis, tmp_path, db_session):
 def world(db_session, vault):
     """Two circonscriptions, users of every role, a session of the first with its agenda."""
     north, south, structures = reference_data(db_session)
-    accounts = users_for_every_role(db_session, north, south, structures)
+    accounts = users_for_every_role(db_session, vault, north, south, structures)
     meeting, sheets, identities = meeting_with_agenda(db_session, vault, north, structures)
     db_session.commit()
     return {"north": north, "south": south, "structures": structures, "users": accounts,

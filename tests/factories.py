@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
+import pyotp
+
+from shared.db import new_uuid, utcnow
 from shared.demo import demo_values
 from shared.domain.beneficiaries import Identity
 from shared.domain.meetings import add_partnership_item, create_meeting, inscribe_sheet
@@ -11,7 +14,7 @@ from shared.domain.reference import reference_labels
 from shared.domain.sheet_workflow import submit, transition
 from shared.domain.sheets import start_sheet, write_values
 from shared.domain.users import RoleSpec, create_user
-from shared.models import Circonscription, Structure
+from shared.models import Circonscription, SecondFactor, Structure
 from shared.text import FRENCH_MONTHS
 
 PASSWORD = "correct-horse-battery-93"
@@ -43,6 +46,40 @@ def canary_values(identity: Identity) -> list[str]:
             born.strftime("%d.%m.%Y"), f"{born.day} {FRENCH_MONTHS[born.month - 1]} {born.year}"]
 
 
+# The TOTP secret of the second factors the factories enrol (administrators and the DPO must
+# have one); a login helper computes their codes (``second_factor_code``).
+SECOND_FACTOR_SECRET = "JBSWY3DPEHPK3PXPTESTSECRETICLIAB"
+# Per e-mail: the secret and the last time step whose code the tests typed. The application
+# accepts each step once (a code is never replayed) and one step early or late.
+_SECOND_FACTORS: dict[str, tuple[str, int]] = {}
+
+
+def enrol_second_factor(session, vault, user, secret: str = SECOND_FACTOR_SECRET) -> None:
+    """A confirmed second factor with a known secret, as if the user had enrolled."""
+    factor = SecondFactor(uuid=new_uuid(), user_id=user.id, confirmed_at=utcnow(),
+                          last_step=0)
+    vault.seal(factor, "secret", secret)
+    session.add(factor)
+    session.flush()
+    remember_second_factor(user.email, secret)
+
+
+def remember_second_factor(email: str, secret: str) -> None:
+    _SECOND_FACTORS[email] = (secret, 0)
+
+
+def second_factor_code(email: str) -> str:
+    """A code the application accepts now for this account: the earliest step of the
+    accepted window (one step either side) not used yet."""
+    secret, last_step = _SECOND_FACTORS[email]
+    totp = pyotp.TOTP(secret)
+    current = totp.timecode(datetime.now(UTC))
+    step = max(current - 1, last_step + 1)
+    assert step <= current + 1, f"no unused TOTP step left for {email} in this half-minute"
+    _SECOND_FACTORS[email] = (secret, step)
+    return totp.generate_otp(step)
+
+
 def reference_data(session):
     north = Circonscription(code="C01", name="Saint-Denis")
     south = Circonscription(code="C02", name="Montreuil")
@@ -59,7 +96,7 @@ def reference_data(session):
     return north, south, structures
 
 
-def users_for_every_role(session, north, south, structures):
+def users_for_every_role(session, vault, north, south, structures):
     specs = {
         "referent": RoleSpec("referent", structure_id=structures["ssd"].id),
         "other_referent": RoleSpec("referent", structure_id=structures["other"].id),
@@ -70,11 +107,14 @@ def users_for_every_role(session, north, south, structures):
         "admin": RoleSpec("admin"),
         "dpo": RoleSpec("dpo"),
     }
-    return {
+    accounts = {
         name: create_user(session, email=f"{name.replace('_', '.')}@test.invalid",
                           full_name=f"Test {name}", password=PASSWORD, role=spec)
         for name, spec in specs.items()
     }
+    for name in ("admin", "dpo"):  # their second factor is mandatory
+        enrol_second_factor(session, vault, accounts[name])
+    return accounts
 
 
 def meeting_with_agenda(session, vault, north, structures, people: int = 2):

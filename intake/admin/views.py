@@ -186,4 +186,10 @@ def reference_edit(kind: str, item_id: int | None):
             return redirect(url_for("admin.references"))
     title = f"{EDITABLE_KINDS[kind]} : " + ("modifier une entrée" if item else "nouvelle entrée")
     return render_template("admin/edit.html", form=form, title=title)
-from intake.admin import jobs_views, keys_views, mail_views, templates_views  # noqa: E402,F401
+from intake.admin import (  # noqa: E402,F401
+    jobs_views,
+    keys_views,
+    mail_views,
+    second_factor_views,
+    templates_views,
+)

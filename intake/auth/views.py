@@ -1,18 +1,24 @@
-"""Login, logout, password change, and the account page (notification preferences)."""
+"""Sign-in (password, second factor, OpenID Connect providers), logout, password change,
+and the account page (notification preferences, second factor)."""
 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+import segno
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask import session as flask_session
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
+from markupsafe import Markup
 
-from intake.auth.forms import ChangePasswordForm, LoginForm
-from intake.dbsession import db, vault
-from shared.domain import notifications, users
-from shared.errors import InvalidInputError
+from intake.auth import oidc
+from intake.auth.forms import ChangePasswordForm, EnrolmentForm, LoginForm, SecondFactorForm
+from intake.dbsession import db, services, vault
+from shared.db import utcnow
+from shared.domain import notifications, second_factor, sign_in, users
+from shared.errors import InvalidInputError, InvalidTransitionError
 from shared.models.notification import MODES
 
 bp = Blueprint("auth", __name__)
@@ -25,17 +31,24 @@ def login():
     form = LoginForm()
     if form.validate_on_submit():
         try:
-            user = users.log_in(db(), vault(), form.email.data, form.password.data,
-                                request.remote_addr or "")
+            outcome = sign_in.with_password(
+                db(), vault(), form.email.data, form.password.data, request.remote_addr or "",
+                second_factor_everyone=services().settings.second_factor_everyone)
         except InvalidInputError as exc:
             db().commit()  # the failure counters and the audit row
             flash(exc.message, "error")
-            return render_template("auth/login.html", form=form), 401
+            return _login_page(form), 401
         db().commit()
-        login_user(user)
-        flask_session.permanent = True  # idle timeout: PERMANENT_SESSION_LIFETIME, sliding
-        return redirect(_safe_next(request.args.get("next")) or url_for("main.home"))
-    return render_template("auth/login.html", form=form)
+        target = _safe_next(request.args.get("next"))
+        if outcome.next_step == sign_in.SIGNED_IN:
+            return _signed_in(outcome.user, target)
+        flask_session[_PENDING] = {"user": outcome.user.id,
+                                   "version": outcome.user.session_version,
+                                   "at": utcnow().isoformat(), "next": target}
+        if outcome.next_step == sign_in.CODE_NEEDED:
+            return redirect(url_for("auth.second_factor_code"))
+        return redirect(url_for("auth.second_factor_enrolment"))
+    return _login_page(form)
 
 
 _SAFE_PATH = re.compile(r"/[A-Za-z0-9\-._~/]*")
@@ -49,12 +62,197 @@ def _safe_next(target: str | None) -> str | None:
     return None
 
 
+def _login_page(form: LoginForm) -> str:
+    return render_template("auth/login.html", form=form,
+                           providers=services().settings.oidc_providers)
+
+
+def _signed_in(user, target: str | None):
+    flask_session.pop(_PENDING, None)
+    login_user(user)
+    flask_session.permanent = True  # idle timeout: PERMANENT_SESSION_LIFETIME, sliding
+    return redirect(target or url_for("main.home"))
+
+
+# Between the password and the second factor: the account, its session version, when.
+_PENDING = "sign_in_pending"
+# Where to go once a provider vouched for the account.
+_PROVIDER_NEXT = "sign_in_provider_next"
+# The provider an account signed in through, and its ID token (for the provider's logout).
+_PROVIDER = "sign_in_provider"
+
+
+def _pending() -> sign_in.Pending | None:
+    data = flask_session.get(_PENDING)
+    if not isinstance(data, dict):
+        return None
+    try:
+        return sign_in.Pending(int(data["user"]), int(data["version"]),
+                               datetime.fromisoformat(data["at"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _restart_sign_in(message: str):
+    flask_session.pop(_PENDING, None)
+    flash(message, "error")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/connexion/code", methods=["GET", "POST"])
+def second_factor_code():
+    pending = _pending()
+    if pending is None:
+        return redirect(url_for("auth.login"))
+    form = SecondFactorForm()
+    if form.validate_on_submit():
+        try:
+            user = sign_in.with_second_factor(db(), vault(), pending, form.code.data,
+                                              request.remote_addr or "")
+        except InvalidInputError as exc:
+            db().commit()  # the failure counters and the audit row
+            if exc.message == sign_in.PENDING_EXPIRED:
+                return _restart_sign_in(exc.message)
+            flash(exc.message, "error")
+            return render_template("auth/second_factor_code.html", form=form), 401
+        except InvalidTransitionError as exc:  # the factor was reset meanwhile
+            db().commit()
+            return _restart_sign_in(exc.message)
+        db().commit()
+        return _signed_in(user, flask_session[_PENDING].get("next"))
+    return render_template("auth/second_factor_code.html", form=form)
+
+
+@bp.route("/connexion/activation-second-facteur", methods=["GET", "POST"])
+def second_factor_enrolment():
+    """An account that must have a second factor and has none: between its password and
+    its first code, it adds the secret to an application."""
+    pending = _pending()
+    if pending is None:
+        return redirect(url_for("auth.login"))
+    form = EnrolmentForm()
+    if form.validate_on_submit():
+        try:
+            user, codes = sign_in.with_enrolment(db(), vault(), pending, form.code.data,
+                                                 request.remote_addr or "")
+        except InvalidInputError as exc:
+            db().commit()
+            if exc.message == sign_in.PENDING_EXPIRED:
+                return _restart_sign_in(exc.message)
+            flash(exc.message, "error")
+        except InvalidTransitionError as exc:
+            db().commit()
+            return _restart_sign_in(exc.message)
+        else:
+            db().commit()
+            target = flask_session[_PENDING].get("next")
+            _signed_in(user, target)
+            return render_template("auth/recovery_codes.html", codes=codes,
+                                   target=target or url_for("main.home"))
+    try:
+        enrolment = sign_in.start_enrolment(db(), vault(), pending)
+    except InvalidInputError as exc:
+        return _restart_sign_in(exc.message)
+    db().commit()
+    return _enrolment_page(form, enrolment, mandatory=True)
+
+
+def _enrolment_page(form: EnrolmentForm, enrolment, *, mandatory: bool) -> str:
+    qr_code = segno.make(enrolment.uri.reveal(), error="m")
+    return render_template("auth/second_factor_enrolment.html", form=form,
+                           secret=enrolment.secret,
+                           # segno writes the SVG itself: rectangles, and the title escaped
+                           qr_svg=Markup(qr_code.svg_inline(scale=5, title="QR code")),  # noqa: S704
+                           mandatory=mandatory)
+
+
+@bp.route("/compte/second-facteur", methods=["GET", "POST"])
+@login_required
+def account_second_factor():
+    """An account whose second factor is optional turns it on from its account page."""
+    form = EnrolmentForm()
+    if form.validate_on_submit():
+        try:
+            codes = second_factor.confirm_enrolment(db(), vault(), current_user,
+                                                    form.code.data, request.remote_addr or "")
+        except (InvalidInputError, InvalidTransitionError) as exc:
+            db().commit()  # the failure counters
+            flash(exc.message, "error")
+        else:
+            db().commit()
+            return render_template("auth/recovery_codes.html", codes=codes,
+                                   target=url_for("auth.account"))
+    try:
+        enrolment = second_factor.start_enrolment(db(), vault(), current_user)
+    except InvalidTransitionError as exc:
+        flash(exc.message, "info")
+        return redirect(url_for("auth.account"))
+    db().commit()
+    return _enrolment_page(form, enrolment, mandatory=False)
+
+
+@bp.route("/connexion/oidc/<name>")
+def oidc_start(name: str):
+    """The button « Se connecter avec … »: off to the provider (a link, not a form: the
+    pages' Content-Security-Policy lets forms post to this site only)."""
+    if oidc.provider(name) is None:
+        abort(404)
+    if current_user.is_authenticated:
+        return redirect(url_for("main.home"))
+    flask_session[_PROVIDER_NEXT] = _safe_next(request.args.get("next"))
+    return oidc.authorize_redirect(name, _external(url_for("auth.oidc_callback", name=name)))
+
+
+@bp.route("/connexion/oidc/<name>/retour")
+def oidc_callback(name: str):
+    provider = oidc.provider(name)
+    if provider is None:
+        abort(404)
+    try:
+        claims, id_token = oidc.claims_from_callback(name)
+    except oidc.ProviderAnswerError as exc:
+        sign_in.provider_refused(db(), vault(), name, exc.reason)
+        db().commit()
+        return _restart_sign_in(f"La connexion par {provider.label} a échoué : sa réponse "
+                                "n'a pas pu être vérifiée. Recommencez.")
+    try:
+        user = sign_in.with_provider(
+            db(), vault(), provider, claims,
+            second_factor_everyone=services().settings.second_factor_everyone)
+    except InvalidInputError as exc:
+        db().commit()  # the audit row
+        return _restart_sign_in(exc.message)
+    db().commit()
+    response = _signed_in(user, flask_session.pop(_PROVIDER_NEXT, None))
+    flask_session[_PROVIDER] = {"name": name, "id_token": id_token}
+    return response
+
+
+def _external(path: str) -> str:
+    """The address the provider sends the browser back to, as registered with it."""
+    return services().settings.base_url + path
+
+
 @bp.route("/deconnexion", methods=["POST"])
 @login_required
 def logout():
     users.end_sessions(db(), current_user)  # every session of the account, copies included
     db().commit()
     logout_user()
+    provider = flask_session.pop(_PROVIDER, None)
+    if provider and oidc.provider(provider["name"]) is not None:
+        # Signed out of the provider too: the next person at this computer must sign in
+        # there again (ProConnect's rule).
+        redirect_to_provider = oidc.logout_redirect(
+            provider["name"], provider["id_token"], _external(url_for("auth.logged_out")))
+        if redirect_to_provider is not None:
+            return redirect_to_provider
+    return redirect(url_for("auth.logged_out"))
+
+
+@bp.route("/deconnexion/fin")
+def logged_out():
+    """Where the provider's logout sends the browser back (and a local logout ends)."""
     flash("Vous êtes déconnecté·e.", "info")
     return redirect(url_for("auth.login"))
 
@@ -96,4 +294,7 @@ def account():
             flash("Vos préférences de notification sont enregistrées.", "success")
             return redirect(url_for("auth.account"))
     return render_template("auth/account.html", form=form, topics=topics, modes=MODES,
-                           chosen=notifications.preferences(db(), current_user))
+                           chosen=notifications.preferences(db(), current_user),
+                           second_factor_on=second_factor.is_enrolled(db(), current_user),
+                           recovery_codes_left=second_factor.unused_recovery_codes(
+                               db(), current_user))

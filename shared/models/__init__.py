@@ -25,7 +25,14 @@ from shared.models.meeting import (
 from shared.models.notification import Notification, NotificationPreference
 from shared.models.reference import Circonscription, ReferenceItem, Structure
 from shared.models.sheet import DeidentificationCount, FormStash, Sheet, SheetEvent
-from shared.models.user import LoginThrottle, RoleAssignment, User
+from shared.models.user import (
+    LoginThrottle,
+    OidcLink,
+    RecoveryCode,
+    RoleAssignment,
+    SecondFactor,
+    User,
+)
 
 __all__ = [
     "AgendaItem",
@@ -55,11 +62,14 @@ __all__ = [
     "MinutesVisa",
     "Notification",
     "NotificationPreference",
+    "OidcLink",
     "ProcessHeartbeat",
     "RecordKey",
+    "RecoveryCode",
     "ReferenceItem",
     "RoleAssignment",
     "Schedule",
+    "SecondFactor",
     "Sheet",
     "SheetEvent",
     "Structure",

@@ -116,9 +116,9 @@ def browser(tmp_path):
 
 
 @pytest.fixture
-def accounts(db_session):
+def accounts(db_session, vault):
     """Reference data and one account of every role (password: factories.PASSWORD)."""
     north, south, structures = reference_data(db_session)
-    users = users_for_every_role(db_session, north, south, structures)
+    users = users_for_every_role(db_session, vault, north, south, structures)
     db_session.commit()
     return users

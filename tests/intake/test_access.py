@@ -23,8 +23,11 @@ ROLES = ["anonymous", "referent", "other_referent", "facilitator", "other_facili
 # The convocation answer link needs no account (its token is checked instead); the health
 # probes answer whoever asks (check names only), /metrics whoever holds its token
 # (tests/intake/test_monitoring.py).
+# Signing in has steps before the account is logged in (its second factor, an OpenID Connect
+# provider's round trip) and one after it is logged out (back from the provider's logout).
 PUBLIC = {"auth.login", "main.healthz", "main.readyz", "main.prometheus_metrics", "static",
-          "convocations.answer"}
+          "convocations.answer", "auth.second_factor_code", "auth.second_factor_enrolment",
+          "auth.oidc_start", "auth.oidc_callback", "auth.logged_out"}
 # Meeting-scoped endpoints: a facilitator of another circonscription gets 404, not 403.
 # Scoped endpoints: a facilitator of another circonscription (or a referent of another
 # structure) gets 404, not 403: nothing tells them the record exists.
