@@ -571,3 +571,37 @@ def replaced(source: Path, destination: Path, chain: str) -> Path:
     temporary.chmod(0o600)
     temporary.replace(destination)  # as an operator's copy would: a new file
     return destination
+
+
+# -- the OpenID Connect provider of the tests (tests/oidc_provider.py) -----------------------
+
+OIDC_CLIENT_ID = "icli-tests"
+OIDC_CLIENT_SECRET = "a-client-secret-for-the-tests-only"
+OIDC_SECOND_FACTOR_ACR = "https://proconnect.gouv.fr/assurance/self-asserted-2fa"
+
+
+def start_oidc_provider():
+    """``python -m tests.oidc_provider`` on 127.0.0.1: returns the process and its issuer
+    (the address it printed once it listens). It accepts redirections to any local port."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.oidc_provider", OIDC_CLIENT_ID, OIDC_CLIENT_SECRET,
+         "http://127.0.0.1:"], stdout=subprocess.PIPE, text=True, preexec_fn=die_with_parent)
+    issuer = process.stdout.readline().strip()
+    assert issuer.startswith("http://127.0.0.1:"), "the test OpenID Connect provider did not start"
+    return process, issuer
+
+
+def oidc_environment(issuer: str) -> dict[str, str]:
+    """The settings of an instance whose users may sign in through the test provider (named
+    « test »), as ProConnect would be configured: eidas1, or its two-factor acr."""
+    return {
+        "ICLI_OIDC_PROVIDERS": "test",
+        "ICLI_OIDC_TEST_LABEL": "ProConnect (test)",
+        "ICLI_OIDC_TEST_ISSUER": issuer,
+        "ICLI_OIDC_TEST_CLIENT_ID": OIDC_CLIENT_ID,
+        "ICLI_OIDC_TEST_CLIENT_SECRET": OIDC_CLIENT_SECRET,
+        "ICLI_OIDC_TEST_SCOPES": "openid email siret organizational_unit",
+        "ICLI_OIDC_TEST_ACR_VALUES": f"eidas1 {OIDC_SECOND_FACTOR_ACR}",
+        "ICLI_OIDC_TEST_SECOND_FACTOR_ACR": OIDC_SECOND_FACTOR_ACR,
+        "ICLI_OIDC_TEST_STRUCTURES": "*",
+    }

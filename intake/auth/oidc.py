@@ -12,7 +12,7 @@ from authlib.integrations.base_client.errors import MismatchingStateError, OAuth
 from authlib.integrations.flask_client import OAuth
 from flask import Flask, current_app
 from joserfc import jwt
-from joserfc.errors import ExpiredTokenError, InvalidClaimError, JoseError
+from joserfc.errors import ExpiredTokenError, InvalidClaimError, JoseError, MissingClaimError
 from joserfc.jwk import KeySet
 from requests import RequestException
 
@@ -62,8 +62,15 @@ def claims_from_callback(name: str) -> tuple[ProviderClaims, str]:
     """The checked claims of the provider's answer on the callback, and the ID token (kept
     for the provider's logout); ProviderAnswerError when anything does not hold."""
     client = _client(name)
+    issuer = provider(name).issuer
     try:
-        token = client.authorize_access_token(leeway=CLOCK_LEEWAY)
+        if client.load_server_metadata().get("issuer") != issuer:
+            raise ProviderAnswerError("discovery_issuer")  # OpenID Connect Discovery, 4.3
+        # Authlib checks the audience only through azp: a token for another client that
+        # names this one as azp would pass. Both are required here.
+        token = client.authorize_access_token(leeway=CLOCK_LEEWAY, claims_options={
+            "iss": {"essential": True, "value": issuer},
+            "aud": {"essential": True, "value": client.client_id}})
         id_claims = token.get("userinfo")
         if id_claims is None:
             raise ProviderAnswerError("no_id_token")
@@ -72,7 +79,7 @@ def claims_from_callback(name: str) -> tuple[ProviderClaims, str]:
         raise ProviderAnswerError("state") from None
     except ExpiredTokenError:
         raise ProviderAnswerError("expired") from None
-    except InvalidClaimError as exc:
+    except (InvalidClaimError, MissingClaimError) as exc:
         raise ProviderAnswerError(f"claim_{exc.claim}") from None
     except (OAuthError, JoseError) as exc:
         raise ProviderAnswerError(type(exc).__name__) from None
