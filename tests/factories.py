@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 import pyotp
@@ -14,7 +15,8 @@ from shared.domain.reference import reference_labels
 from shared.domain.sheet_workflow import submit, transition
 from shared.domain.sheets import start_sheet, write_values
 from shared.domain.users import RoleSpec, create_user
-from shared.models import Circonscription, SecondFactor, Structure
+from shared.models import Circonscription, RecoveryCode, SecondFactor, Structure
+from shared.passwords import hash_password
 from shared.text import FRENCH_MONTHS
 
 PASSWORD = "correct-horse-battery-93"
@@ -47,36 +49,49 @@ def canary_values(identity: Identity) -> list[str]:
 
 
 # The TOTP secret of the second factors the factories enrol (administrators and the DPO must
-# have one); a login helper computes their codes (``second_factor_code``).
+# have one), and their recovery codes; a login helper types their codes (``second_factor_code``).
 SECOND_FACTOR_SECRET = "JBSWY3DPEHPK3PXPTESTSECRETICLIAB"
-# Per e-mail: the secret and the last time step whose code the tests typed. The application
-# accepts each step once (a code is never replayed) and one step early or late.
-_SECOND_FACTORS: dict[str, tuple[str, int]] = {}
+RECOVERY_CODES = tuple(f"testsecours{n:02d}" for n in range(10))
 
 
-def enrol_second_factor(session, vault, user, secret: str = SECOND_FACTOR_SECRET) -> None:
-    """A confirmed second factor with a known secret, as if the user had enrolled."""
+@dataclass
+class _KnownFactor:
+    secret: str
+    last_step: int = 0  # the application accepts each step once, and one step early or late
+    recovery_codes: list[str] = field(default_factory=list)
+
+
+_SECOND_FACTORS: dict[str, _KnownFactor] = {}
+
+
+def enrol_second_factor(session, vault, user) -> None:
+    """A confirmed second factor with a known secret and recovery codes, as if the user had
+    enrolled."""
     factor = SecondFactor(uuid=new_uuid(), user_id=user.id, confirmed_at=utcnow(),
                           last_step=0)
-    vault.seal(factor, "secret", secret)
+    vault.seal(factor, "secret", SECOND_FACTOR_SECRET)
     session.add(factor)
+    session.add_all(RecoveryCode(user_id=user.id, code_hash=hash_password(code))
+                    for code in RECOVERY_CODES)
     session.flush()
-    remember_second_factor(user.email, secret)
+    remember_second_factor(user.email, SECOND_FACTOR_SECRET, RECOVERY_CODES)
 
 
-def remember_second_factor(email: str, secret: str) -> None:
-    _SECOND_FACTORS[email] = (secret, 0)
+def remember_second_factor(email: str, secret: str, recovery_codes=()) -> None:
+    _SECOND_FACTORS[email] = _KnownFactor(secret, recovery_codes=list(recovery_codes))
 
 
 def second_factor_code(email: str) -> str:
-    """A code the application accepts now for this account: the earliest step of the
-    accepted window (one step either side) not used yet."""
-    secret, last_step = _SECOND_FACTORS[email]
-    totp = pyotp.TOTP(secret)
-    current = totp.timecode(datetime.now(UTC))
-    step = max(current - 1, last_step + 1)
-    assert step <= current + 1, f"no unused TOTP step left for {email} in this half-minute"
-    _SECOND_FACTORS[email] = (secret, step)
+    """A code the application accepts now for this account: the current step's code, or the
+    next step's if this one was used; past that, a recovery code (several sign-ins of one
+    account within the same half-minute)."""
+    known = _SECOND_FACTORS[email]
+    totp = pyotp.TOTP(known.secret)
+    step = max(totp.timecode(datetime.now(UTC)), known.last_step + 1)
+    if step > totp.timecode(datetime.now(UTC)) + 1:
+        assert known.recovery_codes, f"no TOTP step nor recovery code left for {email}"
+        return known.recovery_codes.pop(0)
+    known.last_step = step
     return totp.generate_otp(step)
 
 

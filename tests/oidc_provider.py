@@ -271,7 +271,8 @@ def create_provider(issuer: str, client: Client) -> Flask:
 def main() -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     client_id, client_secret, redirect_prefix = sys.argv[1:4]
-    server = make_server("127.0.0.1", 0, Flask(__name__))  # its port names the issuer
+    # Threads: a browser keeps idle connections open (preconnects), the app calls meanwhile.
+    server = make_server("127.0.0.1", 0, Flask(__name__), threaded=True)  # its port: issuer
     issuer = f"http://127.0.0.1:{server.server_port}"
     server.app = create_provider(issuer, Client(client_id, client_secret, redirect_prefix))
     print(issuer, flush=True)
