@@ -12,6 +12,7 @@ from flask import session as flask_session
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from markupsafe import Markup
+from requests import RequestException
 
 from intake.auth import oidc
 from intake.auth.forms import ChangePasswordForm, EnrolmentForm, LoginForm, SecondFactorForm
@@ -158,11 +159,12 @@ def second_factor_enrolment():
 
 
 def _enrolment_page(form: EnrolmentForm, enrolment, *, mandatory: bool) -> str:
-    qr_code = segno.make(enrolment.uri.reveal(), error="m")
+    # segno writes the SVG itself (a path, and the title escaped): no value of ours but the
+    # otpauth URI, encoded in the path's geometry.
+    qr_svg = segno.make(enrolment.uri.reveal(), error="m").svg_inline(
+        scale=5, omitsize=True, title="QR code à scanner")
     return render_template("auth/second_factor_enrolment.html", form=form,
-                           secret=enrolment.secret,
-                           # segno writes the SVG itself: rectangles, and the title escaped
-                           qr_svg=Markup(qr_code.svg_inline(scale=5, title="QR code")),  # noqa: S704
+                           secret=enrolment.secret, qr_svg=Markup(qr_svg),  # noqa: S704
                            mandatory=mandatory)
 
 
@@ -200,7 +202,13 @@ def oidc_start(name: str):
     if current_user.is_authenticated:
         return redirect(url_for("main.home"))
     flask_session[_PROVIDER_NEXT] = _safe_next(request.args.get("next"))
-    return oidc.authorize_redirect(name, _external(url_for("auth.oidc_callback", name=name)))
+    try:
+        return oidc.authorize_redirect(name, _external(url_for("auth.oidc_callback",
+                                                               name=name)))
+    except RequestException:  # its discovery document could not be read
+        return _restart_sign_in(f"{oidc.provider(name).label} ne répond pas pour le moment : "
+                                "réessayez plus tard, ou connectez-vous avec votre mot de "
+                                "passe.")
 
 
 @bp.route("/connexion/oidc/<name>/retour")
@@ -243,8 +251,11 @@ def logout():
     if provider and oidc.provider(provider["name"]) is not None:
         # Signed out of the provider too: the next person at this computer must sign in
         # there again (ProConnect's rule).
-        redirect_to_provider = oidc.logout_redirect(
-            provider["name"], provider["id_token"], _external(url_for("auth.logged_out")))
+        try:
+            redirect_to_provider = oidc.logout_redirect(
+                provider["name"], provider["id_token"], _external(url_for("auth.logged_out")))
+        except RequestException:  # unreachable: logged out here, at least
+            redirect_to_provider = None
         if redirect_to_provider is not None:
             return redirect_to_provider
     return redirect(url_for("auth.logged_out"))

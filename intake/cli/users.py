@@ -75,3 +75,17 @@ def users_reset(email: str) -> None:
     if not user.active:
         click.echo(f"the account stays deactivated: `icli users activate {user.email}` "
                    "reactivates it", err=True)
+
+
+@users.command("reset-second-factor")
+@click.argument("email")
+def users_reset_second_factor(email: str) -> None:
+    """Take the second factor off an account (a lost phone, no recovery code left; the only
+    administrator locked out): it enrols a new one at its next login. Audited."""
+    from shared.domain.second_factor import reset
+    from shared.domain.users import user_by_email
+
+    with cli_unit_of_work() as (session, vault):
+        user = user_by_email(session, email)
+        reset(session, vault, user)
+    click.echo(f"user {user.id}: second factor reset; a new one is enrolled at the next login")

@@ -113,19 +113,22 @@ def check(session: Session, vault: Vault, user: User, code: str, address: str,
         raise InvalidTransitionError("Ce compte n'a pas de second facteur activé.")
     rows = _throttles(session, user, address, now)
     code = "".join(code.split()).lower()
+    how = None
     if _TOTP_CODE.fullmatch(code):
         step = _matching_step(vault, factor, code, now)
         if step is not None:
-            factor.last_step = step
-            session.flush()
-            return "totp"
+            factor.last_step, how = step, "totp"
     elif (recovery := _matching_recovery_code(session, user, code)) is not None:
-        recovery.used_at = now
+        recovery.used_at, how = now, "recovery_code"
         audit.record(session, vault.keyring, audit.Actor(user.id), "recovery_code_used",
                      object_type="users", object_ids=[user.id])
-        return "recovery_code"
-    users.count_failure(session, rows, now)
-    raise InvalidInputError(WRONG_CODE)
+    if how is None:
+        users.count_failure(session, rows, now)
+        raise InvalidInputError(WRONG_CODE)
+    account_row = rows[0][0]  # as for passwords, the address counter is kept
+    account_row.failures, account_row.locked_until = 0, None
+    session.flush()
+    return how
 
 
 def reset(session: Session, vault: Vault, user: User) -> None:
