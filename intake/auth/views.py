@@ -19,7 +19,7 @@ from intake.auth.forms import ChangePasswordForm, EnrolmentForm, LoginForm, Seco
 from intake.dbsession import db, services, vault
 from shared.db import utcnow
 from shared.domain import notifications, second_factor, sign_in, users
-from shared.errors import InvalidInputError, InvalidTransitionError
+from shared.errors import DomainError, InvalidInputError, InvalidTransitionError
 from shared.models.notification import MODES
 
 bp = Blueprint("auth", __name__)
@@ -42,7 +42,8 @@ def login():
         db().commit()
         target = _safe_next(request.args.get("next"))
         if outcome.next_step == sign_in.SIGNED_IN:
-            return _signed_in(outcome.user, target)
+            _log_in(outcome.user)
+            return redirect(target or url_for("main.home"))
         flask_session[_PENDING] = {"user": outcome.user.id,
                                    "version": outcome.user.session_version,
                                    "at": utcnow().isoformat(), "next": target}
@@ -68,11 +69,10 @@ def _login_page(form: LoginForm) -> str:
                            providers=services().settings.oidc_providers)
 
 
-def _signed_in(user, target: str | None):
+def _log_in(user) -> None:
     flask_session.pop(_PENDING, None)
     login_user(user)
     flask_session.permanent = True  # idle timeout: PERMANENT_SESSION_LIFETIME, sliding
-    return redirect(target or url_for("main.home"))
 
 
 # Between the password and the second factor: the account, its session version, when.
@@ -110,17 +110,17 @@ def second_factor_code():
         try:
             user = sign_in.with_second_factor(db(), vault(), pending, form.code.data,
                                               request.remote_addr or "")
+        except (sign_in.SignInExpiredError, InvalidTransitionError) as exc:
+            db().commit()  # the audit row; the factor may have been reset meanwhile
+            return _restart_sign_in(exc.message)
         except InvalidInputError as exc:
             db().commit()  # the failure counters and the audit row
-            if exc.message == sign_in.PENDING_EXPIRED:
-                return _restart_sign_in(exc.message)
             flash(exc.message, "error")
             return render_template("auth/second_factor_code.html", form=form), 401
-        except InvalidTransitionError as exc:  # the factor was reset meanwhile
-            db().commit()
-            return _restart_sign_in(exc.message)
         db().commit()
-        return _signed_in(user, flask_session[_PENDING].get("next"))
+        target = flask_session[_PENDING].get("next")
+        _log_in(user)
+        return redirect(target or url_for("main.home"))
     return render_template("auth/second_factor_code.html", form=form)
 
 
@@ -136,23 +136,21 @@ def second_factor_enrolment():
         try:
             user, codes = sign_in.with_enrolment(db(), vault(), pending, form.code.data,
                                                  request.remote_addr or "")
-        except InvalidInputError as exc:
-            db().commit()
-            if exc.message == sign_in.PENDING_EXPIRED:
-                return _restart_sign_in(exc.message)
-            flash(exc.message, "error")
-        except InvalidTransitionError as exc:
-            db().commit()
+        except (sign_in.SignInExpiredError, InvalidTransitionError) as exc:
+            db().commit()  # the audit row; enrolled meanwhile (another tab)
             return _restart_sign_in(exc.message)
+        except InvalidInputError as exc:
+            db().commit()  # the failure counters and the audit row
+            flash(exc.message, "error")
         else:
             db().commit()
             target = flask_session[_PENDING].get("next")
-            _signed_in(user, target)
+            _log_in(user)
             return render_template("auth/recovery_codes.html", codes=codes,
                                    target=target or url_for("main.home"))
     try:
         enrolment = sign_in.start_enrolment(db(), vault(), pending)
-    except InvalidInputError as exc:
+    except DomainError as exc:  # expired, or enrolled meanwhile (another tab)
         return _restart_sign_in(exc.message)
     db().commit()
     return _enrolment_page(form, enrolment, mandatory=True)
@@ -231,9 +229,9 @@ def oidc_callback(name: str):
         db().commit()  # the audit row
         return _restart_sign_in(exc.message)
     db().commit()
-    response = _signed_in(user, flask_session.pop(_PROVIDER_NEXT, None))
+    _log_in(user)
     flask_session[_PROVIDER] = {"name": name, "id_token": id_token}
-    return response
+    return redirect(flask_session.pop(_PROVIDER_NEXT, None) or url_for("main.home"))
 
 
 def _external(path: str) -> str:

@@ -60,6 +60,10 @@ class ProviderClaims:
     organizational_unit: str = ""
 
 
+class SignInExpiredError(InvalidInputError):
+    """The password step is too old, or the account changed since: start again."""
+
+
 class SignInRefused(InvalidInputError):
     """A French message for the user and a short code for the audit row."""
 
@@ -92,7 +96,7 @@ def _pending_user(session: Session, pending: Pending, now: datetime) -> User:
     user = session.get(User, pending.user_id)
     if (user is None or not user.active or user.session_version != pending.session_version
             or not now - PENDING_LIFETIME <= pending.password_checked_at <= now):
-        raise InvalidInputError(PENDING_EXPIRED)
+        raise SignInExpiredError(PENDING_EXPIRED)
     return user
 
 

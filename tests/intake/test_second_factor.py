@@ -113,7 +113,8 @@ def test_a_new_administrator_enrols_at_first_sign_in_and_keeps_recovery_codes(
     user = db_session.scalar(select(User).where(User.email == "nouvel.admin@test.invalid"))
     factor = db_session.scalar(select(SecondFactor).where(SecondFactor.user_id == user.id))
     assert secret not in factor.secret and factor.confirmed_at is not None  # sealed
-    hashes = db_session.scalars(select(RecoveryCode.code_hash)).all()
+    hashes = db_session.scalars(select(RecoveryCode.code_hash).where(
+        RecoveryCode.user_id == user.id)).all()
     assert len(hashes) == 10 and all(h.startswith("$argon2id$") for h in hashes)
     assert not any(code.replace("-", "") in h for code in codes for h in hashes)
 
