@@ -600,7 +600,7 @@ def oidc_environment(issuer: str) -> dict[str, str]:
         "ICLI_OIDC_TEST_ISSUER": issuer,
         "ICLI_OIDC_TEST_CLIENT_ID": OIDC_CLIENT_ID,
         "ICLI_OIDC_TEST_CLIENT_SECRET": OIDC_CLIENT_SECRET,
-        "ICLI_OIDC_TEST_SCOPES": "openid email siret organizational_unit",
+        "ICLI_OIDC_TEST_SCOPES": "openid email siret",
         "ICLI_OIDC_TEST_ACR_VALUES": f"eidas1 {OIDC_SECOND_FACTOR_ACR}",
         "ICLI_OIDC_TEST_SECOND_FACTOR_ACR": OIDC_SECOND_FACTOR_ACR,
         "ICLI_OIDC_TEST_STRUCTURES": "*",

@@ -94,7 +94,6 @@ def claims_from_callback(name: str) -> tuple[ProviderClaims, str]:
         email_verified=merged.get("email_verified") is True,
         acr=str(id_claims.get("acr") or ""),
         siret=str(merged.get("siret") or ""),
-        organizational_unit=str(merged.get("organizational_unit") or ""),
     ), token["id_token"]
 
 

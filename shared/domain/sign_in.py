@@ -57,7 +57,6 @@ class ProviderClaims:
     email_verified: bool
     acr: str = ""
     siret: str = ""  # ProConnect: the agent's establishment, when the provider knows it
-    organizational_unit: str = ""
 
 
 class SignInExpiredError(InvalidInputError):

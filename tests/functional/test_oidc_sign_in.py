@@ -62,7 +62,7 @@ def test_a_referent_signs_in_through_the_provider_and_logs_out_of_both(
     client = oidc_app.test_client()
     request = start(client, oidc_provider)
     assert request["acr_values"] == f"eidas1 {OIDC_SECOND_FACTOR_ACR}"
-    assert request["scope"] == "openid email siret organizational_unit"
+    assert request["scope"] == "openid email siret"
     assert request["nonce"] and request["state"]
     response = back_to_app(client, at_provider(oidc_provider, request, "Referent@test.invalid",
                                                siret="22930008201453"))

@@ -17,6 +17,7 @@ from tests.helpers import (
     SECOND_FACTOR_CODE_PAGE,
     SECOND_FACTOR_ENROLMENT_PAGE,
     csrf_token,
+    icli,
     logged_in,
     sign_in,
 )
@@ -172,3 +173,14 @@ def test_an_administrator_resets_someone_elses_second_factor_audited(app, world,
     own = admin.post(f"/admin/utilisateurs/{world['users']['admin'].id}/second-facteur",
                      data={"csrf_token": csrf_token(admin, "/admin/utilisateurs")})
     assert "votre propre second facteur" in text(admin.get(own.headers["Location"]))
+
+
+def test_the_command_line_resets_a_locked_out_administrators_second_factor(test_env, world,
+                                                                           db_session):
+    result = icli(test_env, "users", "reset-second-factor", "admin@test.invalid")
+    assert "second factor reset" in result.stdout
+    assert db_session.scalars(select(SecondFactor).where(
+        SecondFactor.user_id == world["users"]["admin"].id)).all() == []
+    reset = db_session.scalars(select(AuditEvent).where(
+        AuditEvent.action == "second_factor_reset")).one()
+    assert reset.actor_label == "cli"
