@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from authlib.integrations.base_client.errors import MismatchingStateError, OAuthError
 from authlib.integrations.flask_client import OAuth
-from flask import Flask, current_app
+from flask import Flask, current_app, request
 from joserfc import jwt
 from joserfc.errors import ExpiredTokenError, InvalidClaimError, JoseError, MissingClaimError
 from joserfc.jwk import KeySet
@@ -25,11 +25,17 @@ HTTP_TIMEOUT = 10
 
 
 class ProviderAnswerError(Exception):
-    """The provider's answer cannot be trusted; ``reason`` is a short code for the audit."""
+    """The provider's answer cannot be trusted, or is a refusal; ``reason`` is a short code
+    for the audit."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+    @property
+    def provider_refused(self) -> bool:
+        """The provider itself said no (the person cancelled, or is not allowed there)."""
+        return self.reason.startswith("provider_said_")
 
 
 def init_app(app: Flask, providers: tuple[OidcProvider, ...]) -> None:
@@ -81,7 +87,10 @@ def claims_from_callback(name: str) -> tuple[ProviderClaims, str]:
         raise ProviderAnswerError("expired") from None
     except (InvalidClaimError, MissingClaimError) as exc:
         raise ProviderAnswerError(f"claim_{exc.claim}") from None
-    except (OAuthError, JoseError) as exc:
+    except OAuthError as exc:  # the provider's own "error" (access_denied: cancelled), or ours
+        raise ProviderAnswerError(f"provider_said_{exc.error}" if request.args.get("error")
+                                  else type(exc).__name__) from None
+    except JoseError as exc:
         raise ProviderAnswerError(type(exc).__name__) from None
     except (RequestException, ValueError):
         raise ProviderAnswerError("unreachable_or_malformed") from None

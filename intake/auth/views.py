@@ -219,6 +219,9 @@ def oidc_callback(name: str):
     except oidc.ProviderAnswerError as exc:
         sign_in.provider_refused(db(), vault(), name, exc.reason)
         db().commit()
+        if exc.provider_refused:
+            return _restart_sign_in(f"{provider.label} n'a pas confirmé votre identité "
+                                    "(connexion annulée ou refusée).")
         return _restart_sign_in(f"La connexion par {provider.label} a échoué : sa réponse "
                                 "n'a pas pu être vérifiée. Recommencez.")
     try:

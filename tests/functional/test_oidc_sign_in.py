@@ -111,6 +111,14 @@ def test_an_answer_with_another_state_is_refused(oidc_app, oidc_provider, world,
     assert failures(db_session) == ["oidc:test:state"]
 
 
+def test_a_sign_in_cancelled_at_the_provider_says_so(oidc_app, oidc_provider, world,
+                                                      db_session):
+    client = oidc_app.test_client()
+    response = sign_in_through_provider(client, oidc_provider, "")  # nobody signed in there
+    assert "n'a pas confirmé votre identité" in refusal(client, response)
+    assert failures(db_session) == ["oidc:test:provider_said_access_denied"]
+
+
 def test_an_unknown_address_is_refused_and_no_account_is_created(oidc_app, oidc_provider,
                                                                  world, db_session):
     client = oidc_app.test_client()
