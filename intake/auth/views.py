@@ -307,6 +307,4 @@ def account():
             return redirect(url_for("auth.account"))
     return render_template("auth/account.html", form=form, topics=topics, modes=MODES,
                            chosen=notifications.preferences(db(), current_user),
-                           second_factor_on=second_factor.is_enrolled(db(), current_user),
-                           recovery_codes_left=second_factor.unused_recovery_codes(
-                               db(), current_user))
+                           second_factor=second_factor.status(db(), current_user))

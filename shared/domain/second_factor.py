@@ -60,9 +60,17 @@ def is_enrolled(session: Session, user: User) -> bool:
     return factor is not None and factor.confirmed_at is not None
 
 
-def unused_recovery_codes(session: Session, user: User) -> int:
-    return len(session.scalars(select(RecoveryCode.id).where(
-        RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))).all())
+@dataclass(frozen=True)
+class Status:
+    """What the account page says of the second factor."""
+
+    enrolled: bool
+    recovery_codes_left: int
+
+
+def status(session: Session, user: User) -> Status:
+    return Status(is_enrolled(session, user), len(session.scalars(select(RecoveryCode.id).where(
+        RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))).all()))
 
 
 def start_enrolment(session: Session, vault: Vault, user: User) -> Enrolment:
