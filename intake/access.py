@@ -10,6 +10,7 @@ from flask import Flask, abort, redirect, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy.orm import selectinload
 
+from intake.auth import oidc
 from intake.dbsession import db
 from intake.extensions import login_manager
 from shared.models import Meeting, User
@@ -60,7 +61,8 @@ def init_app(app: Flask) -> None:
     @app.before_request
     def _force_password_change():
         if (current_user.is_authenticated and current_user.must_change_password
-                and request.endpoint not in _PASSWORD_CHANGE_ALLOWED):
+                and request.endpoint not in _PASSWORD_CHANGE_ALLOWED
+                and not oidc.signed_in_through_provider()):
             return redirect(url_for("auth.change_password"))
         return None
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from authlib.integrations.base_client.errors import MismatchingStateError, OAuthError
 from authlib.integrations.flask_client import OAuth
-from flask import Flask, current_app, request
+from flask import Flask, current_app, request, session
 from joserfc import jwt
 from joserfc.errors import ExpiredTokenError, InvalidClaimError, JoseError, MissingClaimError
 from joserfc.jwk import KeySet
@@ -19,6 +19,9 @@ from requests import RequestException
 from shared.config import OidcProvider
 from shared.domain.sign_in import ProviderClaims
 
+# In the session of an account signed in through a provider: its name and the ID token (the
+# provider's logout needs it as a hint).
+SESSION_KEY = "sign_in_provider"
 # Seconds of clock difference tolerated with the provider on "exp" and "iat".
 CLOCK_LEEWAY = 60
 HTTP_TIMEOUT = 10
@@ -46,6 +49,12 @@ def init_app(app: Flask, providers: tuple[OidcProvider, ...]) -> None:
                        server_metadata_url=provider.metadata_url,
                        client_kwargs={"scope": provider.scopes, "timeout": HTTP_TIMEOUT})
     app.extensions["icli_oidc"] = {p.name: (p, oauth.create_client(p.name)) for p in providers}
+
+
+def signed_in_through_provider() -> bool:
+    """Such a session never asks for the password: a one-time password the account was
+    created with is not to be changed by someone who signs in through their employer."""
+    return SESSION_KEY in session
 
 
 def provider(name: str) -> OidcProvider | None:

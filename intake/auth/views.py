@@ -71,6 +71,7 @@ def _login_page(form: LoginForm) -> str:
 
 def _log_in(user) -> None:
     flask_session.pop(_PENDING, None)
+    flask_session.pop(oidc.SESSION_KEY, None)  # a provider's sign-in sets it again after this
     login_user(user)
     flask_session.permanent = True  # idle timeout: PERMANENT_SESSION_LIFETIME, sliding
 
@@ -79,8 +80,6 @@ def _log_in(user) -> None:
 _PENDING = "sign_in_pending"
 # Where to go once a provider vouched for the account.
 _PROVIDER_NEXT = "sign_in_provider_next"
-# The provider an account signed in through, and its ID token (for the provider's logout).
-_PROVIDER = "sign_in_provider"
 
 
 def _pending() -> sign_in.Pending | None:
@@ -233,7 +232,7 @@ def oidc_callback(name: str):
         return _restart_sign_in(exc.message)
     db().commit()
     _log_in(user)
-    flask_session[_PROVIDER] = {"name": name, "id_token": id_token}
+    flask_session[oidc.SESSION_KEY] = {"name": name, "id_token": id_token}
     return redirect(flask_session.pop(_PROVIDER_NEXT, None) or url_for("main.home"))
 
 
@@ -248,7 +247,7 @@ def logout():
     users.end_sessions(db(), current_user)  # every session of the account, copies included
     db().commit()
     logout_user()
-    provider = flask_session.pop(_PROVIDER, None)
+    provider = flask_session.pop(oidc.SESSION_KEY, None)
     if provider and oidc.provider(provider["name"]) is not None:
         # Signed out of the provider too: the next person at this computer must sign in
         # there again (ProConnect's rule).

@@ -139,6 +139,15 @@ def test_a_deactivated_account_is_refused(oidc_app, oidc_provider, world, db_ses
     assert failures(db_session) == ["oidc:test:inactive"]
 
 
+def test_an_account_with_a_one_time_password_is_not_asked_to_change_it(
+        oidc_app, oidc_provider, world, db_session):
+    world["users"]["facilitator"].must_change_password = True  # created, never used
+    db_session.commit()
+    client = oidc_app.test_client()
+    sign_in_through_provider(client, oidc_provider, "facilitator@test.invalid")
+    assert client.get("/seances/").status_code == 200
+
+
 def test_an_administrator_needs_the_providers_two_factor_acr(oidc_app, oidc_provider, world,
                                                              db_session):
     client = oidc_app.test_client()
