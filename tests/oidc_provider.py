@@ -20,7 +20,11 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
-from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
+from authlib.integrations.flask_oauth2 import (
+    AuthorizationServer,
+    ResourceProtector,
+    current_token,
+)
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6750 import BearerTokenValidator
 from authlib.oidc.core import UserInfo
@@ -78,7 +82,7 @@ class Person:
 
     @property
     def subject(self) -> str:
-        return "sub-" + self.email  # stable per address: a test can change the address's owner
+        return "sub-" + self.email  # the same at every sign-in of that address
 
 
 @dataclass
@@ -238,7 +242,9 @@ def create_provider(issuer: str, client: Client) -> Flask:
         email = request.form.get("email", "")
         person = Person(email=email, acr=request.form.get("acr") or ACR,
                         flaw=request.form.get("flaw", ""), siret=request.form.get("siret", ""))
-        return server.create_authorization_response(grant_user=person if email else None)
+        grant = server.get_consent_grant(end_user=person)  # checks client, redirect, nonce
+        return server.create_authorization_response(grant_user=person if email else None,
+                                                    grant=grant)
 
     @app.post("/token")
     def token():
@@ -247,8 +253,6 @@ def create_provider(issuer: str, client: Client) -> Flask:
     @app.get("/userinfo")
     @protected(scopes=["openid"])
     def userinfo():
-        from authlib.integrations.flask_oauth2 import current_token
-
         claims = {**claims_of(current_token.person), "iss": issuer, "aud": client.client_id}
         body = jwt.encode({"alg": "ES256", "kid": "test-key"}, claims, key)
         return body, 200, {"Content-Type": "application/jwt"}
