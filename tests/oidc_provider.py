@@ -236,7 +236,9 @@ def create_provider(issuer: str, client: Client) -> Flask:
         if request.method == "GET":
             hidden = "".join(f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">'
                              for k, v in request.args.items())
-            return (f'<!doctype html><title>Fournisseur de test</title><form method="post">'
+            # Posted without the query string: each parameter once (Authlib refuses repeats)
+            return (f'<!doctype html><title>Fournisseur de test</title>'
+                    f'<form method="post" action="/authorize">'
                     f'{hidden}<label for="email">E-mail</label>'
                     f'<input id="email" name="email"><button>Continuer</button></form>')
         email = request.form.get("email", "")
