@@ -61,9 +61,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
 
     from intake import access, dbsession, errors, extensions, observability
+    from intake.auth import oidc
 
     observability.init_app(app)  # first: every other hook's log lines carry the request id
     extensions.init_app(app)
+    oidc.init_app(app, settings.oidc_providers)
     dbsession.init_app(app)
     access.init_app(app)
     errors.register_error_handlers(app)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
+from urllib.parse import urlsplit
 
 from flask import Flask, abort, redirect, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy.orm import joinedload
 
+from intake.auth import oidc
 from intake.dbsession import db
 from intake.extensions import login_manager
 from shared.domain.users import paris_today
@@ -63,18 +65,24 @@ def init_app(app: Flask) -> None:
     @app.before_request
     def _force_password_change():
         if (current_user.is_authenticated and current_user.must_change_password
-                and request.endpoint not in _PASSWORD_CHANGE_ALLOWED):
+                and request.endpoint not in _PASSWORD_CHANGE_ALLOWED
+                and not oidc.signed_in_through_provider()):
             return redirect(url_for("auth.change_password"))
         return None
 
-    production = app.extensions["icli"].settings.is_production
+    settings = app.extensions["icli"].settings
+    production = settings.is_production
+    # The logout form's answer leads to the OpenID Connect provider's logout, and browsers
+    # hold a form's redirects to form-action too.
+    form_targets = " ".join(["'self'", *sorted({_origin(p.issuer)
+                                                for p in settings.oidc_providers})])
 
     @app.after_request
     def _security_headers(response):
         response.headers.setdefault(
             "Content-Security-Policy",
             "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-            "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+            f"frame-ancestors 'none'; form-action {form_targets}; base-uri 'none'",
         )
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
@@ -86,3 +94,8 @@ def init_app(app: Flask) -> None:
             # Browsers refuse plain HTTP for a year once they have seen this over HTTPS.
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         return response
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"

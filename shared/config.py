@@ -28,6 +28,9 @@ WORKER_KEY_CHAINS = ("content", "audit", "jobs")
 MIN_POPULATION, MAX_POPULATION = 100, 10_000_000  # 2 to 19 bits of blind index
 
 
+OIDC_EMAIL_TRUST = ("claim", "provider")
+
+
 class ConfigError(RuntimeError):
     """A setting is missing or invalid; the message names the variable to set."""
 
@@ -41,6 +44,34 @@ class SmtpTarget:
     security: str
     username: str = ""
     password: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class OidcProvider:
+    """An OpenID Connect provider users may sign in through (ICLI_OIDC_<NAME>_*)."""
+
+    name: str  # lower case, in URLs: /connexion/oidc/<name>
+    label: str  # the button: « Se connecter avec <label> »
+    issuer: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    scopes: str = "openid email"
+    # Asked for at sign-in (ProConnect: "eidas1"); the acr returned must be one of them.
+    acr_values: tuple[str, ...] = ()
+    # The acr values that mean the provider checked a second factor: an account whose
+    # second factor is mandatory signs in through this provider only with one of them.
+    second_factor_acr: tuple[str, ...] = ()
+    # The structures whose referents it may vouch for; None: every account.
+    structure_ids: tuple[int, ...] | None = ()
+    # When the provider sends a ``siret`` claim, it must be one of these (empty: any).
+    sirets: tuple[str, ...] = ()
+    # "claim": the e-mail counts only with email_verified true; "provider": the provider
+    # only ever sends verified addresses (ProConnect: the federation checks them).
+    email_trust: str = "claim"
+
+    @property
+    def metadata_url(self) -> str:
+        return self.issuer.rstrip("/") + "/.well-known/openid-configuration"
 
 
 @dataclass(frozen=True)
@@ -102,6 +133,10 @@ class Settings:
     # Signs the convocation answer links the worker e-mails and the web checks: never the
     # session secret, which the worker must not hold.
     link_key: str = field(default="", repr=False)
+    # Password accounts of every role need a second factor, not only administrators and DPOs.
+    second_factor_everyone: bool = False
+    # OpenID Connect providers, in the order of their buttons on the login page.
+    oidc_providers: tuple[OidcProvider, ...] = ()
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -236,6 +271,8 @@ def load_settings(environ: Mapping[str, str] | None = None, *,
         audit_checkpoint_file=(Path(environ["ICLI_AUDIT_CHECKPOINT_FILE"]).resolve()
                                if environ.get("ICLI_AUDIT_CHECKPOINT_FILE") else None),
         expected_population=_population(environ),
+        second_factor_everyone=_int(environ, "ICLI_SECOND_FACTOR_EVERYONE", 0) != 0,
+        oidc_providers=_oidc_providers(environ, env),
     )
 
 
@@ -305,6 +342,52 @@ def _population(environ: Mapping[str, str]) -> int:
         raise ConfigError(f"ICLI_EXPECTED_POPULATION must be between {MIN_POPULATION:,} and "
                           f"{MAX_POPULATION:,} people (got {people:,})")
     return people
+
+
+def _oidc_providers(environ: Mapping[str, str], env: str) -> tuple[OidcProvider, ...]:
+    names = [n.strip().lower() for n in environ.get("ICLI_OIDC_PROVIDERS", "").split(",")
+             if n.strip()]
+    return tuple(_oidc_provider(environ, env, name) for name in names)
+
+
+def _oidc_provider(environ: Mapping[str, str], env: str, name: str) -> OidcProvider:
+    if not name.isalnum() or not name.isascii():
+        raise ConfigError(f"ICLI_OIDC_PROVIDERS: a provider name is letters and digits only "
+                          f"(got {name!r})")
+    prefix = f"ICLI_OIDC_{name.upper()}_"
+
+    def words(suffix: str, default: str = "") -> tuple[str, ...]:
+        return tuple(environ.get(prefix + suffix, default).replace(",", " ").split())
+
+    issuer = environ.get(prefix + "ISSUER", "").strip()
+    client_id = environ.get(prefix + "CLIENT_ID", "").strip()
+    client_secret = _secret(environ, prefix + "CLIENT_SECRET").strip()
+    if not (issuer and client_id and client_secret):
+        raise ConfigError(f"the OpenID Connect provider {name!r} needs {prefix}ISSUER, "
+                          f"{prefix}CLIENT_ID and {prefix}CLIENT_SECRET_FILE")
+    if env == "production" and not issuer.startswith("https://"):
+        raise ConfigError(f"{prefix}ISSUER must be an https:// address in production")
+    structures = words("STRUCTURES")
+    if not structures:
+        raise ConfigError(f"{prefix}STRUCTURES: the ids of the structures whose referents "
+                          f"this provider may vouch for, or * for every account")
+    if structures != ("*",) and not all(s.isdigit() for s in structures):
+        raise ConfigError(f"{prefix}STRUCTURES must be structure ids or * (got "
+                          f"{' '.join(structures)!r})")
+    email_trust = environ.get(prefix + "EMAIL_TRUST", "claim").strip() or "claim"
+    if email_trust not in OIDC_EMAIL_TRUST:
+        raise ConfigError(f"{prefix}EMAIL_TRUST must be one of {', '.join(OIDC_EMAIL_TRUST)}")
+    scopes = words("SCOPES", "openid email")
+    if "openid" not in scopes:
+        raise ConfigError(f"{prefix}SCOPES must include openid")
+    return OidcProvider(
+        name=name, label=environ.get(prefix + "LABEL", "").strip() or name,
+        issuer=issuer, client_id=client_id, client_secret=client_secret,
+        scopes=" ".join(scopes), acr_values=words("ACR_VALUES"),
+        second_factor_acr=words("SECOND_FACTOR_ACR"),
+        structure_ids=None if structures == ("*",) else tuple(int(s) for s in structures),
+        sirets=words("SIRETS"), email_trust=email_trust,
+    )
 
 
 def _normalise_database_url(url: str) -> str:

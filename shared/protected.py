@@ -11,8 +11,12 @@ from dataclasses import dataclass
 IDENTIFYING = "identifying"
 SENSITIVE = "sensitive"
 SITUATIONAL = "situational"
+# A sign-in secret (a TOTP seed): the identity chain, which the worker never holds; opening
+# it is not audited on its own, the sign-in it serves is.
+CREDENTIAL = "credential"
 
-CHAIN_OF_CLASS = {IDENTIFYING: "identity", SENSITIVE: "content", SITUATIONAL: "content"}
+CHAIN_OF_CLASS = {IDENTIFYING: "identity", SENSITIVE: "content", SITUATIONAL: "content",
+                  CREDENTIAL: "identity"}
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ _DECLARATIONS: dict[str, dict[str, str]] = {
     "avis_revisions": {"previous": SITUATIONAL},
     "global_supports": {"diagnostic_categories": SENSITIVE},
     "generated_documents": {"body": SITUATIONAL, "pdf_body": SITUATIONAL},
+    "second_factors": {"secret": CREDENTIAL},
 }
 
 PROTECTED_FIELDS: dict[str, dict[str, ProtectedField]] = {

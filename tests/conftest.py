@@ -38,7 +38,9 @@ from tests.factories import (
 from tests.helpers import (
     AuthActions,
     empty_database,
+    oidc_environment,
     seed_reference_data,
+    start_oidc_provider,
     start_worker,
     stop_worker,
 )
@@ -46,7 +48,7 @@ from tests.helpers import (
 # What ``make test-fast`` leaves out: tests that start real processes (a fixture below, or a
 # module that runs the CLI, the worker or a server itself), LibreOffice, the browser, and the
 # simulated year.
-PROCESS_FIXTURES = {"worker_process", "live_server"}
+PROCESS_FIXTURES = {"worker_process", "live_server", "oidc_provider"}
 SLOW_MODULES = {"test_audit_cli", "test_audit_tail", "test_cli", "test_faults",
                 "test_index_rotation_cli", "test_retire_reaches_processes", "test_rotation_kill",
                 "test_run", "test_templates_admin", "test_templates_isolation", "test_worker",
@@ -219,6 +221,31 @@ def app(settings, engine, keyring):
     application.extensions["icli"].redis.close()
 
 
+@pytest.fixture(scope="session")
+def oidc_provider():
+    """The tests' OpenID Connect provider, its own process (tests/oidc_provider.py); yields
+    its issuer URL."""
+    process, issuer = start_oidc_provider()
+    yield issuer
+    process.terminate()
+    process.wait(10)
+    process.stdout.close()
+
+
+@pytest.fixture(scope="session")
+def oidc_app(test_env, engine, keyring, oidc_provider):
+    """The web app of an instance whose users may also sign in through ``oidc_provider``."""
+    from intake import create_app
+
+    settings = dataclasses.replace(load_settings({**test_env, **oidc_environment(oidc_provider)}),
+                                   fast_password_hashing=True)
+    application = create_app(settings)
+    application.config["TESTING"] = True
+    yield application
+    application.extensions["icli"].engine.dispose()
+    application.extensions["icli"].redis.close()
+
+
 @pytest.fixture
 def client(app, engine):
     return app.test_client()
@@ -245,7 +272,7 @@ def worker_process(test_env, engine, redis, tmp_path, db_session):
 def world(db_session, vault):
     """Two circonscriptions, users of every role, a session of the first with its agenda."""
     north, south, structures = reference_data(db_session)
-    accounts = users_for_every_role(db_session, north, south, structures)
+    accounts = users_for_every_role(db_session, vault, north, south, structures)
     meeting, sheets, identities = meeting_with_agenda(db_session, vault, north, structures)
     db_session.commit()
     return {"north": north, "south": south, "structures": structures, "users": accounts,

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 
+import pyotp
+
+from shared.db import new_uuid, utcnow
 from shared.demo import demo_values
 from shared.domain.beneficiaries import Identity
 from shared.domain.meetings import add_partnership_item, create_meeting, inscribe_sheet
@@ -11,7 +15,8 @@ from shared.domain.reference import reference_labels
 from shared.domain.sheet_workflow import submit, transition
 from shared.domain.sheets import start_sheet, write_values
 from shared.domain.users import RoleSpec, create_user
-from shared.models import Circonscription, Structure
+from shared.models import Circonscription, RecoveryCode, SecondFactor, Structure
+from shared.passwords import hash_password
 from shared.text import FRENCH_MONTHS
 
 PASSWORD = "correct-horse-battery-93"
@@ -43,6 +48,53 @@ def canary_values(identity: Identity) -> list[str]:
             born.strftime("%d.%m.%Y"), f"{born.day} {FRENCH_MONTHS[born.month - 1]} {born.year}"]
 
 
+# The TOTP secret of the second factors the factories enrol (administrators and the DPO must
+# have one), and their recovery codes; a login helper types their codes (``second_factor_code``).
+SECOND_FACTOR_SECRET = "JBSWY3DPEHPK3PXPTESTSECRETICLIAB"
+RECOVERY_CODES = tuple(f"testsecours{n:02d}" for n in range(10))
+
+
+@dataclass
+class _KnownFactor:
+    secret: str
+    last_step: int = 0  # the application accepts each step once, and one step early or late
+    recovery_codes: list[str] = field(default_factory=list)
+
+
+_SECOND_FACTORS: dict[str, _KnownFactor] = {}
+
+
+def enrol_second_factor(session, vault, user) -> None:
+    """A confirmed second factor with a known secret and recovery codes, as if the user had
+    enrolled."""
+    factor = SecondFactor(uuid=new_uuid(), user_id=user.id, confirmed_at=utcnow(),
+                          last_step=0)
+    vault.seal(factor, "secret", SECOND_FACTOR_SECRET)
+    session.add(factor)
+    session.add_all(RecoveryCode(user_id=user.id, code_hash=hash_password(code))
+                    for code in RECOVERY_CODES)
+    session.flush()
+    remember_second_factor(user.email, SECOND_FACTOR_SECRET, RECOVERY_CODES)
+
+
+def remember_second_factor(email: str, secret: str, recovery_codes=()) -> None:
+    _SECOND_FACTORS[email] = _KnownFactor(secret, recovery_codes=list(recovery_codes))
+
+
+def second_factor_code(email: str) -> str:
+    """A code the application accepts now for this account: the current step's code, or the
+    next step's if this one was used; past that, a recovery code (several sign-ins of one
+    account within the same half-minute)."""
+    known = _SECOND_FACTORS[email]
+    totp = pyotp.TOTP(known.secret)
+    step = max(totp.timecode(datetime.now(UTC)), known.last_step + 1)
+    if step > totp.timecode(datetime.now(UTC)) + 1:
+        assert known.recovery_codes, f"no TOTP step nor recovery code left for {email}"
+        return known.recovery_codes.pop(0)
+    known.last_step = step
+    return totp.generate_otp(step)
+
+
 def reference_data(session):
     north = Circonscription(code="C01", name="Saint-Denis")
     south = Circonscription(code="C02", name="Montreuil")
@@ -59,7 +111,7 @@ def reference_data(session):
     return north, south, structures
 
 
-def users_for_every_role(session, north, south, structures):
+def users_for_every_role(session, vault, north, south, structures):
     specs = {
         "referent": RoleSpec("referent", structure_id=structures["ssd"].id),
         "other_referent": RoleSpec("referent", structure_id=structures["other"].id),
@@ -70,11 +122,14 @@ def users_for_every_role(session, north, south, structures):
         "admin": RoleSpec("admin"),
         "dpo": RoleSpec("dpo"),
     }
-    return {
+    accounts = {
         name: create_user(session, email=f"{name.replace('_', '.')}@test.invalid",
                           full_name=f"Test {name}", password=PASSWORD, role=spec)
         for name, spec in specs.items()
     }
+    for name in ("admin", "dpo"):  # their second factor is mandatory
+        enrol_second_factor(session, vault, accounts[name])
+    return accounts
 
 
 def meeting_with_agenda(session, vault, north, structures, people: int = 2):

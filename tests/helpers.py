@@ -37,7 +37,7 @@ from shared.domain.reference import ensure_reference_defaults
 from shared.models import Beneficiary, Decision, GeneratedDocument, Meeting
 from shared.processes import die_with_parent
 from shared.queue import DOCUMENTS_QUEUE
-from tests.factories import PASSWORD, PLANNED_ON
+from tests.factories import PASSWORD, PLANNED_ON, remember_second_factor, second_factor_code
 
 
 class InProcessWorker(SimpleWorker):
@@ -98,13 +98,37 @@ def csrf_token(client, url: str) -> str:
     return match.group(1)
 
 
+SECOND_FACTOR_CODE_PAGE = "/connexion/code"
+SECOND_FACTOR_ENROLMENT_PAGE = "/connexion/activation-second-facteur"
+ENROLMENT_SECRET_RE = re.compile(r'<p class="secret"><code>([A-Z2-7]+)</code></p>')
+
+
+def sign_in(client, email: str, password: str, next_path: str = ""):
+    """The login form, then the second factor as its owner would go through it: the code
+    from the account's application, or, for an account that must enrol, the secret read
+    from the enrolment page and its first code. Returns the last response (after an
+    enrolment: the page of recovery codes, 200)."""
+    url = f"/connexion?next={next_path}" if next_path else "/connexion"
+    response = client.post(url, data={"csrf_token": csrf_token(client, "/connexion"),
+                                      "email": email, "password": password})
+    location = response.headers.get("Location", "") if response.status_code == 302 else ""
+    if location == SECOND_FACTOR_CODE_PAGE:
+        return client.post(location, data={"csrf_token": csrf_token(client, location),
+                                           "code": second_factor_code(email)})
+    if location == SECOND_FACTOR_ENROLMENT_PAGE:
+        page = client.get(location).get_data(as_text=True)
+        remember_second_factor(email, ENROLMENT_SECRET_RE.search(page).group(1))
+        return client.post(location, data={"csrf_token": CSRF_RE.search(page).group(1),
+                                           "code": second_factor_code(email)})
+    return response
+
+
 def logged_in(app, email: str):
     """A test client with that account logged in through the real login form."""
     client = app.test_client()
-    token = csrf_token(client, "/connexion")
-    response = client.post("/connexion", data={"csrf_token": token, "email": email,
-                                                "password": PASSWORD})
-    assert response.status_code == 302, email
+    response = sign_in(client, email, PASSWORD)
+    assert response.status_code == 302 or "Second facteur activé" in response.get_data(
+        as_text=True), email
     return client
 
 
@@ -236,9 +260,7 @@ class AuthActions:
         self.client = client
 
     def login(self, email: str, password: str):
-        token = csrf_token(self.client, "/connexion")
-        return self.client.post("/connexion", data={"csrf_token": token, "email": email,
-                                                    "password": password})
+        return sign_in(self.client, email, password)
 
     def post(self, url: str, data: dict | None = None, form_url: str | None = None):
         """Post a form with the CSRF token read from ``form_url`` (default: the home page)."""
@@ -549,3 +571,37 @@ def replaced(source: Path, destination: Path, chain: str) -> Path:
     temporary.chmod(0o600)
     temporary.replace(destination)  # as an operator's copy would: a new file
     return destination
+
+
+# -- the OpenID Connect provider of the tests (tests/oidc_provider.py) -----------------------
+
+OIDC_CLIENT_ID = "icli-tests"
+OIDC_CLIENT_SECRET = "a-client-secret-for-the-tests-only"
+OIDC_SECOND_FACTOR_ACR = "https://proconnect.gouv.fr/assurance/self-asserted-2fa"
+
+
+def start_oidc_provider():
+    """``python -m tests.oidc_provider`` on 127.0.0.1: returns the process and its issuer
+    (the address it printed once it listens). It accepts redirections to any local port."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.oidc_provider", OIDC_CLIENT_ID, OIDC_CLIENT_SECRET,
+         "http://127.0.0.1:"], stdout=subprocess.PIPE, text=True, preexec_fn=die_with_parent)
+    issuer = process.stdout.readline().strip()
+    assert issuer.startswith("http://127.0.0.1:"), "the test OpenID Connect provider did not start"
+    return process, issuer
+
+
+def oidc_environment(issuer: str) -> dict[str, str]:
+    """The settings of an instance whose users may sign in through the test provider (named
+    « test »), as ProConnect would be configured: eidas1, or its two-factor acr."""
+    return {
+        "ICLI_OIDC_PROVIDERS": "test",
+        "ICLI_OIDC_TEST_LABEL": "ProConnect (test)",
+        "ICLI_OIDC_TEST_ISSUER": issuer,
+        "ICLI_OIDC_TEST_CLIENT_ID": OIDC_CLIENT_ID,
+        "ICLI_OIDC_TEST_CLIENT_SECRET": OIDC_CLIENT_SECRET,
+        "ICLI_OIDC_TEST_SCOPES": "openid email siret",
+        "ICLI_OIDC_TEST_ACR_VALUES": f"eidas1 {OIDC_SECOND_FACTOR_ACR}",
+        "ICLI_OIDC_TEST_SECOND_FACTOR_ACR": OIDC_SECOND_FACTOR_ACR,
+        "ICLI_OIDC_TEST_STRUCTURES": "*",
+    }

@@ -201,5 +201,6 @@ from intake.admin import (  # noqa: E402,F401
     jobs_views,
     keys_views,
     mail_views,
+    second_factor_views,
     templates_views,
 )

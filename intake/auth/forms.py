@@ -1,4 +1,4 @@
-from wtforms import EmailField, PasswordField, SubmitField
+from wtforms import EmailField, PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, EqualTo, Length
 
 from intake.forms import Form
@@ -22,3 +22,17 @@ class ChangePasswordForm(Form):
     confirm = PasswordField("Confirmez le nouveau mot de passe",
                             validators=[EqualTo("new", "Les deux mots de passe diffèrent.")])
     submit = SubmitField("Changer le mot de passe")
+
+
+class SecondFactorForm(Form):
+    code = StringField("Code à 6 chiffres de votre application, ou un code de secours",
+                       validators=[DataRequired("Saisissez le code affiché par votre "
+                                                "application."), Length(max=32)])
+    submit = SubmitField("Valider")
+
+
+class EnrolmentForm(Form):
+    code = StringField("Code à 6 chiffres affiché par l'application",
+                       validators=[DataRequired("Saisissez le code affiché par votre "
+                                                "application."), Length(max=32)])
+    submit = SubmitField("Activer le second facteur")

@@ -52,6 +52,8 @@ def seed_demo(settings: Settings, *, password: str | None, people_file: Path | N
         click.echo(f"  {email:32} {role}")
     if result.password_generated:
         click.echo(f"Password of every demo account (shown once): {result.password}")
+    click.echo("Administrators and the DPO enrol a second factor at their first login: scan "
+               "its QR code with an authenticator app (README, « Signing in »).")
 
 
 @click.command()

@@ -102,3 +102,17 @@ def users_import(kind: str, path: Path, apply: bool) -> None:
     click.echo(f"{report.rows} line(s), {len(report.changes)} "
                + ("applied" if report.applied else "to apply (dry run)" if not apply
                   else "changed: nothing to apply"))
+
+
+@users.command("reset-second-factor")
+@click.argument("email")
+def users_reset_second_factor(email: str) -> None:
+    """Take the second factor off an account (a lost phone, no recovery code left; the only
+    administrator locked out): it enrols a new one at its next login. Audited."""
+    from shared.domain.second_factor import reset
+    from shared.domain.users import user_by_email
+
+    with cli_unit_of_work() as (session, vault):
+        user = user_by_email(session, email)
+        reset(session, vault, user)
+    click.echo(f"user {user.id}: second factor reset; a new one is enrolled at the next login")

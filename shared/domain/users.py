@@ -2,10 +2,10 @@
 with throttling.
 
 The operations an administrator, a user or the CLI performs (``create_account``,
-``update_account``, ``set_active``, ``reset_password``, ``change_password``, ``log_in``) write
-their own audit rows, so the admin pages and ``icli users`` write the same ones. The worker
-calls ``deactivate_expired`` at each maintenance step: an account past its habilitation's end
-is deactivated there (and refused at login and on every request from that day on, whether or
+``update_account``, ``set_active``, ``reset_password``, ``change_password``) write their own
+audit rows, so the admin pages and ``icli users`` write the same ones. The worker calls
+``deactivate_expired`` at each maintenance step: an account past its habilitation's end is
+deactivated there (and refused at login and on every request from that day on, whether or
 not the worker has run)."""
 
 from __future__ import annotations
@@ -283,7 +283,7 @@ class LoginThrottledError(InvalidInputError):
     pass
 
 
-def _throttle_key(kind: str, value: str) -> str:
+def throttle_key(kind: str, value: str) -> str:
     # The counter names a hash, not the e-mail or address itself.
     return f"{kind}:{hashlib.sha256(value.encode()).hexdigest()[:40]}"
 
@@ -298,6 +298,30 @@ def _throttle(session: Session, key: str, now: datetime) -> LoginThrottle:
     return row
 
 
+def open_throttles(session: Session, limits: dict[str, int],
+                   now: datetime) -> list[tuple[LoginThrottle, int]]:
+    """The failure counters of these keys (key: its limit), or LoginThrottledError while
+    any of them is locked. The password and the second-factor steps both count here."""
+    rows = [(_throttle(session, key, now), limit) for key, limit in limits.items()]
+    for row, _ in rows:
+        if row.locked_until and row.locked_until > now:
+            minutes = max(1, int((row.locked_until - now).total_seconds() // 60) + 1)
+            raise LoginThrottledError(
+                f"Trop de tentatives de connexion. Réessayez dans {minutes} minute(s)."
+            )
+    return rows
+
+
+def count_failure(session: Session, rows: list[tuple[LoginThrottle, int]],
+                  now: datetime) -> None:
+    """One more failure on each counter; a counter at its limit locks for LOCK_TIME."""
+    for row, limit in rows:
+        row.failures += 1
+        if row.failures >= limit:
+            row.locked_until = now + LOCK_TIME
+    session.flush()
+
+
 def authenticate(session: Session, email: str, password: str, address: str,
                  now: datetime | None = None) -> User:
     """The active user with these credentials, else InvalidInputError with a French message.
@@ -308,25 +332,15 @@ def authenticate(session: Session, email: str, password: str, address: str,
     now = now or utcnow()
     if has_control(email):  # a NUL byte would reach the database query
         email = ""
-    keys = [(_throttle_key("account", normalise_email(email)), MAX_FAILURES_PER_ACCOUNT),
-            (_throttle_key("address", address or "unknown"), MAX_FAILURES_PER_ADDRESS)]
-    rows = [(_throttle(session, key, now), limit) for key, limit in keys]
-    for row, _ in rows:
-        if row.locked_until and row.locked_until > now:
-            minutes = max(1, int((row.locked_until - now).total_seconds() // 60) + 1)
-            raise LoginThrottledError(
-                f"Trop de tentatives de connexion. Réessayez dans {minutes} minute(s)."
-            )
+    rows = open_throttles(session, {
+        throttle_key("account", normalise_email(email)): MAX_FAILURES_PER_ACCOUNT,
+        throttle_key("address", address or "unknown"): MAX_FAILURES_PER_ADDRESS}, now)
     user = session.scalar(select(User).where(User.email == normalise_email(email)))
     valid = user is not None and verify_password(user.password_hash, password)
     if not valid:
         if user is None:
             verify_password(_dummy_hash(), password)  # same time whether the account exists
-        for row, limit in rows:
-            row.failures += 1
-            if row.failures >= limit:
-                row.locked_until = now + LOCK_TIME
-        session.flush()
+        count_failure(session, rows, now)
         raise InvalidInputError("Adresse e-mail ou mot de passe incorrect.")
     if not user.active:
         raise InvalidInputError("Ce compte est désactivé. Contactez votre administrateur·rice.")
@@ -339,22 +353,6 @@ def authenticate(session: Session, email: str, password: str, address: str,
         user.password_hash = hash_password(password)
     user.last_login_at = now
     session.flush()
-    return user
-
-
-def log_in(session: Session, vault: Vault, email: str, password: str, address: str,
-           now: datetime | None = None) -> User:
-    """``authenticate``, audited: ``login`` in the user's name, or ``login_failed`` naming
-    only the kind of refusal (a lockout is ``LoginThrottledError``), never the e-mail typed. The
-    caller commits in both cases: the failure counters and the row are kept."""
-    try:
-        user = authenticate(session, email, password, address, now)
-    except InvalidInputError as exc:
-        audit.record(session, vault.keyring, audit.Actor(None, "anonymous"), "login_failed",
-                     purpose=type(exc).__name__)
-        raise
-    audit.record(session, vault.keyring, audit.Actor(user.id), "login", object_type="users",
-                 object_ids=[user.id])
     return user
 
 

@@ -25,7 +25,15 @@ from shared.models.meeting import (
 from shared.models.notification import Notification, NotificationPreference
 from shared.models.reference import Circonscription, ReferenceItem, Structure
 from shared.models.sheet import DeidentificationCount, FormStash, Sheet, SheetEvent
-from shared.models.user import ApiClient, LoginThrottle, RoleAssignment, User
+from shared.models.user import (
+    ApiClient,
+    LoginThrottle,
+    OidcLink,
+    RecoveryCode,
+    RoleAssignment,
+    SecondFactor,
+    User,
+)
 
 __all__ = [
     "AgendaItem",
@@ -56,11 +64,14 @@ __all__ = [
     "MinutesVisa",
     "Notification",
     "NotificationPreference",
+    "OidcLink",
     "ProcessHeartbeat",
     "RecordKey",
+    "RecoveryCode",
     "ReferenceItem",
     "RoleAssignment",
     "Schedule",
+    "SecondFactor",
     "Sheet",
     "SheetEvent",
     "Structure",

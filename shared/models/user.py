@@ -1,10 +1,21 @@
-"""Accounts, their roles with scopes, and login throttling counters."""
+"""Accounts, their roles with scopes, login throttling counters, and what signs them in
+besides a password: a TOTP second factor, its recovery codes, OpenID Connect links."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, CheckConstraint, Date, DateTime, ForeignKey, Integer, String
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shared.db import Base, new_uuid, utcnow
@@ -156,3 +167,54 @@ class ApiClient(Base):
     @property
     def scope_set(self) -> set[str]:
         return set(filter(None, self.scopes.split(",")))
+
+
+class SecondFactor(Base):
+    """An account's TOTP secret, sealed (shared/protected.py); confirmed once the user typed a
+    first code from their application."""
+
+    __tablename__ = "second_factors"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         unique=True)
+    secret: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # The last 30-second step a code was accepted for: a code is never accepted twice.
+    last_step: Mapped[int] = mapped_column(Integer, default=0)
+
+    @property
+    def key_owner_uuid(self) -> str:
+        # Its own data key: resetting the factor deletes it, and the secret with it.
+        return self.uuid
+
+
+class RecoveryCode(Base):
+    """A one-time code that stands in for the TOTP code (a lost phone): argon2 hash only."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         index=True)
+    code_hash: Mapped[str] = mapped_column(String(255))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class OidcLink(Base):
+    """The subject an OpenID Connect provider gave an account at its first sign-in there: a
+    later sign-in with the same e-mail but another subject (an address given to someone
+    else) is refused."""
+
+    __tablename__ = "oidc_links"
+    __table_args__ = (UniqueConstraint("provider", "subject"),
+                      UniqueConstraint("user_id", "provider"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    provider: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(DateTime)

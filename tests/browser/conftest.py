@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.factories import reference_data, users_for_every_role
-from tests.helpers import answers, die_with_parent, free_port
+from tests.helpers import answers, die_with_parent, free_port, oidc_environment
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -55,8 +55,9 @@ def _chromium_is_installed():
 
 
 @pytest.fixture(scope="package")
-def live_server(test_env, engine, keyring, tmp_path_factory):
-    """The app under gunicorn, on the test instance's database and Redis; yields its base URL.
+def live_server(test_env, engine, keyring, tmp_path_factory, oidc_provider):
+    """The app under gunicorn, on the test instance's database and Redis, its users allowed to
+    sign in through the tests' OpenID Connect provider too; yields its base URL.
 
     One server for the browser tests (stopped after the last of them): each test's data is
     committed before the browser acts and emptied after it, as for every database test.
@@ -71,7 +72,9 @@ def live_server(test_env, engine, keyring, tmp_path_factory):
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
              "--threads", "4", "--preload", "--no-control-socket", "intake.wsgi:app"],
-            env={**os.environ, **test_env}, stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, **test_env, **oidc_environment(oidc_provider),
+                 "ICLI_BASE_URL": base_url},  # the provider sends the browser back there
+            stdout=log, stderr=subprocess.STDOUT,
             preexec_fn=die_with_parent)
     try:
         started = time.monotonic()
@@ -116,9 +119,9 @@ def browser(tmp_path):
 
 
 @pytest.fixture
-def accounts(db_session):
+def accounts(db_session, vault):
     """Reference data and one account of every role (password: factories.PASSWORD)."""
     north, south, structures = reference_data(db_session)
-    users = users_for_every_role(db_session, north, south, structures)
+    users = users_for_every_role(db_session, vault, north, south, structures)
     db_session.commit()
     return users

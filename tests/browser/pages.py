@@ -16,6 +16,8 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from tests.factories import second_factor_code
+
 TIMEOUT = 15
 
 # Console noise that is not the page's fault to test here: the app serves no favicon, so
@@ -131,10 +133,29 @@ class LoginPage(Page):
         return self
 
     def login(self, email: str, password: str) -> HomePage:
-        """Sign in; the next page is the home page, or this one again with an error."""
+        """Sign in, with the account's second-factor code when it has one (administrators,
+        the DPO); the next page is the home page, or this one again with an error."""
         self._fill("Adresse e-mail professionnelle", email)
         self._fill("Mot de passe", password)
         self._press("Se connecter")
+        if self.path == "/connexion/code":
+            self._fill("Code à 6 chiffres de votre application, ou un code de secours",
+                       second_factor_code(email))
+            self._press("Valider")
+        return HomePage(self.driver, self.base_url)
+
+    def sign_in_with_provider(self, label: str) -> ProviderPage:
+        """Follow the link « Se connecter avec <label> » to the provider's page."""
+        self._follow(self.driver.find_element(By.LINK_TEXT, f"Se connecter avec {label}"))
+        return ProviderPage(self.driver, self.base_url)
+
+
+class ProviderPage(Page):
+    """The sign-in page of the tests' OpenID Connect provider (tests/oidc_provider.py)."""
+
+    def sign_in_as(self, email: str) -> HomePage:
+        self._fill("E-mail", email)
+        self._follow(self.driver.find_element(By.TAG_NAME, "button"))
         return HomePage(self.driver, self.base_url)
 
 

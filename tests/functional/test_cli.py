@@ -87,7 +87,9 @@ def test_demo_has_a_dpo_account_listed_with_the_others(test_env, engine, app):
     assert "dpo@icli.example" in result.stdout
     assert "Délégué·e à la protection des données" in result.stdout
     dpo = app.test_client()  # the same password as every demo account
-    assert AuthActions(dpo).login("dpo@icli.example", "demo-password-2026").status_code == 302
+    # its second factor enrolled at this first login, its recovery codes shown
+    signed_in = AuthActions(dpo).login("dpo@icli.example", "demo-password-2026")
+    assert "Second facteur activé" in signed_in.get_data(as_text=True)
     assert dpo.get("/dpo/journal").status_code == 200
 
 

@@ -173,7 +173,7 @@ def steering(db_session, vault):
     that must not count: another circonscription, and the last second of February (Paris
     time; stored in UTC, an hour behind in winter)."""
     north, south, structures = reference_data(db_session)
-    users_for_every_role(db_session, north, south, structures)
+    users_for_every_role(db_session, vault, north, south, structures)
     identities = [canary_identity(n) for n in range(10, 14)]
 
     def sheet(n, structure, motif, submitted_at, status="recevable"):

@@ -58,7 +58,9 @@ def test_init_admin_creates_the_first_administrator_once(test_env, db_session, a
     password = result.stdout.rsplit("(shown once): ", 1)[1].strip()
     admin = db_session.scalars(select(User)).one()
     assert admin.has_role("admin") and admin.must_change_password
-    assert auth.login("premiere.admin@test.invalid", password).status_code == 302
+    # An administrator enrols a second factor at the first login (its recovery codes shown)
+    signed_in = auth.login("premiere.admin@test.invalid", password)
+    assert "Second facteur activé" in signed_in.get_data(as_text=True)
     home = auth.client.get("/")  # logged in, and sent to choose a password first
     assert home.status_code == 302 and home.headers["Location"].endswith("/mot-de-passe")
 

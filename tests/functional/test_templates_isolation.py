@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from shared.domain import templates
 from shared.models import TemplateVersion
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, second_factor_code
 from tests.helpers import docx_with
 
 # A web process of its own: the app, an administrator uploading a template that passes and one
@@ -24,7 +24,7 @@ from pathlib import Path
 from intake import create_app
 from shared.config import load_settings
 
-email, password, template, unknown_variable = sys.argv[1:5]
+email, password, code, template, unknown_variable = sys.argv[1:6]
 app = create_app(load_settings(dict(os.environ)))
 app.config["TESTING"] = True
 client = app.test_client()
@@ -42,8 +42,10 @@ def upload(data, name):
 
 
 seen = {}
-login = client.post("/connexion", data={"csrf_token": token("/connexion"), "email": email,
-                                        "password": password})
+client.post("/connexion", data={"csrf_token": token("/connexion"), "email": email,
+                                "password": password})
+login = client.post("/connexion/code", data={"csrf_token": token("/connexion/code"),
+                                             "code": code})  # an administrator's second factor
 seen["login"] = login.status_code
 page = client.get("/admin/modeles").get_data(as_text=True)
 seen["variables listed"] = "Variables disponibles pour ce document" in page and \
@@ -68,8 +70,8 @@ def test_the_web_process_checks_templates_without_importing_docxtpl_or_the_gener
     unknown_variable.write_bytes(docx_with("{{ circonscription }}",
                                            "Bénéficiaire : {{ nom_du_beneficiaire }}"))
     result = subprocess.run(
-        [sys.executable, "-c", WEB_PROCESS, "admin@test.invalid", PASSWORD, str(builtin),
-         str(unknown_variable)],
+        [sys.executable, "-c", WEB_PROCESS, "admin@test.invalid", PASSWORD,
+         second_factor_code("admin@test.invalid"), str(builtin), str(unknown_variable)],
         env={**os.environ, **test_env}, capture_output=True, text=True, timeout=300,
         check=False)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -24,9 +24,12 @@ ROLES = ["anonymous", "referent", "other_referent", "facilitator", "other_facili
 # The convocation answer link needs no account (its token is checked instead); the health
 # probes answer whoever asks (check names only), /metrics whoever holds its token
 # (tests/intake/test_monitoring.py).
+# Signing in has steps before the account is logged in (its second factor, an OpenID Connect
+# provider's round trip) and one after it is logged out (back from the provider's logout).
 PUBLIC = {"auth.login", "main.healthz", "main.readyz", "main.prometheus_metrics", "static",
           "main.accessibility",
-          "convocations.answer"}
+          "convocations.answer", "auth.second_factor_code", "auth.second_factor_enrolment",
+          "auth.oidc_start", "auth.oidc_callback", "auth.logged_out"}
 # The API answers a bearer token, never the login session, and its OpenAPI document is public
 # (tests/functional/test_api.py).
 TOKEN_API = ("api.", "api-docs.")
