@@ -18,10 +18,12 @@ from intake.access import role_required
 from intake.dbsession import db, vault
 from intake.ids import record_id
 from intake.meetings.views import send_pending
+from shared.db import utc_to_paris, utcnow
 from shared.domain import decisions, icag, meetings, partnership, returns
 from shared.domain.reference import reference_labels
 from shared.domain.sheets import facilitator_sheets_query
 from shared.domain.statistics import MonthlyStatistics, monthly_statistics
+from shared.domain.steering import COLUMNS, Period, steering_view
 from shared.errors import DomainError, InvalidInputError
 from shared.models import AgendaItem, Circonscription, DecisionAction, Sheet
 from shared.models.meeting import FORMAL_DECISION
@@ -207,6 +209,24 @@ def statistics():
                            chosen=chosen, month_value=f"{year:04d}-{month:02d}",
                            month_label=f"{FRENCH_MONTHS[month - 1]} {year}",
                            sections=_sections(stats))
+
+
+@bp.route("/departement")
+@role_required("director", "facilitator")
+def department():
+    """Every circonscription side by side, for a year or one of its months (counts only)."""
+    today = utc_to_paris(utcnow()).date()
+    year = request.args.get("annee", today.year, type=int)
+    month = request.args.get("mois", 0, type=int) or None
+    try:
+        view = steering_view(db(), Period(year, month))
+    except InvalidInputError as exc:
+        flash(exc.message, "error")
+        view = steering_view(db(), Period(today.year))
+    peak = max([1, *(max(submitted, decided) for _m, submitted, decided in view.monthly)])
+    return render_template("followup/department.html", view=view, columns=COLUMNS,
+                           months=FRENCH_MONTHS, years=range(today.year - 4, today.year + 1),
+                           peak=peak)
 
 
 def _csv_cell(text: str) -> str:

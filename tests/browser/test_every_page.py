@@ -48,7 +48,7 @@ def pages_by_role(world, own_sheet_id: int) -> dict[str, list[str]]:
                         f"/seances/{meeting.id}/points/{item.id}/avis",
                         f"/seances/calendrier/{north}", f"/seances/membres/{north}",
                         "/suivi/", "/suivi/statistiques", "/suivi/decisions-en-attente"],
-        "director": ["/", "/visas/", "/suivi/decisions-en-attente"],
+        "director": ["/", "/visas/", "/suivi/decisions-en-attente", "/suivi/departement"],
         "admin": ["/", "/admin/utilisateurs", "/admin/utilisateurs/nouveau",
                   f"/admin/utilisateurs/{world['users']['referent'].id}",
                   f"/admin/utilisateurs/{world['users']['referent'].id}/fiches",
