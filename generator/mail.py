@@ -143,6 +143,16 @@ def _visa(session: Session, n: Notification) -> Text:
                  "Lisez-le puis apposez votre visa depuis la page des visas."], "/visas/")
 
 
+def _minutes_correction(session: Session, n: Notification) -> Text:
+    return Text(f"Procès-verbal de la séance du {n.meeting.starts_at:%d/%m/%Y} : correction "
+                "demandée",
+                [f"Une direction signataire demande une correction du procès-verbal de "
+                 f"{_session_label(n)}, qui revient à l'état « PV rédigé ».",
+                 "Lisez son commentaire sur la page de la séance, corrigez, régénérez le "
+                 "procès-verbal puis renvoyez-le en signature."],
+                f"/seances/{n.meeting_id}#documents")
+
+
 def _global_support_term(session: Session, n: Notification) -> Text:
     support = n.global_support
     return Text(f"Accompagnement global {n.sheet.reference} : terme le "
@@ -198,6 +208,7 @@ COMPOSERS = {
     "feedback_ready": _simple(_feedback_ready),
     "visa_pending": _simple(_visa),
     "visa_reminder": _simple(_visa),
+    "minutes_correction": _simple(_minutes_correction),
     "ag_term": _simple(_global_support_term),
     "convocation": _convocation,
     "digest": _digest,

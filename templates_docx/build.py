@@ -646,7 +646,8 @@ def build_minutes(path: Path) -> None:
         ("Date", "{{ meeting_date }} à {{ meeting_time }}"),
         ("Lieu", "{{ place }}"),
         ("Animation", "{{ facilitators }}"),
-        ("Secrétaire de séance", ""),
+        ("Secrétaire de séance", "{{ secretary }}{% if not secretary %}" + "_" * 30
+                                 + "{% endif %}"),
     ], widths=(5.0, usable - 5.0))
     para(document, "Les situations sont désignées par leur seule référence pseudonyme : ce "
                    "procès-verbal ne contient ni donnée identifiante ni détail sensible.",
@@ -731,22 +732,48 @@ def build_minutes(path: Path) -> None:
                [3.2, 2.4, 2.0, 2.0, usable - 13.6, 4.0])
     tag(document, "endif")
 
-    heading(document, "6. Signatures", 2)
-    para(document, "Fait à ______________________, le ______________________")
-    tag(document, "for v in visas")
-    para(document, "{{ v.institution_label }}", bold=True, keep_with_next=True)
-    tag(document, "if v.sha256")
-    para(document, "Visa apposé par {{ v.name }} le {{ v.date }}.")
-    para(document, "Empreinte SHA-256 du fichier approuvé : {{ v.sha256 }}", size=8)
+    heading(document, "6. Suivi des préconisations des séances précédentes", 2)
+    tag(document, "if followups")
+    loop_table(document, ["Situation", "Séance", "Préconisation", "Porteur", "Échéance", "État"],
+               ["{{ f.reference }}", "{{ f.session_date }}", "{{ f.preconisation }}",
+                "{{ f.porteur }}", "{{ f.echeance }}", "{{ f.state }}"], "f in followups",
+               [3.4, 2.0, usable - 14.2, 3.6, 2.0, 3.2])
     tag(document, "else")
-    para(document, f"Nom et qualité : {BLANK}", keep_with_next=True)
-    para(document, f"Date : {BLANK}", keep_with_next=True)
-    para(document, "Signature :", keep_with_next=True)
-    para(document, "")
-    para(document, "")
+    para(document, "Aucune préconisation d'une séance précédente n'était en cours.", italic=True)
     tag(document, "endif")
-    tag(document, "endfor")
+    _signatures(document, usable)
     document.save(path)
+
+
+def _signatures(document, usable: float) -> None:
+    """The closing sentence, « Fait à », the approved version and both signature blocks, side
+    by side in one row that cannot split: all kept on one page (keep with next), so that a
+    signature never stands alone on a page."""
+    heading(document, "7. Signatures", 2).paragraph_format.keep_with_next = True
+    para(document, "Le présent procès-verbal, qui désigne les situations par leur seule "
+                   "référence, est soumis au visa des deux directions signataires.",
+         keep_with_next=True)
+    para(document, "Fait à {{ done_at }}, le {{ done_on }}.", keep_with_next=True, before=4)
+    tag(document, "if approved.sha256")
+    para(document, "Version approuvée par les deux directions\u00a0: fichier "
+                   "{{ approved.filename }} (version {{ approved.number }}), empreinte "
+                   "SHA-256\u00a0: {{ approved.sha256 }}. Elle est téléchargeable depuis la "
+                   "page des visas et figure dans l'archive de la séance.", size=8.5,
+         keep_with_next=True)
+    tag(document, "endif")
+    table = document.add_table(rows=1, cols=2)
+    for cell, index in zip(table.rows[0].cells, (0, 1), strict=True):
+        v = f"visas[{index}]"
+        _fill(cell, f"{{{{ {v}.institution_label }}}}", bold=True, size=10)
+        for line in (f"{{%p if {v}.sha256 %}}",
+                     f"Visa apposé par {{{{ {v}.name }}}} le {{{{ {v}.date }}}}.",
+                     "{%p else %}", f"Nom et qualité\u00a0: {'_' * 24}",
+                     f"Date\u00a0: {'_' * 30}", "Signature\u00a0:", "", "", "",
+                     "{%p endif %}"):
+            paragraph = cell.add_paragraph(line)
+            paragraph.paragraph_format.keep_together = True
+    _row_flag(table.rows[0], "w:cantSplit")
+    _widths(table, [usable / 2, usable / 2])
 
 
 # -- fiche retour -------------------------------------------------------------------------------

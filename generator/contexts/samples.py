@@ -54,6 +54,13 @@ def _sample_agenda() -> dict:
     }
 
 
+def _sample_followups() -> list[dict]:
+    """Open préconisations of an earlier session, with their text (dossier, minutes)."""
+    return [{"reference": "ICL-C01-2026-0000", "session_date": "10/11/2026",
+             "preconisation": "Bilan de compétences", "porteur": "ALI de Saint-Denis",
+             "echeance": "15/01/2027", "state": "En cours"}]
+
+
 def _sample_fiche(number: str, reference: str, pseudonym: str, shared: bool) -> dict:
     return {
         "number": number, "time_slot": "14 h 30", "part": "Étude de situation",
@@ -111,11 +118,7 @@ def sample_context(kind: str) -> dict:
             "copies": [{"number": str(n)} | m for n, m in enumerate(agenda["members"], 1)],
             "sheets": [_sample_fiche("1", "ICL-C01-2026-0001", "Tournesol-17", True),
                        _sample_fiche("2", "ICL-C01-2026-0002", "Glycine-42", False)],
-            "open_recommendations": [{"reference": "ICL-C01-2026-0000",
-                                      "session_date": "10/11/2026",
-                                      "preconisation": "Bilan de compétences",
-                                      "porteur": "ALI de Saint-Denis",
-                                      "echeance": "15/01/2027", "state": "En cours"}],
+            "open_recommendations": _sample_followups(),
         }
     if kind == "attendance":
         return _sample_header() | {
@@ -149,6 +152,12 @@ def sample_context(kind: str) -> dict:
             "icag_steps": [{"reference": "ICL-C01-2026-0003", "kind": "Renouvellement",
                             "date": "15/12/2026", "term": "31/01/2028", "diagnostic": "",
                             "exit_reason": ""}],
+            "followups": _sample_followups(),
+            "secretary": "Dominique Exemple (Responsable de circonscription, Service social "
+                         "départemental)",
+            "done_at": "Saint-Denis", "done_on": "dimanche 20 décembre 2026",
+            "approved": {"number": "2", "filename": "proces-verbal-2026-12-15-v2.docx",
+                         "sha256": "0" * 64},
             "visas": [{"institution_label": SIGNATORIES[0][1], "name": "Claude Directeur",
                        "date": "20/12/2026 à 10 h 05", "sha256": "0" * 64},
                       {"institution_label": SIGNATORIES[1][1], "name": "", "date": "",

@@ -7,7 +7,7 @@ import io
 import zipfile
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from shared import deidentify
@@ -23,11 +23,14 @@ from shared.models import (
     DocumentJob,
     GeneratedDocument,
     Meeting,
+    MinutesCorrection,
+    MinutesReading,
     MinutesVisa,
     Sheet,
 )
 from shared.models.document import (
     DOCUMENT_KINDS,
+    INSTITUTIONS,
     PER_SHEET_KINDS,
 )
 from shared.models.meeting import FORMAL_DECISION
@@ -341,22 +344,75 @@ def latest_document(session: Session, meeting_id: int, kind: str,
     return session.scalars(query.order_by(GeneratedDocument.id.desc()).limit(1)).first()
 
 
+def next_number(session: Session, meeting_id: int | None, kind: str,
+                sheet_id: int | None) -> int:
+    """The printed version of the next document of this kind (for this sheet): v1, v2…"""
+    query = select(func.count()).select_from(GeneratedDocument).where(
+        GeneratedDocument.kind == kind,
+        GeneratedDocument.meeting_id.is_(None) if meeting_id is None
+        else GeneratedDocument.meeting_id == meeting_id,
+        GeneratedDocument.sheet_id.is_(None) if sheet_id is None
+        else GeneratedDocument.sheet_id == sheet_id)
+    return session.scalar(query) + 1
+
+
 def minutes_visas(session: Session, document: GeneratedDocument) -> list[MinutesVisa]:
     return list(session.scalars(select(MinutesVisa).where(
         MinutesVisa.document_id == document.id).order_by(MinutesVisa.id)))
+
+
+SIGNED_STATES = {"pv_signe", "cloturee"}
+
+
+def approved_minutes(session: Session, meeting: Meeting) -> GeneratedDocument | None:
+    """The version of the minutes both institutions signed (the latest, after an erratum)."""
+    if meeting.state not in SIGNED_STATES:
+        return None
+    for document_id in session.scalars(
+            select(MinutesVisa.document_id).where(MinutesVisa.meeting_id == meeting.id)
+            .group_by(MinutesVisa.document_id)
+            .having(func.count(func.distinct(MinutesVisa.institution)) == len(INSTITUTIONS))
+            .order_by(MinutesVisa.document_id.desc())):
+        return session.get(GeneratedDocument, document_id)
+    return None
 
 
 def standing_visas(session: Session, meeting: Meeting,
                    latest: GeneratedDocument | None) -> dict[str, MinutesVisa]:
     """The visas that stand, by institution: while the minutes await visas, those on their
     latest version; once signed, those on the version signed (the final minutes, built
-    afterwards, carry them)."""
-    query = select(MinutesVisa).where(MinutesVisa.meeting_id == meeting.id)
-    if meeting.state == "pv_en_signature":
-        if latest is None:
-            return {}
-        query = query.where(MinutesVisa.document_id == latest.id)
-    return {visa.institution: visa for visa in session.scalars(query.order_by(MinutesVisa.id))}
+    afterwards, carry them); none otherwise (a version being corrected after a director's
+    request carries no earlier visa)."""
+    signed = (latest if meeting.state == "pv_en_signature"
+              else approved_minutes(session, meeting))
+    if signed is None:
+        return {}
+    return {visa.institution: visa for visa in session.scalars(
+        select(MinutesVisa).where(MinutesVisa.document_id == signed.id)
+        .order_by(MinutesVisa.id))}
+
+
+def has_read_minutes(session: Session, document: GeneratedDocument, user_id: int) -> bool:
+    return session.scalar(select(MinutesReading.id).where(
+        MinutesReading.document_id == document.id, MinutesReading.user_id == user_id)) \
+        is not None
+
+
+def read_minutes(vault: Vault, document: GeneratedDocument, user_id: int, *,
+                 pdf: bool = False) -> bytes:
+    """A director opens a version of the minutes (``download``): the reading a visa or a
+    correction request needs is recorded."""
+    body = download(vault, document, pdf=pdf)
+    if not has_read_minutes(vault.session, document, user_id):
+        vault.session.add(MinutesReading(document_id=document.id, user_id=user_id))
+        vault.session.flush()
+    return body
+
+
+def minutes_corrections(session: Session, meeting: Meeting) -> list[MinutesCorrection]:
+    """The directors' correction requests on this session's minutes, latest first."""
+    return list(session.scalars(select(MinutesCorrection).where(
+        MinutesCorrection.meeting_id == meeting.id).order_by(MinutesCorrection.id.desc())))
 
 
 # -- documents leaving the vault --------------------------------------------------------------

@@ -17,8 +17,10 @@ from shared.domain.meetings import (
     adjourn,
     create_meeting,
     invite_members,
+    member_label,
     record_avis,
     save_member,
+    set_secretary,
 )
 from shared.domain.reference import reference_labels
 from shared.domain.sheets import write_values
@@ -241,30 +243,56 @@ def test_minutes_by_reference_only_with_signature_blocks(scene, build, db_sessio
     assert context["attendance_totals"] == {"present": "1", "excuse": "0", "absent": "0",
                                             "remplace": "1"}
     assert "Remplacé·e par Sam Suppléant" in text
-    assert "Pour le Département : le DGA ou son délégataire" in text
-    assert "Pour France Travail : la Directrice territoriale ou sa délégataire" in text
+    assert "Pour le Département\u00a0: le DGA ou son ou sa délégataire" in text
+    assert ("Pour France Travail\u00a0: la Directrice territoriale ou son ou sa délégataire"
+            in text)
     assert [v["sha256"] for v in context["visas"]] == ["", ""]
-    assert "Nom et qualité" in text
+    assert "Nom et qualité" in text and "Version approuvée" not in text
+    assert "Fait à Saint-Denis, le mercredi 16 décembre 2026." in text
+    # Follow-ups of earlier sessions, with the préconisation's text.
+    assert [f["preconisation"] for f in context["followups"]] == [EARLIER_ACTION]
+    assert EARLIER_ACTION in text
     assert SHARED_DETAIL not in xml and UNSHARED_DETAIL not in xml
     assert_no_identity(scene, xml)
 
-    # A visa on the latest minutes file appears in the next rendering.
-    document = GeneratedDocument(meeting_id=scene["meeting"].id, kind="minutes",
-                                 content_version=1, filename="pv.docx", media_type="x",
-                                 size=0, body=b"")
-    db_session.add(document)
+
+def test_minutes_name_the_secretary_and_the_version_both_directors_signed(
+        scene, build, db_session, vault):
+    hold_and_decide(scene, db_session, vault)
+    meeting = scene["meeting"]
+    present = next(row.member for row in meeting.members if row.attendance == "present")
+    set_secretary(db_session, meeting, f"member:{present.id}")
+    # A visa on a version awaiting the other one is not printed once the minutes are sent
+    # back for correction: only the version both signed stands.
+    signed = GeneratedDocument(meeting_id=meeting.id, kind="minutes", content_version=1,
+                               number=2, filename="proces-verbal-2026-12-15-v2.docx",
+                               media_type="x", size=0, body=b"")
+    db_session.add(signed)
     db_session.flush()
     digest = "ab" * 32
-    db_session.add(MinutesVisa(meeting_id=scene["meeting"].id, document_id=document.id,
-                               institution="france_travail",
-                               user_id=scene["users"]["director"].id, sha256=digest,
-                               signed_at=datetime(2026, 12, 20, 9, 5)))
+    for institution, hour in (("france_travail", 9), ("departement", 16)):
+        db_session.add(MinutesVisa(meeting_id=meeting.id, document_id=signed.id,
+                                   institution=institution,
+                                   user_id=scene["users"]["director"].id, sha256=digest,
+                                   signed_at=datetime(2026, 12, 20, hour, 5)))
+    meeting.state = "pv_redige"
     db_session.commit()
-    context, _data, text, _xml = build("minutes", scene["meeting"].id)
+    context, _data, text, _xml = build("minutes", meeting.id)
+    assert member_label(present) in text
+    assert [v["sha256"] for v in context["visas"]] == ["", ""]
+    assert context["approved"]["sha256"] == "" and digest not in text
+
+    meeting.state = "pv_signe"
+    db_session.commit()
+    context, _data, text, _xml = build("minutes", meeting.id)
     departement, france_travail = context["visas"]
-    assert departement["sha256"] == "" and france_travail["name"] == "Test director"
-    assert france_travail["date"] == "20/12/2026 à 10 h 05"  # Paris time
-    assert digest in text and "Visa apposé par Test director le 20/12/2026 à 10 h 05." in text
+    assert departement["date"] == "20/12/2026 à 17 h 05"  # Paris time
+    assert france_travail["name"] == "Test director"
+    assert "Visa apposé par Test director le 20/12/2026 à 10 h 05." in text
+    assert context["approved"] == {"number": "2", "sha256": digest,
+                                   "filename": "proces-verbal-2026-12-15-v2.docx"}
+    assert "proces-verbal-2026-12-15-v2.docx (version 2)" in text and digest in text
+    assert "Fait à Saint-Denis, le dimanche 20 décembre 2026." in text
 
 
 def test_feedback_for_one_situation(scene, build, db_session, vault):

@@ -36,15 +36,20 @@ from shared.domain.meetings.followup import (
     situations_to_bring_back,
 )
 from shared.domain.meetings.guard import GUARD_PURPOSE, review_sheet_texts
-from shared.domain.meetings.lifecycle import apply_visa, transition
+from shared.domain.meetings.lifecycle import apply_visa, request_minutes_correction, transition
 from shared.domain.meetings.members import (
     add_member,
     attendance_counts,
+    facilitators_of,
     invite_members,
+    member_label,
     record_answers,
     record_attendance,
     save_member,
+    secretary_choices,
+    secretary_label,
     set_member_active,
+    set_secretary,
 )
 from shared.domain.meetings.planning import (
     create_meeting,
@@ -62,6 +67,7 @@ from shared.domain.meetings.states import (
     AGENDA_OPEN,
     ATTENDANCE_STATES,
     AVIS_STATES,
+    DIRECTOR_ACTIONS,
     LATE_ADDITION,
     MOTIVATION_LIMIT,
     PRESENTER_LIMIT,
@@ -81,6 +87,7 @@ __all__ = [
     "ATTENDANCE_STATES",
     "AVIS_REVIEW_INTRO",
     "AVIS_STATES",
+    "DIRECTOR_ACTIONS",
     "GUARD_PURPOSE",
     "LATE_ADDITION",
     "MOTIVATION_LIMIT",
@@ -105,9 +112,11 @@ __all__ = [
     "check_avis_inputs",
     "create_meeting",
     "deadlines",
+    "facilitators_of",
     "inscribe_sheet",
     "invite_members",
     "mark_action_done",
+    "member_label",
     "move_item",
     "nth_weekday",
     "open_actions",
@@ -120,13 +129,17 @@ __all__ = [
     "record_attendance",
     "record_avis",
     "remove_item",
+    "request_minutes_correction",
     "require_allowed",
     "review_sheet_texts",
     "same_person_items",
     "save_member",
     "save_schedule",
     "save_schedule_and_plan",
+    "secretary_choices",
+    "secretary_label",
     "set_member_active",
+    "set_secretary",
     "situations_to_bring_back",
     "transition",
 ]
