@@ -437,11 +437,25 @@ def export(vault: Vault, document: GeneratedDocument, *, pdf: bool = False) -> b
     return _body(vault, document, pdf, "document_exported", [])
 
 
-def meeting_archive(session: Session, vault: Vault, meeting: Meeting) -> bytes:
-    """The session's archive, a zip: the latest dossier and minutes (Word and PDF) and a CSV
-    of the decisions, by reference only. Audited before anything is decrypted."""
-    included = [document for kind in ("dossier", "minutes")
+def archived_documents(session: Session, meeting: Meeting) -> list[GeneratedDocument]:
+    """What the session's archive holds: the latest agenda, dossier, émargement and minutes,
+    the version of the minutes both directors approved (the file their visas' fingerprint
+    names, when it is not the latest), and the latest fiche retour of each situation."""
+    included = [document for kind in ("agenda", "dossier", "attendance", "minutes")
                 if (document := latest_document(session, meeting.id, kind)) is not None]
+    approved = approved_minutes(session, meeting)
+    if approved is not None and approved not in included:
+        included.append(approved)
+    included += [document for sheet_id in feedback_sheet_ids(session, meeting)
+                 if (document := latest_document(session, meeting.id, "feedback", sheet_id))
+                 is not None]
+    return included
+
+
+def meeting_archive(session: Session, vault: Vault, meeting: Meeting) -> bytes:
+    """The session's archive, a zip: its documents (``archived_documents``, Word and PDF)
+    and a CSV of the decisions, by reference only. Audited before anything is decrypted."""
+    included = archived_documents(session, meeting)
     audit.record(session, vault.keyring, vault.actor, "archive_downloaded",
                  object_type="meetings", object_ids=[meeting.id],
                  fields=[str(d.id) for d in included])

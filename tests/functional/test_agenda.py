@@ -301,7 +301,7 @@ def test_a_finished_document_can_be_built_again_and_the_earlier_file_is_kept(
     auth.login("facilitator@test.invalid", PASSWORD)
     request_agenda(client, world["meeting"].id)
     run_queue(settings, redis)
-    assert "Regénérer" in client.get(f"/seances/{world['meeting'].id}").get_data(as_text=True)
+    assert "Régénérer" in client.get(f"/seances/{world['meeting'].id}").get_data(as_text=True)
     url = f"/seances/{world['meeting'].id}"
     client.post(f"{url}/documents/agenda", data={"csrf_token": csrf_token(client, url),
                                                  "rebuild": "1"})

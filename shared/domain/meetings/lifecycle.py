@@ -31,10 +31,11 @@ from shared.text import clean_text
 
 def transition(session: Session, vault: Vault, meeting: Meeting, action: str, *,
                reason: str = "", today: date | None = None,
-               dismissals: dict[str, str] | None = None, secretary: str = "") -> None:
+               dismissals: dict[str, str] | None = None, secretary: str | None = None) -> None:
     """Move the session, or raise a French error and change nothing (``dismissals``: for
     a cancellation or postponement reason, see ``shared.domain.screening``; ``secretary``:
-    when holding it, one of ``secretary_choices``, which the minutes name)."""
+    when holding it, one of ``secretary_choices``, which the minutes name; None when the
+    caller does not choose one, as a session recorded afterwards)."""
     rule = TRANSITIONS[action]
     require_allowed(meeting, action, today)
     reason = clean_text(reason, label="Motif", limit=500, multiline=True)
@@ -53,7 +54,7 @@ def transition(session: Session, vault: Vault, meeting: Meeting, action: str, *,
         pending = [i for i in meeting.items if i.sheet_id and not i.outcome]
         if pending:
             raise InvalidInputError(f"{len(pending)} situation(s) sans avis ni ajournement.")
-    if action == "hold" and secretary:
+    if action == "hold" and secretary is not None:
         set_secretary(session, meeting, secretary)
     if action == "convene":
         invite_members(session, meeting)  # members added since the session was planned
