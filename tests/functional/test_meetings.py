@@ -189,9 +189,12 @@ def test_a_whole_month_of_one_instance(facilitator, app, world, db_session, vaul
         GeneratedDocument.kind == "minutes")).one()
     for role, institution in (("director", "departement"), ("other_director", "france_travail")):
         director = client_as(app, role)
-        assert "Apposer mon visa" in director.get("/visas/").get_data(as_text=True)
-        page = post(director, f"/visas/{meeting.id}/{institution}",
-                    {"document_id": str(sent.id)}, form_url="/visas/")
+        review = f"/visas/{meeting.id}/{institution}"
+        assert review in director.get("/visas/").get_data(as_text=True)
+        assert director.get(f"/visas/documents/{sent.id}").status_code == 200  # read first
+        assert "Apposer mon visa" in director.get(review).get_data(as_text=True)
+        page = post(director, review, {"document_id": str(sent.id), "confirm": "1"},
+                    form_url=review)
         assert "Visa apposé." in flash_text(page)
     assert reload(db_session, Meeting, meeting.id).state == "pv_signe"
     visas = db_session.scalars(select(MinutesVisa)).all()
