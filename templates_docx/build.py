@@ -36,6 +36,7 @@ RED = RGBColor(0xA0, 0x10, 0x10)
 GREY = RGBColor(0x55, 0x55, 0x55)
 HEADER_FILL = "D9E2F3"
 BLANK = "_" * 40
+FONT = "Calibri"
 
 Cells = Sequence[str | Sequence[str]]
 
@@ -306,11 +307,28 @@ def _frame(document, title: str, *, landscape: bool = False,
         qn("w:rPrDefault")).find(qn("w:rPr")).find(qn("w:lang"))
     language.set(qn("w:val"), "fr-FR")
     document.core_properties.language = "fr-FR"
+    _calibri_everywhere(document)
     normal = document.styles["Normal"]
-    normal.font.name = "Calibri"
     normal.font.size = Pt(10)
     normal.paragraph_format.space_after = Pt(4)
     return usable
+
+
+def _calibri_everywhere(document) -> None:
+    """Calibri in every style, the defaults and the list bullets, theme fonts dropped
+    (python-docx's headings use the theme's Cambria, its bullets the Symbol font):
+    LibreOffice substitutes Carlito, metric-compatible, so the PDF paginates as the Word file
+    does."""
+    numbering = document.part.numbering_part.element
+    for text in numbering.iter(qn("w:lvlText")):  # Symbol's private-use bullet
+        if text.get(qn("w:val")) == "\uf0b7":
+            text.set(qn("w:val"), "•")
+    for fonts in [*document.styles.element.iter(qn("w:rFonts")),
+                  *numbering.iter(qn("w:rFonts"))]:
+        for attribute in ("w:asciiTheme", "w:hAnsiTheme", "w:eastAsiaTheme", "w:cstheme"):
+            fonts.attrib.pop(qn(attribute), None)
+        for attribute in ("w:ascii", "w:hAnsi", "w:cs"):
+            fonts.set(qn(attribute), FONT)
 
 
 def _new(title: str, *, landscape: bool = False, **frame) -> tuple[Document, float]:
@@ -494,6 +512,16 @@ def _fiche(document, usable: float) -> None:
          "Premier passage en instance.")
 
 
+def followups_table(document, loop_var: str, usable: float) -> None:
+    """Open préconisations of earlier sessions, with their text (dossier annex, minutes): the
+    columns fit a reference, a date and « Préconisation » unbroken, the text takes the rest."""
+    loop_table(document, ["Référence", "Séance", "Préconisation", "Porteur", "Échéance",
+                          "État"],
+               ["{{ r.reference }}", "{{ r.session_date }}", "{{ r.preconisation }}",
+                "{{ r.porteur }}", "{{ r.echeance }}", "{{ r.state }}"],
+               f"r in {loop_var}", [3.2, 2.0, usable - 13.0, 3.2, 2.0, 2.6])
+
+
 def build_dossier(path: Path) -> None:
     document, usable = _new("Dossier de séance")
     document.add_heading("Dossier de séance", level=0)
@@ -534,12 +562,7 @@ def build_dossier(path: Path) -> None:
 
     heading(document, "Annexe – suivi des préconisations en cours", 1, page_break_before=True)
     when(document, "open_recommendations",
-         lambda: loop_table(document, ["Référence", "Séance", "Préconisation", "Porteur",
-                                       "Échéance", "État"],
-                            ["{{ r.reference }}", "{{ r.session_date }}",
-                             "{{ r.preconisation }}", "{{ r.porteur }}", "{{ r.echeance }}",
-                             "{{ r.state }}"], "r in open_recommendations",
-                            [3.2, 2.4, usable - 15.0, 3.2, 2.4, 3.8]),
+         lambda: followups_table(document, "open_recommendations", usable),
          "Aucune préconisation n'est en cours.")
     para(document, "Les préconisations sont désignées par la seule référence de la situation.",
          italic=True, size=8.5, before=4)
@@ -729,18 +752,12 @@ def build_minutes(path: Path) -> None:
                           "Motif de sortie"],
                ["{{ g.reference }}", "{{ g.kind }}", "{{ g.date }}", "{{ g.term }}",
                 "{{ g.diagnostic }}", "{{ g.exit_reason }}"], "g in icag_steps",
-               [3.2, 2.4, 2.0, 2.0, usable - 13.6, 4.0])
+               [3.4, 3.0, 2.0, 2.0, usable - 14.4, 4.0])
     tag(document, "endif")
 
     heading(document, "6. Suivi des préconisations des séances précédentes", 2)
-    tag(document, "if followups")
-    loop_table(document, ["Situation", "Séance", "Préconisation", "Porteur", "Échéance", "État"],
-               ["{{ f.reference }}", "{{ f.session_date }}", "{{ f.preconisation }}",
-                "{{ f.porteur }}", "{{ f.echeance }}", "{{ f.state }}"], "f in followups",
-               [3.4, 2.0, usable - 14.2, 3.6, 2.0, 3.2])
-    tag(document, "else")
-    para(document, "Aucune préconisation d'une séance précédente n'était en cours.", italic=True)
-    tag(document, "endif")
+    when(document, "followups", lambda: followups_table(document, "followups", usable),
+         "Aucune préconisation d'une séance précédente n'était en cours.")
     _signatures(document, usable)
     document.save(path)
 
@@ -869,8 +886,9 @@ def build_information(path: Path) -> None:
         for text in paragraphs:
             para(document, text)
     heading(document, "Votre position", 2)
-    para(document, "☐ Je suis d'accord pour que ma situation soit examinée.")
-    para(document, "☐ Je ne suis pas d'accord ; mes observations : " + BLANK)
+    # « □ » rather than « ☐ »: Carlito has it, the PDF keeps one font family.
+    para(document, "□ Je suis d'accord pour que ma situation soit examinée.")
+    para(document, "□ Je ne suis pas d'accord\u00a0; mes observations\u00a0: " + BLANK)
     para(document, "Fait le " + "_" * 12 + "     Signature : " + "_" * 24, before=8)
     para(document, "Note remise ou envoyée par votre référent·e. Référence à rappeler dans "
                    "toute demande : {{ reference }}.", italic=True, size=8.5, before=6)
