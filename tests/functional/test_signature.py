@@ -174,6 +174,12 @@ def test_a_director_opens_and_confirms_before_signing_or_sends_the_minutes_back(
     assert f"Situation {reference} : l'échéance de la préconisation manque." in html.unescape(
         page)
     assert documents.standing_visas(db_session, meeting, minutes) == {}
+    # The version sent back cannot go for visas again: a corrected one must be built.
+    step(facilitator, meeting.id, "send_minutes")
+    db_session.expire_all()
+    assert db_session.get(Meeting, meeting.id).state == "pv_redige"
+    assert "d'une demande de correction" in html.unescape(facilitator.get(
+        f"/seances/{meeting.id}").get_data(as_text=True))
 
 
 def test_two_directors_signing_at_the_same_moment_both_count(app, world, db_session, vault,

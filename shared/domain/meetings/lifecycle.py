@@ -46,10 +46,8 @@ def transition(session: Session, vault: Vault, meeting: Meeting, action: str, *,
     if action == "hold" and not any(m.attendance in ("present", "remplace")
                                     for m in meeting.members):
         raise InvalidInputError("Saisissez d'abord les présences : aucun membre n'est présent.")
-    if action == "send_minutes" and documents.latest_document(session, meeting.id,
-                                                              "minutes") is None:
-        raise InvalidInputError("Générez d'abord le procès-verbal : c'est lui que les directions "
-                                "viseront.")
+    if action == "send_minutes":
+        _require_minutes_to_send(session, meeting)
     if action == "finish_avis":
         pending = [i for i in meeting.items if i.sheet_id and not i.outcome]
         if pending:
@@ -76,6 +74,18 @@ def transition(session: Session, vault: Vault, meeting: Meeting, action: str, *,
         notifications.minutes_sent(session, meeting)
     audit_meeting(session, vault, action, meeting)
     session.flush()
+
+
+def _require_minutes_to_send(session: Session, meeting: Meeting) -> None:
+    """The minutes sent for visas exist, and are not the version a director sent back."""
+    latest = documents.latest_document(session, meeting.id, "minutes")
+    if latest is None:
+        raise InvalidInputError("Générez d'abord le procès-verbal : c'est lui que les directions "
+                                "viseront.")
+    if any(c.document_id == latest.id for c in documents.minutes_corrections(session, meeting)):
+        raise InvalidInputError(f"La version {latest.number} du procès-verbal a fait l'objet "
+                                "d'une demande de correction : corrigez puis régénérez le "
+                                "procès-verbal avant de le renvoyer en signature.")
 
 
 def _screen_release_reason(session: Session, vault: Vault, meeting: Meeting, reason: str,
