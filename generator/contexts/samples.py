@@ -9,7 +9,7 @@ from generator.contexts.minutes import SIGNATORIES
 
 def _sample_header() -> dict:
     return {"circonscription": "Saint-Denis", "meeting_date": "mardi 15 décembre 2026",
-            "meeting_time": "14 h 00", "place": "Salle du conseil, 2 rue de l'Exemple",
+            "meeting_time": "14\u00a0h\u00a000", "place": "Salle du conseil, 2 rue de l'Exemple",
             "facilitators": "Camille Exemple", "version": "3",
             "generated_on": "mardi 8 décembre 2026"}
 
@@ -40,12 +40,12 @@ def _sample_agenda() -> dict:
     return _sample_header() | {
         "video_link": "https://visio.example.invalid/icli-c01",
         "partnership": [{"title": "Présentation du dispositif de mobilité",
-                         "duration": "20 min", "time_slot": "14 h 00",
+                         "duration": "20 min", "time_slot": "14\u00a0h\u00a000",
                          "presenter": "PLIE de Plaine Commune – Chargée de mission"}],
-        "situations": [_sample_entry("1", "14 h 30", "ICL-C01-2026-0001", "Tournesol-17"),
-                       _sample_entry("2", "14 h 50", "ICL-C01-2026-0002", "Glycine-42",
+        "situations": [_sample_entry("1", "14\u00a0h\u00a030", "ICL-C01-2026-0001", "Tournesol-17"),
+                       _sample_entry("2", "14\u00a0h\u00a050", "ICL-C01-2026-0002", "Glycine-42",
                                      passage=passage)],
-        "icag": [_sample_entry("3", "15 h 10", "ICL-C01-2026-0003", "Mimosa-08",
+        "icag": [_sample_entry("3", "15\u00a0h\u00a010", "ICL-C01-2026-0003", "Mimosa-08",
                                icag="Renouvellement")],
         "followups": [{"reference": "ICL-C01-2026-0000", "session_date": "10/11/2026",
                        "porteur": "ALI de Saint-Denis", "echeance": "15/01/2027",
@@ -63,7 +63,7 @@ def _sample_followups() -> list[dict]:
 
 def _sample_fiche(number: str, reference: str, pseudonym: str, shared: bool) -> dict:
     return {
-        "number": number, "time_slot": "14 h 30", "part": "Étude de situation",
+        "number": number, "time_slot": "14\u00a0h\u00a030", "part": "Étude de situation",
         "reference": reference, "pseudonym": pseudonym, "structure": "ALI de Saint-Denis",
         "structure_type": "Agence Locale d'Insertion",
         "motif": "Demande de réorientation de parcours",
@@ -91,7 +91,7 @@ def _sample_fiche(number: str, reference: str, pseudonym: str, shared: bool) -> 
 
 def _sample_outcome(reference: str, adjourned: bool, icag: str = "") -> dict:
     return {
-        "reference": reference, "time_slot": "14 h 30", "icag_kind": icag,
+        "reference": reference, "time_slot": "14\u00a0h\u00a030", "icag_kind": icag,
         "motif": "Demande de réorientation de parcours", "structure": "ALI de Saint-Denis",
         "structure_type": "Agence Locale d'Insertion",
         "outcome": "Ajournée" if adjourned else "Avis rendu", "adjourned": adjourned,
@@ -125,7 +125,7 @@ def sample_context(kind: str) -> dict:
             "members": _sample_members(),
             "presenters": [{"structure": "ALI de Saint-Denis",
                             "label": "Référent·e présentant les situations n° 1 et 3",
-                            "time_slots": "14 h 30, 15 h 10"}],
+                            "time_slots": "14\u00a0h\u00a030, 15\u00a0h\u00a010"}],
         }
     if kind == "minutes":
         return _sample_header() | {
@@ -141,7 +141,7 @@ def sample_context(kind: str) -> dict:
                               "examined": "1", "adjourned": "1"}],
             "situations_examined": "1", "situations_adjourned": "1",
             "partnership": [{"title": "Présentation du dispositif de mobilité",
-                             "duration": "20 min", "time_slot": "14 h 00",
+                             "duration": "20 min", "time_slot": "14\u00a0h\u00a000",
                              "presenter": "PLIE de Plaine Commune – Chargée de mission",
                              "summary": "Aide au permis et location solidaire de véhicules.",
                              "next_step": "Diffuser la plaquette aux référent·e·s.",
@@ -159,7 +159,7 @@ def sample_context(kind: str) -> dict:
             "approved": {"number": "2", "filename": "proces-verbal-2026-12-15-v2.docx",
                          "sha256": "0" * 64},
             "visas": [{"institution_label": SIGNATORIES[0][1], "name": "Claude Directeur",
-                       "date": "20/12/2026 à 10 h 05", "sha256": "0" * 64},
+                       "date": "20/12/2026 à 10\u00a0h\u00a005", "sha256": "0" * 64},
                       {"institution_label": SIGNATORIES[1][1], "name": "", "date": "",
                        "sha256": ""}],
         }

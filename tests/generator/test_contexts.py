@@ -171,11 +171,13 @@ def test_agenda_on_a_real_session(scene, build):
     context, _data, text, xml = build("agenda", scene["meeting"].id)
     for sheet in scene["sheets"]:
         assert f"{sheet.reference} – {sheet.beneficiary.pseudonym}" in text
-    assert "Présentation de l'ALI" in text and "14 h 30" in text and "14 h 50" in text
+    assert "Présentation de l'ALI" in text
+    assert "14\u00a0h\u00a030" in text and "14\u00a0h\u00a050" in text
     assert "Retour (passage du 10/11/2026)" in text and "Nouvelle situation" in text
     assert "Service social départemental de Saint-Denis" in text
     assert "Demande de réorientation de parcours" in text
-    assert 'Salle 2 & "annexe" <rdc>' in text and "mardi 15 décembre 2026 à 14 h 00" in text
+    assert 'Salle 2 & "annexe" <rdc>' in text
+    assert "mardi 15 décembre 2026 à 14\u00a0h\u00a000" in text
     # Part 4: the earlier préconisation by reference only (no label, no pseudonym).
     assert [f["reference"] for f in context["followups"]] == [scene["other_sheet"].reference]
     assert scene["other_sheet"].beneficiary.pseudonym not in xml
@@ -221,7 +223,7 @@ def test_attendance_sheet_names_no_beneficiary(scene, build):
     assert "Engagement de confidentialité" in text and "Confirmé" in text
     assert "Remplacé par Sam Suppléant" in text
     assert "Référent·e présentant les situations n° 1 et 2" in text
-    assert "14 h 30, 14 h 50" in text
+    assert "14\u00a0h\u00a030, 14\u00a0h\u00a050" in text
     assert "Service social départemental de Saint-Denis" in text
     for sheet in scene["sheets"]:
         assert sheet.reference not in xml and sheet.beneficiary.pseudonym not in xml
@@ -286,9 +288,9 @@ def test_minutes_name_the_secretary_and_the_version_both_directors_signed(
     db_session.commit()
     context, _data, text, _xml = build("minutes", meeting.id)
     departement, france_travail = context["visas"]
-    assert departement["date"] == "20/12/2026 à 17 h 05"  # Paris time
+    assert departement["date"] == "20/12/2026 à 17\u00a0h\u00a005"  # Paris time
     assert france_travail["name"] == "Test director"
-    assert "Visa apposé par Test director le 20/12/2026 à 10 h 05." in text
+    assert "Visa apposé par Test director le 20/12/2026 à 10\u00a0h\u00a005." in text
     assert context["approved"] == {"number": "2", "sha256": digest,
                                    "filename": "proces-verbal-2026-12-15-v2.docx"}
     assert "proces-verbal-2026-12-15-v2.docx (version 2)" in text and digest in text

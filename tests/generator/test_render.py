@@ -140,7 +140,7 @@ def test_french_formats():
 
     assert french_date(date(2026, 12, 15)) == "mardi 15 décembre 2026"
     assert french_date(date(2027, 2, 1)) == "lundi 1er février 2027"
-    assert slot_time("09:05") == "9 h 05" and slot_time("14:30") == "14 h 30"
+    assert slot_time("09:05") == "9\u00a0h\u00a005" and slot_time("14:30") == "14\u00a0h\u00a030"
 
 
 def test_a_broken_template_raises_a_render_error_with_its_place(tmp_path):
