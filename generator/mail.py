@@ -67,7 +67,7 @@ def _sheet_label(n: Notification) -> str:
 def _session_label(n: Notification) -> str:
     meeting = n.meeting
     return f"la séance du {french_date(meeting.starts_at.date())} " \
-           f"(circonscription {meeting.circonscription.name})"
+           f"(circonscription de {meeting.circonscription.name})"
 
 
 def _sheet_submitted(session: Session, n: Notification) -> Text:
@@ -76,7 +76,7 @@ def _sheet_submitted(session: Session, n: Notification) -> Text:
     verb = "resoumise" if again else "soumise"
     return Text(f"Fiche {n.sheet.reference} {verb} à l'instance",
                 [f"La fiche {_sheet_label(n)} a été {verb} à l'instance de la circonscription "
-                 f"{n.sheet.circonscription.name}.",
+                 f"de {n.sheet.circonscription.name}.",
                  "Elle attend votre examen de recevabilité."], f"/fiches/{n.sheet_id}")
 
 
@@ -174,7 +174,7 @@ def _convocation(session: Session, n: Notification, settings: Settings) -> Text:
                 f"{meeting.starts_at:%d/%m/%Y}",
                 ["Madame, Monsieur,",
                  f"Vous êtes convoqué·e à la séance de l'instance de concertation locale "
-                 f"insertion de la circonscription {meeting.circonscription.name}, le "
+                 f"insertion de la circonscription de {meeting.circonscription.name}, le "
                  f"{_when(meeting.starts_at)}. Lieu : {where}.",
                  "L'ordre du jour, pseudonymisé, est joint à ce message.",
                  "Merci d'indiquer votre réponse (présence confirmée, déclinée, ou "

@@ -13,6 +13,7 @@ pictures in Word), the confidentiality mention, and in the footer the date, the 
 
 from __future__ import annotations
 
+import re
 import struct
 import sys
 import zlib
@@ -37,6 +38,16 @@ GREY = RGBColor(0x55, 0x55, 0x55)
 HEADER_FILL = "D9E2F3"
 BLANK = "_" * 40
 FONT = "Calibri"
+NBSP = "\u00a0"
+# French typography: a non-breaking space before « : ; ? ! » and inside « … » (never before
+# « != », a Jinja operator of the tags these texts may hold).
+_BEFORE_PUNCTUATION = re.compile(r" ([:;?»]|!(?!=))")
+_AFTER_QUOTE = re.compile(r"« ")
+
+
+def french(text: str) -> str:
+    """A template's fixed text with French non-breaking spaces."""
+    return _AFTER_QUOTE.sub("«" + NBSP, _BEFORE_PUNCTUATION.sub(NBSP + r"\1", text))
 
 Cells = Sequence[str | Sequence[str]]
 
@@ -153,7 +164,7 @@ def para(container, text: str = "", *, style: str | None = None, bold: bool = Fa
     if before:
         paragraph.paragraph_format.space_before = Pt(before)
     if text:
-        run = paragraph.add_run(text)
+        run = paragraph.add_run(french(text))
         run.bold = bold or None
         run.italic = italic or None
         if size:
@@ -175,7 +186,7 @@ def tag(container, statement: str) -> None:
 
 
 def heading(document, text: str, level: int = 1, *, page_break_before: bool = False):
-    paragraph = document.add_heading(text, level=level)
+    paragraph = document.add_heading(french(text), level=level)
     if page_break_before:
         paragraph.paragraph_format.page_break_before = True
     return paragraph
@@ -189,7 +200,7 @@ def _fill(cell, content: str | Sequence[str], *, bold: bool = False, size: float
     first = cell.paragraphs[0]
     for index, text in enumerate(texts):
         paragraph = first if index == 0 else cell.add_paragraph()
-        run = paragraph.add_run(text)
+        run = paragraph.add_run(french(text))
         run.font.size = Pt(size if index == 0 else size - 1)
         run.bold = bold or None
         if index:
@@ -288,15 +299,15 @@ def _frame(document, title: str, *, landscape: bool = False,
     notice = header.paragraphs[0]  # the header's own paragraph, moved below the logos
     notice._p.addprevious(logos._tbl)
     notice.alignment = WD_ALIGN_PARAGRAPH.CENTER
-    run = notice.add_run(CONFIDENTIAL)
+    run = notice.add_run(french(CONFIDENTIAL))
     run.font.size = Pt(8)
     run.bold = True
     run.font.color.rgb = RED
 
     footer = section.footer.paragraphs[0]
     footer.alignment = WD_ALIGN_PARAGRAPH.CENTER
-    run = footer.add_run(f"{title} – {about} – version "
-                         f"{{{{ version }}}} du {{{{ generated_on }}}} – page ")
+    run = footer.add_run(french(f"{title} – {about} – version "
+                         f"{{{{ version }}}} du {{{{ generated_on }}}} – page "))
     run.font.size = Pt(8)
     _field(footer, "PAGE")
     footer.add_run(" / ").font.size = Pt(8)
@@ -416,7 +427,7 @@ def agenda_body(document, usable: float) -> None:
 
 def build_agenda(path: Path) -> None:
     document, usable = _new("Ordre du jour")
-    document.add_heading("Ordre du jour", level=0)
+    heading(document, "Ordre du jour", 0)
     agenda_body(document, usable)
     document.save(path)
 
@@ -435,10 +446,10 @@ def field_line(container, label: str, value: str) -> None:
     fmt.first_line_indent = Cm(-LABEL_WIDTH)
     fmt.tab_stops.add_tab_stop(Cm(LABEL_WIDTH))
     fmt.space_after = Pt(2)
-    label_run = paragraph.add_run(f"{label}\t")
+    label_run = paragraph.add_run(f"{french(label)}\t")
     label_run.bold = True
     label_run.font.size = Pt(9)
-    paragraph.add_run(value).font.size = Pt(9)
+    paragraph.add_run(french(value)).font.size = Pt(9)
 
 
 def field_loop(container, loop: str, label: str, value: str) -> None:
@@ -524,7 +535,7 @@ def followups_table(document, loop_var: str, usable: float) -> None:
 
 def build_dossier(path: Path) -> None:
     document, usable = _new("Dossier de séance")
-    document.add_heading("Dossier de séance", level=0)
+    heading(document, "Dossier de séance", 0)
     _session_lines(document)
     para(document, "Version {{ version }} du {{ generated_on }}")
     box = document.add_table(rows=1, cols=1)
@@ -584,7 +595,7 @@ COMMITMENT = (
 
 def build_attendance(path: Path) -> None:
     document, usable = _new("Feuille d'émargement", landscape=True)
-    document.add_heading("Feuille d'émargement", level=0)
+    heading(document, "Feuille d'émargement", 0)
     _session_lines(document)
     para(document, "Animation : {{ facilitators }}")
     heading(document, "Engagement de confidentialité", 2)
@@ -663,7 +674,7 @@ def _outcome_block(document, usable: float, loop_var: str, *, icag: bool) -> Non
 
 def build_minutes(path: Path) -> None:
     document, usable = _new("Procès-verbal")
-    document.add_heading("Procès-verbal – relevé de décisions", level=0)
+    heading(document, "Procès-verbal – relevé de décisions", 0)
     key_value_table(document, [
         ("Instance", "ICL-I / ICAG – circonscription de {{ circonscription }}"),
         ("Date", "{{ meeting_date }} à {{ meeting_time }}"),
@@ -787,7 +798,7 @@ def _signatures(document, usable: float) -> None:
                      "{%p else %}", f"Nom et qualité\u00a0: {'_' * 24}",
                      f"Date\u00a0: {'_' * 30}", "Signature\u00a0:", "", "", "",
                      "{%p endif %}"):
-            paragraph = cell.add_paragraph(line)
+            paragraph = cell.add_paragraph(french(line))
             paragraph.paragraph_format.keep_together = True
     _row_flag(table.rows[0], "w:cantSplit")
     _widths(table, [usable / 2, usable / 2])
@@ -796,7 +807,7 @@ def _signatures(document, usable: float) -> None:
 # -- fiche retour -------------------------------------------------------------------------------
 def build_feedback(path: Path) -> None:
     document, usable = _new("Fiche retour")
-    document.add_heading("Fiche retour au ou à la référent·e", level=0)
+    heading(document, "Fiche retour au ou à la référent·e", 0)
     para(document, "ICL-I / ICAG – circonscription de {{ circonscription }} – séance du "
                    "{{ meeting_date }}", bold=True)
     key_value_table(document, [
@@ -873,8 +884,8 @@ INFORMATION_SECTIONS = (
 
 def build_information(path: Path) -> None:
     document, usable = _new("Note d'information", about="fiche {{ reference }}")
-    document.add_heading("Note d'information : examen de votre situation en instance de "
-                         "concertation", level=0)
+    heading(document, "Note d'information : examen de votre situation en instance de "
+                         "concertation", 0)
     key_value_table(document, [
         ("Référence de votre dossier", "{{ reference }}"),
         ("Structure qui vous accompagne", "{{ structure }}"),

@@ -36,6 +36,16 @@ def short_date(day: date | None) -> str:
 NBSP = "\u00a0"
 
 
+_BEFORE_PUNCTUATION = re.compile(r" ([:;?!»])")
+_AFTER_QUOTE = re.compile(r"« ")
+
+
+def french_typography(text: str) -> str:
+    """The product's own wording (a form's labels) as a document prints it: a non-breaking
+    space before « : ; ? ! » and inside « … ». Texts people typed are printed as typed."""
+    return _AFTER_QUOTE.sub("«" + NBSP, _BEFORE_PUNCTUATION.sub(NBSP + r"\1", text))
+
+
 def french_time(moment: datetime) -> str:
     return hours(moment.hour, f"{moment.minute:02d}")
 

@@ -17,9 +17,10 @@ DPO_CONTACT = ("le ou la délégué·e à la protection des données du Départe
                "Seine-Saint-Denis (coordonnées sur le site du Département ou auprès de votre "
                "référent·e)")
 RETENTION = ("Vos informations sont conservées tant que votre situation est suivie par "
-             "l'instance, puis au plus deux ans après le dernier contact avec vous ; elles sont "
-             "ensuite détruites. Les procès-verbaux, qui ne mentionnent que la référence de "
-             "votre dossier, sont archivés selon les règles des archives publiques.")
+             "l'instance, puis au plus deux ans après le dernier contact avec "
+             "vous\u00a0; elles sont ensuite détruites. Les procès-verbaux, qui ne "
+             "mentionnent que la référence de votre dossier, sont archivés selon les règles "
+             "des archives publiques.")
 
 
 def information_context(session: Session, vault: Vault, meeting: Meeting | None, version: int,

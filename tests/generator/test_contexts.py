@@ -240,8 +240,8 @@ def test_minutes_by_reference_only_with_signature_blocks(scene, build, db_sessio
     assert "Maintien du parcours et du référent, avec préconisations" in text
     assert MOTIVATION in text and AVIS_ACTION in text and "15/03/2027" in text
     assert "01/04/2027" in text and "Oui, par le Département" in text
-    assert "Motif de l'ajournement : Référent·e absent·e." in text
-    assert "Situations examinées : 1 – ajournées : 1." in text
+    assert "Motif de l'ajournement\u00a0: Référent·e absent·e." in text
+    assert "Situations examinées\u00a0: 1 – ajournées\u00a0: 1." in text
     assert context["attendance_totals"] == {"present": "1", "excuse": "0", "absent": "0",
                                             "remplace": "1"}
     assert "Remplacé·e par Sam Suppléant" in text

@@ -176,3 +176,11 @@ def test_a_template_cannot_reach_python_internals(tmp_path):
     document.save(evil)
     with pytest.raises(RenderError):
         render(evil, {})
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_templates_fixed_text_follows_french_typography(settings, kind):
+    """A non-breaking space before « : ; ? ! » and inside « … »: never an ordinary one."""
+    text = document_text(render(template_path(settings.templates_dir, kind),
+                                sample_context(kind)))
+    assert not re.search(r" [:;?!»]|« ", text), re.findall(r".{20} [:;?!»]|« .{20}", text)
