@@ -417,6 +417,9 @@ def agenda_body(document, usable: float) -> None:
     para(document, "Questions diverses.", before=6)
 
     heading(document, "Membres invités", 2)
+    para(document, "Présent·e, excusé·e, absent·e : cochés à l'entrée en séance ; renseignés "
+                   "d'après les présences enregistrées quand la feuille est produite après la "
+                   "séance.", italic=True, size=8.5)
     when(document, "members",
          lambda: loop_table(document, ["Nom", "Structure", "Fonction", "Statut"],
                             ["{{ m.name }}", "{{ m.structure }}", "{{ m.function }}",
@@ -602,12 +605,17 @@ def build_attendance(path: Path) -> None:
     para(document, COMMITMENT, size=9.5)
 
     heading(document, "Membres invités", 2)
+    para(document, "Présent·e, excusé·e, absent·e : cochés à l'entrée en séance ; renseignés "
+                   "d'après les présences enregistrées quand la feuille est produite après la "
+                   "séance.", italic=True, size=8.5)
     when(document, "members",
          lambda: loop_table(document, ["Nom", "Structure", "Fonction", "Statut", "Réponse",
-                                       "Signature"],
+                                       "Présent·e", "Excusé·e", "Absent·e", "Signature"],
                             ["{{ m.name }}", "{{ m.structure }}", "{{ m.function }}",
-                             "{{ m.status }}", "{{ m.answer }}", ""], "m in members",
-                            [4.2, 5.0, 4.2, 2.9, 3.4, usable - 19.7], row_height=1.2),
+                             "{{ m.status }}", "{{ m.answer }}", "{{ m.present }}",
+                             "{{ m.excused }}", "{{ m.absent }}", ""], "m in members",
+                            [3.8, 4.0, 3.6, 2.6, 2.8, 1.8, 1.9, 1.8, usable - 22.3],
+                            row_height=1.2),
          "Aucun membre n'est invité.")
 
     heading(document, "Référent·e·s présentant une situation", 2)

@@ -121,8 +121,11 @@ def sample_context(kind: str) -> dict:
             "open_recommendations": _sample_followups(),
         }
     if kind == "attendance":
+        marks = [{"present": "X", "excused": "", "absent": ""},
+                 {"present": "", "excused": "Remplacé·e", "absent": ""}]
         return _sample_header() | {
-            "members": _sample_members(),
+            "members": [member | mark for member, mark in zip(_sample_members(), marks,
+                                                               strict=True)],
             "presenters": [{"structure": "ALI de Saint-Denis",
                             "label": "Référent·e présentant les situations n° 1 et 3",
                             "time_slots": "14\u00a0h\u00a030, 15\u00a0h\u00a010"}],

@@ -217,8 +217,11 @@ def test_dossier_on_a_real_session(scene, build, db_session):
     assert not any("referent_data" in e.fields for e in events)
 
 
-def test_attendance_sheet_names_no_beneficiary(scene, build):
-    _context, _data, text, xml = build("attendance", scene["meeting"].id)
+def test_attendance_sheet_names_no_beneficiary(scene, build, db_session, vault):
+    context, _data, text, xml = build("attendance", scene["meeting"].id)
+    # Before the session: the presence columns are blank, to be ticked at the door.
+    assert {(m["present"], m["excused"], m["absent"]) for m in context["members"]} == {
+        ("", "", "")}
     assert "Dominique Permanent" in text and "Alex Invité" in text and "Invité" in text
     assert "Engagement de confidentialité" in text and "Confirmé" in text
     assert "Remplacé par Sam Suppléant" in text
@@ -228,6 +231,13 @@ def test_attendance_sheet_names_no_beneficiary(scene, build):
     for sheet in scene["sheets"]:
         assert sheet.reference not in xml and sheet.beneficiary.pseudonym not in xml
     assert_no_identity(scene, xml)
+
+    # Produced after the session: filled from the attendance recorded.
+    hold_and_decide(scene, db_session, vault)
+    context, _data, _text, _xml = build("attendance", scene["meeting"].id)
+    marks = {m["name"]: (m["present"], m["excused"], m["absent"]) for m in context["members"]}
+    assert marks == {"Dominique Permanent": ("X", "", ""),
+                     "Alex Invité": ("", "Remplacé·e", "")}
 
 
 def test_minutes_by_reference_only_with_signature_blocks(scene, build, db_session, vault):
