@@ -406,6 +406,8 @@ def agenda_body(document, usable: float) -> None:
          "Aucune entrée, aucun renouvellement ni aucune sortie d'accompagnement global.")
 
     heading(document, "4. Suivi des préconisations et questions diverses", 2)
+    para(document, "Vers {{ followups_time }} – présenté par : {{ followups_presenter }}",
+         italic=True, keep_with_next=True)
     when(document, "followups",
          lambda: (para(document, "Préconisations des séances précédentes restant à réaliser "
                                  "(situations désignées par leur seule référence) :"),
@@ -417,9 +419,6 @@ def agenda_body(document, usable: float) -> None:
     para(document, "Questions diverses.", before=6)
 
     heading(document, "Membres invités", 2)
-    para(document, "Présent·e, excusé·e, absent·e : cochés à l'entrée en séance ; renseignés "
-                   "d'après les présences enregistrées quand la feuille est produite après la "
-                   "séance.", italic=True, size=8.5)
     when(document, "members",
          lambda: loop_table(document, ["Nom", "Structure", "Fonction", "Statut"],
                             ["{{ m.name }}", "{{ m.structure }}", "{{ m.function }}",

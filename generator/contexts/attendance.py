@@ -19,7 +19,6 @@ from generator.contexts.formatting import clean, numbers_label, plural, slot_tim
 from shared.encrypted import Vault
 from shared.models import AgendaItem, Meeting, MeetingMember, Sheet
 
-
 # Before the session is held, the presence columns stay blank: they are ticked at the door.
 NOT_HELD = {"planifiee", "odj_en_construction", "convoquee"}
 

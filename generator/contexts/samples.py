@@ -50,6 +50,8 @@ def _sample_agenda() -> dict:
         "followups": [{"reference": "ICL-C01-2026-0000", "session_date": "10/11/2026",
                        "porteur": "ALI de Saint-Denis", "echeance": "15/01/2027",
                        "state": "En cours"}],
+        "followups_time": "15\u00a0h\u00a030",
+        "followups_presenter": "Chargé·e d'animation territoriale",
         "members": _sample_members(),
     }
 

@@ -173,6 +173,11 @@ def test_agenda_on_a_real_session(scene, build):
         assert f"{sheet.reference} – {sheet.beneficiary.pseudonym}" in text
     assert "Présentation de l'ALI" in text
     assert "14\u00a0h\u00a030" in text and "14\u00a0h\u00a050" in text
+    # Every item has a presenter and a time (its slot, else the end of the item before).
+    items = context["partnership"] + context["situations"] + context["icag"]
+    assert all(i["time_slot"] for i in items)
+    assert all(i.get("presenter") or i.get("structure") for i in items)
+    assert context["followups_time"] and "Vers " + context["followups_time"] in text
     assert "Retour (passage du 10/11/2026)" in text and "Nouvelle situation" in text
     assert "Service social départemental de Saint-Denis" in text
     assert "Demande de réorientation de parcours" in text
