@@ -177,12 +177,12 @@ def sample_context(kind: str) -> dict:
             "structure": outcome["structure"], "motif": outcome["motif"],
             "avis": outcome["avis"], "adjourned": False, "motivation": outcome["motivation"],
             "actions": outcome["actions"],
-            "next_passage": "à partir du 01/04/2027 (séance à fixer)",
+            "next_passage": "à partir du 01/04/2027, séance à fixer",
             "formal_decision": outcome["formal_decision"],
             "information": ["Informer la personne de l'avis rendu par l'instance.",
                             "Convenir avec elle de la mise en œuvre des préconisations."],
-            "contact": "Chargé·e d'animation territoriale de l'ICL-I – circonscription de "
-                       "Saint-Denis",
+            "contact": "Camille Exemple, chargé·e d'animation territoriale de l'ICL-I, "
+                       "circonscription de Saint-Denis – cat.saint-denis@example.invalid",
         }
     if kind == "information":
         return {"reference": "ICL-C01-2026-0001", "structure": "ALI de Saint-Denis",

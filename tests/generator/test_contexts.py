@@ -1,6 +1,7 @@
 """Each context builder on a real database, with a worker's vault (no identity chain):
 render, open with python-docx, check the pseudonymised content and that no identity leaks."""
 
+import re
 from datetime import date, datetime
 
 import pytest
@@ -320,9 +321,13 @@ def test_feedback_for_one_situation(scene, build, db_session, vault):
     assert scene["sheets"][1].reference not in xml
     assert "Maintien du parcours et du référent, avec préconisations" in text
     assert MOTIVATION in text and AVIS_ACTION in text and "ALI de Saint-Denis" in text
-    assert "15/03/2027" in text and "à partir du 01/04/2027 (séance à fixer)" in text
+    assert "15/03/2027" in text and "à partir du 01/04/2027, séance à fixer" in text
     assert "Oui, par le Département" in text and "décision formelle du Département" in text
-    assert "circonscription de Saint-Denis" in context["contact"]
+    facilitator = scene["users"]["facilitator"]
+    assert context["contact"] == (f"{facilitator.full_name}, chargé·e d'animation territoriale "
+                                  f"de l'ICL-I, circonscription de Saint-Denis – "
+                                  f"{facilitator.email}")
+    assert not re.search(r"\([^)]*\(", text), "nested parentheses"
     assert SHARED_DETAIL not in xml
     assert_no_identity(scene, xml)
 
