@@ -324,7 +324,9 @@ def _build(session: Session, rt: runtime.Runtime, job: DocumentJob,
     # Printed as v1, v2… per kind (and sheet): the session's content version is its edit
     # counter, meaningless to a reader.
     number = documents.next_number(session, job.meeting_id, job.kind, job.sheet_id)
-    context = builder(session, vault, meeting, number, date.today(), sheet)
+    # The information note prints the instance's DPO contact, from the settings.
+    extra = {"dpo_contact": rt.settings.dpo_contact} if job.kind == "information" else {}
+    context = builder(session, vault, meeting, number, date.today(), sheet, **extra)
     documents.set_step(session, job, "mise en page")
     session.commit()
     version_id, source = template_source(session, rt.settings, job.kind)

@@ -266,7 +266,7 @@ def when(container, condition: str, build: Callable[[], None], otherwise: str) -
 
 
 def _frame(document, title: str, *, landscape: bool = False,
-           about: str = "séance du {{ meeting_date }}") -> float:
+           about: str = "séance du {{ meeting_date }}", notice: str = CONFIDENTIAL) -> float:
     """A4 page, logos and confidentiality mention in the header, date, version and page x / y
     in the footer. Returns the usable width in cm."""
     section = document.sections[0]
@@ -296,10 +296,10 @@ def _frame(document, title: str, *, landscape: bool = False,
     run = sub.add_run("Département de la Seine-Saint-Denis · France Travail")
     run.font.size = Pt(8)
     _widths(logos, (3.6, usable - 7.2, 3.6))
-    notice = header.paragraphs[0]  # the header's own paragraph, moved below the logos
-    notice._p.addprevious(logos._tbl)
-    notice.alignment = WD_ALIGN_PARAGRAPH.CENTER
-    run = notice.add_run(french(CONFIDENTIAL))
+    notice_paragraph = header.paragraphs[0]  # the header's own paragraph, below the logos
+    notice_paragraph._p.addprevious(logos._tbl)
+    notice_paragraph.alignment = WD_ALIGN_PARAGRAPH.CENTER
+    run = notice_paragraph.add_run(french(notice))
     run.font.size = Pt(8)
     run.bold = True
     run.font.color.rgb = RED
@@ -889,10 +889,35 @@ INFORMATION_SECTIONS = (
 )
 
 
+# The easy-to-read version (FALC: short sentences, one idea per line, everyday words).
+EASY_TO_READ = (
+    "Votre référent·e demande l'avis d'un groupe de professionnels.",
+    "Ce groupe s'appelle l'ICL-I.",
+    "Il se réunit chaque mois, dans la circonscription de {{ circonscription }}.",
+    "Il donne un avis sur votre parcours.",
+    "Il ne vous sanctionne pas.",
+    "Votre nom n'est pas écrit dans les documents du groupe.",
+    "Le groupe voit seulement un numéro : {{ reference }}.",
+    "Les professionnels du groupe gardent le secret.",
+    "Vous pouvez dire ce que vous pensez à votre référent·e.",
+    "Vous pouvez demander à voir vos informations.",
+    "Vous pouvez demander de les corriger.",
+    "Pour cela, parlez à votre référent·e.",
+    "Ou écrivez à : {{ dpo_contact }}.",
+)
+# Given to the person: no « ne pas diffuser » stamp.
+INFORMATION_NOTICE = "Information de la personne accompagnée – document à conserver"
+
+
 def build_information(path: Path) -> None:
-    document, usable = _new("Note d'information", about="fiche {{ reference }}")
+    document, usable = _new("Note d'information", about="fiche {{ reference }}",
+                            notice=INFORMATION_NOTICE)
     heading(document, "Note d'information : examen de votre situation en instance de "
                          "concertation", 0)
+    heading(document, "En bref, en facile à lire", 2)
+    for line in EASY_TO_READ:
+        para(document, line, size=13)
+    heading(document, "La note complète", 2, page_break_before=True)
     key_value_table(document, [
         ("Référence de votre dossier", "{{ reference }}"),
         ("Structure qui vous accompagne", "{{ structure }}"),

@@ -3,7 +3,7 @@ uploaded template, and the worker's warm-up. Fictitious values only."""
 
 from __future__ import annotations
 
-from generator.contexts.information import DPO_CONTACT, RETENTION
+from generator.contexts.information import RETENTION
 from generator.contexts.minutes import SIGNATORIES
 
 
@@ -188,6 +188,6 @@ def sample_context(kind: str) -> dict:
         return {"reference": "ICL-C01-2026-0001", "structure": "ALI de Saint-Denis",
                 "circonscription": "Saint-Denis",
                 "motif": "Demande de réorientation de parcours", "retention": RETENTION,
-                "dpo_contact": DPO_CONTACT, "version": "1",
+                "dpo_contact": "dpo@example.invalid", "version": "1",
                 "generated_on": "mardi 1er décembre 2026"}
     raise KeyError(kind)

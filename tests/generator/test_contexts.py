@@ -7,7 +7,7 @@ from datetime import date, datetime
 import pytest
 from sqlalchemy import select
 
-from generator.contexts import BUILDERS, sample_context
+from generator.contexts import BUILDERS, information_context, sample_context
 from generator.render import render, template_path
 from shared.crypto import KeyRing
 from shared.db import make_session_factory
@@ -335,3 +335,19 @@ def test_feedback_for_one_situation(scene, build, db_session, vault):
 def test_feedback_needs_a_sheet_of_the_session(scene, build):
     with pytest.raises(ValueError):
         build("feedback", scene["meeting"].id)
+
+
+def test_the_information_note_has_an_easy_to_read_version_and_the_instances_dpo(
+        scene, engine, settings):
+    sheet = scene["sheets"][0]
+    keyring = KeyRing.load(settings.keyring_path, WORKER_CHAINS)
+    with make_session_factory(engine)() as session:
+        context = information_context(
+            session, Vault(session, keyring, audit.WORKER), None, 1, TODAY,
+            session.get(Sheet, sheet.id), dpo_contact="DPO du Département, dpo@cd93.invalid")
+    text = document_text(render(template_path(settings.templates_dir, "information"), context))
+    assert text.count("dpo@cd93.invalid") == 2  # the easy-to-read version and the full one
+    assert "En bref, en facile à lire" in text and "Il ne vous sanctionne pas." in text
+    assert f"Le groupe voit seulement un numéro\u00a0: {sheet.reference}." in text
+    assert "ne pas diffuser" not in text  # the note is given to the person
+    assert "Information de la personne accompagnée" in text

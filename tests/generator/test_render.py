@@ -94,7 +94,11 @@ def test_every_document_carries_logos_notice_version_and_page_x_of_y(settings, k
     context = sample_context(kind)
     data = render(template_path(settings.templates_dir, kind), context)
     text = document_text(data)
-    assert "Document confidentiel – secret professionnel (art. L.262-44 CASF)" in text
+    if kind == "information":  # given to the person: no « ne pas diffuser » stamp
+        assert "Information de la personne accompagnée" in text
+        assert "ne pas diffuser" not in text
+    else:
+        assert "Document confidentiel – secret professionnel (art. L.262-44 CASF)" in text
     assert f"version {context['version']} du {context['generated_on']}" in text
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         names = archive.namelist()
