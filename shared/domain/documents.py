@@ -33,7 +33,7 @@ from shared.models.document import (
     INSTITUTIONS,
     PER_SHEET_KINDS,
 )
-from shared.models.meeting import FORMAL_DECISION
+from shared.models.meeting import AGENDA_PARTS, FORMAL_DECISION
 
 # A running job whose lease has passed belongs to a dead worker and is run again (the worker
 # running a job extends its lease while it runs: ``extend_lease``).
@@ -466,21 +466,48 @@ def meeting_archive(session: Session, vault: Vault, meeting: Meeting) -> bytes:
             if document.pdf_body is not None:
                 archive_file.writestr(document.filename.removesuffix(".docx") + ".pdf",
                                       vault.open_blob(document, "pdf_body"))
-        archive_file.writestr("decisions.csv", _decisions_csv(session, meeting))
+        archive_file.writestr("decisions.csv", _decisions_csv(session, vault, meeting))
     return buffer.getvalue()
 
 
-def _decisions_csv(session: Session, meeting: Meeting) -> str:
+DECISION_COLUMNS = ["Référence", "Partie", "Motif", "Structure", "Issue", "Avis",
+                    "Motif de l'ajournement", "Décision formelle", "Retour en instance",
+                    "Préconisation", "Porteur", "Échéance"]
+
+
+def _decisions_csv(session: Session, vault: Vault, meeting: Meeting) -> str:
+    """One row per préconisation (its text, porteur and échéance), and one row for a
+    situation without any, adjourned ones included, in agenda order: by reference only."""
     labels = reference_labels(session)
+    decisions = {d.sheet_id: d for d in session.scalars(
+        select(Decision).where(Decision.meeting_id == meeting.id).order_by(Decision.id))}
+    actions = [a for d in decisions.values() for a in d.actions]
+    texts = {a.id: (opened["label"].reveal() if opened["label"] is not None else "")
+             for a, opened in zip(actions, vault.open_many(actions, ["label"]) if actions
+                                  else [], strict=True)}
     out = io.StringIO()
     writer = csv.writer(out, delimiter=";")
-    writer.writerow(["Référence", "Motif", "Structure", "Avis", "Décision formelle",
-                     "Retour en instance", "Préconisations"])
-    for decision in session.scalars(select(Decision).where(Decision.meeting_id == meeting.id)):
-        sheet = decision.sheet
-        writer.writerow([sheet.reference, labels["motif"].get(sheet.motif or "", ""),
-                         sheet.structure.name, labels["avis"].get(decision.avis, decision.avis),
-                         FORMAL_DECISION[decision.formal_decision_by],
-                         decision.come_back_on.strftime("%d/%m/%Y")
-                         if decision.come_back_on else "", len(decision.actions)])
+    writer.writerow(DECISION_COLUMNS)
+    for item in sorted(meeting.items, key=lambda i: (i.position, i.id)):
+        if item.sheet is None or not item.outcome:
+            continue
+        sheet, decision = item.sheet, decisions.get(item.sheet_id)
+        adjourned = item.outcome == "ajourne"
+        situation = [
+            sheet.reference, AGENDA_PARTS.get(item.part, item.part),
+            labels["motif"].get(sheet.motif or "", ""), sheet.structure.name,
+            "Ajournée" if adjourned else "Examinée",
+            labels["avis"].get(decision.avis, decision.avis)
+            if decision and not adjourned else "",
+            item.adjourn_reason if adjourned else "",
+            FORMAL_DECISION[decision.formal_decision_by] if decision and not adjourned else "",
+            decision.come_back_on.strftime("%d/%m/%Y")
+            if decision and decision.come_back_on and not adjourned else ""]
+        recommended = decision.actions if decision and not adjourned else []
+        for action in recommended:
+            writer.writerow([*situation, texts[action.id],
+                             action.owner.name if action.owner else "",
+                             action.due_on.strftime("%d/%m/%Y") if action.due_on else ""])
+        if not recommended:
+            writer.writerow([*situation, "", "", ""])
     return "\ufeff" + out.getvalue()
