@@ -299,6 +299,8 @@ def _frame(document, title: str, *, landscape: bool = False,
     notice_paragraph = header.paragraphs[0]  # the header's own paragraph, below the logos
     notice_paragraph._p.addprevious(logos._tbl)
     notice_paragraph.alignment = WD_ALIGN_PARAGRAPH.CENTER
+    # Room below the header: a table continued on the next page does not touch it.
+    notice_paragraph.paragraph_format.space_after = Pt(10)
     run = notice_paragraph.add_run(french(notice))
     run.font.size = Pt(8)
     run.bold = True
@@ -436,21 +438,38 @@ def build_agenda(path: Path) -> None:
 
 # -- dossier de séance --------------------------------------------------------------------------
 LABEL_WIDTH = 5.0  # cm: where a field line's value starts
+LABEL_CHARACTERS = 28  # the longest label that fits before it (bold, 9 pt)
 
 
 def field_line(container, label: str, value: str) -> None:
     """« Label  value » on one paragraph, the value aligned on a tab stop with a hanging
     indent: reads like a two-column table, at a fraction of a table's layout cost (the
-    dossier has dozens per situation; LibreOffice lays out a table cell ~3× slower)."""
+    dossier has dozens per situation; LibreOffice lays out a table cell ~3× slower).
+
+    A label too long for its column ends with a line break instead of the tab, so that the
+    value starts on the next line at the same indent as the others (a tab after it would
+    push the value to the next default tab stop). A label from the data (``{{ x.label }}``)
+    is measured when rendered, with run-level tags."""
     paragraph = container.add_paragraph()
     fmt = paragraph.paragraph_format
     fmt.left_indent = Cm(LABEL_WIDTH)
     fmt.first_line_indent = Cm(-LABEL_WIDTH)
     fmt.tab_stops.add_tab_stop(Cm(LABEL_WIDTH))
     fmt.space_after = Pt(2)
-    label_run = paragraph.add_run(f"{french(label)}\t")
+    label_run = paragraph.add_run(french(label))
     label_run.bold = True
     label_run.font.size = Pt(9)
+    variable = re.fullmatch(r"{{ ([\w.]+) }}", label)
+    if variable:
+        paragraph.add_run(f"{{%r if {variable[1]}|length > {LABEL_CHARACTERS} %}}")
+        paragraph.add_run().add_break()
+        paragraph.add_run("{%r else %}")
+        paragraph.add_run().add_tab()
+        paragraph.add_run("{%r endif %}")
+    elif len(label) > LABEL_CHARACTERS:
+        paragraph.add_run().add_break()
+    else:
+        paragraph.add_run().add_tab()
     paragraph.add_run(french(value)).font.size = Pt(9)
 
 

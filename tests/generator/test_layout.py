@@ -99,3 +99,19 @@ def test_no_word_is_split_in_the_tables_and_every_font_is_carlito(pdfs, kind):
                            check=True, timeout=60).stdout.decode().splitlines()[2:]
     names = {line.split()[0].split("+")[-1] for line in fonts if line.strip()}
     assert names and all(name.startswith("Carlito") for name in names), (kind, names)
+
+
+# First words of the sample dossier's field values: after short labels (« Ancienneté au
+# RSA »), after a long one (« Santé / handicap : précisions utiles au parcours ») and a
+# long frein (« Mobilité (permis, transport, périmètre) »).
+FIELD_VALUES = ("Plus", "Important", "Problématique", "Oui,", "Souhaite")
+
+
+def test_the_dossiers_values_line_up_even_behind_a_long_label(pdfs):
+    boxes = subprocess.run(["pdftotext", "-bbox", "-", "-"], input=pdfs["dossier"],
+                           capture_output=True, check=True, timeout=60).stdout.decode()
+    starts = {word: {round(float(x), 1) for x in re.findall(
+        rf'<word xMin="([\d.]+)"[^>]*>{re.escape(word)}</word>', boxes)}
+        for word in FIELD_VALUES}
+    assert all(starts.values()), starts
+    assert len(set().union(*starts.values())) == 1, starts
