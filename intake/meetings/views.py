@@ -705,8 +705,8 @@ def file_response(document: GeneratedDocument, body: bytes, as_pdf: bool):
 @bp.route("/<int:meeting_id>/archive")
 @role_required("facilitator")
 def archive(meeting_id: int):
-    """The session's archive: latest dossier and minutes (Word and PDF) and a CSV of the
-    decisions, by reference only."""
+    """The session's archive: its documents in their approved version (Word and PDF) and a
+    CSV of the decisions, by reference only."""
     meeting = meeting_in_scope(meeting_id)
     body = documents.meeting_archive(db(), vault(), meeting)
     db().commit()
