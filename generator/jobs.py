@@ -321,7 +321,12 @@ def _build(session: Session, rt: runtime.Runtime, job: DocumentJob,
     builder, _keys = BUILDERS[job.kind]
     documents.set_step(session, job, "préparation des données")
     session.commit()
-    context = builder(session, vault, meeting, job.content_version, date.today(), sheet)
+    # Printed as v1, v2… per kind (and sheet): the session's content version is its edit
+    # counter, meaningless to a reader.
+    number = documents.next_number(session, job.meeting_id, job.kind, job.sheet_id)
+    # The information note prints the instance's DPO contact, from the settings.
+    extra = {"dpo_contact": rt.settings.dpo_contact} if job.kind == "information" else {}
+    context = builder(session, vault, meeting, number, date.today(), sheet, **extra)
     documents.set_step(session, job, "mise en page")
     session.commit()
     version_id, source = template_source(session, rt.settings, job.kind)
@@ -341,7 +346,7 @@ def _build(session: Session, rt: runtime.Runtime, job: DocumentJob,
     document = GeneratedDocument(
         meeting_id=job.meeting_id, kind=job.kind, content_version=job.content_version,
         sheet_id=sheet.id if sheet is not None else None, template_version_id=version_id,
-        filename=f"{stem}-v{job.content_version}.docx", media_type=DOCX, size=len(body),
+        number=number, filename=f"{stem}-v{number}.docx", media_type=DOCX, size=len(body),
         body=b"", pdf_size=len(pdf) if pdf is not None else None,
     )
     session.add(document)

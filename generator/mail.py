@@ -67,7 +67,7 @@ def _sheet_label(n: Notification) -> str:
 def _session_label(n: Notification) -> str:
     meeting = n.meeting
     return f"la séance du {french_date(meeting.starts_at.date())} " \
-           f"(circonscription {meeting.circonscription.name})"
+           f"(circonscription de {meeting.circonscription.name})"
 
 
 def _sheet_submitted(session: Session, n: Notification) -> Text:
@@ -76,7 +76,7 @@ def _sheet_submitted(session: Session, n: Notification) -> Text:
     verb = "resoumise" if again else "soumise"
     return Text(f"Fiche {n.sheet.reference} {verb} à l'instance",
                 [f"La fiche {_sheet_label(n)} a été {verb} à l'instance de la circonscription "
-                 f"{n.sheet.circonscription.name}.",
+                 f"de {n.sheet.circonscription.name}.",
                  "Elle attend votre examen de recevabilité."], f"/fiches/{n.sheet_id}")
 
 
@@ -151,6 +151,16 @@ def _visa(session: Session, n: Notification) -> Text:
                  "Lisez-le puis apposez votre visa depuis la page des visas."], "/visas/")
 
 
+def _minutes_correction(session: Session, n: Notification) -> Text:
+    return Text(f"Procès-verbal de la séance du {n.meeting.starts_at:%d/%m/%Y} : correction "
+                "demandée",
+                [f"Une direction signataire demande une correction du procès-verbal de "
+                 f"{_session_label(n)}, qui revient à l'état « PV rédigé ».",
+                 "Lisez son commentaire sur la page de la séance, corrigez, régénérez le "
+                 "procès-verbal puis renvoyez-le en signature."],
+                f"/seances/{n.meeting_id}#documents")
+
+
 def _global_support_term(session: Session, n: Notification) -> Text:
     support = n.global_support
     return Text(f"Accompagnement global {n.sheet.reference} : terme le "
@@ -172,7 +182,7 @@ def _convocation(session: Session, n: Notification, settings: Settings) -> Text:
                 f"{meeting.starts_at:%d/%m/%Y}",
                 ["Madame, Monsieur,",
                  f"Vous êtes convoqué·e à la séance de l'instance de concertation locale "
-                 f"insertion de la circonscription {meeting.circonscription.name}, le "
+                 f"insertion de la circonscription de {meeting.circonscription.name}, le "
                  f"{_when(meeting.starts_at)}. Lieu : {where}.",
                  "L'ordre du jour, pseudonymisé, est joint à ce message.",
                  "Merci d'indiquer votre réponse (présence confirmée, déclinée, ou "
@@ -207,6 +217,7 @@ COMPOSERS = {
     "feedback_ready": _simple(_feedback_ready),
     "visa_pending": _simple(_visa),
     "visa_reminder": _simple(_visa),
+    "minutes_correction": _simple(_minutes_correction),
     "ag_term": _simple(_global_support_term),
     "convocation": _convocation,
     "digest": _digest,

@@ -6,9 +6,10 @@ import io
 from pathlib import Path
 
 from docxtpl import DocxTemplate
-from jinja2 import TemplateError, TemplateSyntaxError, UndefinedError
+from jinja2 import TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
+from generator.template_errors import french_message, part_label
 from shared.document_variables import BUILTIN_FILES
 from shared.docx_safety import UnsafeDocxError, check_docx
 
@@ -74,23 +75,17 @@ def render(source: Path | bytes, context: dict, name: str = "") -> bytes:
 
 
 def failure_place(template: DocxTemplate | None, exc: Exception) -> str:
-    """Where a render failed, for the user: the XML part, the template line (from Jinja's
-    traceback) and the error. Only Jinja's own messages are quoted: they name the template's
-    tags, where other errors could quote the values being rendered."""
-    line = getattr(exc, "lineno", None) if isinstance(exc, TemplateError) else None
-    trace = exc.__traceback__
-    while trace is not None:  # Jinja maps template frames to "<template>" and their line
-        if trace.tb_frame.f_code.co_filename == "<template>":
-            line = trace.tb_lineno
-        trace = trace.tb_next
+    """Where a render failed and why, for the user, in French: the part of the Word file
+    (« le corps du document », « l'en-tête de page ») and Jinja's message translated. Only
+    Jinja's own messages are quoted: they name the template's tags, where other errors could
+    quote the values being rendered."""
     part = getattr(template, "current_rendering_part", None)
-    where = [str(part.partname).lstrip("/")] if part is not None else []
-    if line:
-        where.append(f"ligne {line}")
-    detail = str(exc) if isinstance(exc, TemplateSyntaxError | UndefinedError) else ""
-    detail = detail if len(detail) <= 160 else detail[:157] + "…"
-    return f"{', '.join(where) or 'modèle'} : {type(exc).__name__}" + (
-        f" – {detail}" if detail else "")
+    where = f"dans {part_label(str(part.partname))}" if part is not None else "dans le modèle"
+    if isinstance(exc, TemplateSyntaxError):
+        return f"{where}, erreur de syntaxe\u00a0: {french_message(exc.message or '')}"
+    if isinstance(exc, UndefinedError):
+        return f"{where}\u00a0: {french_message(str(exc))}"
+    return f"{where}, erreur au remplissage ({type(exc).__name__})"
 
 
 def undeclared_variables(path: Path) -> set[str]:

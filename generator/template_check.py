@@ -27,6 +27,7 @@ from jinja2.sandbox import SecurityError
 
 from generator.contexts import sample_context
 from generator.render import failure_place, sandbox
+from generator.template_errors import french_message, part_label
 from shared.document_variables import VARIABLES
 from shared.docx_safety import (
     MAX_ENTRIES,  # against zip bombs: what the archive may hold once decompressed
@@ -207,14 +208,18 @@ def _variables(place: str, source: str) -> set[str]:
     try:
         tree = Environment(autoescape=True).parse(source)
     except TemplateSyntaxError as exc:
-        line = exc.lineno or 0
-        text = _line_text(source, line)
-        near = f", près de « {text} »" if text else ""
         raise TemplateRejectedError(
-            f"erreur de syntaxe dans les balises du modèle ({place}, ligne {line}{near}) : "
-            f"{(exc.message or 'balise invalide').rstrip('.')}.", "syntax") from None
-    _no_internal_access(place, tree)
+            f"erreur de syntaxe dans les balises du modèle "
+            f"({_where(place, source, exc.lineno)})\u00a0: "
+            f"{french_message(exc.message or 'balise invalide')}.", "syntax") from None
+    _no_internal_access(place, source, tree)
     return meta.find_undeclared_variables(tree)
+
+
+def _where(place: str, source: str, line: int | None) -> str:
+    """A place in Word's terms: the part, and the text of the paragraph (one per line)."""
+    text = _line_text(source, line or 0)
+    return part_label(place) + (f", au paragraphe « {text} »" if text else "")
 
 
 def _line_text(source: str, line: int) -> str:
@@ -225,7 +230,7 @@ def _line_text(source: str, line: int) -> str:
     return text if len(text) <= 80 else text[:77] + "…"
 
 
-def _no_internal_access(place: str, tree) -> None:
+def _no_internal_access(place: str, source: str, tree) -> None:
     """Refuse what could reach Python internals when the worker renders the template: names
     starting with "_" (``x.__class__``, ``x["_y"]``, ``attribute="_y"``), the ``attr``
     filter, ``str.format``, and subscripts or ``attribute=`` computed at render time (they
@@ -236,9 +241,10 @@ def _no_internal_access(place: str, tree) -> None:
         if isinstance(node, nodes.EvalContextModifier) or (
                 isinstance(node, nodes.Filter) and node.name in _UNESCAPING_FILTERS):
             raise TemplateRejectedError(
-                f"balise qui désactive l'échappement interdite dans {place}, ligne "
-                f"{node.lineno} (« autoescape », filtres « safe » et « forceescape ») : le "
-                "texte saisi doit rester du texte.", "unsafe")
+                f"balise qui désactive l'échappement interdite "
+                f"({_where(place, source, node.lineno)} ; « autoescape », filtres « safe » et "
+                f"« forceescape ») : le texte saisi doit "
+                "rester du texte.", "unsafe")
         bad = ""
         if isinstance(node, nodes.Getattr) and (node.attr.startswith("_")
                                                 or node.attr in _FORBIDDEN_ATTRIBUTES):
@@ -252,16 +258,16 @@ def _no_internal_access(place: str, tree) -> None:
         elif isinstance(node, nodes.Getitem) and not isinstance(node.arg,
                                                                 nodes.Const | nodes.Slice):
             raise TemplateRejectedError(
-                f"index calculé interdit dans {place}, ligne {node.lineno} : utilisez les "
+                f"index calculé interdit ({_where(place, source, node.lineno)}) : utilisez les "
                 "champs du document (par exemple « element.nom » ou « liste[0] »).", "unsafe")
         elif isinstance(node, nodes.Const) and isinstance(node.value, str) and (
                 _INTERNAL_NAME.search(node.value) or node.value == "attr"):
             bad = node.value
         if bad:
             raise TemplateRejectedError(
-                f"accès interdit à un élément interne (« {bad[:40]} ») dans {place}, ligne "
-                f"{node.lineno}. Un modèle n'utilise que les variables du document.",
-                "unsafe")
+                f"accès interdit à un élément interne (« {bad[:40]} ») "
+                f"({_where(place, source, node.lineno)}). Un modèle n'utilise que les "
+                "variables du document.", "unsafe")
 
 
 def _test_render(kind: str, data: bytes) -> None:

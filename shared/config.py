@@ -21,6 +21,11 @@ ENVIRONMENTS = ("development", "production")
 LOG_FORMATS = ("json", "text")
 SMTP_SCHEMES = {"smtp": "plain", "smtp+starttls": "starttls", "smtps": "tls"}
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"  # what `make run` serves
+# How the person reaches the data protection officer, printed on their information note;
+# an instance sets its DPO's real address (ICLI_DPO_CONTACT).
+DEFAULT_DPO_CONTACT = ("le ou la délégué·e à la protection des données du Département de la "
+                       "Seine-Saint-Denis (coordonnées sur le site du Département ou auprès de "
+                       "votre référent·e)")
 # The web's session secret: whoever holds it can forge any user's session cookie, so worker
 # processes are started without these variables and never read them (issue 16).
 SESSION_SECRET_VARIABLES = ("ICLI_SECRET_KEY", "ICLI_SECRET_KEY_FILE")
@@ -105,6 +110,8 @@ class Settings:
     mail_from: str = "ICL-I 93 <ne-pas-repondre@icli.invalid>"
     # Absolute links in e-mails lead here (behind login, except convocation answers).
     base_url: str = DEFAULT_BASE_URL
+    # The DPO's contact on the person's information note (name or service, address).
+    dpo_contact: str = DEFAULT_DPO_CONTACT
     # First delay before retrying a temporarily refused e-mail; doubled at each attempt.
     mail_retry_seconds: int = 60
     # Days without a visa before a director is reminded of minutes awaiting it.
@@ -260,6 +267,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *,
         smtp=parse_smtp_url(smtp_url) if smtp_url else None,
         mail_from=environ.get("ICLI_MAIL_FROM", "").strip() or Settings.mail_from,
         base_url=base_url or DEFAULT_BASE_URL,
+        dpo_contact=environ.get("ICLI_DPO_CONTACT", "").strip() or DEFAULT_DPO_CONTACT,
         mail_retry_seconds=max(1, _int(environ, "ICLI_MAIL_RETRY", 60)),
         visa_reminder_days=max(1, _int(environ, "ICLI_VISA_REMINDER_DAYS", 3)),
         digest_hour=min(23, _int(environ, "ICLI_DIGEST_HOUR", 7)),

@@ -23,12 +23,13 @@ BUILTIN_FILES: dict[str, str] = {
 BASE_KEYS = frozenset({"circonscription", "meeting_date", "version", "generated_on"})
 SESSION_KEYS = BASE_KEYS | {"meeting_time", "place", "facilitators"}
 AGENDA_KEYS = SESSION_KEYS | {"video_link", "partnership", "situations", "icag", "followups",
-                              "members"}
+                              "followups_time", "followups_presenter", "members"}
 DOSSIER_KEYS = AGENDA_KEYS | {"copies", "sheets", "open_recommendations"}
 ATTENDANCE_KEYS = SESSION_KEYS | {"members", "presenters"}
 MINUTES_KEYS = SESSION_KEYS | {"attendance", "attendance_totals", "motif_counts",
                                "situations_examined", "situations_adjourned", "partnership",
-                               "situations", "icag", "icag_steps", "visas"}
+                               "situations", "icag", "icag_steps", "followups", "secretary",
+                               "done_at", "done_on", "approved", "visas"}
 INFORMATION_KEYS = frozenset({"reference", "structure", "circonscription", "motif",
                               "retention", "dpo_contact", "version", "generated_on"})
 FEEDBACK_KEYS = BASE_KEYS | {"reference", "pseudonym", "structure", "motif", "avis",

@@ -13,6 +13,7 @@ pictures in Word), the confidentiality mention, and in the footer the date, the 
 
 from __future__ import annotations
 
+import re
 import struct
 import sys
 import zlib
@@ -36,6 +37,17 @@ RED = RGBColor(0xA0, 0x10, 0x10)
 GREY = RGBColor(0x55, 0x55, 0x55)
 HEADER_FILL = "D9E2F3"
 BLANK = "_" * 40
+FONT = "Calibri"
+NBSP = "\u00a0"
+# French typography: a non-breaking space before « : ; ? ! » and inside « … » (never before
+# « != », a Jinja operator of the tags these texts may hold).
+_BEFORE_PUNCTUATION = re.compile(r" ([:;?»]|!(?!=))")
+_AFTER_QUOTE = re.compile(r"« ")
+
+
+def french(text: str) -> str:
+    """A template's fixed text with French non-breaking spaces."""
+    return _AFTER_QUOTE.sub("«" + NBSP, _BEFORE_PUNCTUATION.sub(NBSP + r"\1", text))
 
 Cells = Sequence[str | Sequence[str]]
 
@@ -152,7 +164,7 @@ def para(container, text: str = "", *, style: str | None = None, bold: bool = Fa
     if before:
         paragraph.paragraph_format.space_before = Pt(before)
     if text:
-        run = paragraph.add_run(text)
+        run = paragraph.add_run(french(text))
         run.bold = bold or None
         run.italic = italic or None
         if size:
@@ -174,7 +186,7 @@ def tag(container, statement: str) -> None:
 
 
 def heading(document, text: str, level: int = 1, *, page_break_before: bool = False):
-    paragraph = document.add_heading(text, level=level)
+    paragraph = document.add_heading(french(text), level=level)
     if page_break_before:
         paragraph.paragraph_format.page_break_before = True
     return paragraph
@@ -188,7 +200,7 @@ def _fill(cell, content: str | Sequence[str], *, bold: bool = False, size: float
     first = cell.paragraphs[0]
     for index, text in enumerate(texts):
         paragraph = first if index == 0 else cell.add_paragraph()
-        run = paragraph.add_run(text)
+        run = paragraph.add_run(french(text))
         run.font.size = Pt(size if index == 0 else size - 1)
         run.bold = bold or None
         if index:
@@ -254,7 +266,7 @@ def when(container, condition: str, build: Callable[[], None], otherwise: str) -
 
 
 def _frame(document, title: str, *, landscape: bool = False,
-           about: str = "séance du {{ meeting_date }}") -> float:
+           about: str = "séance du {{ meeting_date }}", notice: str = CONFIDENTIAL) -> float:
     """A4 page, logos and confidentiality mention in the header, date, version and page x / y
     in the footer. Returns the usable width in cm."""
     section = document.sections[0]
@@ -284,18 +296,20 @@ def _frame(document, title: str, *, landscape: bool = False,
     run = sub.add_run("Département de la Seine-Saint-Denis · France Travail")
     run.font.size = Pt(8)
     _widths(logos, (3.6, usable - 7.2, 3.6))
-    notice = header.paragraphs[0]  # the header's own paragraph, moved below the logos
-    notice._p.addprevious(logos._tbl)
-    notice.alignment = WD_ALIGN_PARAGRAPH.CENTER
-    run = notice.add_run(CONFIDENTIAL)
+    notice_paragraph = header.paragraphs[0]  # the header's own paragraph, below the logos
+    notice_paragraph._p.addprevious(logos._tbl)
+    notice_paragraph.alignment = WD_ALIGN_PARAGRAPH.CENTER
+    # Room below the header: a table continued on the next page does not touch it.
+    notice_paragraph.paragraph_format.space_after = Pt(10)
+    run = notice_paragraph.add_run(french(notice))
     run.font.size = Pt(8)
     run.bold = True
     run.font.color.rgb = RED
 
     footer = section.footer.paragraphs[0]
     footer.alignment = WD_ALIGN_PARAGRAPH.CENTER
-    run = footer.add_run(f"{title} – {about} – version "
-                         f"{{{{ version }}}} du {{{{ generated_on }}}} – page ")
+    run = footer.add_run(french(f"{title} – {about} – version "
+                         f"{{{{ version }}}} du {{{{ generated_on }}}} – page "))
     run.font.size = Pt(8)
     _field(footer, "PAGE")
     footer.add_run(" / ").font.size = Pt(8)
@@ -306,11 +320,28 @@ def _frame(document, title: str, *, landscape: bool = False,
         qn("w:rPrDefault")).find(qn("w:rPr")).find(qn("w:lang"))
     language.set(qn("w:val"), "fr-FR")
     document.core_properties.language = "fr-FR"
+    _calibri_everywhere(document)
     normal = document.styles["Normal"]
-    normal.font.name = "Calibri"
     normal.font.size = Pt(10)
     normal.paragraph_format.space_after = Pt(4)
     return usable
+
+
+def _calibri_everywhere(document) -> None:
+    """Calibri in every style, the defaults and the list bullets, theme fonts dropped
+    (python-docx's headings use the theme's Cambria, its bullets the Symbol font):
+    LibreOffice substitutes Carlito, metric-compatible, so the PDF paginates as the Word file
+    does."""
+    numbering = document.part.numbering_part.element
+    for text in numbering.iter(qn("w:lvlText")):  # Symbol's private-use bullet
+        if text.get(qn("w:val")) == "\uf0b7":
+            text.set(qn("w:val"), "•")
+    for fonts in [*document.styles.element.iter(qn("w:rFonts")),
+                  *numbering.iter(qn("w:rFonts"))]:
+        for attribute in ("w:asciiTheme", "w:hAnsiTheme", "w:eastAsiaTheme", "w:cstheme"):
+            fonts.attrib.pop(qn(attribute), None)
+        for attribute in ("w:ascii", "w:hAnsi", "w:cs"):
+            fonts.set(qn(attribute), FONT)
 
 
 def _new(title: str, *, landscape: bool = False, **frame) -> tuple[Document, float]:
@@ -377,6 +408,8 @@ def agenda_body(document, usable: float) -> None:
          "Aucune entrée, aucun renouvellement ni aucune sortie d'accompagnement global.")
 
     heading(document, "4. Suivi des préconisations et questions diverses", 2)
+    para(document, "Vers {{ followups_time }} – présenté par : {{ followups_presenter }}",
+         italic=True, keep_with_next=True)
     when(document, "followups",
          lambda: (para(document, "Préconisations des séances précédentes restant à réaliser "
                                  "(situations désignées par leur seule référence) :"),
@@ -398,29 +431,46 @@ def agenda_body(document, usable: float) -> None:
 
 def build_agenda(path: Path) -> None:
     document, usable = _new("Ordre du jour")
-    document.add_heading("Ordre du jour", level=0)
+    heading(document, "Ordre du jour", 0)
     agenda_body(document, usable)
     document.save(path)
 
 
 # -- dossier de séance --------------------------------------------------------------------------
 LABEL_WIDTH = 5.0  # cm: where a field line's value starts
+LABEL_CHARACTERS = 28  # the longest label that fits before it (bold, 9 pt)
 
 
 def field_line(container, label: str, value: str) -> None:
     """« Label  value » on one paragraph, the value aligned on a tab stop with a hanging
     indent: reads like a two-column table, at a fraction of a table's layout cost (the
-    dossier has dozens per situation; LibreOffice lays out a table cell ~3× slower)."""
+    dossier has dozens per situation; LibreOffice lays out a table cell ~3× slower).
+
+    A label too long for its column ends with a line break instead of the tab, so that the
+    value starts on the next line at the same indent as the others (a tab after it would
+    push the value to the next default tab stop). A label from the data (``{{ x.label }}``)
+    is measured when rendered, with run-level tags."""
     paragraph = container.add_paragraph()
     fmt = paragraph.paragraph_format
     fmt.left_indent = Cm(LABEL_WIDTH)
     fmt.first_line_indent = Cm(-LABEL_WIDTH)
     fmt.tab_stops.add_tab_stop(Cm(LABEL_WIDTH))
     fmt.space_after = Pt(2)
-    label_run = paragraph.add_run(f"{label}\t")
+    label_run = paragraph.add_run(french(label))
     label_run.bold = True
     label_run.font.size = Pt(9)
-    paragraph.add_run(value).font.size = Pt(9)
+    variable = re.fullmatch(r"{{ ([\w.]+) }}", label)
+    if variable:
+        paragraph.add_run(f"{{%r if {variable[1]}|length > {LABEL_CHARACTERS} %}}")
+        paragraph.add_run().add_break()
+        paragraph.add_run("{%r else %}")
+        paragraph.add_run().add_tab()
+        paragraph.add_run("{%r endif %}")
+    elif len(label) > LABEL_CHARACTERS:
+        paragraph.add_run().add_break()
+    else:
+        paragraph.add_run().add_tab()
+    paragraph.add_run(french(value)).font.size = Pt(9)
 
 
 def field_loop(container, loop: str, label: str, value: str) -> None:
@@ -494,9 +544,19 @@ def _fiche(document, usable: float) -> None:
          "Premier passage en instance.")
 
 
+def followups_table(document, loop_var: str, usable: float) -> None:
+    """Open préconisations of earlier sessions, with their text (dossier annex, minutes): the
+    columns fit a reference, a date and « Préconisation » unbroken, the text takes the rest."""
+    loop_table(document, ["Référence", "Séance", "Préconisation", "Porteur", "Échéance",
+                          "État"],
+               ["{{ r.reference }}", "{{ r.session_date }}", "{{ r.preconisation }}",
+                "{{ r.porteur }}", "{{ r.echeance }}", "{{ r.state }}"],
+               f"r in {loop_var}", [3.2, 2.0, usable - 13.0, 3.2, 2.0, 2.6])
+
+
 def build_dossier(path: Path) -> None:
     document, usable = _new("Dossier de séance")
-    document.add_heading("Dossier de séance", level=0)
+    heading(document, "Dossier de séance", 0)
     _session_lines(document)
     para(document, "Version {{ version }} du {{ generated_on }}")
     box = document.add_table(rows=1, cols=1)
@@ -534,12 +594,7 @@ def build_dossier(path: Path) -> None:
 
     heading(document, "Annexe – suivi des préconisations en cours", 1, page_break_before=True)
     when(document, "open_recommendations",
-         lambda: loop_table(document, ["Référence", "Séance", "Préconisation", "Porteur",
-                                       "Échéance", "État"],
-                            ["{{ r.reference }}", "{{ r.session_date }}",
-                             "{{ r.preconisation }}", "{{ r.porteur }}", "{{ r.echeance }}",
-                             "{{ r.state }}"], "r in open_recommendations",
-                            [3.2, 2.4, usable - 15.0, 3.2, 2.4, 3.8]),
+         lambda: followups_table(document, "open_recommendations", usable),
          "Aucune préconisation n'est en cours.")
     para(document, "Les préconisations sont désignées par la seule référence de la situation.",
          italic=True, size=8.5, before=4)
@@ -561,19 +616,24 @@ COMMITMENT = (
 
 def build_attendance(path: Path) -> None:
     document, usable = _new("Feuille d'émargement", landscape=True)
-    document.add_heading("Feuille d'émargement", level=0)
+    heading(document, "Feuille d'émargement", 0)
     _session_lines(document)
     para(document, "Animation : {{ facilitators }}")
     heading(document, "Engagement de confidentialité", 2)
     para(document, COMMITMENT, size=9.5)
 
     heading(document, "Membres invités", 2)
+    para(document, "Présent·e, excusé·e, absent·e : cochés à l'entrée en séance ; renseignés "
+                   "d'après les présences enregistrées quand la feuille est produite après la "
+                   "séance.", italic=True, size=8.5)
     when(document, "members",
          lambda: loop_table(document, ["Nom", "Structure", "Fonction", "Statut", "Réponse",
-                                       "Signature"],
+                                       "Présent·e", "Excusé·e", "Absent·e", "Signature"],
                             ["{{ m.name }}", "{{ m.structure }}", "{{ m.function }}",
-                             "{{ m.status }}", "{{ m.answer }}", ""], "m in members",
-                            [4.2, 5.0, 4.2, 2.9, 3.4, usable - 19.7], row_height=1.2),
+                             "{{ m.status }}", "{{ m.answer }}", "{{ m.present }}",
+                             "{{ m.excused }}", "{{ m.absent }}", ""], "m in members",
+                            [3.8, 4.0, 3.6, 2.6, 2.8, 1.8, 1.9, 1.8, usable - 22.3],
+                            row_height=1.2),
          "Aucun membre n'est invité.")
 
     heading(document, "Référent·e·s présentant une situation", 2)
@@ -640,13 +700,14 @@ def _outcome_block(document, usable: float, loop_var: str, *, icag: bool) -> Non
 
 def build_minutes(path: Path) -> None:
     document, usable = _new("Procès-verbal")
-    document.add_heading("Procès-verbal – relevé de décisions", level=0)
+    heading(document, "Procès-verbal – relevé de décisions", 0)
     key_value_table(document, [
         ("Instance", "ICL-I / ICAG – circonscription de {{ circonscription }}"),
         ("Date", "{{ meeting_date }} à {{ meeting_time }}"),
         ("Lieu", "{{ place }}"),
         ("Animation", "{{ facilitators }}"),
-        ("Secrétaire de séance", ""),
+        ("Secrétaire de séance", "{{ secretary }}{% if not secretary %}" + "_" * 30
+                                 + "{% endif %}"),
     ], widths=(5.0, usable - 5.0))
     para(document, "Les situations sont désignées par leur seule référence pseudonyme : ce "
                    "procès-verbal ne contient ni donnée identifiante ni détail sensible.",
@@ -728,31 +789,51 @@ def build_minutes(path: Path) -> None:
                           "Motif de sortie"],
                ["{{ g.reference }}", "{{ g.kind }}", "{{ g.date }}", "{{ g.term }}",
                 "{{ g.diagnostic }}", "{{ g.exit_reason }}"], "g in icag_steps",
-               [3.2, 2.4, 2.0, 2.0, usable - 13.6, 4.0])
+               [3.4, 3.0, 2.0, 2.0, usable - 14.4, 4.0])
     tag(document, "endif")
 
-    heading(document, "6. Signatures", 2)
-    para(document, "Fait à ______________________, le ______________________")
-    tag(document, "for v in visas")
-    para(document, "{{ v.institution_label }}", bold=True, keep_with_next=True)
-    tag(document, "if v.sha256")
-    para(document, "Visa apposé par {{ v.name }} le {{ v.date }}.")
-    para(document, "Empreinte SHA-256 du fichier approuvé : {{ v.sha256 }}", size=8)
-    tag(document, "else")
-    para(document, f"Nom et qualité : {BLANK}", keep_with_next=True)
-    para(document, f"Date : {BLANK}", keep_with_next=True)
-    para(document, "Signature :", keep_with_next=True)
-    para(document, "")
-    para(document, "")
-    tag(document, "endif")
-    tag(document, "endfor")
+    heading(document, "6. Suivi des préconisations des séances précédentes", 2)
+    when(document, "followups", lambda: followups_table(document, "followups", usable),
+         "Aucune préconisation d'une séance précédente n'était en cours.")
+    _signatures(document, usable)
     document.save(path)
+
+
+def _signatures(document, usable: float) -> None:
+    """The closing sentence, « Fait à », the approved version and both signature blocks, side
+    by side in one row that cannot split: all kept on one page (keep with next), so that a
+    signature never stands alone on a page."""
+    heading(document, "7. Signatures", 2).paragraph_format.keep_with_next = True
+    para(document, "Le présent procès-verbal, qui désigne les situations par leur seule "
+                   "référence, est soumis au visa des deux directions signataires.",
+         keep_with_next=True)
+    para(document, "Fait à {{ done_at }}, le {{ done_on }}.", keep_with_next=True, before=4)
+    tag(document, "if approved.sha256")
+    para(document, "Version approuvée par les deux directions\u00a0: fichier "
+                   "{{ approved.filename }} (version {{ approved.number }}), empreinte "
+                   "SHA-256\u00a0: {{ approved.sha256 }}. Elle est téléchargeable depuis la "
+                   "page des visas et figure dans l'archive de la séance.", size=8.5,
+         keep_with_next=True)
+    tag(document, "endif")
+    table = document.add_table(rows=1, cols=2)
+    for cell, index in zip(table.rows[0].cells, (0, 1), strict=True):
+        v = f"visas[{index}]"
+        _fill(cell, f"{{{{ {v}.institution_label }}}}", bold=True, size=10)
+        for line in (f"{{%p if {v}.sha256 %}}",
+                     f"Visa apposé par {{{{ {v}.name }}}} le {{{{ {v}.date }}}}.",
+                     "{%p else %}", f"Nom et qualité\u00a0: {'_' * 24}",
+                     f"Date\u00a0: {'_' * 30}", "Signature\u00a0:", "", "", "",
+                     "{%p endif %}"):
+            paragraph = cell.add_paragraph(french(line))
+            paragraph.paragraph_format.keep_together = True
+    _row_flag(table.rows[0], "w:cantSplit")
+    _widths(table, [usable / 2, usable / 2])
 
 
 # -- fiche retour -------------------------------------------------------------------------------
 def build_feedback(path: Path) -> None:
     document, usable = _new("Fiche retour")
-    document.add_heading("Fiche retour au ou à la référent·e", level=0)
+    heading(document, "Fiche retour au ou à la référent·e", 0)
     para(document, "ICL-I / ICAG – circonscription de {{ circonscription }} – séance du "
                    "{{ meeting_date }}", bold=True)
     key_value_table(document, [
@@ -827,10 +908,35 @@ INFORMATION_SECTIONS = (
 )
 
 
+# The easy-to-read version (FALC: short sentences, one idea per line, everyday words).
+EASY_TO_READ = (
+    "Votre référent·e demande l'avis d'un groupe de professionnels.",
+    "Ce groupe s'appelle l'ICL-I.",
+    "Il se réunit chaque mois, dans la circonscription de {{ circonscription }}.",
+    "Il donne un avis sur votre parcours.",
+    "Il ne vous sanctionne pas.",
+    "Votre nom n'est pas écrit dans les documents du groupe.",
+    "Le groupe voit seulement un numéro : {{ reference }}.",
+    "Les professionnels du groupe gardent le secret.",
+    "Vous pouvez dire ce que vous pensez à votre référent·e.",
+    "Vous pouvez demander à voir vos informations.",
+    "Vous pouvez demander de les corriger.",
+    "Pour cela, parlez à votre référent·e.",
+    "Ou écrivez à : {{ dpo_contact }}.",
+)
+# Given to the person: no « ne pas diffuser » stamp.
+INFORMATION_NOTICE = "Information de la personne accompagnée – document à conserver"
+
+
 def build_information(path: Path) -> None:
-    document, usable = _new("Note d'information", about="fiche {{ reference }}")
-    document.add_heading("Note d'information : examen de votre situation en instance de "
-                         "concertation", level=0)
+    document, usable = _new("Note d'information", about="fiche {{ reference }}",
+                            notice=INFORMATION_NOTICE)
+    heading(document, "Note d'information : examen de votre situation en instance de "
+                         "concertation", 0)
+    heading(document, "En bref, en facile à lire", 2)
+    for line in EASY_TO_READ:
+        para(document, line, size=13)
+    heading(document, "La note complète", 2, page_break_before=True)
     key_value_table(document, [
         ("Référence de votre dossier", "{{ reference }}"),
         ("Structure qui vous accompagne", "{{ structure }}"),
@@ -842,8 +948,9 @@ def build_information(path: Path) -> None:
         for text in paragraphs:
             para(document, text)
     heading(document, "Votre position", 2)
-    para(document, "☐ Je suis d'accord pour que ma situation soit examinée.")
-    para(document, "☐ Je ne suis pas d'accord ; mes observations : " + BLANK)
+    # « □ » rather than « ☐ »: Carlito has it, the PDF keeps one font family.
+    para(document, "□ Je suis d'accord pour que ma situation soit examinée.")
+    para(document, "□ Je ne suis pas d'accord\u00a0; mes observations\u00a0: " + BLANK)
     para(document, "Fait le " + "_" * 12 + "     Signature : " + "_" * 24, before=8)
     para(document, "Note remise ou envoyée par votre référent·e. Référence à rappeler dans "
                    "toute demande : {{ reference }}.", italic=True, size=8.5, before=6)

@@ -34,7 +34,7 @@ from generator.contexts.dossier import (
 )
 from generator.contexts.feedback import feedback_context
 from generator.contexts.formatting import clean, french_date, french_time, short_date, slot_time
-from generator.contexts.information import DPO_CONTACT, RETENTION, information_context
+from generator.contexts.information import RETENTION, information_context
 from generator.contexts.minutes import SIGNATORIES, minutes_context, minutes_visas
 from generator.contexts.samples import sample_context
 from shared.document_variables import (
@@ -68,7 +68,6 @@ __all__ = [
     "BASE_KEYS",
     "BUILDERS",
     "DOSSIER_KEYS",
-    "DPO_CONTACT",
     "FEEDBACK_KEYS",
     "INFORMATION_KEYS",
     "MINUTES_KEYS",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, time, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -15,8 +15,8 @@ from generator.contexts.common import (
     sheet_items,
     sorted_members,
 )
-from generator.contexts.formatting import clean, short_date, slot_time
-from shared.domain.meetings import open_actions
+from generator.contexts.formatting import clean, french_time, short_date, slot_time
+from shared.domain.meetings import TIME_RE, open_actions
 from shared.domain.reference import reference_labels
 from shared.encrypted import Vault
 from shared.models import AgendaItem, Meeting, Sheet
@@ -70,6 +70,29 @@ def open_recommendations(session: Session, vault: Vault, meeting: Meeting) -> li
     return rows
 
 
+PART_ORDER = ("partenariat", "situation", "icag")
+FOLLOWUPS_PRESENTER = "Chargé·e d'animation territoriale"
+
+
+def planned_times(meeting: Meeting) -> tuple[dict[int, str], str]:
+    """A time for every item of the agenda: its slot when it has one, else the end of the
+    item before it (from the session's start, in the agenda's order); and the time the
+    follow-up part starts, after the last item. Adjourned items take no time."""
+    cursor = datetime.combine(meeting.day, meeting.starts_at.time())
+    times: dict[int, str] = {}
+    for part in PART_ORDER:
+        for item in meeting.items:
+            if item.part != part or item.outcome == "ajourne":
+                continue
+            match = TIME_RE.match(item.time_slot or "")
+            if match:
+                cursor = datetime.combine(meeting.day, time(int(item.time_slot[:2]),
+                                                            int(item.time_slot[3:])))
+            times[item.id] = french_time(cursor)
+            cursor += timedelta(minutes=item.duration_minutes or 0)
+    return times, french_time(cursor)
+
+
 def agenda_parts(session: Session, vault: Vault, meeting: Meeting, version: int, today: date,
                  labels: dict[str, dict[str, str]]) -> tuple[dict, dict[int, list[dict]]]:
     """The agenda's context, and the earlier passages of its people (the dossier prints
@@ -79,9 +102,11 @@ def agenda_parts(session: Session, vault: Vault, meeting: Meeting, version: int,
     on_agenda = sheet_items(meeting, "situation") + sheet_items(meeting, "icag")
     passages = passages_by_person(session, meeting, [i.sheet for i in on_agenda], labels)
 
+    times, followups_time = planned_times(meeting)
+
     def entries(part: str) -> list[dict]:
         return [_entry(i, numbers[i.id], labels, passages.get(i.sheet.beneficiary_id, []))
-                for i in sheet_items(meeting, part)]
+                | {"time_slot": times[i.id]} for i in sheet_items(meeting, part)]
 
     followups = [{k: row[k] for k in ("reference", "session_date", "porteur", "echeance",
                                       "state")}
@@ -89,11 +114,13 @@ def agenda_parts(session: Session, vault: Vault, meeting: Meeting, version: int,
     context = header(session, meeting, version, today) | {
         "video_link": clean(meeting.video_link),
         "partnership": [{"title": clean(i.title), "duration": f"{i.duration_minutes} min",
-                         "time_slot": slot_time(i.time_slot), "presenter": clean(i.presenter)}
+                         "time_slot": times[i.id], "presenter": clean(i.presenter)}
                         for i in meeting.items if i.part == "partenariat"],
         "situations": entries("situation"),
         "icag": entries("icag"),
         "followups": followups,
+        "followups_time": followups_time,
+        "followups_presenter": FOLLOWUPS_PRESENTER,
         "members": [member_entry(row) for row in sorted_members(meeting)],
     }
     return context, passages

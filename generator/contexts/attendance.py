@@ -17,7 +17,20 @@ from generator.contexts.common import (
 )
 from generator.contexts.formatting import clean, numbers_label, plural, slot_time
 from shared.encrypted import Vault
-from shared.models import AgendaItem, Meeting, Sheet
+from shared.models import AgendaItem, Meeting, MeetingMember, Sheet
+
+# Before the session is held, the presence columns stay blank: they are ticked at the door.
+NOT_HELD = {"planifiee", "odj_en_construction", "convoquee"}
+
+
+def _attendance_marks(row: MeetingMember, held: bool) -> dict:
+    """« X » in the present, excused or absent column once the session is held (a replaced
+    member counts as excused: the substitute signs among the other participants)."""
+    recorded = row.attendance if held else ""
+    return {"present": "X" if recorded == "present" else "",
+            "excused": ("X" if recorded == "excuse" else
+                        "Remplacé·e" if recorded == "remplace" else ""),
+            "absent": "X" if recorded == "absent" else ""}
 
 
 def attendance_context(session: Session, vault: Vault, meeting: Meeting, version: int,
@@ -37,8 +50,10 @@ def attendance_context(session: Session, vault: Vault, meeting: Meeting, version
         presenters.append({"structure": clean(items[0].sheet.structure.name),
                            "label": f"Référent·e présentant {word} {numbers_label(nums)}",
                            "time_slots": ", ".join(slots)})
+    held = meeting.state not in NOT_HELD
     return header(session, meeting, version, today) | {
         "version": archive_version(meeting, "attendance", version),
-        "members": [member_entry(row) for row in sorted_members(meeting)],
+        "members": [member_entry(row) | _attendance_marks(row, held)
+                    for row in sorted_members(meeting)],
         "presenters": presenters,
     }

@@ -11,15 +11,14 @@ from sqlalchemy.orm import Session, selectinload
 
 from generator.contexts.formatting import clean, french_date, french_time, short_date
 from shared.domain import documents
+from shared.domain.meetings import facilitators_of
 from shared.models import (
     AgendaItem,
     Decision,
     DecisionAction,
     Meeting,
     MeetingMember,
-    RoleAssignment,
     Sheet,
-    User,
 )
 from shared.models.meeting import ANSWERS, MEMBER_KINDS
 
@@ -30,7 +29,8 @@ def header(session: Session, meeting: Meeting, version: int, today: date) -> dic
         "meeting_date": french_date(meeting.starts_at.date()),
         "meeting_time": french_time(meeting.starts_at),
         "place": clean(meeting.place),
-        "facilitators": clean(", ".join(_facilitator_names(session, meeting))),
+        "facilitators": clean(", ".join(user.full_name for user in facilitators_of(
+            session, meeting.circonscription_id))),
         "version": str(version),
         "generated_on": french_date(today),
     }
@@ -41,16 +41,6 @@ def archive_version(meeting: Meeting, kind: str, version: int) -> str:
     if documents.is_archive_copy(meeting, kind):
         return f"{version} (copie d'archive établie après la séance)"
     return str(version)
-
-
-def _facilitator_names(session: Session, meeting: Meeting) -> list[str]:
-    """The chargé·e·s d'animation of the circonscription (professional names only)."""
-    return list(session.scalars(
-        select(User.full_name).join(RoleAssignment, RoleAssignment.user_id == User.id)
-        .where(RoleAssignment.role == "facilitator",
-               RoleAssignment.circonscription_id == meeting.circonscription_id,
-               User.active.is_(True))
-        .distinct().order_by(User.full_name)))
 
 
 def load_agenda(session: Session, meeting: Meeting) -> None:

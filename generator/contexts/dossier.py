@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from generator.contexts.agenda import agenda_parts, open_recommendations
 from generator.contexts.common import archive_version, numbered, sheet_items
-from generator.contexts.formatting import clean, iso_to_short, slot_time
+from generator.contexts.formatting import clean, french_typography, iso_to_short, slot_time
 from shared.domain.reference import reference_labels
 from shared.domain.sheets import read_values_many, sensitive_details_shared
 from shared.encrypted import Vault
@@ -93,7 +93,7 @@ def _fiche(item: AgendaItem, number: str, values: dict[str, Any],
         "secondary_motifs": _format_value("motifs_secondaires",
                                           values.get("motifs_secondaires") or [], labels),
         "urgent": "Oui" if sheet.urgent else "Non",
-        "fields": [{"label": FIELDS_BY_NAME[name].label,
+        "fields": [{"label": french_typography(FIELDS_BY_NAME[name].label),
                     "value": _format_value(name, values[name], labels)}
                    for name in SITUATION_FIELDS if not _empty(values.get(name))],
         "parcours": clean(values.get("parcours")),
@@ -107,7 +107,7 @@ def _fiche(item: AgendaItem, number: str, values: dict[str, Any],
                     "intensity": INTENSITE.get(freins[code], clean(freins[code]))}
                    for code in ordered],
         "sensitive_shared": shared,
-        "sensitive": [{"label": FIELDS_BY_NAME[name].label,
+        "sensitive": [{"label": french_typography(FIELDS_BY_NAME[name].label),
                        "value": _format_value(name, values[name], labels)}
                       for name in SENSITIVE_DETAIL_FIELDS
                       if shared and not _empty(values.get(name))],

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from generator.contexts.common import decisions_of
 from generator.contexts.formatting import clean, french_date, french_time, short_date
 from generator.contexts.minutes import decision_texts, outcome_of
+from shared.domain.meetings import facilitators_of
 from shared.domain.reference import reference_labels
 from shared.encrypted import Vault
 from shared.models import AgendaItem, Decision, Meeting, Sheet
@@ -24,12 +25,22 @@ def _next_passage(session: Session, meeting: Meeting, sheet: Sheet,
                Meeting.state.not_in(("annulee", "reportee")))
         .order_by(Meeting.starts_at).limit(1))
     if later is not None:
-        return f"{french_date(later.date())} à {french_time(later)} (séance programmée)"
+        return f"{french_date(later.date())} à {french_time(later)}, séance programmée"
     if decision is not None and decision.come_back_on:
-        return f"à partir du {short_date(decision.come_back_on)} (séance à fixer)"
+        return f"à partir du {short_date(decision.come_back_on)}, séance à fixer"
     if adjourned:  # proposed again to the next session of the circonscription
-        return "à la prochaine séance de l'instance (date à fixer)"
+        return "à la prochaine séance de l'instance, date à fixer"
     return ""
+
+
+def _contact(session: Session, meeting: Meeting) -> str:
+    """The CAT of the circonscription by name, with their professional e-mail address."""
+    where = f"chargé·e d'animation territoriale de l'ICL-I, circonscription de " \
+            f"{meeting.circonscription.name}"
+    people = [f"{user.full_name}, {where} – {user.email}" if user.email
+              else f"{user.full_name}, {where}"
+              for user in facilitators_of(session, meeting.circonscription_id)]
+    return clean(" ; ".join(people) or where[:1].upper() + where[1:])
 
 
 def _formal_decision_text(vault: Vault, decision: Decision) -> str:
@@ -82,7 +93,7 @@ def feedback_context(session: Session, vault: Vault, meeting: Meeting, version: 
             information.append(f"Lui notifier la décision formelle {who} et ses motifs.")
     if next_passage:
         information.append(f"Lui indiquer que sa situation sera de nouveau examinée "
-                           f"({next_passage}).")
+                           f"{next_passage}.")
     information.append("Recueillir ses observations et en faire part à l'animation de "
                        "l'instance si nécessaire.")
     circonscription = clean(meeting.circonscription.name)
@@ -102,7 +113,6 @@ def feedback_context(session: Session, vault: Vault, meeting: Meeting, version: 
         "next_passage": next_passage,
         "formal_decision": formal_decision,
         "information": information,
-        "contact": f"Chargé·e d'animation territoriale de l'ICL-I – circonscription de "
-                   f"{circonscription}",
+        "contact": _contact(session, meeting),
     }
 

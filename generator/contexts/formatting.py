@@ -32,14 +32,33 @@ def short_date(day: date | None) -> str:
     return f"{day:%d/%m/%Y}" if day else ""
 
 
+# French typography: a non-breaking space inside « 17 h 30 », so a time never splits.
+NBSP = "\u00a0"
+
+
+_BEFORE_PUNCTUATION = re.compile(r" ([:;?!»])")
+_AFTER_QUOTE = re.compile(r"« ")
+
+
+def french_typography(text: str) -> str:
+    """The product's own wording (a form's labels) as a document prints it: a non-breaking
+    space before « : ; ? ! » and inside « … ». Texts people typed are printed as typed."""
+    return _AFTER_QUOTE.sub("«" + NBSP, _BEFORE_PUNCTUATION.sub(NBSP + r"\1", text))
+
+
 def french_time(moment: datetime) -> str:
-    return f"{moment.hour} h {moment.minute:02d}"
+    return hours(moment.hour, f"{moment.minute:02d}")
+
+
+def hours(hour: int, minutes: str) -> str:
+    """« 17 h 30 », held together by non-breaking spaces."""
+    return f"{hour}{NBSP}h{NBSP}{minutes}"
 
 
 def slot_time(slot: str | None) -> str:
     """« 14:30 » -> « 14 h 30 »; anything else cleaned as it is."""
     match = re.fullmatch(r"(\d{1,2}):(\d{2})", slot or "")
-    return f"{int(match[1])} h {match[2]}" if match else clean(slot)
+    return hours(int(match[1]), match[2]) if match else clean(slot)
 
 
 def iso_to_short(value: Any) -> str:

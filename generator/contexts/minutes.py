@@ -9,6 +9,7 @@ from datetime import date
 
 from sqlalchemy.orm import Session
 
+from generator.contexts.agenda import open_recommendations
 from generator.contexts.common import (
     decisions_of,
     header,
@@ -16,10 +17,17 @@ from generator.contexts.common import (
     sheet_items,
     sorted_members,
 )
-from generator.contexts.formatting import clean, french_time, local_time, short_date, slot_time
+from generator.contexts.formatting import (
+    clean,
+    french_date,
+    french_time,
+    local_time,
+    short_date,
+    slot_time,
+)
 from shared.domain import documents
 from shared.domain.icag import steps_of_meeting
-from shared.domain.meetings import attendance_counts
+from shared.domain.meetings import attendance_counts, secretary_label
 from shared.domain.reference import reference_labels
 from shared.encrypted import Vault
 from shared.models import AgendaItem, Decision, Meeting, Sheet, User
@@ -28,8 +36,9 @@ from shared.models.icag import EXIT_REASONS
 from shared.models.meeting import ATTENDANCE, FORMAL_DECISION, ICAG_KINDS, MEMBER_KINDS
 
 SIGNATORIES = (
-    ("departement", "Pour le Département : le DGA ou son délégataire"),
-    ("france_travail", "Pour France Travail : la Directrice territoriale ou sa délégataire"),
+    ("departement", "Pour le Département\u00a0: le DGA ou son ou sa délégataire"),
+    ("france_travail", "Pour France Travail\u00a0: la Directrice territoriale ou son ou sa "
+                       "délégataire"),
 )
 if {code for code, _label in SIGNATORIES} != set(INSTITUTIONS):
     raise RuntimeError("SIGNATORIES must name every institution of INSTITUTIONS")
@@ -136,6 +145,26 @@ def minutes_visas(session: Session, meeting: Meeting) -> list[dict]:
     return blocks
 
 
+def approved_version(session: Session, meeting: Meeting) -> dict:
+    """The version both directors signed, which the final minutes name: its number, file
+    name and SHA-256 (of the Word file, as in the visas); empty strings before that."""
+    document = documents.approved_minutes(session, meeting)
+    visas = documents.minutes_visas(session, document) if document is not None else []
+    if not visas:
+        return {"number": "", "filename": "", "sha256": ""}
+    return {"number": str(document.number), "filename": clean(document.filename),
+            "sha256": clean(visas[0].sha256)}
+
+
+def _done_on(session: Session, meeting: Meeting, today: date) -> str:
+    """« Fait le »: the day the second visa made the minutes signed, else the day built."""
+    visas = documents.standing_visas(session, meeting, None) if meeting.state in \
+        documents.SIGNED_STATES else {}
+    if len(visas) == len(SIGNATORIES):
+        return french_date(local_time(max(v.signed_at for v in visas.values()))[0].date())
+    return french_date(today)
+
+
 def minutes_context(session: Session, vault: Vault, meeting: Meeting, version: int,
                     today: date, sheet: Sheet | None = None) -> dict:
     """Attendance by structure with counts, counts per motif, the avis per situation by
@@ -192,5 +221,10 @@ def minutes_context(session: Session, vault: Vault, meeting: Meeting, version: i
         "situations": outcomes("situation"),
         "icag": outcomes("icag"),
         "icag_steps": _icag_steps(session, meeting),
+        "followups": open_recommendations(session, vault, meeting),
+        "secretary": clean(secretary_label(session, meeting)),
+        "done_at": clean(meeting.circonscription.name),
+        "done_on": _done_on(session, meeting, today),
+        "approved": approved_version(session, meeting),
         "visas": minutes_visas(session, meeting),
     }

@@ -3,13 +3,13 @@ uploaded template, and the worker's warm-up. Fictitious values only."""
 
 from __future__ import annotations
 
-from generator.contexts.information import DPO_CONTACT, RETENTION
+from generator.contexts.information import RETENTION
 from generator.contexts.minutes import SIGNATORIES
 
 
 def _sample_header() -> dict:
     return {"circonscription": "Saint-Denis", "meeting_date": "mardi 15 décembre 2026",
-            "meeting_time": "14 h 00", "place": "Salle du conseil, 2 rue de l'Exemple",
+            "meeting_time": "14\u00a0h\u00a000", "place": "Salle du conseil, 2 rue de l'Exemple",
             "facilitators": "Camille Exemple", "version": "3",
             "generated_on": "mardi 8 décembre 2026"}
 
@@ -40,23 +40,32 @@ def _sample_agenda() -> dict:
     return _sample_header() | {
         "video_link": "https://visio.example.invalid/icli-c01",
         "partnership": [{"title": "Présentation du dispositif de mobilité",
-                         "duration": "20 min", "time_slot": "14 h 00",
+                         "duration": "20 min", "time_slot": "14\u00a0h\u00a000",
                          "presenter": "PLIE de Plaine Commune – Chargée de mission"}],
-        "situations": [_sample_entry("1", "14 h 30", "ICL-C01-2026-0001", "Tournesol-17"),
-                       _sample_entry("2", "14 h 50", "ICL-C01-2026-0002", "Glycine-42",
+        "situations": [_sample_entry("1", "14\u00a0h\u00a030", "ICL-C01-2026-0001", "Tournesol-17"),
+                       _sample_entry("2", "14\u00a0h\u00a050", "ICL-C01-2026-0002", "Glycine-42",
                                      passage=passage)],
-        "icag": [_sample_entry("3", "15 h 10", "ICL-C01-2026-0003", "Mimosa-08",
+        "icag": [_sample_entry("3", "15\u00a0h\u00a010", "ICL-C01-2026-0003", "Mimosa-08",
                                icag="Renouvellement")],
         "followups": [{"reference": "ICL-C01-2026-0000", "session_date": "10/11/2026",
                        "porteur": "ALI de Saint-Denis", "echeance": "15/01/2027",
                        "state": "En cours"}],
+        "followups_time": "15\u00a0h\u00a030",
+        "followups_presenter": "Chargé·e d'animation territoriale",
         "members": _sample_members(),
     }
 
 
+def _sample_followups() -> list[dict]:
+    """Open préconisations of an earlier session, with their text (dossier, minutes)."""
+    return [{"reference": "ICL-C01-2026-0000", "session_date": "10/11/2026",
+             "preconisation": "Bilan de compétences", "porteur": "ALI de Saint-Denis",
+             "echeance": "15/01/2027", "state": "En cours"}]
+
+
 def _sample_fiche(number: str, reference: str, pseudonym: str, shared: bool) -> dict:
     return {
-        "number": number, "time_slot": "14 h 30", "part": "Étude de situation",
+        "number": number, "time_slot": "14\u00a0h\u00a030", "part": "Étude de situation",
         "reference": reference, "pseudonym": pseudonym, "structure": "ALI de Saint-Denis",
         "structure_type": "Agence Locale d'Insertion",
         "motif": "Demande de réorientation de parcours",
@@ -69,10 +78,10 @@ def _sample_fiche(number: str, reference: str, pseudonym: str, shared: bool) -> 
         "freins": [{"label": "Mobilité (permis, transport, périmètre)",
                     "intensity": "Important"}],
         "sensitive_shared": shared,
-        "sensitive": ([{"label": "Santé / handicap : précisions utiles au parcours",
+        "sensitive": ([{"label": "Santé / handicap\u00a0: précisions utiles au parcours",
                         "value": "Problématique de santé impactant le parcours, suivi en cours"}]
                       if shared else []),
-        "question": "Une réorientation vers l'ALI est-elle pertinente ?",
+        "question": "Une réorientation vers l'ALI est-elle pertinente\u00a0?",
         "proposition": "Réorientation vers l'ALI.",
         "person_informed": "Oui, le 01/10/2026", "person_position": "D'accord",
         "person_comment": "Souhaite une formation.",
@@ -84,14 +93,14 @@ def _sample_fiche(number: str, reference: str, pseudonym: str, shared: bool) -> 
 
 def _sample_outcome(reference: str, adjourned: bool, icag: str = "") -> dict:
     return {
-        "reference": reference, "time_slot": "14 h 30", "icag_kind": icag,
+        "reference": reference, "time_slot": "14\u00a0h\u00a030", "icag_kind": icag,
         "motif": "Demande de réorientation de parcours", "structure": "ALI de Saint-Denis",
         "structure_type": "Agence Locale d'Insertion",
         "outcome": "Ajournée" if adjourned else "Avis rendu", "adjourned": adjourned,
         "decided": not adjourned,
         "adjourn_reason": "Complément d'information demandé." if adjourned else "",
         "avis": "" if adjourned else "Maintien du parcours et du référent, avec préconisations",
-        "motivation": "" if adjourned else "Le parcours progresse ; appui sur la mobilité.",
+        "motivation": "" if adjourned else "Le parcours progresse\u00a0; appui sur la mobilité.",
         "actions": [] if adjourned else [{"label": "Aide au permis de conduire",
                                           "porteur": "ALI de Saint-Denis",
                                           "echeance": "15/03/2027"}],
@@ -111,18 +120,17 @@ def sample_context(kind: str) -> dict:
             "copies": [{"number": str(n)} | m for n, m in enumerate(agenda["members"], 1)],
             "sheets": [_sample_fiche("1", "ICL-C01-2026-0001", "Tournesol-17", True),
                        _sample_fiche("2", "ICL-C01-2026-0002", "Glycine-42", False)],
-            "open_recommendations": [{"reference": "ICL-C01-2026-0000",
-                                      "session_date": "10/11/2026",
-                                      "preconisation": "Bilan de compétences",
-                                      "porteur": "ALI de Saint-Denis",
-                                      "echeance": "15/01/2027", "state": "En cours"}],
+            "open_recommendations": _sample_followups(),
         }
     if kind == "attendance":
+        marks = [{"present": "X", "excused": "", "absent": ""},
+                 {"present": "", "excused": "Remplacé·e", "absent": ""}]
         return _sample_header() | {
-            "members": _sample_members(),
+            "members": [member | mark for member, mark in zip(_sample_members(), marks,
+                                                               strict=True)],
             "presenters": [{"structure": "ALI de Saint-Denis",
                             "label": "Référent·e présentant les situations n° 1 et 3",
-                            "time_slots": "14 h 30, 15 h 10"}],
+                            "time_slots": "14\u00a0h\u00a030, 15\u00a0h\u00a010"}],
         }
     if kind == "minutes":
         return _sample_header() | {
@@ -138,7 +146,7 @@ def sample_context(kind: str) -> dict:
                               "examined": "1", "adjourned": "1"}],
             "situations_examined": "1", "situations_adjourned": "1",
             "partnership": [{"title": "Présentation du dispositif de mobilité",
-                             "duration": "20 min", "time_slot": "14 h 00",
+                             "duration": "20 min", "time_slot": "14\u00a0h\u00a000",
                              "presenter": "PLIE de Plaine Commune – Chargée de mission",
                              "summary": "Aide au permis et location solidaire de véhicules.",
                              "next_step": "Diffuser la plaquette aux référent·e·s.",
@@ -149,8 +157,14 @@ def sample_context(kind: str) -> dict:
             "icag_steps": [{"reference": "ICL-C01-2026-0003", "kind": "Renouvellement",
                             "date": "15/12/2026", "term": "31/01/2028", "diagnostic": "",
                             "exit_reason": ""}],
+            "followups": _sample_followups(),
+            "secretary": "Dominique Exemple (Responsable de circonscription, Service social "
+                         "départemental)",
+            "done_at": "Saint-Denis", "done_on": "dimanche 20 décembre 2026",
+            "approved": {"number": "2", "filename": "proces-verbal-2026-12-15-v2.docx",
+                         "sha256": "0" * 64},
             "visas": [{"institution_label": SIGNATORIES[0][1], "name": "Claude Directeur",
-                       "date": "20/12/2026 à 10 h 05", "sha256": "0" * 64},
+                       "date": "20/12/2026 à 10\u00a0h\u00a005", "sha256": "0" * 64},
                       {"institution_label": SIGNATORIES[1][1], "name": "", "date": "",
                        "sha256": ""}],
         }
@@ -163,17 +177,17 @@ def sample_context(kind: str) -> dict:
             "structure": outcome["structure"], "motif": outcome["motif"],
             "avis": outcome["avis"], "adjourned": False, "motivation": outcome["motivation"],
             "actions": outcome["actions"],
-            "next_passage": "à partir du 01/04/2027 (séance à fixer)",
+            "next_passage": "à partir du 01/04/2027, séance à fixer",
             "formal_decision": outcome["formal_decision"],
             "information": ["Informer la personne de l'avis rendu par l'instance.",
                             "Convenir avec elle de la mise en œuvre des préconisations."],
-            "contact": "Chargé·e d'animation territoriale de l'ICL-I – circonscription de "
-                       "Saint-Denis",
+            "contact": "Camille Exemple, chargé·e d'animation territoriale de l'ICL-I, "
+                       "circonscription de Saint-Denis – cat.saint-denis@example.invalid",
         }
     if kind == "information":
         return {"reference": "ICL-C01-2026-0001", "structure": "ALI de Saint-Denis",
                 "circonscription": "Saint-Denis",
                 "motif": "Demande de réorientation de parcours", "retention": RETENTION,
-                "dpo_contact": DPO_CONTACT, "version": "1",
+                "dpo_contact": "dpo@example.invalid", "version": "1",
                 "generated_on": "mardi 1er décembre 2026"}
     raise KeyError(kind)

@@ -109,7 +109,7 @@ def generate(meeting_id: int, kind: str, sheet_id: int | None, pdf: bool, out_pa
             handle.write(body)
     except OSError as exc:
         raise click.ClickException(f"cannot write {out_path}: {exc.strerror}") from None
-    click.echo(f"wrote {out_path} ({len(body)} bytes, version {document.content_version})")
+    click.echo(f"wrote {out_path} ({len(body)} bytes, version {document.number})")
 
 
 def _check_writable(path: Path) -> None:

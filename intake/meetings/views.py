@@ -47,7 +47,12 @@ from shared.models import (
     Sheet,
     Structure,
 )
-from shared.models.document import DOCUMENT_KINDS, PER_SHEET_KINDS, SHEET_ONLY_KINDS
+from shared.models.document import (
+    DOCUMENT_KINDS,
+    INSTITUTIONS,
+    PER_SHEET_KINDS,
+    SHEET_ONLY_KINDS,
+)
 from shared.models.meeting import (
     AGENDA_PARTS,
     ANSWERS,
@@ -290,7 +295,11 @@ def show(meeting_id: int):
         counts=domain.attendance_counts(meeting), deadlines=domain.deadlines(meeting),
         icag_kinds=ICAG_KINDS, labels=labels, decisions=decisions,
         same_person=domain.same_person_items(meeting),
-        transitions=domain.TRANSITIONS, today=date.today(), follow_up=follow_up,
+        transitions=domain.TRANSITIONS, director_actions=domain.DIRECTOR_ACTIONS,
+        secretaries=(domain.secretary_choices(db(), meeting) if "hold" in allowed else []),
+        secretary=domain.secretary_label(db(), meeting),
+        corrections=documents.minutes_corrections(db(), meeting), institutions=INSTITUTIONS,
+        today=date.today(), follow_up=follow_up,
         proposed_returns=returns.proposed_returns(db(), meeting),
         feedback_sheets=[db().get(Sheet, sheet_id)
                          for sheet_id in documents.feedback_sheet_ids(db(), meeting)],
@@ -319,14 +328,18 @@ def _other_open_meetings(meeting: Meeting) -> list[Meeting]:
 @role_required("facilitator")
 def change_state(meeting_id: int, action: str):
     meeting = meeting_in_scope(meeting_id)
-    # Postponing needs a date; the minutes are signed by the directors' visas only.
-    if action not in domain.TRANSITIONS or action in ("postpone", "sign_minutes"):
+    # Postponing needs a date; the minutes are signed (or sent back for correction) by the
+    # directors only.
+    if action not in domain.TRANSITIONS or action == "postpone" \
+            or action in domain.DIRECTOR_ACTIONS:
         abort(404)
     form = ReasonForm()
     reason = (form.reason.data or "") if form.validate() else ""
     try:
         domain.transition(db(), vault(), meeting, action, reason=reason,
-                          dismissals=_dismissals())
+                          dismissals=_dismissals(),
+                          secretary=request.form.get("secretary", "") if action == "hold"
+                          else None)
     except TextsNeedReviewError as exc:
         return _review_page(meeting, exc, title="Motif à reformuler",
                             fields=_reason_field("Motif", reason), hidden={})
@@ -700,6 +713,11 @@ def send_document(document: GeneratedDocument, as_pdf: bool):
     except NotFoundError:
         abort(404)
     db().commit()
+    return file_response(document, body, as_pdf)
+
+
+def file_response(document: GeneratedDocument, body: bytes, as_pdf: bool):
+    """A decrypted document as a download, from memory."""
     name = document.filename.removesuffix(".docx") + ".pdf" if as_pdf else document.filename
     return send_file(io.BytesIO(body), as_attachment=True, download_name=name, max_age=0,
                      mimetype="application/pdf" if as_pdf else document.media_type)
@@ -708,8 +726,8 @@ def send_document(document: GeneratedDocument, as_pdf: bool):
 @bp.route("/<int:meeting_id>/archive")
 @role_required("facilitator")
 def archive(meeting_id: int):
-    """The session's archive: latest dossier and minutes (Word and PDF) and a CSV of the
-    decisions, by reference only."""
+    """The session's archive: its documents in their approved version (Word and PDF) and a
+    CSV of the decisions, by reference only."""
     meeting = meeting_in_scope(meeting_id)
     body = documents.meeting_archive(db(), vault(), meeting)
     db().commit()

@@ -71,6 +71,7 @@ ACTION_LABELS = {
     "meeting_sheet_inscribed": "Séance : situation inscrite",
     "member_saved": "Membre de l'instance enregistré",
     "minutes_visa": "Visa du procès-verbal",
+    "minutes_correction_requested": "Demande de correction du procès-verbal",
     "notification_preferences": "Préférences de courriel",
     "notification_retried": "Courriel renvoyé",
     "partnership_follow_up_done": "Suivi d'un point partenarial marqué fait",

@@ -7,7 +7,7 @@ import io
 import zipfile
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from shared import deidentify
@@ -23,14 +23,17 @@ from shared.models import (
     DocumentJob,
     GeneratedDocument,
     Meeting,
+    MinutesCorrection,
+    MinutesReading,
     MinutesVisa,
     Sheet,
 )
 from shared.models.document import (
     DOCUMENT_KINDS,
+    INSTITUTIONS,
     PER_SHEET_KINDS,
 )
-from shared.models.meeting import FORMAL_DECISION
+from shared.models.meeting import AGENDA_PARTS, FORMAL_DECISION
 
 # A running job whose lease has passed belongs to a dead worker and is run again (the worker
 # running a job extends its lease while it runs: ``extend_lease``).
@@ -341,22 +344,75 @@ def latest_document(session: Session, meeting_id: int, kind: str,
     return session.scalars(query.order_by(GeneratedDocument.id.desc()).limit(1)).first()
 
 
+def next_number(session: Session, meeting_id: int | None, kind: str,
+                sheet_id: int | None) -> int:
+    """The printed version of the next document of this kind (for this sheet): v1, v2…"""
+    query = select(func.count()).select_from(GeneratedDocument).where(
+        GeneratedDocument.kind == kind,
+        GeneratedDocument.meeting_id.is_(None) if meeting_id is None
+        else GeneratedDocument.meeting_id == meeting_id,
+        GeneratedDocument.sheet_id.is_(None) if sheet_id is None
+        else GeneratedDocument.sheet_id == sheet_id)
+    return session.scalar(query) + 1
+
+
 def minutes_visas(session: Session, document: GeneratedDocument) -> list[MinutesVisa]:
     return list(session.scalars(select(MinutesVisa).where(
         MinutesVisa.document_id == document.id).order_by(MinutesVisa.id)))
+
+
+SIGNED_STATES = {"pv_signe", "cloturee"}
+
+
+def approved_minutes(session: Session, meeting: Meeting) -> GeneratedDocument | None:
+    """The version of the minutes both institutions signed (the latest, after an erratum)."""
+    if meeting.state not in SIGNED_STATES:
+        return None
+    for document_id in session.scalars(
+            select(MinutesVisa.document_id).where(MinutesVisa.meeting_id == meeting.id)
+            .group_by(MinutesVisa.document_id)
+            .having(func.count(func.distinct(MinutesVisa.institution)) == len(INSTITUTIONS))
+            .order_by(MinutesVisa.document_id.desc())):
+        return session.get(GeneratedDocument, document_id)
+    return None
 
 
 def standing_visas(session: Session, meeting: Meeting,
                    latest: GeneratedDocument | None) -> dict[str, MinutesVisa]:
     """The visas that stand, by institution: while the minutes await visas, those on their
     latest version; once signed, those on the version signed (the final minutes, built
-    afterwards, carry them)."""
-    query = select(MinutesVisa).where(MinutesVisa.meeting_id == meeting.id)
-    if meeting.state == "pv_en_signature":
-        if latest is None:
-            return {}
-        query = query.where(MinutesVisa.document_id == latest.id)
-    return {visa.institution: visa for visa in session.scalars(query.order_by(MinutesVisa.id))}
+    afterwards, carry them); none otherwise (a version being corrected after a director's
+    request carries no earlier visa)."""
+    signed = (latest if meeting.state == "pv_en_signature"
+              else approved_minutes(session, meeting))
+    if signed is None:
+        return {}
+    return {visa.institution: visa for visa in session.scalars(
+        select(MinutesVisa).where(MinutesVisa.document_id == signed.id)
+        .order_by(MinutesVisa.id))}
+
+
+def has_read_minutes(session: Session, document: GeneratedDocument, user_id: int) -> bool:
+    return session.scalar(select(MinutesReading.id).where(
+        MinutesReading.document_id == document.id, MinutesReading.user_id == user_id)) \
+        is not None
+
+
+def read_minutes(vault: Vault, document: GeneratedDocument, user_id: int, *,
+                 pdf: bool = False) -> bytes:
+    """A director opens a version of the minutes (``download``): the reading a visa or a
+    correction request needs is recorded."""
+    body = download(vault, document, pdf=pdf)
+    if not has_read_minutes(vault.session, document, user_id):
+        vault.session.add(MinutesReading(document_id=document.id, user_id=user_id))
+        vault.session.flush()
+    return body
+
+
+def minutes_corrections(session: Session, meeting: Meeting) -> list[MinutesCorrection]:
+    """The directors' correction requests on this session's minutes, latest first."""
+    return list(session.scalars(select(MinutesCorrection).where(
+        MinutesCorrection.meeting_id == meeting.id).order_by(MinutesCorrection.id.desc())))
 
 
 # -- documents leaving the vault --------------------------------------------------------------
@@ -381,11 +437,25 @@ def export(vault: Vault, document: GeneratedDocument, *, pdf: bool = False) -> b
     return _body(vault, document, pdf, "document_exported", [])
 
 
-def meeting_archive(session: Session, vault: Vault, meeting: Meeting) -> bytes:
-    """The session's archive, a zip: the latest dossier and minutes (Word and PDF) and a CSV
-    of the decisions, by reference only. Audited before anything is decrypted."""
-    included = [document for kind in ("dossier", "minutes")
+def archived_documents(session: Session, meeting: Meeting) -> list[GeneratedDocument]:
+    """What the session's archive holds: the latest agenda, dossier, émargement and minutes,
+    the version of the minutes both directors approved (the file their visas' fingerprint
+    names, when it is not the latest), and the latest fiche retour of each situation."""
+    included = [document for kind in ("agenda", "dossier", "attendance", "minutes")
                 if (document := latest_document(session, meeting.id, kind)) is not None]
+    approved = approved_minutes(session, meeting)
+    if approved is not None and approved not in included:
+        included.append(approved)
+    included += [document for sheet_id in feedback_sheet_ids(session, meeting)
+                 if (document := latest_document(session, meeting.id, "feedback", sheet_id))
+                 is not None]
+    return included
+
+
+def meeting_archive(session: Session, vault: Vault, meeting: Meeting) -> bytes:
+    """The session's archive, a zip: its documents (``archived_documents``, Word and PDF)
+    and a CSV of the decisions, by reference only. Audited before anything is decrypted."""
+    included = archived_documents(session, meeting)
     audit.record(session, vault.keyring, vault.actor, "archive_downloaded",
                  object_type="meetings", object_ids=[meeting.id],
                  fields=[str(d.id) for d in included])
@@ -396,21 +466,48 @@ def meeting_archive(session: Session, vault: Vault, meeting: Meeting) -> bytes:
             if document.pdf_body is not None:
                 archive_file.writestr(document.filename.removesuffix(".docx") + ".pdf",
                                       vault.open_blob(document, "pdf_body"))
-        archive_file.writestr("decisions.csv", _decisions_csv(session, meeting))
+        archive_file.writestr("decisions.csv", _decisions_csv(session, vault, meeting))
     return buffer.getvalue()
 
 
-def _decisions_csv(session: Session, meeting: Meeting) -> str:
+DECISION_COLUMNS = ["Référence", "Partie", "Motif", "Structure", "Issue", "Avis",
+                    "Motif de l'ajournement", "Décision formelle", "Retour en instance",
+                    "Préconisation", "Porteur", "Échéance"]
+
+
+def _decisions_csv(session: Session, vault: Vault, meeting: Meeting) -> str:
+    """One row per préconisation (its text, porteur and échéance), and one row for a
+    situation without any, adjourned ones included, in agenda order: by reference only."""
     labels = reference_labels(session)
+    decisions = {d.sheet_id: d for d in session.scalars(
+        select(Decision).where(Decision.meeting_id == meeting.id).order_by(Decision.id))}
+    actions = [a for d in decisions.values() for a in d.actions]
+    texts = {a.id: (opened["label"].reveal() if opened["label"] is not None else "")
+             for a, opened in zip(actions, vault.open_many(actions, ["label"]) if actions
+                                  else [], strict=True)}
     out = io.StringIO()
     writer = csv.writer(out, delimiter=";")
-    writer.writerow(["Référence", "Motif", "Structure", "Avis", "Décision formelle",
-                     "Retour en instance", "Préconisations"])
-    for decision in session.scalars(select(Decision).where(Decision.meeting_id == meeting.id)):
-        sheet = decision.sheet
-        writer.writerow([sheet.reference, labels["motif"].get(sheet.motif or "", ""),
-                         sheet.structure.name, labels["avis"].get(decision.avis, decision.avis),
-                         FORMAL_DECISION[decision.formal_decision_by],
-                         decision.come_back_on.strftime("%d/%m/%Y")
-                         if decision.come_back_on else "", len(decision.actions)])
+    writer.writerow(DECISION_COLUMNS)
+    for item in sorted(meeting.items, key=lambda i: (i.position, i.id)):
+        if item.sheet is None or not item.outcome:
+            continue
+        sheet, decision = item.sheet, decisions.get(item.sheet_id)
+        adjourned = item.outcome == "ajourne"
+        situation = [
+            sheet.reference, AGENDA_PARTS.get(item.part, item.part),
+            labels["motif"].get(sheet.motif or "", ""), sheet.structure.name,
+            "Ajournée" if adjourned else "Examinée",
+            labels["avis"].get(decision.avis, decision.avis)
+            if decision and not adjourned else "",
+            item.adjourn_reason if adjourned else "",
+            FORMAL_DECISION[decision.formal_decision_by] if decision and not adjourned else "",
+            decision.come_back_on.strftime("%d/%m/%Y")
+            if decision and decision.come_back_on and not adjourned else ""]
+        recommended = decision.actions if decision and not adjourned else []
+        for action in recommended:
+            writer.writerow([*situation, texts[action.id],
+                             action.owner.name if action.owner else "",
+                             action.due_on.strftime("%d/%m/%Y") if action.due_on else ""])
+        if not recommended:
+            writer.writerow([*situation, "", "", ""])
     return "\ufeff" + out.getvalue()

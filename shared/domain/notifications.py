@@ -27,6 +27,7 @@ from shared.models import (
     Meeting,
     MeetingMember,
     Member,
+    MinutesCorrection,
     MinutesVisa,
     Notification,
     NotificationPreference,
@@ -174,6 +175,16 @@ def minutes_sent(session: Session, meeting: Meeting) -> None:
     for user in _directors_awaited(session, meeting):
         _to_user(session, "visa_pending", user, meeting_id=meeting.id,
                  dedup_key=f"visa:{meeting.id}:{user.id}:{meeting.content_version}")
+    session.flush()
+
+
+def minutes_correction(session: Session, meeting: Meeting,
+                       correction: MinutesCorrection) -> None:
+    """A director asked for a correction of the minutes: the circonscription's CAT are told
+    (the message points to the session's page, where the comment is)."""
+    for user in _users_with_role(session, "facilitator", meeting.circonscription_id):
+        _to_user(session, "minutes_correction", user, meeting_id=meeting.id,
+                 dedup_key=f"minutes-correction:{correction.id}:{user.id}")
     session.flush()
 
 

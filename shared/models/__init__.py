@@ -5,6 +5,8 @@ from shared.models.beneficiary import Beneficiary, IdentityRecord
 from shared.models.document import (
     DocumentJob,
     GeneratedDocument,
+    MinutesCorrection,
+    MinutesReading,
     MinutesVisa,
     TemplateVersion,
 )
@@ -61,6 +63,8 @@ __all__ = [
     "Meeting",
     "MeetingMember",
     "Member",
+    "MinutesCorrection",
+    "MinutesReading",
     "MinutesVisa",
     "Notification",
     "NotificationPreference",

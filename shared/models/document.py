@@ -11,6 +11,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -51,6 +52,9 @@ class GeneratedDocument(Base):
     sheet_id: Mapped[int | None] = mapped_column(ForeignKey("sheets.id"), index=True)
     kind: Mapped[str] = mapped_column(String(20))
     content_version: Mapped[int] = mapped_column(Integer)
+    # The version as printed: v1, v2… per (session, kind, sheet), whatever the session's
+    # content version (its edit counter) is.
+    number: Mapped[int] = mapped_column(Integer, default=1)
     filename: Mapped[str] = mapped_column(String(120))
     media_type: Mapped[str] = mapped_column(String(100))
     size: Mapped[int] = mapped_column(Integer)
@@ -138,3 +142,30 @@ class MinutesVisa(Base):
     signed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     sha256: Mapped[str] = mapped_column(String(64))  # of the .docx
     pdf_sha256: Mapped[str | None] = mapped_column(String(64))  # of the PDF, when there is one
+
+
+class MinutesReading(Base):
+    """A director opened (downloaded) this version of the minutes: a visa needs it."""
+
+    __tablename__ = "minutes_readings"
+    __table_args__ = (UniqueConstraint("document_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("generated_documents.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    opened_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class MinutesCorrection(Base):
+    """A director's request to correct a version of the minutes, instead of a visa. The
+    comment is screened like every session text: it names situations by reference only."""
+
+    __tablename__ = "minutes_corrections"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id"), index=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("generated_documents.id"))
+    institution: Mapped[str] = mapped_column(String(20))  # key of INSTITUTIONS
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    comment: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -78,6 +78,10 @@ class Meeting(Base):
     content_version: Mapped[int] = mapped_column(Integer, default=1)
     # The version sent with the convocations; a later change is a late addition.
     frozen_version: Mapped[int | None] = mapped_column(Integer)
+    # The secrétaire de séance, chosen when the session is held: an invited member, or one
+    # of the circonscription's facilitators (the CAT); at most one of the two is set.
+    secretary_member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    secretary_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     circonscription: Mapped[Circonscription] = relationship()

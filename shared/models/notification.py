@@ -25,6 +25,7 @@ KINDS = {
     "feedback_ready": "my_sheets",
     "visa_pending": "visas",
     "visa_reminder": "visas",
+    "minutes_correction": "minutes",
     "ag_term": "my_sheets",  # to the ACCO GLO counsellor (a member), always at once
     "convocation": "",  # to members of a session, always at once
     "digest": "",
@@ -40,6 +41,7 @@ KIND_LABELS = {
     "feedback_ready": "Fiche retour prête",
     "visa_pending": "PV à viser",
     "visa_reminder": "Relance de visa",
+    "minutes_correction": "Correction du PV demandée",
     "ag_term": "Accompagnement global à renouveler",
     "convocation": "Convocation",
     "digest": "Récapitulatif quotidien",
@@ -50,8 +52,10 @@ TOPICS = {
     "my_sheets": "Suivi de vos fiches (à compléter, inscription, ajournement, retour en instance, "
                  "fiche retour, terme d'un accompagnement global)",
     "visas": "Procès-verbaux en attente de votre visa, et relances",
+    "minutes": "Procès-verbaux : corrections demandées par les directions",
 }
-TOPIC_ROLES = {"sheets_to_screen": "facilitator", "my_sheets": "referent", "visas": "director"}
+TOPIC_ROLES = {"sheets_to_screen": "facilitator", "my_sheets": "referent", "visas": "director",
+               "minutes": "facilitator"}
 MODES = {"immediate": "Un courriel à chaque événement", "digest": "Un récapitulatif par jour"}
 
 STATES = {

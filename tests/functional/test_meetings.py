@@ -129,8 +129,18 @@ def test_a_whole_month_of_one_instance(facilitator, app, world, db_session, vaul
     assert "Présences enregistrées." in flash_text(page)
     assert "Présents : 1 · excusés : 1 · absents : 0 · remplacés : 1" in page.get_data(
         as_text=True)
-    post(facilitator, f"{url}/etat/hold", form_url=url)
-    assert reload(db_session, Meeting, meeting.id).state == "tenue"
+    # Held: the secrétaire de séance is chosen among the members present and the CAT.
+    chief = rows["Chef de circonscription"].member
+    page = post(facilitator, f"{url}/etat/hold", form_url=url)
+    assert "Choisissez le ou la secrétaire de séance" in flash_text(page)
+    assert f'value="member:{chief.id}"' in page.get_data(as_text=True)
+    assert f'value="member:{rows["Conseillère ACCO GLO"].member_id}"' not in page.get_data(
+        as_text=True)  # excused: not a choice
+    post(facilitator, f"{url}/etat/hold", {"secretary": f"member:{chief.id}"}, url)
+    meeting = reload(db_session, Meeting, meeting.id)
+    assert meeting.state == "tenue" and meeting.secretary_member_id == chief.id
+    assert f"Secrétaire de séance&nbsp;: {chief.name}" in facilitator.get(url).get_data(
+        as_text=True)
 
     # Examination: an avis with two actions, one adjournment, an avis on the late sheet.
     items = {i.sheet_id: i for i in reload(db_session, Meeting, meeting.id).items if i.sheet_id}
@@ -179,9 +189,12 @@ def test_a_whole_month_of_one_instance(facilitator, app, world, db_session, vaul
         GeneratedDocument.kind == "minutes")).one()
     for role, institution in (("director", "departement"), ("other_director", "france_travail")):
         director = client_as(app, role)
-        assert "Apposer mon visa" in director.get("/visas/").get_data(as_text=True)
-        page = post(director, f"/visas/{meeting.id}/{institution}",
-                    {"document_id": str(sent.id)}, form_url="/visas/")
+        review = f"/visas/{meeting.id}/{institution}"
+        assert review in director.get("/visas/").get_data(as_text=True)
+        assert director.get(f"/visas/documents/{sent.id}").status_code == 200  # read first
+        assert "Apposer mon visa" in director.get(review).get_data(as_text=True)
+        page = post(director, review, {"document_id": str(sent.id), "confirm": "1"},
+                    form_url=review)
         assert "Visa apposé." in flash_text(page)
     assert reload(db_session, Meeting, meeting.id).state == "pv_signe"
     visas = db_session.scalars(select(MinutesVisa)).all()

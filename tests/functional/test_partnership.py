@@ -52,7 +52,7 @@ def test_a_partnership_item_has_a_presenter_and_a_slot_in_the_agenda(
         GeneratedDocument.kind == "agenda")).one()
     cells = _cells(vault.open_blob(stored, "body"))
     row = cells.index("Mobilité solidaire")
-    assert cells[row - 1:row + 3] == ["14 h 10", "Mobilité solidaire",
+    assert cells[row - 1:row + 3] == ["14\u00a0h\u00a010", "Mobilité solidaire",
                                       "PLIE de Plaine Commune – Chargée de mission", "20 min"]
 
 

@@ -170,7 +170,7 @@ def test_an_adjourned_situation_gets_a_fiche_retour_saying_why_and_when(
     context = feedback_context(db_session, vault, meeting, 1, date.today(), adjourned)
     assert context["avis"] == "Situation ajournée" and context["adjourned"] is True
     assert context["motivation"] == "Bilan de santé attendu."
-    assert context["next_passage"] == "à la prochaine séance de l'instance (date à fixer)"
+    assert context["next_passage"] == "à la prochaine séance de l'instance, date à fixer"
     cells = [c.text for t in Document(io.BytesIO(render(template_path(
         settings.templates_dir, "feedback"), context))).tables for r in t.rows for c in r.cells]
     assert "Motif de l'ajournement" in cells and "Motivation" not in cells
@@ -184,7 +184,8 @@ def test_an_adjourned_situation_gets_a_fiche_retour_saying_why_and_when(
                            today=PLANNED_ON)
     inscribe_sheet(db_session, vault, later, adjourned, "14:30")
     context = feedback_context(db_session, vault, meeting, 2, date.today(), adjourned)
-    assert context["next_passage"] == "mardi 12 janvier 2027 à 14 h 00 (séance programmée)"
+    assert context["next_passage"] == ("mardi 12 janvier 2027 à 14\u00a0h\u00a000, "
+                                       "séance programmée")
 
 
 def test_the_dossier_and_emargement_are_archive_copies_after_the_avis_are_closed(

@@ -1,21 +1,33 @@
 """The minutes' signature: visas bear on the exact version read, the final PDF carries both."""
 
 import hashlib
+import html
+import io
 import shutil
 import threading
+import zipfile
 from datetime import date, datetime, time
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shared.domain import documents, meetings
 from shared.encrypted import Vault
-from shared.models import GeneratedDocument, Meeting, MinutesVisa, User
+from shared.models import (
+    GeneratedDocument,
+    Meeting,
+    MinutesCorrection,
+    MinutesReading,
+    MinutesVisa,
+    Notification,
+    User,
+)
 from tests.helpers import (
     client_as,
     csrf_token,
     examine_every_situation,
+    flash_text,
     generate,
     logged_in,
     pdf_text,
@@ -33,9 +45,15 @@ def minutes_ready_for_visas(world, db_session, vault) -> Meeting:
     return meeting
 
 
-def visa(director, meeting_id, institution, document_id) -> None:
-    director.post(f"/visas/{meeting_id}/{institution}", data={
-        "csrf_token": csrf_token(director, "/visas/"), "document_id": str(document_id)})
+def visa(director, meeting_id, institution, document_id, *, read: bool = True,
+         confirm: bool = True):
+    """A director's visa through the page: the minutes opened first, the visa confirmed."""
+    if read:
+        assert director.get(f"/visas/documents/{document_id}").status_code == 200
+    url = f"/visas/{meeting_id}/{institution}"
+    return director.post(url, follow_redirects=True, data={
+        "csrf_token": csrf_token(director, "/visas/"), "document_id": str(document_id),
+        **({"confirm": "1"} if confirm else {})})
 
 
 def latest_minutes(db_session) -> GeneratedDocument:
@@ -78,10 +96,90 @@ def test_visas_bear_on_the_version_read_and_the_final_pdf_carries_both(
     generate(facilitator, meeting.id, "minutes")  # the final version, built on the 2nd visa
     final = latest_minutes(db_session)
     assert final.id != rebuilt.id and final.pdf_body is not None
+    # Numbered per kind: the third minutes of the session, whatever its edit counter.
+    assert [read_first.number, rebuilt.number, final.number] == [1, 2, 3]
+    assert final.filename.endswith("-v3.docx")
     text = pdf_text(vault.open_blob(final, "pdf_body"))
+    flat = text.replace("\n", " ")
     for row in standing:
         assert row.sha256[:16] in text.replace("\n", "")
         assert db_session.get(User, row.user_id).full_name in text
+    # It names the approved file, which the directors' page and the archive both offer.
+    assert rebuilt.filename in flat and "(version 2)" in flat
+    inbox = departement.get("/visas/").get_data(as_text=True)
+    assert f"/visas/documents/{rebuilt.id}" in inbox and "Version approuvée" in inbox
+    approved = departement.get(f"/visas/documents/{rebuilt.id}")
+    assert hashlib.sha256(approved.data).hexdigest() == standing[0].sha256
+    with zipfile.ZipFile(io.BytesIO(facilitator.get(
+            f"/seances/{meeting.id}/archive").data)) as bundle:
+        assert hashlib.sha256(bundle.read(rebuilt.filename)).hexdigest() == standing[0].sha256
+        assert final.filename in bundle.namelist()
+
+
+def test_a_director_opens_and_confirms_before_signing_or_sends_the_minutes_back(
+        app, world, db_session, vault):
+    meeting = minutes_ready_for_visas(world, db_session, vault)
+    meeting.state = "pv_en_signature"
+    minutes = GeneratedDocument(meeting_id=meeting.id, kind="minutes", content_version=1,
+                                filename="proces-verbal-v1.docx", number=1,
+                                media_type="application/octet-stream", size=4, body=b"")
+    db_session.add(minutes)
+    db_session.flush()
+    vault.seal_blob(minutes, "body", b"PK-minutes")
+    db_session.commit()
+    departement, france_travail = client_as(app, "director"), client_as(app, "other_director")
+
+    # Not opened: no visa, no correction; the page says to open it first.
+    page = visa(departement, meeting.id, "departement", minutes.id, read=False)
+    assert "Ouvrez d'abord le procès-verbal (version 1)" in html.unescape(flash_text(page))
+    review = html.unescape(departement.get(f"/visas/{meeting.id}/departement").get_data(
+        as_text=True))
+    assert "disabled" in review and "J'ai lu la version 1" in review
+    # Opened but not confirmed: refused too.
+    page = visa(departement, meeting.id, "departement", minutes.id, confirm=False)
+    assert "Cochez la case de confirmation" in flash_text(page)
+    assert db_session.scalar(select(func.count()).select_from(MinutesVisa)) == 0
+    assert "disabled" not in departement.get(f"/visas/{meeting.id}/departement").get_data(
+        as_text=True)
+    page = visa(departement, meeting.id, "departement", minutes.id, read=False)
+    assert "Visa apposé." in flash_text(page)
+
+    # France Travail asks for a correction instead: a comment naming someone is refused.
+    def correction(comment):
+        assert france_travail.get(f"/visas/documents/{minutes.id}").status_code == 200
+        return france_travail.post(
+            f"/visas/{meeting.id}/france_travail/correction", follow_redirects=True,
+            data={"csrf_token": csrf_token(france_travail, "/visas/"),
+                  "document_id": str(minutes.id), "comment": comment})
+
+    refused = correction("Rappeler la personne au 06 12 34 56 78 avant diffusion.")
+    assert refused.status_code == 422 and "ne doit désigner personne" in flash_text(refused)
+    db_session.expire_all()
+    assert db_session.get(Meeting, meeting.id).state == "pv_en_signature"
+    reference = world["sheets"][0].reference
+    page = correction(f"Situation {reference} : l'échéance de la préconisation manque.")
+    assert "Demande de correction transmise" in flash_text(page)
+    db_session.expire_all()
+    meeting = db_session.get(Meeting, meeting.id)
+    assert meeting.state == "pv_redige"
+    (request,) = db_session.scalars(select(MinutesCorrection)).all()
+    assert request.institution == "france_travail" and request.document_id == minutes.id
+    told = db_session.scalars(select(Notification).where(
+        Notification.kind == "minutes_correction")).all()
+    assert {n.user_id for n in told} == {world["users"]["facilitator"].id}
+    # The CAT reads the comment on the session's page; the earlier visa no longer stands.
+    facilitator = logged_in(app, "facilitator@test.invalid")
+    page = facilitator.get(f"/seances/{meeting.id}").get_data(as_text=True)
+    assert "Corrections du procès-verbal demandées" in page
+    assert f"Situation {reference} : l'échéance de la préconisation manque." in html.unescape(
+        page)
+    assert documents.standing_visas(db_session, meeting, minutes) == {}
+    # The version sent back cannot go for visas again: a corrected one must be built.
+    step(facilitator, meeting.id, "send_minutes")
+    db_session.expire_all()
+    assert db_session.get(Meeting, meeting.id).state == "pv_redige"
+    assert "d'une demande de correction" in html.unescape(facilitator.get(
+        f"/seances/{meeting.id}").get_data(as_text=True))
 
 
 def test_two_directors_signing_at_the_same_moment_both_count(app, world, db_session, vault,
@@ -94,16 +192,19 @@ def test_two_directors_signing_at_the_same_moment_both_count(app, world, db_sess
                                 filename="pv.docx", media_type="application/octet-stream",
                                 size=4, body=b"")
     db_session.add(minutes)
-    db_session.commit()
+    db_session.flush()
     users = {"departement": world["users"]["director"],
              "france_travail": world["users"]["other_director"]}
+    db_session.add_all(MinutesReading(document_id=minutes.id, user_id=user.id)
+                       for user in users.values())
+    db_session.commit()
     first = Session(engine)
     first_vault = Vault(first, keyring, audit.Actor(users["departement"].id))
     # The first visa is written, not yet committed, when the second director signs.
     done_first = meetings.apply_visa(first, first_vault, first.get(Meeting, meeting.id),
                                       first.get(GeneratedDocument, minutes.id),
                                       first.get(User, users["departement"].id), "departement",
-                                      "a" * 64)
+                                      "a" * 64, confirmed=True)
     results = {}
 
     def second_director():
@@ -112,7 +213,8 @@ def test_two_directors_signing_at_the_same_moment_both_count(app, world, db_sess
             results["done"] = meetings.apply_visa(
                 second, second_vault, second.get(Meeting, meeting.id),
                 second.get(GeneratedDocument, minutes.id),
-                second.get(User, users["france_travail"].id), "france_travail", "a" * 64)
+                second.get(User, users["france_travail"].id), "france_travail", "a" * 64,
+                confirmed=True)
             second.commit()
 
     thread = threading.Thread(target=second_director)

@@ -1,12 +1,13 @@
 """Each context builder on a real database, with a worker's vault (no identity chain):
 render, open with python-docx, check the pseudonymised content and that no identity leaks."""
 
+import re
 from datetime import date, datetime
 
 import pytest
 from sqlalchemy import select
 
-from generator.contexts import BUILDERS, sample_context
+from generator.contexts import BUILDERS, information_context, sample_context
 from generator.render import render, template_path
 from shared.crypto import KeyRing
 from shared.db import make_session_factory
@@ -17,8 +18,10 @@ from shared.domain.meetings import (
     adjourn,
     create_meeting,
     invite_members,
+    member_label,
     record_avis,
     save_member,
+    set_secretary,
 )
 from shared.domain.reference import reference_labels
 from shared.domain.sheets import write_values
@@ -169,11 +172,18 @@ def test_agenda_on_a_real_session(scene, build):
     context, _data, text, xml = build("agenda", scene["meeting"].id)
     for sheet in scene["sheets"]:
         assert f"{sheet.reference} – {sheet.beneficiary.pseudonym}" in text
-    assert "Présentation de l'ALI" in text and "14 h 30" in text and "14 h 50" in text
+    assert "Présentation de l'ALI" in text
+    assert "14\u00a0h\u00a030" in text and "14\u00a0h\u00a050" in text
+    # Every item has a presenter and a time (its slot, else the end of the item before).
+    items = context["partnership"] + context["situations"] + context["icag"]
+    assert all(i["time_slot"] for i in items)
+    assert all(i.get("presenter") or i.get("structure") for i in items)
+    assert context["followups_time"] and "Vers " + context["followups_time"] in text
     assert "Retour (passage du 10/11/2026)" in text and "Nouvelle situation" in text
     assert "Service social départemental de Saint-Denis" in text
     assert "Demande de réorientation de parcours" in text
-    assert 'Salle 2 & "annexe" <rdc>' in text and "mardi 15 décembre 2026 à 14 h 00" in text
+    assert 'Salle 2 & "annexe" <rdc>' in text
+    assert "mardi 15 décembre 2026 à 14\u00a0h\u00a000" in text
     # Part 4: the earlier préconisation by reference only (no label, no pseudonym).
     assert [f["reference"] for f in context["followups"]] == [scene["other_sheet"].reference]
     assert scene["other_sheet"].beneficiary.pseudonym not in xml
@@ -213,17 +223,27 @@ def test_dossier_on_a_real_session(scene, build, db_session):
     assert not any("referent_data" in e.fields for e in events)
 
 
-def test_attendance_sheet_names_no_beneficiary(scene, build):
-    _context, _data, text, xml = build("attendance", scene["meeting"].id)
+def test_attendance_sheet_names_no_beneficiary(scene, build, db_session, vault):
+    context, _data, text, xml = build("attendance", scene["meeting"].id)
+    # Before the session: the presence columns are blank, to be ticked at the door.
+    assert {(m["present"], m["excused"], m["absent"]) for m in context["members"]} == {
+        ("", "", "")}
     assert "Dominique Permanent" in text and "Alex Invité" in text and "Invité" in text
     assert "Engagement de confidentialité" in text and "Confirmé" in text
     assert "Remplacé par Sam Suppléant" in text
     assert "Référent·e présentant les situations n° 1 et 2" in text
-    assert "14 h 30, 14 h 50" in text
+    assert "14\u00a0h\u00a030, 14\u00a0h\u00a050" in text
     assert "Service social départemental de Saint-Denis" in text
     for sheet in scene["sheets"]:
         assert sheet.reference not in xml and sheet.beneficiary.pseudonym not in xml
     assert_no_identity(scene, xml)
+
+    # Produced after the session: filled from the attendance recorded.
+    hold_and_decide(scene, db_session, vault)
+    context, _data, _text, _xml = build("attendance", scene["meeting"].id)
+    marks = {m["name"]: (m["present"], m["excused"], m["absent"]) for m in context["members"]}
+    assert marks == {"Dominique Permanent": ("X", "", ""),
+                     "Alex Invité": ("", "Remplacé·e", "")}
 
 
 def test_minutes_by_reference_only_with_signature_blocks(scene, build, db_session, vault):
@@ -236,35 +256,61 @@ def test_minutes_by_reference_only_with_signature_blocks(scene, build, db_sessio
     assert "Maintien du parcours et du référent, avec préconisations" in text
     assert MOTIVATION in text and AVIS_ACTION in text and "15/03/2027" in text
     assert "01/04/2027" in text and "Oui, par le Département" in text
-    assert "Motif de l'ajournement : Référent·e absent·e." in text
-    assert "Situations examinées : 1 – ajournées : 1." in text
+    assert "Motif de l'ajournement\u00a0: Référent·e absent·e." in text
+    assert "Situations examinées\u00a0: 1 – ajournées\u00a0: 1." in text
     assert context["attendance_totals"] == {"present": "1", "excuse": "0", "absent": "0",
                                             "remplace": "1"}
     assert "Remplacé·e par Sam Suppléant" in text
-    assert "Pour le Département : le DGA ou son délégataire" in text
-    assert "Pour France Travail : la Directrice territoriale ou sa délégataire" in text
+    assert "Pour le Département\u00a0: le DGA ou son ou sa délégataire" in text
+    assert ("Pour France Travail\u00a0: la Directrice territoriale ou son ou sa délégataire"
+            in text)
     assert [v["sha256"] for v in context["visas"]] == ["", ""]
-    assert "Nom et qualité" in text
+    assert "Nom et qualité" in text and "Version approuvée" not in text
+    assert "Fait à Saint-Denis, le mercredi 16 décembre 2026." in text
+    # Follow-ups of earlier sessions, with the préconisation's text.
+    assert [f["preconisation"] for f in context["followups"]] == [EARLIER_ACTION]
+    assert EARLIER_ACTION in text
     assert SHARED_DETAIL not in xml and UNSHARED_DETAIL not in xml
     assert_no_identity(scene, xml)
 
-    # A visa on the latest minutes file appears in the next rendering.
-    document = GeneratedDocument(meeting_id=scene["meeting"].id, kind="minutes",
-                                 content_version=1, filename="pv.docx", media_type="x",
-                                 size=0, body=b"")
-    db_session.add(document)
+
+def test_minutes_name_the_secretary_and_the_version_both_directors_signed(
+        scene, build, db_session, vault):
+    hold_and_decide(scene, db_session, vault)
+    meeting = scene["meeting"]
+    present = next(row.member for row in meeting.members if row.attendance == "present")
+    set_secretary(db_session, meeting, f"member:{present.id}")
+    # A visa on a version awaiting the other one is not printed once the minutes are sent
+    # back for correction: only the version both signed stands.
+    signed = GeneratedDocument(meeting_id=meeting.id, kind="minutes", content_version=1,
+                               number=2, filename="proces-verbal-2026-12-15-v2.docx",
+                               media_type="x", size=0, body=b"")
+    db_session.add(signed)
     db_session.flush()
     digest = "ab" * 32
-    db_session.add(MinutesVisa(meeting_id=scene["meeting"].id, document_id=document.id,
-                               institution="france_travail",
-                               user_id=scene["users"]["director"].id, sha256=digest,
-                               signed_at=datetime(2026, 12, 20, 9, 5)))
+    for institution, hour in (("france_travail", 9), ("departement", 16)):
+        db_session.add(MinutesVisa(meeting_id=meeting.id, document_id=signed.id,
+                                   institution=institution,
+                                   user_id=scene["users"]["director"].id, sha256=digest,
+                                   signed_at=datetime(2026, 12, 20, hour, 5)))
+    meeting.state = "pv_redige"
     db_session.commit()
-    context, _data, text, _xml = build("minutes", scene["meeting"].id)
+    context, _data, text, _xml = build("minutes", meeting.id)
+    assert member_label(present) in text
+    assert [v["sha256"] for v in context["visas"]] == ["", ""]
+    assert context["approved"]["sha256"] == "" and digest not in text
+
+    meeting.state = "pv_signe"
+    db_session.commit()
+    context, _data, text, _xml = build("minutes", meeting.id)
     departement, france_travail = context["visas"]
-    assert departement["sha256"] == "" and france_travail["name"] == "Test director"
-    assert france_travail["date"] == "20/12/2026 à 10 h 05"  # Paris time
-    assert digest in text and "Visa apposé par Test director le 20/12/2026 à 10 h 05." in text
+    assert departement["date"] == "20/12/2026 à 17\u00a0h\u00a005"  # Paris time
+    assert france_travail["name"] == "Test director"
+    assert "Visa apposé par Test director le 20/12/2026 à 10\u00a0h\u00a005." in text
+    assert context["approved"] == {"number": "2", "sha256": digest,
+                                   "filename": "proces-verbal-2026-12-15-v2.docx"}
+    assert "proces-verbal-2026-12-15-v2.docx (version 2)" in text and digest in text
+    assert "Fait à Saint-Denis, le dimanche 20 décembre 2026." in text
 
 
 def test_feedback_for_one_situation(scene, build, db_session, vault):
@@ -275,9 +321,13 @@ def test_feedback_for_one_situation(scene, build, db_session, vault):
     assert scene["sheets"][1].reference not in xml
     assert "Maintien du parcours et du référent, avec préconisations" in text
     assert MOTIVATION in text and AVIS_ACTION in text and "ALI de Saint-Denis" in text
-    assert "15/03/2027" in text and "à partir du 01/04/2027 (séance à fixer)" in text
+    assert "15/03/2027" in text and "à partir du 01/04/2027, séance à fixer" in text
     assert "Oui, par le Département" in text and "décision formelle du Département" in text
-    assert "circonscription de Saint-Denis" in context["contact"]
+    facilitator = scene["users"]["facilitator"]
+    assert context["contact"] == (f"{facilitator.full_name}, chargé·e d'animation territoriale "
+                                  f"de l'ICL-I, circonscription de Saint-Denis – "
+                                  f"{facilitator.email}")
+    assert not re.search(r"\([^)]*\(", text), "nested parentheses"
     assert SHARED_DETAIL not in xml
     assert_no_identity(scene, xml)
 
@@ -285,3 +335,19 @@ def test_feedback_for_one_situation(scene, build, db_session, vault):
 def test_feedback_needs_a_sheet_of_the_session(scene, build):
     with pytest.raises(ValueError):
         build("feedback", scene["meeting"].id)
+
+
+def test_the_information_note_has_an_easy_to_read_version_and_the_instances_dpo(
+        scene, engine, settings):
+    sheet = scene["sheets"][0]
+    keyring = KeyRing.load(settings.keyring_path, WORKER_CHAINS)
+    with make_session_factory(engine)() as session:
+        context = information_context(
+            session, Vault(session, keyring, audit.WORKER), None, 1, TODAY,
+            session.get(Sheet, sheet.id), dpo_contact="DPO du Département, dpo@cd93.invalid")
+    text = document_text(render(template_path(settings.templates_dir, "information"), context))
+    assert text.count("dpo@cd93.invalid") == 2  # the easy-to-read version and the full one
+    assert "En bref, en facile à lire" in text and "Il ne vous sanctionne pas." in text
+    assert f"Le groupe voit seulement un numéro\u00a0: {sheet.reference}." in text
+    assert "ne pas diffuser" not in text  # the note is given to the person
+    assert "Information de la personne accompagnée" in text

@@ -50,11 +50,11 @@ def test_every_kind_reads_in_french_with_links_and_no_identity(world, db_session
     inscribed = messages["sheet_inscribed"]
     assert inscribed["Subject"] == (f"[ICL-I] Fiche {first.sheet.reference} inscrite à la "
                                     "séance du 15/12/2026")
-    assert "créneau de 14 h 30" in inscribed.get_content()
+    assert "créneau de 14\u00a0h\u00a030" in inscribed.get_content()
     assert "Dossier incomplet" not in messages["sheet_adjourned"].as_string()
     assert "/visas/" in messages["visa_pending"].get_content()
     convocation = messages["convocation"].get_content()
-    assert "mardi 15 décembre 2026 à 14 h 00" in convocation
+    assert "mardi 15 décembre 2026 à 14\u00a0h\u00a000" in convocation
     assert f"{settings.base_url}/convocation/{meeting.id}/" in convocation
     # A member has no account: answered through the link, never sent to log in
     assert "connexion" not in convocation and "/compte" not in convocation

@@ -94,7 +94,11 @@ def test_every_document_carries_logos_notice_version_and_page_x_of_y(settings, k
     context = sample_context(kind)
     data = render(template_path(settings.templates_dir, kind), context)
     text = document_text(data)
-    assert "Document confidentiel – secret professionnel (art. L.262-44 CASF)" in text
+    if kind == "information":  # given to the person: no « ne pas diffuser » stamp
+        assert "Information de la personne accompagnée" in text
+        assert "ne pas diffuser" not in text
+    else:
+        assert "Document confidentiel – secret professionnel (art. L.262-44 CASF)" in text
     assert f"version {context['version']} du {context['generated_on']}" in text
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         names = archive.namelist()
@@ -140,7 +144,7 @@ def test_french_formats():
 
     assert french_date(date(2026, 12, 15)) == "mardi 15 décembre 2026"
     assert french_date(date(2027, 2, 1)) == "lundi 1er février 2027"
-    assert slot_time("09:05") == "9 h 05" and slot_time("14:30") == "14 h 30"
+    assert slot_time("09:05") == "9\u00a0h\u00a005" and slot_time("14:30") == "14\u00a0h\u00a030"
 
 
 def test_a_broken_template_raises_a_render_error_with_its_place(tmp_path):
@@ -153,9 +157,10 @@ def test_a_broken_template_raises_a_render_error_with_its_place(tmp_path):
     with pytest.raises(RenderError) as error:
         render(broken, {})
     assert error.value.template == "broken.docx"
-    assert "ligne" in error.value.place and "TemplateSyntaxError" in error.value.place
+    assert error.value.place == ("dans le corps du document, erreur de syntaxe\u00a0: une "
+                                 "expression est attendue, « %} » trouvé")
 
-    failing = tmp_path / "failing.docx"  # compiles, fails while filling: part and line
+    failing = tmp_path / "failing.docx"  # compiles, fails while filling: part and reason
     document = NewDocument()
     document.add_paragraph("{{ titre }}")
     document.add_paragraph("{{ seance.lieu.salle }}")
@@ -163,8 +168,8 @@ def test_a_broken_template_raises_a_render_error_with_its_place(tmp_path):
     with pytest.raises(RenderError) as error:
         render(failing, {"titre": "Zyxcanari", "seance": {}})
     place = error.value.place
-    assert place.startswith("word/document.xml, ligne ") and "UndefinedError" in place
-    assert "lieu" in place and "Zyxcanari" not in place
+    assert place == "dans le corps du document\u00a0: « lieu » n'existe pas pour cette variable"
+    assert "Zyxcanari" not in place
 
 
 def test_a_template_cannot_reach_python_internals(tmp_path):
@@ -176,3 +181,11 @@ def test_a_template_cannot_reach_python_internals(tmp_path):
     document.save(evil)
     with pytest.raises(RenderError):
         render(evil, {})
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_templates_fixed_text_follows_french_typography(settings, kind):
+    """A non-breaking space before « : ; ? ! » and inside « … »: never an ordinary one."""
+    text = document_text(render(template_path(settings.templates_dir, kind),
+                                sample_context(kind)))
+    assert not re.search(r" [:;?!»]|« ", text), re.findall(r".{20} [:;?!»]|« .{20}", text)

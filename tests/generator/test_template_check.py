@@ -40,3 +40,18 @@ def test_the_child_prints_one_json_verdict(settings):
     refused = verdict("agenda", b"texte")
     assert refused["accepted"] is False and refused["code"] == "not_docx"
     assert not refused["message"].startswith("Modèle refusé")
+
+
+@pytest.mark.parametrize(("tag", "french"), [
+    ("{{ reference }", "« } » inattendu"),
+    ("{% for x in actions %}", "le modèle se termine sans fermer le bloc « for » (balise "
+                               "attendue\u00a0: « endfor » ou « else »)"),
+    ("{% if reference %}{% endfor %}", "balise « endfor » inattendue dans le bloc « if »"),
+    ("{% signature %}", "balise inconnue « signature »"),
+])
+def test_jinjas_messages_are_given_in_french_at_the_paragraph_in_words_terms(tag, french):
+    with pytest.raises(TemplateRejectedError) as refused:
+        check("information", docx_with("Référence\u00a0:", tag))
+    assert french in refused.value.reason
+    assert "le corps du document, au paragraphe « " in refused.value.reason
+    assert "ligne" not in refused.value.reason and "unexpected" not in refused.value.reason

@@ -12,7 +12,15 @@ from shared.domain.meetings.states import audit_meeting, require_allowed
 from shared.domain.users import EMAIL_RE, normalise_email
 from shared.encrypted import Vault
 from shared.errors import InvalidInputError
-from shared.models import Circonscription, Meeting, MeetingMember, Member, Structure
+from shared.models import (
+    Circonscription,
+    Meeting,
+    MeetingMember,
+    Member,
+    RoleAssignment,
+    Structure,
+    User,
+)
 from shared.models.meeting import ANSWERS, ATTENDANCE
 from shared.text import clean_text, has_control
 
@@ -150,3 +158,51 @@ def attendance_counts(meeting: Meeting) -> dict[str, int]:
     return counts
 
 
+
+
+def facilitators_of(session: Session, circonscription_id: int) -> list[User]:
+    """The active chargé·e·s d'animation (CAT) of a circonscription, by name."""
+    return list(session.scalars(
+        select(User).join(RoleAssignment, RoleAssignment.user_id == User.id)
+        .where(RoleAssignment.role == "facilitator",
+               RoleAssignment.circonscription_id == circonscription_id, User.active.is_(True))
+        .distinct().order_by(User.full_name)))
+
+
+def secretary_choices(session: Session, meeting: Meeting) -> list[tuple[str, str]]:
+    """Who may be secrétaire de séance: the circonscription's CAT, then the members present
+    (a replaced member's substitute is not a member of the instance). Values are
+    ``user:<id>`` and ``member:<id>``."""
+    return ([(f"user:{user.id}", f"{user.full_name} (chargé·e d'animation territoriale)")
+             for user in facilitators_of(session, meeting.circonscription_id)]
+            + [(f"member:{row.member_id}", member_label(row.member))
+               for row in meeting.members if row.attendance == "present"])
+
+
+def member_label(member: Member) -> str:
+    """« Nom (fonction, structure) » without empty parts."""
+    detail = ", ".join(part for part in (member.function,
+                                         member.structure.name if member.structure else "")
+                       if part)
+    return f"{member.name} ({detail})" if detail else member.name
+
+
+def set_secretary(session: Session, meeting: Meeting, choice: str) -> None:
+    """Record the secrétaire de séance (one of ``secretary_choices``), or refuse."""
+    if choice not in dict(secretary_choices(session, meeting)):
+        raise InvalidInputError("Choisissez le ou la secrétaire de séance parmi les membres "
+                                "présents et les chargé·e·s d'animation.")
+    kind, _sep, number = choice.partition(":")
+    meeting.secretary_member_id = int(number) if kind == "member" else None
+    meeting.secretary_user_id = int(number) if kind == "user" else None
+
+
+def secretary_label(session: Session, meeting: Meeting) -> str:
+    """The secrétaire de séance as the minutes name them ("" when none was chosen)."""
+    if meeting.secretary_user_id is not None:
+        user = session.get(User, meeting.secretary_user_id)
+        return f"{user.full_name}, chargé·e d'animation territoriale" if user else ""
+    if meeting.secretary_member_id is not None:
+        member = session.get(Member, meeting.secretary_member_id)
+        return member_label(member) if member else ""
+    return ""

@@ -45,12 +45,18 @@ TRANSITIONS = {
                                       "envoyer le PV en signature"),
     "sign_minutes": MeetingTransition(frozenset({"pv_en_signature"}), "pv_signe",
                                       "marquer le PV signé et diffusé"),
+    # A director's correction request sends the minutes back to the CAT.
+    "correct_minutes": MeetingTransition(frozenset({"pv_en_signature"}), "pv_redige",
+                                         "demander une correction du PV"),
     "close": MeetingTransition(frozenset({"pv_signe"}), "cloturee", "clôturer la séance"),
     "cancel": MeetingTransition(frozenset({"planifiee", "odj_en_construction", "convoquee"}),
                                 "annulee", "annuler la séance", needs_reason=True),
     "postpone": MeetingTransition(frozenset({"planifiee", "odj_en_construction", "convoquee"}),
                                   "reportee", "reporter la séance", needs_reason=True),
 }
+
+# Moves made by the directors' visas and correction requests, never from the session page.
+DIRECTOR_ACTIONS = frozenset({"sign_minutes", "correct_minutes"})
 
 # What else may be done in each state (beyond the transitions above).
 AGENDA_OPEN = {"planifiee", "odj_en_construction"}

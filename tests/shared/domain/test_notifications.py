@@ -29,7 +29,7 @@ def test_a_user_chooses_per_topic_between_immediate_mail_and_a_daily_digest(worl
                                                                           vault):
     facilitator = world["users"]["facilitator"]
     assert notifications.preferences(db_session, facilitator) == {
-        "sheets_to_screen": "immediate"}
+        "sheets_to_screen": "immediate", "minutes": "immediate"}
     with pytest.raises(InvalidInputError):  # a referent's topic is not the facilitator's
         notifications.set_preferences(db_session, vault, facilitator, {"my_sheets": "digest"})
     notifications.set_preferences(db_session, vault, facilitator, {"sheets_to_screen": "digest"})
