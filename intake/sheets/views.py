@@ -168,7 +168,8 @@ def new():
                 return _identity_choice_page(started.sheet, {
                     name: getattr(identity, name) for name in started.differences})
             return redirect(url_for("sheets.edit", sheet_id=started.sheet.id))
-    return render_template("sheets/new.html", form=form, errors=errors, labels=IDENTITY_LABELS)
+    return render_template("sheets/new.html", form=form, errors=errors, labels=IDENTITY_LABELS,
+                           required_identity=REQUIRED_IDENTITY)
 
 
 def _identity_choice_page(sheet: Sheet, typed: dict[str, str], status: int = 200):

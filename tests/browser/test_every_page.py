@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,9 @@ from tests.factories import PASSWORD, canary_identity, make_sheet
 
 AXE = (Path(__file__).parent / "vendor" / "axe.min.js").read_text(encoding="utf-8")
 WIDTHS = (1280, 390)  # a desktop; a phone (iPhone 12 to 15)
+# Where to keep a picture of each role's home and main page (CI keeps them as artefacts; the
+# README shows those in docs/screenshots/).
+SCREENSHOTS = os.environ.get("ICLI_SCREENSHOT_DIR")
 
 # The innermost elements reaching past the screen's edge, outside any scrolling box: what
 # makes the page scroll sideways.
@@ -37,14 +41,15 @@ axe.run(document, {resultTypes: ["violations"]}).then(
 
 
 def pages_by_role(world, own_sheet_id: int) -> dict[str, list[str]]:
+    """Each role's pages; the first two are its home and its main page (the screenshots)."""
     meeting = world["meeting"]
     north = world["north"].id
     item = next(i for i in meeting.items if i.sheet_id is not None)
     return {
         "referent": ["/", "/fiches/", "/fiches/nouvelle", f"/fiches/{own_sheet_id}",
                      f"/fiches/{own_sheet_id}/modifier", "/compte"],
-        "facilitator": ["/", "/fiches/?vue=instance", f"/fiches/{world['sheets'][0].id}",
-                        "/seances/", f"/seances/{meeting.id}",
+        "facilitator": ["/", f"/seances/{meeting.id}", "/fiches/?vue=instance",
+                        f"/fiches/{world['sheets'][0].id}", "/seances/",
                         f"/seances/{meeting.id}/points/{item.id}/avis",
                         f"/seances/calendrier/{north}", f"/seances/membres/{north}",
                         "/suivi/", "/suivi/statistiques", "/suivi/decisions-en-attente"],
@@ -71,7 +76,7 @@ def test_every_page_fits_a_phone_and_has_no_accessibility_violation(
     for role, paths in pages_by_role(world, own.id).items():
         browser.delete_all_cookies()
         LoginPage(browser, live_server).open().login(f"{role}@test.invalid", PASSWORD)
-        for path in paths:
+        for index, path in enumerate(paths):
             for width in WIDTHS:
                 browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
                     "width": width, "height": 900, "deviceScaleFactor": 1,
@@ -79,6 +84,9 @@ def test_every_page_fits_a_phone_and_has_no_accessibility_violation(
                 browser.get(live_server + path)
                 assert "/connexion" not in browser.current_url, (role, path)
                 visited += 1
+                if SCREENSHOTS and width == WIDTHS[0] and index < 2:
+                    name = f"{role}-{'accueil' if index == 0 else 'page'}.png"
+                    assert browser.save_screenshot(str(Path(SCREENSHOTS) / name))
                 # Against the screen's width: a phone widens its layout to fit what overflows
                 overflow = browser.execute_script(
                     "return document.documentElement.scrollWidth;") - width
