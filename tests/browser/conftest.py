@@ -54,13 +54,15 @@ def _chromium_is_installed():
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="session")
 def live_server(test_env, engine, keyring, tmp_path_factory, oidc_provider):
     """The app under gunicorn, on the test instance's database and Redis, its users allowed to
     sign in through the tests' OpenID Connect provider too; yields its base URL.
 
-    One server for the browser tests (stopped after the last of them): each test's data is
-    committed before the browser acts and emptied after it, as for every database test.
+    One server per test process, for the whole run: each test's data is committed before the
+    browser acts and emptied after it, as for every database test. (Scoped to the package, it
+    was stopped and started again, language model and all, each time pytest-xdist handed the
+    process a test from elsewhere between two browser tests.)
 
     ``engine`` builds (and the autouse cleaner empties) the schema; ``keyring`` creates the
     development keyring before the server's workers would race to create it.

@@ -1198,7 +1198,9 @@ def environment(engine, settings, redis, monkeypatch, tmp_path):
     yield env
     root.removeHandler(handler)
     root.setLevel(previous_level)
-    use_fast_hashing(False)
+    # Fast hashing stays: the whole suite hashes that way (tests/conftest.py). Putting the
+    # production cost back here made every account created after this test, in the same
+    # test process, cost a quarter of a second per password and recovery code.
     env.worker.engine.dispose()
     mail_queue(redis).empty()
 
