@@ -55,7 +55,7 @@ class ComingMeeting:
     cutoff_on: date
     dossier_on: date
     situations: int  # on the agenda
-    candidates: int  # declared receivable, not inscribed anywhere yet
+    candidates: int  # its circonscription's sheets declared receivable, not inscribed yet
     dossier_ready: bool
 
 
@@ -79,7 +79,7 @@ def work_queue(session: Session, user: User, *, retention_policy: retention.Poli
     if user.has_role("referent"):
         _referent(session, user, queue, now, local)
     if user.has_role("facilitator"):
-        _facilitator(session, user, queue, now, local)
+        _facilitator(session, user, queue, local)
     if user.has_role("director"):
         queue.director = {
             "minutes_to_sign": _count(select(Meeting.id)
@@ -130,8 +130,7 @@ def _referent(session: Session, user: User, queue: WorkQueue, now: datetime,
     queue.inscriptions = [Inscription(*row) for row in rows]
 
 
-def _facilitator(session: Session, user: User, queue: WorkQueue, now: datetime,
-                 local: datetime) -> None:
+def _facilitator(session: Session, user: User, queue: WorkQueue, local: datetime) -> None:
     scope, today = user.circonscription_ids, local.date()
     in_scope = select(Meeting.id).where(Meeting.circonscription_id.in_(scope or {-1}))
     queue.facilitator = {
@@ -145,8 +144,11 @@ def _facilitator(session: Session, user: User, queue: WorkQueue, now: datetime,
                             for action in open_actions(session, scope)),
         "bring_back": len(situations_to_bring_back(session, scope, today + HORIZON)),
     }
-    candidates = _count(facilitator_sheets_query(user).with_only_columns(Sheet.id)
-                        .where(Sheet.status == "recevable").order_by(None), session)
+    # Receivable sheets not inscribed yet, by circonscription: each session is told its own.
+    candidates = dict(session.execute(
+        facilitator_sheets_query(user).with_only_columns(Sheet.circonscription_id, func.count())
+        .where(Sheet.status == "recevable").group_by(Sheet.circonscription_id)
+        .order_by(None)).all())
     for meeting in session.scalars(
             select(Meeting).where(Meeting.circonscription_id.in_(scope or {-1}),
                                   Meeting.state.in_(OPEN_MEETING_STATES),
@@ -158,7 +160,7 @@ def _facilitator(session: Session, user: User, queue: WorkQueue, now: datetime,
             cutoff_on=day - timedelta(days=meeting.cutoff_days),
             dossier_on=day - timedelta(days=meeting.dossier_days),
             situations=sum(item.sheet_id is not None for item in meeting.items),
-            candidates=candidates,
+            candidates=candidates.get(meeting.circonscription_id, 0),
             dossier_ready=_count(select(GeneratedDocument.id).where(
                 GeneratedDocument.meeting_id == meeting.id,
                 GeneratedDocument.kind == "dossier"), session) > 0))

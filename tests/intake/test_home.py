@@ -30,6 +30,8 @@ def test_each_role_gets_the_counts_of_what_waits_on_it(db_session, vault, world)
     inscribed = make_sheet(db_session, vault, structures["ssd"], canary_identity(13),
                            status="recevable", **mine)
     inscribe_sheet(db_session, vault, world["meeting"], inscribed, "15:10")
+    make_sheet(db_session, vault, structures["ssd"], canary_identity(14), status="recevable",
+               **mine)  # waiting for a session of its circonscription
     reveal_identity(db_session, vault, submitted, actor_id=users["facilitator"].id,
                     reason="Vérifier un doublon signalé.")
     db_session.commit()
@@ -51,7 +53,7 @@ def test_each_role_gets_the_counts_of_what_waits_on_it(db_session, vault, world)
     [coming] = facilitator.coming
     assert coming.meeting.id == world["meeting"].id
     assert (coming.cutoff_on, coming.dossier_on) == (date(2026, 12, 5), date(2026, 12, 10))
-    assert coming.situations == 3 and not coming.dossier_ready
+    assert coming.situations == 3 and not coming.dossier_ready and coming.candidates == 1
     other = queue("other_facilitator")
     assert other.facilitator["to_screen"] == 0 and other.coming == []
     # After the session, it is no longer "coming"
