@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from shared.db import paris_to_utc, utc_to_paris
 from shared.domain.reference import reference_labels
+from shared.domain.statistics import month_bounds
 from shared.errors import InvalidInputError
 from shared.models import (
     AgendaItem,
@@ -50,13 +51,11 @@ class Period:
 
     def bounds(self) -> tuple[datetime, datetime]:
         """[start, end) in naive Paris time, as session times are stored."""
-        if not 2000 <= self.year <= 2100 or not (self.month is None or 1 <= self.month <= 12):
-            raise InvalidInputError("Période invalide : choisissez une année, et un mois si "
-                                    "vous le souhaitez.")
-        if self.month is None:
-            return datetime(self.year, 1, 1), datetime(self.year + 1, 1, 1)
-        return (datetime(self.year, self.month, 1),
-                datetime(self.year + (self.month == 12), self.month % 12 + 1, 1))
+        if self.month is not None:
+            return month_bounds(self.year, self.month)
+        if not 2000 <= self.year <= 2100:
+            raise InvalidInputError("Année invalide : choisissez une année entre 2000 et 2100.")
+        return datetime(self.year, 1, 1), datetime(self.year + 1, 1, 1)
 
     def utc_bounds(self) -> tuple[datetime, datetime]:
         start, end = self.bounds()
