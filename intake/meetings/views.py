@@ -245,8 +245,8 @@ def member_substitute(circ_id: int, member_id: int):
     member = db().get(Member, member_id)
     if member is None or member.circonscription_id != circ.id:
         abort(404)
-    chosen = request.form.get("substitute_id", "")
-    substitute = db().get(Member, int(chosen)) if chosen.isdigit() and int(chosen) else None
+    chosen = request.form.get("substitute_id", type=record_id)  # « — » (0): none
+    substitute = db().get(Member, chosen) if chosen else None
     try:
         domain.set_substitute(db(), vault(), member, substitute)
     except DomainError as exc:

@@ -40,7 +40,7 @@ from shared.errors import DomainError, InvalidInputError
 from shared.models import Circonscription, Member, RoleAssignment, Structure, User
 from shared.models.meeting import MEMBER_KINDS
 from shared.models.reference import STRUCTURE_TYPES
-from shared.text import clean_text
+from shared.text import canonical, clean_text
 
 MAX_ROWS = 20_000
 MAX_ERRORS = 50  # listed; the count says how many more
@@ -49,10 +49,13 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 UNUSABLE_HASH = "!import"
 YES = {"oui", "o", "1", "vrai", "x"}
 NO = {"non", "n", "0", "faux"}
-# Roles as a file names them: the French words, or the codes.
+# Roles as a file names them: the French words, or the codes. Administrators and the DPO are
+# not imported, and an import never changes their accounts: a file (or an API token allowed
+# to import) must not be a way to make or unmake one. They are set one by one, on their page.
 ROLE_WORDS = {"referent": "referent", "référent": "referent", "animation": "facilitator",
-              "cat": "facilitator", "direction": "director", "administration": "admin",
-              "dpo": "dpo", **{code: code for code in ("facilitator", "director", "admin")}}
+              "cat": "facilitator", "direction": "director",
+              **{code: code for code in ("facilitator", "director")}}
+PRIVILEGED_ROLES = {"admin", "dpo"}
 
 KINDS = {
     "circonscriptions": "Circonscriptions",
@@ -188,8 +191,10 @@ def read_rows(data: bytes, kind: str, report: ImportReport) -> list[tuple[int, d
             report.error(1, f"colonnes attendues pour « {KINDS[kind]} » : {expected}.")
             return []
         rows = []
+        ended = reader.line_num  # where the previous record ended
         for values in reader:
-            line = reader.line_num
+            # A record's own first line: a quoted cell may span several lines of the file.
+            line, ended = ended + 1, reader.line_num
             if not any(v.strip() for v in values):
                 continue
             if len(rows) >= MAX_ROWS:
@@ -198,8 +203,10 @@ def read_rows(data: bytes, kind: str, report: ImportReport) -> list[tuple[int, d
             if len(values) != len(header):
                 report.error(line, f"{len(values)} colonne(s) au lieu de {len(header)}.")
                 continue
+            # Checked on the value as it would be stored (normalised, trimmed): a non-breaking
+            # space, a line break or a full-width « ＝ » before the sign hides nothing.
             formulas = [name for name, value in zip(header, values, strict=True)
-                        if value.lstrip(" ").startswith(FORMULA_STARTS)]
+                        if canonical(value).strip().startswith(FORMULA_STARTS)]
             for name in formulas:
                 report.error(line, f"colonne « {name} » : une cellule ne peut pas commencer "
                                    "par « = », « + », « - » ou « @ » (formule de tableur "
@@ -380,14 +387,18 @@ class _Accounts(_Planner):
         full_name = _text(row, "nom", 160, required=True)
         role = ROLE_WORDS.get(row["role"].lower())
         if role is None:
-            raise RowError("colonne « role » : attendu referent, animation, direction, "
-                           "administration ou dpo.")
+            raise RowError("colonne « role » : attendu referent, animation ou direction (les "
+                           "comptes d'administration et de DPO se créent un par un, sur leur "
+                           "page).")
         scope = self._scope(role, row)
         habilitation = (_date(row, "debut_habilitation"), _date(row, "fin_habilitation"))
         users.check_habilitation(*habilitation)
         wanted = {"full_name": full_name, "habilitation_starts_on": habilitation[0],
                   "habilitation_ends_on": habilitation[1]}
         existing = self.accounts.get(email)
+        if existing is not None and {a.role for a in existing.roles} & PRIVILEGED_ROLES:
+            raise RowError("ce compte est un compte d'administration ou de DPO : il se modifie "
+                           "sur sa page, jamais par un import.")
         if existing is None:
             return Change(line, "création", email), lambda: self.new.append(
                 ({"email": email, **wanted}, scope))

@@ -8,6 +8,7 @@ import zipfile
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shared import deidentify
@@ -404,8 +405,11 @@ def read_minutes(vault: Vault, document: GeneratedDocument, user_id: int, *,
     correction request needs is recorded."""
     body = download(vault, document, pdf=pdf)
     if not has_read_minutes(vault.session, document, user_id):
-        vault.session.add(MinutesReading(document_id=document.id, user_id=user_id))
-        vault.session.flush()
+        try:
+            with vault.session.begin_nested():  # the Word and the PDF opened at once
+                vault.session.add(MinutesReading(document_id=document.id, user_id=user_id))
+        except IntegrityError:
+            pass  # the other request recorded this reading
     return body
 
 

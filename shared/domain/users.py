@@ -119,6 +119,12 @@ def update_account(session: Session, vault: Vault, user: User, *, full_name: str
     if (vault.actor.user_id == user.id and user.has_role("admin") and role.role != "admin"):
         raise InvalidInputError("Vous ne pouvez pas retirer votre propre rôle "
                                 "d'administrateur·rice.")
+    starts, ends = habilitation
+    today = paris_today()
+    if vault.actor.user_id == user.id and not ((starts is None or starts <= today)
+                                               and (ends is None or today <= ends)):
+        raise InvalidInputError("Vos propres dates d'habilitation doivent inclure aujourd'hui : "
+                                "sinon vous ne pourriez plus vous connecter.")
     changed = []
     if full_name != user.full_name:
         user.full_name = full_name

@@ -154,6 +154,18 @@ def test_a_director_opens_and_confirms_before_signing_or_sends_the_minutes_back(
 
     refused = correction("Rappeler la personne au 06 12 34 56 78 avant diffusion.")
     assert refused.status_code == 422 and "ne doit désigner personne" in flash_text(refused)
+    # A name the detector may not read as one is caught against the session's people
+    surname = world["identities"][0].nom
+    refused = correction(f"Situation {world['sheets'][0].reference} : {surname.lower()} "
+                         "conteste l'avis.")
+    assert refused.status_code == 422 and "ne doit désigner personne" in flash_text(refused)
+    # The Département, which signed this version, can no longer send it back
+    assert departement.get(f"/visas/documents/{minutes.id}").status_code == 200
+    page = departement.post(f"/visas/{meeting.id}/departement/correction",
+                            follow_redirects=True,
+                            data={"csrf_token": csrf_token(departement, "/visas/"),
+                                  "document_id": str(minutes.id), "comment": "À revoir."})
+    assert "a déjà visé cette version" in html.unescape(flash_text(page))
     db_session.expire_all()
     assert db_session.get(Meeting, meeting.id).state == "pv_en_signature"
     reference = world["sheets"][0].reference

