@@ -42,7 +42,8 @@ def inbox():
 
 def _awaiting(meeting_id: int, institution: str) -> tuple[Meeting, GeneratedDocument | None]:
     meeting = db().get(Meeting, meeting_id)
-    if meeting is None or institution not in INSTITUTIONS:
+    # Only the director's own institutions: another's page would offer forms they cannot use.
+    if meeting is None or institution not in INSTITUTIONS.keys() & current_user.institutions:
         abort(404)
     return meeting, documents.latest_document(db(), meeting.id, "minutes")
 

@@ -135,6 +135,8 @@ def test_a_director_opens_and_confirms_before_signing_or_sends_the_minutes_back(
     review = html.unescape(departement.get(f"/visas/{meeting.id}/departement").get_data(
         as_text=True))
     assert "disabled" in review and "J'ai lu la version 1" in review
+    # Another institution's page is not a France Travail director's to see
+    assert france_travail.get(f"/visas/{meeting.id}/departement").status_code == 404
     # Opened but not confirmed: refused too.
     page = visa(departement, meeting.id, "departement", minutes.id, confirm=False)
     assert "Cochez la case de confirmation" in flash_text(page)
