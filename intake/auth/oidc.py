@@ -41,13 +41,25 @@ class ProviderAnswerError(Exception):
         return self.reason.startswith("provider_said_")
 
 
+# The error codes of OAuth 2.0 (RFC 6749, 4.1.2.1) and OpenID Connect Core (3.1.2.6).
+PROVIDER_ERRORS = {"access_denied", "invalid_request", "unauthorized_client", "invalid_scope",
+                   "unsupported_response_type", "server_error", "temporarily_unavailable",
+                   "interaction_required", "login_required", "account_selection_required",
+                   "consent_required", "invalid_request_uri", "invalid_request_object",
+                   "request_not_supported", "request_uri_not_supported",
+                   "registration_not_supported"}
+
+
 def init_app(app: Flask, providers: tuple[OidcProvider, ...]) -> None:
     oauth = OAuth(app)
     for provider in providers:
         oauth.register(provider.name, client_id=provider.client_id,
                        client_secret=provider.client_secret,
                        server_metadata_url=provider.metadata_url,
-                       client_kwargs={"scope": provider.scopes, "timeout": HTTP_TIMEOUT})
+                       # Authlib's session applies ``default_timeout``; a ``timeout`` here
+                       # is kept as metadata and never used (a hung provider held a worker).
+                       client_kwargs={"scope": provider.scopes,
+                                      "default_timeout": HTTP_TIMEOUT})
     app.extensions["icli_oidc"] = {p.name: (p, oauth.create_client(p.name)) for p in providers}
 
 
@@ -97,7 +109,10 @@ def claims_from_callback(name: str) -> tuple[ProviderClaims, str]:
     except (InvalidClaimError, MissingClaimError) as exc:
         raise ProviderAnswerError(f"claim_{exc.claim}") from None
     except OAuthError as exc:  # the provider's own "error" (access_denied: cancelled), or ours
-        raise ProviderAnswerError(f"provider_said_{exc.error}" if request.args.get("error")
+        # ``error`` comes from the query string before any state is checked: only the
+        # standard codes are kept (anyone could otherwise write text into the audit rows).
+        said = exc.error if exc.error in PROVIDER_ERRORS else "other"
+        raise ProviderAnswerError(f"provider_said_{said}" if request.args.get("error")
                                   else type(exc).__name__) from None
     except JoseError as exc:
         raise ProviderAnswerError(type(exc).__name__) from None

@@ -207,7 +207,10 @@ def _vouched_account(session: Session, provider: OidcProvider, claims: ProviderC
     if other is not None:
         raise SignInRefused(f"Cette adresse e-mail est liée à une autre identité {label}. "
                             "Contactez votre administrateur·rice.", "subject_mismatch")
-    if (second_factor.required_for(user, second_factor_everyone)
+    # A second factor the account must have, or one its owner chose to have, is not skipped
+    # by signing in at a provider with one factor.
+    if ((second_factor.required_for(user, second_factor_everyone)
+         or second_factor.is_enrolled(session, user))
             and claims.acr not in provider.second_factor_acr):
         raise SignInRefused(f"Votre compte exige une authentification à deux facteurs : "
                             f"connectez-vous à {label} avec une méthode à deux facteurs, ou "

@@ -13,6 +13,7 @@ import requests
 from sqlalchemy import select
 
 from shared.models import AuditEvent, OidcLink, User
+from tests.factories import enrol_second_factor
 from tests.helpers import OIDC_SECOND_FACTOR_ACR, csrf_token
 
 
@@ -119,6 +120,16 @@ def test_a_sign_in_cancelled_at_the_provider_says_so(oidc_app, oidc_provider, wo
     assert failures(db_session) == ["oidc:test:provider_said_access_denied"]
 
 
+def test_an_error_code_made_up_by_a_link_writes_nothing_of_it(oidc_app, oidc_provider, world,
+                                                              db_session):
+    # ?error= is read before any state: a page could make browsers write its text into the
+    # audit rows (an address, say). Only the standard codes are kept.
+    client = oidc_app.test_client()
+    response = client.get("/connexion/oidc/test/retour?error=jean.dupont@example.fr")
+    assert response.status_code in (302, 400, 401, 403)
+    assert failures(db_session) == ["oidc:test:provider_said_other"]
+
+
 def test_an_unknown_address_is_refused_and_no_account_is_created(oidc_app, oidc_provider,
                                                                  world, db_session):
     client = oidc_app.test_client()
@@ -158,3 +169,16 @@ def test_an_administrator_needs_the_providers_two_factor_acr(oidc_app, oidc_prov
                                         acr=OIDC_SECOND_FACTOR_ACR)
     assert response.status_code == 302 and response.headers["Location"] == "/"
     assert client.get("/admin/utilisateurs").status_code == 200
+
+
+def test_a_second_factor_its_owner_chose_is_not_skipped_through_the_provider(
+        oidc_app, oidc_provider, world, db_session, vault):
+    enrol_second_factor(db_session, vault, world["users"]["referent"])  # optional, chosen
+    db_session.commit()
+    client = oidc_app.test_client()
+    response = sign_in_through_provider(client, oidc_provider, "referent@test.invalid")
+    assert "Votre compte exige une authentification à deux facteurs" in refusal(client,
+                                                                                 response)
+    response = sign_in_through_provider(client, oidc_provider, "referent@test.invalid",
+                                        acr=OIDC_SECOND_FACTOR_ACR)
+    assert response.status_code == 302 and response.headers["Location"] == "/"
